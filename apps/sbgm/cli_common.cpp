@@ -1,0 +1,113 @@
+#include "cli_common.hpp"
+
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <csignal>
+#include <cstdio>
+#include <iostream>
+
+#include "sbgm/util/error.hpp"
+
+namespace sbgm::cli {
+
+std::atomic<bool> g_interrupted{false};
+
+namespace {
+double now() { return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count(); }
+
+extern "C" void on_signal(int sig) {
+  if (g_interrupted.exchange(true)) {
+    std::signal(sig, SIG_DFL);
+    std::raise(sig);
+  }
+}
+}  // namespace
+
+void install_interrupt_handler() {
+  std::signal(SIGINT, on_signal);
+  std::signal(SIGTERM, on_signal);
+}
+
+bool progress_enabled() { return ::isatty(STDERR_FILENO) == 1; }
+
+std::string format_duration(double s) {
+  if (!(s >= 0) || s > 1e7) return "--:--";
+  const long t = std::lround(s);
+  char buf[32];
+  if (t >= 3600) std::snprintf(buf, sizeof buf, "%ld:%02ld:%02ld", t / 3600, (t / 60) % 60, t % 60);
+  else std::snprintf(buf, sizeof buf, "%02ld:%02ld", t / 60, t % 60);
+  return buf;
+}
+
+ProgressLine::ProgressLine(std::string label) : label_(std::move(label)), start_(now()) {}
+ProgressLine::~ProgressLine() { finish(); }
+
+void ProgressLine::update(int64_t done, int64_t total, const std::string& extra) {
+  if (!progress_enabled()) return;
+  const double t = now();
+  if (done < total && t - last_draw_ < 0.1) return;
+  last_draw_ = t;
+  const double frac = total > 0 ? static_cast<double>(done) / total : 1.0;
+  const int width = 24, filled = static_cast<int>(frac * width);
+  const double elapsed = t - start_;
+  const double eta = frac > 0 ? elapsed * (1 - frac) / frac : -1;
+  std::string bar(filled, '#');
+  bar.append(width - filled, '.');
+  std::fprintf(stderr, "\r\033[K%s [%s] %3.0f%% %lld/%lld %s ETA %s", label_.c_str(), bar.c_str(), frac * 100,
+               static_cast<long long>(done), static_cast<long long>(total), extra.c_str(), format_duration(eta).c_str());
+  drawn_ = true;
+}
+
+void ProgressLine::finish() {
+  if (drawn_) std::fputc('\n', stderr);
+  drawn_ = false;
+}
+
+void print_train_progress(const TrainProgress& p, ProgressLine& line) {
+  char extra[96];
+  std::snprintf(extra, sizeof extra, "loss %.4g lr %.2e %.0f it/s", p.loss, p.lr, p.steps_per_second);
+  line.update(p.step, p.total_steps, extra);
+}
+
+void ConfigFlags::add_to(CLI::App& app) {
+  for (const auto& key : RunConfig::keys()) {
+    app.add_option_function<std::string>(
+           "--" + key.name, [this, name = key.name](const std::string& v) { values_[name] = v; }, key.help)
+        ->group("Config keys (override the config file)");
+  }
+  app.add_option("--set", sets_, "set any config key: --set section.key=value (repeatable)")
+      ->group("Config keys (override the config file)");
+}
+
+void ConfigFlags::add_shortcut(CLI::App& app, const std::string& flag, const std::string& key, const std::string& help) {
+  app.add_option_function<std::string>(flag, [this, key](const std::string& v) { values_[key] = v; }, help);
+}
+
+bool ConfigFlags::given(const std::string& key) const {
+  if (values_.count(key)) return true;
+  for (const auto& s : sets_)
+    if (s.rfind(key + "=", 0) == 0) return true;
+  return false;
+}
+
+void ConfigFlags::apply(RunConfig& config) const {
+  for (const auto& s : sets_) {
+    const auto eq = s.find('=');
+    if (eq == std::string::npos) throw InvalidArgument("--set expects section.key=value, got '" + s + "'");
+    config.set(s.substr(0, eq), s.substr(eq + 1));
+  }
+  for (const auto& [key, value] : values_) config.set(key, value);
+}
+
+void check_output_path(const std::string& path, const std::string& extension) {
+  if (path.size() < extension.size() || path.compare(path.size() - extension.size(), extension.size(), extension) != 0)
+    throw InvalidArgument(path + ": output file must end in " + extension);
+  const auto slash = path.rfind('/');
+  const std::string dir = slash == std::string::npos ? "." : path.substr(0, slash == 0 ? 1 : slash);
+  struct stat st {};
+  if (::stat(dir.c_str(), &st) != 0 || !S_ISDIR(st.st_mode)) throw InvalidArgument(path + ": directory " + dir + " does not exist");
+}
+
+}  // namespace sbgm::cli

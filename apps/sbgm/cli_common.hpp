@@ -1,0 +1,57 @@
+#pragma once
+// What every subcommand of the CLI shares: progress rendering, Ctrl-C, the run-config flags.
+
+#include <CLI/CLI.hpp>
+
+#include <atomic>
+#include <functional>
+#include <map>
+#include <string>
+
+#include "sbgm/run/run_config.hpp"
+#include "sbgm/train/trainer.hpp"
+
+namespace sbgm::cli {
+
+// Set by SIGINT/SIGTERM once install_interrupt_handler() ran; a second Ctrl-C exits at once.
+extern std::atomic<bool> g_interrupted;
+void install_interrupt_handler();
+
+// True when standard error is a terminal (progress is drawn only then).
+bool progress_enabled();
+
+// Renders "label [####....] 42% (done/total) ETA" on one terminal line, throttled.
+class ProgressLine {
+ public:
+  explicit ProgressLine(std::string label);
+  ~ProgressLine();
+  void update(int64_t done, int64_t total, const std::string& extra = "");
+  void finish();
+
+ private:
+  std::string label_;
+  double start_, last_draw_ = -1;
+  bool drawn_ = false;
+};
+
+void print_train_progress(const TrainProgress& p, ProgressLine& line);
+std::string format_duration(double seconds);
+
+// Registers --section.key for every config key (and --set KEY=VALUE); apply() writes the ones given.
+class ConfigFlags {
+ public:
+  void add_to(CLI::App& app);
+  // Shortcut flags (--steps, --lr, ...) map to keys; call before add_to's options are parsed.
+  void add_shortcut(CLI::App& app, const std::string& flag, const std::string& key, const std::string& help);
+  void apply(RunConfig& config) const;
+  bool given(const std::string& key) const;
+
+ private:
+  std::map<std::string, std::string> values_;  // key -> value as given
+  std::vector<std::string> sets_;
+};
+
+// Fails with InvalidArgument unless path's directory exists and path ends with the extension.
+void check_output_path(const std::string& path, const std::string& extension);
+
+}  // namespace sbgm::cli

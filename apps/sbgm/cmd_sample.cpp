@@ -1,0 +1,73 @@
+#include <ATen/ATen.h>
+
+#include <iostream>
+
+#include "cli_common.hpp"
+#include "commands.hpp"
+#include "sbgm/data/dataset.hpp"
+#include "sbgm/data/toy.hpp"
+#include "sbgm/io/npy.hpp"
+#include "sbgm/plot/plots.hpp"
+#include "sbgm/run/model.hpp"
+#include "sbgm/util/error.hpp"
+#include "sbgm/util/runtime.hpp"
+
+namespace sbgm::cli {
+namespace {
+
+// The training data for the picture, when it can still be had (a built-in dataset, or the file
+// if it is still there); undefined otherwise.
+at::Tensor training_data_for_picture(const RunConfig& c) {
+  try {
+    if (!c.data.dataset.empty()) return make_toy_dataset(c.data.dataset, std::min<int64_t>(c.data.size, 5000), c.train.seed);
+    return load_data_file(c.data.file);
+  } catch (const std::exception&) {
+    return at::Tensor();
+  }
+}
+
+}  // namespace
+
+void add_sample_command(CLI::App& app, Action& action) {
+  auto* cmd = app.add_subcommand("sample", "draw samples from a trained model");
+  struct Options {
+    std::string checkpoint, out, png, device = "cpu";
+    int64_t n = 1000, steps = 0, threads = 0;
+    uint64_t seed = 0;
+    bool raw_weights = false;
+  };
+  auto opt = std::make_shared<Options>();
+  cmd->add_option("--checkpoint", opt->checkpoint, "run directory or checkpoint file")->required();
+  cmd->add_option("--out", opt->out, "output .npy file of shape [n, ...]")->required();
+  cmd->add_option("--n", opt->n, "number of samples")->capture_default_str();
+  cmd->add_option("--steps", opt->steps, "Euler-Maruyama steps (default: the run's sample.steps)");
+  cmd->add_option("--seed", opt->seed, "random seed")->capture_default_str();
+  cmd->add_option("--png", opt->png, "also draw the samples (beside the training data when available)");
+  cmd->add_option("--device", opt->device, "cpu or cuda")->capture_default_str();
+  cmd->add_option("--threads", opt->threads, "CPU threads (0: default)")->capture_default_str();
+  cmd->add_flag("--raw-weights", opt->raw_weights, "use the raw weights instead of their EMA");
+  cmd->callback([&action, opt] {
+    action = [opt]() -> int {
+      if (opt->n < 1) throw InvalidArgument("--n must be at least 1");
+      if (opt->steps < 0) throw InvalidArgument("--steps must be at least 1");
+      if (opt->threads < 0) throw InvalidArgument("--threads must not be negative");
+      check_output_path(opt->out, ".npy");
+      if (!opt->png.empty()) check_output_path(opt->png, ".png");
+      const c10::Device device = parse_device(opt->device);
+      configure_threads(static_cast<int>(opt->threads));
+      tune_allocator();
+      const Model model = load_model(opt->checkpoint, !opt->raw_weights, device);
+      const int64_t steps = opt->steps > 0 ? opt->steps : model.config.sample.steps;
+      ProgressLine line("sample");
+      const at::Tensor samples =
+          sample_model(model, opt->n, steps, opt->seed, [&](int64_t d, int64_t t) { line.update(d, t); });
+      line.finish();
+      check_finite(samples, "the samples (the model diverged)");
+      write_npy(opt->out, samples);
+      if (!opt->png.empty()) plot_samples(opt->png, training_data_for_picture(model.config), samples);
+      return 0;
+    };
+  });
+}
+
+}  // namespace sbgm::cli

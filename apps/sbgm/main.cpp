@@ -1,0 +1,43 @@
+// sbgm: fit score-based diffusion models, sample from them, inspect checkpoints.
+// Every error ends here: one line on stderr and a non-zero exit code.
+
+#include <c10/util/Exception.h>
+
+#include <iostream>
+
+#include "commands.hpp"
+#include "sbgm/util/error.hpp"
+
+int main(int argc, char** argv) {
+  CLI::App app{"sbgm: score-based generative models (train, sample, info)", "sbgm"};
+  app.require_subcommand(1);
+  app.set_version_flag("--version", "sbgm 0.1.0");
+  sbgm::cli::Action action;
+  sbgm::cli::add_train_command(app, action);
+  sbgm::cli::add_sample_command(app, action);
+  sbgm::cli::add_info_command(app, action);
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::CallForHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::CallForAllHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::CallForVersion& e) {
+    return app.exit(e);
+  } catch (const CLI::ParseError& e) {
+    std::cerr << "sbgm: error: " << e.what() << " (see sbgm --help)\n";
+    return 2;
+  }
+  try {
+    return action ? action() : 2;
+  } catch (const sbgm::InvalidArgument& e) {
+    std::cerr << "\nsbgm: error: " << e.what() << "\n";
+    return 2;
+  } catch (const c10::Error& e) {
+    std::cerr << "\nsbgm: error: " << e.what_without_backtrace() << "\n";
+    return 1;
+  } catch (const std::exception& e) {
+    std::cerr << "\nsbgm: error: " << e.what() << "\n";
+    return 1;
+  }
+}

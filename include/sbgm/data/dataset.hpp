@@ -1,0 +1,21 @@
+#pragma once
+// Loading user data: .npy ([N, ...], float32/float64) or CSV (rows of numbers, optional header),
+// checked for shape and finiteness with errors that name the file and the problem.
+
+#include <ATen/core/Tensor.h>
+
+#include <string>
+
+namespace sbgm {
+
+// Reads rows of comma-separated numbers; a first line that is not numeric is taken as a header.
+at::Tensor read_csv(const std::string& path);
+
+// Reads .npy or .csv (by extension) as float32 [N, ...] and checks N >= min_rows, rank >= 2 and
+// that every value is finite.
+at::Tensor load_data_file(const std::string& path, int64_t min_rows = 1);
+
+// Throws InvalidArgument("<what> contains NaN or Inf (first at row r)") when x is not all finite.
+void check_finite(const at::Tensor& x, const std::string& what);
+
+}  // namespace sbgm

@@ -1,0 +1,35 @@
+#pragma once
+// Anything that gives the score grad_x log p_t(x | y): a trained network or an analytic model.
+// Samplers and likelihoods only ever see this interface.
+
+#include <ATen/core/Tensor.h>
+
+#include <memory>
+
+#include "sbgm/nets/net_config.hpp"
+
+namespace sbgm {
+
+class SDE;
+class ScoreNet;
+
+class ScoreModel {
+ public:
+  virtual ~ScoreModel() = default;
+  // x: [B, ...]; t: [B]; y: [B, ...] or undefined. Returns a tensor shaped like x.
+  virtual at::Tensor score(const at::Tensor& x, const at::Tensor& t, const at::Tensor& y) = 0;
+};
+
+// A network's output turned into a score for a given SDE.
+class NetworkScore final : public ScoreModel {
+ public:
+  NetworkScore(std::shared_ptr<ScoreNet> net, std::shared_ptr<const SDE> sde, Parameterization output);
+  at::Tensor score(const at::Tensor& x, const at::Tensor& t, const at::Tensor& y) override;
+
+ private:
+  std::shared_ptr<ScoreNet> net_;
+  std::shared_ptr<const SDE> sde_;
+  Parameterization output_;
+};
+
+}  // namespace sbgm

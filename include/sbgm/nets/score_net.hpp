@@ -1,0 +1,26 @@
+#pragma once
+// A trainable score network: (x [B, ...], t [B], y [B, ...] or undefined) -> [B, ...] shaped
+// like x. What the output means is the NetConfig's Parameterization.
+
+#include <torch/nn/module.h>
+
+#include <memory>
+#include <vector>
+
+#include "sbgm/nets/net_config.hpp"
+
+namespace sbgm {
+
+class ScoreNet : public torch::nn::Module {
+ public:
+  // y: the condition, or an undefined tensor for an unconditional network.
+  virtual at::Tensor forward(const at::Tensor& x, const at::Tensor& t, const at::Tensor& y) = 0;
+};
+
+// Builds the network described by config for samples of shape data_shape (without the batch
+// dimension) and conditions of cond_dim features (0: unconditional). Initialisation draws from
+// the global torch generator; seed it first for reproducible weights.
+std::shared_ptr<ScoreNet> make_score_net(const NetConfig& config, const std::vector<int64_t>& data_shape,
+                                         int64_t cond_dim = 0);
+
+}  // namespace sbgm

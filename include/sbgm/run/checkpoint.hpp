@@ -1,0 +1,32 @@
+#pragma once
+// A self-describing checkpoint: the run config, data shape and scaling, weights, EMA weights,
+// optimiser state, step and RNG state. Written to a temporary file and renamed into place.
+
+#include <ATen/core/Tensor.h>
+
+#include <string>
+#include <vector>
+
+#include "sbgm/data/scaling.hpp"
+#include "sbgm/run/run_config.hpp"
+#include "sbgm/train/trainer.hpp"
+
+namespace sbgm {
+
+struct Checkpoint {
+  RunConfig config;
+  std::vector<int64_t> data_shape;  // one sample, without the batch dimension
+  int64_t cond_dim = 0;
+  Scaling scaling;
+  TrainState state;
+  std::vector<at::Tensor> buffers;  // the network's non-trained state (e.g. Fourier frequencies)
+};
+
+// RUN_DIR/checkpoint.pt for a directory, the path itself otherwise.
+std::string checkpoint_path(const std::string& run_dir_or_file);
+
+void save_checkpoint(const Checkpoint& checkpoint, const std::string& path);
+// Throws IOError naming the file when it is missing, unreadable or not an sbgm checkpoint.
+Checkpoint load_checkpoint(const std::string& run_dir_or_file);
+
+}  // namespace sbgm

@@ -1,0 +1,55 @@
+#pragma once
+// The whole description of a run: data, SDE, network, training and sampling settings. It is
+// read from TOML, overridden key by key from the command line ("train.steps" = "5000"), written
+// into the run directory and into every checkpoint, so a checkpoint rebuilds its model alone.
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "sbgm/nets/net_config.hpp"
+#include "sbgm/sde/sde.hpp"
+#include "sbgm/train/train_config.hpp"
+
+namespace sbgm {
+
+struct DataConfig {
+  std::string dataset;     // a built-in dataset name (see toy.hpp), or empty
+  std::string file;        // a .npy / .csv file, or empty
+  int64_t size = 20000;    // rows drawn from a built-in dataset
+  bool standardize = true;  // train on per-feature standardised data (undone when sampling)
+};
+
+struct SampleConfig {
+  int64_t steps = 1000;  // Euler-Maruyama steps
+  int64_t n = 2000;      // samples drawn (and pictured) at the end of training
+};
+
+struct RunConfig {
+  DataConfig data;
+  SDEConfig sde;
+  NetConfig model;
+  TrainConfig train;
+  SampleConfig sample;
+  std::string device = "cpu";
+  int64_t threads = 0;  // 0: leave the thread count as LibTorch sets it
+
+  // Sets one key ("section.name") from its text form; throws InvalidArgument for an unknown key
+  // or a value that does not parse.
+  void set(const std::string& key, const std::string& value);
+  std::string get(const std::string& key) const;
+  // Every key with its help text, in file order.
+  struct Key {
+    std::string name, help;
+  };
+  static const std::vector<Key>& keys();
+
+  // Applies the keys of a TOML document ([section] tables of key = value); unknown keys are errors.
+  void merge_toml(const std::string& text, const std::string& origin);
+  void merge_toml_file(const std::string& path);
+  std::string to_toml() const;
+
+  void validate() const;
+};
+
+}  // namespace sbgm

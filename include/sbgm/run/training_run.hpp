@@ -1,0 +1,37 @@
+#pragma once
+// A whole training run in a run directory: data, model, training with periodic checkpoints,
+// loss log (loss.csv), and at the end samples (samples.npy) and pictures (samples.png,
+// loss.png). What the CLI's `sbgm train` does, callable from C++.
+
+#include <atomic>
+#include <functional>
+#include <string>
+
+#include "sbgm/run/run_config.hpp"
+#include "sbgm/sample/sampler.hpp"
+#include "sbgm/train/trainer.hpp"
+
+namespace sbgm {
+
+struct TrainRunCallbacks {
+  std::function<void(const TrainProgress&)> on_progress;
+  ProgressFn on_sample_progress;                        // drawing the final samples
+  std::function<void(const std::string&)> on_message;  // one-line notes (files written, resume)
+};
+
+struct TrainRunResult {
+  bool interrupted = false;
+  int64_t step = 0;
+  std::string checkpoint;
+};
+
+// The config of the run in run_dir, read from its checkpoint (for --resume).
+RunConfig resume_config(const std::string& run_dir);
+
+// Trains into run_dir (created if missing). With resume, continues from run_dir's checkpoint and
+// ends with the same weights as an uninterrupted run. When *stop becomes true, saves a
+// checkpoint and returns with interrupted set.
+TrainRunResult train_run(const RunConfig& config, const std::string& run_dir, bool resume,
+                         const TrainRunCallbacks& callbacks = {}, const std::atomic<bool>* stop = nullptr);
+
+}  // namespace sbgm

@@ -1,0 +1,79 @@
+#pragma once
+// The forward diffusion: a linear-drift SDE dx = f(t) x dt + g(t) dw whose transition kernel
+// from the data is Gaussian, p(x_t | x_0) = N(m(t) x_0, sigma(t)^2 I).
+//
+// Time runs forward from data (t_eps) to noise (T). Every coefficient exists in two forms:
+// a scalar one for samplers (one t for the whole batch) and a per-sample one for training
+// (t of shape [B]); per-sample coefficients come back shaped [B, 1, ..., 1] so they broadcast
+// against x of any trailing shape.
+
+#include <ATen/core/Generator.h>
+#include <ATen/core/Tensor.h>
+
+#include <memory>
+#include <string>
+
+namespace sbgm {
+
+enum class SDEKind { VP, SubVP, VE, CosineVP };
+std::string to_string(SDEKind kind);
+SDEKind sde_kind_from_string(const std::string& name);  // throws on unknown names
+
+struct SDEConfig {
+  SDEKind kind = SDEKind::VP;
+  double beta_min = 0.1;   // VP, SubVP: beta(t) = beta_min + t (beta_max - beta_min)
+  double beta_max = 20.0;
+  double sigma_min = 0.01;  // VE: sigma(t) = sigma_min (sigma_max / sigma_min)^t
+  double sigma_max = 50.0;
+  double cosine_s = 0.008;       // CosineVP: offset s of Nichol & Dhariwal
+  double cosine_max_beta = 20.0;  // CosineVP: beta at t = T (the schedule ends where beta reaches it)
+  double T = 1.0;
+  double t_eps = 1e-5;
+
+  void validate() const;  // throws std::invalid_argument naming the bad value
+};
+
+class SDE {
+ public:
+  explicit SDE(double T, double t_eps) : T_(T), t_eps_(t_eps) {}
+  virtual ~SDE() = default;
+
+  virtual SDEKind kind() const = 0;
+  double T() const { return T_; }
+  double t_eps() const { return t_eps_; }
+
+  // Scalar coefficients at one time t.
+  virtual double drift_coeff(double t) const = 0;   // f(t), with f(x, t) = f(t) x
+  virtual double diffusion_sq(double t) const = 0;  // g(t)^2
+  virtual double mean_coeff(double t) const = 0;    // m(t)
+  virtual double marginal_std(double t) const = 0;  // sigma(t)
+  virtual double prior_std() const = 0;             // p_T is approximated by N(0, prior_std^2 I)
+
+  // Per-sample coefficients: t has shape [B]; results have shape [B, 1, ..., 1] (rank of like).
+  virtual at::Tensor drift_coeff(const at::Tensor& t, const at::Tensor& like) const = 0;
+  virtual at::Tensor diffusion_sq(const at::Tensor& t, const at::Tensor& like) const = 0;
+  virtual at::Tensor mean_coeff(const at::Tensor& t, const at::Tensor& like) const = 0;
+  virtual at::Tensor marginal_std(const at::Tensor& t, const at::Tensor& like) const = 0;
+
+  // f(x, t).
+  at::Tensor drift(const at::Tensor& x, double t) const;
+  // Drift of the reverse-time SDE, f - g^2 score (integrated from T down to t_eps).
+  at::Tensor reverse_drift(const at::Tensor& x, const at::Tensor& score, double t) const;
+  // Drift of the probability-flow ODE, f - g^2 score / 2.
+  at::Tensor probability_flow_drift(const at::Tensor& x, const at::Tensor& score, double t) const;
+
+  // x_t = m(t) x0 + sigma(t) z for per-sample t.
+  at::Tensor perturb(const at::Tensor& x0, const at::Tensor& t, const at::Tensor& z) const;
+
+  at::Tensor prior_sample(at::IntArrayRef shape, at::Generator gen, const at::TensorOptions& opts) const;
+  // log N(x; 0, prior_std^2 I) summed over every dimension but the first: shape [B].
+  at::Tensor prior_log_prob(const at::Tensor& x) const;
+
+ private:
+  double T_;
+  double t_eps_;
+};
+
+std::unique_ptr<SDE> make_sde(const SDEConfig& config);
+
+}  // namespace sbgm

@@ -1,0 +1,40 @@
+#pragma once
+// Denoising score matching: x_t = m(t) x0 + sigma(t) z, loss lambda(t) || s(x_t, t) + z / sigma(t) ||^2
+// summed over features and averaged over the batch.
+
+#include <ATen/core/Generator.h>
+#include <ATen/core/Tensor.h>
+
+#include <string>
+
+#include "sbgm/nets/net_config.hpp"
+
+namespace sbgm {
+
+class SDE;
+class ScoreNet;
+
+enum class LossWeighting {
+  Sigma2,      // lambda = sigma^2: || sigma s + z ||^2 (the standard choice)
+  Likelihood,  // lambda = g^2 (Song, Durkan et al. 2021): bounds the negative log-likelihood
+};
+std::string to_string(LossWeighting w);
+LossWeighting loss_weighting_from_string(const std::string& s);
+
+struct DSMConfig {
+  LossWeighting weighting = LossWeighting::Sigma2;
+  bool stratified_time = false;  // one t per stratum of [t_eps, T] instead of i.i.d. uniform
+};
+
+// Times for one batch: t ~ U[t_eps, T] (or stratified), shape [B].
+at::Tensor sample_times(const SDE& sde, int64_t batch, bool stratified, at::Generator gen, const at::TensorOptions& opts);
+
+// The loss for a batch x0 (and conditions y, or undefined) with the given times and noise.
+at::Tensor dsm_loss(ScoreNet& net, Parameterization output, const SDE& sde, LossWeighting weighting,
+                    const at::Tensor& x0, const at::Tensor& y, const at::Tensor& t, const at::Tensor& z);
+
+// Draws t and z from gen, then dsm_loss.
+at::Tensor dsm_loss(ScoreNet& net, Parameterization output, const SDE& sde, const DSMConfig& config,
+                    const at::Tensor& x0, const at::Tensor& y, at::Generator gen);
+
+}  // namespace sbgm

@@ -1,0 +1,37 @@
+#pragma once
+// How to train: optimiser, schedule, loss, EMA, and how often to log, evaluate and checkpoint.
+
+#include <cstdint>
+#include <string>
+
+#include "sbgm/train/dsm_loss.hpp"
+#include "sbgm/train/optimizer.hpp"
+
+namespace sbgm {
+
+enum class LRSchedule { Constant, Cosine };
+std::string to_string(LRSchedule s);
+LRSchedule lr_schedule_from_string(const std::string& s);
+
+struct TrainConfig {
+  int64_t steps = 20000;
+  int64_t batch_size = 256;
+  double lr = 1e-3;
+  AdamConfig adam;                      // weight_decay > 0 makes it AdamW
+  int64_t warmup_steps = 0;             // linear warm-up from 0 to lr
+  LRSchedule schedule = LRSchedule::Constant;
+  double min_lr_ratio = 0.0;            // cosine decays to lr * min_lr_ratio at the last step
+  double grad_clip = 0.0;               // clip the global gradient norm to this (0: off)
+  double ema_decay = 0.999;             // 0: no EMA (EMA weights equal the weights)
+  DSMConfig loss;
+  uint64_t seed = 0;
+  int64_t log_every = 100;              // loss log rows and progress updates
+  int64_t checkpoint_every = 5000;      // 0: only at the end
+  int64_t eval_every = 0;               // periodic evaluation samples (0: off)
+
+  void validate() const;
+  // The learning rate at a given step (0-based): warm-up, then constant or cosine decay.
+  double lr_at(int64_t step) const;
+};
+
+}  // namespace sbgm

@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# Installs the Debian packages sbgm needs (only those missing) and builds it in Release.
+# Sourced by quickstart.sh and test.sh; safe to run again (does nothing that is already done).
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+BUILD_DIR="${SBGM_BUILD_DIR:-$ROOT/build}"
+
+# Runtime and build dependencies. libopenblas0-openmp: without an optimised BLAS Debian's
+# libtorch multiplies on the reference BLAS (~15x slower); the OpenMP flavour shares libtorch's
+# OpenMP thread pool instead of fighting it. python3-numpy is a test oracle only.
+PACKAGES=(
+  g++ cmake make pkg-config
+  libtorch-dev libopenblas0-openmp
+  libcli11-dev libtomlplusplus-dev libstb-dev
+  libgtest-dev libgmock-dev libbenchmark-dev
+  python3-numpy
+)
+if [[ "${SBGM_WITH_BENCH_DEPS:-0}" == 1 ]]; then
+  PACKAGES+=(python3-torch)
+fi
+
+missing=()
+for p in "${PACKAGES[@]}"; do
+  if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
+    missing+=("$p")
+  fi
+done
+if ((${#missing[@]})); then
+  echo "sbgm setup: installing ${missing[*]}"
+  SUDO=""
+  if [[ $(id -u) -ne 0 ]]; then SUDO="sudo"; fi
+  export DEBIAN_FRONTEND=noninteractive
+  $SUDO apt-get update -qq
+  $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+JOBS="${SBGM_JOBS:-$(nproc)}"
+LAUNCHER=()
+if command -v ccache >/dev/null 2>&1; then
+  LAUNCHER=(-DCMAKE_CXX_COMPILER_LAUNCHER=ccache)
+fi
+cmake -S "$ROOT" -B "$BUILD_DIR" -DCMAKE_BUILD_TYPE=Release "${LAUNCHER[@]}" ${SBGM_CMAKE_ARGS:-} >/dev/null
+cmake --build "$BUILD_DIR" -j "$JOBS"

@@ -1,0 +1,84 @@
+#include "sbgm/data/dataset.hpp"
+
+#include <ATen/ATen.h>
+
+#include <fstream>
+#include <sstream>
+
+#include "sbgm/io/npy.hpp"
+#include "sbgm/util/error.hpp"
+
+namespace sbgm {
+namespace {
+
+bool ends_with(const std::string& s, const std::string& suffix) {
+  return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
+}
+
+// Parses one CSV line into numbers; returns false if any field is not a number.
+bool parse_row(const std::string& line, std::vector<double>& out) {
+  out.clear();
+  std::stringstream ss(line);
+  std::string field;
+  while (std::getline(ss, field, ',')) {
+    const auto b = field.find_first_not_of(" \t\r");
+    const auto e = field.find_last_not_of(" \t\r");
+    if (b == std::string::npos) return false;
+    const std::string f = field.substr(b, e - b + 1);
+    char* end = nullptr;
+    const double v = std::strtod(f.c_str(), &end);
+    if (end != f.c_str() + f.size()) return false;
+    out.push_back(v);
+  }
+  return !out.empty();
+}
+
+}  // namespace
+
+at::Tensor read_csv(const std::string& path) {
+  std::ifstream in(path);
+  if (!in) throw IOError(path + ": cannot open file");
+  std::vector<double> values, row;
+  int64_t cols = -1, rows = 0, line_no = 0;
+  std::string line;
+  while (std::getline(in, line)) {
+    ++line_no;
+    if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
+    if (!parse_row(line, row)) {
+      if (rows == 0 && cols < 0 && line_no == 1) continue;  // header
+      throw IOError(path + ":" + std::to_string(line_no) + ": not a row of numbers");
+    }
+    if (cols < 0) cols = static_cast<int64_t>(row.size());
+    if (static_cast<int64_t>(row.size()) != cols)
+      throw IOError(path + ":" + std::to_string(line_no) + ": expected " + std::to_string(cols) + " columns, found " +
+                    std::to_string(row.size()));
+    values.insert(values.end(), row.begin(), row.end());
+    ++rows;
+  }
+  if (rows == 0) throw IOError(path + ": no data rows");
+  return at::tensor(values, at::TensorOptions().dtype(at::kDouble)).reshape({rows, cols}).to(at::kFloat);
+}
+
+void check_finite(const at::Tensor& x, const std::string& what) {
+  const at::Tensor bad = at::logical_not(at::isfinite(x)).reshape({x.size(0), -1}).any(1);
+  if (bad.any().item<bool>()) {
+    const int64_t row = bad.nonzero()[0][0].item<int64_t>();
+    throw InvalidArgument(what + " contains NaN or Inf (first at row " + std::to_string(row) + ")");
+  }
+}
+
+at::Tensor load_data_file(const std::string& path, int64_t min_rows) {
+  at::Tensor x;
+  if (ends_with(path, ".npy")) x = read_npy(path);
+  else if (ends_with(path, ".csv") || ends_with(path, ".txt")) x = read_csv(path);
+  else throw InvalidArgument(path + ": unknown data format (expected .npy or .csv)");
+  if (x.dim() < 2)
+    throw InvalidArgument(path + ": expected an array of shape [N, D] (or [N, ...]), got rank " + std::to_string(x.dim()));
+  if (x.size(0) < min_rows)
+    throw InvalidArgument(path + ": has " + std::to_string(x.size(0)) + " rows, need at least " + std::to_string(min_rows));
+  if (x.numel() == 0) throw InvalidArgument(path + ": has no values");
+  check_finite(x, path);
+  return x;
+}
+
+}  // namespace sbgm

@@ -1,0 +1,24 @@
+#include "sbgm/nets/score_net.hpp"
+
+#include <numeric>
+
+#include "sbgm/nets/mlp.hpp"
+#include "sbgm/nets/resnet.hpp"
+#include "sbgm/util/error.hpp"
+
+namespace sbgm {
+
+std::shared_ptr<ScoreNet> make_score_net(const NetConfig& config, const std::vector<int64_t>& data_shape,
+                                         int64_t cond_dim) {
+  config.validate();
+  if (data_shape.empty()) throw InvalidArgument("data must have at least one feature dimension");
+  const int64_t data_dim = std::accumulate(data_shape.begin(), data_shape.end(), int64_t{1}, std::multiplies<>());
+  if (data_dim < 1) throw InvalidArgument("data has no features");
+  switch (config.kind) {
+    case NetKind::MLP: return std::make_shared<MLPScoreNet>(config, data_dim, cond_dim);
+    case NetKind::ResNet: return std::make_shared<ResNetScoreNet>(config, data_dim, cond_dim);
+  }
+  throw InvalidArgument("unknown model kind");
+}
+
+}  // namespace sbgm

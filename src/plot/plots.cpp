@@ -1,0 +1,187 @@
+#include "sbgm/plot/plots.hpp"
+
+#include <ATen/ATen.h>
+
+#include <algorithm>
+#include <cmath>
+#include <sstream>
+
+#include "sbgm/plot/canvas.hpp"
+#include "sbgm/util/error.hpp"
+
+namespace sbgm {
+namespace {
+
+constexpr Color kInk{40, 40, 40}, kGrid{225, 225, 225}, kData{90, 90, 90}, kModel{31, 119, 180};
+
+std::string format_tick(double v) {
+  std::ostringstream s;
+  s.precision(3);
+  s << (std::abs(v) < 1e-12 ? 0.0 : v);
+  return s.str();
+}
+
+// Round tick positions covering [lo, hi].
+std::vector<double> nice_ticks(double lo, double hi, int target = 5) {
+  const double raw = (hi - lo) / target;
+  const double mag = std::pow(10.0, std::floor(std::log10(raw)));
+  const double r = raw / mag;
+  const double step = (r < 1.5 ? 1 : r < 3 ? 2 : r < 7 ? 5 : 10) * mag;
+  std::vector<double> ticks;
+  for (double t = std::ceil(lo / step) * step; t <= hi + 1e-9 * step; t += step) ticks.push_back(t);
+  return ticks;
+}
+
+// A rectangle of the canvas with data coordinates.
+struct Panel {
+  int x0, y0, x1, y1;
+  double xmin, xmax, ymin, ymax;
+  bool log_y = false;
+  double px(double x) const { return x0 + (x - xmin) / (xmax - xmin) * (x1 - x0); }
+  double py(double y) const {
+    if (log_y) y = std::log10(y);
+    return y1 - (y - ymin) / (ymax - ymin) * (y1 - y0);
+  }
+  void draw_frame(Canvas& c, const std::string& title) const {
+    for (double t : nice_ticks(xmin, xmax)) {
+      const int x = static_cast<int>(std::lround(px(t)));
+      c.line(x, y0, x, y1, kGrid);
+      const std::string label = format_tick(t);
+      c.text(x - Canvas::text_width(label) / 2, y1 + 5, label, kInk);
+    }
+    for (double t : nice_ticks(ymin, ymax)) {
+      const int y = static_cast<int>(std::lround(y1 - (t - ymin) / (ymax - ymin) * (y1 - y0)));
+      c.line(x0, y, x1, y, kGrid);
+      const std::string label = log_y ? format_tick(std::pow(10.0, t)) : format_tick(t);
+      c.text(x0 - Canvas::text_width(label) - 5, y - 3, label, kInk);
+    }
+    c.line(x0, y0, x1, y0, kInk);
+    c.line(x0, y1, x1, y1, kInk);
+    c.line(x0, y0, x0, y1, kInk);
+    c.line(x1, y0, x1, y1, kInk);
+    c.text((x0 + x1) / 2 - Canvas::text_width(title, 2) / 2, y0 - 20, title, kInk, 2);
+  }
+};
+
+// Limits covering the bulk of both sets (0.5% and 99.5% quantiles, padded), so a few
+// far-off samples do not squash the picture.
+std::pair<double, double> limits(const at::Tensor& a, const at::Tensor& b) {
+  const at::Tensor all = at::cat({a.reshape({-1}), b.reshape({-1})}).to(at::kDouble);
+  const at::Tensor finite = all.masked_select(at::isfinite(all));
+  if (finite.numel() == 0) return {-1, 1};
+  const at::Tensor q = at::quantile(finite, at::tensor({0.005, 0.995}, at::kDouble));
+  double lo = q[0].item<double>(), hi = q[1].item<double>();
+  const double pad = std::max(0.08 * (hi - lo), 1e-3);
+  return {lo - pad, hi + pad};
+}
+
+void scatter(Canvas& c, const Panel& p, const at::Tensor& xy, Color color) {
+  const at::Tensor pts = xy.to(at::kDouble).contiguous();
+  const double* v = pts.data_ptr<double>();
+  const double alpha = std::clamp(600.0 / std::max<int64_t>(pts.size(0), 1), 0.08, 0.9);
+  for (int64_t i = 0; i < pts.size(0); ++i) {
+    const double x = v[2 * i], y = v[2 * i + 1];
+    if (x < p.xmin || x > p.xmax || y < p.ymin || y > p.ymax) continue;
+    c.disc(p.px(x), p.py(y), 2.0, color, alpha);
+  }
+}
+
+void histogram(Canvas& c, const Panel& p, const at::Tensor& x, int bins, Color color, double alpha) {
+  const at::Tensor h = at::histc(x.to(at::kDouble).reshape({-1}), bins, p.xmin, p.xmax);
+  const at::Tensor density = h / (h.sum().clamp_min(1) * ((p.xmax - p.xmin) / bins));
+  for (int i = 0; i < bins; ++i) {
+    const double lo = p.xmin + (p.xmax - p.xmin) * i / bins, hi = p.xmin + (p.xmax - p.xmin) * (i + 1) / bins;
+    c.fill_rect(static_cast<int>(p.px(lo)), static_cast<int>(p.py(density[i].item<double>())),
+                static_cast<int>(p.px(hi)) - 1, p.y1, color, alpha);
+  }
+}
+
+}  // namespace
+
+void plot_samples_alone(const std::string& path, const at::Tensor& samples_in) {
+  const at::Tensor samples = samples_in.detach().cpu().reshape({samples_in.size(0), -1});
+  if (samples.size(1) == 1) {
+    Canvas c(720, 480);
+    const auto [lo, hi] = limits(samples, samples);
+    Panel p{80, 50, 690, 420, lo, hi, 0, 1};
+    const at::Tensor h = at::histc(samples.to(at::kDouble), 60, lo, hi);
+    p.ymax = 1.1 * (h / (h.sum().clamp_min(1) * ((hi - lo) / 60))).max().item<double>();
+    p.draw_frame(c, "samples");
+    histogram(c, p, samples, 60, kModel, 0.6);
+    c.write_png(path);
+    return;
+  }
+  Canvas c(560, 520);
+  const auto [xlo, xhi] = limits(samples.select(1, 0), samples.select(1, 0));
+  const auto [ylo, yhi] = limits(samples.select(1, 1), samples.select(1, 1));
+  const Panel panel{90, 50, 490, 450, xlo, xhi, ylo, yhi};
+  panel.draw_frame(c, "samples");
+  scatter(c, panel, samples.narrow(1, 0, 2), kModel);
+  c.write_png(path);
+}
+
+void plot_samples(const std::string& path, const at::Tensor& data_in, const at::Tensor& samples_in) {
+  if (!data_in.defined()) return plot_samples_alone(path, samples_in);
+  const at::Tensor data = data_in.detach().cpu().reshape({data_in.size(0), -1});
+  const at::Tensor samples = samples_in.detach().cpu().reshape({samples_in.size(0), -1});
+  if (data.size(1) != samples.size(1)) throw InvalidArgument("plot_samples: data and samples differ in dimension");
+  if (data.size(1) == 1) {
+    Canvas c(720, 480);
+    const auto [lo, hi] = limits(data, samples);
+    Panel p{80, 50, 690, 420, lo, hi, 0, 1};
+    const at::Tensor h = at::histc(data.to(at::kDouble), 60, lo, hi);
+    const at::Tensor hs = at::histc(samples.to(at::kDouble), 60, lo, hi);
+    const double width = (hi - lo) / 60;
+    const double ymax = std::max((h / (h.sum().clamp_min(1) * width)).max().item<double>(),
+                                 (hs / (hs.sum().clamp_min(1) * width)).max().item<double>());
+    p.ymax = 1.1 * ymax;
+    p.draw_frame(c, "data (grey) and samples (blue)");
+    histogram(c, p, data, 60, kData, 0.45);
+    histogram(c, p, samples, 60, kModel, 0.45);
+    c.write_png(path);
+    return;
+  }
+  Canvas c(1000, 520);
+  const auto [xlo, xhi] = limits(data.select(1, 0), samples.select(1, 0));
+  const auto [ylo, yhi] = limits(data.select(1, 1), samples.select(1, 1));
+  const Panel left{70, 50, 470, 450, xlo, xhi, ylo, yhi};
+  const Panel right{570, 50, 970, 450, xlo, xhi, ylo, yhi};
+  left.draw_frame(c, "data");
+  right.draw_frame(c, "samples");
+  scatter(c, left, data.narrow(1, 0, 2), kData);
+  scatter(c, right, samples.narrow(1, 0, 2), kModel);
+  c.write_png(path);
+}
+
+void plot_loss_curve(const std::string& path, const std::vector<double>& steps, const std::vector<double>& losses) {
+  if (steps.size() != losses.size()) throw InvalidArgument("plot_loss_curve: steps and losses differ in length");
+  Canvas c(720, 480);
+  std::vector<std::pair<double, double>> pts;
+  for (size_t i = 0; i < steps.size(); ++i)
+    if (std::isfinite(losses[i])) pts.emplace_back(steps[i], losses[i]);
+  double xmin = 0, xmax = 1, ymin = 0, ymax = 1;
+  bool log_y = false;
+  if (!pts.empty()) {
+    xmin = pts.front().first;
+    xmax = std::max(pts.back().first, xmin + 1);
+    auto [lo, hi] = std::minmax_element(pts.begin(), pts.end(), [](auto& a, auto& b) { return a.second < b.second; });
+    ymin = lo->second;
+    ymax = hi->second;
+    log_y = ymin > 0 && ymax / ymin > 10;
+    if (log_y) {
+      ymin = std::log10(ymin);
+      ymax = std::log10(ymax);
+    }
+    const double pad = std::max(0.05 * (ymax - ymin), 1e-6);
+    ymin -= pad;
+    ymax += pad;
+  }
+  Panel p{90, 50, 690, 420, xmin, xmax, ymin, ymax, log_y};
+  p.draw_frame(c, "training loss");
+  c.text(390 - Canvas::text_width("step") / 2, 445, "step", kInk);
+  for (size_t i = 1; i < pts.size(); ++i)
+    c.line(p.px(pts[i - 1].first), p.py(pts[i - 1].second), p.px(pts[i].first), p.py(pts[i].second), kModel);
+  c.write_png(path);
+}
+
+}  // namespace sbgm

@@ -1,0 +1,77 @@
+#include "sbgm/run/model.hpp"
+
+#include <ATen/ATen.h>
+#include <torch/utils.h>
+
+#include "sbgm/nets/score_model.hpp"
+#include "sbgm/nets/score_net.hpp"
+#include "sbgm/run/checkpoint.hpp"
+#include "sbgm/sample/euler_maruyama.hpp"
+#include "sbgm/sde/sde.hpp"
+#include "sbgm/train/flat_parameters.hpp"
+#include "sbgm/util/error.hpp"
+#include "sbgm/util/runtime.hpp"
+
+namespace sbgm {
+
+std::unique_ptr<ScoreModel> Model::score_model() const {
+  return std::make_unique<NetworkScore>(net, sde, config.model.output);
+}
+
+int64_t Model::parameter_count() const {
+  int64_t n = 0;
+  for (const auto& p : net->parameters()) n += p.numel();
+  return n;
+}
+
+std::shared_ptr<ScoreNet> build_net(const RunConfig& config, const std::vector<int64_t>& data_shape, int64_t cond_dim) {
+  torch::manual_seed(config.train.seed);
+  return make_score_net(config.model, data_shape, cond_dim);
+}
+
+Model model_from_checkpoint(const Checkpoint& c, bool use_ema, c10::Device device) {
+  Model m;
+  m.config = c.config;
+  m.data_shape = c.data_shape;
+  m.cond_dim = c.cond_dim;
+  m.scaling = c.scaling;
+  m.step = c.state.step;
+  m.sde = make_sde(c.config.sde);
+  m.net = build_net(c.config, c.data_shape, c.cond_dim);
+  const at::Tensor& weights = use_ema ? c.state.ema : c.state.params;
+  at::NoGradGuard no_grad;
+  int64_t offset = 0;
+  const auto params = m.net->parameters();
+  int64_t total = 0;
+  for (const auto& p : params) total += p.numel();
+  if (total != weights.numel())
+    throw IOError("checkpoint holds " + std::to_string(weights.numel()) + " weights but its config describes " +
+                  std::to_string(total));
+  for (auto& p : m.net->parameters()) {
+    p.copy_(weights.narrow(0, offset, p.numel()).view(p.sizes()));
+    offset += p.numel();
+  }
+  auto buffers = module_buffers(*m.net);
+  if (buffers.size() != c.buffers.size()) throw IOError("checkpoint buffers do not match its config");
+  for (size_t i = 0; i < buffers.size(); ++i) buffers[i].copy_(c.buffers[i]);
+  m.net->to(device);
+  m.net->eval();
+  return m;
+}
+
+Model load_model(const std::string& run_dir_or_file, bool use_ema, c10::Device device) {
+  return model_from_checkpoint(load_checkpoint(run_dir_or_file), use_ema, device);
+}
+
+at::Tensor sample_model(const Model& model, int64_t n, int64_t steps, uint64_t seed, const ProgressFn& progress) {
+  const c10::Device device = model.net->parameters().front().device();
+  EulerMaruyama sampler({steps, true});
+  DrawConfig draw;
+  draw.n = n;
+  auto score = model.score_model();
+  at::Tensor x = draw_samples(sampler, *score, *model.sde, model.data_shape, draw, at::Tensor(),
+                              make_generator(device, seed), at::TensorOptions().device(device), progress);
+  return model.scaling.to_data(x).cpu();
+}
+
+}  // namespace sbgm

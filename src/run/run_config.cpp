@@ -1,0 +1,237 @@
+#include "sbgm/run/run_config.hpp"
+
+#include <toml++/toml.h>
+
+#include <cmath>
+#include <fstream>
+#include <functional>
+#include <map>
+#include <sstream>
+
+#include "sbgm/util/error.hpp"
+
+namespace sbgm {
+namespace {
+
+// Text <-> value for each kind of field.
+template <class T>
+T parse_value(const std::string& key, const std::string& text);
+
+template <>
+int64_t parse_value<int64_t>(const std::string& key, const std::string& text) {
+  try {
+    size_t used = 0;
+    const double v = std::stod(text, &used);  // accepts 1e4 as well as 10000
+    if (used == text.size() && std::isfinite(v) && v == std::floor(v) && std::abs(v) < 9e15) return static_cast<int64_t>(v);
+  } catch (const std::exception&) {
+  }
+  throw InvalidArgument(key + ": expected an integer, got '" + text + "'");
+}
+template <>
+uint64_t parse_value<uint64_t>(const std::string& key, const std::string& text) {
+  const int64_t v = parse_value<int64_t>(key, text);
+  if (v < 0) throw InvalidArgument(key + ": expected a non-negative integer, got '" + text + "'");
+  return static_cast<uint64_t>(v);
+}
+template <>
+double parse_value<double>(const std::string& key, const std::string& text) {
+  try {
+    size_t used = 0;
+    const double v = std::stod(text, &used);
+    if (used == text.size() && std::isfinite(v)) return v;
+  } catch (const std::exception&) {
+  }
+  throw InvalidArgument(key + ": expected a number, got '" + text + "'");
+}
+template <>
+bool parse_value<bool>(const std::string& key, const std::string& text) {
+  if (text == "true" || text == "1" || text == "yes") return true;
+  if (text == "false" || text == "0" || text == "no") return false;
+  throw InvalidArgument(key + ": expected true or false, got '" + text + "'");
+}
+template <>
+std::string parse_value<std::string>(const std::string&, const std::string& text) {
+  return text;
+}
+
+std::string format_value(int64_t v) { return std::to_string(v); }
+std::string format_value(uint64_t v) { return std::to_string(v); }
+std::string format_value(bool v) { return v ? "true" : "false"; }
+std::string format_value(const std::string& v) { return v; }
+std::string format_value(double v) {
+  std::ostringstream s;
+  s.precision(17);
+  s << v;
+  return s.str();
+}
+
+struct Entry {
+  std::string name, help;
+  bool quoted;  // written as a TOML string
+  std::function<void(RunConfig&, const std::string&)> set;
+  std::function<std::string(const RunConfig&)> get;
+};
+
+// A plain field: FieldOf(c) returns a reference to it.
+template <class T, class FieldOf>
+Entry field(std::string name, std::string help, FieldOf of) {
+  Entry e{name, std::move(help), std::is_same_v<T, std::string>, nullptr, nullptr};
+  e.set = [name, of](RunConfig& c, const std::string& text) { of(c) = parse_value<T>(name, text); };
+  e.get = [of](const RunConfig& c) { return format_value(of(const_cast<RunConfig&>(c))); };
+  return e;
+}
+
+// An enum field with its string converters.
+template <class E, class FieldOf>
+Entry choice(std::string name, std::string help, FieldOf of, E (*from)(const std::string&), std::string (*to)(E)) {
+  Entry e{name, std::move(help), true, nullptr, nullptr};
+  e.set = [of, from, name](RunConfig& c, const std::string& text) {
+    try {
+      of(c) = from(text);
+    } catch (const InvalidArgument& err) {
+      throw InvalidArgument(name + ": " + err.what());
+    }
+  };
+  e.get = [of, to](const RunConfig& c) { return to(of(const_cast<RunConfig&>(c))); };
+  return e;
+}
+
+const std::vector<Entry>& entries() {
+  static const std::vector<Entry> table = [] {
+    using C = RunConfig;
+    std::vector<Entry> t;
+    t.push_back(field<std::string>("data.dataset", "built-in dataset: circle8, ring8, swissroll, moons, checkerboard, bimodal1d", [](C& c) -> auto& { return c.data.dataset; }));
+    t.push_back(field<std::string>("data.file", "training data: .npy [N, D] (float32/float64) or .csv", [](C& c) -> auto& { return c.data.file; }));
+    t.push_back(field<int64_t>("data.size", "rows drawn from a built-in dataset", [](C& c) -> auto& { return c.data.size; }));
+    t.push_back(field<bool>("data.standardize", "train on per-feature standardised data", [](C& c) -> auto& { return c.data.standardize; }));
+    t.push_back(choice<SDEKind>("sde.type", "vp, subvp, ve or cosine", [](C& c) -> auto& { return c.sde.kind; }, sde_kind_from_string, to_string));
+    t.push_back(field<double>("sde.beta_min", "VP/SubVP beta at t = 0", [](C& c) -> auto& { return c.sde.beta_min; }));
+    t.push_back(field<double>("sde.beta_max", "VP/SubVP beta at t = 1", [](C& c) -> auto& { return c.sde.beta_max; }));
+    t.push_back(field<double>("sde.sigma_min", "VE smallest noise scale", [](C& c) -> auto& { return c.sde.sigma_min; }));
+    t.push_back(field<double>("sde.sigma_max", "VE largest noise scale", [](C& c) -> auto& { return c.sde.sigma_max; }));
+    t.push_back(field<double>("sde.cosine_s", "cosine schedule offset s", [](C& c) -> auto& { return c.sde.cosine_s; }));
+    t.push_back(field<double>("sde.cosine_max_beta", "cosine schedule: beta where the schedule ends", [](C& c) -> auto& { return c.sde.cosine_max_beta; }));
+    t.push_back(field<double>("sde.T", "end time of the diffusion", [](C& c) -> auto& { return c.sde.T; }));
+    t.push_back(field<double>("sde.t_eps", "smallest time trained on and sampled to", [](C& c) -> auto& { return c.sde.t_eps; }));
+    t.push_back(choice<NetKind>("model.type", "mlp or resnet", [](C& c) -> auto& { return c.model.kind; }, net_kind_from_string, to_string));
+    t.push_back(field<int64_t>("model.width", "hidden width", [](C& c) -> auto& { return c.model.width; }));
+    t.push_back(field<int64_t>("model.depth", "hidden layers (mlp) or residual blocks (resnet)", [](C& c) -> auto& { return c.model.depth; }));
+    t.push_back(choice<Activation>("model.activation", "relu, silu, gelu or tanh", [](C& c) -> auto& { return c.model.activation; }, activation_from_string, to_string));
+    t.push_back(choice<TimeEmbeddingKind>("model.time_embedding", "tutorial, fourier or sinusoidal", [](C& c) -> auto& { return c.model.time_embedding; }, time_embedding_from_string, to_string));
+    t.push_back(field<int64_t>("model.embedding_dim", "features of the fourier/sinusoidal time embedding", [](C& c) -> auto& { return c.model.embedding_dim; }));
+    t.push_back(field<double>("model.fourier_scale", "std of the random Fourier frequencies", [](C& c) -> auto& { return c.model.fourier_scale; }));
+    t.push_back(choice<Parameterization>("model.output", "what the network predicts: score or noise", [](C& c) -> auto& { return c.model.output; }, parameterization_from_string, to_string));
+    t.push_back(field<int64_t>("train.steps", "optimisation steps", [](C& c) -> auto& { return c.train.steps; }));
+    t.push_back(field<int64_t>("train.batch_size", "samples per step", [](C& c) -> auto& { return c.train.batch_size; }));
+    t.push_back(field<double>("train.lr", "peak learning rate", [](C& c) -> auto& { return c.train.lr; }));
+    t.push_back(field<double>("train.beta1", "Adam beta1", [](C& c) -> auto& { return c.train.adam.beta1; }));
+    t.push_back(field<double>("train.beta2", "Adam beta2", [](C& c) -> auto& { return c.train.adam.beta2; }));
+    t.push_back(field<double>("train.eps", "Adam epsilon", [](C& c) -> auto& { return c.train.adam.eps; }));
+    t.push_back(field<double>("train.weight_decay", "decoupled weight decay (AdamW when > 0)", [](C& c) -> auto& { return c.train.adam.weight_decay; }));
+    t.push_back(field<int64_t>("train.warmup_steps", "linear learning-rate warm-up steps", [](C& c) -> auto& { return c.train.warmup_steps; }));
+    t.push_back(choice<LRSchedule>("train.schedule", "learning-rate schedule after warm-up: constant or cosine", [](C& c) -> auto& { return c.train.schedule; }, lr_schedule_from_string, to_string));
+    t.push_back(field<double>("train.min_lr_ratio", "cosine schedule: final lr as a fraction of lr", [](C& c) -> auto& { return c.train.min_lr_ratio; }));
+    t.push_back(field<double>("train.grad_clip", "clip the global gradient norm (0: off)", [](C& c) -> auto& { return c.train.grad_clip; }));
+    t.push_back(field<double>("train.ema_decay", "EMA decay of the weights (0: off)", [](C& c) -> auto& { return c.train.ema_decay; }));
+    t.push_back(choice<LossWeighting>("train.weighting", "loss weighting: sigma2 or likelihood", [](C& c) -> auto& { return c.train.loss.weighting; }, loss_weighting_from_string, to_string));
+    t.push_back(field<bool>("train.stratified_time", "stratified times across the batch", [](C& c) -> auto& { return c.train.loss.stratified_time; }));
+    t.push_back(field<uint64_t>("train.seed", "seed of every random draw", [](C& c) -> auto& { return c.train.seed; }));
+    t.push_back(field<int64_t>("train.log_every", "steps between loss-log rows and progress updates", [](C& c) -> auto& { return c.train.log_every; }));
+    t.push_back(field<int64_t>("train.checkpoint_every", "steps between checkpoints (0: at the end only)", [](C& c) -> auto& { return c.train.checkpoint_every; }));
+    t.push_back(field<int64_t>("train.eval_every", "steps between evaluation sample pictures (0: off)", [](C& c) -> auto& { return c.train.eval_every; }));
+    t.push_back(field<int64_t>("sample.steps", "Euler-Maruyama steps when sampling", [](C& c) -> auto& { return c.sample.steps; }));
+    t.push_back(field<int64_t>("sample.n", "samples drawn at the end of training and at each evaluation", [](C& c) -> auto& { return c.sample.n; }));
+    t.push_back(field<std::string>("run.device", "cpu, cuda or cuda:N", [](C& c) -> auto& { return c.device; }));
+    t.push_back(field<int64_t>("run.threads", "CPU threads (0: LibTorch's default)", [](C& c) -> auto& { return c.threads; }));
+    return t;
+  }();
+  return table;
+}
+
+const Entry& find_entry(const std::string& key) {
+  for (const auto& e : entries())
+    if (e.name == key) return e;
+  throw InvalidArgument("unknown config key '" + key + "'");
+}
+
+std::string node_text(const toml::node& node, const std::string& key) {
+  if (auto v = node.value<std::string>()) return *v;
+  if (auto v = node.as_integer()) return std::to_string(v->get());
+  if (auto v = node.as_floating_point()) return format_value(v->get());
+  if (auto v = node.as_boolean()) return v->get() ? "true" : "false";
+  throw InvalidArgument(key + ": expected a string, number or boolean");
+}
+
+}  // namespace
+
+void RunConfig::set(const std::string& key, const std::string& value) { find_entry(key).set(*this, value); }
+std::string RunConfig::get(const std::string& key) const { return find_entry(key).get(*this); }
+
+const std::vector<RunConfig::Key>& RunConfig::keys() {
+  static const std::vector<Key> keys = [] {
+    std::vector<Key> k;
+    for (const auto& e : entries()) k.push_back({e.name, e.help});
+    return k;
+  }();
+  return keys;
+}
+
+void RunConfig::merge_toml(const std::string& text, const std::string& origin) {
+  toml::table root;
+  try {
+    root = toml::parse(text, origin);
+  } catch (const toml::parse_error& err) {
+    const auto& where = err.source().begin;
+    throw InvalidArgument(origin + ":" + std::to_string(where.line) + ": " + std::string(err.description()));
+  }
+  for (const auto& [section, node] : root) {
+    const auto* table = node.as_table();
+    if (!table) throw InvalidArgument(origin + ": unknown config key '" + std::string(section.str()) + "' (keys live in [data], [sde], [model], [train], [sample] and [run] tables)");
+    for (const auto& [name, value] : *table) {
+      const std::string key = std::string(section.str()) + "." + std::string(name.str());
+      try {
+        set(key, node_text(value, key));
+      } catch (const InvalidArgument& err) {
+        throw InvalidArgument(origin + ": " + err.what());
+      }
+    }
+  }
+}
+
+void RunConfig::merge_toml_file(const std::string& path) {
+  std::ifstream in(path);
+  if (!in) throw IOError(path + ": cannot open config file");
+  std::stringstream text;
+  text << in.rdbuf();
+  merge_toml(text.str(), path);
+}
+
+std::string RunConfig::to_toml() const {
+  std::ostringstream out;
+  std::string section;
+  for (const auto& e : entries()) {
+    const auto dot = e.name.find('.');
+    const std::string sec = e.name.substr(0, dot);
+    if (sec != section) {
+      out << (section.empty() ? "" : "\n") << "[" << sec << "]\n";
+      section = sec;
+    }
+    const std::string value = e.get(*this);
+    out << e.name.substr(dot + 1) << " = " << (e.quoted ? "\"" + value + "\"" : value) << "\n";
+  }
+  return out.str();
+}
+
+void RunConfig::validate() const {
+  if (data.dataset.empty() == data.file.empty())
+    throw InvalidArgument("give exactly one of a built-in dataset (--dataset) or a data file (--data)");
+  if (data.size < 1) throw InvalidArgument("data.size must be at least 1");
+  sde.validate();
+  model.validate();
+  train.validate();
+  if (sample.steps < 1) throw InvalidArgument("sample.steps must be at least 1");
+  if (sample.n < 1) throw InvalidArgument("sample.n must be at least 1");
+  if (threads < 0) throw InvalidArgument("run.threads must not be negative");
+}
+
+}  // namespace sbgm

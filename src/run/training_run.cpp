@@ -1,0 +1,149 @@
+#include "sbgm/run/training_run.hpp"
+
+#include <ATen/ATen.h>
+#include <sys/stat.h>
+
+#include <cerrno>
+#include <cstring>
+#include <fstream>
+#include <sstream>
+
+#include "sbgm/data/dataset.hpp"
+#include "sbgm/data/toy.hpp"
+#include "sbgm/io/atomic_file.hpp"
+#include "sbgm/io/npy.hpp"
+#include "sbgm/nets/score_net.hpp"
+#include "sbgm/plot/plots.hpp"
+#include "sbgm/run/checkpoint.hpp"
+#include "sbgm/run/model.hpp"
+#include "sbgm/sde/sde.hpp"
+#include "sbgm/train/flat_parameters.hpp"
+#include "sbgm/util/error.hpp"
+#include "sbgm/util/runtime.hpp"
+
+namespace sbgm {
+namespace {
+
+void make_directory(const std::string& dir) {
+  if (::mkdir(dir.c_str(), 0755) != 0 && errno != EEXIST)
+    throw IOError(dir + ": cannot create directory (" + std::strerror(errno) + ")");
+  struct stat st {};
+  if (::stat(dir.c_str(), &st) != 0 || !S_ISDIR(st.st_mode)) throw IOError(dir + ": not a directory");
+}
+
+at::Tensor load_training_data(const RunConfig& config) {
+  if (!config.data.file.empty()) return load_data_file(config.data.file, 1);
+  return make_toy_dataset(config.data.dataset, config.data.size, config.train.seed);
+}
+
+// The loss log: rows "step,loss,lr". On resume, rows past the checkpoint's step are dropped.
+class LossLog {
+ public:
+  LossLog(std::string path, int64_t keep_until_step) : path_(std::move(path)) {
+    std::ifstream in(path_);
+    std::string line;
+    std::getline(in, line);  // header
+    while (keep_until_step > 0 && std::getline(in, line)) {
+      std::stringstream row(line);
+      double step = 0, loss = 0;
+      char comma = 0;
+      if (!(row >> step >> comma >> loss) || step > keep_until_step) break;
+      steps_.push_back(step);
+      losses_.push_back(loss);
+      lines_.push_back(line);
+    }
+    write_file_atomically(path_, [&](std::ostream& out) {
+      out << "step,loss,lr\n";
+      for (const auto& l : lines_) out << l << "\n";
+    });
+  }
+  void append(const TrainProgress& p) {
+    std::ofstream out(path_, std::ios::app);
+    out << p.step << "," << p.loss << "," << p.lr << "\n";
+    steps_.push_back(static_cast<double>(p.step));
+    losses_.push_back(p.loss);
+  }
+  void plot(const std::string& png) const { plot_loss_curve(png, steps_, losses_); }
+
+ private:
+  std::string path_;
+  std::vector<double> steps_, losses_;
+  std::vector<std::string> lines_;
+};
+
+}  // namespace
+
+RunConfig resume_config(const std::string& run_dir) { return load_checkpoint(run_dir).config; }
+
+TrainRunResult train_run(const RunConfig& config, const std::string& run_dir, bool resume,
+                         const TrainRunCallbacks& callbacks, const std::atomic<bool>* stop) {
+  config.validate();
+  auto message = [&](const std::string& m) {
+    if (callbacks.on_message) callbacks.on_message(m);
+  };
+  const c10::Device device = parse_device(config.device);
+  configure_threads(static_cast<int>(config.threads));
+
+  // Everything that can fail on bad input is checked before the run directory is touched.
+  const at::Tensor raw = load_training_data(config);
+  std::vector<int64_t> data_shape(raw.sizes().begin() + 1, raw.sizes().end());
+  Checkpoint resumed;
+  if (resume) {
+    resumed = load_checkpoint(run_dir);
+    if (resumed.data_shape != data_shape) throw InvalidArgument("the data's shape differs from the checkpoint's");
+  }
+  const Scaling scaling = resume ? resumed.scaling : config.data.standardize ? Scaling::standardize(raw) : Scaling::identity();
+  const at::Tensor data = scaling.to_model(raw).to(device);
+
+  std::shared_ptr<const SDE> sde = make_sde(config.sde);
+  std::shared_ptr<ScoreNet> net = build_net(config, data_shape, 0);
+  std::shared_ptr<ScoreNet> ema_net = build_net(config, data_shape, 0);
+  net->to(device);
+  ema_net->to(device);
+  Trainer trainer(net, ema_net, sde, config.model.output, config.train, data);
+  if (resume) {
+    trainer.restore(resumed.state);
+    message("resuming " + run_dir + " from step " + std::to_string(resumed.state.step));
+  }
+
+  make_directory(run_dir);
+  write_file_atomically(run_dir + "/config.toml", [&](std::ostream& out) { out << config.to_toml(); });
+  const std::string ckpt = run_dir + "/checkpoint.pt";
+  auto save = [&] {
+    Checkpoint c;
+    c.config = config;
+    c.data_shape = data_shape;
+    c.scaling = scaling;
+    c.state = trainer.state();
+    c.buffers = module_buffers(*net);
+    save_checkpoint(c, ckpt);
+  };
+  LossLog log(run_dir + "/loss.csv", resume ? resumed.state.step : 0);
+
+  TrainCallbacks cb;
+  cb.on_progress = [&](const TrainProgress& p) {
+    log.append(p);
+    if (callbacks.on_progress) callbacks.on_progress(p);
+  };
+  cb.on_checkpoint = [&](int64_t) { save(); };
+  cb.on_eval = [&](int64_t step) {
+    Model m{config, data_shape, 0, scaling, step, sde, ema_net};
+    plot_samples(run_dir + "/samples_step" + std::to_string(step) + ".png", raw,
+                 sample_model(m, config.sample.n, config.sample.steps, config.train.seed + 1));
+  };
+  const auto outcome = trainer.run(cb, stop);
+  save();
+  TrainRunResult result{outcome == Trainer::Outcome::Interrupted, trainer.step_count(), ckpt};
+  log.plot(run_dir + "/loss.png");
+  if (result.interrupted) return result;
+
+  Model m{config, data_shape, 0, scaling, trainer.step_count(), sde, ema_net};
+  const at::Tensor samples =
+      sample_model(m, config.sample.n, config.sample.steps, config.train.seed + 1, callbacks.on_sample_progress);
+  write_npy(run_dir + "/samples.npy", samples);
+  plot_samples(run_dir + "/samples.png", raw, samples);
+  message("wrote " + run_dir + "/{checkpoint.pt, config.toml, loss.csv, loss.png, samples.npy, samples.png}");
+  return result;
+}
+
+}  // namespace sbgm

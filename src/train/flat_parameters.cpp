@@ -1,0 +1,28 @@
+#include "sbgm/train/flat_parameters.hpp"
+
+#include <ATen/ATen.h>
+
+namespace sbgm {
+
+FlatParameters::FlatParameters(torch::nn::Module& module) {
+  auto params = module.parameters(/*recurse=*/true);
+  int64_t total = 0;
+  for (const auto& p : params) total += p.numel();
+  const auto opts = params.empty() ? at::TensorOptions().dtype(at::kFloat) : params.front().options();
+  values_ = at::empty({total}, opts.requires_grad(false));
+  grads_ = at::zeros({total}, opts.requires_grad(false));
+  at::NoGradGuard no_grad;
+  int64_t offset = 0;
+  for (auto& p : params) {
+    const int64_t n = p.numel();
+    at::Tensor value_view = values_.narrow(0, offset, n).view(p.sizes());
+    value_view.copy_(p.detach());
+    p.set_data(value_view);
+    p.mutable_grad() = grads_.narrow(0, offset, n).view(p.sizes());
+    offset += n;
+  }
+}
+
+std::vector<at::Tensor> module_buffers(torch::nn::Module& module) { return module.buffers(/*recurse=*/true); }
+
+}  // namespace sbgm

@@ -1,0 +1,165 @@
+#include "sbgm/train/trainer.hpp"
+
+#include <ATen/ATen.h>
+#include <torch/csrc/autograd/autograd.h>
+
+#include <chrono>
+
+#include "sbgm/nets/score_net.hpp"
+#include "sbgm/sde/sde.hpp"
+#include "sbgm/util/error.hpp"
+#include "sbgm/util/runtime.hpp"
+
+namespace sbgm {
+
+Trainer::Trainer(std::shared_ptr<ScoreNet> net, std::shared_ptr<ScoreNet> ema_net, std::shared_ptr<const SDE> sde,
+                 Parameterization output, TrainConfig config, at::Tensor data, at::Tensor cond)
+    : net_(std::move(net)),
+      ema_net_(std::move(ema_net)),
+      sde_(std::move(sde)),
+      output_(output),
+      config_(config),
+      data_(std::move(data)),
+      cond_(std::move(cond)),
+      flat_(*net_),
+      adam_(flat_.values(), config.adam),
+      gen_(make_generator(data_.device(), config.seed)) {
+  config_.validate();
+  if (data_.dim() < 2 || data_.size(0) < 1) throw InvalidArgument("training data must have shape [N, ...] with N >= 1");
+  if (cond_.defined() && cond_.size(0) != data_.size(0))
+    throw InvalidArgument("conditions have " + std::to_string(cond_.size(0)) + " rows but data has " +
+                          std::to_string(data_.size(0)));
+  if (ema_net_) {
+    // The EMA network's own parameters become views of the EMA buffer.
+    ema_ = FlatParameters(*ema_net_).values();
+    ema_net_->eval();
+  } else {
+    ema_ = at::empty_like(flat_.values());
+  }
+  ema_.copy_(flat_.values());
+  const int64_t b = config_.batch_size;
+  std::vector<int64_t> shape = data_.sizes().vec();
+  shape[0] = b;
+  batch_ = at::empty(shape, data_.options());
+  z_ = at::empty(shape, data_.options());
+  t_ = at::empty({b}, data_.options());
+  index_ = at::empty({b}, data_.options().dtype(at::kLong));
+  if (cond_.defined()) {
+    std::vector<int64_t> cshape = cond_.sizes().vec();
+    cshape[0] = b;
+    batch_cond_ = at::empty(cshape, cond_.options());
+  }
+}
+
+void Trainer::next_batch() {
+  const int64_t n = data_.size(0), b = config_.batch_size;
+  if (b <= n) {
+    // Epochs without replacement. Each epoch's order depends only on (seed, epoch), so a
+    // resumed run draws the same batches as an uninterrupted one.
+    const int64_t per_epoch = n / b;
+    const int64_t epoch = step_ / per_epoch, slot = step_ % per_epoch;
+    if (epoch != epoch_) {
+      at::Generator g = make_generator(at::kCPU, config_.seed * 0x9E3779B97F4A7C15ULL + static_cast<uint64_t>(epoch) + 1);
+      epoch_perm_ = at::randperm(n, g, at::TensorOptions().dtype(at::kLong)).to(data_.device());
+      epoch_ = epoch;
+    }
+    index_.copy_(epoch_perm_.narrow(0, slot * b, b));
+  } else {
+    index_.random_(0, n, gen_);
+  }
+  at::index_select_out(batch_, data_, 0, index_);
+  if (cond_.defined()) at::index_select_out(batch_cond_, cond_, 0, index_);
+}
+
+at::Tensor Trainer::step() {
+  next_batch();
+  t_.uniform_(0.0, 1.0, gen_);
+  if (config_.loss.stratified_time) {
+    t_.add_(at::arange(config_.batch_size, t_.options())).div_(static_cast<double>(config_.batch_size));
+  }
+  t_.mul_(sde_->T() - sde_->t_eps()).add_(sde_->t_eps());
+  z_.normal_(0.0, 1.0, gen_);
+
+  flat_.zero_grad();
+  at::Tensor loss = dsm_loss(*net_, output_, *sde_, config_.loss.weighting, batch_, batch_cond_, t_, z_);
+  torch::autograd::backward({loss});
+
+  at::NoGradGuard no_grad;
+  if (config_.grad_clip > 0) {
+    const double norm = flat_.grads().norm().item<double>();
+    if (norm > config_.grad_clip) flat_.grads().mul_(config_.grad_clip / (norm + 1e-12));
+  }
+  adam_.step(flat_.values(), flat_.grads(), config_.lr_at(step_));
+  ++step_;
+  if (config_.ema_decay > 0) {
+    // Warm-up of the decay so that short runs are not dominated by the initial weights.
+    const double decay = std::min(config_.ema_decay, (1.0 + step_) / (10.0 + step_));
+    ema_.lerp_(flat_.values(), 1.0 - decay);
+  } else {
+    ema_.copy_(flat_.values());
+  }
+  return loss.detach();
+}
+
+Trainer::Outcome Trainer::run(const TrainCallbacks& callbacks, const std::atomic<bool>* stop) {
+  using clock = std::chrono::steady_clock;
+  net_->train();
+  at::Tensor loss_sum = at::zeros({}, data_.options());
+  int64_t since_report = 0;
+  auto report_start = clock::now();
+  const int64_t first_step = step_;
+  const auto run_start = report_start;
+  auto report = [&] {
+    TrainProgress p;
+    p.step = step_;
+    p.total_steps = config_.steps;
+    p.loss = since_report > 0 ? loss_sum.item<double>() / since_report : 0.0;
+    p.lr = config_.lr_at(std::max<int64_t>(step_ - 1, 0));
+    const double elapsed = std::chrono::duration<double>(clock::now() - run_start).count();
+    p.steps_per_second = elapsed > 0 ? (step_ - first_step) / elapsed : 0.0;
+    p.eta_seconds = p.steps_per_second > 0 ? (config_.steps - step_) / p.steps_per_second : 0.0;
+    if (callbacks.on_progress) callbacks.on_progress(p);
+    loss_sum.zero_();
+    since_report = 0;
+  };
+  while (step_ < config_.steps) {
+    if (stop && stop->load()) {
+      if (since_report > 0) report();
+      return Outcome::Interrupted;
+    }
+    loss_sum.add_(step());
+    ++since_report;
+    if (step_ % config_.log_every == 0 || step_ == config_.steps) report();
+    if (config_.eval_every > 0 && step_ % config_.eval_every == 0 && callbacks.on_eval) callbacks.on_eval(step_);
+    if (config_.checkpoint_every > 0 && step_ % config_.checkpoint_every == 0 && step_ < config_.steps &&
+        callbacks.on_checkpoint)
+      callbacks.on_checkpoint(step_);
+  }
+  return Outcome::Finished;
+}
+
+TrainState Trainer::state() const {
+  TrainState s;
+  s.params = flat_.values().clone();
+  s.ema = ema_.clone();
+  s.exp_avg = adam_.exp_avg().clone();
+  s.exp_avg_sq = adam_.exp_avg_sq().clone();
+  s.step = step_;
+  s.rng_state = gen_.get_state();
+  return s;
+}
+
+void Trainer::restore(const TrainState& s) {
+  if (s.params.numel() != flat_.numel() || s.ema.numel() != flat_.numel())
+    throw IOError("checkpoint weights do not match the model (" + std::to_string(s.params.numel()) + " vs " +
+                  std::to_string(flat_.numel()) + " parameters)");
+  at::NoGradGuard no_grad;
+  flat_.values().copy_(s.params);
+  ema_.copy_(s.ema);
+  adam_.restore(s.exp_avg, s.exp_avg_sq, s.step);
+  step_ = s.step;
+  gen_.set_state(s.rng_state);
+  epoch_ = -1;
+}
+
+}  // namespace sbgm
