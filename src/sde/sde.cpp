@@ -18,6 +18,7 @@ inline double expm1(double v) { return std::expm1(v); }
 inline double sqrt(double v) { return std::sqrt(v); }
 inline double tan(double v) { return std::tan(v); }
 inline double cos(double v) { return std::cos(v); }
+inline double sin(double v) { return std::sin(v); }
 inline double zero_like(double) { return 0.0; }
 inline double one_like(double) { return 1.0; }
 inline at::Tensor exp(const at::Tensor& v) { return at::exp(v); }
@@ -25,6 +26,7 @@ inline at::Tensor expm1(const at::Tensor& v) { return at::expm1(v); }
 inline at::Tensor sqrt(const at::Tensor& v) { return at::sqrt(v); }
 inline at::Tensor tan(const at::Tensor& v) { return at::tan(v); }
 inline at::Tensor cos(const at::Tensor& v) { return at::cos(v); }
+inline at::Tensor sin(const at::Tensor& v) { return at::sin(v); }
 inline at::Tensor zero_like(const at::Tensor& v) { return at::zeros_like(v); }
 inline at::Tensor one_like(const at::Tensor& v) { return at::ones_like(v); }
 }  // namespace fn
@@ -163,7 +165,8 @@ class CosineVPSDE final : public LinearSDE<CosineVPSDE> {
     u_max_ = phi_max * 2 * (1 + s_) / M_PI - s_;
     if (!(u_max_ > 0)) throw InvalidArgument("sde.cosine_max_beta is too small for sde.cosine_s");
     scale_ = u_max_ / c.T;
-    cos0_ = std::cos(s_ / (1 + s_) * M_PI / 2);
+    phi0_ = s_ / (1 + s_) * M_PI / 2;
+    cos0_ = std::cos(phi0_);
   }
   SDEKind kind() const override { return SDEKind::CosineVP; }
   double prior_std() const override { return 1.0; }
@@ -172,13 +175,15 @@ class CosineVPSDE final : public LinearSDE<CosineVPSDE> {
   template <class T> T f(const T& t) const { return -0.5 * beta(t); }
   template <class T> T g2(const T& t) const { return beta(t); }
   template <class T> T m(const T& t) const { return fn::cos(phi(t)) * (1.0 / cos0_); }
+  // 1 - m^2 = (cos^2 phi0 - cos^2 phi) / cos^2 phi0 = sin(phi - phi0) sin(phi + phi0) / cos^2 phi0,
+  // which keeps full precision near t = 0 where 1 - m^2 would cancel.
   template <class T> T s(const T& t) const {
-    const T mt = m(t);
-    return fn::sqrt(1.0 - mt * mt);
+    const T p = phi(t);
+    return fn::sqrt(fn::sin(p - phi0_) * fn::sin(p + phi0_)) * (1.0 / cos0_);
   }
 
  private:
-  double s_, u_max_ = 0, scale_ = 0, cos0_ = 1;
+  double s_, u_max_ = 0, scale_ = 0, phi0_ = 0, cos0_ = 1;
 };
 
 }  // namespace
