@@ -50,8 +50,11 @@ NpyHeader parse_header(const std::string& path, const std::string& header) {
 at::Tensor read_npy(const std::string& path, bool keep_double) {
   std::ifstream in(path, std::ios::binary);
   if (!in) throw IOError(path + ": cannot open file");
-  char magic[8];
-  if (!in.read(magic, 8) || std::memcmp(magic, "\x93NUMPY", 6) != 0) throw IOError(path + ": not a .npy file");
+  char magic[8] = {};
+  in.read(magic, 8);
+  const auto got = static_cast<size_t>(in.gcount());
+  if (std::memcmp(magic, "\x93NUMPY", std::min<size_t>(got, 6)) != 0 || got == 0) throw IOError(path + ": not a .npy file");
+  if (got < 8) throw IOError(path + ": truncated .npy header");
   const int major = static_cast<unsigned char>(magic[6]);
   uint32_t header_len = 0;
   if (major == 1) {

@@ -16,7 +16,7 @@ constexpr Color kInk{40, 40, 40}, kGrid{225, 225, 225}, kData{90, 90, 90}, kMode
 
 std::string format_tick(double v) {
   std::ostringstream s;
-  s.precision(3);
+  s.precision(6);
   s << (std::abs(v) < 1e-12 ? 0.0 : v);
   return s.str();
 }

@@ -1,10 +1,8 @@
 #include "sbgm/run/training_run.hpp"
 
 #include <ATen/ATen.h>
-#include <sys/stat.h>
 
-#include <cerrno>
-#include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <sstream>
 
@@ -25,10 +23,9 @@ namespace sbgm {
 namespace {
 
 void make_directory(const std::string& dir) {
-  if (::mkdir(dir.c_str(), 0755) != 0 && errno != EEXIST)
-    throw IOError(dir + ": cannot create directory (" + std::strerror(errno) + ")");
-  struct stat st {};
-  if (::stat(dir.c_str(), &st) != 0 || !S_ISDIR(st.st_mode)) throw IOError(dir + ": not a directory");
+  std::error_code ec;
+  std::filesystem::create_directories(dir, ec);
+  if (ec || !std::filesystem::is_directory(dir)) throw IOError(dir + ": cannot create directory (" + ec.message() + ")");
 }
 
 at::Tensor load_training_data(const RunConfig& config) {

@@ -38,7 +38,7 @@ struct NetConfig {
   TimeEmbeddingKind time_embedding = TimeEmbeddingKind::Tutorial;
   int64_t embedding_dim = 32;     // Fourier / Sinusoidal: number of features (even)
   double fourier_scale = 16.0;    // Fourier: std of the random frequencies
-  Parameterization output = Parameterization::Score;
+  Parameterization output = Parameterization::Noise;
 
   void validate() const;
 };

@@ -18,8 +18,8 @@ struct TrainConfig {
   int64_t batch_size = 256;
   double lr = 1e-3;
   AdamConfig adam;                      // weight_decay > 0 makes it AdamW
-  int64_t warmup_steps = 0;             // linear warm-up from 0 to lr
-  LRSchedule schedule = LRSchedule::Constant;
+  int64_t warmup_steps = 100;           // linear warm-up from 0 to lr
+  LRSchedule schedule = LRSchedule::Cosine;
   double min_lr_ratio = 0.0;            // cosine decays to lr * min_lr_ratio at the last step
   double grad_clip = 0.0;               // clip the global gradient norm to this (0: off)
   double ema_decay = 0.999;             // 0: no EMA (EMA weights equal the weights)

@@ -1,0 +1,136 @@
+// The command line's contract: bad input gives one line on stderr, a non-zero exit and no
+// output file; good input writes what it promises.
+#include <ATen/ATen.h>
+#include <gtest/gtest.h>
+#include <sys/wait.h>
+
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include "sbgm/io/npy.hpp"
+
+using namespace sbgm;
+namespace fs = std::filesystem;
+
+namespace {
+
+struct Result {
+  int code;
+  std::string err, out;
+};
+
+fs::path scratch() {
+  static const fs::path p = [] {
+    const fs::path d = fs::temp_directory_path() / ("sbgm_cli_" + std::to_string(::getpid()));
+    fs::remove_all(d);
+    fs::create_directories(d);
+    return d;
+  }();
+  return p;
+}
+
+std::string slurp(const fs::path& p) {
+  std::ifstream in(p);
+  std::stringstream s;
+  s << in.rdbuf();
+  return s.str();
+}
+
+Result sbgm_cli(const std::string& args) {
+  const fs::path out = scratch() / "stdout.txt", err = scratch() / "stderr.txt";
+  const std::string cmd = std::string(SBGM_CLI_PATH) + " " + args + " >" + out.string() + " 2>" + err.string() + " </dev/null";
+  const int status = std::system(cmd.c_str());
+  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, slurp(err), slurp(out)};
+}
+
+// One trained run shared by the tests that need a checkpoint.
+const fs::path& trained_run() {
+  static const fs::path run = [] {
+    const fs::path r = scratch() / "run";
+    const Result res = sbgm_cli("train --dataset bimodal1d --out " + r.string() +
+                                " --steps 30 --batch-size 32 --threads 1 --model.width 16 --sample.n 50 --sample.steps 10");
+    EXPECT_EQ(res.code, 0) << res.err;
+    return r;
+  }();
+  return run;
+}
+
+void expect_one_line_error(const Result& r, const std::string& needle) {
+  EXPECT_NE(r.code, 0);
+  EXPECT_EQ(r.err.rfind("sbgm: error: ", 0) == 0 || r.err.rfind("\nsbgm: error: ", 0) == 0, true) << r.err;
+  std::string trimmed = r.err;
+  while (!trimmed.empty() && (trimmed.front() == '\n')) trimmed.erase(trimmed.begin());
+  EXPECT_EQ(std::count(trimmed.begin(), trimmed.end(), '\n'), 1) << "not one line: " << r.err;
+  EXPECT_NE(r.err.find(needle), std::string::npos) << "expected '" << needle << "' in: " << r.err;
+}
+
+}  // namespace
+
+TEST(Cli, TrainSampleInfo) {
+  const fs::path& run = trained_run();
+  for (const char* f : {"checkpoint.pt", "config.toml", "loss.csv", "loss.png", "samples.npy", "samples.png"})
+    EXPECT_TRUE(fs::exists(run / f)) << f;
+  const fs::path out = scratch() / "s.npy", png = scratch() / "s.png";
+  const Result r = sbgm_cli("sample --checkpoint " + run.string() + " --n 77 --steps 5 --out " + out.string() + " --png " + png.string());
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_EQ(read_npy(out.string()).sizes(), (std::vector<int64_t>{77, 1}));
+  EXPECT_TRUE(fs::exists(png));
+  const Result info = sbgm_cli("info --checkpoint " + run.string());
+  ASSERT_EQ(info.code, 0) << info.err;
+  EXPECT_NE(info.out.find("step: 30"), std::string::npos) << info.out;
+  EXPECT_NE(info.out.find("parameters: "), std::string::npos);
+  EXPECT_NE(info.out.find("[model]"), std::string::npos);
+}
+
+TEST(Cli, EffectiveConfigIsWrittenAndConfigFileIsRead) {
+  const fs::path cfg = scratch() / "c.toml", run = scratch() / "cfgrun";
+  std::ofstream(cfg) << "[model]\nwidth = 12\n[train]\nsteps = 7\nbatch_size = 16\n[sample]\nn = 10\nsteps = 3\n";
+  const Result r = sbgm_cli("train --dataset moons --out " + run.string() + " --config " + cfg.string() + " --train.steps 9 --threads 1");
+  ASSERT_EQ(r.code, 0) << r.err;
+  const std::string written = slurp(run / "config.toml");
+  EXPECT_NE(written.find("width = 12"), std::string::npos);
+  EXPECT_NE(written.find("steps = 9"), std::string::npos);  // the flag wins over the file
+}
+
+TEST(Cli, BadTrainInputs) {
+  const fs::path dir = scratch();
+  write_npy((dir / "rank1.npy").string(), at::ones({5}));
+  at::Tensor nan = at::ones({4, 2});
+  nan[1][0] = std::nan("");
+  write_npy((dir / "nan.npy").string(), nan);
+  std::ofstream(dir / "trunc.npy", std::ios::binary) << "\x93NUMPY\x01\x00";
+  std::ofstream(dir / "bad.toml") << "[model]\nwdth = 4\n";
+  const std::string out = " --out " + (dir / "never").string();
+  expect_one_line_error(sbgm_cli("train --data " + (dir / "missing.npy").string() + out), "cannot open");
+  expect_one_line_error(sbgm_cli("train --data " + (dir / "trunc.npy").string() + out), "truncated");
+  expect_one_line_error(sbgm_cli("train --data " + (dir / "rank1.npy").string() + out), "rank 1");
+  expect_one_line_error(sbgm_cli("train --data " + (dir / "nan.npy").string() + out), "NaN");
+  expect_one_line_error(sbgm_cli("train --dataset ring8 --steps 0" + out), "train.steps");
+  expect_one_line_error(sbgm_cli("train --dataset ring8 --sde.beta_min 30" + out), "beta_max");
+  expect_one_line_error(sbgm_cli("train --dataset ring9" + out), "unknown dataset");
+  expect_one_line_error(sbgm_cli("train --dataset ring8 --sde vpp" + out), "unknown SDE");
+  expect_one_line_error(sbgm_cli("train --dataset ring8 --config " + (dir / "bad.toml").string() + out), "model.wdth");
+  expect_one_line_error(sbgm_cli("train --dataset ring8 --no-such-flag 1" + out), "no-such-flag");
+  expect_one_line_error(sbgm_cli("train --dataset ring8 --lr abc" + out), "train.lr");
+  expect_one_line_error(sbgm_cli("train --dataset ring8 --device tpu" + out), "unknown device");
+  expect_one_line_error(sbgm_cli("train" + out), "exactly one");
+  expect_one_line_error(sbgm_cli("train --dataset ring8 --resume" + out), "no checkpoint");
+  EXPECT_FALSE(fs::exists(dir / "never"));
+}
+
+TEST(Cli, BadSampleInputs) {
+  const fs::path& run = trained_run();
+  const fs::path dir = scratch();
+  const std::string ck = " --checkpoint " + run.string();
+  expect_one_line_error(sbgm_cli("sample --checkpoint " + (dir / "nope").string() + " --out " + (dir / "x.npy").string()), "no checkpoint");
+  std::ofstream(dir / "garbage.pt") << "not a checkpoint";
+  expect_one_line_error(sbgm_cli("sample --checkpoint " + (dir / "garbage.pt").string() + " --out " + (dir / "x.npy").string()), "not a readable sbgm checkpoint");
+  expect_one_line_error(sbgm_cli("sample" + ck + " --n 0 --out " + (dir / "x.npy").string()), "--n");
+  expect_one_line_error(sbgm_cli("sample" + ck + " --out " + (dir / "x.txt").string()), ".npy");
+  expect_one_line_error(sbgm_cli("sample" + ck + " --out " + (dir / "no/dir/x.npy").string()), "does not exist");
+  expect_one_line_error(sbgm_cli("sample" + ck + " --n many --out " + (dir / "x.npy").string()), "--n");
+  expect_one_line_error(sbgm_cli("info --checkpoint " + (dir / "garbage.pt").string()), "checkpoint");
+  EXPECT_FALSE(fs::exists(dir / "x.npy"));
+}

@@ -1,0 +1,112 @@
+// .npy and CSV files: round trips with NumPy, and every malformed file rejected with a message.
+#include <ATen/ATen.h>
+#include <gtest/gtest.h>
+
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+
+#include "sbgm/data/dataset.hpp"
+#include "sbgm/io/npy.hpp"
+#include "sbgm/util/error.hpp"
+
+using namespace sbgm;
+namespace fs = std::filesystem;
+
+namespace {
+
+fs::path scratch() {
+  const fs::path p = fs::temp_directory_path() / ("sbgm_io_" + std::to_string(::getpid()));
+  fs::create_directories(p);
+  return p;
+}
+
+int python(const std::string& code) {
+  const fs::path script = scratch() / "script.py";
+  std::ofstream(script) << code;
+  return std::system((std::string(SBGM_PYTHON) + " " + script.string()).c_str());
+}
+
+void write_bytes(const fs::path& p, const std::string& bytes) { std::ofstream(p, std::ios::binary) << bytes; }
+
+template <class F>
+std::string error_of(F f) {
+  try {
+    f();
+  } catch (const std::exception& e) {
+    return e.what();
+  }
+  return "";
+}
+
+}  // namespace
+
+TEST(Npy, RoundTripWithNumPy) {
+  const fs::path dir = scratch();
+  // NumPy writes float32 and float64 arrays of several ranks; we read them, write them back, and
+  // NumPy checks that what we wrote equals what it wrote.
+  ASSERT_EQ(python("import numpy as np\n"
+                   "rng = np.random.default_rng(0)\n"
+                   "np.save('" + (dir / "a32.npy").string() + "', rng.normal(size=(7, 3)).astype(np.float32))\n"
+                   "np.save('" + (dir / "a64.npy").string() + "', rng.normal(size=(2, 3, 4)))\n"
+                   "np.save('" + (dir / "a1.npy").string() + "', np.arange(5, dtype=np.float32))\n"),
+            0);
+  for (const char* name : {"a32", "a64", "a1"}) {
+    const at::Tensor t = read_npy((dir / (std::string(name) + ".npy")).string(), /*keep_double=*/true);
+    write_npy((dir / (std::string(name) + "_back.npy")).string(), t);
+  }
+  EXPECT_EQ(read_npy((dir / "a64.npy").string(), true).scalar_type(), at::kDouble);
+  EXPECT_EQ(read_npy((dir / "a64.npy").string()).scalar_type(), at::kFloat);
+  EXPECT_EQ(read_npy((dir / "a1.npy").string()).sizes(), (std::vector<int64_t>{5}));
+  EXPECT_EQ(python("import numpy as np, sys\n"
+                   "for n in ['a32', 'a64', 'a1']:\n"
+                   "    a = np.load('" + dir.string() + "/' + n + '.npy')\n"
+                   "    b = np.load('" + dir.string() + "/' + n + '_back.npy')\n"
+                   "    sys.exit(1) if (a.dtype != b.dtype or a.shape != b.shape or not np.array_equal(a, b)) else None\n"),
+            0);
+}
+
+TEST(Npy, RejectsMalformedFiles) {
+  const fs::path dir = scratch();
+  write_npy((dir / "good.npy").string(), at::arange(12, at::kFloat).reshape({4, 3}));
+  std::ifstream in(dir / "good.npy", std::ios::binary);
+  const std::string good((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+
+  write_bytes(dir / "truncated.npy", good.substr(0, good.size() - 5));
+  EXPECT_NE(error_of([&] { read_npy((dir / "truncated.npy").string()); }).find("truncated"), std::string::npos);
+  write_bytes(dir / "short_header.npy", good.substr(0, 20));
+  EXPECT_NE(error_of([&] { read_npy((dir / "short_header.npy").string()); }).find("truncated"), std::string::npos);
+  write_bytes(dir / "magic.npy", "PK\x03\x04 not numpy at all");
+  EXPECT_NE(error_of([&] { read_npy((dir / "magic.npy").string()); }).find("not a .npy"), std::string::npos);
+  std::string int_file = good;
+  int_file.replace(int_file.find("<f4"), 3, "<i8");
+  write_bytes(dir / "int.npy", int_file);
+  EXPECT_NE(error_of([&] { read_npy((dir / "int.npy").string()); }).find("dtype"), std::string::npos);
+  std::string fortran = good;
+  fortran.replace(fortran.find("False"), 5, "True ");
+  write_bytes(dir / "fortran.npy", fortran);
+  EXPECT_NE(error_of([&] { read_npy((dir / "fortran.npy").string()); }).find("Fortran"), std::string::npos);
+  EXPECT_NE(error_of([&] { read_npy((dir / "missing.npy").string()); }).find("cannot open"), std::string::npos);
+}
+
+TEST(DataFiles, ChecksRankAndFiniteness) {
+  const fs::path dir = scratch();
+  write_npy((dir / "rank1.npy").string(), at::ones({5}));
+  EXPECT_NE(error_of([&] { load_data_file((dir / "rank1.npy").string()); }).find("rank 1"), std::string::npos);
+  at::Tensor bad = at::ones({4, 2});
+  bad[2][1] = std::nan("");
+  write_npy((dir / "nan.npy").string(), bad);
+  EXPECT_NE(error_of([&] { load_data_file((dir / "nan.npy").string()); }).find("row 2"), std::string::npos);
+  EXPECT_NE(error_of([&] { load_data_file((dir / "data.json").string()); }).find("unknown data format"), std::string::npos);
+}
+
+TEST(DataFiles, ReadsCsvWithOptionalHeader) {
+  const fs::path dir = scratch();
+  std::ofstream(dir / "h.csv") << "x,y\n1,2\n3.5,-4e-1\n\n";
+  const at::Tensor t = read_csv((dir / "h.csv").string());
+  EXPECT_TRUE(at::allclose(t, at::tensor({1.0f, 2.0f, 3.5f, -0.4f}).reshape({2, 2})));
+  std::ofstream(dir / "ragged.csv") << "1,2\n3\n";
+  EXPECT_NE(error_of([&] { read_csv((dir / "ragged.csv").string()); }).find(":2: expected 2 columns"), std::string::npos);
+  std::ofstream(dir / "text.csv") << "1,2\n3,abc\n";
+  EXPECT_NE(error_of([&] { read_csv((dir / "text.csv").string()); }).find(":2: not a row of numbers"), std::string::npos);
+}
