@@ -44,7 +44,7 @@ void add_sample_command(CLI::App& app, Action& action) {
   cmd->add_option("--seed", opt->seed, "random seed")->capture_default_str();
   cmd->add_option("--png", opt->png, "also draw the samples (beside the training data when available)");
   cmd->add_option("--device", opt->device, "cpu or cuda")->capture_default_str();
-  cmd->add_option("--threads", opt->threads, "CPU threads (0: default)")->capture_default_str();
+  cmd->add_option("--threads", opt->threads, "CPU threads (0: one per core)")->capture_default_str();
   cmd->add_flag("--raw-weights", opt->raw_weights, "use the raw weights instead of their EMA");
   cmd->callback([&action, opt] {
     action = [opt]() -> int {

@@ -142,7 +142,7 @@ const std::vector<Entry>& entries() {
     t.push_back(field<int64_t>("sample.steps", "Euler-Maruyama steps when sampling", [](C& c) -> auto& { return c.sample.steps; }));
     t.push_back(field<int64_t>("sample.n", "samples drawn at the end of training and at each evaluation", [](C& c) -> auto& { return c.sample.n; }));
     t.push_back(field<std::string>("run.device", "cpu, cuda or cuda:N", [](C& c) -> auto& { return c.device; }));
-    t.push_back(field<int64_t>("run.threads", "CPU threads (0: LibTorch's default)", [](C& c) -> auto& { return c.threads; }));
+    t.push_back(field<int64_t>("run.threads", "CPU threads (0: one per core)", [](C& c) -> auto& { return c.threads; }));
     return t;
   }();
   return table;

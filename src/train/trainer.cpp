@@ -95,10 +95,13 @@ at::Tensor Trainer::step() {
     // Warm-up of the decay so that short runs are not dominated by the initial weights.
     const double decay = std::min(config_.ema_decay, (1.0 + step_) / (10.0 + step_));
     ema_.lerp_(flat_.values(), 1.0 - decay);
-  } else {
-    ema_.copy_(flat_.values());
   }
   return loss.detach();
+}
+
+void Trainer::sync_ema() {
+  // Without EMA the "EMA" weights are the weights; they are copied only when someone looks.
+  if (config_.ema_decay == 0) ema_.copy_(flat_.values());
 }
 
 Trainer::Outcome Trainer::run(const TrainCallbacks& callbacks, const std::atomic<bool>* stop) {
@@ -125,23 +128,28 @@ Trainer::Outcome Trainer::run(const TrainCallbacks& callbacks, const std::atomic
   while (step_ < config_.steps) {
     if (stop && stop->load()) {
       if (since_report > 0) report();
+      sync_ema();
       return Outcome::Interrupted;
     }
     loss_sum.add_(step());
     ++since_report;
     if (step_ % config_.log_every == 0 || step_ == config_.steps) report();
-    if (config_.eval_every > 0 && step_ % config_.eval_every == 0 && callbacks.on_eval) callbacks.on_eval(step_);
+    if (config_.eval_every > 0 && step_ % config_.eval_every == 0 && callbacks.on_eval) {
+      sync_ema();
+      callbacks.on_eval(step_);
+    }
     if (config_.checkpoint_every > 0 && step_ % config_.checkpoint_every == 0 && step_ < config_.steps &&
         callbacks.on_checkpoint)
       callbacks.on_checkpoint(step_);
   }
+  sync_ema();
   return Outcome::Finished;
 }
 
 TrainState Trainer::state() const {
   TrainState s;
   s.params = flat_.values().clone();
-  s.ema = ema_.clone();
+  s.ema = config_.ema_decay > 0 ? ema_.clone() : flat_.values().clone();
   s.exp_avg = adam_.exp_avg().clone();
   s.exp_avg_sq = adam_.exp_avg_sq().clone();
   s.step = step_;

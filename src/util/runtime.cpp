@@ -8,13 +8,15 @@
 #include <omp.h>
 
 #include <string>
+#include <thread>
 
 #include "sbgm/util/error.hpp"
 
 namespace sbgm {
 
 void configure_threads(int threads) {
-  if (threads > 0) at::set_num_threads(threads);
+  // OpenMP may start with a single thread; 0 means one per core, as the user would expect.
+  at::set_num_threads(threads > 0 ? threads : static_cast<int>(std::max(1u, std::thread::hardware_concurrency())));
   at::globalContext().setFlushDenormal(true);
   const int n = at::get_num_threads();
 #pragma omp parallel num_threads(n)

@@ -32,7 +32,7 @@ struct RunConfig {
   TrainConfig train;
   SampleConfig sample;
   std::string device = "cpu";
-  int64_t threads = 0;  // 0: leave the thread count as LibTorch sets it
+  int64_t threads = 0;  // 0: one per core
 
   // Sets one key ("section.name") from its text form; throws InvalidArgument for an unknown key
   // or a value that does not parse.

@@ -63,6 +63,7 @@ class Trainer {
 
  private:
   void next_batch();
+  void sync_ema();
 
   std::shared_ptr<ScoreNet> net_, ema_net_;
   std::shared_ptr<const SDE> sde_;

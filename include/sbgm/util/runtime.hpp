@@ -10,7 +10,7 @@ namespace sbgm {
 
 // Sets the intra-op thread count (OpenMP and BLAS alike) and flushes denormals to zero on every
 // worker thread: denormal activations late in training cost ~2.5x on small networks.
-// threads <= 0 keeps the current count.
+// threads <= 0 means one thread per core.
 void configure_threads(int threads);
 
 // Keeps large temporary buffers mapped between uses instead of returning them to the kernel
