@@ -35,6 +35,8 @@ model = ref.make_model()
 py_rate, py_loss = ref.train(model, args.train_steps)
 torch.set_num_threads(default_threads)
 py_sample, x = ref.sample(model, args.samples, args.sample_steps)
+torch.set_num_threads(os.cpu_count())
+py_sample_all, _ = ref.sample(model, args.samples, args.sample_steps)
 
 print(f"torch {torch.__version__}, {os.cpu_count()} cores; PyTorch default threads {default_threads}")
 print(f"{'':34}{'sbgm (C++)':>14}{'PyTorch':>14}{'ratio':>9}")
@@ -42,5 +44,7 @@ print(f"{'train steps/s (1 thread, batch 8)':34}{cpp['train_steps_per_s']:>14.0f
       f"{cpp['train_steps_per_s'] / py_rate:>8.2f}x")
 print(f"{'EM sampling s (' + str(args.samples) + ' x ' + str(args.sample_steps) + ')':34}"
       f"{cpp['sample_seconds']:>14.2f}{py_sample:>14.2f}{py_sample / cpp['sample_seconds']:>8.2f}x")
+print(f"{'EM sampling, PyTorch on all cores':34}{cpp['sample_seconds']:>14.2f}{py_sample_all:>14.2f}"
+      f"{py_sample_all / cpp['sample_seconds']:>8.2f}x")
 print(f"(final training loss: sbgm {cpp['final_loss']:.3f}, PyTorch {py_loss:.3f}; "
       f"sampler threads: sbgm {cpp['sample_threads']}, PyTorch {default_threads})")

@@ -17,19 +17,94 @@ MLPScoreNet::MLPScoreNet(const NetConfig& config, int64_t data_dim, int64_t cond
     in = config.width;
   }
   layers_->push_back(torch::nn::Linear(in, data_dim));
+  for (size_t i = 0; i < layers_->size(); ++i) linear_.push_back(layers_->ptr<torch::nn::LinearImpl>(i).get());
 }
 
-at::Tensor MLPScoreNet::forward(const at::Tensor& x, const at::Tensor& t, const at::Tensor& y) {
+at::Tensor MLPScoreNet::input_features(const at::Tensor& x, const at::Tensor& t, const at::Tensor& y) {
   const int64_t batch = x.size(0);
   std::vector<at::Tensor> inputs{x.reshape({batch, -1}), embedding_->forward(t)};
   if (cond_dim_ > 0) inputs.push_back(y.reshape({batch, -1}));
-  at::Tensor h = at::cat(inputs, 1);
+  return at::cat(inputs, 1);
+}
+
+at::Tensor MLPScoreNet::forward(const at::Tensor& x, const at::Tensor& t, const at::Tensor& y) {
+  at::Tensor h = input_features(x, t, y);
   const size_t n = layers_->size();
   for (size_t i = 0; i < n; ++i) {
-    h = layers_->ptr<torch::nn::LinearImpl>(i)->forward(h);
+    h = linear_[i]->forward(h);
     if (i + 1 < n) h = activate(h, activation_);
   }
   return h.reshape(x.sizes());
+}
+
+namespace {
+
+void activate_out(at::Tensor& out, const at::Tensor& pre, Activation a) {
+  switch (a) {
+    case Activation::ReLU: at::clamp_min_out(out, pre, 0); return;
+    case Activation::SiLU: at::silu_out(out, pre); return;
+    case Activation::GELU: at::gelu_out(out, pre); return;
+    case Activation::Tanh: at::tanh_out(out, pre); return;
+  }
+}
+
+// grad *= activation'(pre), in place (post = activation(pre)).
+void activation_backward_(at::Tensor& grad, const at::Tensor& pre, const at::Tensor& post, Activation a) {
+  switch (a) {
+    case Activation::ReLU: at::threshold_backward_out(grad, grad, pre, 0); return;
+    case Activation::SiLU: at::silu_backward_out(grad, grad, pre); return;
+    case Activation::GELU: at::gelu_backward_out(grad, grad, pre); return;
+    case Activation::Tanh: at::tanh_backward_out(grad, grad, post); return;
+  }
+}
+
+}  // namespace
+
+at::Tensor MLPScoreNet::forward_for_backward(const at::Tensor& x, const at::Tensor& t, const at::Tensor& y) {
+  at::NoGradGuard no_grad;
+  const int64_t batch = x.size(0);
+  const size_t n = layers_->size();
+  if (!input_.defined() || input_.size(0) != batch) {
+    pre_.assign(n, at::Tensor());
+    post_.assign(n, at::Tensor());
+    delta_.assign(n, at::Tensor());
+    for (size_t i = 0; i < n; ++i) {
+      const int64_t width = linear_[i]->weight.size(0);
+      pre_[i] = at::empty({batch, width}, x.options());
+      post_[i] = at::empty({batch, width}, x.options());
+      delta_[i] = at::empty({batch, width}, x.options());
+    }
+  }
+  input_ = input_features(x, t, y);
+  output_shape_ = x.sizes().vec();
+  const at::Tensor* h = &input_;
+  for (size_t i = 0; i < n; ++i) {
+    torch::nn::LinearImpl* layer = linear_[i];
+    at::addmm_out(pre_[i], layer->bias, *h, layer->weight.t());
+    if (i + 1 == n) break;
+    activate_out(post_[i], pre_[i], activation_);
+    h = &post_[i];
+  }
+  return pre_[n - 1].view(output_shape_);
+}
+
+void MLPScoreNet::backward_into_grads(const at::Tensor& grad_output) {
+  at::NoGradGuard no_grad;
+  const size_t n = layers_->size();
+  delta_[n - 1].copy_(grad_output.reshape({grad_output.size(0), -1}));
+  for (size_t i = n; i-- > 0;) {
+    torch::nn::LinearImpl* layer = linear_[i];
+    const at::Tensor& h = i == 0 ? input_ : post_[i - 1];
+    at::Tensor& w_grad = layer->weight.mutable_grad();
+    at::Tensor& b_grad = layer->bias.mutable_grad();
+    if (!w_grad.defined()) w_grad = at::empty_like(layer->weight);
+    if (!b_grad.defined()) b_grad = at::empty_like(layer->bias);
+    at::mm_out(w_grad, delta_[i].t(), h);
+    at::sum_out(b_grad, delta_[i], {0});
+    if (i == 0) break;
+    at::mm_out(delta_[i - 1], delta_[i], layer->weight);
+    activation_backward_(delta_[i - 1], pre_[i - 1], post_[i - 1], activation_);
+  }
 }
 
 }  // namespace sbgm

@@ -8,6 +8,13 @@
 
 namespace sbgm {
 
+at::Tensor ScoreNet::forward_for_backward(const at::Tensor&, const at::Tensor&, const at::Tensor&) {
+  throw InvalidArgument("this network has no manual backward; train it through autograd");
+}
+void ScoreNet::backward_into_grads(const at::Tensor&) {
+  throw InvalidArgument("this network has no manual backward; train it through autograd");
+}
+
 std::shared_ptr<ScoreNet> make_score_net(const NetConfig& config, const std::vector<int64_t>& data_shape,
                                          int64_t cond_dim) {
   config.validate();

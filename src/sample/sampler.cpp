@@ -1,6 +1,7 @@
 #include "sbgm/sample/sampler.hpp"
 
 #include <ATen/ATen.h>
+#include <c10/core/InferenceMode.h>
 
 #include <numeric>
 
@@ -33,7 +34,7 @@ at::Tensor draw_samples(Sampler& sampler, ScoreModel& model, const SDE& sde, con
     ++done;
     if (progress) progress(done, total);
   };
-  at::NoGradGuard no_grad;
+  c10::InferenceMode no_autograd;  // sampling never differentiates: skip autograd's dispatch too
   for (int64_t start = 0; start < config.n; start += chunk) {
     const int64_t rows = std::min(chunk, config.n - start);
     std::vector<int64_t> shape{rows};

@@ -24,19 +24,55 @@ at::Tensor sample_times(const SDE& sde, int64_t batch, bool stratified, at::Gene
   return u * (sde.T() - sde.t_eps()) + sde.t_eps();
 }
 
+namespace {
+
+// What both the autograd and the manual path need: x_t, sigma [B, 1, ...] and the per-sample
+// weight lambda / sigma^2 ([B], undefined for the sigma^2 weighting where it is 1).
+struct Perturbed {
+  at::Tensor xt, sigma, weight;
+};
+
+Perturbed perturb(const SDE& sde, LossWeighting weighting, const at::Tensor& x0, const at::Tensor& t,
+                  const at::Tensor& z) {
+  Perturbed p;
+  p.sigma = sde.marginal_std(t, x0);
+  p.xt = at::addcmul(sde.mean_coeff(t, x0) * x0, p.sigma, z);
+  if (weighting == LossWeighting::Likelihood) {
+    const at::Tensor t_flat = t.reshape({-1});
+    p.weight = sde.diffusion_sq(t_flat, t_flat) / p.sigma.reshape({-1}).pow(2);
+  }
+  return p;
+}
+
+// sigma s + z, written so that neither parameterisation divides by sigma.
+at::Tensor residual(Parameterization output, const Perturbed& p, const at::Tensor& z, const at::Tensor& out) {
+  return output == Parameterization::Score ? at::addcmul(z, p.sigma, out) : z - out;
+}
+
+at::Tensor weighted_mean(const Perturbed& p, const at::Tensor& r) {
+  at::Tensor per_sample = r.pow(2).reshape({r.size(0), -1}).sum(1);
+  if (p.weight.defined()) per_sample = per_sample * p.weight;
+  return per_sample.mean();
+}
+
+}  // namespace
+
 at::Tensor dsm_loss(ScoreNet& net, Parameterization output, const SDE& sde, LossWeighting weighting,
                     const at::Tensor& x0, const at::Tensor& y, const at::Tensor& t, const at::Tensor& z) {
-  const at::Tensor sigma = sde.marginal_std(t, x0);
-  const at::Tensor xt = sde.mean_coeff(t, x0) * x0 + sigma * z;
-  const at::Tensor out = net.forward(xt, t, y);
-  // sigma s + z, written so that neither parameterisation divides by sigma.
-  const at::Tensor residual = output == Parameterization::Score ? at::addcmul(z, sigma, out) : z - out;
-  at::Tensor per_sample = residual.pow(2).reshape({x0.size(0), -1}).sum(1);
-  if (weighting == LossWeighting::Likelihood) {
-    const at::Tensor s2 = sigma.reshape({-1}).pow(2);
-    per_sample = per_sample * sde.diffusion_sq(t, per_sample) / s2;
-  }
-  return per_sample.mean();
+  const Perturbed p = perturb(sde, weighting, x0, t, z);
+  return weighted_mean(p, residual(output, p, z, net.forward(p.xt, t, y)));
+}
+
+DSMManual dsm_loss_manual(ScoreNet& net, Parameterization output, const SDE& sde, LossWeighting weighting,
+                          const at::Tensor& x0, const at::Tensor& y, const at::Tensor& t, const at::Tensor& z) {
+  at::NoGradGuard no_grad;
+  const Perturbed p = perturb(sde, weighting, x0, t, z);
+  const at::Tensor r = residual(output, p, z, net.forward_for_backward(p.xt, t, y));
+  // d/d out of mean_b w_b |r_b|^2 is 2 w_b r_b / B times d r / d out (sigma, or -1 for noise).
+  at::Tensor scale = output == Parameterization::Score ? p.sigma * (2.0 / x0.size(0))
+                                                       : at::full({}, -2.0 / x0.size(0), x0.options());
+  if (p.weight.defined()) scale = scale * p.weight.reshape(p.sigma.sizes());
+  return {weighted_mean(p, r), r * scale};
 }
 
 at::Tensor dsm_loss(ScoreNet& net, Parameterization output, const SDE& sde, const DSMConfig& config,

@@ -3,7 +3,10 @@
 #include <ATen/ATen.h>
 #include <torch/csrc/autograd/autograd.h>
 
+#include <c10/core/InferenceMode.h>
+
 #include <chrono>
+#include <optional>
 
 #include "sbgm/nets/score_net.hpp"
 #include "sbgm/sde/sde.hpp"
@@ -72,6 +75,9 @@ void Trainer::next_batch() {
 }
 
 at::Tensor Trainer::step() {
+  // The manual path needs no autograd at all; InferenceMode also skips autograd's dispatch.
+  std::optional<c10::InferenceMode> no_autograd;
+  if (net_->supports_manual_backward()) no_autograd.emplace();
   next_batch();
   t_.uniform_(0.0, 1.0, gen_);
   if (config_.loss.stratified_time) {
@@ -80,9 +86,17 @@ at::Tensor Trainer::step() {
   t_.mul_(sde_->T() - sde_->t_eps()).add_(sde_->t_eps());
   z_.normal_(0.0, 1.0, gen_);
 
-  flat_.zero_grad();
-  at::Tensor loss = dsm_loss(*net_, output_, *sde_, config_.loss.weighting, batch_, batch_cond_, t_, z_);
-  torch::autograd::backward({loss});
+  at::Tensor loss;
+  if (net_->supports_manual_backward()) {
+    // The network writes every gradient itself: no autograd graph, no zeroing pass.
+    DSMManual m = dsm_loss_manual(*net_, output_, *sde_, config_.loss.weighting, batch_, batch_cond_, t_, z_);
+    net_->backward_into_grads(m.grad_output);
+    loss = m.loss;
+  } else {
+    flat_.zero_grad();
+    loss = dsm_loss(*net_, output_, *sde_, config_.loss.weighting, batch_, batch_cond_, t_, z_);
+    torch::autograd::backward({loss});
+  }
 
   at::NoGradGuard no_grad;
   if (config_.grad_clip > 0) {

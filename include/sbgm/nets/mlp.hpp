@@ -15,11 +15,23 @@ class MLPScoreNet final : public ScoreNet {
   MLPScoreNet(const NetConfig& config, int64_t data_dim, int64_t cond_dim);
   at::Tensor forward(const at::Tensor& x, const at::Tensor& t, const at::Tensor& y) override;
 
+  bool supports_manual_backward() const override { return true; }
+  at::Tensor forward_for_backward(const at::Tensor& x, const at::Tensor& t, const at::Tensor& y) override;
+  void backward_into_grads(const at::Tensor& grad_output) override;
+
  private:
+  at::Tensor input_features(const at::Tensor& x, const at::Tensor& t, const at::Tensor& y);
+
   Activation activation_;
   int64_t cond_dim_;
   std::shared_ptr<TimeEmbedding> embedding_;
   torch::nn::ModuleList layers_;
+  std::vector<torch::nn::LinearImpl*> linear_;  // the layers, without a shared_ptr copy per use
+  // The manual path's buffers, reused while the batch size stays the same: the input, every
+  // layer's pre-activation and activation, and the back-propagated gradient.
+  at::Tensor input_;
+  std::vector<at::Tensor> pre_, post_, delta_;
+  std::vector<int64_t> output_shape_;
 };
 
 }  // namespace sbgm

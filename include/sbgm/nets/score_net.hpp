@@ -15,6 +15,15 @@ class ScoreNet : public torch::nn::Module {
  public:
   // y: the condition, or an undefined tensor for an unconditional network.
   virtual at::Tensor forward(const at::Tensor& x, const at::Tensor& t, const at::Tensor& y) = 0;
+
+  // Optional training fast path without autograd, for networks small enough that autograd's
+  // per-op bookkeeping dominates (the tutorial's MLP at batch 8). forward_for_backward keeps
+  // what backward_into_grads needs; backward_into_grads writes d loss / d parameter, given
+  // d loss / d output, into every parameter's .grad (overwriting it). Networks without it are
+  // trained through autograd.
+  virtual bool supports_manual_backward() const { return false; }
+  virtual at::Tensor forward_for_backward(const at::Tensor& x, const at::Tensor& t, const at::Tensor& y);
+  virtual void backward_into_grads(const at::Tensor& grad_output);
 };
 
 // Builds the network described by config for samples of shape data_shape (without the batch

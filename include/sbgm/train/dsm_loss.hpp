@@ -33,6 +33,15 @@ at::Tensor sample_times(const SDE& sde, int64_t batch, bool stratified, at::Gene
 at::Tensor dsm_loss(ScoreNet& net, Parameterization output, const SDE& sde, LossWeighting weighting,
                     const at::Tensor& x0, const at::Tensor& y, const at::Tensor& t, const at::Tensor& z);
 
+// The loss and its gradient with respect to the network's output, computed without autograd by
+// the networks that support a manual backward (ScoreNet::supports_manual_backward). out must come
+// from net.forward_for_backward on the same x_t.
+struct DSMManual {
+  at::Tensor loss, grad_output;
+};
+DSMManual dsm_loss_manual(ScoreNet& net, Parameterization output, const SDE& sde, LossWeighting weighting,
+                          const at::Tensor& x0, const at::Tensor& y, const at::Tensor& t, const at::Tensor& z);
+
 // Draws t and z from gen, then dsm_loss.
 at::Tensor dsm_loss(ScoreNet& net, Parameterization output, const SDE& sde, const DSMConfig& config,
                     const at::Tensor& x0, const at::Tensor& y, at::Generator gen);
