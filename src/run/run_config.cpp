@@ -58,11 +58,15 @@ std::string format_value(int64_t v) { return std::to_string(v); }
 std::string format_value(uint64_t v) { return std::to_string(v); }
 std::string format_value(bool v) { return v ? "true" : "false"; }
 std::string format_value(const std::string& v) { return v; }
+// The shortest text that reads back as the same double (0.1, not 0.10000000000000001).
 std::string format_value(double v) {
-  std::ostringstream s;
-  s.precision(17);
-  s << v;
-  return s.str();
+  for (int precision = 1; precision <= 17; ++precision) {
+    std::ostringstream s;
+    s.precision(precision);
+    s << v;
+    if (std::stod(s.str()) == v) return s.str();
+  }
+  return std::to_string(v);
 }
 
 struct Entry {
