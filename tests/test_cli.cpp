@@ -2,7 +2,9 @@
 // output file; good input writes what it promises.
 #include <ATen/ATen.h>
 #include <gtest/gtest.h>
+#include <signal.h>
 #include <sys/wait.h>
+#include <unistd.h>
 
 #include <cstdlib>
 #include <filesystem>
@@ -133,4 +135,40 @@ TEST(Cli, BadSampleInputs) {
   expect_one_line_error(sbgm_cli("sample" + ck + " --n many --out " + (dir / "x.npy").string()), "--n");
   expect_one_line_error(sbgm_cli("info --checkpoint " + (dir / "garbage.pt").string()), "checkpoint");
   EXPECT_FALSE(fs::exists(dir / "x.npy"));
+}
+
+// Ctrl-C during training saves a checkpoint, says how to resume, exits 130; --resume continues.
+TEST(Cli, InterruptSavesCheckpointAndResumeContinues) {
+  const fs::path run = scratch() / "interrupted", err = scratch() / "interrupted.err";
+  const pid_t pid = ::fork();
+  ASSERT_GE(pid, 0);
+  if (pid == 0) {
+    std::freopen(err.c_str(), "w", stderr);
+    std::freopen("/dev/null", "w", stdout);
+    ::execl(SBGM_CLI_PATH, "sbgm", "train", "--dataset", "moons", "--out", run.c_str(), "--steps", "100000000",
+            "--batch-size", "32", "--model.width", "16", "--threads", "1", "--train.log_every", "10",
+            "--sample.n", "10", "--sample.steps", "2", static_cast<char*>(nullptr));
+    ::_exit(127);
+  }
+  // Wait until training is under way (the loss log has rows), then interrupt.
+  for (int i = 0; i < 600; ++i) {
+    if (slurp(run / "loss.csv").find("\n20,") != std::string::npos) break;
+    ::usleep(100000);
+  }
+  ::kill(pid, SIGINT);
+  int status = 0;
+  ::waitpid(pid, &status, 0);
+  ASSERT_TRUE(WIFEXITED(status));
+  EXPECT_EQ(WEXITSTATUS(status), 130);
+  EXPECT_NE(slurp(err).find("interrupted at step"), std::string::npos) << slurp(err);
+  ASSERT_TRUE(fs::exists(run / "checkpoint.pt"));
+  const Result info = sbgm_cli("info --checkpoint " + run.string());
+  ASSERT_EQ(info.code, 0) << info.err;
+  const auto at = info.out.find("step: ");
+  const long step = std::stol(info.out.substr(at + 6));
+  EXPECT_GE(step, 20);
+  const Result resumed = sbgm_cli("train --out " + run.string() + " --resume --steps " + std::to_string(step + 7));
+  ASSERT_EQ(resumed.code, 0) << resumed.err;
+  EXPECT_NE(resumed.err.find("resuming"), std::string::npos);
+  EXPECT_NE(sbgm_cli("info --checkpoint " + run.string()).out.find("step: " + std::to_string(step + 7)), std::string::npos);
 }
