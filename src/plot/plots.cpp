@@ -98,59 +98,64 @@ void histogram(Canvas& c, const Panel& p, const at::Tensor& x, int bins, Color c
 
 }  // namespace
 
-void plot_samples_alone(const std::string& path, const at::Tensor& samples_in) {
-  const at::Tensor samples = samples_in.detach().cpu().reshape({samples_in.size(0), -1});
-  if (samples.size(1) == 1) {
+namespace {
+
+struct Series {
+  at::Tensor points;  // [N, D]
+  Color color;
+  std::string name;
+};
+
+// One panel per series (scatter of the first two features) on shared axes, or for D = 1 one
+// panel with the series' histograms overlaid.
+void plot_series(const std::string& path, const std::vector<Series>& series) {
+  std::vector<at::Tensor> xs, ys;
+  for (const auto& s : series) {
+    xs.push_back(s.points.select(1, 0));
+    if (s.points.size(1) > 1) ys.push_back(s.points.select(1, 1));
+  }
+  const auto [xlo, xhi] = limits(at::cat(xs), at::cat(xs));
+  if (series.front().points.size(1) == 1) {
+    constexpr int kBins = 60;
     Canvas c(720, 480);
-    const auto [lo, hi] = limits(samples, samples);
-    Panel p{80, 50, 690, 420, lo, hi, 0, 1};
-    const at::Tensor h = at::histc(samples.to(at::kDouble), 60, lo, hi);
-    p.ymax = 1.1 * (h / (h.sum().clamp_min(1) * ((hi - lo) / 60))).max().item<double>();
-    p.draw_frame(c, "samples");
-    histogram(c, p, samples, 60, kModel, 0.6);
+    Panel p{80, 50, 690, 420, xlo, xhi, 0, 1};
+    double ymax = 0;
+    std::string title;
+    for (const auto& s : series) {
+      const at::Tensor h = at::histc(s.points.to(at::kDouble), kBins, xlo, xhi);
+      ymax = std::max(ymax, (h / (h.sum().clamp_min(1) * ((xhi - xlo) / kBins))).max().item<double>());
+      title += (title.empty() ? "" : " and ") + s.name;
+    }
+    p.ymax = 1.1 * std::max(ymax, 1e-12);
+    p.draw_frame(c, title);
+    for (const auto& s : series) histogram(c, p, s.points, kBins, s.color, 0.45);
     c.write_png(path);
     return;
   }
-  Canvas c(560, 520);
-  const auto [xlo, xhi] = limits(samples.select(1, 0), samples.select(1, 0));
-  const auto [ylo, yhi] = limits(samples.select(1, 1), samples.select(1, 1));
-  const Panel panel{90, 50, 490, 450, xlo, xhi, ylo, yhi};
-  panel.draw_frame(c, "samples");
-  scatter(c, panel, samples.narrow(1, 0, 2), kModel);
+  const auto [ylo, yhi] = limits(at::cat(ys), at::cat(ys));
+  const int n = static_cast<int>(series.size());
+  Canvas c(500 * n, 520);
+  for (int i = 0; i < n; ++i) {
+    const Panel panel{70 + 500 * i, 50, 470 + 500 * i, 450, xlo, xhi, ylo, yhi};
+    panel.draw_frame(c, series[i].name);
+    scatter(c, panel, series[i].points.narrow(1, 0, 2), series[i].color);
+  }
   c.write_png(path);
 }
 
-void plot_samples(const std::string& path, const at::Tensor& data_in, const at::Tensor& samples_in) {
-  if (!data_in.defined()) return plot_samples_alone(path, samples_in);
-  const at::Tensor data = data_in.detach().cpu().reshape({data_in.size(0), -1});
-  const at::Tensor samples = samples_in.detach().cpu().reshape({samples_in.size(0), -1});
-  if (data.size(1) != samples.size(1)) throw InvalidArgument("plot_samples: data and samples differ in dimension");
-  if (data.size(1) == 1) {
-    Canvas c(720, 480);
-    const auto [lo, hi] = limits(data, samples);
-    Panel p{80, 50, 690, 420, lo, hi, 0, 1};
-    const at::Tensor h = at::histc(data.to(at::kDouble), 60, lo, hi);
-    const at::Tensor hs = at::histc(samples.to(at::kDouble), 60, lo, hi);
-    const double width = (hi - lo) / 60;
-    const double ymax = std::max((h / (h.sum().clamp_min(1) * width)).max().item<double>(),
-                                 (hs / (hs.sum().clamp_min(1) * width)).max().item<double>());
-    p.ymax = 1.1 * ymax;
-    p.draw_frame(c, "data (grey) and samples (blue)");
-    histogram(c, p, data, 60, kData, 0.45);
-    histogram(c, p, samples, 60, kModel, 0.45);
-    c.write_png(path);
-    return;
-  }
-  Canvas c(1000, 520);
-  const auto [xlo, xhi] = limits(data.select(1, 0), samples.select(1, 0));
-  const auto [ylo, yhi] = limits(data.select(1, 1), samples.select(1, 1));
-  const Panel left{70, 50, 470, 450, xlo, xhi, ylo, yhi};
-  const Panel right{570, 50, 970, 450, xlo, xhi, ylo, yhi};
-  left.draw_frame(c, "data");
-  right.draw_frame(c, "samples");
-  scatter(c, left, data.narrow(1, 0, 2), kData);
-  scatter(c, right, samples.narrow(1, 0, 2), kModel);
-  c.write_png(path);
+at::Tensor as_rows(const at::Tensor& x) { return x.detach().cpu().reshape({x.size(0), -1}); }
+
+}  // namespace
+
+void plot_samples_alone(const std::string& path, const at::Tensor& samples) {
+  plot_series(path, {{as_rows(samples), kModel, "samples"}});
+}
+
+void plot_samples(const std::string& path, const at::Tensor& data, const at::Tensor& samples) {
+  if (!data.defined()) return plot_samples_alone(path, samples);
+  if (as_rows(data).size(1) != as_rows(samples).size(1))
+    throw InvalidArgument("plot_samples: data and samples differ in dimension");
+  plot_series(path, {{as_rows(data), kData, "data (grey)"}, {as_rows(samples), kModel, "samples (blue)"}});
 }
 
 void plot_loss_curve(const std::string& path, const std::vector<double>& steps, const std::vector<double>& losses) {
