@@ -55,7 +55,11 @@ void save_checkpoint(const Checkpoint& c, const std::string& path) {
   out.write("step", at::tensor(c.state.step));
   out.write("rng_state", c.state.rng_state.cpu());
   out.write("buffer_count", at::tensor(static_cast<int64_t>(c.buffers.size())));
-  for (size_t i = 0; i < c.buffers.size(); ++i) out.write("buffer_" + std::to_string(i), c.buffers[i].cpu());
+  if (c.ema_buffers.size() != c.buffers.size()) throw InvalidArgument("checkpoint: EMA buffers do not match buffers");
+  for (size_t i = 0; i < c.buffers.size(); ++i) {
+    out.write("buffer_" + std::to_string(i), c.buffers[i].cpu());
+    out.write("ema_buffer_" + std::to_string(i), c.ema_buffers[i].cpu());
+  }
   write_path_atomically(path, [&](const std::string& tmp) { out.save_to(tmp); });
 }
 
@@ -82,7 +86,10 @@ Checkpoint load_checkpoint(const std::string& run_dir_or_file) {
     c.state.step = read(in, "step").item<int64_t>();
     c.state.rng_state = read(in, "rng_state");
     const int64_t buffers = read(in, "buffer_count").item<int64_t>();
-    for (int64_t i = 0; i < buffers; ++i) c.buffers.push_back(read(in, "buffer_" + std::to_string(i)));
+    for (int64_t i = 0; i < buffers; ++i) {
+      c.buffers.push_back(read(in, "buffer_" + std::to_string(i)));
+      c.ema_buffers.push_back(read(in, "ema_buffer_" + std::to_string(i)));
+    }
   } catch (const IOError&) {
     throw;
   } catch (const InvalidArgument& e) {

@@ -51,9 +51,7 @@ Model model_from_checkpoint(const Checkpoint& c, bool use_ema, c10::Device devic
     p.copy_(weights.narrow(0, offset, p.numel()).view(p.sizes()));
     offset += p.numel();
   }
-  auto buffers = module_buffers(*m.net);
-  if (buffers.size() != c.buffers.size()) throw IOError("checkpoint buffers do not match its config");
-  for (size_t i = 0; i < buffers.size(); ++i) buffers[i].copy_(c.buffers[i]);
+  load_module_buffers(*m.net, use_ema ? c.ema_buffers : c.buffers);
   m.net->to(device);
   m.net->eval();
   return m;

@@ -100,6 +100,8 @@ TrainRunResult train_run(const RunConfig& config, const std::string& run_dir, bo
   Trainer trainer(net, ema_net, sde, config.model.output, config.train, data);
   if (resume) {
     trainer.restore(resumed.state);
+    load_module_buffers(*net, resumed.buffers);
+    load_module_buffers(*ema_net, resumed.ema_buffers);
     message("resuming " + run_dir + " from step " + std::to_string(resumed.state.step));
   }
 
@@ -113,6 +115,7 @@ TrainRunResult train_run(const RunConfig& config, const std::string& run_dir, bo
     c.scaling = scaling;
     c.state = trainer.state();
     c.buffers = module_buffers(*net);
+    c.ema_buffers = module_buffers(*ema_net);
     save_checkpoint(c, ckpt);
   };
   LossLog log(run_dir + "/loss.csv", resume ? resumed.state.step : 0);

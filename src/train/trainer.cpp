@@ -40,6 +40,16 @@ Trainer::Trainer(std::shared_ptr<ScoreNet> net, std::shared_ptr<ScoreNet> ema_ne
     ema_ = at::empty_like(flat_.values());
   }
   ema_.copy_(flat_.values());
+  if (ema_net_) {
+    // Floating-point buffers (running statistics, if a network has any) are averaged too.
+    const auto buffers = module_buffers(*net_), ema_buffers = module_buffers(*ema_net_);
+    for (size_t i = 0; i < buffers.size(); ++i)
+      if (buffers[i].is_floating_point()) {
+        ema_buffers[i].copy_(buffers[i]);
+        buffers_.push_back(buffers[i]);
+        ema_buffers_.push_back(ema_buffers[i]);
+      }
+  }
   const int64_t b = config_.batch_size;
   std::vector<int64_t> shape = data_.sizes().vec();
   shape[0] = b;
@@ -109,13 +119,16 @@ at::Tensor Trainer::step() {
     // Warm-up of the decay so that short runs are not dominated by the initial weights.
     const double decay = std::min(config_.ema_decay, (1.0 + step_) / (10.0 + step_));
     ema_.lerp_(flat_.values(), 1.0 - decay);
+    for (size_t i = 0; i < ema_buffers_.size(); ++i) ema_buffers_[i].lerp_(buffers_[i], 1.0 - decay);
   }
   return loss.detach();
 }
 
 void Trainer::sync_ema() {
   // Without EMA the "EMA" weights are the weights; they are copied only when someone looks.
-  if (config_.ema_decay == 0) ema_.copy_(flat_.values());
+  if (config_.ema_decay > 0) return;
+  ema_.copy_(flat_.values());
+  for (size_t i = 0; i < ema_buffers_.size(); ++i) ema_buffers_[i].copy_(buffers_[i]);
 }
 
 Trainer::Outcome Trainer::run(const TrainCallbacks& callbacks, const std::atomic<bool>* stop) {

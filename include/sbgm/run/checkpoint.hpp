@@ -19,7 +19,8 @@ struct Checkpoint {
   int64_t cond_dim = 0;
   Scaling scaling;
   TrainState state;
-  std::vector<at::Tensor> buffers;  // the network's non-trained state (e.g. Fourier frequencies)
+  std::vector<at::Tensor> buffers;      // the network's non-trained state (e.g. Fourier frequencies)
+  std::vector<at::Tensor> ema_buffers;  // the same for the EMA network
 };
 
 // RUN_DIR/checkpoint.pt for a directory, the path itself otherwise.

@@ -72,6 +72,7 @@ class Trainer {
   at::Tensor data_, cond_;
   FlatParameters flat_;
   at::Tensor ema_;  // the EMA net's flat weights, or a buffer of our own
+  std::vector<at::Tensor> buffers_, ema_buffers_;  // floating-point module buffers and their EMA
   FusedAdam adam_;
   at::Generator gen_;
   int64_t step_ = 0;
