@@ -8,13 +8,13 @@ BUILD_DIR="${SBGM_BUILD_DIR:-$ROOT/build}"
 
 # Runtime and build dependencies. libopenblas0-openmp: without an optimised BLAS Debian's
 # libtorch multiplies on the reference BLAS (~15x slower); the OpenMP flavour shares libtorch's
-# OpenMP thread pool instead of fighting it. python3-numpy is a test oracle only.
+# OpenMP thread pool instead of fighting it. python3-numpy and python3-scipy are test oracles only.
 PACKAGES=(
   g++ cmake make pkg-config
   libtorch-dev libopenblas0-openmp
   libcli11-dev libtomlplusplus-dev libstb-dev
   libgtest-dev libgmock-dev libbenchmark-dev
-  python3-numpy
+  python3-numpy python3-scipy
 )
 if [[ "${SBGM_WITH_BENCH_DEPS:-0}" == 1 ]]; then
   PACKAGES+=(python3-torch)

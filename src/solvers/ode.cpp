@@ -1,0 +1,189 @@
+#include "sbgm/solvers/ode.hpp"
+
+#include <ATen/ATen.h>
+
+#include <array>
+#include <cmath>
+#include <vector>
+
+#include "sbgm/util/enum_names.hpp"
+#include "sbgm/util/error.hpp"
+
+namespace sbgm {
+namespace {
+
+constexpr EnumNames<SolverKind, 5> kSolverNames{{{SolverKind::Euler, "euler"},
+                                                 {SolverKind::Heun, "heun"},
+                                                 {SolverKind::RK4, "rk4"},
+                                                 {SolverKind::Dopri5, "dopri5"},
+                                                 {SolverKind::Tsit5, "tsit5"}}};
+
+// An explicit Runge-Kutta tableau; err holds b - b_hat of an embedded pair (empty otherwise).
+struct Tableau {
+  std::vector<double> c;
+  std::vector<std::vector<double>> a;
+  std::vector<double> b, err;
+  int order;  // of the solution that is propagated
+};
+
+const Tableau& tableau(SolverKind kind) {
+  static const Tableau euler{{0}, {{}}, {1}, {}, 1};
+  static const Tableau heun{{0, 1}, {{}, {1}}, {0.5, 0.5}, {}, 2};
+  static const Tableau rk4{{0, 0.5, 0.5, 1}, {{}, {0.5}, {0, 0.5}, {0, 0, 1}}, {1. / 6, 1. / 3, 1. / 3, 1. / 6}, {}, 4};
+  // Dormand & Prince (1980), 5th-order solution, FSAL.
+  static const Tableau dopri5{
+      {0, 1. / 5, 3. / 10, 4. / 5, 8. / 9, 1, 1},
+      {{},
+       {1. / 5},
+       {3. / 40, 9. / 40},
+       {44. / 45, -56. / 15, 32. / 9},
+       {19372. / 6561, -25360. / 2187, 64448. / 6561, -212. / 729},
+       {9017. / 3168, -355. / 33, 46732. / 5247, 49. / 176, -5103. / 18656},
+       {35. / 384, 0, 500. / 1113, 125. / 192, -2187. / 6784, 11. / 84}},
+      {35. / 384, 0, 500. / 1113, 125. / 192, -2187. / 6784, 11. / 84, 0},
+      {35. / 384 - 5179. / 57600, 0, 500. / 1113 - 7571. / 16695, 125. / 192 - 393. / 640,
+       -2187. / 6784 + 92097. / 339200, 11. / 84 - 187. / 2100, -1. / 40},
+      5};
+  // Tsitouras (2011), 5th-order solution, FSAL.
+  static const Tableau tsit5{
+      {0, 0.161, 0.327, 0.9, 0.9800255409045097, 1, 1},
+      {{},
+       {0.161},
+       {-0.008480655492356989, 0.335480655492357},
+       {2.897153057105493, -6.359448489975075, 4.3622954328695815},
+       {5.325864828439257, -11.748883564062828, 7.4955393428898365, -0.09249506636175525},
+       {5.86145544294642, -12.92096931784711, 8.159367898576159, -0.071584973281401, -0.028269050394068383},
+       {0.09646076681806523, 0.01, 0.4798896504144996, 1.379008574103742, -3.290069515436081, 2.324710524099774}},
+      {0.09646076681806523, 0.01, 0.4798896504144996, 1.379008574103742, -3.290069515436081, 2.324710524099774, 0},
+      {-0.00178001105222577714, -0.0008164344596567469, 0.007880878010261995, -0.1447110071732629,
+       0.5823571654525552, -0.45808210592918697, 1.0 / 66},
+      5};
+  switch (kind) {
+    case SolverKind::Euler: return euler;
+    case SolverKind::Heun: return heun;
+    case SolverKind::RK4: return rk4;
+    case SolverKind::Dopri5: return dopri5;
+    case SolverKind::Tsit5: return tsit5;
+  }
+  return euler;
+}
+
+// One step of size h from (t, y) with k[0] = f(t, y) given. Fills k[1..] and returns y_{n+1};
+// with an embedded pair also the error estimate.
+at::Tensor rk_step(const Tableau& tab, const ODEFunction& f, double t, const at::Tensor& y, double h,
+                   std::vector<at::Tensor>& k, at::Tensor* error, int64_t& evals) {
+  const size_t stages = tab.c.size();
+  for (size_t i = 1; i < stages; ++i) {
+    at::Tensor yi = y.clone();
+    for (size_t j = 0; j < i; ++j)
+      if (tab.a[i][j] != 0) yi.add_(k[j], h * tab.a[i][j]);
+    k[i] = f(t + tab.c[i] * h, yi);
+    ++evals;
+  }
+  at::Tensor y1 = y.clone();
+  for (size_t i = 0; i < tab.b.size(); ++i)
+    if (tab.b[i] != 0) y1.add_(k[i], h * tab.b[i]);
+  if (error) {
+    *error = at::zeros_like(y);
+    for (size_t i = 0; i < tab.err.size(); ++i)
+      if (tab.err[i] != 0) error->add_(k[i], h * tab.err[i]);
+  }
+  return y1;
+}
+
+double rms_norm(const at::Tensor& v) { return std::sqrt(v.to(at::kDouble).pow(2).mean().item<double>()); }
+
+// Hairer, Norsett & Wanner's starting step (as in scipy's solve_ivp).
+double initial_step(const ODEFunction& f, double t0, const at::Tensor& y0, const at::Tensor& f0, double direction,
+                    int order, const SolverConfig& c, int64_t& evals) {
+  const at::Tensor scale = y0.abs() * c.rtol + c.atol;
+  const double d0 = rms_norm(y0 / scale), d1 = rms_norm(f0 / scale);
+  const double h0 = (d0 < 1e-5 || d1 < 1e-5) ? 1e-6 : 0.01 * d0 / d1;
+  const at::Tensor f1 = f(t0 + direction * h0, y0 + f0 * (direction * h0));
+  ++evals;
+  const double d2 = rms_norm((f1 - f0) / scale) / h0;
+  const double h1 = (d1 <= 1e-15 && d2 <= 1e-15) ? std::max(1e-6, h0 * 1e-3)
+                                                   : std::pow(0.01 / std::max(d1, d2), 1.0 / (order + 1));
+  return std::min(100 * h0, h1);
+}
+
+}  // namespace
+
+std::string to_string(SolverKind kind) { return enum_to_string(kind, kSolverNames); }
+SolverKind solver_kind_from_string(const std::string& name) { return enum_from_string(name, kSolverNames, "solver"); }
+bool is_adaptive(SolverKind kind) { return kind == SolverKind::Dopri5 || kind == SolverKind::Tsit5; }
+
+void SolverConfig::validate() const {
+  if (!(rtol > 0) || !(atol > 0)) throw InvalidArgument("solver tolerances must be positive (got rtol " +
+                                                        std::to_string(rtol) + ", atol " + std::to_string(atol) + ")");
+  if (steps < 1) throw InvalidArgument("solver steps must be at least 1");
+  if (max_steps < 1) throw InvalidArgument("solver max_steps must be at least 1");
+  if (first_step < 0) throw InvalidArgument("solver first_step must not be negative");
+}
+
+at::Tensor odeint(const ODEFunction& f, const at::Tensor& y0, double t0, double t1, const SolverConfig& c,
+                  SolveStats* stats, const std::function<void(double)>& on_step) {
+  c.validate();
+  SolveStats local;
+  SolveStats& s = stats ? *stats : local;
+  s = SolveStats{};
+  if (t0 == t1) return y0.clone();
+  const Tableau& tab = tableau(c.kind);
+  std::vector<at::Tensor> k(tab.c.size());
+  at::Tensor y = y0.clone();
+
+  if (!is_adaptive(c.kind)) {
+    const double h = (t1 - t0) / static_cast<double>(c.steps);
+    for (int64_t i = 0; i < c.steps; ++i) {
+      const double t = t0 + i * h;
+      k[0] = f(t, y);
+      ++s.function_evals;
+      y = rk_step(tab, f, t, y, h, k, nullptr, s.function_evals);
+      ++s.accepted;
+      if (on_step) on_step(i + 1 == c.steps ? t1 : t + h);
+    }
+    return y;
+  }
+
+  // PI step-size control (Hairer & Wanner II, IV.2; Gustafsson): h <- h * safety * err^-alpha * err_prev^beta.
+  const double direction = t1 > t0 ? 1.0 : -1.0;
+  const double span = std::abs(t1 - t0);
+  const double safety = 0.9, fac_min = 0.2, fac_max = 10.0;
+  const double alpha = 0.7 / (tab.order), beta = 0.4 / (tab.order);
+  k[0] = f(t0, y);
+  ++s.function_evals;
+  double h = c.first_step > 0 ? c.first_step : initial_step(f, t0, y, k[0], direction, tab.order, c, s.function_evals);
+  h = std::min(h, span);
+  double t = t0, err_prev = 1.0;
+  at::Tensor error;
+  while (direction * (t1 - t) > 0) {
+    if (s.accepted + s.rejected >= c.max_steps)
+      throw std::runtime_error("ODE solve exceeded max_steps (" + std::to_string(c.max_steps) + ") at t = " +
+                               std::to_string(t) + "; loosen the tolerances or raise the limit");
+    // Land exactly on t1, and avoid a sliver of a last step.
+    const double remaining = std::abs(t1 - t);
+    if (h >= remaining || h > 0.99 * remaining) h = remaining;
+    const double step = direction * h;
+    const at::Tensor y1 = rk_step(tab, f, t, y, step, k, &error, s.function_evals);
+    const at::Tensor scale = at::maximum(y.abs(), y1.abs()) * c.rtol + c.atol;
+    const double err = rms_norm(error / scale);
+    if (!std::isfinite(err)) throw std::runtime_error("ODE solve produced NaN or Inf at t = " + std::to_string(t));
+    if (err <= 1.0) {
+      t = (h == remaining) ? t1 : t + step;
+      y = y1;
+      k[0] = k.back();  // first same as last
+      ++s.accepted;
+      if (on_step) on_step(t);
+      const double factor = err == 0 ? fac_max : safety * std::pow(err, -alpha) * std::pow(err_prev, beta);
+      h *= std::clamp(factor, fac_min, fac_max);
+      err_prev = std::max(err, 1e-4);
+    } else {
+      ++s.rejected;
+      h *= std::max(fac_min, safety * std::pow(err, -1.0 / tab.order));
+    }
+    if (h < 1e-14 * std::max(1.0, std::abs(t))) throw std::runtime_error("ODE step size underflow at t = " + std::to_string(t));
+  }
+  return y;
+}
+
+}  // namespace sbgm
