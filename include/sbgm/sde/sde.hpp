@@ -26,7 +26,7 @@ struct SDEConfig {
   double sigma_min = 0.01;  // VE: sigma(t) = sigma_min (sigma_max / sigma_min)^t
   double sigma_max = 50.0;
   double cosine_s = 0.008;       // CosineVP: offset s of Nichol & Dhariwal
-  double cosine_max_beta = 20.0;  // CosineVP: beta at t = T (the schedule ends where beta reaches it)
+  double cosine_max_beta = 1000.0;  // CosineVP: beta at t = T (the schedule ends where beta reaches it; m(T) ~ 0.003)
   double T = 1.0;
   double t_eps = 1e-5;
 

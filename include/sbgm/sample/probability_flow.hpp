@@ -1,0 +1,24 @@
+#pragma once
+// Deterministic sampling: integrate the probability-flow ODE dx = [f - g^2 s / 2] dt from T down
+// to t_eps with any solver of sbgm::solvers (adaptive ones to a tolerance, others in fixed steps).
+
+#include "sbgm/sample/sampler.hpp"
+#include "sbgm/solvers/ode.hpp"
+
+namespace sbgm {
+
+class ProbabilityFlowSampler final : public Sampler {
+ public:
+  explicit ProbabilityFlowSampler(SolverConfig config);
+  // Fixed-step solvers report each step; adaptive ones report progress in thousandths of [t_eps, T].
+  int64_t steps() const override;
+  at::Tensor run(ScoreModel& model, const SDE& sde, at::Tensor x, const at::Tensor& y, at::Generator gen,
+                 const std::function<void()>& on_step) override;
+  const SolveStats& last_stats() const { return stats_; }
+
+ private:
+  SolverConfig config_;
+  SolveStats stats_;
+};
+
+}  // namespace sbgm

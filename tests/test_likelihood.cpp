@@ -1,0 +1,98 @@
+// Probability-flow sampling and log-likelihoods with exact Gaussian-mixture scores.
+#include <ATen/ATen.h>
+#include <gtest/gtest.h>
+
+#include "sbgm/data/toy.hpp"
+#include "sbgm/likelihood/log_likelihood.hpp"
+#include "sbgm/nets/gaussian_mixture.hpp"
+#include "sbgm/sample/probability_flow.hpp"
+#include "sbgm/sde/sde.hpp"
+#include "sbgm/util/runtime.hpp"
+
+using namespace sbgm;
+
+namespace {
+const auto kDouble = at::TensorOptions().dtype(at::kDouble);
+class LikelihoodEverySDE : public ::testing::TestWithParam<SDEKind> {};
+
+std::shared_ptr<const SDE> sde_of(SDEKind kind) {
+  SDEConfig c;
+  c.kind = kind;
+  c.sigma_max = 50.0;
+  c.t_eps = 1e-3;
+  return make_sde(c);
+}
+
+GaussianMixture two_d_mixture() {
+  return GaussianMixture(at::tensor({0.3, 0.7}, kDouble), at::tensor({-1.0, 0.5, 1.5, -0.5}, kDouble).reshape({2, 2}),
+                         at::tensor({0.3, 0.1, 0.1, 0.2, 0.5, -0.2, -0.2, 0.4}, kDouble).reshape({2, 2, 2}));
+}
+}  // namespace
+
+// The flow maps p_{t_eps} onto p_T exactly, so with the exact score
+// log p_{t_eps}(x) = log p_T(x_T) + Delta; checked here with the exact p_T, to solver tolerance.
+TEST_P(LikelihoodEverySDE, ExactDivergenceMatchesDiffusedMixture) {
+  auto sde = sde_of(GetParam());
+  GaussianMixtureScore score(two_d_mixture(), sde);
+  const at::Tensor x = two_d_mixture().sample(20, make_generator(at::kCPU, 4)).to(at::kDouble);
+  LikelihoodConfig c;
+  c.solver.rtol = c.solver.atol = 1e-8;
+  const LikelihoodResult r = log_likelihood(score, *sde, x, at::Tensor(), c, make_generator(at::kCPU, 0));
+  const at::Tensor with_prior = r.log_prob - sde->prior_log_prob(r.x_T).to(at::kDouble);  // Delta
+  const at::Tensor exact_chain = score.log_prob(r.x_T, sde->T()).to(at::kDouble) + with_prior;
+  const at::Tensor truth = score.log_prob(x, sde->t_eps()).to(at::kDouble);
+  EXPECT_LT((exact_chain - truth).abs().max().item<double>(), 1e-4);
+  // With the SDE's prior in place of p_T the error is the prior mismatch, small for these SDEs.
+  EXPECT_LT((r.log_prob - truth).abs().max().item<double>(), 0.05);
+  EXPECT_TRUE(at::equal(r.std_error, at::zeros_like(r.std_error)));
+}
+
+INSTANTIATE_TEST_SUITE_P(All, LikelihoodEverySDE, ::testing::Values(SDEKind::VP, SDEKind::SubVP, SDEKind::VE, SDEKind::CosineVP),
+                         [](const auto& info) { return to_string(info.param); });
+
+// Hutchinson's estimate is unbiased: with many probes it agrees with the exact divergence within
+// a few of its reported standard errors.
+TEST(Likelihood, HutchinsonAgreesWithExactWithinItsStandardError) {
+  auto sde = sde_of(SDEKind::VP);
+  GaussianMixtureScore score(two_d_mixture(), sde);
+  const at::Tensor x = two_d_mixture().sample(10, make_generator(at::kCPU, 8)).to(at::kDouble);
+  LikelihoodConfig exact;
+  const LikelihoodResult e = log_likelihood(score, *sde, x, at::Tensor(), exact, make_generator(at::kCPU, 0));
+  for (auto noise : {ProbeNoise::Rademacher, ProbeNoise::Gaussian}) {
+    LikelihoodConfig h;
+    h.divergence = DivergenceKind::Hutchinson;
+    h.probes = 64;
+    h.noise = noise;
+    const LikelihoodResult r = log_likelihood(score, *sde, x, at::Tensor(), h, make_generator(at::kCPU, 1));
+    EXPECT_TRUE((r.std_error > 0).all().item<bool>());
+    const at::Tensor z = (r.log_prob - e.log_prob).abs() / r.std_error;
+    EXPECT_LT(z.max().item<double>(), 5.0) << to_string(noise);
+  }
+}
+
+// Deterministic sampling through the probability-flow ODE reproduces Gaussian moments.
+TEST(ProbabilityFlowSampler, ExactScoreReproducesGaussianMoments) {
+  for (auto kind : {SolverKind::Dopri5, SolverKind::Tsit5, SolverKind::Heun}) {
+    auto sde = sde_of(SDEKind::VP);
+    const at::Tensor mu = at::tensor({1.0, -2.0}, kDouble).reshape({1, 2});
+    const at::Tensor cov = at::tensor({0.5, 0.3, 0.3, 0.8}, kDouble).reshape({1, 2, 2});
+    GaussianMixtureScore score(GaussianMixture(at::ones({1}, kDouble), mu, cov), sde);
+    SolverConfig sc;
+    sc.kind = kind;
+    sc.steps = 200;
+    ProbabilityFlowSampler sampler(sc);
+    DrawConfig draw;
+    draw.n = 20000;
+    int64_t steps_reported = 0;
+    const at::Tensor x = draw_samples(sampler, score, *sde, {2}, draw, at::Tensor(), make_generator(at::kCPU, 3),
+                                      kDouble, [&](int64_t done, int64_t) { steps_reported = done; });
+    EXPECT_EQ(steps_reported, sampler.steps());
+    const at::Tensor centered = x - x.mean(0);
+    const at::Tensor c = centered.t().matmul(centered) / (draw.n - 1);
+    EXPECT_NEAR(x.mean(0)[0].item<double>(), 1.0, 0.03) << to_string(kind);
+    EXPECT_NEAR(x.mean(0)[1].item<double>(), -2.0, 0.03);
+    EXPECT_NEAR(c[0][0].item<double>(), 0.5, 0.03);
+    EXPECT_NEAR(c[0][1].item<double>(), 0.3, 0.03);
+    EXPECT_NEAR(c[1][1].item<double>(), 0.8, 0.04);
+  }
+}
