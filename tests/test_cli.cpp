@@ -172,3 +172,46 @@ TEST(Cli, InterruptSavesCheckpointAndResumeContinues) {
   EXPECT_NE(resumed.err.find("resuming"), std::string::npos);
   EXPECT_NE(sbgm_cli("info --checkpoint " + run.string()).out.find("step: " + std::to_string(step + 7)), std::string::npos);
 }
+
+TEST(Cli, LoglikAndOdeSampling) {
+  const fs::path& run = trained_run();
+  const fs::path dir = scratch();
+  write_npy((dir / "points.npy").string(), at::linspace(-3, 3, 25).reshape({25, 1}));
+  const fs::path ll = dir / "ll.npy", bpd = dir / "bpd.npy", hutch = dir / "hutch.npy";
+  Result r = sbgm_cli("loglik --checkpoint " + run.string() + " --data " + (dir / "points.npy").string() + " --out " + ll.string());
+  ASSERT_EQ(r.code, 0) << r.err;
+  const at::Tensor lp = read_npy(ll.string(), true);
+  EXPECT_EQ(lp.sizes(), (std::vector<int64_t>{25}));
+  EXPECT_TRUE(at::isfinite(lp).all().item<bool>());
+  EXPECT_NE(r.out.find("function evaluations"), std::string::npos);
+  r = sbgm_cli("loglik --bpd --checkpoint " + run.string() + " --data " + (dir / "points.npy").string() + " --out " + bpd.string());
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_TRUE(at::allclose(read_npy(bpd.string(), true), -lp / std::log(2.0), 1e-5, 1e-6));
+  r = sbgm_cli("loglik --divergence hutchinson --probes 3 --noise gaussian --checkpoint " + run.string() + " --data " +
+               (dir / "points.npy").string() + " --out " + hutch.string());
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_NE(r.out.find("standard error"), std::string::npos);
+  const fs::path ode = dir / "ode.npy";
+  r = sbgm_cli("sample --sampler ode --solver tsit5 --n 40 --checkpoint " + run.string() + " --out " + ode.string());
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_EQ(read_npy(ode.string()).sizes(), (std::vector<int64_t>{40, 1}));
+}
+
+TEST(Cli, BadLoglikInputs) {
+  const fs::path& run = trained_run();
+  const fs::path dir = scratch();
+  write_npy((dir / "two_d.npy").string(), at::zeros({5, 2}));
+  write_npy((dir / "one_d.npy").string(), at::zeros({5, 1}));
+  const std::string base = "loglik --checkpoint " + run.string() + " --out " + (dir / "bad_ll.npy").string();
+  expect_one_line_error(sbgm_cli(base + " --data " + (dir / "two_d.npy").string()), "trained on [1]");
+  expect_one_line_error(sbgm_cli(base + " --data " + (dir / "one_d.npy").string() + " --rtol 0"), "tolerances");
+  expect_one_line_error(sbgm_cli(base + " --data " + (dir / "one_d.npy").string() + " --atol -1"), "tolerances");
+  expect_one_line_error(sbgm_cli(base + " --data " + (dir / "one_d.npy").string() + " --solver rk45"), "unknown solver");
+  expect_one_line_error(sbgm_cli(base + " --data " + (dir / "one_d.npy").string() + " --divergence trace"), "unknown divergence");
+  expect_one_line_error(sbgm_cli(base + " --data " + (dir / "one_d.npy").string() + " --probes 0"), "--probes");
+  expect_one_line_error(sbgm_cli(base + " --data " + (dir / "one_d.npy").string() + " --max-steps 2 --rtol 1e-9 --atol 1e-9"), "max_steps");
+  expect_one_line_error(sbgm_cli(base + " --data " + (dir / "missing.npy").string()), "cannot open");
+  expect_one_line_error(sbgm_cli("sample --sampler langevin --checkpoint " + run.string() + " --out " + (dir / "bad_s.npy").string()), "--sampler");
+  EXPECT_FALSE(fs::exists(dir / "bad_ll.npy"));
+  EXPECT_FALSE(fs::exists(dir / "bad_s.npy"));
+}

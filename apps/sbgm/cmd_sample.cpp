@@ -9,6 +9,8 @@
 #include "sbgm/io/npy.hpp"
 #include "sbgm/plot/plots.hpp"
 #include "sbgm/run/model.hpp"
+#include "sbgm/sample/euler_maruyama.hpp"
+#include "sbgm/sample/probability_flow.hpp"
 #include "sbgm/util/error.hpp"
 #include "sbgm/util/runtime.hpp"
 
@@ -31,8 +33,9 @@ at::Tensor training_data_for_picture(const RunConfig& c) {
 void add_sample_command(CLI::App& app, Action& action) {
   auto* cmd = app.add_subcommand("sample", "draw samples from a trained model");
   struct Options {
-    std::string checkpoint, out, png, device = "cpu";
-    int64_t n = 1000, steps = 0, threads = 0;
+    std::string checkpoint, out, png, device = "cpu", sampler = "em", solver = "dopri5";
+    double rtol = 1e-5, atol = 1e-5;
+    int64_t n = 1000, steps = 0, threads = 0, max_steps = 100000;
     uint64_t seed = 0;
     bool raw_weights = false;
   };
@@ -40,7 +43,12 @@ void add_sample_command(CLI::App& app, Action& action) {
   cmd->add_option("--checkpoint", opt->checkpoint, "run directory or checkpoint file")->required();
   cmd->add_option("--out", opt->out, "output .npy file of shape [n, ...]")->required();
   cmd->add_option("--n", opt->n, "number of samples")->capture_default_str();
-  cmd->add_option("--steps", opt->steps, "Euler-Maruyama steps (default: the run's sample.steps)");
+  cmd->add_option("--sampler", opt->sampler, "em (reverse SDE) or ode (probability flow)")->capture_default_str();
+  cmd->add_option("--steps", opt->steps, "steps of em or of a fixed-step ODE solver (default: the run's sample.steps)");
+  cmd->add_option("--solver", opt->solver, "ODE solver: dopri5, tsit5, heun, rk4 or euler")->capture_default_str();
+  cmd->add_option("--rtol", opt->rtol, "adaptive ODE solver: relative tolerance")->capture_default_str();
+  cmd->add_option("--atol", opt->atol, "adaptive ODE solver: absolute tolerance")->capture_default_str();
+  cmd->add_option("--max-steps", opt->max_steps, "adaptive ODE solver: give up after this many steps")->capture_default_str();
   cmd->add_option("--seed", opt->seed, "random seed")->capture_default_str();
   cmd->add_option("--png", opt->png, "also draw the samples (beside the training data when available)");
   cmd->add_option("--device", opt->device, "cpu or cuda")->capture_default_str();
@@ -59,8 +67,22 @@ void add_sample_command(CLI::App& app, Action& action) {
       const Model model = load_model(opt->checkpoint, !opt->raw_weights, device);
       const int64_t steps = opt->steps > 0 ? opt->steps : model.config.sample.steps;
       ProgressLine line("sample");
+      std::unique_ptr<Sampler> sampler;
+      if (opt->sampler == "em") {
+        sampler = std::make_unique<EulerMaruyama>(EulerMaruyamaConfig{steps, true});
+      } else if (opt->sampler == "ode") {
+        SolverConfig sc;
+        sc.kind = solver_kind_from_string(opt->solver);
+        sc.rtol = opt->rtol;
+        sc.atol = opt->atol;
+        sc.steps = steps;
+        sc.max_steps = opt->max_steps;
+        sampler = std::make_unique<ProbabilityFlowSampler>(sc);
+      } else {
+        throw InvalidArgument("unknown --sampler '" + opt->sampler + "' (expected em or ode)");
+      }
       const at::Tensor samples =
-          sample_model(model, opt->n, steps, opt->seed, [&](int64_t d, int64_t t) { line.update(d, t); });
+          sample_model(model, *sampler, opt->n, opt->seed, [&](int64_t d, int64_t t) { line.update(d, t); });
       line.finish();
       check_finite(samples, "the samples (the model diverged)");
       write_npy(opt->out, samples);

@@ -13,5 +13,6 @@ using Action = std::function<int()>;
 void add_train_command(CLI::App& app, Action& action);
 void add_sample_command(CLI::App& app, Action& action);
 void add_info_command(CLI::App& app, Action& action);
+void add_loglik_command(CLI::App& app, Action& action);
 
 }  // namespace sbgm::cli

@@ -9,12 +9,13 @@
 #include "sbgm/util/error.hpp"
 
 int main(int argc, char** argv) {
-  CLI::App app{"sbgm: score-based generative models (train, sample, info)", "sbgm"};
+  CLI::App app{"sbgm: score-based generative models (train, sample, loglik, info)", "sbgm"};
   app.require_subcommand(1);
   app.set_version_flag("--version", "sbgm 0.1.0");
   sbgm::cli::Action action;
   sbgm::cli::add_train_command(app, action);
   sbgm::cli::add_sample_command(app, action);
+  sbgm::cli::add_loglik_command(app, action);
   sbgm::cli::add_info_command(app, action);
   try {
     app.parse(argc, argv);

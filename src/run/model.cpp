@@ -3,6 +3,7 @@
 #include <ATen/ATen.h>
 #include <torch/utils.h>
 
+#include "sbgm/likelihood/log_likelihood.hpp"
 #include "sbgm/nets/score_model.hpp"
 #include "sbgm/nets/score_net.hpp"
 #include "sbgm/run/checkpoint.hpp"
@@ -61,15 +62,37 @@ Model load_model(const std::string& run_dir_or_file, bool use_ema, c10::Device d
   return model_from_checkpoint(load_checkpoint(run_dir_or_file), use_ema, device);
 }
 
-at::Tensor sample_model(const Model& model, int64_t n, int64_t steps, uint64_t seed, const ProgressFn& progress) {
+at::Tensor sample_model(const Model& model, Sampler& sampler, int64_t n, uint64_t seed, const ProgressFn& progress) {
   const c10::Device device = model.net->parameters().front().device();
-  EulerMaruyama sampler({steps, true});
   DrawConfig draw;
   draw.n = n;
   auto score = model.score_model();
   at::Tensor x = draw_samples(sampler, *score, *model.sde, model.data_shape, draw, at::Tensor(),
                               make_generator(device, seed), at::TensorOptions().device(device), progress);
   return model.scaling.to_data(x).cpu();
+}
+
+at::Tensor sample_model(const Model& model, int64_t n, int64_t steps, uint64_t seed, const ProgressFn& progress) {
+  EulerMaruyama sampler({steps, true});
+  return sample_model(model, sampler, n, seed, progress);
+}
+
+LikelihoodResult model_log_likelihood(const Model& model, const at::Tensor& x, const LikelihoodConfig& config,
+                                      uint64_t seed, const ProgressFn& progress) {
+  const std::vector<int64_t> shape(x.sizes().begin() + 1, x.sizes().end());
+  if (shape != model.data_shape) {
+    std::string want, got;
+    for (auto v : model.data_shape) want += (want.empty() ? "" : ", ") + std::to_string(v);
+    for (auto v : shape) got += (got.empty() ? "" : ", ") + std::to_string(v);
+    throw InvalidArgument("the data's rows have shape [" + got + "] but the model was trained on [" + want + "]");
+  }
+  const c10::Device device = model.net->parameters().front().device();
+  auto score = model.score_model();
+  LikelihoodResult r = log_likelihood(*score, *model.sde, model.scaling.to_model(x).to(device), at::Tensor(), config,
+                                      make_generator(device, seed), progress);
+  r.log_prob = r.log_prob.cpu() + model.scaling.log_abs_det_jacobian();
+  r.std_error = r.std_error.cpu();
+  return r;
 }
 
 }  // namespace sbgm

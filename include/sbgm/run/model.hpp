@@ -38,7 +38,15 @@ std::shared_ptr<ScoreNet> build_net(const RunConfig& config, const std::vector<i
 Model load_model(const std::string& run_dir_or_file, bool use_ema = true, c10::Device device = c10::kCPU);
 Model model_from_checkpoint(const Checkpoint& checkpoint, bool use_ema, c10::Device device);
 
-// n samples in data space by Euler-Maruyama with `steps` steps.
+// n samples in data space drawn with the given sampler.
+at::Tensor sample_model(const Model& model, Sampler& sampler, int64_t n, uint64_t seed, const ProgressFn& progress = {});
+// The same with Euler-Maruyama in `steps` steps.
 at::Tensor sample_model(const Model& model, int64_t n, int64_t steps, uint64_t seed, const ProgressFn& progress = {});
+
+struct LikelihoodConfig;
+struct LikelihoodResult;
+// log p(x) in nats for rows of x in data space (the scaling's log-Jacobian included).
+LikelihoodResult model_log_likelihood(const Model& model, const at::Tensor& x, const LikelihoodConfig& config,
+                                      uint64_t seed, const ProgressFn& progress = {});
 
 }  // namespace sbgm
