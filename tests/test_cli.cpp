@@ -195,6 +195,14 @@ TEST(Cli, LoglikAndOdeSampling) {
   r = sbgm_cli("sample --sampler ode --solver tsit5 --n 40 --checkpoint " + run.string() + " --out " + ode.string());
   ASSERT_EQ(r.code, 0) << r.err;
   EXPECT_EQ(read_npy(ode.string()).sizes(), (std::vector<int64_t>{40, 1}));
+  const fs::path pc = dir / "pc.npy";
+  r = sbgm_cli("sample --sampler pc --steps 20 --corrector-steps 2 --snr 0.1 --n 30 --checkpoint " + run.string() +
+               " --out " + pc.string());
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_EQ(read_npy(pc.string()).sizes(), (std::vector<int64_t>{30, 1}));
+  expect_one_line_error(sbgm_cli("sample --sampler pc --snr 0 --checkpoint " + run.string() + " --out " +
+                                 (dir / "pc_bad.npy").string()),
+                        "--snr");
 }
 
 TEST(Cli, BadLoglikInputs) {

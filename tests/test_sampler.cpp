@@ -5,6 +5,7 @@
 #include "sbgm/data/toy.hpp"
 #include "sbgm/nets/gaussian_mixture.hpp"
 #include "sbgm/sample/euler_maruyama.hpp"
+#include "sbgm/sample/predictor_corrector.hpp"
 #include "sbgm/sde/sde.hpp"
 #include "sbgm/util/runtime.hpp"
 
@@ -74,4 +75,30 @@ TEST(EulerMaruyama, SameSeedSameSamples) {
   };
   EXPECT_TRUE(at::equal(run(11), run(11)));
   EXPECT_FALSE(at::equal(run(11), run(12)));
+}
+
+// Predictor-corrector with exact scores reproduces Gaussian moments for VP and VE, and its
+// Langevin steps pull a too-coarse predictor back towards the target.
+TEST(PredictorCorrector, ExactScoreReproducesGaussianMoments) {
+  for (auto kind : {SDEKind::VP, SDEKind::VE}) {
+    SDEConfig c;
+    c.kind = kind;
+    c.sigma_max = 10.0;
+    c.t_eps = 1e-3;
+    std::shared_ptr<const SDE> sde = make_sde(c);
+    const at::Tensor mu = at::tensor({1.0, -2.0}, kDouble).reshape({1, 2});
+    const at::Tensor cov = at::tensor({0.5, 0.3, 0.3, 0.8}, kDouble).reshape({1, 2, 2});
+    GaussianMixtureScore score(GaussianMixture(at::ones({1}, kDouble), mu, cov), sde);
+    PredictorCorrector sampler({200, 1, 0.16, true});
+    DrawConfig draw;
+    draw.n = 20000;
+    const at::Tensor x = draw_samples(sampler, score, *sde, {2}, draw, at::Tensor(), make_generator(at::kCPU, 3), kDouble);
+    const at::Tensor centered = x - x.mean(0);
+    const at::Tensor sc = centered.t().matmul(centered) / (draw.n - 1);
+    EXPECT_NEAR(x.mean(0)[0].item<double>(), 1.0, 0.04) << to_string(kind);
+    EXPECT_NEAR(x.mean(0)[1].item<double>(), -2.0, 0.04) << to_string(kind);
+    EXPECT_NEAR(sc[0][0].item<double>(), 0.5, 0.05) << to_string(kind);
+    EXPECT_NEAR(sc[0][1].item<double>(), 0.3, 0.05) << to_string(kind);
+    EXPECT_NEAR(sc[1][1].item<double>(), 0.8, 0.06) << to_string(kind);
+  }
 }

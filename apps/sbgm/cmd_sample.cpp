@@ -10,6 +10,7 @@
 #include "sbgm/plot/plots.hpp"
 #include "sbgm/run/model.hpp"
 #include "sbgm/sample/euler_maruyama.hpp"
+#include "sbgm/sample/predictor_corrector.hpp"
 #include "sbgm/sample/probability_flow.hpp"
 #include "sbgm/util/error.hpp"
 #include "sbgm/util/runtime.hpp"
@@ -34,7 +35,8 @@ void add_sample_command(CLI::App& app, Action& action) {
   auto* cmd = app.add_subcommand("sample", "draw samples from a trained model");
   struct Options {
     std::string checkpoint, out, png, device = "cpu", sampler = "em", solver = "dopri5";
-    double rtol = 1e-5, atol = 1e-5;
+    double rtol = 1e-5, atol = 1e-5, snr = 0.16;
+    int64_t corrector_steps = 1;
     int64_t n = 1000, steps = 0, threads = 0, max_steps = 100000;
     uint64_t seed = 0;
     bool raw_weights = false;
@@ -43,7 +45,11 @@ void add_sample_command(CLI::App& app, Action& action) {
   cmd->add_option("--checkpoint", opt->checkpoint, "run directory or checkpoint file")->required();
   cmd->add_option("--out", opt->out, "output .npy file of shape [n, ...]")->required();
   cmd->add_option("--n", opt->n, "number of samples")->capture_default_str();
-  cmd->add_option("--sampler", opt->sampler, "em (reverse SDE) or ode (probability flow)")->capture_default_str();
+  cmd->add_option("--sampler", opt->sampler, "em (reverse SDE), pc (predictor-corrector) or ode (probability flow)")
+      ->capture_default_str();
+  cmd->add_option("--corrector-steps", opt->corrector_steps, "pc: Langevin steps after each predictor step")
+      ->capture_default_str();
+  cmd->add_option("--snr", opt->snr, "pc: signal-to-noise ratio of the Langevin steps")->capture_default_str();
   cmd->add_option("--steps", opt->steps, "steps of em or of a fixed-step ODE solver (default: the run's sample.steps)");
   cmd->add_option("--solver", opt->solver, "ODE solver: dopri5, tsit5, heun, rk4 or euler")->capture_default_str();
   cmd->add_option("--rtol", opt->rtol, "adaptive ODE solver: relative tolerance")->capture_default_str();
@@ -70,6 +76,8 @@ void add_sample_command(CLI::App& app, Action& action) {
       std::unique_ptr<Sampler> sampler;
       if (opt->sampler == "em") {
         sampler = std::make_unique<EulerMaruyama>(EulerMaruyamaConfig{steps, true});
+      } else if (opt->sampler == "pc") {
+        sampler = std::make_unique<PredictorCorrector>(PredictorCorrectorConfig{steps, opt->corrector_steps, opt->snr, true});
       } else if (opt->sampler == "ode") {
         SolverConfig sc;
         sc.kind = solver_kind_from_string(opt->solver);
@@ -79,7 +87,7 @@ void add_sample_command(CLI::App& app, Action& action) {
         sc.max_steps = opt->max_steps;
         sampler = std::make_unique<ProbabilityFlowSampler>(sc);
       } else {
-        throw InvalidArgument("unknown --sampler '" + opt->sampler + "' (expected em or ode)");
+        throw InvalidArgument("unknown --sampler '" + opt->sampler + "' (expected em, pc or ode)");
       }
       const at::Tensor samples =
           sample_model(model, *sampler, opt->n, opt->seed, [&](int64_t d, int64_t t) { line.update(d, t); });

@@ -14,24 +14,31 @@ EulerMaruyama::EulerMaruyama(EulerMaruyamaConfig config) : config_(config) {
   if (config_.steps < 1) throw InvalidArgument("sampler steps must be at least 1");
 }
 
+at::Tensor& reverse_euler_maruyama_step(ScoreModel& model, const SDE& sde, at::Tensor& x, const at::Tensor& y,
+                                        const at::Tensor& t_buffer, double t, double h, at::Tensor& noise,
+                                        bool add_noise, at::Generator gen) {
+  t_buffer.fill_(t);
+  const at::Tensor score = model.score(x, t_buffer, y);
+  // x <- x - h [f x - g^2 s] + g sqrt(h) z, all in place.
+  const double g2 = sde.diffusion_sq(t);
+  x.mul_(1.0 - h * sde.drift_coeff(t)).add_(score, h * g2);
+  if (add_noise) {
+    noise.normal_(0.0, 1.0, gen);
+    x.add_(noise, std::sqrt(g2 * h));
+  }
+  return x;
+}
+
 at::Tensor EulerMaruyama::run(ScoreModel& model, const SDE& sde, at::Tensor x, const at::Tensor& y, at::Generator gen,
                               const std::function<void()>& on_step) {
   at::NoGradGuard no_grad;
   const int64_t k = config_.steps;
   const double h = (sde.T() - sde.t_eps()) / static_cast<double>(k);
-  at::Tensor t = at::empty({x.size(0)}, x.options());
+  const at::Tensor t = at::empty({x.size(0)}, x.options());
   at::Tensor noise = at::empty_like(x);
   for (int64_t i = 0; i < k; ++i) {
-    const double ti = sde.T() - i * h;
-    t.fill_(ti);
-    const at::Tensor score = model.score(x, t, y);
-    // x <- x - h [f x - g^2 s] + g sqrt(h) z, all in place.
-    const double g2 = sde.diffusion_sq(ti);
-    x.mul_(1.0 - h * sde.drift_coeff(ti)).add_(score, h * g2);
-    if (i + 1 < k || !config_.noise_free_last_step) {
-      noise.normal_(0.0, 1.0, gen);
-      x.add_(noise, std::sqrt(g2 * h));
-    }
+    const bool add_noise = i + 1 < k || !config_.noise_free_last_step;
+    reverse_euler_maruyama_step(model, sde, x, y, t, sde.T() - i * h, h, noise, add_noise, gen);
     if (on_step) on_step();
   }
   return x;

@@ -11,6 +11,12 @@ struct EulerMaruyamaConfig {
   bool noise_free_last_step = true;
 };
 
+// One Euler-Maruyama step of the reverse SDE from t to t - h, in place on x; noise is the
+// buffer for the Gaussian draw (no noise when add_noise is false). Returns x.
+at::Tensor& reverse_euler_maruyama_step(ScoreModel& model, const SDE& sde, at::Tensor& x, const at::Tensor& y,
+                                        const at::Tensor& t_buffer, double t, double h, at::Tensor& noise,
+                                        bool add_noise, at::Generator gen);
+
 class EulerMaruyama final : public Sampler {
  public:
   explicit EulerMaruyama(EulerMaruyamaConfig config);

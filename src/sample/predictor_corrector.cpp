@@ -1,0 +1,50 @@
+#include "sbgm/sample/predictor_corrector.hpp"
+
+#include <ATen/ATen.h>
+
+#include <cmath>
+
+#include "sbgm/nets/score_model.hpp"
+#include "sbgm/sample/euler_maruyama.hpp"
+#include "sbgm/sde/sde.hpp"
+#include "sbgm/util/error.hpp"
+
+namespace sbgm {
+
+PredictorCorrector::PredictorCorrector(PredictorCorrectorConfig config) : config_(config) {
+  if (config_.steps < 1) throw InvalidArgument("sampler steps must be at least 1");
+  if (config_.corrector_steps < 0) throw InvalidArgument("corrector steps must not be negative");
+  if (!(config_.snr > 0)) throw InvalidArgument("--snr must be positive");
+}
+
+at::Tensor PredictorCorrector::run(ScoreModel& model, const SDE& sde, at::Tensor x, const at::Tensor& y,
+                                   at::Generator gen, const std::function<void()>& on_step) {
+  at::NoGradGuard no_grad;
+  const int64_t k = config_.steps, b = x.size(0);
+  const double h = (sde.T() - sde.t_eps()) / static_cast<double>(k);
+  const at::Tensor t = at::empty({b}, x.options());
+  at::Tensor noise = at::empty_like(x);
+  for (int64_t i = 0; i < k; ++i) {
+    const double ti = sde.T() - i * h, next = ti - h;
+    const bool last = i + 1 == k;
+    reverse_euler_maruyama_step(model, sde, x, y, t, ti, h, noise, !last || !config_.noise_free_last_step, gen);
+    if (!last) {
+      // Langevin correction towards p_next. alpha: the VP discretisation's 1 - beta h.
+      const double alpha = sde.drift_coeff(next) != 0 ? 1.0 - sde.diffusion_sq(next) * h : 1.0;
+      t.fill_(next);
+      for (int64_t j = 0; j < config_.corrector_steps; ++j) {
+        const at::Tensor score = model.score(x, t, y);
+        noise.normal_(0.0, 1.0, gen);
+        const double score_norm = score.reshape({b, -1}).norm(2, 1).mean().item<double>();
+        const double noise_norm = noise.reshape({b, -1}).norm(2, 1).mean().item<double>();
+        const double ratio = config_.snr * noise_norm / std::max(score_norm, 1e-12);
+        const double eps = 2.0 * std::max(alpha, 0.0) * ratio * ratio;
+        x.add_(score, eps).add_(noise, std::sqrt(2.0 * eps));
+      }
+    }
+    if (on_step) on_step();
+  }
+  return x;
+}
+
+}  // namespace sbgm
