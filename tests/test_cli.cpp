@@ -219,6 +219,11 @@ TEST(Cli, BadLoglikInputs) {
   expect_one_line_error(sbgm_cli(base + " --data " + (dir / "one_d.npy").string() + " --probes 0"), "--probes");
   expect_one_line_error(sbgm_cli(base + " --data " + (dir / "one_d.npy").string() + " --max-steps 2 --rtol 1e-9 --atol 1e-9"), "max_steps");
   expect_one_line_error(sbgm_cli(base + " --data " + (dir / "missing.npy").string()), "cannot open");
+  expect_one_line_error(sbgm_cli(base + " --data " + (dir / "one_d.npy").string() + " --t-eps -1"), "--t-eps");
+  expect_one_line_error(sbgm_cli(base + " --data " + (dir / "one_d.npy").string() + " --t-eps 5"), "--t-eps");
+  expect_one_line_error(sbgm_cli(base + " --data " + (dir / "one_d.npy").string() + " --chunk 0"), "chunk");
+  expect_one_line_error(sbgm_cli("sample --steps 0 --checkpoint " + run.string() + " --out " + (dir / "bad_s.npy").string()), "--steps");
+  expect_one_line_error(sbgm_cli("sample --sampler pc --corrector-steps -1 --checkpoint " + run.string() + " --out " + (dir / "bad_s.npy").string()), "corrector");
   expect_one_line_error(sbgm_cli("sample --sampler langevin --checkpoint " + run.string() + " --out " + (dir / "bad_s.npy").string()), "--sampler");
   EXPECT_FALSE(fs::exists(dir / "bad_ll.npy"));
   EXPECT_FALSE(fs::exists(dir / "bad_s.npy"));

@@ -23,6 +23,7 @@ void add_loglik_command(CLI::App& app, Action& action) {
     double rtol = 1e-5, atol = 1e-5, t_eps = 0;
     uint64_t seed = 0;
     bool bpd = false, raw_weights = false;
+    CLI::Option* t_eps_option = nullptr;
   };
   auto opt = std::make_shared<Options>();
   cmd->add_option("--checkpoint", opt->checkpoint, "run directory or checkpoint file")->required();
@@ -36,7 +37,7 @@ void add_loglik_command(CLI::App& app, Action& action) {
   cmd->add_option("--atol", opt->atol, "absolute tolerance (adaptive solvers)")->capture_default_str();
   cmd->add_option("--steps", opt->steps, "steps of a fixed-step solver")->capture_default_str();
   cmd->add_option("--max-steps", opt->max_steps, "adaptive solver: give up after this many steps")->capture_default_str();
-  cmd->add_option("--t-eps", opt->t_eps, "start time of the integral (default: the model's sde.t_eps)");
+  opt->t_eps_option = cmd->add_option("--t-eps", opt->t_eps, "start time of the integral (default: the model's sde.t_eps)");
   cmd->add_flag("--bpd", opt->bpd, "write bits per dimension, -log p / (D ln 2), instead of nats");
   cmd->add_option("--chunk", opt->chunk, "rows integrated together")->capture_default_str();
   cmd->add_option("--seed", opt->seed, "seed of the Hutchinson probes")->capture_default_str();
@@ -63,9 +64,13 @@ void add_loglik_command(CLI::App& app, Action& action) {
       tune_allocator();
       const at::Tensor x = load_data_file(opt->data);
       Checkpoint checkpoint = load_checkpoint(opt->checkpoint);
-      if (opt->t_eps > 0) {
+      if (opt->t_eps_option->count() > 0) {
         checkpoint.config.sde.t_eps = opt->t_eps;
-        checkpoint.config.sde.validate();
+        try {
+          checkpoint.config.sde.validate();
+        } catch (const InvalidArgument&) {
+          throw InvalidArgument("--t-eps must lie in (0, T) with T = " + std::to_string(checkpoint.config.sde.T));
+        }
       }
       const Model model = model_from_checkpoint(checkpoint, !opt->raw_weights, device);
       ProgressLine line("loglik");

@@ -40,6 +40,7 @@ void add_sample_command(CLI::App& app, Action& action) {
     int64_t n = 1000, steps = 0, threads = 0, max_steps = 100000;
     uint64_t seed = 0;
     bool raw_weights = false;
+    CLI::Option* steps_option = nullptr;
   };
   auto opt = std::make_shared<Options>();
   cmd->add_option("--checkpoint", opt->checkpoint, "run directory or checkpoint file")->required();
@@ -50,7 +51,7 @@ void add_sample_command(CLI::App& app, Action& action) {
   cmd->add_option("--corrector-steps", opt->corrector_steps, "pc: Langevin steps after each predictor step")
       ->capture_default_str();
   cmd->add_option("--snr", opt->snr, "pc: signal-to-noise ratio of the Langevin steps")->capture_default_str();
-  cmd->add_option("--steps", opt->steps, "steps of em or of a fixed-step ODE solver (default: the run's sample.steps)");
+  opt->steps_option = cmd->add_option("--steps", opt->steps, "steps of em or of a fixed-step ODE solver (default: the run's sample.steps)");
   cmd->add_option("--solver", opt->solver, "ODE solver: dopri5, tsit5, heun, rk4 or euler")->capture_default_str();
   cmd->add_option("--rtol", opt->rtol, "adaptive ODE solver: relative tolerance")->capture_default_str();
   cmd->add_option("--atol", opt->atol, "adaptive ODE solver: absolute tolerance")->capture_default_str();
@@ -63,7 +64,7 @@ void add_sample_command(CLI::App& app, Action& action) {
   cmd->callback([&action, opt] {
     action = [opt]() -> int {
       if (opt->n < 1) throw InvalidArgument("--n must be at least 1");
-      if (opt->steps < 0) throw InvalidArgument("--steps must be at least 1");
+      if (opt->steps_option->count() > 0 && opt->steps < 1) throw InvalidArgument("--steps must be at least 1");
       if (opt->threads < 0) throw InvalidArgument("--threads must not be negative");
       check_output_path(opt->out, ".npy");
       if (!opt->png.empty()) check_output_path(opt->png, ".png");
@@ -71,7 +72,7 @@ void add_sample_command(CLI::App& app, Action& action) {
       configure_threads(static_cast<int>(opt->threads));
       tune_allocator();
       const Model model = load_model(opt->checkpoint, !opt->raw_weights, device);
-      const int64_t steps = opt->steps > 0 ? opt->steps : model.config.sample.steps;
+      const int64_t steps = opt->steps_option->count() > 0 ? opt->steps : model.config.sample.steps;
       ProgressLine line("sample");
       std::unique_ptr<Sampler> sampler;
       if (opt->sampler == "em") {
