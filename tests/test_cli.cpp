@@ -11,6 +11,7 @@
 #include <fstream>
 #include <sstream>
 
+#include "cli_harness.hpp"
 #include "sbgm/io/npy.hpp"
 
 using namespace sbgm;
@@ -18,54 +19,16 @@ namespace fs = std::filesystem;
 
 namespace {
 
-struct Result {
-  int code;
-  std::string err, out;
-};
-
-fs::path scratch() {
-  static const fs::path p = [] {
-    const fs::path d = fs::temp_directory_path() / ("sbgm_cli_" + std::to_string(::getpid()));
-    fs::remove_all(d);
-    fs::create_directories(d);
-    return d;
-  }();
-  return p;
-}
-
-std::string slurp(const fs::path& p) {
-  std::ifstream in(p);
-  std::stringstream s;
-  s << in.rdbuf();
-  return s.str();
-}
-
-Result sbgm_cli(const std::string& args) {
-  const fs::path out = scratch() / "stdout.txt", err = scratch() / "stderr.txt";
-  const std::string cmd = std::string(SBGM_CLI_PATH) + " " + args + " >" + out.string() + " 2>" + err.string() + " </dev/null";
-  const int status = std::system(cmd.c_str());
-  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, slurp(err), slurp(out)};
-}
-
 // One trained run shared by the tests that need a checkpoint.
 const fs::path& trained_run() {
   static const fs::path run = [] {
     const fs::path r = scratch() / "run";
-    const Result res = sbgm_cli("train --dataset bimodal1d --out " + r.string() +
+    const CliResult res = sbgm_cli("train --dataset bimodal1d --out " + r.string() +
                                 " --steps 30 --batch-size 32 --threads 1 --model.width 16 --sample.n 50 --sample.steps 10");
     EXPECT_EQ(res.code, 0) << res.err;
     return r;
   }();
   return run;
-}
-
-void expect_one_line_error(const Result& r, const std::string& needle) {
-  EXPECT_NE(r.code, 0);
-  EXPECT_EQ(r.err.rfind("sbgm: error: ", 0) == 0 || r.err.rfind("\nsbgm: error: ", 0) == 0, true) << r.err;
-  std::string trimmed = r.err;
-  while (!trimmed.empty() && (trimmed.front() == '\n')) trimmed.erase(trimmed.begin());
-  EXPECT_EQ(std::count(trimmed.begin(), trimmed.end(), '\n'), 1) << "not one line: " << r.err;
-  EXPECT_NE(r.err.find(needle), std::string::npos) << "expected '" << needle << "' in: " << r.err;
 }
 
 }  // namespace
@@ -75,11 +38,11 @@ TEST(Cli, TrainSampleInfo) {
   for (const char* f : {"checkpoint.pt", "config.toml", "loss.csv", "loss.png", "samples.npy", "samples.png"})
     EXPECT_TRUE(fs::exists(run / f)) << f;
   const fs::path out = scratch() / "s.npy", png = scratch() / "s.png";
-  const Result r = sbgm_cli("sample --checkpoint " + run.string() + " --n 77 --steps 5 --out " + out.string() + " --png " + png.string());
+  const CliResult r = sbgm_cli("sample --checkpoint " + run.string() + " --n 77 --steps 5 --out " + out.string() + " --png " + png.string());
   ASSERT_EQ(r.code, 0) << r.err;
   EXPECT_EQ(read_npy(out.string()).sizes(), (std::vector<int64_t>{77, 1}));
   EXPECT_TRUE(fs::exists(png));
-  const Result info = sbgm_cli("info --checkpoint " + run.string());
+  const CliResult info = sbgm_cli("info --checkpoint " + run.string());
   ASSERT_EQ(info.code, 0) << info.err;
   EXPECT_NE(info.out.find("step: 30"), std::string::npos) << info.out;
   EXPECT_NE(info.out.find("parameters: "), std::string::npos);
@@ -89,7 +52,7 @@ TEST(Cli, TrainSampleInfo) {
 TEST(Cli, EffectiveConfigIsWrittenAndConfigFileIsRead) {
   const fs::path cfg = scratch() / "c.toml", run = scratch() / "cfgrun";
   std::ofstream(cfg) << "[model]\nwidth = 12\n[train]\nsteps = 7\nbatch_size = 16\n[sample]\nn = 10\nsteps = 3\n";
-  const Result r = sbgm_cli("train --dataset moons --out " + run.string() + " --config " + cfg.string() + " --train.steps 9 --threads 1");
+  const CliResult r = sbgm_cli("train --dataset moons --out " + run.string() + " --config " + cfg.string() + " --train.steps 9 --threads 1");
   ASSERT_EQ(r.code, 0) << r.err;
   const std::string written = slurp(run / "config.toml");
   EXPECT_NE(written.find("width = 12"), std::string::npos);
@@ -162,12 +125,12 @@ TEST(Cli, InterruptSavesCheckpointAndResumeContinues) {
   EXPECT_EQ(WEXITSTATUS(status), 130);
   EXPECT_NE(slurp(err).find("interrupted at step"), std::string::npos) << slurp(err);
   ASSERT_TRUE(fs::exists(run / "checkpoint.pt"));
-  const Result info = sbgm_cli("info --checkpoint " + run.string());
+  const CliResult info = sbgm_cli("info --checkpoint " + run.string());
   ASSERT_EQ(info.code, 0) << info.err;
   const auto at = info.out.find("step: ");
   const long step = std::stol(info.out.substr(at + 6));
   EXPECT_GE(step, 20);
-  const Result resumed = sbgm_cli("train --out " + run.string() + " --resume --steps " + std::to_string(step + 7));
+  const CliResult resumed = sbgm_cli("train --out " + run.string() + " --resume --steps " + std::to_string(step + 7));
   ASSERT_EQ(resumed.code, 0) << resumed.err;
   EXPECT_NE(resumed.err.find("resuming"), std::string::npos);
   EXPECT_NE(sbgm_cli("info --checkpoint " + run.string()).out.find("step: " + std::to_string(step + 7)), std::string::npos);
@@ -178,7 +141,7 @@ TEST(Cli, LoglikAndOdeSampling) {
   const fs::path dir = scratch();
   write_npy((dir / "points.npy").string(), at::linspace(-3, 3, 25).reshape({25, 1}));
   const fs::path ll = dir / "ll.npy", bpd = dir / "bpd.npy", hutch = dir / "hutch.npy";
-  Result r = sbgm_cli("loglik --checkpoint " + run.string() + " --data " + (dir / "points.npy").string() + " --out " + ll.string());
+  CliResult r = sbgm_cli("loglik --checkpoint " + run.string() + " --data " + (dir / "points.npy").string() + " --out " + ll.string());
   ASSERT_EQ(r.code, 0) << r.err;
   const at::Tensor lp = read_npy(ll.string(), true);
   EXPECT_EQ(lp.sizes(), (std::vector<int64_t>{25}));

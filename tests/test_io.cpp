@@ -8,6 +8,7 @@
 
 #include "sbgm/data/dataset.hpp"
 #include "sbgm/io/npy.hpp"
+#include "sbgm/io/npz.hpp"
 #include "sbgm/util/error.hpp"
 
 using namespace sbgm;
@@ -87,6 +88,32 @@ TEST(Npy, RejectsMalformedFiles) {
   write_bytes(dir / "fortran.npy", fortran);
   EXPECT_NE(error_of([&] { read_npy((dir / "fortran.npy").string()); }).find("Fortran"), std::string::npos);
   EXPECT_NE(error_of([&] { read_npy((dir / "missing.npy").string()); }).find("cannot open"), std::string::npos);
+}
+
+// np.savez (stored) and np.savez_compressed (deflated) archives read back exactly, any dtype the
+// .npy reader takes becoming float64; malformed archives are rejected naming the member.
+TEST(Npz, ReadsNumPyArchives) {
+  const fs::path dir = scratch();
+  ASSERT_EQ(python("import numpy as np\n"
+                   "rng = np.random.default_rng(1)\n"
+                   "a, b = rng.normal(size=(3, 4)), rng.normal(size=(5,)).astype(np.float32)\n"
+                   "np.savez('" + (dir / "stored.npz").string() + "', a=a, b=b)\n"
+                   "np.savez_compressed('" + (dir / "deflated.npz").string() + "', a=a, b=b)\n"
+                   "np.save('" + (dir / "a.npy").string() + "', a)\n"
+                   "np.save('" + (dir / "b.npy").string() + "', b)\n"
+                   "np.savez('" + (dir / "ints.npz").string() + "', a=np.arange(3))\n"),
+            0);
+  const at::Tensor a = read_npy((dir / "a.npy").string(), true), b = read_npy((dir / "b.npy").string(), true);
+  for (const char* name : {"stored.npz", "deflated.npz"}) {
+    const auto arrays = read_npz((dir / name).string());
+    ASSERT_EQ(arrays.size(), 2u) << name;
+    EXPECT_TRUE(at::equal(arrays.at("a"), a)) << name;
+    EXPECT_EQ(arrays.at("b").scalar_type(), at::kDouble);
+    EXPECT_TRUE(at::equal(arrays.at("b"), b.to(at::kDouble))) << name;
+  }
+  EXPECT_NE(error_of([&] { read_npz((dir / "ints.npz").string()); }).find("ints.npz:a.npy: unsupported dtype"), std::string::npos);
+  EXPECT_NE(error_of([&] { read_npz((dir / "a.npy").string()); }).find("not a .npz"), std::string::npos);
+  EXPECT_NE(error_of([&] { read_npz((dir / "missing.npz").string()); }).find("cannot open"), std::string::npos);
 }
 
 TEST(DataFiles, ChecksRankAndFiniteness) {

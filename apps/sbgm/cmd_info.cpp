@@ -1,30 +1,47 @@
 #include <iostream>
-#include <numeric>
 
 #include "cli_common.hpp"
 #include "commands.hpp"
+#include "model_source.hpp"
+#include "sbgm/nets/gaussian_mixture.hpp"
 #include "sbgm/run/checkpoint.hpp"
-#include "sbgm/run/model.hpp"
 
 namespace sbgm::cli {
+namespace {
+
+void print_shape(const std::vector<int64_t>& shape) {
+  std::cout << "data shape: [";
+  for (size_t i = 0; i < shape.size(); ++i) std::cout << (i ? ", " : "") << shape[i];
+  std::cout << "]\n";
+}
+
+}  // namespace
 
 void add_info_command(CLI::App& app, Action& action) {
-  auto* cmd = app.add_subcommand("info", "print what a checkpoint holds");
-  auto checkpoint = std::make_shared<std::string>();
-  cmd->add_option("--checkpoint", *checkpoint, "run directory or checkpoint file")->required();
-  cmd->callback([&action, checkpoint] {
-    action = [checkpoint]() -> int {
-      const Checkpoint c = load_checkpoint(*checkpoint);
-      const Model m = model_from_checkpoint(c, true, c10::kCPU);
-      std::cout << "checkpoint: " << checkpoint_path(*checkpoint) << "\n";
-      std::cout << "step: " << c.state.step << " of " << c.config.train.steps << "\n";
-      std::cout << "data shape: [";
-      for (size_t i = 0; i < c.data_shape.size(); ++i) std::cout << (i ? ", " : "") << c.data_shape[i];
-      std::cout << "]\n";
-      std::cout << "condition features: " << c.cond_dim << "\n";
-      std::cout << "scaling: " << (c.scaling.is_identity() ? "none" : "per-feature standardisation") << "\n";
+  auto* cmd = app.add_subcommand("info", "print what a checkpoint (or an analytic mixture) holds");
+  auto source = std::make_shared<ModelSource>();
+  source->add_to(*cmd);
+  cmd->callback([&action, source] {
+    action = [source]() -> int {
+      const Model m = source->load(c10::kCPU);
+      if (m.analytic()) {
+        std::cout << source->describe() << ": " << m.mixture->components() << " Gaussian components\n";
+        print_shape(m.data_shape);
+        std::cout << "parameters: " << m.parameter_count() << "\n";
+        const SDEConfig& s = m.config.sde;
+        std::cout << "sde: " << to_string(s.kind);
+        if (s.kind == SDEKind::VP || s.kind == SDEKind::SubVP) std::cout << ", beta " << s.beta_min << " to " << s.beta_max;
+        if (s.kind == SDEKind::VE) std::cout << ", sigma " << s.sigma_min << " to " << s.sigma_max;
+        std::cout << ", T " << s.T << ", t_eps " << s.t_eps << ", prior std " << m.sde->prior_std() << "\n";
+        return 0;
+      }
+      std::cout << "checkpoint: " << checkpoint_path(source->checkpoint()) << "\n";
+      std::cout << "step: " << m.step << " of " << m.config.train.steps << "\n";
+      print_shape(m.data_shape);
+      std::cout << "condition features: " << m.cond_dim << "\n";
+      std::cout << "scaling: " << (m.scaling.is_identity() ? "none" : "per-feature standardisation") << "\n";
       std::cout << "parameters: " << m.parameter_count() << "\n";
-      std::cout << "\n" << c.config.to_toml();
+      std::cout << "\n" << m.config.to_toml();
       return 0;
     };
   });

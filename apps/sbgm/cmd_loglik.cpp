@@ -5,10 +5,10 @@
 
 #include "cli_common.hpp"
 #include "commands.hpp"
+#include "model_source.hpp"
 #include "sbgm/data/dataset.hpp"
 #include "sbgm/io/npy.hpp"
 #include "sbgm/likelihood/log_likelihood.hpp"
-#include "sbgm/run/checkpoint.hpp"
 #include "sbgm/run/model.hpp"
 #include "sbgm/util/error.hpp"
 #include "sbgm/util/runtime.hpp"
@@ -18,15 +18,15 @@ namespace sbgm::cli {
 void add_loglik_command(CLI::App& app, Action& action) {
   auto* cmd = app.add_subcommand("loglik", "log-likelihood of data under a trained model (probability-flow ODE)");
   struct Options {
-    std::string checkpoint, data, out, divergence = "exact", noise = "rademacher", solver = "dopri5", device = "cpu";
+    ModelSource source;
+    std::string data, out, divergence = "exact", noise = "rademacher", solver = "dopri5", device = "cpu";
     int64_t probes = 1, steps = 100, threads = 0, chunk = 1000, max_steps = 100000;
-    double rtol = 1e-5, atol = 1e-5, t_eps = 0;
+    double rtol = 1e-5, atol = 1e-5;
     uint64_t seed = 0;
-    bool bpd = false, raw_weights = false;
-    CLI::Option* t_eps_option = nullptr;
+    bool bpd = false;
   };
   auto opt = std::make_shared<Options>();
-  cmd->add_option("--checkpoint", opt->checkpoint, "run directory or checkpoint file")->required();
+  opt->source.add_to(*cmd);
   cmd->add_option("--data", opt->data, "points: .npy [N, ...] or .csv")->required();
   cmd->add_option("--out", opt->out, "output .npy of shape [N]: log p per row in nats (or bits/dim)")->required();
   cmd->add_option("--divergence", opt->divergence, "exact or hutchinson")->capture_default_str();
@@ -37,13 +37,11 @@ void add_loglik_command(CLI::App& app, Action& action) {
   cmd->add_option("--atol", opt->atol, "absolute tolerance (adaptive solvers)")->capture_default_str();
   cmd->add_option("--steps", opt->steps, "steps of a fixed-step solver")->capture_default_str();
   cmd->add_option("--max-steps", opt->max_steps, "adaptive solver: give up after this many steps")->capture_default_str();
-  opt->t_eps_option = cmd->add_option("--t-eps", opt->t_eps, "start time of the integral (default: the model's sde.t_eps)");
   cmd->add_flag("--bpd", opt->bpd, "write bits per dimension, -log p / (D ln 2), instead of nats");
   cmd->add_option("--chunk", opt->chunk, "rows integrated together")->capture_default_str();
   cmd->add_option("--seed", opt->seed, "seed of the Hutchinson probes")->capture_default_str();
   cmd->add_option("--device", opt->device, "cpu or cuda")->capture_default_str();
   cmd->add_option("--threads", opt->threads, "CPU threads (0: one per core)")->capture_default_str();
-  cmd->add_flag("--raw-weights", opt->raw_weights, "use the raw weights instead of their EMA");
   cmd->callback([&action, opt] {
     action = [opt]() -> int {
       check_output_path(opt->out, ".npy");
@@ -62,17 +60,8 @@ void add_loglik_command(CLI::App& app, Action& action) {
       const c10::Device device = parse_device(opt->device);
       configure_threads(static_cast<int>(opt->threads));
       tune_allocator();
-      const at::Tensor x = load_data_file(opt->data);
-      Checkpoint checkpoint = load_checkpoint(opt->checkpoint);
-      if (opt->t_eps_option->count() > 0) {
-        checkpoint.config.sde.t_eps = opt->t_eps;
-        try {
-          checkpoint.config.sde.validate();
-        } catch (const InvalidArgument&) {
-          throw InvalidArgument("--t-eps must lie in (0, T) with T = " + std::to_string(checkpoint.config.sde.T));
-        }
-      }
-      const Model model = model_from_checkpoint(checkpoint, !opt->raw_weights, device);
+      const at::Tensor x = load_data_file(opt->data, 1, /*keep_double=*/true);
+      const Model model = opt->source.load(device);
       ProgressLine line("loglik");
       const LikelihoodResult r =
           model_log_likelihood(model, x, lc, opt->seed, [&](int64_t d, int64_t t) { line.update(d, t); });

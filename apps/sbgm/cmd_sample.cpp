@@ -4,9 +4,11 @@
 
 #include "cli_common.hpp"
 #include "commands.hpp"
+#include "model_source.hpp"
 #include "sbgm/data/dataset.hpp"
 #include "sbgm/data/toy.hpp"
 #include "sbgm/io/npy.hpp"
+#include "sbgm/nets/gaussian_mixture.hpp"
 #include "sbgm/plot/plots.hpp"
 #include "sbgm/run/model.hpp"
 #include "sbgm/sample/euler_maruyama.hpp"
@@ -18,9 +20,11 @@
 namespace sbgm::cli {
 namespace {
 
-// The training data for the picture, when it can still be had (a built-in dataset, or the file
-// if it is still there); undefined otherwise.
-at::Tensor training_data_for_picture(const RunConfig& c) {
+// What the samples are drawn beside: the mixture itself, or the training data when it can still
+// be had (a built-in dataset, or the file if it is still there); undefined otherwise.
+at::Tensor reference_for_picture(const Model& model) {
+  if (model.mixture) return model.mixture->sample(5000, make_generator(c10::kCPU, 1));
+  const RunConfig& c = model.config;
   try {
     if (!c.data.dataset.empty()) return make_toy_dataset(c.data.dataset, std::min<int64_t>(c.data.size, 5000), c.train.seed);
     return load_data_file(c.data.file);
@@ -34,16 +38,16 @@ at::Tensor training_data_for_picture(const RunConfig& c) {
 void add_sample_command(CLI::App& app, Action& action) {
   auto* cmd = app.add_subcommand("sample", "draw samples from a trained model");
   struct Options {
-    std::string checkpoint, out, png, device = "cpu", sampler = "em", solver = "dopri5";
+    ModelSource source;
+    std::string out, png, device = "cpu", sampler = "em", solver = "dopri5";
     double rtol = 1e-5, atol = 1e-5, snr = 0.16;
     int64_t corrector_steps = 1;
     int64_t n = 1000, steps = 0, threads = 0, max_steps = 100000;
     uint64_t seed = 0;
-    bool raw_weights = false;
     CLI::Option* steps_option = nullptr;
   };
   auto opt = std::make_shared<Options>();
-  cmd->add_option("--checkpoint", opt->checkpoint, "run directory or checkpoint file")->required();
+  opt->source.add_to(*cmd);
   cmd->add_option("--out", opt->out, "output .npy file of shape [n, ...]")->required();
   cmd->add_option("--n", opt->n, "number of samples")->capture_default_str();
   cmd->add_option("--sampler", opt->sampler, "em (reverse SDE), pc (predictor-corrector) or ode (probability flow)")
@@ -60,7 +64,6 @@ void add_sample_command(CLI::App& app, Action& action) {
   cmd->add_option("--png", opt->png, "also draw the samples (beside the training data when available)");
   cmd->add_option("--device", opt->device, "cpu or cuda")->capture_default_str();
   cmd->add_option("--threads", opt->threads, "CPU threads (0: one per core)")->capture_default_str();
-  cmd->add_flag("--raw-weights", opt->raw_weights, "use the raw weights instead of their EMA");
   cmd->callback([&action, opt] {
     action = [opt]() -> int {
       if (opt->n < 1) throw InvalidArgument("--n must be at least 1");
@@ -71,7 +74,7 @@ void add_sample_command(CLI::App& app, Action& action) {
       const c10::Device device = parse_device(opt->device);
       configure_threads(static_cast<int>(opt->threads));
       tune_allocator();
-      const Model model = load_model(opt->checkpoint, !opt->raw_weights, device);
+      const Model model = opt->source.load(device);
       const int64_t steps = opt->steps_option->count() > 0 ? opt->steps : model.config.sample.steps;
       ProgressLine line("sample");
       std::unique_ptr<Sampler> sampler;
@@ -95,7 +98,7 @@ void add_sample_command(CLI::App& app, Action& action) {
       line.finish();
       check_finite(samples, "the samples (the model diverged)");
       write_npy(opt->out, samples);
-      if (!opt->png.empty()) plot_samples(opt->png, training_data_for_picture(model.config), samples);
+      if (!opt->png.empty()) plot_samples(opt->png, reference_for_picture(model), samples);
       return 0;
     };
   });

@@ -56,7 +56,7 @@ at::Tensor read_csv(const std::string& path) {
     ++rows;
   }
   if (rows == 0) throw IOError(path + ": no data rows");
-  return at::tensor(values, at::TensorOptions().dtype(at::kDouble)).reshape({rows, cols}).to(at::kFloat);
+  return at::tensor(values, at::TensorOptions().dtype(at::kDouble)).reshape({rows, cols});
 }
 
 void check_finite(const at::Tensor& x, const std::string& what) {
@@ -67,10 +67,10 @@ void check_finite(const at::Tensor& x, const std::string& what) {
   }
 }
 
-at::Tensor load_data_file(const std::string& path, int64_t min_rows) {
+at::Tensor load_data_file(const std::string& path, int64_t min_rows, bool keep_double) {
   at::Tensor x;
-  if (ends_with(path, ".npy")) x = read_npy(path);
-  else if (ends_with(path, ".csv") || ends_with(path, ".txt")) x = read_csv(path);
+  if (ends_with(path, ".npy")) x = read_npy(path, keep_double);
+  else if (ends_with(path, ".csv") || ends_with(path, ".txt")) x = keep_double ? read_csv(path) : read_csv(path).to(at::kFloat);
   else throw InvalidArgument(path + ": unknown data format (expected .npy or .csv)");
   if (x.dim() < 2)
     throw InvalidArgument(path + ": expected an array of shape [N, D] (or [N, ...]), got rank " + std::to_string(x.dim()));

@@ -50,6 +50,10 @@ NpyHeader parse_header(const std::string& path, const std::string& header) {
 at::Tensor read_npy(const std::string& path, bool keep_double) {
   std::ifstream in(path, std::ios::binary);
   if (!in) throw IOError(path + ": cannot open file");
+  return read_npy(in, path, keep_double);
+}
+
+at::Tensor read_npy(std::istream& in, const std::string& path, bool keep_double) {
   char magic[8] = {};
   in.read(magic, 8);
   const auto got = static_cast<size_t>(in.gcount());

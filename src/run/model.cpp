@@ -3,7 +3,9 @@
 #include <ATen/ATen.h>
 #include <torch/utils.h>
 
+#include "sbgm/io/npz.hpp"
 #include "sbgm/likelihood/log_likelihood.hpp"
+#include "sbgm/nets/gaussian_mixture.hpp"
 #include "sbgm/nets/score_model.hpp"
 #include "sbgm/nets/score_net.hpp"
 #include "sbgm/run/checkpoint.hpp"
@@ -16,13 +18,21 @@
 namespace sbgm {
 
 std::unique_ptr<ScoreModel> Model::score_model() const {
+  if (mixture) return std::make_unique<GaussianMixtureScore>(*mixture, sde);
   return std::make_unique<NetworkScore>(net, sde, config.model.output);
 }
 
 int64_t Model::parameter_count() const {
+  if (mixture) return mixture->components() * (1 + mixture->dim() + mixture->dim() * mixture->dim());
   int64_t n = 0;
   for (const auto& p : net->parameters()) n += p.numel();
   return n;
+}
+
+void Model::set_dtype(at::ScalarType t) {
+  if (t != at::kFloat && t != at::kDouble) throw InvalidArgument("a model computes in float32 or float64 only");
+  dtype = t;
+  if (net) net->to(t);
 }
 
 std::shared_ptr<ScoreNet> build_net(const RunConfig& config, const std::vector<int64_t>& data_shape, int64_t cond_dim) {
@@ -37,6 +47,7 @@ Model model_from_checkpoint(const Checkpoint& c, bool use_ema, c10::Device devic
   m.cond_dim = c.cond_dim;
   m.scaling = c.scaling;
   m.step = c.state.step;
+  m.device = device;
   m.sde = make_sde(c.config.sde);
   m.net = build_net(c.config, c.data_shape, c.cond_dim);
   const at::Tensor& weights = use_ema ? c.state.ema : c.state.params;
@@ -62,13 +73,37 @@ Model load_model(const std::string& run_dir_or_file, bool use_ema, c10::Device d
   return model_from_checkpoint(load_checkpoint(run_dir_or_file), use_ema, device);
 }
 
+GaussianMixture read_gaussian_mixture(const std::string& npz_path) {
+  const std::map<std::string, at::Tensor> arrays = read_npz(npz_path);
+  for (const char* name : {"weights", "means", "covs"})
+    if (!arrays.count(name)) throw IOError(npz_path + ": no array '" + name + "' (a mixture needs weights, means and covs)");
+  try {
+    return GaussianMixture(arrays.at("weights"), arrays.at("means"), arrays.at("covs"));
+  } catch (const InvalidArgument& e) {
+    throw InvalidArgument(npz_path + ": " + e.what());
+  }
+}
+
+Model mixture_model(const GaussianMixture& mixture, const SDEConfig& sde, c10::Device device) {
+  if (!device.is_cpu()) throw InvalidArgument("an analytic mixture model runs on the CPU only");
+  sde.validate();
+  Model m;
+  m.config.sde = sde;
+  m.data_shape = {mixture.dim()};
+  m.device = device;
+  m.sde = make_sde(sde);
+  m.dtype = at::kDouble;
+  m.mixture = std::make_shared<const GaussianMixture>(mixture);
+  return m;
+}
+
 at::Tensor sample_model(const Model& model, Sampler& sampler, int64_t n, uint64_t seed, const ProgressFn& progress) {
-  const c10::Device device = model.net->parameters().front().device();
+  const c10::Device device = model.device;
   DrawConfig draw;
   draw.n = n;
   auto score = model.score_model();
   at::Tensor x = draw_samples(sampler, *score, *model.sde, model.data_shape, draw, at::Tensor(),
-                              make_generator(device, seed), at::TensorOptions().device(device), progress);
+                              make_generator(device, seed), at::TensorOptions().device(device).dtype(model.dtype), progress);
   return model.scaling.to_data(x).cpu();
 }
 
@@ -86,9 +121,9 @@ LikelihoodResult model_log_likelihood(const Model& model, const at::Tensor& x, c
     for (auto v : shape) got += (got.empty() ? "" : ", ") + std::to_string(v);
     throw InvalidArgument("the data's rows have shape [" + got + "] but the model was trained on [" + want + "]");
   }
-  const c10::Device device = model.net->parameters().front().device();
+  const c10::Device device = model.device;
   auto score = model.score_model();
-  LikelihoodResult r = log_likelihood(*score, *model.sde, model.scaling.to_model(x).to(device), at::Tensor(), config,
+  LikelihoodResult r = log_likelihood(*score, *model.sde, model.scaling.to_model(x.to(model.dtype)).to(device, model.dtype), at::Tensor(), config,
                                       make_generator(device, seed), progress);
   r.log_prob = r.log_prob.cpu() + model.scaling.log_abs_det_jacobian();
   r.std_error = r.std_error.cpu();

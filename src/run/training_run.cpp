@@ -126,8 +126,20 @@ TrainRunResult train_run(const RunConfig& config, const std::string& run_dir, bo
     if (callbacks.on_progress) callbacks.on_progress(p);
   };
   cb.on_checkpoint = [&](int64_t) { save(); };
+  // The model the EMA weights make at a given step, to sample from.
+  auto ema_model = [&](int64_t step) {
+    Model m;
+    m.config = config;
+    m.data_shape = data_shape;
+    m.scaling = scaling;
+    m.step = step;
+    m.device = device;
+    m.sde = sde;
+    m.net = ema_net;
+    return m;
+  };
   cb.on_eval = [&](int64_t step) {
-    Model m{config, data_shape, 0, scaling, step, sde, ema_net};
+    const Model m = ema_model(step);
     plot_samples(run_dir + "/samples_step" + std::to_string(step) + ".png", raw,
                  sample_model(m, config.sample.n, config.sample.steps, config.train.seed + 1));
   };
@@ -137,7 +149,7 @@ TrainRunResult train_run(const RunConfig& config, const std::string& run_dir, bo
   log.plot(run_dir + "/loss.png");
   if (result.interrupted) return result;
 
-  Model m{config, data_shape, 0, scaling, trainer.step_count(), sde, ema_net};
+  const Model m = ema_model(trainer.step_count());
   const at::Tensor samples =
       sample_model(m, config.sample.n, config.sample.steps, config.train.seed + 1, callbacks.on_sample_progress);
   write_npy(run_dir + "/samples.npy", samples);

@@ -5,12 +5,15 @@
 
 #include <ATen/core/Tensor.h>
 
+#include <istream>
 #include <string>
 
 namespace sbgm {
 
 // Returns a float32 (or float64 when keep_double) CPU tensor with the file's shape.
 at::Tensor read_npy(const std::string& path, bool keep_double = false);
+// The same from a stream; name is what error messages call it.
+at::Tensor read_npy(std::istream& in, const std::string& name, bool keep_double = false);
 
 // Writes a float32 or float64 tensor (any device, any layout) as a C-order .npy file.
 void write_npy(const std::string& path, const at::Tensor& tensor);

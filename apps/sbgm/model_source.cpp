@@ -1,0 +1,67 @@
+#include "model_source.hpp"
+
+#include "sbgm/nets/gaussian_mixture.hpp"
+#include "sbgm/run/checkpoint.hpp"
+#include "sbgm/util/error.hpp"
+
+namespace sbgm::cli {
+
+void ModelSource::add_to(CLI::App& cmd) {
+  cmd.add_option("--checkpoint", checkpoint_, "run directory or checkpoint file");
+  cmd.add_option("--gmm", gmm_,
+                 "instead of a checkpoint: an analytic Gaussian mixture, .npz with weights [K], means [K,D], covs [K,D,D]");
+  cmd.add_flag("--raw-weights", raw_weights_, "use the raw weights instead of their EMA");
+  cmd.add_option("--dtype", dtype_, "float32 or float64 (default: float32 for a checkpoint, float64 for --gmm)");
+  t_eps_ = cmd.add_option("--t-eps", sde_config_.t_eps, "smallest diffusion time (default: the model's sde.t_eps)");
+  sde_options_ = {
+      cmd.add_option("--sde", sde_, "--gmm: SDE that diffuses the mixture (vp, subvp, ve, cosine)")->capture_default_str(),
+      cmd.add_option("--beta-min", sde_config_.beta_min, "--gmm: VP/SubVP beta_min")->capture_default_str(),
+      cmd.add_option("--beta-max", sde_config_.beta_max, "--gmm: VP/SubVP beta_max")->capture_default_str(),
+      cmd.add_option("--sigma-min", sde_config_.sigma_min, "--gmm: VE sigma_min")->capture_default_str(),
+      cmd.add_option("--sigma-max", sde_config_.sigma_max, "--gmm: VE sigma_max")->capture_default_str(),
+      cmd.add_option("--T", sde_config_.T, "--gmm: end time of the diffusion")->capture_default_str(),
+  };
+}
+
+std::string ModelSource::describe() const { return analytic() ? "mixture " + gmm_ : "run " + checkpoint_; }
+
+Model ModelSource::load(c10::Device device) const {
+  if (checkpoint_.empty() == gmm_.empty()) throw InvalidArgument("give exactly one of --checkpoint and --gmm");
+  if (!dtype_.empty() && dtype_ != "float32" && dtype_ != "float64")
+    throw InvalidArgument("unknown --dtype '" + dtype_ + "' (expected float32 or float64)");
+  const auto with_dtype = [this](Model m) {
+    if (!dtype_.empty()) m.set_dtype(dtype_ == "float64" ? at::kDouble : at::kFloat);
+    return m;
+  };
+  auto checked = [](const SDEConfig& c) {
+    try {
+      c.validate();
+    } catch (const InvalidArgument& e) {
+      // The flags spell the keys with dashes: sde.beta_min -> --beta-min.
+      std::string why = e.what();
+      if (why.rfind("sde.", 0) == 0) {
+        why = "--" + why.substr(4);
+        for (size_t i = 0; i < why.size() && why[i] != ' '; ++i)
+          if (why[i] == '_') why[i] = '-';
+      }
+      throw InvalidArgument(why);
+    }
+  };
+  if (analytic()) {
+    SDEConfig sde = sde_config_;
+    sde.kind = sde_kind_from_string(sde_);
+    checked(sde);
+    return with_dtype(mixture_model(read_gaussian_mixture(gmm_), sde, device));
+  }
+  for (const CLI::Option* o : sde_options_)
+    if (o->count() > 0)
+      throw InvalidArgument(o->get_name() + " applies only with --gmm (a checkpoint keeps the SDE it was trained with)");
+  Checkpoint c = load_checkpoint(checkpoint_);
+  if (t_eps_->count() > 0) {
+    c.config.sde.t_eps = sde_config_.t_eps;
+    checked(c.config.sde);
+  }
+  return with_dtype(model_from_checkpoint(c, !raw_weights_, device));
+}
+
+}  // namespace sbgm::cli

@@ -1,0 +1,115 @@
+// `--gmm FILE.npz`: an analytic Gaussian mixture as the model of sample, loglik and info, checked
+// against an independent probability-flow solve in Python (tests/oracles/pf_ode_gmm.py).
+#include <ATen/ATen.h>
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <fstream>
+
+#include "cli_harness.hpp"
+#include "sbgm/io/npy.hpp"
+#include "sbgm/nets/gaussian_mixture.hpp"
+#include "sbgm/run/model.hpp"
+#include "sbgm/util/runtime.hpp"
+
+using namespace sbgm;
+namespace fs = std::filesystem;
+
+namespace {
+
+const char* const kSDEs[] = {"vp", "subvp", "ve", "cosine"};
+
+// The oracle's mixture, points and expected log-densities (computed once per test process).
+const fs::path& oracle_dir() {
+  static const fs::path dir = [] {
+    const fs::path d = scratch() / "oracle";
+    fs::create_directories(d);
+    EXPECT_EQ(run_python(std::string(SBGM_ORACLES_DIR) + "/pf_ode_gmm.py " + d.string()), 0);
+    return d;
+  }();
+  return dir;
+}
+
+}  // namespace
+
+// Exact divergence at tight tolerances equals scipy's DOP853 solve with an analytic divergence to
+// 1e-4 nats for every SDE, and the mixture's own density up to the prior mismatch.
+TEST(CliMixture, LoglikMatchesIndependentProbabilityFlowSolve) {
+  const fs::path& dir = oracle_dir();
+  const at::Tensor own = read_npy((dir / "mixture_logp.npy").string(), true);
+  for (const char* sde : kSDEs) {
+    const fs::path out = scratch() / (std::string("ll_") + sde + ".npy");
+    const CliResult r = sbgm_cli(std::string("loglik --gmm ") + (dir / "gmm.npz").string() + " --sde " + sde +
+                                 " --data " + (dir / "points.npy").string() + " --out " + out.string() +
+                                 " --rtol 1e-9 --atol 1e-9 --threads 1");
+    ASSERT_EQ(r.code, 0) << r.err;
+    const at::Tensor got = read_npy(out.string(), true);
+    const at::Tensor want = read_npy((dir / (std::string("expected_") + sde + ".npy")).string(), true);
+    ASSERT_EQ(got.sizes(), want.sizes());
+    EXPECT_LT((got - want).abs().max().item<double>(), 1e-4) << sde;
+    EXPECT_LT((got - own).abs().max().item<double>(), 0.05) << sde;
+  }
+}
+
+// Every sampler draws from the mixture for every SDE: the samples' mean log-density under the
+// mixture matches that of exact draws from it.
+TEST(CliMixture, SamplersDrawTheMixtureForEverySDE) {
+  const fs::path& dir = oracle_dir();
+  const GaussianMixture mixture = read_gaussian_mixture((dir / "gmm.npz").string());
+  const double truth = mixture.log_prob(mixture.sample(20000, make_generator(at::kCPU, 5)).to(at::kDouble)).mean().item<double>();
+  for (const char* sde : kSDEs) {
+    for (const std::string sampler : {"em --steps 500", "ode --rtol 1e-5 --atol 1e-5", "pc --steps 200"}) {
+      const fs::path out = scratch() / "mixture_samples.npy";
+      const CliResult r = sbgm_cli(std::string("sample --gmm ") + (dir / "gmm.npz").string() + " --sde " + sde +
+                                   " --n 3000 --seed 3 --threads 1 --out " + out.string() + " --sampler " + sampler);
+      ASSERT_EQ(r.code, 0) << r.err;
+      const at::Tensor x = read_npy(out.string(), true);
+      ASSERT_EQ(x.sizes(), (std::vector<int64_t>{3000, 2}));
+      EXPECT_EQ(x.scalar_type(), at::kDouble);  // analytic models compute in float64
+      EXPECT_NEAR(mixture.log_prob(x).mean().item<double>(), truth, 0.08) << sde << " " << sampler;
+    }
+  }
+}
+
+TEST(CliMixture, InfoDescribesTheMixture) {
+  const CliResult r = sbgm_cli("info --gmm " + (oracle_dir() / "gmm.npz").string() + " --sde ve --sigma-max 20");
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_NE(r.out.find("3 Gaussian components"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("sigma 0.01 to 20"), std::string::npos) << r.out;
+}
+
+TEST(CliMixture, BadMixtureInputs) {
+  const fs::path dir = scratch() / "bad_gmm";
+  fs::create_directories(dir);
+  ASSERT_EQ(run_python(std::string(SBGM_ORACLES_DIR) + "/bad_mixtures.py " + dir.string()), 0);
+  std::ofstream(dir / "garbage.npz") << "not a zip archive";
+  write_npy((dir / "points.npy").string(), at::zeros({4, 2}));
+  write_npy((dir / "points3.npy").string(), at::zeros({4, 3}));
+  const fs::path out = dir / "never.npy";
+  auto loglik = [&](const std::string& gmm, const std::string& extra = "") {
+    return sbgm_cli("loglik --gmm " + (dir / gmm).string() + " --data " + (dir / "points.npy").string() + " --out " +
+                    out.string() + extra);
+  };
+  expect_one_line_error(loglik("missing.npz"), "cannot open");
+  expect_one_line_error(loglik("garbage.npz"), "not a .npz");
+  expect_one_line_error(loglik("no_covs.npz"), "no array 'covs'");
+  expect_one_line_error(loglik("not_pd.npz"), "positive definite");
+  expect_one_line_error(loglik("disagree.npz"), "disagree");
+  expect_one_line_error(loglik("negative_weight.npz"), "weights must be positive");
+  expect_one_line_error(loglik("int_weights.npz"), "dtype");
+  expect_one_line_error(loglik("good.npz", " --sde ve --sigma-max 0.001"), "--sigma-max");
+  expect_one_line_error(loglik("good.npz", " --beta-min 30"), "--beta-max");
+  expect_one_line_error(loglik("good.npz", " --sde vpp"), "unknown SDE");
+  expect_one_line_error(loglik("good.npz", " --dtype float16"), "--dtype");
+  expect_one_line_error(sbgm_cli("loglik --gmm " + (dir / "good.npz").string() + " --data " +
+                                 (dir / "points3.npy").string() + " --out " + out.string()),
+                        "trained on [2]");
+  expect_one_line_error(sbgm_cli("loglik --data " + (dir / "points.npy").string() + " --out " + out.string()),
+                        "exactly one of --checkpoint and --gmm");
+  expect_one_line_error(sbgm_cli("sample --gmm " + (dir / "good.npz").string() + " --checkpoint " + dir.string() +
+                                 " --out " + out.string()),
+                        "exactly one of --checkpoint and --gmm");
+  expect_one_line_error(sbgm_cli("sample --checkpoint " + dir.string() + " --sde ve --out " + out.string()),
+                        "--sde applies only with --gmm");
+  EXPECT_FALSE(fs::exists(out));
+}
