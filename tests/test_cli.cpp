@@ -187,7 +187,7 @@ TEST(Cli, BadLoglikInputs) {
   expect_one_line_error(sbgm_cli(base + " --data " + (dir / "one_d.npy").string() + " --chunk 0"), "chunk");
   expect_one_line_error(sbgm_cli("sample --steps 0 --checkpoint " + run.string() + " --out " + (dir / "bad_s.npy").string()), "--steps");
   expect_one_line_error(sbgm_cli("sample --sampler pc --corrector-steps -1 --checkpoint " + run.string() + " --out " + (dir / "bad_s.npy").string()), "corrector");
-  expect_one_line_error(sbgm_cli("sample --sampler langevin --checkpoint " + run.string() + " --out " + (dir / "bad_s.npy").string()), "--sampler");
+  expect_one_line_error(sbgm_cli("sample --sampler langevin --checkpoint " + run.string() + " --out " + (dir / "bad_s.npy").string()), "unknown sampler");
   EXPECT_FALSE(fs::exists(dir / "bad_ll.npy"));
   EXPECT_FALSE(fs::exists(dir / "bad_s.npy"));
 }

@@ -53,13 +53,17 @@ TEST(CliMixture, LoglikMatchesIndependentProbabilityFlowSolve) {
 
 // Every sampler draws from the mixture for every SDE: the samples' mean log-density under the
 // mixture matches that of exact draws from it.
-TEST(CliMixture, SamplersDrawTheMixtureForEverySDE) {
+class CliMixtureEverySDE : public ::testing::TestWithParam<const char*> {};
+
+TEST_P(CliMixtureEverySDE, SamplersDrawTheMixture) {
   const fs::path& dir = oracle_dir();
   const GaussianMixture mixture = read_gaussian_mixture((dir / "gmm.npz").string());
   const double truth = mixture.log_prob(mixture.sample(20000, make_generator(at::kCPU, 5)).to(at::kDouble)).mean().item<double>();
-  for (const char* sde : kSDEs) {
-    for (const std::string sampler : {"em --steps 500", "ode --rtol 1e-5 --atol 1e-5", "pc --steps 200"}) {
-      const fs::path out = scratch() / "mixture_samples.npy";
+  const std::string sde = GetParam();
+  {
+    for (const std::string sampler : {"em --steps 500", "ode --rtol 1e-5 --atol 1e-5", "pc --steps 200", "pc --predictor ancestral --steps 200",
+                                     "ancestral --steps 300", "edm --steps 50", "edm --steps 50 --churn 10"}) {
+      const fs::path out = scratch() / ("mixture_samples_" + sde + ".npy");
       const CliResult r = sbgm_cli(std::string("sample --gmm ") + (dir / "gmm.npz").string() + " --sde " + sde +
                                    " --n 3000 --seed 3 --threads 1 --out " + out.string() + " --sampler " + sampler);
       ASSERT_EQ(r.code, 0) << r.err;
@@ -70,6 +74,8 @@ TEST(CliMixture, SamplersDrawTheMixtureForEverySDE) {
     }
   }
 }
+
+INSTANTIATE_TEST_SUITE_P(All, CliMixtureEverySDE, ::testing::ValuesIn(kSDEs));
 
 TEST(CliMixture, InfoDescribesTheMixture) {
   const CliResult r = sbgm_cli("info --gmm " + (oracle_dir() / "gmm.npz").string() + " --sde ve --sigma-max 20");
@@ -101,6 +107,10 @@ TEST(CliMixture, BadMixtureInputs) {
   expect_one_line_error(loglik("good.npz", " --beta-min 30"), "--beta-max");
   expect_one_line_error(loglik("good.npz", " --sde vpp"), "unknown SDE");
   expect_one_line_error(loglik("good.npz", " --dtype float16"), "--dtype");
+  const std::string sample = "sample --gmm " + (dir / "good.npz").string() + " --out " + out.string();
+  expect_one_line_error(sbgm_cli(sample + " --sampler edm --rho 0"), "--rho");
+  expect_one_line_error(sbgm_cli(sample + " --sampler edm --churn -1"), "--churn");
+  expect_one_line_error(sbgm_cli(sample + " --sampler pc --predictor langevin"), "unknown predictor");
   expect_one_line_error(sbgm_cli("loglik --gmm " + (dir / "good.npz").string() + " --data " +
                                  (dir / "points3.npy").string() + " --out " + out.string()),
                         "trained on [2]");

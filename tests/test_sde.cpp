@@ -135,6 +135,25 @@ TEST_P(EverySDE, ReverseAndFlowDrifts) {
   EXPECT_TRUE(at::allclose(sde->probability_flow_drift(x, s, t), f * x - 0.5 * g2 * s));
 }
 
+// EDM's noise level sigma/m is increasing in t and its inverse recovers t; for VP it has the
+// closed form sigma/m = sqrt(e^B - 1).
+TEST_P(EverySDE, NoiseToSignalInverts) {
+  auto sde = make_sde(config_for(GetParam()));
+  double previous = 0;
+  for (double t : {1e-5, 1e-3, 0.05, 0.3, 0.7, 0.999}) {
+    const double r = sde->noise_to_signal(t);
+    EXPECT_GT(r, previous);
+    previous = r;
+    EXPECT_NEAR(sde->time_of_noise_to_signal(r), t, 1e-12 + 1e-9 * t) << t;
+  }
+  EXPECT_EQ(sde->time_of_noise_to_signal(0.0), 0.0);
+  EXPECT_EQ(sde->time_of_noise_to_signal(1e300), sde->T());
+  if (GetParam() == SDEKind::VP) {
+    const double B = 0.1 * 0.3 + 0.5 * 19.9 * 0.09;
+    EXPECT_NEAR(sde->noise_to_signal(0.3), std::sqrt(std::expm1(B)), 1e-12);
+  }
+}
+
 INSTANTIATE_TEST_SUITE_P(All, EverySDE, ::testing::Values(SDEKind::VP, SDEKind::SubVP, SDEKind::VE, SDEKind::CosineVP),
                          [](const auto& info) { return to_string(info.param); });
 

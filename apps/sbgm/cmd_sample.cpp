@@ -11,9 +11,7 @@
 #include "sbgm/nets/gaussian_mixture.hpp"
 #include "sbgm/plot/plots.hpp"
 #include "sbgm/run/model.hpp"
-#include "sbgm/sample/euler_maruyama.hpp"
-#include "sbgm/sample/predictor_corrector.hpp"
-#include "sbgm/sample/probability_flow.hpp"
+#include "sbgm/sample/make_sampler.hpp"
 #include "sbgm/util/error.hpp"
 #include "sbgm/util/runtime.hpp"
 
@@ -39,27 +37,33 @@ void add_sample_command(CLI::App& app, Action& action) {
   auto* cmd = app.add_subcommand("sample", "draw samples from a trained model");
   struct Options {
     ModelSource source;
-    std::string out, png, device = "cpu", sampler = "em", solver = "dopri5";
-    double rtol = 1e-5, atol = 1e-5, snr = 0.16;
-    int64_t corrector_steps = 1;
-    int64_t n = 1000, steps = 0, threads = 0, max_steps = 100000;
+    std::string out, png, device = "cpu", sampler = "em", predictor = "em", solver = "dopri5";
+    SamplerOptions sampling;
+    int64_t n = 1000, threads = 0;
     uint64_t seed = 0;
     CLI::Option* steps_option = nullptr;
   };
   auto opt = std::make_shared<Options>();
+  SamplerOptions& so = opt->sampling;
   opt->source.add_to(*cmd);
   cmd->add_option("--out", opt->out, "output .npy file of shape [n, ...]")->required();
   cmd->add_option("--n", opt->n, "number of samples")->capture_default_str();
-  cmd->add_option("--sampler", opt->sampler, "em (reverse SDE), pc (predictor-corrector) or ode (probability flow)")
+  cmd->add_option("--sampler", opt->sampler,
+                  "em (reverse SDE), pc (predictor-corrector), ancestral, ode (probability flow) or edm (few-step Heun)")
       ->capture_default_str();
-  cmd->add_option("--corrector-steps", opt->corrector_steps, "pc: Langevin steps after each predictor step")
+  opt->steps_option = cmd->add_option(
+      "--steps", so.steps, "steps (edm: noise levels, default 18; others: default the run's sample.steps)");
+  cmd->add_option("--predictor", opt->predictor, "pc: em or ancestral")->capture_default_str();
+  cmd->add_option("--corrector-steps", so.corrector_steps, "pc: Langevin steps after each predictor step")
       ->capture_default_str();
-  cmd->add_option("--snr", opt->snr, "pc: signal-to-noise ratio of the Langevin steps")->capture_default_str();
-  opt->steps_option = cmd->add_option("--steps", opt->steps, "steps of em or of a fixed-step ODE solver (default: the run's sample.steps)");
-  cmd->add_option("--solver", opt->solver, "ODE solver: dopri5, tsit5, heun, rk4 or euler")->capture_default_str();
-  cmd->add_option("--rtol", opt->rtol, "adaptive ODE solver: relative tolerance")->capture_default_str();
-  cmd->add_option("--atol", opt->atol, "adaptive ODE solver: absolute tolerance")->capture_default_str();
-  cmd->add_option("--max-steps", opt->max_steps, "adaptive ODE solver: give up after this many steps")->capture_default_str();
+  cmd->add_option("--snr", so.snr, "pc: signal-to-noise ratio of the Langevin steps")->capture_default_str();
+  cmd->add_option("--solver", opt->solver, "ode: dopri5, tsit5, heun, rk4 or euler")->capture_default_str();
+  cmd->add_option("--rtol", so.solver.rtol, "ode, adaptive solver: relative tolerance")->capture_default_str();
+  cmd->add_option("--atol", so.solver.atol, "ode, adaptive solver: absolute tolerance")->capture_default_str();
+  cmd->add_option("--max-steps", so.solver.max_steps, "ode, adaptive solver: give up after this many steps")
+      ->capture_default_str();
+  cmd->add_option("--rho", so.edm.rho, "edm: curvature of the noise-level schedule")->capture_default_str();
+  cmd->add_option("--churn", so.edm.churn, "edm: stochasticity S_churn (0: deterministic)")->capture_default_str();
   cmd->add_option("--seed", opt->seed, "random seed")->capture_default_str();
   cmd->add_option("--png", opt->png, "also draw the samples (beside the training data when available)");
   cmd->add_option("--device", opt->device, "cpu or cuda")->capture_default_str();
@@ -67,32 +71,22 @@ void add_sample_command(CLI::App& app, Action& action) {
   cmd->callback([&action, opt] {
     action = [opt]() -> int {
       if (opt->n < 1) throw InvalidArgument("--n must be at least 1");
-      if (opt->steps_option->count() > 0 && opt->steps < 1) throw InvalidArgument("--steps must be at least 1");
+      const bool steps_given = opt->steps_option->count() > 0;
+      if (steps_given && opt->sampling.steps < 1) throw InvalidArgument("--steps must be at least 1");
       if (opt->threads < 0) throw InvalidArgument("--threads must not be negative");
       check_output_path(opt->out, ".npy");
       if (!opt->png.empty()) check_output_path(opt->png, ".png");
+      SamplerOptions sampling = opt->sampling;
+      sampling.kind = sampler_kind_from_string(opt->sampler);
+      sampling.predictor = predictor_kind_from_string(opt->predictor);
+      sampling.solver.kind = solver_kind_from_string(opt->solver);
       const c10::Device device = parse_device(opt->device);
       configure_threads(static_cast<int>(opt->threads));
       tune_allocator();
       const Model model = opt->source.load(device);
-      const int64_t steps = opt->steps_option->count() > 0 ? opt->steps : model.config.sample.steps;
+      if (!steps_given) sampling.steps = sampling.kind == SamplerKind::EDMHeun ? EDMHeunConfig{}.steps : model.config.sample.steps;
+      std::unique_ptr<Sampler> sampler = make_sampler(sampling);
       ProgressLine line("sample");
-      std::unique_ptr<Sampler> sampler;
-      if (opt->sampler == "em") {
-        sampler = std::make_unique<EulerMaruyama>(EulerMaruyamaConfig{steps, true});
-      } else if (opt->sampler == "pc") {
-        sampler = std::make_unique<PredictorCorrector>(PredictorCorrectorConfig{steps, opt->corrector_steps, opt->snr, true});
-      } else if (opt->sampler == "ode") {
-        SolverConfig sc;
-        sc.kind = solver_kind_from_string(opt->solver);
-        sc.rtol = opt->rtol;
-        sc.atol = opt->atol;
-        sc.steps = steps;
-        sc.max_steps = opt->max_steps;
-        sampler = std::make_unique<ProbabilityFlowSampler>(sc);
-      } else {
-        throw InvalidArgument("unknown --sampler '" + opt->sampler + "' (expected em, pc or ode)");
-      }
       const at::Tensor samples =
           sample_model(model, *sampler, opt->n, opt->seed, [&](int64_t d, int64_t t) { line.update(d, t); });
       line.finish();

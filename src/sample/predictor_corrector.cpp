@@ -5,11 +5,22 @@
 #include <cmath>
 
 #include "sbgm/nets/score_model.hpp"
+#include "sbgm/sample/ancestral.hpp"
 #include "sbgm/sample/euler_maruyama.hpp"
 #include "sbgm/sde/sde.hpp"
+#include "sbgm/util/enum_names.hpp"
 #include "sbgm/util/error.hpp"
 
 namespace sbgm {
+namespace {
+constexpr EnumNames<PredictorKind, 2> kPredictorNames{
+    {{PredictorKind::EulerMaruyama, "em"}, {PredictorKind::Ancestral, "ancestral"}}};
+}
+
+std::string to_string(PredictorKind kind) { return enum_to_string(kind, kPredictorNames); }
+PredictorKind predictor_kind_from_string(const std::string& name) {
+  return enum_from_string(name, kPredictorNames, "predictor");
+}
 
 PredictorCorrector::PredictorCorrector(PredictorCorrectorConfig config) : config_(config) {
   if (config_.steps < 1) throw InvalidArgument("sampler steps must be at least 1");
@@ -25,9 +36,11 @@ at::Tensor PredictorCorrector::run(ScoreModel& model, const SDE& sde, at::Tensor
   const at::Tensor t = at::empty({b}, x.options());
   at::Tensor noise = at::empty_like(x);
   for (int64_t i = 0; i < k; ++i) {
-    const double ti = sde.T() - i * h, next = ti - h;
     const bool last = i + 1 == k;
-    reverse_euler_maruyama_step(model, sde, x, y, t, ti, h, noise, !last || !config_.noise_free_last_step, gen);
+    const double ti = sde.T() - i * h, next = last ? sde.t_eps() : ti - h;
+    const bool add_noise = !last || !config_.noise_free_last_step;
+    if (config_.predictor == PredictorKind::Ancestral) ancestral_step(model, sde, x, y, t, ti, next, noise, add_noise, gen);
+    else reverse_euler_maruyama_step(model, sde, x, y, t, ti, h, noise, add_noise, gen);
     if (!last) {
       // Langevin correction towards p_next. alpha: the VP discretisation's 1 - beta h.
       const double alpha = sde.drift_coeff(next) != 0 ? 1.0 - sde.diffusion_sq(next) * h : 1.0;

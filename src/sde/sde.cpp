@@ -206,6 +206,20 @@ at::Tensor SDE::prior_sample(at::IntArrayRef shape, at::Generator gen, const at:
   return at::normal(0.0, prior_std(), shape, gen, opts);
 }
 
+double SDE::time_of_noise_to_signal(double r) const {
+  if (!(r > 0)) return 0.0;
+  if (r >= noise_to_signal(T_)) return T_;
+  // Bisection: every SDE here has a monotone sigma/m, and 100 halvings reach double precision
+  // for any T; each costs two scalar coefficient evaluations.
+  double lo = 0.0, hi = T_;
+  for (int i = 0; i < 100 && hi - lo > 0; ++i) {
+    const double mid = 0.5 * (lo + hi);
+    if (mid <= lo || mid >= hi) break;
+    (noise_to_signal(mid) < r ? lo : hi) = mid;
+  }
+  return 0.5 * (lo + hi);
+}
+
 at::Tensor SDE::prior_log_prob(const at::Tensor& x) const {
   const double s = prior_std();
   const int64_t d = x.numel() / std::max<int64_t>(x.size(0), 1);

@@ -1,0 +1,31 @@
+#pragma once
+// Every sampler by name, from one set of options: what the CLI and the benchmarks build from flags.
+
+#include <memory>
+#include <string>
+
+#include "sbgm/sample/edm_heun.hpp"
+#include "sbgm/sample/predictor_corrector.hpp"
+#include "sbgm/sample/sampler.hpp"
+#include "sbgm/solvers/ode.hpp"
+
+namespace sbgm {
+
+enum class SamplerKind { EulerMaruyama, PredictorCorrector, Ancestral, ProbabilityFlow, EDMHeun };
+std::string to_string(SamplerKind kind);  // em, pc, ancestral, ode, edm
+SamplerKind sampler_kind_from_string(const std::string& name);
+
+struct SamplerOptions {
+  SamplerKind kind = SamplerKind::EulerMaruyama;
+  int64_t steps = 1000;  // em, pc, ancestral: steps; edm: noise levels; ode: steps of a fixed-step solver
+  PredictorKind predictor = PredictorKind::EulerMaruyama;  // pc
+  int64_t corrector_steps = 1;                             // pc
+  double snr = 0.16;                                       // pc
+  SolverConfig solver;                                     // ode (its steps are taken from `steps`)
+  EDMHeunConfig edm;                                       // edm (its steps are taken from `steps`)
+};
+
+// Throws InvalidArgument naming the bad option.
+std::unique_ptr<Sampler> make_sampler(const SamplerOptions& options);
+
+}  // namespace sbgm

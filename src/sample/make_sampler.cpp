@@ -1,0 +1,43 @@
+#include "sbgm/sample/make_sampler.hpp"
+
+#include "sbgm/sample/ancestral.hpp"
+#include "sbgm/sample/euler_maruyama.hpp"
+#include "sbgm/sample/probability_flow.hpp"
+#include "sbgm/util/enum_names.hpp"
+
+namespace sbgm {
+namespace {
+constexpr EnumNames<SamplerKind, 5> kSamplerNames{{{SamplerKind::EulerMaruyama, "em"},
+                                                   {SamplerKind::PredictorCorrector, "pc"},
+                                                   {SamplerKind::Ancestral, "ancestral"},
+                                                   {SamplerKind::ProbabilityFlow, "ode"},
+                                                   {SamplerKind::EDMHeun, "edm"}}};
+}  // namespace
+
+std::string to_string(SamplerKind kind) { return enum_to_string(kind, kSamplerNames); }
+SamplerKind sampler_kind_from_string(const std::string& name) { return enum_from_string(name, kSamplerNames, "sampler"); }
+
+std::unique_ptr<Sampler> make_sampler(const SamplerOptions& o) {
+  switch (o.kind) {
+    case SamplerKind::EulerMaruyama:
+      return std::make_unique<EulerMaruyama>(EulerMaruyamaConfig{o.steps, true});
+    case SamplerKind::PredictorCorrector:
+      return std::make_unique<PredictorCorrector>(
+          PredictorCorrectorConfig{o.steps, o.predictor, o.corrector_steps, o.snr, true});
+    case SamplerKind::Ancestral:
+      return std::make_unique<AncestralSampler>(AncestralConfig{o.steps, true});
+    case SamplerKind::ProbabilityFlow: {
+      SolverConfig solver = o.solver;
+      solver.steps = o.steps;
+      return std::make_unique<ProbabilityFlowSampler>(solver);
+    }
+    case SamplerKind::EDMHeun: {
+      EDMHeunConfig edm = o.edm;
+      edm.steps = o.steps;
+      return std::make_unique<EDMHeunSampler>(edm);
+    }
+  }
+  return nullptr;
+}
+
+}  // namespace sbgm
