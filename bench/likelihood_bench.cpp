@@ -1,0 +1,85 @@
+// Exact log-likelihood of N points under a trained MLP (docs/benchmarks.md): times sbgm's
+// probability-flow solve and exports what bench/compare_likelihood.py needs to run the
+// score_sde-style reference on the same model and points.
+//
+//   sbgm_bench_loglik --checkpoint RUN_DIR --export DIR [--n 10000] [--threads 1] [--rtol 1e-5] [--atol 1e-5]
+//
+// DIR receives points.npy (data space), W<i>.npy / b<i>.npy (the EMA weights of each Linear),
+// shift.npy / scale.npy (the standardisation, when the run has one) and sbgm_logp.npy; stdout is
+// one JSON object with the settings, the seconds and the solver's statistics.
+
+#include <ATen/ATen.h>
+#include <torch/nn/modules/linear.h>
+
+#include <chrono>
+#include <cstdio>
+#include <cstring>
+#include <string>
+
+#include "sbgm/data/toy.hpp"
+#include "sbgm/io/npy.hpp"
+#include "sbgm/likelihood/log_likelihood.hpp"
+#include "sbgm/nets/score_net.hpp"
+#include "sbgm/run/model.hpp"
+#include "sbgm/sde/sde.hpp"
+#include "sbgm/util/runtime.hpp"
+
+using namespace sbgm;
+
+namespace {
+std::string arg(int argc, char** argv, const char* name, const std::string& fallback) {
+  for (int i = 1; i + 1 < argc; ++i)
+    if (std::strcmp(argv[i], name) == 0) return argv[i + 1];
+  return fallback;
+}
+}  // namespace
+
+int main(int argc, char** argv) {
+  const std::string checkpoint = arg(argc, argv, "--checkpoint", ""), dir = arg(argc, argv, "--export", "");
+  if (checkpoint.empty() || dir.empty()) {
+    std::fprintf(stderr, "usage: sbgm_bench_loglik --checkpoint RUN_DIR --export DIR [--n N] [--threads T]\n");
+    return 2;
+  }
+  const int64_t n = std::stoll(arg(argc, argv, "--n", "10000"));
+  const int threads = std::stoi(arg(argc, argv, "--threads", "1"));
+  configure_threads(threads);
+  tune_allocator();
+  const Model model = load_model(checkpoint);
+  if (model.config.model.kind != NetKind::MLP || model.config.model.time_embedding != TimeEmbeddingKind::Tutorial ||
+      model.config.model.activation != Activation::ReLU || model.config.sde.kind != SDEKind::VP) {
+    std::fprintf(stderr, "the reference reproduces a ReLU MLP with the tutorial's time features on a VP SDE only\n");
+    return 2;
+  }
+  const std::string dataset = model.config.data.dataset.empty() ? "ring8" : model.config.data.dataset;
+  const at::Tensor points = make_toy_dataset(dataset, n, 777);
+  write_npy(dir + "/points.npy", points);
+  int64_t layer = 0;
+  for (const auto& child : model.net->modules(/*include_self=*/false)) {
+    if (const auto* linear = child->as<torch::nn::LinearImpl>()) {
+      write_npy(dir + "/W" + std::to_string(layer) + ".npy", linear->weight);
+      write_npy(dir + "/b" + std::to_string(layer) + ".npy", linear->bias);
+      ++layer;
+    }
+  }
+  if (!model.scaling.is_identity()) {
+    write_npy(dir + "/shift.npy", model.scaling.shift);
+    write_npy(dir + "/scale.npy", model.scaling.scale);
+  }
+  LikelihoodConfig lc;
+  lc.solver.rtol = std::stod(arg(argc, argv, "--rtol", "1e-5"));
+  lc.solver.atol = std::stod(arg(argc, argv, "--atol", "1e-5"));
+  lc.chunk_size = n;  // one solve over the whole batch, as the reference does
+  const auto t0 = std::chrono::steady_clock::now();
+  const LikelihoodResult r = model_log_likelihood(model, points, lc, 0);
+  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  write_npy(dir + "/sbgm_logp.npy", r.log_prob);
+  std::printf(
+      "{\"n\": %lld, \"threads\": %d, \"layers\": %lld, \"output\": \"%s\", \"beta_min\": %.17g, \"beta_max\": %.17g, "
+      "\"t_eps\": %.17g, \"T\": %.17g, \"rtol\": %.17g, \"atol\": %.17g, \"seconds\": %.6f, \"function_evals\": %lld, "
+      "\"accepted\": %lld, \"rejected\": %lld, \"mean_logp\": %.9f}\n",
+      static_cast<long long>(n), threads, static_cast<long long>(layer), to_string(model.config.model.output).c_str(),
+      model.config.sde.beta_min, model.config.sde.beta_max, model.config.sde.t_eps, model.config.sde.T, lc.solver.rtol,
+      lc.solver.atol, seconds, static_cast<long long>(r.stats.function_evals), static_cast<long long>(r.stats.accepted),
+      static_cast<long long>(r.stats.rejected), r.log_prob.mean().item<double>());
+  return 0;
+}
