@@ -16,6 +16,7 @@
 #include <cstring>
 #include <string>
 
+#include "bench_args.hpp"
 #include "sbgm/data/toy.hpp"
 #include "sbgm/io/npy.hpp"
 #include "sbgm/likelihood/log_likelihood.hpp"
@@ -26,22 +27,14 @@
 
 using namespace sbgm;
 
-namespace {
-std::string arg(int argc, char** argv, const char* name, const std::string& fallback) {
-  for (int i = 1; i + 1 < argc; ++i)
-    if (std::strcmp(argv[i], name) == 0) return argv[i + 1];
-  return fallback;
-}
-}  // namespace
-
 int main(int argc, char** argv) {
-  const std::string checkpoint = arg(argc, argv, "--checkpoint", ""), dir = arg(argc, argv, "--export", "");
+  const std::string checkpoint = bench_arg(argc, argv, "--checkpoint", ""), dir = bench_arg(argc, argv, "--export", "");
   if (checkpoint.empty() || dir.empty()) {
     std::fprintf(stderr, "usage: sbgm_bench_loglik --checkpoint RUN_DIR --export DIR [--n N] [--threads T]\n");
     return 2;
   }
-  const int64_t n = std::stoll(arg(argc, argv, "--n", "10000"));
-  const int threads = std::stoi(arg(argc, argv, "--threads", "1"));
+  const int64_t n = std::stoll(bench_arg(argc, argv, "--n", "10000"));
+  const int threads = std::stoi(bench_arg(argc, argv, "--threads", "1"));
   configure_threads(threads);
   tune_allocator();
   const Model model = load_model(checkpoint);
@@ -66,8 +59,8 @@ int main(int argc, char** argv) {
     write_npy(dir + "/scale.npy", model.scaling.scale);
   }
   LikelihoodConfig lc;
-  lc.solver.rtol = std::stod(arg(argc, argv, "--rtol", "1e-5"));
-  lc.solver.atol = std::stod(arg(argc, argv, "--atol", "1e-5"));
+  lc.solver.rtol = std::stod(bench_arg(argc, argv, "--rtol", "1e-5"));
+  lc.solver.atol = std::stod(bench_arg(argc, argv, "--atol", "1e-5"));
   lc.chunk_size = n;  // one solve over the whole batch, as the reference does
   const auto t0 = std::chrono::steady_clock::now();
   const LikelihoodResult r = model_log_likelihood(model, points, lc, 0);

@@ -18,6 +18,7 @@
 #include <string>
 #include <vector>
 
+#include "bench_args.hpp"
 #include "sbgm/data/toy.hpp"
 #include "sbgm/eval/metrics.hpp"
 #include "sbgm/nets/gaussian_mixture.hpp"
@@ -31,11 +32,6 @@ using namespace sbgm;
 
 namespace {
 
-std::string arg(int argc, char** argv, const char* name, const std::string& fallback) {
-  for (int i = 1; i + 1 < argc; ++i)
-    if (std::strcmp(argv[i], name) == 0) return argv[i + 1];
-  return fallback;
-}
 
 // Counts batched score evaluations.
 class CountingScore final : public ScoreModel {
@@ -83,11 +79,11 @@ std::vector<Row> samplers() {
 }  // namespace
 
 int main(int argc, char** argv) {
-  const std::string checkpoint = arg(argc, argv, "--checkpoint", "");
-  const std::string gmm_dataset = arg(argc, argv, "--gmm-dataset", "");
-  const std::string dataset = arg(argc, argv, "--dataset", gmm_dataset);
-  const int64_t n = std::stoll(arg(argc, argv, "--n", "4000"));
-  configure_threads(std::stoi(arg(argc, argv, "--threads", "0")));
+  const std::string checkpoint = bench_arg(argc, argv, "--checkpoint", "");
+  const std::string gmm_dataset = bench_arg(argc, argv, "--gmm-dataset", "");
+  const std::string dataset = bench_arg(argc, argv, "--dataset", gmm_dataset);
+  const int64_t n = std::stoll(bench_arg(argc, argv, "--n", "4000"));
+  configure_threads(std::stoi(bench_arg(argc, argv, "--threads", "0")));
   if (checkpoint.empty() == gmm_dataset.empty() || dataset.empty()) {
     std::fprintf(stderr, "usage: sbgm_bench_samplers (--checkpoint RUN_DIR | --gmm-dataset NAME) --dataset NAME [--n N]\n");
     return 2;

@@ -32,15 +32,12 @@ at::Tensor& reverse_euler_maruyama_step(ScoreModel& model, const SDE& sde, at::T
 at::Tensor EulerMaruyama::run(ScoreModel& model, const SDE& sde, at::Tensor x, const at::Tensor& y, at::Generator gen,
                               const std::function<void()>& on_step) {
   at::NoGradGuard no_grad;
-  const int64_t k = config_.steps;
-  const double h = (sde.T() - sde.t_eps()) / static_cast<double>(k);
-  const at::Tensor t = at::empty({x.size(0)}, x.options());
+  const at::Tensor t_buffer = at::empty({x.size(0)}, x.options());
   at::Tensor noise = at::empty_like(x);
-  for (int64_t i = 0; i < k; ++i) {
-    const bool add_noise = i + 1 < k || !config_.noise_free_last_step;
-    reverse_euler_maruyama_step(model, sde, x, y, t, sde.T() - i * h, h, noise, add_noise, gen);
+  for_each_reverse_step(sde, config_.steps, [&](double t, double s, bool last) {
+    reverse_euler_maruyama_step(model, sde, x, y, t_buffer, t, t - s, noise, !last || !config_.noise_free_last_step, gen);
     if (on_step) on_step();
-  }
+  });
   return x;
 }
 

@@ -31,13 +31,11 @@ PredictorCorrector::PredictorCorrector(PredictorCorrectorConfig config) : config
 at::Tensor PredictorCorrector::run(ScoreModel& model, const SDE& sde, at::Tensor x, const at::Tensor& y,
                                    at::Generator gen, const std::function<void()>& on_step) {
   at::NoGradGuard no_grad;
-  const int64_t k = config_.steps, b = x.size(0);
-  const double h = (sde.T() - sde.t_eps()) / static_cast<double>(k);
+  const int64_t b = x.size(0);
   const at::Tensor t = at::empty({b}, x.options());
   at::Tensor noise = at::empty_like(x);
-  for (int64_t i = 0; i < k; ++i) {
-    const bool last = i + 1 == k;
-    const double ti = sde.T() - i * h, next = last ? sde.t_eps() : ti - h;
+  for_each_reverse_step(sde, config_.steps, [&](double ti, double next, bool last) {
+    const double h = ti - next;
     const bool add_noise = !last || !config_.noise_free_last_step;
     if (config_.predictor == PredictorKind::Ancestral) ancestral_step(model, sde, x, y, t, ti, next, noise, add_noise, gen);
     else reverse_euler_maruyama_step(model, sde, x, y, t, ti, h, noise, add_noise, gen);
@@ -56,7 +54,7 @@ at::Tensor PredictorCorrector::run(ScoreModel& model, const SDE& sde, at::Tensor
       }
     }
     if (on_step) on_step();
-  }
+  });
   return x;
 }
 

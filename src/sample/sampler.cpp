@@ -10,6 +10,15 @@
 
 namespace sbgm {
 
+void for_each_reverse_step(const SDE& sde, int64_t steps, const std::function<void(double, double, bool)>& step) {
+  const double h = (sde.T() - sde.t_eps()) / static_cast<double>(steps);
+  for (int64_t i = 0; i < steps; ++i) {
+    const bool last = i + 1 == steps;
+    const double t = sde.T() - i * h;
+    step(t, last ? sde.t_eps() : t - h, last);
+  }
+}
+
 at::Tensor draw_samples(Sampler& sampler, ScoreModel& model, const SDE& sde, const std::vector<int64_t>& sample_shape,
                         const DrawConfig& config, const at::Tensor& y, at::Generator gen,
                         const at::TensorOptions& options, const ProgressFn& progress) {

@@ -28,6 +28,10 @@ class Sampler {
                          const std::function<void()>& on_step) = 0;
 };
 
+// Calls step(t, s, last) for each of the `steps` steps of the uniform grid from T down to t_eps
+// (s = t - h, the last one landing exactly on t_eps).
+void for_each_reverse_step(const SDE& sde, int64_t steps, const std::function<void(double t, double s, bool last)>& step);
+
 struct DrawConfig {
   int64_t n = 1000;
   // Largest number of samples integrated at once (0: pick from max_chunk_elements).
