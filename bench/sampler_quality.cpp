@@ -99,7 +99,10 @@ int main(int argc, char** argv) {
   const at::Tensor held_out = make_toy_dataset(dataset, n, 12345).to(at::kDouble);
   const at::Tensor other = make_toy_dataset(dataset, n, 54321).to(at::kDouble);
   auto mean_logp = [&](const at::Tensor& x) {
-    return truth ? std::to_string(truth->log_prob(x.to(at::kDouble)).mean().item<double>()).substr(0, 6) : std::string("–");
+    if (!truth) return std::string("–");
+    char text[32];
+    std::snprintf(text, sizeof text, "%.3f", truth->log_prob(x.to(at::kDouble)).mean().item<double>());
+    return std::string(text);
   };
   std::printf("model: %s; dataset %s; %lld samples per sampler\n\n", checkpoint.empty() ? ("exact " + gmm_dataset).c_str() : checkpoint.c_str(),
               dataset.c_str(), static_cast<long long>(n));

@@ -60,18 +60,16 @@ TEST_P(CliMixtureEverySDE, SamplersDrawTheMixture) {
   const GaussianMixture mixture = read_gaussian_mixture((dir / "gmm.npz").string());
   const double truth = mixture.log_prob(mixture.sample(20000, make_generator(at::kCPU, 5)).to(at::kDouble)).mean().item<double>();
   const std::string sde = GetParam();
-  {
-    for (const std::string sampler : {"em --steps 500", "ode --rtol 1e-5 --atol 1e-5", "pc --steps 200", "pc --predictor ancestral --steps 200",
-                                     "ancestral --steps 300", "edm --steps 50", "edm --steps 50 --churn 10"}) {
-      const fs::path out = scratch() / ("mixture_samples_" + sde + ".npy");
-      const CliResult r = sbgm_cli(std::string("sample --gmm ") + (dir / "gmm.npz").string() + " --sde " + sde +
-                                   " --n 3000 --seed 3 --threads 1 --out " + out.string() + " --sampler " + sampler);
-      ASSERT_EQ(r.code, 0) << r.err;
-      const at::Tensor x = read_npy(out.string(), true);
-      ASSERT_EQ(x.sizes(), (std::vector<int64_t>{3000, 2}));
-      EXPECT_EQ(x.scalar_type(), at::kDouble);  // analytic models compute in float64
-      EXPECT_NEAR(mixture.log_prob(x).mean().item<double>(), truth, 0.08) << sde << " " << sampler;
-    }
+  for (const std::string sampler : {"em --steps 500", "ode --rtol 1e-5 --atol 1e-5", "pc --steps 200", "pc --predictor ancestral --steps 200",
+                                   "ancestral --steps 300", "edm --steps 50", "edm --steps 50 --churn 10"}) {
+    const fs::path out = scratch() / ("mixture_samples_" + sde + ".npy");
+    const CliResult r = sbgm_cli(std::string("sample --gmm ") + (dir / "gmm.npz").string() + " --sde " + sde +
+                                 " --n 3000 --seed 3 --threads 1 --out " + out.string() + " --sampler " + sampler);
+    ASSERT_EQ(r.code, 0) << r.err;
+    const at::Tensor x = read_npy(out.string(), true);
+    ASSERT_EQ(x.sizes(), (std::vector<int64_t>{3000, 2}));
+    EXPECT_EQ(x.scalar_type(), at::kDouble);  // analytic models compute in float64
+    EXPECT_NEAR(mixture.log_prob(x).mean().item<double>(), truth, 0.08) << sde << " " << sampler;
   }
 }
 
@@ -107,6 +105,7 @@ TEST(CliMixture, BadMixtureInputs) {
   expect_one_line_error(loglik("good.npz", " --beta-min 30"), "--beta-max");
   expect_one_line_error(loglik("good.npz", " --sde vpp"), "unknown SDE");
   expect_one_line_error(loglik("good.npz", " --dtype float16"), "--dtype");
+  expect_one_line_error(loglik("good.npz", " --raw-weights"), "--raw-weights applies only with --checkpoint");
   const std::string sample = "sample --gmm " + (dir / "good.npz").string() + " --out " + out.string();
   expect_one_line_error(sbgm_cli(sample + " --sampler edm --rho 0"), "--rho");
   expect_one_line_error(sbgm_cli(sample + " --sampler edm --churn -1"), "--churn");

@@ -48,6 +48,7 @@ Model ModelSource::load(c10::Device device) const {
     }
   };
   if (analytic()) {
+    if (raw_weights_) throw InvalidArgument("--raw-weights applies only with --checkpoint (a mixture has no weights)");
     SDEConfig sde = sde_config_;
     sde.kind = sde_kind_from_string(sde_);
     checked(sde);
