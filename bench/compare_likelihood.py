@@ -3,9 +3,12 @@
 what score_sde does -- PyTorch for the network, scipy's RK45 on the flattened batch, the exact
 divergence by autograd -- on the same model, points and tolerances, in this one script.
 
-    /usr/bin/python3 bench/compare_likelihood.py --checkpoint runs/ring8 [--n 10000] [--threads 1]
+    /usr/bin/python3 bench/compare_likelihood.py --checkpoint runs/ring8 [--n 10000] [--threads 1] [--oracle-tol 1e-7]
 
-Prints both times, the ratio, and the largest difference between the two sets of values.
+sbgm runs twice: with its default PI step control, and with the integral control that is scipy's
+RK45 step for step. Prints the times, the ratios, and the largest differences between the sets of
+values; with --oracle-tol also each one's error against a tight float64 solve by sbgm (slow: the
+ReLU network's kinks make tight tolerances expensive).
 """
 import argparse
 import json
@@ -24,14 +27,22 @@ p.add_argument("--checkpoint", required=True)
 p.add_argument("--n", type=int, default=10000)
 p.add_argument("--threads", type=int, default=1)
 p.add_argument("--tol", type=float, default=1e-5)
+p.add_argument("--oracle-tol", type=float, default=0.0)
 args = p.parse_args()
 
 work = tempfile.mkdtemp(prefix="sbgm_loglik_")
 exe = os.path.join(args.build, "bench", "sbgm_bench_loglik")
-out = subprocess.run([exe, "--checkpoint", args.checkpoint, "--export", work, "--n", str(args.n),
-                      "--threads", str(args.threads), "--rtol", str(args.tol), "--atol", str(args.tol)],
-                     check=True, capture_output=True, text=True).stdout
-cpp = json.loads(out)
+
+
+def run_sbgm(name, controller, tol=args.tol, *extra):
+    out = subprocess.run([exe, "--checkpoint", args.checkpoint, "--export", work, "--n", str(args.n), "--threads",
+                          str(args.threads), "--rtol", str(tol), "--atol", str(tol), "--controller", controller,
+                          "--name", name, *extra], check=True, capture_output=True, text=True).stdout
+    return json.loads(out)
+
+
+runs = {"pi": run_sbgm("sbgm_pi", "pi"), "integral": run_sbgm("sbgm_integral", "integral")}
+cpp = runs["pi"]
 load = lambda name: np.load(os.path.join(work, name))  # noqa: E731
 
 # The model, rebuilt in PyTorch from the exported EMA weights.
@@ -85,9 +96,17 @@ prior = -0.5 * (z ** 2).sum(1) - 0.5 * d * np.log(2 * np.pi)
 ref_logp = prior + delta - np.log(scale).sum()
 ref_seconds = time.perf_counter() - start
 
-sbgm_logp = load("sbgm_logp.npy")
+oracle = None
+if args.oracle_tol > 0:
+    run_sbgm("oracle", "pi", args.oracle_tol, "--dtype", "float64")
+    oracle = load("oracle.npy")
+
 print(f"{n} points, {d}-D, {cpp['layers']}-layer MLP, rtol = atol = {args.tol:g}, {args.threads} thread(s)")
-print(f"{'':28}{'seconds':>10}{'evaluations':>13}{'mean log p':>13}")
-print(f"{'sbgm (dopri5, C++)':28}{cpp['seconds']:>10.2f}{cpp['function_evals']:>13}{sbgm_logp.mean():>13.5f}")
-print(f"{'reference (scipy RK45)':28}{ref_seconds:>10.2f}{sol.nfev:>13}{ref_logp.mean():>13.5f}")
-print(f"speed-up {ref_seconds / cpp['seconds']:.1f}x; largest |difference| {np.abs(sbgm_logp - ref_logp).max():.2e} nats")
+header = f"{'':34}{'seconds':>9}{'evals':>8}{'speed-up':>10}{'mean log p':>12}{'max|-ref|':>11}"
+print(header + (f"{'max|-oracle|':>14}" if oracle is not None else ""))
+rows = [(f"sbgm dopri5 {c} control", runs[c]["seconds"], runs[c]["function_evals"], load(f"sbgm_{c}.npy"))
+        for c in ("pi", "integral")] + [("reference scipy RK45 + PyTorch", ref_seconds, sol.nfev, ref_logp)]
+for name, seconds, evals, logp in rows:
+    line = (f"{name:34}{seconds:>9.2f}{evals:>8}{ref_seconds / seconds:>9.1f}x{logp.mean():>12.5f}"
+            f"{np.abs(logp - ref_logp).max():>11.2e}")
+    print(line + (f"{np.abs(logp - oracle).max():>14.2e}" if oracle is not None else ""))

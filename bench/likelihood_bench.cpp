@@ -3,9 +3,11 @@
 // score_sde-style reference on the same model and points.
 //
 //   sbgm_bench_loglik --checkpoint RUN_DIR --export DIR [--n 10000] [--threads 1] [--rtol 1e-5] [--atol 1e-5]
+//                     [--controller pi|integral] [--divergence exact|autograd] [--dtype float32|float64]
+//                     [--name sbgm_logp]
 //
 // DIR receives points.npy (data space), W<i>.npy / b<i>.npy (the EMA weights of each Linear),
-// shift.npy / scale.npy (the standardisation, when the run has one) and sbgm_logp.npy; stdout is
+// shift.npy / scale.npy (the standardisation, when the run has one) and NAME.npy; stdout is
 // one JSON object with the settings, the seconds and the solver's statistics.
 
 #include <ATen/ATen.h>
@@ -20,12 +22,27 @@
 #include "sbgm/data/toy.hpp"
 #include "sbgm/io/npy.hpp"
 #include "sbgm/likelihood/log_likelihood.hpp"
+#include "sbgm/nets/score_model.hpp"
 #include "sbgm/nets/score_net.hpp"
 #include "sbgm/run/model.hpp"
 #include "sbgm/sde/sde.hpp"
 #include "sbgm/util/runtime.hpp"
 
 using namespace sbgm;
+
+namespace {
+
+// The model's score with the base class's divergence: D reverse passes through autograd.
+class AutogradDivergence final : public ScoreModel {
+ public:
+  explicit AutogradDivergence(std::unique_ptr<ScoreModel> inner) : inner_(std::move(inner)) {}
+  at::Tensor score(const at::Tensor& x, const at::Tensor& t, const at::Tensor& y) override { return inner_->score(x, t, y); }
+
+ private:
+  std::unique_ptr<ScoreModel> inner_;
+};
+
+}  // namespace
 
 int main(int argc, char** argv) {
   const std::string checkpoint = bench_arg(argc, argv, "--checkpoint", ""), dir = bench_arg(argc, argv, "--export", "");
@@ -37,7 +54,9 @@ int main(int argc, char** argv) {
   const int threads = std::stoi(bench_arg(argc, argv, "--threads", "1"));
   configure_threads(threads);
   tune_allocator();
-  const Model model = load_model(checkpoint);
+  Model model = load_model(checkpoint);
+  // float64 for a tight solve (the oracle of per-point accuracy): float32 cannot meet 1e-9.
+  if (bench_arg(argc, argv, "--dtype", "float32") == "float64") model.set_dtype(at::kDouble);
   if (model.config.model.kind != NetKind::MLP || model.config.model.time_embedding != TimeEmbeddingKind::Tutorial ||
       model.config.model.activation != Activation::ReLU || model.config.sde.kind != SDEKind::VP) {
     std::fprintf(stderr, "the reference reproduces a ReLU MLP with the tutorial's time features on a VP SDE only\n");
@@ -61,11 +80,21 @@ int main(int argc, char** argv) {
   LikelihoodConfig lc;
   lc.solver.rtol = std::stod(bench_arg(argc, argv, "--rtol", "1e-5"));
   lc.solver.atol = std::stod(bench_arg(argc, argv, "--atol", "1e-5"));
+  lc.solver.control = step_control_from_string(bench_arg(argc, argv, "--controller", "pi"));
+  // "autograd": the divergence through D reverse passes, as before forward tangents (for comparison).
+  const bool autograd = bench_arg(argc, argv, "--divergence", "exact") == "autograd";
   lc.chunk_size = n;  // one solve over the whole batch, as the reference does
   const auto t0 = std::chrono::steady_clock::now();
-  const LikelihoodResult r = model_log_likelihood(model, points, lc, 0);
+  LikelihoodResult r;
+  if (autograd) {
+    AutogradDivergence score(model.score_model());
+    r = log_likelihood(score, *model.sde, model.scaling.to_model(points), at::Tensor(), lc, make_generator(c10::kCPU, 0));
+    r.log_prob += model.scaling.log_abs_det_jacobian();
+  } else {
+    r = model_log_likelihood(model, points, lc, 0);
+  }
   const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-  write_npy(dir + "/sbgm_logp.npy", r.log_prob);
+  write_npy(dir + "/" + bench_arg(argc, argv, "--name", "sbgm_logp") + ".npy", r.log_prob);
   std::printf(
       "{\"n\": %lld, \"threads\": %d, \"layers\": %lld, \"output\": \"%s\", \"beta_min\": %.17g, \"beta_max\": %.17g, "
       "\"t_eps\": %.17g, \"T\": %.17g, \"rtol\": %.17g, \"atol\": %.17g, \"seconds\": %.6f, \"function_evals\": %lld, "

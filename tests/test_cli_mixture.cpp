@@ -122,3 +122,97 @@ TEST(CliMixture, BadMixtureInputs) {
                         "--sde applies only with --gmm");
   EXPECT_FALSE(fs::exists(out));
 }
+
+// `loglik --grid`: the map holds log p at the documented grid points (the mixture's own density
+// up to the prior mismatch), and the picture is written.
+TEST(CliMixture, LoglikGridMapsTheDensity) {
+  const fs::path& dir = oracle_dir();
+  const GaussianMixture mixture = read_gaussian_mixture((dir / "gmm.npz").string());
+  const fs::path out = scratch() / "grid.npy", png = scratch() / "grid.png";
+  const CliResult r = sbgm_cli("loglik --gmm " + (dir / "gmm.npz").string() + " --grid 9 --range -3,3,-2,4 --data " +
+                               (dir / "points.npy").string() + " --png " + png.string() + " --out " + out.string() +
+                               " --rtol 1e-7 --atol 1e-7 --threads 1");
+  ASSERT_EQ(r.code, 0) << r.err;
+  const at::Tensor map = read_npy(out.string(), true);
+  ASSERT_EQ(map.sizes(), (std::vector<int64_t>{9, 9}));
+  const auto opts = at::TensorOptions().dtype(at::kDouble);
+  const at::Tensor xs = at::linspace(-3, 3, 9, opts), ys = at::linspace(-2, 4, 9, opts);
+  for (int64_t i : {0, 4, 8}) {
+    for (int64_t j : {0, 3, 8}) {
+      const at::Tensor point = at::stack({xs[j], ys[i]}).reshape({1, 2});
+      // The prior mismatch grows into the far tails (0.05 nats at log p = -70).
+      const double want = mixture.log_prob(point).item<double>();
+      EXPECT_NEAR(map[i][j].item<double>(), want, 0.02 + 2e-3 * std::abs(want)) << i << " " << j;
+    }
+  }
+  const std::string bytes = slurp(png);
+  ASSERT_GT(bytes.size(), 1000u);
+  EXPECT_EQ(bytes.substr(1, 3), "PNG");
+}
+
+// `sample --trajectories K --png`: paths through the reverse SDE and the ODE, drawn.
+TEST(CliMixture, SampleDrawsTrajectories) {
+  const fs::path& dir = oracle_dir();
+  const fs::path out = scratch() / "traj_samples.npy", png = scratch() / "traj.png";
+  const CliResult r = sbgm_cli("sample --gmm " + (dir / "gmm.npz").string() + " --n 50 --steps 100 --trajectories 6 --png " +
+                               png.string() + " --out " + out.string() + " --threads 1");
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_EQ(read_npy(out.string(), true).size(0), 50);
+  const std::string bytes = slurp(png);
+  ASSERT_GT(bytes.size(), 1000u);
+  EXPECT_EQ(bytes.substr(1, 3), "PNG");
+}
+
+// 8-bit data through --dequantize: the reported bits/dim match the exact discrete likelihood of
+// a 1-D Gaussian on [0, 1] (bin probabilities from its CDF), up to the bound's small gap.
+TEST(CliMixture, DequantizedBitsPerDimMatchTheDiscreteLikelihood) {
+  const fs::path dir = scratch() / "dequantize";
+  fs::create_directories(dir);
+  std::ofstream(dir / "make.py") << "import sys, numpy as np\n"
+                                    "from scipy.stats import norm\n"
+                                    "d = sys.argv[1]\n"
+                                    "np.savez(d + '/g.npz', weights=np.ones(1), means=np.array([[0.5]]),"
+                                    " covs=np.array([[[0.01]]]))\n"
+                                    "k = np.random.default_rng(0).integers(60, 196, size=(400, 1)).astype(np.float64)\n"
+                                    "np.save(d + '/levels.npy', k)\n"
+                                    "p = norm.cdf((k + 1) / 256, 0.5, 0.1) - norm.cdf(k / 256, 0.5, 0.1)\n"
+                                    "np.save(d + '/bpd.npy', -np.log2(p[:, 0]))\n";
+  ASSERT_EQ(run_python((dir / "make.py").string() + " " + dir.string()), 0);
+  const fs::path out = dir / "bpd_out.npy";
+  const std::string base = "loglik --gmm " + (dir / "g.npz").string() + " --data " + (dir / "levels.npy").string() +
+                           " --out " + out.string();
+  const CliResult r = sbgm_cli(base + " --dequantize --bpd --rtol 1e-7 --atol 1e-7 --threads 1");
+  ASSERT_EQ(r.code, 0) << r.err;
+  const at::Tensor got = read_npy(out.string(), true), want = read_npy((dir / "bpd.npy").string(), true);
+  ASSERT_EQ(got.sizes(), want.sizes());
+  // One uniform draw per row: the bound holds on average and each row is within the density's
+  // variation across one bin.
+  EXPECT_NEAR(got.mean().item<double>(), want.mean().item<double>(), 0.01);
+  EXPECT_LT((got - want).abs().max().item<double>(), 0.1);
+  fs::remove(out);
+  std::ofstream(dir / "half.py") << "import sys, numpy as np\nnp.save(sys.argv[1], np.array([[3.5], [2.0]]))\n";
+  ASSERT_EQ(run_python((dir / "half.py").string() + " " + (dir / "half.npy").string()), 0);
+  expect_one_line_error(sbgm_cli("loglik --gmm " + (dir / "g.npz").string() + " --data " + (dir / "half.npy").string() +
+                                 " --out " + out.string() + " --dequantize"),
+                        "not an integer level");
+  expect_one_line_error(sbgm_cli(base + " --dequantize --levels 1"), "--levels");
+  expect_one_line_error(sbgm_cli(base + " --dequantize --dequantize-range 1,0"), "LO < HI");
+  expect_one_line_error(sbgm_cli(base + " --grid 10"), "2-D points");
+  EXPECT_FALSE(fs::exists(out));
+}
+
+TEST(CliMixture, BadGridAndTrajectoryOptions) {
+  const fs::path& dir = oracle_dir();
+  const fs::path out = scratch() / "never_grid.npy";
+  const std::string gmm = "--gmm " + (dir / "gmm.npz").string() + " --out " + out.string();
+  expect_one_line_error(sbgm_cli("loglik " + gmm + " --grid 1 --range 0,1,0,1"), "--grid must be at least 2");
+  expect_one_line_error(sbgm_cli("loglik " + gmm + " --grid 5"), "--range");
+  expect_one_line_error(sbgm_cli("loglik " + gmm + " --grid 5 --range 0,1,1,0"), "YMIN < YMAX");
+  expect_one_line_error(sbgm_cli("loglik " + gmm + " --data " + (dir / "points.npy").string() + " --png x.png"),
+                        "go with --grid");
+  expect_one_line_error(sbgm_cli("loglik " + gmm), "--data is required");
+  expect_one_line_error(sbgm_cli("sample " + gmm + " --trajectories 5"), "--trajectories needs --png");
+  expect_one_line_error(sbgm_cli("sample " + gmm + " --trajectories -1 --png " + (scratch() / "t.png").string()),
+                        "--trajectories must not be negative");
+  EXPECT_FALSE(fs::exists(out));
+}

@@ -5,6 +5,8 @@
 #include "sbgm/data/toy.hpp"
 #include "sbgm/likelihood/log_likelihood.hpp"
 #include "sbgm/nets/gaussian_mixture.hpp"
+#include "sbgm/nets/score_model.hpp"
+#include "sbgm/nets/score_net.hpp"
 #include "sbgm/sample/probability_flow.hpp"
 #include "sbgm/sde/sde.hpp"
 #include "sbgm/util/runtime.hpp"
@@ -83,10 +85,15 @@ TEST(ProbabilityFlowSampler, ExactScoreReproducesGaussianMoments) {
     ProbabilityFlowSampler sampler(sc);
     DrawConfig draw;
     draw.n = 20000;
-    int64_t steps_reported = 0;
-    const at::Tensor x = draw_samples(sampler, score, *sde, {2}, draw, at::Tensor(), make_generator(at::kCPU, 3),
-                                      kDouble, [&](int64_t done, int64_t) { steps_reported = done; });
-    EXPECT_EQ(steps_reported, sampler.steps());
+    int64_t done_reported = -1, total_reported = 0;
+    const at::Tensor x =
+        draw_samples(sampler, score, *sde, {2}, draw, at::Tensor(), make_generator(at::kCPU, 3), kDouble,
+                     [&](int64_t done, int64_t total) {
+                       EXPECT_GE(done, done_reported);  // progress never goes back
+                       done_reported = done;
+                       total_reported = total;
+                     });
+    EXPECT_EQ(done_reported, total_reported);
     const at::Tensor centered = x - x.mean(0);
     const at::Tensor c = centered.t().matmul(centered) / (draw.n - 1);
     EXPECT_NEAR(x.mean(0)[0].item<double>(), 1.0, 0.03) << to_string(kind);
@@ -95,4 +102,47 @@ TEST(ProbabilityFlowSampler, ExactScoreReproducesGaussianMoments) {
     EXPECT_NEAR(c[0][1].item<double>(), 0.3, 0.03);
     EXPECT_NEAR(c[1][1].item<double>(), 0.8, 0.04);
   }
+}
+
+// The MLP's forward-tangent divergence equals autograd's trace of the Jacobian, for every
+// activation, data of rank > 1, and the noise parameterisation's 1/sigma.
+TEST(ExactDivergence, ForwardTangentsMatchAutograd) {
+  at::manual_seed(3);
+  const auto sde = std::shared_ptr<const SDE>(make_sde(SDEConfig{}));
+  for (Activation a : {Activation::ReLU, Activation::SiLU, Activation::GELU, Activation::Tanh}) {
+    NetConfig config;
+    config.activation = a;
+    config.width = 24;
+    config.depth = 3;
+    config.time_embedding = TimeEmbeddingKind::Sinusoidal;
+    config.embedding_dim = 8;
+    const std::vector<int64_t> shape{2, 3};
+    auto net = make_score_net(config, shape, /*cond_dim=*/2);
+    ASSERT_TRUE(net->supports_divergence());
+    net->to(at::kDouble);
+    NetworkScore model(net, sde, Parameterization::Noise);
+    const auto opts = at::TensorOptions().dtype(at::kDouble);
+    const at::Tensor x = at::randn({5, 2, 3}, opts), t = at::rand({5}, opts) * 0.9 + 0.05, y = at::randn({5, 2}, opts);
+    const ScoreModel::WithDivergence fast = model.score_and_divergence(x, t, y);
+    const ScoreModel::WithDivergence reference = model.ScoreModel::score_and_divergence(x, t, y);
+    EXPECT_TRUE(at::allclose(fast.score, reference.score, 1e-12, 1e-12)) << to_string(a);
+    EXPECT_TRUE(at::allclose(fast.divergence, reference.divergence, 1e-10, 1e-10))
+        << to_string(a) << fast.divergence << reference.divergence;
+    EXPECT_FALSE(fast.divergence.requires_grad());
+  }
+}
+
+// Many features: the tangents are propagated in several blocks.
+TEST(ExactDivergence, ForwardTangentsInBlocksMatchAutograd) {
+  at::manual_seed(4);
+  const auto sde = std::shared_ptr<const SDE>(make_sde(SDEConfig{}));
+  NetConfig config;
+  config.width = 32;
+  config.depth = 2;
+  auto net = make_score_net(config, {32, 32});
+  NetworkScore model(net, sde, Parameterization::Score);
+  const at::Tensor x = at::randn({400, 32, 32}), t = at::rand({400}) * 0.9 + 0.05;
+  const at::Tensor fast = model.score_and_divergence(x, t, at::Tensor()).divergence;
+  const at::Tensor reference = model.ScoreModel::score_and_divergence(x, t, at::Tensor()).divergence;
+  EXPECT_TRUE(at::allclose(fast, reference, 1e-4, 1e-4)) << (fast - reference).abs().max();
 }

@@ -196,3 +196,25 @@ TEST(EDMHeunSampler, ScheduleAndChurn) {
   g.expect_moments(g.draw(stochastic, 20000, 9), 0.05, "edm with churn");
   EXPECT_THROW(EDMHeunSampler({10, -1.0}), std::exception);
 }
+
+// record_trajectories: the prior draw at T, then one state per step down to t_eps, and the
+// path's end is the sampler's result for the same draw and noise.
+TEST(Trajectories, RecordEveryStepOfTheReverseProcess) {
+  auto sde = std::shared_ptr<const SDE>(make_sde(SDEConfig{}));
+  GaussianMixtureScore score(GaussianMixture(at::ones({1}, at::kDouble), at::zeros({1, 2}, at::kDouble),
+                                             at::eye(2, at::kDouble).unsqueeze(0) * 0.3),
+                             sde);
+  EulerMaruyama sampler({20, true});
+  const auto opts = at::TensorOptions().dtype(at::kDouble);
+  const Trajectories paths = record_trajectories(sampler, score, *sde, {2}, 4, at::Tensor(), make_generator(at::kCPU, 9), opts);
+  ASSERT_EQ(paths.times.size(), 21u);
+  ASSERT_EQ(paths.states.sizes(), (std::vector<int64_t>{21, 4, 2}));
+  EXPECT_DOUBLE_EQ(paths.times.front(), sde->T());
+  EXPECT_DOUBLE_EQ(paths.times.back(), sde->t_eps());
+  for (size_t i = 1; i < paths.times.size(); ++i) EXPECT_LT(paths.times[i], paths.times[i - 1]);
+  at::Generator gen = make_generator(at::kCPU, 9);
+  const at::Tensor x = sde->prior_sample({4, 2}, gen, opts);
+  EXPECT_TRUE(at::equal(paths.states[0], x));
+  const at::Tensor end = sampler.run(score, *sde, x.clone(), at::Tensor(), gen, {});
+  EXPECT_TRUE(at::allclose(paths.states[20], end, 1e-12, 1e-12));
+}

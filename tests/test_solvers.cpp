@@ -77,32 +77,44 @@ TEST(AdaptiveSolvers, MeetTheirTolerance) {
   }
 }
 
-// A nonlinear problem against scipy's RK45 at tight tolerances.
+// A nonlinear problem against scipy: DOP853 at tight tolerances for the solution, and RK45 at a
+// loose one, which the integral controller must reproduce step for step (same evaluations).
 TEST(AdaptiveSolvers, AgreeWithScipy) {
   namespace fs = std::filesystem;
   const fs::path dir = fs::temp_directory_path() / ("sbgm_ode_" + std::to_string(::getpid()));
   fs::create_directories(dir);
-  const std::string out = (dir / "scipy.npy").string();
+  const std::string out = (dir / "scipy.npy").string(), rk45 = (dir / "rk45.npy").string();
   const std::string script =
       "import numpy as np\n"
       "from scipy.integrate import solve_ivp\n"
       "f = lambda t, y: [y[1], (1 - y[0]**2) * y[1] - y[0]]\n"
       "r = solve_ivp(f, (0, 4), [2.0, 0.0], method='DOP853', rtol=1e-12, atol=1e-12)\n"
-      "np.save('" + out + "', r.y[:, -1])\n";
+      "np.save('" + out + "', r.y[:, -1])\n"
+      "r = solve_ivp(f, (0, 4), [2.0, 0.0], method='RK45', rtol=1e-5, atol=1e-5)\n"
+      "np.save('" + rk45 + "', np.concatenate([r.y[:, -1], [r.nfev, r.t.size - 1]]))\n";
   std::ofstream(dir / "oracle.py") << script;
   ASSERT_EQ(std::system((std::string(SBGM_PYTHON) + " " + (dir / "oracle.py").string()).c_str()), 0);
-  const at::Tensor expected = read_npy(out, true);
+  const at::Tensor expected = read_npy(out, true), scipy_rk45 = read_npy(rk45, true);
   auto van_der_pol = [](double, const at::Tensor& y) {
     const at::Tensor a = y.select(1, 0), b = y.select(1, 1);
     return at::stack({b, (1 - a * a) * b - a}, 1);
   };
+  const at::Tensor y0 = at::tensor({2.0, 0.0}, kDouble).reshape({1, 2});
   for (auto kind : {SolverKind::Dopri5, SolverKind::Tsit5}) {
     SolverConfig c;
     c.kind = kind;
     c.rtol = c.atol = 1e-9;
-    const at::Tensor y = odeint(van_der_pol, at::tensor({2.0, 0.0}, kDouble).reshape({1, 2}), 0.0, 4.0, c);
+    const at::Tensor y = odeint(van_der_pol, y0, 0.0, 4.0, c);
     EXPECT_TRUE(at::allclose(y.reshape({2}), expected, 1e-6, 1e-6)) << to_string(kind) << y << expected;
   }
+  SolverConfig c;
+  c.control = StepControl::Integral;
+  c.rtol = c.atol = 1e-5;
+  SolveStats stats;
+  const at::Tensor y = odeint(van_der_pol, y0, 0.0, 4.0, c, &stats);
+  EXPECT_EQ(stats.function_evals, scipy_rk45[2].item<double>());
+  EXPECT_EQ(stats.accepted, scipy_rk45[3].item<double>());
+  EXPECT_TRUE(at::allclose(y.reshape({2}), scipy_rk45.narrow(0, 0, 2), 1e-12, 1e-12)) << y << scipy_rk45;
   fs::remove_all(dir);
 }
 
@@ -121,4 +133,5 @@ TEST(AdaptiveSolvers, MaxStepsAndBadTolerancesAreClearErrors) {
   c.rtol = 0;
   EXPECT_THROW(odeint(linear_rhs, y0, 0.0, 1.0, c), InvalidArgument);
   EXPECT_THROW(solver_kind_from_string("rk45"), InvalidArgument);
+  EXPECT_THROW(step_control_from_string("p"), InvalidArgument);
 }

@@ -101,6 +101,25 @@ void ConfigFlags::apply(RunConfig& config) const {
   for (const auto& [key, value] : values_) config.set(key, value);
 }
 
+void SolverFlags::add_to(CLI::App& cmd, const std::string& context) {
+  const std::string pre = context.empty() ? "" : context + ", ";
+  cmd.add_option("--solver", solver, pre + "ODE solver: dopri5, tsit5, heun, rk4 or euler")->capture_default_str();
+  cmd.add_option("--controller", controller,
+                 pre + "adaptive step control: pi, or integral (scipy's solve_ivp step for step)")
+      ->capture_default_str();
+  cmd.add_option("--rtol", config.rtol, pre + "adaptive solver: relative tolerance")->capture_default_str();
+  cmd.add_option("--atol", config.atol, pre + "adaptive solver: absolute tolerance")->capture_default_str();
+  cmd.add_option("--max-steps", config.max_steps, pre + "adaptive solver: give up after this many steps")
+      ->capture_default_str();
+}
+
+SolverConfig SolverFlags::resolve() const {
+  SolverConfig c = config;
+  c.kind = solver_kind_from_string(solver);
+  c.control = step_control_from_string(controller);
+  return c;
+}
+
 void check_output_path(const std::string& path, const std::string& extension) {
   if (path.size() < extension.size() || path.compare(path.size() - extension.size(), extension.size(), extension) != 0)
     throw InvalidArgument(path + ": output file must end in " + extension);

@@ -9,6 +9,7 @@
 #include <string>
 
 #include "sbgm/run/run_config.hpp"
+#include "sbgm/solvers/ode.hpp"
 #include "sbgm/train/trainer.hpp"
 
 namespace sbgm::cli {
@@ -49,6 +50,17 @@ class ConfigFlags {
  private:
   std::map<std::string, std::string> values_;  // key -> value as given
   std::vector<std::string> sets_;
+};
+
+// The ODE solver's flags, defined once for every command that integrates the probability flow:
+// --solver, --controller, --rtol, --atol, --max-steps (fixed-step counts stay with each command).
+struct SolverFlags {
+  std::string solver = "dopri5", controller = "pi";
+  SolverConfig config;
+  // context prefixes each help text, e.g. "ode" for sample's options that only --sampler ode reads.
+  void add_to(CLI::App& cmd, const std::string& context = "");
+  // config with the named solver and controller (throws InvalidArgument on unknown names).
+  SolverConfig resolve() const;
 };
 
 // Fails with InvalidArgument unless path's directory exists and path ends with the extension.

@@ -1,5 +1,6 @@
 #include <ATen/ATen.h>
 
+#include <array>
 #include <cmath>
 #include <iostream>
 
@@ -7,36 +8,84 @@
 #include "commands.hpp"
 #include "model_source.hpp"
 #include "sbgm/data/dataset.hpp"
+#include "sbgm/data/dequantize.hpp"
 #include "sbgm/io/npy.hpp"
+#include "sbgm/plot/plots.hpp"
 #include "sbgm/likelihood/log_likelihood.hpp"
 #include "sbgm/run/model.hpp"
 #include "sbgm/util/error.hpp"
 #include "sbgm/util/runtime.hpp"
 
 namespace sbgm::cli {
+namespace {
+
+// A G x G grid of 2-D points, row i at y_i and column j at x_j (points[i G + j] = (x_j, y_i)).
+struct Grid {
+  at::Tensor points;  // [G * G, 2] float64
+  std::array<double, 2> x_range{}, y_range{};
+};
+
+Grid make_grid(const Model& model, const at::Tensor& data, int64_t g, const std::vector<double>& range) {
+  if (model.data_shape != std::vector<int64_t>{2}) throw InvalidArgument("--grid needs a model of 2-D points");
+  Grid grid;
+  if (!range.empty()) {
+    grid.x_range = {range[0], range[1]};
+    grid.y_range = {range[2], range[3]};
+  } else {
+    if (!data.defined()) throw InvalidArgument("--grid needs --range XMIN,XMAX,YMIN,YMAX or --data to set its extent");
+    if (data.dim() != 2 || data.size(1) != 2) throw InvalidArgument("--grid: the data must be [N, 2]");
+    const at::Tensor lo = std::get<0>(data.min(0)), hi = std::get<0>(data.max(0)), pad = (hi - lo) * 0.1 + 1e-3;
+    grid.x_range = {(lo[0] - pad[0]).item<double>(), (hi[0] + pad[0]).item<double>()};
+    grid.y_range = {(lo[1] - pad[1]).item<double>(), (hi[1] + pad[1]).item<double>()};
+  }
+  for (const auto& r : {grid.x_range, grid.y_range})
+    if (!std::isfinite(r[0]) || !std::isfinite(r[1]) || !(r[1] > r[0]))
+      throw InvalidArgument("--range needs XMIN < XMAX and YMIN < YMAX");
+  const auto opts = at::TensorOptions().dtype(at::kDouble);
+  const at::Tensor xs = at::linspace(grid.x_range[0], grid.x_range[1], g, opts);
+  const at::Tensor ys = at::linspace(grid.y_range[0], grid.y_range[1], g, opts);
+  grid.points = at::stack({xs.repeat({g}), ys.repeat_interleave(g)}, 1);
+  return grid;
+}
+
+}  // namespace
 
 void add_loglik_command(CLI::App& app, Action& action) {
   auto* cmd = app.add_subcommand("loglik", "log-likelihood of data under a trained model (probability-flow ODE)");
   struct Options {
     ModelSource source;
-    std::string data, out, divergence = "exact", noise = "rademacher", solver = "dopri5", device = "cpu";
-    int64_t probes = 1, steps = 100, threads = 0, chunk = 1000, max_steps = 100000;
-    double rtol = 1e-5, atol = 1e-5;
+    std::string data, out, png, divergence = "exact", noise = "rademacher", device = "cpu";
+    SolverFlags solver;
+    int64_t probes = 1, threads = 0, chunk = 1000, grid = 0;
+    std::vector<double> range, dequantize_range{0.0, 1.0};
+    Dequantization dequantization;
+    bool dequantize = false;
     uint64_t seed = 0;
     bool bpd = false;
   };
   auto opt = std::make_shared<Options>();
   opt->source.add_to(*cmd);
-  cmd->add_option("--data", opt->data, "points: .npy [N, ...] or .csv")->required();
-  cmd->add_option("--out", opt->out, "output .npy of shape [N]: log p per row in nats (or bits/dim)")->required();
+  cmd->add_option("--data", opt->data, "points: .npy [N, ...] or .csv (with --grid: optional, drawn over the map)");
+  cmd->add_option("--out", opt->out, "output .npy: log p per row in nats (or bits/dim), [N]; with --grid [G, G]")
+      ->required();
+  cmd->add_option("--grid", opt->grid, "2-D models: log p on a G x G grid instead of the data (G >= 2)");
+  cmd->add_option("--range", opt->range, "with --grid: XMIN,XMAX,YMIN,YMAX (default: the data's extent)")
+      ->delimiter(',')
+      ->expected(4);
+  cmd->add_option("--png", opt->png, "with --grid: draw the log-density map, the data overlaid");
+  cmd->add_flag("--dequantize", opt->dequantize,
+                "the data are integers in [0, levels): add uniform noise, map to the model's range, and "
+                "report the discrete log-likelihood bound (with --bpd: bits/dim of the discrete data)");
+  cmd->add_option("--levels", opt->dequantization.levels, "with --dequantize: number of levels (256 for 8-bit data)")
+      ->capture_default_str();
+  cmd->add_option("--dequantize-range", opt->dequantize_range, "with --dequantize: LO,HI the model's data range")
+      ->delimiter(',')
+      ->expected(2);
   cmd->add_option("--divergence", opt->divergence, "exact or hutchinson")->capture_default_str();
   cmd->add_option("--probes", opt->probes, "Hutchinson probes, fixed through each solve")->capture_default_str();
   cmd->add_option("--noise", opt->noise, "Hutchinson probe noise: rademacher or gaussian")->capture_default_str();
-  cmd->add_option("--solver", opt->solver, "dopri5, tsit5, heun, rk4 or euler")->capture_default_str();
-  cmd->add_option("--rtol", opt->rtol, "relative tolerance (adaptive solvers)")->capture_default_str();
-  cmd->add_option("--atol", opt->atol, "absolute tolerance (adaptive solvers)")->capture_default_str();
-  cmd->add_option("--steps", opt->steps, "steps of a fixed-step solver")->capture_default_str();
-  cmd->add_option("--max-steps", opt->max_steps, "adaptive solver: give up after this many steps")->capture_default_str();
+  opt->solver.add_to(*cmd);
+  cmd->add_option("--steps", opt->solver.config.steps, "steps of a fixed-step solver")->capture_default_str();
   cmd->add_flag("--bpd", opt->bpd, "write bits per dimension, -log p / (D ln 2), instead of nats");
   cmd->add_option("--chunk", opt->chunk, "rows integrated together")->capture_default_str();
   cmd->add_option("--seed", opt->seed, "seed of the Hutchinson probes")->capture_default_str();
@@ -45,30 +94,54 @@ void add_loglik_command(CLI::App& app, Action& action) {
   cmd->callback([&action, opt] {
     action = [opt]() -> int {
       check_output_path(opt->out, ".npy");
+      if (opt->grid == 0 && opt->data.empty()) throw InvalidArgument("--data is required (or --grid G for a map)");
+      if (opt->grid != 0 && opt->grid < 2) throw InvalidArgument("--grid must be at least 2");
+      if (opt->grid == 0 && (!opt->range.empty() || !opt->png.empty()))
+        throw InvalidArgument("--range and --png go with --grid");
+      if (opt->grid > 0 && opt->dequantize) throw InvalidArgument("--dequantize does not go with --grid");
+      if (!opt->png.empty()) check_output_path(opt->png, ".png");
+      if (opt->dequantize) {
+        opt->dequantization.lo = opt->dequantize_range[0];
+        opt->dequantization.hi = opt->dequantize_range[1];
+        opt->dequantization.validate();
+      }
       LikelihoodConfig lc;
       lc.divergence = divergence_from_string(opt->divergence);
       lc.noise = probe_noise_from_string(opt->noise);
       lc.probes = opt->probes;
       lc.chunk_size = opt->chunk;
-      lc.solver.kind = solver_kind_from_string(opt->solver);
-      lc.solver.rtol = opt->rtol;
-      lc.solver.atol = opt->atol;
-      lc.solver.steps = opt->steps;
-      lc.solver.max_steps = opt->max_steps;
+      lc.solver = opt->solver.resolve();
       lc.validate();
       if (opt->threads < 0) throw InvalidArgument("--threads must not be negative");
       const c10::Device device = parse_device(opt->device);
       configure_threads(static_cast<int>(opt->threads));
       tune_allocator();
-      const at::Tensor x = load_data_file(opt->data, 1, /*keep_double=*/true);
+      const at::Tensor data = opt->data.empty() ? at::Tensor() : load_data_file(opt->data, 1, /*keep_double=*/true);
       const Model model = opt->source.load(device);
+      Grid grid;
+      if (opt->grid > 0) grid = make_grid(model, data, opt->grid, opt->range);
+      at::Tensor x = opt->grid > 0 ? grid.points : data;
+      double log_jacobian = 0;  // of the map from the levels to the model's range, per row
+      if (opt->dequantize) {
+        x = opt->dequantization.apply(x, make_generator(c10::kCPU, opt->seed + 1));
+        log_jacobian = opt->dequantization.log_jacobian(x.numel() / x.size(0));
+      }
       ProgressLine line("loglik");
       const LikelihoodResult r =
           model_log_likelihood(model, x, lc, opt->seed, [&](int64_t d, int64_t t) { line.update(d, t); });
       line.finish();
       const double dims = static_cast<double>(x.numel() / x.size(0));
-      const at::Tensor out = opt->bpd ? -r.log_prob / (dims * std::log(2.0)) : r.log_prob;
-      write_npy(opt->out, out);
+      const at::Tensor log_p = r.log_prob + log_jacobian;
+      const at::Tensor out = opt->bpd ? -log_p / (dims * std::log(2.0)) : log_p;
+      if (opt->grid > 0) {
+        const at::Tensor map = out.reshape({opt->grid, opt->grid});
+        write_npy(opt->out, map);
+        if (!opt->png.empty())
+          plot_density_map(opt->png, log_p.reshape({opt->grid, opt->grid}), grid.x_range, grid.y_range, data,
+                           "log p(x) of the model");
+      } else {
+        write_npy(opt->out, out);
+      }
       std::cout << "mean " << (opt->bpd ? "bits/dim" : "log p (nats)") << " over " << x.size(0)
                 << " rows: " << out.mean().item<double>();
       if (lc.divergence == DivergenceKind::Hutchinson) {

@@ -31,15 +31,33 @@ at::Tensor reference_for_picture(const Model& model) {
   }
 }
 
+// The same k prior draws taken down by Euler-Maruyama on the reverse SDE and by the ODE solver.
+std::vector<PathPanel> trajectory_panels(const Model& model, const SamplerOptions& options, int64_t k, uint64_t seed) {
+  SamplerOptions sde = options, ode = options;
+  sde.kind = SamplerKind::EulerMaruyama;
+  if (options.kind == SamplerKind::EDMHeun) sde.steps = ode.steps = model.config.sample.steps;
+  ode.kind = SamplerKind::ProbabilityFlow;
+  std::vector<PathPanel> panels;
+  for (const auto& [o, title] :
+       {std::pair{sde, "reverse SDE, Euler-Maruyama " + std::to_string(sde.steps) + " steps"},
+        std::pair{ode, "probability-flow ODE, " + to_string(ode.solver.kind)}}) {
+    const std::unique_ptr<Sampler> sampler = make_sampler(o);
+    Trajectories paths = model_trajectories(model, *sampler, k, seed);
+    panels.push_back({title, std::move(paths.times), paths.states});
+  }
+  return panels;
+}
+
 }  // namespace
 
 void add_sample_command(CLI::App& app, Action& action) {
   auto* cmd = app.add_subcommand("sample", "draw samples from a trained model");
   struct Options {
     ModelSource source;
-    std::string out, png, device = "cpu", sampler = "em", predictor = "em", solver = "dopri5";
+    std::string out, png, device = "cpu", sampler = "em", predictor = "em";
+    SolverFlags solver;
     SamplerOptions sampling;
-    int64_t n = 1000, threads = 0;
+    int64_t n = 1000, threads = 0, trajectories = 0;
     uint64_t seed = 0;
     CLI::Option* steps_option = nullptr;
   };
@@ -57,15 +75,13 @@ void add_sample_command(CLI::App& app, Action& action) {
   cmd->add_option("--corrector-steps", so.corrector_steps, "pc: Langevin steps after each predictor step")
       ->capture_default_str();
   cmd->add_option("--snr", so.snr, "pc: signal-to-noise ratio of the Langevin steps")->capture_default_str();
-  cmd->add_option("--solver", opt->solver, "ode: dopri5, tsit5, heun, rk4 or euler")->capture_default_str();
-  cmd->add_option("--rtol", so.solver.rtol, "ode, adaptive solver: relative tolerance")->capture_default_str();
-  cmd->add_option("--atol", so.solver.atol, "ode, adaptive solver: absolute tolerance")->capture_default_str();
-  cmd->add_option("--max-steps", so.solver.max_steps, "ode, adaptive solver: give up after this many steps")
-      ->capture_default_str();
+  opt->solver.add_to(*cmd, "ode");
   cmd->add_option("--rho", so.edm.rho, "edm: curvature of the noise-level schedule")->capture_default_str();
   cmd->add_option("--churn", so.edm.churn, "edm: stochasticity S_churn (0: deterministic)")->capture_default_str();
   cmd->add_option("--seed", opt->seed, "random seed")->capture_default_str();
   cmd->add_option("--png", opt->png, "also draw the samples (beside the training data when available)");
+  cmd->add_option("--trajectories", opt->trajectories,
+                  "with --png: draw this many paths through the reverse SDE and the probability-flow ODE instead");
   cmd->add_option("--device", opt->device, "cpu or cuda")->capture_default_str();
   cmd->add_option("--threads", opt->threads, "CPU threads (0: one per core)")->capture_default_str();
   cmd->callback([&action, opt] {
@@ -76,10 +92,12 @@ void add_sample_command(CLI::App& app, Action& action) {
       if (opt->threads < 0) throw InvalidArgument("--threads must not be negative");
       check_output_path(opt->out, ".npy");
       if (!opt->png.empty()) check_output_path(opt->png, ".png");
+      if (opt->trajectories < 0) throw InvalidArgument("--trajectories must not be negative");
+      if (opt->trajectories > 0 && opt->png.empty()) throw InvalidArgument("--trajectories needs --png FILE.png");
       SamplerOptions sampling = opt->sampling;
       sampling.kind = sampler_kind_from_string(opt->sampler);
       sampling.predictor = predictor_kind_from_string(opt->predictor);
-      sampling.solver.kind = solver_kind_from_string(opt->solver);
+      sampling.solver = opt->solver.resolve();
       const c10::Device device = parse_device(opt->device);
       configure_threads(static_cast<int>(opt->threads));
       tune_allocator();
@@ -92,7 +110,11 @@ void add_sample_command(CLI::App& app, Action& action) {
       line.finish();
       check_finite(samples, "the samples (the model diverged)");
       write_npy(opt->out, samples);
-      if (!opt->png.empty()) plot_samples(opt->png, reference_for_picture(model), samples);
+      if (opt->trajectories > 0) {
+        plot_trajectories(opt->png, trajectory_panels(model, sampling, opt->trajectories, opt->seed));
+      } else if (!opt->png.empty()) {
+        plot_samples(opt->png, reference_for_picture(model), samples);
+      }
       return 0;
     };
   });

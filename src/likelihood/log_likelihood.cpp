@@ -23,31 +23,28 @@ class AugmentedFlow {
       : model_(model), sde_(sde), x_shape_(std::move(x_shape)), y_(y), probes_(probes) {}
 
   at::Tensor operator()(double t, const at::Tensor& state) const {
-    at::AutoGradMode grad(true);
     const int64_t b = state.size(0), d = state.size(1) - accumulators();
-    const at::Tensor x = state.narrow(1, 0, d).detach().reshape(x_shape_).requires_grad_(true);
     const at::Tensor tt = at::full({b}, t, state.options());
-    const at::Tensor drift = sde_.probability_flow_drift(x, model_.score(x, tt, y_), t).reshape({b, d});
-    at::Tensor div;
     if (!probes_.defined()) {
-      // One vector-Jacobian product per feature: d drift_i / d x_i summed over i.
-      div = at::zeros({b, 1}, state.options());
-      for (int64_t i = 0; i < d; ++i) {
-        const at::Tensor g = torch::autograd::grad({drift.select(1, i).sum()}, {x}, {}, /*retain_graph=*/true)[0];
-        div.add_(g.reshape({b, d}).select(1, i).unsqueeze(1));
-      }
-    } else {
-      // eps^T J eps for each fixed probe.
-      std::vector<at::Tensor> estimates;
-      for (int64_t p = 0; p < probes_.size(0); ++p) {
-        const at::Tensor eps = probes_[p];
-        const at::Tensor g =
-            torch::autograd::grad({(drift * eps).sum()}, {x}, {}, /*retain_graph=*/p + 1 < probes_.size(0))[0];
-        estimates.push_back((g.reshape({b, d}) * eps).sum(1, /*keepdim=*/true));
-      }
-      div = at::cat(estimates, 1);
+      // Drift f(t) x - g^2 s / 2 is affine in s, so div drift = f(t) D - g^2 div s / 2.
+      const at::Tensor x = state.narrow(1, 0, d).reshape(x_shape_);
+      const ScoreModel::WithDivergence s = model_.score_and_divergence(x, tt, y_);
+      const at::Tensor drift = sde_.probability_flow_drift(x, s.score, t).reshape({b, d});
+      const at::Tensor div = s.divergence.mul(-0.5 * sde_.diffusion_sq(t)).add_(sde_.drift_coeff(t) * d);
+      return at::cat({drift, div.unsqueeze(1)}, 1);
     }
-    return at::cat({drift.detach(), div.detach()}, 1);
+    // eps^T J eps for each fixed probe, through autograd.
+    at::AutoGradMode grad(true);
+    const at::Tensor x = state.narrow(1, 0, d).detach().reshape(x_shape_).requires_grad_(true);
+    const at::Tensor drift = sde_.probability_flow_drift(x, model_.score(x, tt, y_), t).reshape({b, d});
+    std::vector<at::Tensor> estimates;
+    for (int64_t p = 0; p < probes_.size(0); ++p) {
+      const at::Tensor eps = probes_[p];
+      const at::Tensor g =
+          torch::autograd::grad({(drift * eps).sum()}, {x}, {}, /*retain_graph=*/p + 1 < probes_.size(0))[0];
+      estimates.push_back((g.reshape({b, d}) * eps).sum(1, /*keepdim=*/true));
+    }
+    return at::cat({drift.detach(), at::cat(estimates, 1)}, 1);
   }
 
   int64_t accumulators() const { return probes_.defined() ? probes_.size(0) : 1; }

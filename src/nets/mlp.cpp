@@ -37,28 +37,45 @@ at::Tensor MLPScoreNet::forward(const at::Tensor& x, const at::Tensor& t, const 
   return h.reshape(x.sizes());
 }
 
-namespace {
-
-void activate_out(at::Tensor& out, const at::Tensor& pre, Activation a) {
-  switch (a) {
-    case Activation::ReLU: at::clamp_min_out(out, pre, 0); return;
-    case Activation::SiLU: at::silu_out(out, pre); return;
-    case Activation::GELU: at::gelu_out(out, pre); return;
-    case Activation::Tanh: at::tanh_out(out, pre); return;
+at::Tensor MLPScoreNet::forward_with_divergence(const at::Tensor& x, const at::Tensor& t, const at::Tensor& y,
+                                                at::Tensor& divergence) {
+  // Forward-mode differentiation along each input coordinate e_k of x: the tangent after layer
+  // i is (W_i tangent) * activation'(pre_i), and only component k of the last layer's tangent is
+  // needed, dot(W_last[k], tangent). The first layer's tangent is column k of W_0 for every row,
+  // so the batched work is one [D * B, width] matmul chain, in blocks of tangents that bound memory.
+  at::NoGradGuard no_grad;
+  const int64_t batch = x.size(0), dim = x.numel() / batch;
+  const size_t n = layers_->size();
+  at::Tensor h = input_features(x, t, y);
+  std::vector<at::Tensor> slopes;  // activation'(pre_i) of every hidden layer
+  for (size_t i = 0; i + 1 < n; ++i) {
+    const at::Tensor pre = at::addmm(linear_[i]->bias, h, linear_[i]->weight.t());
+    h = activate(pre, activation_);
+    slopes.push_back(activation_derivative(pre, h, activation_));
   }
-}
-
-// grad *= activation'(pre), in place (post = activation(pre)).
-void activation_backward_(at::Tensor& grad, const at::Tensor& pre, const at::Tensor& post, Activation a) {
-  switch (a) {
-    case Activation::ReLU: at::threshold_backward_out(grad, grad, pre, 0); return;
-    case Activation::SiLU: at::silu_backward_out(grad, grad, pre); return;
-    case Activation::GELU: at::gelu_backward_out(grad, grad, pre); return;
-    case Activation::Tanh: at::tanh_backward_out(grad, grad, post); return;
+  const at::Tensor& w_last = linear_[n - 1]->weight;
+  const at::Tensor out = at::addmm(linear_[n - 1]->bias, h, w_last.t());
+  const at::Tensor w_first = linear_[0]->weight.narrow(1, 0, dim).t().contiguous();  // [D, width_0]: row k = d pre_0 / d x_k
+  if (n == 1) {
+    divergence = w_first.diagonal().sum().expand({batch}).contiguous();
+    return out.reshape(x.sizes());
   }
+  int64_t width = 1;
+  for (const auto& s : slopes) width = std::max(width, s.size(1));
+  constexpr int64_t kBlockElements = int64_t{1} << 23;  // 32 MiB of float32 tangents per block
+  const int64_t block = std::max<int64_t>(1, std::min(dim, kBlockElements / (batch * width)));
+  divergence = at::zeros({batch}, x.options());
+  for (int64_t k0 = 0; k0 < dim; k0 += block) {
+    const int64_t kb = std::min(block, dim - k0);
+    at::Tensor tangent = slopes[0].unsqueeze(0) * w_first.narrow(0, k0, kb).unsqueeze(1);  // [kb, B, width_0]
+    for (size_t i = 1; i + 1 < n; ++i) {
+      const at::Tensor& w = linear_[i]->weight;
+      tangent = at::mm(tangent.reshape({kb * batch, -1}), w.t()).view({kb, batch, -1}).mul_(slopes[i].unsqueeze(0));
+    }
+    divergence.add_(tangent.mul_(w_last.narrow(0, k0, kb).unsqueeze(1)).sum(at::IntArrayRef{0, 2}));
+  }
+  return out.reshape(x.sizes());
 }
-
-}  // namespace
 
 at::Tensor MLPScoreNet::forward_for_backward(const at::Tensor& x, const at::Tensor& t, const at::Tensor& y) {
   at::NoGradGuard no_grad;

@@ -8,6 +8,9 @@
 
 namespace sbgm {
 
+at::Tensor ScoreNet::forward_with_divergence(const at::Tensor&, const at::Tensor&, const at::Tensor&, at::Tensor&) {
+  throw InvalidArgument("this network has no closed-form divergence; use autograd");
+}
 at::Tensor ScoreNet::forward_for_backward(const at::Tensor&, const at::Tensor&, const at::Tensor&) {
   throw InvalidArgument("this network has no manual backward; train it through autograd");
 }

@@ -189,4 +189,111 @@ void plot_loss_curve(const std::string& path, const std::vector<double>& steps, 
   c.write_png(path);
 }
 
+namespace {
+
+// Matplotlib's viridis at eleven evenly spaced stops, linearly interpolated.
+Color viridis(double u) {
+  static constexpr std::array<std::array<double, 3>, 11> kStops{{{68, 1, 84},
+                                                                  {72, 36, 117},
+                                                                  {65, 68, 135},
+                                                                  {53, 95, 141},
+                                                                  {42, 120, 142},
+                                                                  {33, 145, 140},
+                                                                  {34, 168, 132},
+                                                                  {68, 191, 112},
+                                                                  {122, 209, 81},
+                                                                  {189, 223, 38},
+                                                                  {253, 231, 37}}};
+  const double x = std::clamp(u, 0.0, 1.0) * (kStops.size() - 1);
+  const size_t i = std::min(static_cast<size_t>(x), kStops.size() - 2);
+  const double f = x - static_cast<double>(i);
+  auto mix = [&](int c) { return static_cast<uint8_t>(std::lround(kStops[i][c] + f * (kStops[i + 1][c] - kStops[i][c]))); };
+  return {mix(0), mix(1), mix(2)};
+}
+
+}  // namespace
+
+void plot_trajectories(const std::string& path, const std::vector<PathPanel>& panels) {
+  if (panels.empty()) throw InvalidArgument("plot_trajectories: nothing to draw");
+  std::vector<at::Tensor> firsts;
+  double t_max = 0;
+  for (const auto& p : panels) {
+    if (p.states.dim() < 2 || p.states.size(0) != static_cast<int64_t>(p.times.size()))
+      throw InvalidArgument("plot_trajectories: states must be [steps, K, ...] with one time per step");
+    firsts.push_back(p.states.reshape({p.states.size(0), p.states.size(1), -1}).select(2, 0).to(at::kDouble));
+    for (double t : p.times) t_max = std::max(t_max, t);
+  }
+  std::vector<at::Tensor> flat;
+  for (const auto& f : firsts) flat.push_back(f.reshape({-1}));
+  const auto [ylo, yhi] = limits(at::cat(flat), at::cat(flat));
+  const int n = static_cast<int>(panels.size());
+  Canvas c(560 * n, 520);
+  for (int i = 0; i < n; ++i) {
+    const Panel panel{80 + 560 * i, 50, 530 + 560 * i, 450, 0.0, std::max(t_max, 1e-12), ylo, yhi};
+    panel.draw_frame(c, panels[i].title);
+    c.text((panel.x0 + panel.x1) / 2 - Canvas::text_width("t (sampling runs right to left)") / 2, 475,
+           "t (sampling runs right to left)", kInk);
+    const at::Tensor v = firsts[i].contiguous();
+    const double* a = v.data_ptr<double>();
+    const int64_t steps = v.size(0), k = v.size(1);
+    for (int64_t j = 0; j < k; ++j) {
+      const Color color = viridis(k == 1 ? 0.5 : 0.9 * static_cast<double>(j) / static_cast<double>(k - 1));
+      for (int64_t s = 1; s < steps; ++s) {
+        const double y0 = std::clamp(a[(s - 1) * k + j], ylo, yhi), y1 = std::clamp(a[s * k + j], ylo, yhi);
+        c.line(panel.px(panels[i].times[s - 1]), panel.py(y0), panel.px(panels[i].times[s]), panel.py(y1), color, 0.8);
+      }
+    }
+  }
+  c.write_png(path);
+}
+
+void plot_density_map(const std::string& path, const at::Tensor& log_density, std::array<double, 2> x_range,
+                      std::array<double, 2> y_range, const at::Tensor& points, const std::string& title, double span) {
+  if (log_density.dim() != 2 || log_density.size(0) < 2 || log_density.size(1) < 2)
+    throw InvalidArgument("plot_density_map: log_density must be a [ny, nx] grid with nx, ny >= 2");
+  if (!(x_range[1] > x_range[0]) || !(y_range[1] > y_range[0])) throw InvalidArgument("plot_density_map: empty range");
+  const at::Tensor grid = log_density.to(at::kDouble).contiguous();
+  const int64_t ny = grid.size(0), nx = grid.size(1);
+  const double* g = grid.data_ptr<double>();
+  const at::Tensor finite = grid.masked_select(at::isfinite(grid));
+  const double top = finite.numel() ? finite.max().item<double>() : 0.0;
+  const double bottom = finite.numel() ? std::max(finite.min().item<double>(), top - span) : top - span;
+  const double range = std::max(top - bottom, 1e-12);
+  Canvas c(640, 540);
+  const Panel panel{70, 50, 520, 500, x_range[0], x_range[1], y_range[0], y_range[1]};
+  // Each pixel takes the nearest grid value.
+  for (int py = panel.y0; py <= panel.y1; ++py) {
+    for (int px = panel.x0; px <= panel.x1; ++px) {
+      const double fx = static_cast<double>(px - panel.x0) / (panel.x1 - panel.x0);
+      const double fy = static_cast<double>(panel.y1 - py) / (panel.y1 - panel.y0);
+      const int64_t j = std::lround(fx * (nx - 1)), i = std::lround(fy * (ny - 1));
+      const double v = g[i * nx + j];
+      c.blend(px, py, std::isfinite(v) ? viridis((v - bottom) / range) : Color{0, 0, 0});
+    }
+  }
+  panel.draw_frame(c, title);
+  if (points.defined()) {
+    const at::Tensor xy = as_rows(points).to(at::kDouble).contiguous();
+    if (xy.size(1) != 2) throw InvalidArgument("plot_density_map: overlay points must be [N, 2]");
+    const double* v = xy.data_ptr<double>();
+    const double alpha = std::clamp(400.0 / std::max<int64_t>(xy.size(0), 1), 0.1, 0.9);
+    for (int64_t r = 0; r < xy.size(0); ++r) {
+      const double x = v[2 * r], y = v[2 * r + 1];
+      if (x < panel.xmin || x > panel.xmax || y < panel.ymin || y > panel.ymax) continue;
+      c.disc(panel.px(x), panel.py(y), 1.6, {255, 255, 255}, alpha);
+    }
+  }
+  // Colour bar with its scale in nats.
+  const Panel bar{560, 50, 580, 500, 0, 1, bottom, top};
+  for (int py = bar.y0; py <= bar.y1; ++py)
+    c.fill_rect(bar.x0, py, bar.x1, py, viridis(static_cast<double>(bar.y1 - py) / (bar.y1 - bar.y0)));
+  for (double t : nice_ticks(bottom, top)) {
+    const int y = static_cast<int>(std::lround(bar.py(t)));
+    c.line(bar.x1, y, bar.x1 + 4, y, kInk);
+    c.text(bar.x1 + 7, y - 3, format_tick(t), kInk);
+  }
+  c.text(bar.x0 - 4, bar.y0 - 14, "log p", kInk);
+  c.write_png(path);
+}
+
 }  // namespace sbgm

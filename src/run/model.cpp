@@ -112,6 +112,18 @@ at::Tensor sample_model(const Model& model, int64_t n, int64_t steps, uint64_t s
   return sample_model(model, sampler, n, seed, progress);
 }
 
+Trajectories model_trajectories(const Model& model, Sampler& sampler, int64_t k, uint64_t seed) {
+  auto score = model.score_model();
+  Trajectories paths = record_trajectories(sampler, *score, *model.sde, model.data_shape, k, at::Tensor(),
+                                           make_generator(model.device, seed),
+                                           at::TensorOptions().device(model.device).dtype(model.dtype));
+  const auto shape = paths.states.sizes().vec();
+  std::vector<int64_t> rows{shape[0] * shape[1]};
+  rows.insert(rows.end(), shape.begin() + 2, shape.end());
+  paths.states = model.scaling.to_data(paths.states.reshape(rows).to(model.dtype)).to(at::kDouble).reshape(shape);
+  return paths;
+}
+
 LikelihoodResult model_log_likelihood(const Model& model, const at::Tensor& x, const LikelihoodConfig& config,
                                       uint64_t seed, const ProgressFn& progress) {
   const std::vector<int64_t> shape(x.sizes().begin() + 1, x.sizes().end());

@@ -34,13 +34,13 @@ at::Tensor& ancestral_step(ScoreModel& model, const SDE& sde, at::Tensor& x, con
 }
 
 at::Tensor AncestralSampler::run(ScoreModel& model, const SDE& sde, at::Tensor x, const at::Tensor& y,
-                                 at::Generator gen, const std::function<void()>& on_step) {
+                                 at::Generator gen, const StepFn& on_step) {
   at::NoGradGuard no_grad;
   const at::Tensor t_buffer = at::empty({x.size(0)}, x.options());
   at::Tensor noise = at::empty_like(x);
   for_each_reverse_step(sde, config_.steps, [&](double t, double s, bool last) {
     ancestral_step(model, sde, x, y, t_buffer, t, s, noise, !last || !config_.noise_free_last_step, gen);
-    if (on_step) on_step();
+    if (on_step) on_step(s, x);
   });
   return x;
 }

@@ -28,7 +28,7 @@ std::vector<double> EDMHeunSampler::noise_levels(const SDE& sde) const {
 }
 
 at::Tensor EDMHeunSampler::run(ScoreModel& model, const SDE& sde, at::Tensor x, const at::Tensor& y,
-                               at::Generator gen, const std::function<void()>& on_step) {
+                               at::Generator gen, const StepFn& on_step) {
   at::NoGradGuard no_grad;
   const std::vector<double> sigmas = noise_levels(sde);
   const at::Tensor t_buffer = at::empty({x.size(0)}, x.options());
@@ -59,7 +59,10 @@ at::Tensor EDMHeunSampler::run(ScoreModel& model, const SDE& sde, at::Tensor x, 
     } else {
       x_hat = std::move(euler);
     }
-    if (on_step) on_step();
+    if (on_step) {
+      const double t = next > 0 ? sde.time_of_noise_to_signal(next) : sde.t_eps();
+      on_step(t, next > 0 ? x_hat * sde.mean_coeff(t) : x_hat);
+    }
   }
   return x_hat;
 }

@@ -29,7 +29,7 @@ PredictorCorrector::PredictorCorrector(PredictorCorrectorConfig config) : config
 }
 
 at::Tensor PredictorCorrector::run(ScoreModel& model, const SDE& sde, at::Tensor x, const at::Tensor& y,
-                                   at::Generator gen, const std::function<void()>& on_step) {
+                                   at::Generator gen, const StepFn& on_step) {
   at::NoGradGuard no_grad;
   const int64_t b = x.size(0);
   const at::Tensor t = at::empty({b}, x.options());
@@ -53,7 +53,7 @@ at::Tensor PredictorCorrector::run(ScoreModel& model, const SDE& sde, at::Tensor
         x.add_(score, eps).add_(noise, std::sqrt(2.0 * eps));
       }
     }
-    if (on_step) on_step();
+    if (on_step) on_step(next, x);
   });
   return x;
 }

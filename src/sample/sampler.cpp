@@ -3,6 +3,8 @@
 #include <ATen/ATen.h>
 #include <c10/core/InferenceMode.h>
 
+#include <algorithm>
+#include <cmath>
 #include <numeric>
 
 #include "sbgm/sde/sde.hpp"
@@ -37,12 +39,17 @@ at::Tensor draw_samples(Sampler& sampler, ScoreModel& model, const SDE& sde, con
   at::Tensor out = at::empty(out_shape, options);
 
   const int64_t chunks = (config.n + chunk - 1) / chunk;
-  const int64_t total = chunks * sampler.steps();
-  int64_t done = 0;
-  auto on_step = [&] {
-    ++done;
-    if (progress) progress(done, total);
-  };
+  // Progress in thousandths of [t_eps, T] per chunk, whatever the sampler's steps.
+  constexpr int64_t kUnits = 1000;
+  const int64_t total = chunks * kUnits;
+  int64_t chunk_index = 0;
+  StepFn on_step;
+  if (progress) {
+    on_step = [&](double t, const at::Tensor&) {
+      const double fraction = std::clamp((sde.T() - t) / (sde.T() - sde.t_eps()), 0.0, 1.0);
+      progress(chunk_index * kUnits + static_cast<int64_t>(std::floor(kUnits * fraction + 1e-9)), total);
+    };
+  }
   c10::InferenceMode no_autograd;  // sampling never differentiates: skip autograd's dispatch too
   for (int64_t start = 0; start < config.n; start += chunk) {
     const int64_t rows = std::min(chunk, config.n - start);
@@ -51,8 +58,29 @@ at::Tensor draw_samples(Sampler& sampler, ScoreModel& model, const SDE& sde, con
     at::Tensor x = sde.prior_sample(shape, gen, options);
     at::Tensor y_chunk = y.defined() ? y.narrow(0, start, rows) : at::Tensor();
     out.narrow(0, start, rows).copy_(sampler.run(model, sde, x, y_chunk, gen, on_step));
+    ++chunk_index;
   }
   return out;
+}
+
+Trajectories record_trajectories(Sampler& sampler, ScoreModel& model, const SDE& sde,
+                                 const std::vector<int64_t>& sample_shape, int64_t k, const at::Tensor& y,
+                                 at::Generator gen, const at::TensorOptions& options) {
+  if (k < 1) throw InvalidArgument("the number of trajectories must be at least 1");
+  c10::InferenceMode no_autograd;
+  std::vector<int64_t> shape{k};
+  shape.insert(shape.end(), sample_shape.begin(), sample_shape.end());
+  const at::Tensor x = sde.prior_sample(shape, gen, options);
+  Trajectories paths;
+  std::vector<at::Tensor> states;
+  auto record = [&](double t, const at::Tensor& state) {
+    paths.times.push_back(t);
+    states.push_back(state.detach().to(at::kCPU, at::kDouble, /*non_blocking=*/false, /*copy=*/true));
+  };
+  record(sde.T(), x);
+  sampler.run(model, sde, x.clone(), y.defined() ? y.narrow(0, 0, k) : at::Tensor(), gen, record);
+  paths.states = at::stack(states);
+  return paths;
 }
 
 }  // namespace sbgm

@@ -17,6 +17,7 @@ constexpr EnumNames<SolverKind, 5> kSolverNames{{{SolverKind::Euler, "euler"},
                                                  {SolverKind::RK4, "rk4"},
                                                  {SolverKind::Dopri5, "dopri5"},
                                                  {SolverKind::Tsit5, "tsit5"}}};
+constexpr EnumNames<StepControl, 2> kControlNames{{{StepControl::PI, "pi"}, {StepControl::Integral, "integral"}}};
 
 // An explicit Runge-Kutta tableau; err holds b - b_hat of an embedded pair (empty otherwise).
 struct Tableau {
@@ -93,7 +94,8 @@ at::Tensor rk_step(const Tableau& tab, const ODEFunction& f, double t, const at:
 
 double rms_norm(const at::Tensor& v) { return std::sqrt(v.to(at::kDouble).pow(2).mean().item<double>()); }
 
-// Hairer, Norsett & Wanner's starting step (as in scipy's solve_ivp).
+// Hairer, Norsett & Wanner's starting step (II.4; HINIT of DOPRI5, select_initial_step of scipy),
+// for a method whose local error is O(h^order).
 double initial_step(const ODEFunction& f, double t0, const at::Tensor& y0, const at::Tensor& f0, double direction,
                     int order, const SolverConfig& c, int64_t& evals) {
   const at::Tensor scale = y0.abs() * c.rtol + c.atol;
@@ -103,7 +105,7 @@ double initial_step(const ODEFunction& f, double t0, const at::Tensor& y0, const
   ++evals;
   const double d2 = rms_norm((f1 - f0) / scale) / h0;
   const double h1 = (d1 <= 1e-15 && d2 <= 1e-15) ? std::max(1e-6, h0 * 1e-3)
-                                                   : std::pow(0.01 / std::max(d1, d2), 1.0 / (order + 1));
+                                                   : std::pow(0.01 / std::max(d1, d2), 1.0 / order);
   return std::min(100 * h0, h1);
 }
 
@@ -111,6 +113,10 @@ double initial_step(const ODEFunction& f, double t0, const at::Tensor& y0, const
 
 std::string to_string(SolverKind kind) { return enum_to_string(kind, kSolverNames); }
 SolverKind solver_kind_from_string(const std::string& name) { return enum_from_string(name, kSolverNames, "solver"); }
+std::string to_string(StepControl control) { return enum_to_string(control, kControlNames); }
+StepControl step_control_from_string(const std::string& name) {
+  return enum_from_string(name, kControlNames, "step control");
+}
 bool is_adaptive(SolverKind kind) { return kind == SolverKind::Dopri5 || kind == SolverKind::Tsit5; }
 
 void SolverConfig::validate() const {
@@ -122,7 +128,7 @@ void SolverConfig::validate() const {
 }
 
 at::Tensor odeint(const ODEFunction& f, const at::Tensor& y0, double t0, double t1, const SolverConfig& c,
-                  SolveStats* stats, const std::function<void(double)>& on_step) {
+                  SolveStats* stats, const std::function<void(double, const at::Tensor&)>& on_step) {
   c.validate();
   SolveStats local;
   SolveStats& s = stats ? *stats : local;
@@ -140,7 +146,7 @@ at::Tensor odeint(const ODEFunction& f, const at::Tensor& y0, double t0, double 
       ++s.function_evals;
       y = rk_step(tab, f, t, y, h, k, nullptr, s.function_evals);
       ++s.accepted;
-      if (on_step) on_step(i + 1 == c.steps ? t1 : t + h);
+      if (on_step) on_step(i + 1 == c.steps ? t1 : t + h, y);
     }
     return y;
   }
@@ -148,40 +154,47 @@ at::Tensor odeint(const ODEFunction& f, const at::Tensor& y0, double t0, double 
   // PI step-size control (Hairer & Wanner II, IV.2, with the constants of Hairer's DOPRI5 code):
   // h <- h * safety * err^-alpha * err_prev^beta, beta = 0.04, alpha = 1/5 - 0.75 beta. Its steady
   // state sits at err ~ 0.45; Gustafsson's alpha = 0.7/5, beta = 0.4/5 sits at err ~ 0.17 and
-  // took 2.1x as many steps on a trained model's likelihood (docs/benchmarks.md).
+  // took 2.1x as many steps on a trained model's likelihood (docs/benchmarks.md). The integral
+  // controller is scipy's RK45 step for step: beta = 0, no growth right after a rejection, and
+  // the last step simply clipped to t1.
+  const bool pi = c.control == StepControl::PI;
   const double direction = t1 > t0 ? 1.0 : -1.0;
   const double span = std::abs(t1 - t0);
   const double safety = 0.9, fac_min = 0.2, fac_max = 10.0;
-  const double beta = 0.04, alpha = 1.0 / tab.order - 0.75 * beta;
+  const double beta = pi ? 0.04 : 0.0, alpha = 1.0 / tab.order - 0.75 * beta;
   k[0] = f(t0, y);
   ++s.function_evals;
   double h = c.first_step > 0 ? c.first_step : initial_step(f, t0, y, k[0], direction, tab.order, c, s.function_evals);
   h = std::min(h, span);
   double t = t0, err_prev = 1.0;
+  bool rejected_this_step = false;
   at::Tensor error;
   while (direction * (t1 - t) > 0) {
     if (s.accepted + s.rejected >= c.max_steps)
       throw std::runtime_error("ODE solve exceeded max_steps (" + std::to_string(c.max_steps) + ") at t = " +
                                std::to_string(t) + "; loosen the tolerances or raise the limit");
-    // Land exactly on t1, and avoid a sliver of a last step.
+    // Land exactly on t1 (PI: also avoid a sliver of a last step).
     const double remaining = std::abs(t1 - t);
-    if (h >= remaining || h > 0.99 * remaining) h = remaining;
+    if (h >= remaining || (pi && h > 0.99 * remaining)) h = remaining;
     const double step = direction * h;
     const at::Tensor y1 = rk_step(tab, f, t, y, step, k, &error, s.function_evals);
     const at::Tensor scale = at::maximum(y.abs(), y1.abs()) * c.rtol + c.atol;
     const double err = rms_norm(error / scale);
     if (!std::isfinite(err)) throw std::runtime_error("ODE solve produced NaN or Inf at t = " + std::to_string(t));
-    if (err <= 1.0) {
+    if (pi ? err <= 1.0 : err < 1.0) {
       t = (h == remaining) ? t1 : t + step;
       y = y1;
       k[0] = k.back();  // first same as last
       ++s.accepted;
-      if (on_step) on_step(t);
-      const double factor = err == 0 ? fac_max : safety * std::pow(err, -alpha) * std::pow(err_prev, beta);
-      h *= std::clamp(factor, fac_min, fac_max);
+      if (on_step) on_step(t, y);
+      double factor = err == 0 ? fac_max : safety * std::pow(err, -alpha) * std::pow(err_prev, beta);
+      if (!pi && rejected_this_step) factor = std::min(1.0, factor);
+      h *= pi ? std::clamp(factor, fac_min, fac_max) : std::min(factor, fac_max);
       err_prev = std::max(err, 1e-4);
+      rejected_this_step = false;
     } else {
       ++s.rejected;
+      rejected_this_step = true;
       h *= std::max(fac_min, safety * std::pow(err, -1.0 / tab.order));
     }
     if (h < 1e-14 * std::max(1.0, std::abs(t))) throw std::runtime_error("ODE step size underflow at t = " + std::to_string(t));

@@ -2,8 +2,9 @@
 // log p(x) under a score model through the probability-flow ODE (Song et al. 2021, app. D):
 // integrate the augmented state [x, Delta] from t_eps to T with dx/dt = f~(x, t) and
 // dDelta/dt = div f~(x, t); then log p_{t_eps}(x) = log p_T(x_T) + Delta(T), with p_T replaced by
-// the SDE's prior. The divergence is exact (one vector-Jacobian product per feature) or
-// Hutchinson's estimate with P probes held fixed through the solve.
+// the SDE's prior. The divergence is exact (ScoreModel::score_and_divergence: forward tangents
+// for an MLP, one vector-Jacobian product per feature otherwise) or Hutchinson's estimate with P
+// probes held fixed through the solve.
 
 #include <ATen/core/Generator.h>
 #include <ATen/core/Tensor.h>

@@ -15,6 +15,9 @@ class MLPScoreNet final : public ScoreNet {
   MLPScoreNet(const NetConfig& config, int64_t data_dim, int64_t cond_dim);
   at::Tensor forward(const at::Tensor& x, const at::Tensor& t, const at::Tensor& y) override;
 
+  bool supports_divergence() const override { return true; }
+  at::Tensor forward_with_divergence(const at::Tensor& x, const at::Tensor& t, const at::Tensor& y,
+                                     at::Tensor& divergence) override;
   bool supports_manual_backward() const override { return true; }
   at::Tensor forward_for_backward(const at::Tensor& x, const at::Tensor& t, const at::Tensor& y) override;
   void backward_into_grads(const at::Tensor& grad_output) override;

@@ -18,6 +18,14 @@ class ScoreModel {
   virtual ~ScoreModel() = default;
   // x: [B, ...]; t: [B]; y: [B, ...] or undefined. Returns a tensor shaped like x.
   virtual at::Tensor score(const at::Tensor& x, const at::Tensor& t, const at::Tensor& y) = 0;
+
+  // The score and its divergence, the trace of d score / d x over the flattened features: [B].
+  // The default takes one vector-Jacobian product per feature through autograd; models with a
+  // cheaper exact form override it. Either way no graph is left behind.
+  struct WithDivergence {
+    at::Tensor score, divergence;
+  };
+  virtual WithDivergence score_and_divergence(const at::Tensor& x, const at::Tensor& t, const at::Tensor& y);
 };
 
 // A network's output turned into a score for a given SDE.
@@ -25,6 +33,7 @@ class NetworkScore final : public ScoreModel {
  public:
   NetworkScore(std::shared_ptr<ScoreNet> net, std::shared_ptr<const SDE> sde, Parameterization output);
   at::Tensor score(const at::Tensor& x, const at::Tensor& t, const at::Tensor& y) override;
+  WithDivergence score_and_divergence(const at::Tensor& x, const at::Tensor& t, const at::Tensor& y) override;
 
  private:
   std::shared_ptr<ScoreNet> net_;

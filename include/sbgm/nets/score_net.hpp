@@ -16,6 +16,12 @@ class ScoreNet : public torch::nn::Module {
   // y: the condition, or an undefined tensor for an unconditional network.
   virtual at::Tensor forward(const at::Tensor& x, const at::Tensor& t, const at::Tensor& y) = 0;
 
+  // Optional: the output and, in divergence ([B]), sum_k d out_k / d x_k over the flattened
+  // features of x, computed without autograd (forward tangents instead of one reverse pass per
+  // feature). The likelihood's exact divergence uses it when present, autograd otherwise.
+  virtual bool supports_divergence() const { return false; }
+  virtual at::Tensor forward_with_divergence(const at::Tensor& x, const at::Tensor& t, const at::Tensor& y,
+                                             at::Tensor& divergence);
   // Optional training fast path without autograd, for networks small enough that autograd's
   // per-op bookkeeping dominates (the tutorial's MLP at batch 8). forward_for_backward keeps
   // what backward_into_grads needs; backward_into_grads writes d loss / d parameter, given

@@ -59,6 +59,8 @@ Model mixture_model(const GaussianMixture& mixture, const SDEConfig& sde, c10::D
 at::Tensor sample_model(const Model& model, Sampler& sampler, int64_t n, uint64_t seed, const ProgressFn& progress = {});
 // The same with Euler-Maruyama in `steps` steps.
 at::Tensor sample_model(const Model& model, int64_t n, int64_t steps, uint64_t seed, const ProgressFn& progress = {});
+// k sample paths through the sampler's reverse process, in data space (the scaling undone).
+Trajectories model_trajectories(const Model& model, Sampler& sampler, int64_t k, uint64_t seed);
 
 struct LikelihoodConfig;
 struct LikelihoodResult;

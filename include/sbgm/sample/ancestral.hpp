@@ -23,9 +23,8 @@ at::Tensor& ancestral_step(ScoreModel& model, const SDE& sde, at::Tensor& x, con
 class AncestralSampler final : public Sampler {
  public:
   explicit AncestralSampler(AncestralConfig config);
-  int64_t steps() const override { return config_.steps; }
   at::Tensor run(ScoreModel& model, const SDE& sde, at::Tensor x, const at::Tensor& y, at::Generator gen,
-                 const std::function<void()>& on_step) override;
+                 const StepFn& on_step) override;
 
  private:
   AncestralConfig config_;

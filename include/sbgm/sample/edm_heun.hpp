@@ -24,13 +24,12 @@ struct EDMHeunConfig {
 class EDMHeunSampler final : public Sampler {
  public:
   explicit EDMHeunSampler(EDMHeunConfig config);
-  int64_t steps() const override { return config_.steps; }
   // Network evaluations one sample costs.
   int64_t evaluations() const { return 2 * config_.steps - 1; }
   // The schedule sigma_0 > ... > sigma_{N-1} for an SDE, followed by 0.
   std::vector<double> noise_levels(const SDE& sde) const;
   at::Tensor run(ScoreModel& model, const SDE& sde, at::Tensor x, const at::Tensor& y, at::Generator gen,
-                 const std::function<void()>& on_step) override;
+                 const StepFn& on_step) override;
 
  private:
   EDMHeunConfig config_;

@@ -20,9 +20,8 @@ at::Tensor& reverse_euler_maruyama_step(ScoreModel& model, const SDE& sde, at::T
 class EulerMaruyama final : public Sampler {
  public:
   explicit EulerMaruyama(EulerMaruyamaConfig config);
-  int64_t steps() const override { return config_.steps; }
   at::Tensor run(ScoreModel& model, const SDE& sde, at::Tensor x, const at::Tensor& y, at::Generator gen,
-                 const std::function<void()>& on_step) override;
+                 const StepFn& on_step) override;
 
  private:
   EulerMaruyamaConfig config_;

@@ -25,9 +25,8 @@ struct PredictorCorrectorConfig {
 class PredictorCorrector final : public Sampler {
  public:
   explicit PredictorCorrector(PredictorCorrectorConfig config);
-  int64_t steps() const override { return config_.steps; }
   at::Tensor run(ScoreModel& model, const SDE& sde, at::Tensor x, const at::Tensor& y, at::Generator gen,
-                 const std::function<void()>& on_step) override;
+                 const StepFn& on_step) override;
 
  private:
   PredictorCorrectorConfig config_;

@@ -10,10 +10,8 @@ namespace sbgm {
 class ProbabilityFlowSampler final : public Sampler {
  public:
   explicit ProbabilityFlowSampler(SolverConfig config);
-  // Fixed-step solvers report each step; adaptive ones report progress in thousandths of [t_eps, T].
-  int64_t steps() const override;
   at::Tensor run(ScoreModel& model, const SDE& sde, at::Tensor x, const at::Tensor& y, at::Generator gen,
-                 const std::function<void()>& on_step) override;
+                 const StepFn& on_step) override;
   const SolveStats& last_stats() const { return stats_; }
 
  private:

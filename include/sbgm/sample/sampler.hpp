@@ -14,18 +14,18 @@ namespace sbgm {
 class SDE;
 class ScoreModel;
 
-// Called with (work done, total work) in sampler steps across all chunks.
+// Called with (work done, total work), e.g. by draw_samples in thousandths of [t_eps, T] per chunk.
 using ProgressFn = std::function<void(int64_t done, int64_t total)>;
+// Called after every step of a sampler (or accepted step of a solver) with the time reached and
+// the state there, in the SDE's space: for progress and for recording trajectories.
+using StepFn = std::function<void(double t, const at::Tensor& x)>;
 
 class Sampler {
  public:
   virtual ~Sampler() = default;
-  // Number of steps one call of run() takes (for progress).
-  virtual int64_t steps() const = 0;
   // x: a batch drawn from the prior, updated in place and returned. y: conditions or undefined.
-  // on_step is called after every step.
   virtual at::Tensor run(ScoreModel& model, const SDE& sde, at::Tensor x, const at::Tensor& y, at::Generator gen,
-                         const std::function<void()>& on_step) = 0;
+                         const StepFn& on_step) = 0;
 };
 
 // Calls step(t, s, last) for each of the `steps` steps of the uniform grid from T down to t_eps
@@ -44,5 +44,15 @@ struct DrawConfig {
 at::Tensor draw_samples(Sampler& sampler, ScoreModel& model, const SDE& sde, const std::vector<int64_t>& sample_shape,
                         const DrawConfig& config, const at::Tensor& y, at::Generator gen,
                         const at::TensorOptions& options, const ProgressFn& progress = {});
+
+// K paths through the reverse process, for pictures: times[0] = T (the prior draws) and then
+// the time after every step; states [steps + 1, K, ...sample_shape] in the SDE's space.
+struct Trajectories {
+  std::vector<double> times;
+  at::Tensor states;
+};
+Trajectories record_trajectories(Sampler& sampler, ScoreModel& model, const SDE& sde,
+                                 const std::vector<int64_t>& sample_shape, int64_t k, const at::Tensor& y,
+                                 at::Generator gen, const at::TensorOptions& options);
 
 }  // namespace sbgm
