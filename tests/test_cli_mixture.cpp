@@ -197,6 +197,7 @@ TEST(CliMixture, DequantizedBitsPerDimMatchTheDiscreteLikelihood) {
                         "not an integer level");
   expect_one_line_error(sbgm_cli(base + " --dequantize --levels 1"), "--levels");
   expect_one_line_error(sbgm_cli(base + " --dequantize --dequantize-range 1,0"), "LO < HI");
+  expect_one_line_error(sbgm_cli(base + " --levels 16"), "go with --dequantize");
   expect_one_line_error(sbgm_cli(base + " --grid 10"), "2-D points");
   EXPECT_FALSE(fs::exists(out));
 }
@@ -211,6 +212,9 @@ TEST(CliMixture, BadGridAndTrajectoryOptions) {
   expect_one_line_error(sbgm_cli("loglik " + gmm + " --data " + (dir / "points.npy").string() + " --png x.png"),
                         "go with --grid");
   expect_one_line_error(sbgm_cli("loglik " + gmm), "--data is required");
+  write_npy((scratch() / "points3.npy").string(), at::zeros({4, 3}));
+  expect_one_line_error(sbgm_cli("loglik " + gmm + " --grid 5 --data " + (scratch() / "points3.npy").string()),
+                        "the data must be [N, 2]");
   expect_one_line_error(sbgm_cli("sample " + gmm + " --trajectories 5"), "--trajectories needs --png");
   expect_one_line_error(sbgm_cli("sample " + gmm + " --trajectories -1 --png " + (scratch() / "t.png").string()),
                         "--trajectories must not be negative");

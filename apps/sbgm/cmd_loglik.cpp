@@ -59,9 +59,10 @@ void add_loglik_command(CLI::App& app, Action& action) {
     int64_t probes = 1, threads = 0, chunk = 1000, grid = 0;
     std::vector<double> range, dequantize_range{0.0, 1.0};
     Dequantization dequantization;
-    bool dequantize = false;
+    CLI::Option* levels_option = nullptr;
+    CLI::Option* dequantize_range_option = nullptr;
     uint64_t seed = 0;
-    bool bpd = false;
+    bool bpd = false, dequantize = false;
   };
   auto opt = std::make_shared<Options>();
   opt->source.add_to(*cmd);
@@ -76,9 +77,11 @@ void add_loglik_command(CLI::App& app, Action& action) {
   cmd->add_flag("--dequantize", opt->dequantize,
                 "the data are integers in [0, levels): add uniform noise, map to the model's range, and "
                 "report the discrete log-likelihood bound (with --bpd: bits/dim of the discrete data)");
-  cmd->add_option("--levels", opt->dequantization.levels, "with --dequantize: number of levels (256 for 8-bit data)")
+  opt->levels_option = cmd->add_option("--levels", opt->dequantization.levels,
+                                       "with --dequantize: number of levels (256 for 8-bit data)")
       ->capture_default_str();
-  cmd->add_option("--dequantize-range", opt->dequantize_range, "with --dequantize: LO,HI the model's data range")
+  opt->dequantize_range_option =
+      cmd->add_option("--dequantize-range", opt->dequantize_range, "with --dequantize: LO,HI the model's data range")
       ->delimiter(',')
       ->expected(2);
   cmd->add_option("--divergence", opt->divergence, "exact or hutchinson")->capture_default_str();
@@ -99,6 +102,8 @@ void add_loglik_command(CLI::App& app, Action& action) {
       if (opt->grid == 0 && (!opt->range.empty() || !opt->png.empty()))
         throw InvalidArgument("--range and --png go with --grid");
       if (opt->grid > 0 && opt->dequantize) throw InvalidArgument("--dequantize does not go with --grid");
+      if (!opt->dequantize && (opt->levels_option->count() > 0 || opt->dequantize_range_option->count() > 0))
+        throw InvalidArgument("--levels and --dequantize-range go with --dequantize");
       if (!opt->png.empty()) check_output_path(opt->png, ".png");
       if (opt->dequantize) {
         opt->dequantization.lo = opt->dequantize_range[0];

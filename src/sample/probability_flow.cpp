@@ -2,7 +2,6 @@
 
 #include <ATen/ATen.h>
 
-#include <cmath>
 
 #include "sbgm/nets/score_model.hpp"
 #include "sbgm/sde/sde.hpp"
@@ -13,7 +12,6 @@ ProbabilityFlowSampler::ProbabilityFlowSampler(SolverConfig config) : config_(co
 
 at::Tensor ProbabilityFlowSampler::run(ScoreModel& model, const SDE& sde, at::Tensor x, const at::Tensor& y,
                                        at::Generator, const StepFn& on_step) {
-  const auto shape = x.sizes().vec();
   auto drift = [&](double t, const at::Tensor& state) {
     const at::Tensor tt = at::full({state.size(0)}, t, state.options());
     return sde.probability_flow_drift(state, model.score(state, tt, y), t);

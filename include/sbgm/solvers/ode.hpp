@@ -18,7 +18,8 @@ std::string to_string(SolverKind kind);
 SolverKind solver_kind_from_string(const std::string& name);
 bool is_adaptive(SolverKind kind);
 
-// How an adaptive solver chooses its next step from the error estimate err (accept when err < 1).
+// How an adaptive solver chooses its next step from the error estimate err (a step is accepted
+// when err <= 1 under PI control and err < 1 under integral control, as scipy does).
 enum class StepControl {
   PI,        // h *= 0.9 err^-alpha err_prev^beta, Hairer's DOPRI5 constants: smooth step sequences
   Integral,  // h *= 0.9 err^(-1/order), never growing right after a rejection: scipy's solve_ivp
