@@ -122,21 +122,16 @@ TEST(FusedAdam, MatchesReferenceUpdate) {
   }
 }
 
-// Interrupting at a checkpoint and resuming ends with exactly the weights of an uninterrupted run.
-TEST(TrainingRun, ResumeEqualsUninterrupted) {
-  const std::string full = scratch_dir("full"), part = scratch_dir("part");
-  RunConfig c = small_run("moons", 60);
-  c.train.batch_size = 128;  // 60 steps over 300 rows: many epochs, each with its own order
-  c.data.size = 300;
+// Interrupting at step 30 of 60 and resuming ends with exactly the weights of an uninterrupted run.
+static void expect_resume_equals_uninterrupted(const RunConfig& c, const std::string& name) {
+  const std::string full = scratch_dir(name + "_full"), part = scratch_dir(name + "_part");
   train_run(c, full, false);
-  RunConfig first = c;
-  first.train.steps = 60;
   std::atomic<bool> stop{false};
   TrainRunCallbacks cb;
   cb.on_progress = [&](const TrainProgress& p) {
     if (p.step == 30) stop = true;
   };
-  const TrainRunResult r = train_run(first, part, false, cb, &stop);
+  const TrainRunResult r = train_run(c, part, false, cb, &stop);
   ASSERT_TRUE(r.interrupted);
   EXPECT_EQ(load_checkpoint(part).state.step, 30);
   train_run(resume_config(part), part, true);
@@ -146,6 +141,30 @@ TEST(TrainingRun, ResumeEqualsUninterrupted) {
   EXPECT_TRUE(at::equal(a.state.ema, b.state.ema));
   fs::remove_all(full);
   fs::remove_all(part);
+}
+
+TEST(TrainingRun, ResumeEqualsUninterrupted) {
+  RunConfig c = small_run("moons", 60);
+  c.train.batch_size = 128;  // 60 steps over 300 rows: many epochs, each with its own order
+  c.data.size = 300;
+  expect_resume_equals_uninterrupted(c, "resume");
+}
+
+// The same for a conditional run with condition dropout (the dropout draws are resumed too).
+TEST(TrainingRun, ConditionalResumeEqualsUninterrupted) {
+  const std::string dir = scratch_dir("cond_files");
+  fs::create_directories(dir);
+  at::Generator gen = make_generator(at::kCPU, 3);
+  write_npy(dir + "/x.npy", at::randn({300, 2}, gen));
+  write_npy(dir + "/y.npy", at::randn({300, 3}, gen));
+  RunConfig c = small_run("moons", 60);
+  c.data.dataset.clear();
+  c.data.file = dir + "/x.npy";
+  c.data.cond = dir + "/y.npy";
+  c.train.cond_dropout = 0.3;
+  c.train.batch_size = 128;
+  expect_resume_equals_uninterrupted(c, "cond_resume");
+  fs::remove_all(dir);
 }
 
 TEST(TrainingRun, SameSeedSameWeights) {

@@ -54,7 +54,7 @@ void add_loglik_command(CLI::App& app, Action& action) {
   auto* cmd = app.add_subcommand("loglik", "log-likelihood of data under a trained model (probability-flow ODE)");
   struct Options {
     ModelSource source;
-    std::string data, out, png, divergence = "exact", noise = "rademacher", device = "cpu";
+    std::string data, cond, out, png, divergence = "exact", noise = "rademacher", device = "cpu";
     SolverFlags solver;
     int64_t probes = 1, threads = 0, chunk = 1000, grid = 0;
     std::vector<double> range, dequantize_range{0.0, 1.0};
@@ -69,6 +69,9 @@ void add_loglik_command(CLI::App& app, Action& action) {
   cmd->add_option("--data", opt->data, "points: .npy [N, ...] or .csv (with --grid: optional, drawn over the map)");
   cmd->add_option("--out", opt->out, "output .npy: log p per row in nats (or bits/dim), [N]; with --grid [G, G]")
       ->required();
+  cmd->add_option("--cond", opt->cond,
+                  "conditional model: conditions .npy/.csv, one row per data row or a single row for all; "
+                  "gives log p(x | y)");
   cmd->add_option("--grid", opt->grid, "2-D models: log p on a G x G grid instead of the data (G >= 2)");
   cmd->add_option("--range", opt->range, "with --grid: XMIN,XMAX,YMIN,YMAX (default: the data's extent)")
       ->delimiter(',')
@@ -123,6 +126,7 @@ void add_loglik_command(CLI::App& app, Action& action) {
       tune_allocator();
       const at::Tensor data = opt->data.empty() ? at::Tensor() : load_data_file(opt->data, 1, /*keep_double=*/true);
       const Model model = opt->source.load(device);
+      const at::Tensor cond = opt->cond.empty() ? at::Tensor() : load_data_file(opt->cond, 1, /*keep_double=*/true);
       Grid grid;
       if (opt->grid > 0) grid = make_grid(model, data, opt->grid, opt->range);
       at::Tensor x = opt->grid > 0 ? grid.points : data;
@@ -133,7 +137,7 @@ void add_loglik_command(CLI::App& app, Action& action) {
       }
       ProgressLine line("loglik");
       const LikelihoodResult r =
-          model_log_likelihood(model, x, lc, opt->seed, [&](int64_t d, int64_t t) { line.update(d, t); });
+          model_log_likelihood(model, x, lc, opt->seed, [&](int64_t d, int64_t t) { line.update(d, t); }, cond);
       line.finish();
       const double dims = static_cast<double>(x.numel() / x.size(0));
       const at::Tensor log_p = r.log_prob + log_jacobian;
@@ -143,7 +147,7 @@ void add_loglik_command(CLI::App& app, Action& action) {
         write_npy(opt->out, map);
         if (!opt->png.empty())
           plot_density_map(opt->png, log_p.reshape({opt->grid, opt->grid}), grid.x_range, grid.y_range, data,
-                           "log p(x) of the model");
+                           cond.defined() ? "log p(x | y) of the model" : "log p(x) of the model");
       } else {
         write_npy(opt->out, out);
       }

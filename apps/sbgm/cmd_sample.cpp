@@ -18,10 +18,17 @@
 namespace sbgm::cli {
 namespace {
 
-// What the samples are drawn beside: the mixture itself, or the training data when it can still
-// be had (a built-in dataset, or the file if it is still there); undefined otherwise.
-at::Tensor reference_for_picture(const Model& model) {
-  if (model.mixture) return model.mixture->sample(5000, make_generator(c10::kCPU, 1));
+// What the samples are drawn beside: the mixture itself (for the same conditions), or the training
+// data of an unconditional run when it can still be had (a built-in dataset, or the file if it is
+// still there); undefined otherwise.
+at::Tensor reference_for_picture(const Model& model, const at::Tensor& cond, int64_t n) {
+  const at::Generator gen = make_generator(c10::kCPU, 1);
+  if (model.mixture && cond.defined()) {
+    const at::Tensor rows = model_conditions(model, cond, cond.size(0)).cpu().repeat_interleave(n, 0);
+    return model.mixture->sample(rows.size(0), gen, rows);
+  }
+  if (model.mixture) return model.mixture->sample(5000, gen);
+  if (cond.defined()) return at::Tensor();
   const RunConfig& c = model.config;
   try {
     if (!c.data.dataset.empty()) return make_toy_dataset(c.data.dataset, std::min<int64_t>(c.data.size, 5000), c.train.seed);
@@ -32,7 +39,8 @@ at::Tensor reference_for_picture(const Model& model) {
 }
 
 // The same k prior draws taken down by Euler-Maruyama on the reverse SDE and by the ODE solver.
-std::vector<PathPanel> trajectory_panels(const Model& model, const SamplerOptions& options, int64_t k, uint64_t seed) {
+std::vector<PathPanel> trajectory_panels(const Model& model, const SamplerOptions& options, int64_t k, uint64_t seed,
+                                         const at::Tensor& cond) {
   SamplerOptions sde = options, ode = options;
   sde.kind = SamplerKind::EulerMaruyama;
   if (options.kind == SamplerKind::EDMHeun) sde.steps = ode.steps = model.config.sample.steps;
@@ -42,7 +50,7 @@ std::vector<PathPanel> trajectory_panels(const Model& model, const SamplerOption
        {std::pair{sde, "reverse SDE, Euler-Maruyama " + std::to_string(sde.steps) + " steps"},
         std::pair{ode, "probability-flow ODE, " + to_string(ode.solver.kind)}}) {
     const std::unique_ptr<Sampler> sampler = make_sampler(o);
-    Trajectories paths = model_trajectories(model, *sampler, k, seed);
+    Trajectories paths = model_trajectories(model, *sampler, k, seed, cond);
     panels.push_back({title, std::move(paths.times), paths.states});
   }
   return panels;
@@ -54,7 +62,8 @@ void add_sample_command(CLI::App& app, Action& action) {
   auto* cmd = app.add_subcommand("sample", "draw samples from a trained model");
   struct Options {
     ModelSource source;
-    std::string out, png, device = "cpu", sampler = "em", predictor = "em";
+    std::string out, png, cond, device = "cpu", sampler = "em", predictor = "em";
+    double guidance = 0;
     SolverFlags solver;
     SamplerOptions sampling;
     int64_t n = 1000, threads = 0, trajectories = 0;
@@ -64,8 +73,12 @@ void add_sample_command(CLI::App& app, Action& action) {
   auto opt = std::make_shared<Options>();
   SamplerOptions& so = opt->sampling;
   opt->source.add_to(*cmd);
-  cmd->add_option("--out", opt->out, "output .npy file of shape [n, ...]")->required();
-  cmd->add_option("--n", opt->n, "number of samples")->capture_default_str();
+  cmd->add_option("--out", opt->out, "output .npy file of shape [n, ...] ([M, n, ...] with --cond)")->required();
+  cmd->add_option("--n", opt->n, "number of samples (per condition with --cond)")->capture_default_str();
+  cmd->add_option("--cond", opt->cond, "conditional model: conditions .npy/.csv [M, C]; n samples for each row");
+  cmd->add_option("--guidance", opt->guidance,
+                  "classifier-free guidance scale w (a model trained with train.cond_dropout): (1+w) s(x|y) - w s(x); 0: plain conditional, -1: unconditional")
+      ->capture_default_str();
   cmd->add_option("--sampler", opt->sampler,
                   "em (reverse SDE), pc (predictor-corrector), ancestral, ode (probability flow) or edm (few-step Heun)")
       ->capture_default_str();
@@ -101,19 +114,25 @@ void add_sample_command(CLI::App& app, Action& action) {
       const c10::Device device = parse_device(opt->device);
       configure_threads(static_cast<int>(opt->threads));
       tune_allocator();
-      const Model model = opt->source.load(device);
+      Model model = opt->source.load(device);
+      model.guidance = opt->guidance;
+      const at::Tensor cond = opt->cond.empty() ? at::Tensor() : load_data_file(opt->cond, 1, /*keep_double=*/true);
+      if (cond.defined()) model_conditions(model, cond, cond.size(0));  // fails before any work on a bad file
       if (!steps_given) sampling.steps = sampling.kind == SamplerKind::EDMHeun ? EDMHeunConfig{}.steps : model.config.sample.steps;
       std::unique_ptr<Sampler> sampler = make_sampler(sampling);
       ProgressLine line("sample");
-      const at::Tensor samples =
-          sample_model(model, *sampler, opt->n, opt->seed, [&](int64_t d, int64_t t) { line.update(d, t); });
+      const ProgressFn progress = [&](int64_t d, int64_t t) { line.update(d, t); };
+      const at::Tensor samples = cond.defined() ? sample_model_given(model, *sampler, cond, opt->n, opt->seed, progress)
+                                                : sample_model(model, *sampler, opt->n, opt->seed, progress);
       line.finish();
       check_finite(samples, "the samples (the model diverged)");
       write_npy(opt->out, samples);
       if (opt->trajectories > 0) {
-        plot_trajectories(opt->png, trajectory_panels(model, sampling, opt->trajectories, opt->seed));
+        const at::Tensor first = cond.defined() ? cond.narrow(0, 0, 1) : at::Tensor();
+        plot_trajectories(opt->png, trajectory_panels(model, sampling, opt->trajectories, opt->seed, first));
       } else if (!opt->png.empty()) {
-        plot_samples(opt->png, reference_for_picture(model), samples);
+        const at::Tensor all = cond.defined() ? samples.flatten(0, 1) : samples;
+        plot_samples(opt->png, reference_for_picture(model, cond, opt->n), all);
       }
       return 0;
     };

@@ -19,6 +19,8 @@ void add_train_command(CLI::App& app, Action& action) {
   cmd->add_flag("--resume", opt->resume, "continue the run in --out from its checkpoint");
   opt->flags.add_shortcut(*cmd, "--data", "data.file", "training data: .npy [N, D] or .csv");
   opt->flags.add_shortcut(*cmd, "--dataset", "data.dataset", "built-in dataset (circle8, ring8, swissroll, moons, checkerboard, bimodal1d)");
+  opt->flags.add_shortcut(*cmd, "--cond", "data.cond", "conditions for the data's rows: .npy [N, C] or .csv (a conditional model)");
+  opt->flags.add_shortcut(*cmd, "--cond-dropout", "train.cond_dropout", "probability of dropping a row's condition (classifier-free guidance)");
   opt->flags.add_shortcut(*cmd, "--steps", "train.steps", "optimisation steps");
   opt->flags.add_shortcut(*cmd, "--batch-size", "train.batch_size", "samples per step");
   opt->flags.add_shortcut(*cmd, "--lr", "train.lr", "learning rate");

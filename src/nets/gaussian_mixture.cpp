@@ -9,7 +9,7 @@
 
 namespace sbgm {
 
-GaussianMixture::GaussianMixture(at::Tensor weights, at::Tensor means, at::Tensor covs) {
+GaussianMixture::GaussianMixture(at::Tensor weights, at::Tensor means, at::Tensor covs, at::Tensor cond_maps) {
   if (weights.dim() != 1) throw InvalidArgument("mixture weights must have shape [K]");
   if (means.dim() != 2) throw InvalidArgument("mixture means must have shape [K, D]");
   if (covs.dim() != 3) throw InvalidArgument("mixture covs must have shape [K, D, D]");
@@ -25,6 +25,12 @@ GaussianMixture::GaussianMixture(at::Tensor weights, at::Tensor means, at::Tenso
       !at::isfinite(covs_).all().item<bool>())
     throw InvalidArgument("mixture parameters contain NaN or Inf");
   if ((weights_ <= 0).any().item<bool>()) throw InvalidArgument("mixture weights must be positive");
+  if (cond_maps.defined()) {
+    if (cond_maps.dim() != 3 || cond_maps.size(0) != k || cond_maps.size(1) != d || cond_maps.size(2) < 1)
+      throw InvalidArgument("mixture cond_maps must have shape [K, D, C] with K, D those of the means");
+    cond_maps_ = cond_maps.to(at::kDouble).contiguous();
+    if (!at::isfinite(cond_maps_).all().item<bool>()) throw InvalidArgument("mixture cond_maps contain NaN or Inf");
+  }
   weights_ = weights_ / weights_.sum();
   if (!at::allclose(covs_, covs_.transpose(1, 2), 1e-8, 1e-10))
     throw InvalidArgument("mixture covariances must be symmetric");
@@ -35,60 +41,95 @@ GaussianMixture::GaussianMixture(at::Tensor weights, at::Tensor means, at::Tenso
   log_dets_ = 2 * at::log(at::diagonal(chol_, 0, 1, 2)).sum(1);
 }
 
-at::Tensor GaussianMixture::component_log_probs(const at::Tensor& x, at::Tensor* precision_times_diff) const {
+at::Tensor GaussianMixture::means_for(const at::Tensor& y, int64_t batch) const {
+  if (cond_dim() == 0) {
+    if (y.defined()) throw InvalidArgument("this mixture is unconditional but a condition was given");
+    return means_.unsqueeze(0);
+  }
+  if (!y.defined()) throw InvalidArgument("this mixture is conditional: it needs a condition y");
+  if (y.dim() != 2 || y.size(0) != batch || y.size(1) != cond_dim())
+    throw InvalidArgument("expected conditions of shape [" + std::to_string(batch) + ", " + std::to_string(cond_dim()) + "]");
+  return means_.unsqueeze(0) + at::einsum("kdc,bc->bkd", {cond_maps_, y.to(at::kDouble)});
+}
+
+at::Tensor GaussianMixture::component_log_probs(const at::Tensor& x, const at::Tensor& y,
+                                                at::Tensor* precision_times_diff) const {
   if (x.dim() != 2 || x.size(1) != dim())
     throw InvalidArgument("expected points of shape [B, " + std::to_string(dim()) + "]");
   const at::Tensor xd = x.to(at::kDouble);
-  const at::Tensor diff = xd.unsqueeze(1) - means_.unsqueeze(0);                   // [B, K, D]
+  const at::Tensor diff = xd.unsqueeze(1) - means_for(y, x.size(0));              // [B, K, D]
   const at::Tensor pd = at::einsum("bkd,kde->bke", {diff, precisions_});          // [B, K, D]
   const at::Tensor maha = (pd * diff).sum(2);                                      // [B, K]
   if (precision_times_diff) *precision_times_diff = pd;
   return at::log(weights_).unsqueeze(0) - 0.5 * (maha + log_dets_.unsqueeze(0) + dim() * std::log(2 * M_PI));
 }
 
-at::Tensor GaussianMixture::log_prob(const at::Tensor& x) const {
-  return at::logsumexp(component_log_probs(x, nullptr), 1).to(x.scalar_type());
+at::Tensor GaussianMixture::log_prob(const at::Tensor& x, const at::Tensor& y) const {
+  return at::logsumexp(component_log_probs(x, y, nullptr), 1).to(x.scalar_type());
 }
 
-at::Tensor GaussianMixture::responsibilities(const at::Tensor& x) const {
-  return at::softmax(component_log_probs(x, nullptr), 1).to(x.scalar_type());
+at::Tensor GaussianMixture::responsibilities(const at::Tensor& x, const at::Tensor& y) const {
+  return at::softmax(component_log_probs(x, y, nullptr), 1).to(x.scalar_type());
 }
 
-at::Tensor GaussianMixture::score(const at::Tensor& x) const {
+at::Tensor GaussianMixture::score(const at::Tensor& x, const at::Tensor& y) const {
   at::Tensor pd;
-  const at::Tensor r = at::softmax(component_log_probs(x, &pd), 1);  // [B, K]
+  const at::Tensor r = at::softmax(component_log_probs(x, y, &pd), 1);  // [B, K]
   return (-(r.unsqueeze(2) * pd).sum(1)).to(x.scalar_type());
 }
 
-at::Tensor GaussianMixture::sample(int64_t n, at::Generator gen) const {
+at::Tensor GaussianMixture::sample(int64_t n, at::Generator gen, const at::Tensor& y) const {
+  const at::Tensor means = means_for(y, n);  // [1 or n, K, D]
   const at::Tensor k = at::multinomial(weights_, n, /*replacement=*/true, gen);
   const at::Tensor z = at::normal(0.0, 1.0, {n, dim(), 1}, gen, at::TensorOptions().dtype(at::kDouble));
-  return (means_.index_select(0, k) + at::matmul(chol_.index_select(0, k), z).squeeze(2)).to(at::kFloat);
+  const at::Tensor chosen = means.size(0) == 1 ? means[0].index_select(0, k)
+                                               : means.gather(1, k.view({n, 1, 1}).expand({n, 1, dim()})).squeeze(1);
+  return (chosen + at::matmul(chol_.index_select(0, k), z).squeeze(2)).to(at::kFloat);
 }
 
 GaussianMixture GaussianMixture::diffused(double m, double sigma) const {
   const at::Tensor eye = at::eye(dim(), at::TensorOptions().dtype(at::kDouble)).unsqueeze(0);
-  return GaussianMixture(weights_, means_ * m, covs_ * (m * m) + eye * (sigma * sigma));
+  return GaussianMixture(weights_, means_ * m, covs_ * (m * m) + eye * (sigma * sigma),
+                         cond_maps_.defined() ? cond_maps_ * m : at::Tensor());
+}
+
+GaussianMixture linear_gaussian_posterior(const at::Tensor& prior_mean, const at::Tensor& prior_cov, const at::Tensor& H,
+                                          const at::Tensor& noise_cov) {
+  const int64_t p = prior_mean.numel();
+  if (prior_mean.dim() != 1 || prior_cov.sizes() != at::IntArrayRef{p, p} || H.dim() != 2 || H.size(1) != p ||
+      noise_cov.sizes() != at::IntArrayRef{H.size(0), H.size(0)})
+    throw InvalidArgument("linear-Gaussian model: expected prior_mean [P], prior_cov [P, P], H [X, P], noise_cov [X, X]");
+  const auto dbl = [](const at::Tensor& t) { return t.to(at::kDouble); };
+  const at::Tensor prior_precision = at::linalg_inv(dbl(prior_cov));
+  const at::Tensor ht_noise_precision = at::matmul(dbl(H).t(), at::linalg_inv(dbl(noise_cov)));  // [P, X]
+  at::Tensor cov = at::linalg_inv(prior_precision + at::matmul(ht_noise_precision, dbl(H)));
+  cov = (cov + cov.t()) / 2;  // exactly symmetric
+  const at::Tensor mean = at::matmul(cov, at::matmul(prior_precision, dbl(prior_mean)));
+  return GaussianMixture(at::ones({1}, at::kDouble), mean.unsqueeze(0), cov.unsqueeze(0),
+                         at::matmul(cov, ht_noise_precision).unsqueeze(0));
 }
 
 GaussianMixtureScore::GaussianMixtureScore(GaussianMixture mixture, std::shared_ptr<const SDE> sde)
     : mixture_(std::move(mixture)), sde_(std::move(sde)) {}
 
-at::Tensor GaussianMixtureScore::score(const at::Tensor& x, const at::Tensor& t, const at::Tensor&) {
+at::Tensor GaussianMixtureScore::score(const at::Tensor& x, const at::Tensor& t, const at::Tensor& y) {
   const at::Tensor flat = x.reshape({x.size(0), -1});
+  const at::Tensor y_flat = y.defined() ? y.reshape({y.size(0), -1}) : y;
   const at::Tensor tc = t.to(at::kDouble).cpu();
-  auto score_at = [&](double ti, const at::Tensor& rows) {
-    return mixture_.diffused(sde_->mean_coeff(ti), sde_->marginal_std(ti)).score(rows);
+  auto score_at = [&](double ti, const at::Tensor& rows, const at::Tensor& conds) {
+    return mixture_.diffused(sde_->mean_coeff(ti), sde_->marginal_std(ti)).score(rows, conds);
   };
   const double t0 = tc[0].item<double>();
-  if ((tc == t0).all().item<bool>()) return score_at(t0, flat).reshape(x.sizes());
+  if ((tc == t0).all().item<bool>()) return score_at(t0, flat, y_flat).reshape(x.sizes());
   std::vector<at::Tensor> rows;
-  for (int64_t i = 0; i < x.size(0); ++i) rows.push_back(score_at(tc[i].item<double>(), flat.narrow(0, i, 1)));
+  for (int64_t i = 0; i < x.size(0); ++i)
+    rows.push_back(score_at(tc[i].item<double>(), flat.narrow(0, i, 1), y.defined() ? y_flat.narrow(0, i, 1) : y));
   return at::cat(rows, 0).reshape(x.sizes());
 }
 
-at::Tensor GaussianMixtureScore::log_prob(const at::Tensor& x, double t) const {
-  return mixture_.diffused(sde_->mean_coeff(t), sde_->marginal_std(t)).log_prob(x.reshape({x.size(0), -1}));
+at::Tensor GaussianMixtureScore::log_prob(const at::Tensor& x, double t, const at::Tensor& y) const {
+  return mixture_.diffused(sde_->mean_coeff(t), sde_->marginal_std(t))
+      .log_prob(x.reshape({x.size(0), -1}), y.defined() ? y.reshape({y.size(0), -1}) : y);
 }
 
 }  // namespace sbgm

@@ -3,8 +3,11 @@
 #include <ATen/ATen.h>
 #include <torch/csrc/autograd/autograd.h>
 
+#include <cmath>
+
 #include "sbgm/nets/score_net.hpp"
 #include "sbgm/sde/sde.hpp"
+#include "sbgm/util/error.hpp"
 
 namespace sbgm {
 
@@ -22,11 +25,32 @@ ScoreModel::WithDivergence ScoreModel::score_and_divergence(const at::Tensor& x,
   return {s.detach().reshape(x.sizes()), div};
 }
 
-NetworkScore::NetworkScore(std::shared_ptr<ScoreNet> net, std::shared_ptr<const SDE> sde, Parameterization output)
-    : net_(std::move(net)), sde_(std::move(sde)), output_(output) {}
+NetworkScore::NetworkScore(std::shared_ptr<ScoreNet> net, std::shared_ptr<const SDE> sde, Parameterization output,
+                           ConditionInput condition, double guidance)
+    : net_(std::move(net)), sde_(std::move(sde)), output_(output), condition_(condition), guidance_(guidance) {
+  if (!(guidance >= -1) || !std::isfinite(guidance)) throw InvalidArgument("the guidance scale must be finite and >= -1");
+  if (guidance != 0 && !condition.droppable)
+    throw InvalidArgument("guidance needs a conditional model trained with condition dropout (train.cond_dropout > 0)");
+}
+
+namespace {
+
+// Rows [0, b) of a doubled batch were evaluated with the condition, rows [b, 2b) without it.
+at::Tensor guided(const at::Tensor& doubled, double w) {
+  const int64_t b = doubled.size(0) / 2;
+  return doubled.narrow(0, 0, b) * (1 + w) - doubled.narrow(0, b, b) * w;
+}
+
+}  // namespace
 
 at::Tensor NetworkScore::score(const at::Tensor& x, const at::Tensor& t, const at::Tensor& y) {
-  at::Tensor out = net_->forward(x, t, y);
+  at::Tensor out;
+  if (guidance_ != 0) {
+    const at::Tensor both = at::cat({condition_.present(y), condition_.absent(x.size(0), x.options())});
+    out = guided(net_->forward(at::cat({x, x}), at::cat({t, t}), both), guidance_);
+  } else {
+    out = net_->forward(x, t, condition_.present(y));
+  }
   if (output_ == Parameterization::Noise) out = out / sde_->marginal_std(t, x).neg();
   return out;
 }
@@ -39,8 +63,14 @@ ScoreModel::WithDivergence NetworkScore::score_and_divergence(const at::Tensor& 
   constexpr int64_t kForwardTangentsFromFeatures = 8;
   if (!net_->supports_divergence() || x.numel() / x.size(0) < kForwardTangentsFromFeatures)
     return ScoreModel::score_and_divergence(x, t, y);
-  at::Tensor divergence;
-  at::Tensor out = net_->forward_with_divergence(x, t, y, divergence);
+  at::Tensor divergence, out;
+  if (guidance_ != 0) {
+    const at::Tensor both = at::cat({condition_.present(y), condition_.absent(x.size(0), x.options())});
+    out = guided(net_->forward_with_divergence(at::cat({x, x}), at::cat({t, t}), both, divergence), guidance_);
+    divergence = guided(divergence, guidance_);
+  } else {
+    out = net_->forward_with_divergence(x, t, condition_.present(y), divergence);
+  }
   if (output_ == Parameterization::Noise) {
     const at::Tensor minus_inv_std = sde_->marginal_std(t, x).reciprocal().neg();
     out = out * minus_inv_std;

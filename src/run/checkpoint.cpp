@@ -48,6 +48,10 @@ void save_checkpoint(const Checkpoint& c, const std::string& path) {
     out.write("scaling_shift", c.scaling.shift.cpu());
     out.write("scaling_scale", c.scaling.scale.cpu());
   }
+  if (!c.cond_scaling.is_identity()) {
+    out.write("cond_scaling_shift", c.cond_scaling.shift.cpu());
+    out.write("cond_scaling_scale", c.cond_scaling.scale.cpu());
+  }
   out.write("params", c.state.params.cpu());
   out.write("ema", c.state.ema.cpu());
   out.write("exp_avg", c.state.exp_avg.cpu());
@@ -79,6 +83,8 @@ Checkpoint load_checkpoint(const std::string& run_dir_or_file) {
     c.cond_dim = read(in, "cond_dim").item<int64_t>();
     at::Tensor shift;
     if (in.try_read("scaling_shift", shift)) c.scaling = {shift, read(in, "scaling_scale")};
+    at::Tensor cond_shift;
+    if (in.try_read("cond_scaling_shift", cond_shift)) c.cond_scaling = {cond_shift, read(in, "cond_scaling_scale")};
     c.state.params = read(in, "params");
     c.state.ema = read(in, "ema");
     c.state.exp_avg = read(in, "exp_avg");

@@ -18,9 +18,14 @@
 namespace sbgm {
 
 std::unique_ptr<ScoreModel> Model::score_model() const {
-  if (mixture) return std::make_unique<GaussianMixtureScore>(*mixture, sde);
-  return std::make_unique<NetworkScore>(net, sde, config.model.output);
+  if (mixture) {
+    if (guidance != 0) throw InvalidArgument("guidance applies to trained models with condition dropout, not to a mixture");
+    return std::make_unique<GaussianMixtureScore>(*mixture, sde);
+  }
+  return std::make_unique<NetworkScore>(net, sde, config.model.output, condition_input(), guidance);
 }
+
+ConditionInput Model::condition_input() const { return {cond_dim, !mixture && config.train.cond_dropout > 0}; }
 
 int64_t Model::parameter_count() const {
   if (mixture) return mixture->components() * (1 + mixture->dim() + mixture->dim() * mixture->dim());
@@ -37,7 +42,7 @@ void Model::set_dtype(at::ScalarType t) {
 
 std::shared_ptr<ScoreNet> build_net(const RunConfig& config, const std::vector<int64_t>& data_shape, int64_t cond_dim) {
   torch::manual_seed(config.train.seed);
-  return make_score_net(config.model, data_shape, cond_dim);
+  return make_score_net(config.model, data_shape, ConditionInput{cond_dim, config.train.cond_dropout > 0}.net_dim());
 }
 
 Model model_from_checkpoint(const Checkpoint& c, bool use_ema, c10::Device device) {
@@ -46,6 +51,7 @@ Model model_from_checkpoint(const Checkpoint& c, bool use_ema, c10::Device devic
   m.data_shape = c.data_shape;
   m.cond_dim = c.cond_dim;
   m.scaling = c.scaling;
+  m.cond_scaling = c.cond_scaling;
   m.step = c.state.step;
   m.device = device;
   m.sde = make_sde(c.config.sde);
@@ -77,8 +83,10 @@ GaussianMixture read_gaussian_mixture(const std::string& npz_path) {
   const std::map<std::string, at::Tensor> arrays = read_npz(npz_path);
   for (const char* name : {"weights", "means", "covs"})
     if (!arrays.count(name)) throw IOError(npz_path + ": no array '" + name + "' (a mixture needs weights, means and covs)");
+  const auto maps = arrays.find("cond_maps");
   try {
-    return GaussianMixture(arrays.at("weights"), arrays.at("means"), arrays.at("covs"));
+    return GaussianMixture(arrays.at("weights"), arrays.at("means"), arrays.at("covs"),
+                           maps == arrays.end() ? at::Tensor() : maps->second);
   } catch (const InvalidArgument& e) {
     throw InvalidArgument(npz_path + ": " + e.what());
   }
@@ -90,6 +98,7 @@ Model mixture_model(const GaussianMixture& mixture, const SDEConfig& sde, c10::D
   Model m;
   m.config.sde = sde;
   m.data_shape = {mixture.dim()};
+  m.cond_dim = mixture.cond_dim();
   m.device = device;
   m.sde = make_sde(sde);
   m.dtype = at::kDouble;
@@ -97,14 +106,62 @@ Model mixture_model(const GaussianMixture& mixture, const SDEConfig& sde, c10::D
   return m;
 }
 
-at::Tensor sample_model(const Model& model, Sampler& sampler, int64_t n, uint64_t seed, const ProgressFn& progress) {
+namespace {
+
+std::string shape_text(at::IntArrayRef shape) {
+  std::string s;
+  for (auto v : shape) s += (s.empty() ? "" : ", ") + std::to_string(v);
+  return "[" + s + "]";
+}
+
+// Draws one sample per row of y (model space, [n, cond_dim], or undefined): [n, ...sample_shape].
+at::Tensor draw_from_model(const Model& model, Sampler& sampler, int64_t n, const at::Tensor& y, uint64_t seed,
+                           const ProgressFn& progress) {
   const c10::Device device = model.device;
   DrawConfig draw;
   draw.n = n;
   auto score = model.score_model();
-  at::Tensor x = draw_samples(sampler, *score, *model.sde, model.data_shape, draw, at::Tensor(),
-                              make_generator(device, seed), at::TensorOptions().device(device).dtype(model.dtype), progress);
+  at::Tensor x = draw_samples(sampler, *score, *model.sde, model.data_shape, draw, y, make_generator(device, seed),
+                              at::TensorOptions().device(device).dtype(model.dtype), progress);
   return model.scaling.to_data(x).cpu();
+}
+
+void require_unconditional(const Model& model) {
+  if (model.cond_dim > 0)
+    throw InvalidArgument("the model is conditional (" + std::to_string(model.cond_dim) +
+                          " condition features): give conditions (--cond)");
+}
+
+}  // namespace
+
+at::Tensor model_conditions(const Model& model, const at::Tensor& cond, int64_t rows) {
+  if (model.cond_dim == 0) throw InvalidArgument("the model is unconditional: it takes no conditions (--cond)");
+  if (!cond.defined()) require_unconditional(model);
+  at::Tensor c = cond.dim() <= 1 ? cond.reshape({1, -1}) : cond.reshape({cond.size(0), -1});
+  if (c.size(1) != model.cond_dim)
+    throw InvalidArgument("the conditions' rows have " + std::to_string(c.size(1)) + " features (shape " +
+                          shape_text(cond.sizes()) + ") but the model takes " + std::to_string(model.cond_dim));
+  if (c.size(0) != rows && c.size(0) != 1)
+    throw InvalidArgument("got " + std::to_string(c.size(0)) + " condition rows for " + std::to_string(rows) +
+                          " data rows (give one row per data row, or a single row)");
+  if (!at::isfinite(c).all().item<bool>()) throw InvalidArgument("the conditions contain NaN or Inf");
+  c = model.cond_scaling.to_model(c.to(model.dtype));
+  return c.expand({rows, model.cond_dim}).contiguous().to(model.device);
+}
+
+at::Tensor sample_model(const Model& model, Sampler& sampler, int64_t n, uint64_t seed, const ProgressFn& progress) {
+  require_unconditional(model);
+  return draw_from_model(model, sampler, n, at::Tensor(), seed, progress);
+}
+
+at::Tensor sample_model_given(const Model& model, Sampler& sampler, const at::Tensor& cond, int64_t n, uint64_t seed,
+                              const ProgressFn& progress) {
+  if (n < 1) throw InvalidArgument("the number of samples per condition must be at least 1");
+  const int64_t m = cond.dim() <= 1 ? 1 : cond.size(0);
+  const at::Tensor y = model_conditions(model, cond, m).repeat_interleave(n, 0);
+  std::vector<int64_t> shape{m, n};
+  shape.insert(shape.end(), model.data_shape.begin(), model.data_shape.end());
+  return draw_from_model(model, sampler, m * n, y, seed, progress).reshape(shape);
 }
 
 at::Tensor sample_model(const Model& model, int64_t n, int64_t steps, uint64_t seed, const ProgressFn& progress) {
@@ -112,9 +169,10 @@ at::Tensor sample_model(const Model& model, int64_t n, int64_t steps, uint64_t s
   return sample_model(model, sampler, n, seed, progress);
 }
 
-Trajectories model_trajectories(const Model& model, Sampler& sampler, int64_t k, uint64_t seed) {
+Trajectories model_trajectories(const Model& model, Sampler& sampler, int64_t k, uint64_t seed, const at::Tensor& cond) {
+  const at::Tensor y = model.cond_dim > 0 || cond.defined() ? model_conditions(model, cond, 1).expand({k, -1}) : at::Tensor();
   auto score = model.score_model();
-  Trajectories paths = record_trajectories(sampler, *score, *model.sde, model.data_shape, k, at::Tensor(),
+  Trajectories paths = record_trajectories(sampler, *score, *model.sde, model.data_shape, k, y,
                                            make_generator(model.device, seed),
                                            at::TensorOptions().device(model.device).dtype(model.dtype));
   const auto shape = paths.states.sizes().vec();
@@ -125,18 +183,16 @@ Trajectories model_trajectories(const Model& model, Sampler& sampler, int64_t k,
 }
 
 LikelihoodResult model_log_likelihood(const Model& model, const at::Tensor& x, const LikelihoodConfig& config,
-                                      uint64_t seed, const ProgressFn& progress) {
+                                      uint64_t seed, const ProgressFn& progress, const at::Tensor& cond) {
   const std::vector<int64_t> shape(x.sizes().begin() + 1, x.sizes().end());
-  if (shape != model.data_shape) {
-    std::string want, got;
-    for (auto v : model.data_shape) want += (want.empty() ? "" : ", ") + std::to_string(v);
-    for (auto v : shape) got += (got.empty() ? "" : ", ") + std::to_string(v);
-    throw InvalidArgument("the data's rows have shape [" + got + "] but the model was trained on [" + want + "]");
-  }
+  if (shape != model.data_shape)
+    throw InvalidArgument("the data's rows have shape " + shape_text(shape) + " but the model was trained on " +
+                          shape_text(model.data_shape));
+  const at::Tensor y = model.cond_dim > 0 || cond.defined() ? model_conditions(model, cond, x.size(0)) : at::Tensor();
   const c10::Device device = model.device;
   auto score = model.score_model();
-  LikelihoodResult r = log_likelihood(*score, *model.sde, model.scaling.to_model(x.to(model.dtype)).to(device, model.dtype), at::Tensor(), config,
-                                      make_generator(device, seed), progress);
+  LikelihoodResult r = log_likelihood(*score, *model.sde, model.scaling.to_model(x.to(model.dtype)).to(device, model.dtype),
+                                      y, config, make_generator(device, seed), progress);
   r.log_prob = r.log_prob.cpu() + model.scaling.log_abs_det_jacobian();
   r.std_error = r.std_error.cpu();
   return r;

@@ -106,8 +106,9 @@ const std::vector<Entry>& entries() {
     std::vector<Entry> t;
     t.push_back(field<std::string>("data.dataset", "built-in dataset: circle8, ring8, swissroll, moons, checkerboard, bimodal1d", [](C& c) -> auto& { return c.data.dataset; }));
     t.push_back(field<std::string>("data.file", "training data: .npy [N, D] (float32/float64) or .csv", [](C& c) -> auto& { return c.data.file; }));
+    t.push_back(field<std::string>("data.cond", "conditions, one row per training row: .npy [N, C] or .csv (empty: unconditional)", [](C& c) -> auto& { return c.data.cond; }));
     t.push_back(field<int64_t>("data.size", "rows drawn from a built-in dataset", [](C& c) -> auto& { return c.data.size; }));
-    t.push_back(field<bool>("data.standardize", "train on per-feature standardised data", [](C& c) -> auto& { return c.data.standardize; }));
+    t.push_back(field<bool>("data.standardize", "train on per-feature standardised data (and conditions)", [](C& c) -> auto& { return c.data.standardize; }));
     t.push_back(choice<SDEKind>("sde.type", "vp, subvp, ve or cosine", [](C& c) -> auto& { return c.sde.kind; }, sde_kind_from_string, to_string));
     t.push_back(field<double>("sde.beta_min", "VP/SubVP beta at t = 0", [](C& c) -> auto& { return c.sde.beta_min; }));
     t.push_back(field<double>("sde.beta_max", "VP/SubVP beta at t = 1", [](C& c) -> auto& { return c.sde.beta_max; }));
@@ -136,6 +137,7 @@ const std::vector<Entry>& entries() {
     t.push_back(choice<LRSchedule>("train.schedule", "learning-rate schedule after warm-up: constant or cosine", [](C& c) -> auto& { return c.train.schedule; }, lr_schedule_from_string, to_string));
     t.push_back(field<double>("train.min_lr_ratio", "cosine schedule: final lr as a fraction of lr", [](C& c) -> auto& { return c.train.min_lr_ratio; }));
     t.push_back(field<double>("train.grad_clip", "clip the global gradient norm (0: off)", [](C& c) -> auto& { return c.train.grad_clip; }));
+    t.push_back(field<double>("train.cond_dropout", "probability of training without the condition, for classifier-free guidance (0: off)", [](C& c) -> auto& { return c.train.cond_dropout; }));
     t.push_back(field<double>("train.ema_decay", "EMA decay of the weights (0: off)", [](C& c) -> auto& { return c.train.ema_decay; }));
     t.push_back(choice<LossWeighting>("train.weighting", "loss weighting: sigma2 or likelihood", [](C& c) -> auto& { return c.train.loss.weighting; }, loss_weighting_from_string, to_string));
     t.push_back(field<bool>("train.stratified_time", "stratified times across the batch", [](C& c) -> auto& { return c.train.loss.stratified_time; }));
@@ -230,6 +232,7 @@ void RunConfig::validate() const {
   if (data.dataset.empty() == data.file.empty())
     throw InvalidArgument("give exactly one of a built-in dataset (--dataset) or a data file (--data)");
   if (data.size < 1) throw InvalidArgument("data.size must be at least 1");
+  if (train.cond_dropout > 0 && data.cond.empty()) throw InvalidArgument("train.cond_dropout needs conditions (--cond)");
   sde.validate();
   model.validate();
   train.validate();

@@ -14,6 +14,7 @@
 #include "sbgm/plot/plots.hpp"
 #include "sbgm/run/checkpoint.hpp"
 #include "sbgm/run/model.hpp"
+#include "sbgm/sample/euler_maruyama.hpp"
 #include "sbgm/sde/sde.hpp"
 #include "sbgm/train/flat_parameters.hpp"
 #include "sbgm/util/error.hpp"
@@ -31,6 +32,27 @@ void make_directory(const std::string& dir) {
 at::Tensor load_training_data(const RunConfig& config) {
   if (!config.data.file.empty()) return load_data_file(config.data.file, 1);
   return make_toy_dataset(config.data.dataset, config.data.size, config.train.seed);
+}
+
+// The conditions of the data's rows (data.cond), or undefined for an unconditional run.
+at::Tensor load_conditions(const RunConfig& config, int64_t data_rows) {
+  if (config.data.cond.empty()) return at::Tensor();
+  at::Tensor cond = load_data_file(config.data.cond, 1);
+  if (cond.size(0) != data_rows)
+    throw InvalidArgument(config.data.cond + ": " + std::to_string(cond.size(0)) + " condition rows for " +
+                          std::to_string(data_rows) + " data rows (the rows must be aligned)");
+  return cond;
+}
+
+// n samples from the model, in data space. A conditional model draws one sample for each of the
+// first n training conditions (cycled), so the picture compares with the data's marginal.
+at::Tensor final_samples(const Model& model, const at::Tensor& raw_cond, int64_t n, int64_t steps, uint64_t seed,
+                         const ProgressFn& progress) {
+  if (!raw_cond.defined()) return sample_model(model, n, steps, seed, progress);
+  EulerMaruyama sampler({steps, true});
+  const at::Tensor rows = at::arange(n, at::TensorOptions().dtype(at::kLong)).remainder(raw_cond.size(0));
+  const at::Tensor x = sample_model_given(model, sampler, raw_cond.index_select(0, rows), 1, seed, progress);
+  return x.squeeze(1);
 }
 
 // The loss log: rows "step,loss,lr". On resume, rows past the checkpoint's step are dropped.
@@ -84,20 +106,29 @@ TrainRunResult train_run(const RunConfig& config, const std::string& run_dir, bo
   // Everything that can fail on bad input is checked before the run directory is touched.
   const at::Tensor raw = load_training_data(config);
   std::vector<int64_t> data_shape(raw.sizes().begin() + 1, raw.sizes().end());
+  const at::Tensor raw_cond = load_conditions(config, raw.size(0));
+  const int64_t cond_dim = raw_cond.defined() ? raw_cond.numel() / raw_cond.size(0) : 0;
   Checkpoint resumed;
   if (resume) {
     resumed = load_checkpoint(run_dir);
     if (resumed.data_shape != data_shape) throw InvalidArgument("the data's shape differs from the checkpoint's");
+    if (resumed.cond_dim != cond_dim) throw InvalidArgument("the conditions' width differs from the checkpoint's");
   }
-  const Scaling scaling = resume ? resumed.scaling : config.data.standardize ? Scaling::standardize(raw) : Scaling::identity();
+  auto fitted_scaling = [&](const at::Tensor& x, const Scaling& saved) {
+    if (resume) return saved;
+    return config.data.standardize && x.defined() ? Scaling::standardize(x) : Scaling::identity();
+  };
+  const Scaling scaling = fitted_scaling(raw, resumed.scaling);
+  const Scaling cond_scaling = fitted_scaling(raw_cond, resumed.cond_scaling);
   const at::Tensor data = scaling.to_model(raw).to(device);
+  const at::Tensor cond = raw_cond.defined() ? cond_scaling.to_model(raw_cond).to(device) : at::Tensor();
 
   std::shared_ptr<const SDE> sde = make_sde(config.sde);
-  std::shared_ptr<ScoreNet> net = build_net(config, data_shape, 0);
-  std::shared_ptr<ScoreNet> ema_net = build_net(config, data_shape, 0);
+  std::shared_ptr<ScoreNet> net = build_net(config, data_shape, cond_dim);
+  std::shared_ptr<ScoreNet> ema_net = build_net(config, data_shape, cond_dim);
   net->to(device);
   ema_net->to(device);
-  Trainer trainer(net, ema_net, sde, config.model.output, config.train, data);
+  Trainer trainer(net, ema_net, sde, config.model.output, config.train, data, cond);
   if (resume) {
     trainer.restore(resumed.state);
     load_module_buffers(*net, resumed.buffers);
@@ -112,7 +143,9 @@ TrainRunResult train_run(const RunConfig& config, const std::string& run_dir, bo
     Checkpoint c;
     c.config = config;
     c.data_shape = data_shape;
+    c.cond_dim = cond_dim;
     c.scaling = scaling;
+    c.cond_scaling = cond_scaling;
     c.state = trainer.state();
     c.buffers = module_buffers(*net);
     c.ema_buffers = module_buffers(*ema_net);
@@ -131,7 +164,9 @@ TrainRunResult train_run(const RunConfig& config, const std::string& run_dir, bo
     Model m;
     m.config = config;
     m.data_shape = data_shape;
+    m.cond_dim = cond_dim;
     m.scaling = scaling;
+    m.cond_scaling = cond_scaling;
     m.step = step;
     m.device = device;
     m.sde = sde;
@@ -141,7 +176,7 @@ TrainRunResult train_run(const RunConfig& config, const std::string& run_dir, bo
   cb.on_eval = [&](int64_t step) {
     const Model m = ema_model(step);
     plot_samples(run_dir + "/samples_step" + std::to_string(step) + ".png", raw,
-                 sample_model(m, config.sample.n, config.sample.steps, config.train.seed + 1));
+                 final_samples(m, raw_cond, config.sample.n, config.sample.steps, config.train.seed + 1, {}));
   };
   const auto outcome = trainer.run(cb, stop);
   save();
@@ -151,7 +186,7 @@ TrainRunResult train_run(const RunConfig& config, const std::string& run_dir, bo
 
   const Model m = ema_model(trainer.step_count());
   const at::Tensor samples =
-      sample_model(m, config.sample.n, config.sample.steps, config.train.seed + 1, callbacks.on_sample_progress);
+      final_samples(m, raw_cond, config.sample.n, config.sample.steps, config.train.seed + 1, callbacks.on_sample_progress);
   write_npy(run_dir + "/samples.npy", samples);
   plot_samples(run_dir + "/samples.png", raw, samples);
   message("wrote " + run_dir + "/{checkpoint.pt, config.toml, loss.csv, loss.png, samples.npy, samples.png}");

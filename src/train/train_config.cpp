@@ -19,6 +19,7 @@ void TrainConfig::validate() const {
   if (warmup_steps < 0) throw InvalidArgument("train.warmup_steps must not be negative");
   if (!(min_lr_ratio >= 0 && min_lr_ratio <= 1)) throw InvalidArgument("train.min_lr_ratio must lie in [0, 1]");
   if (!(grad_clip >= 0)) throw InvalidArgument("train.grad_clip must not be negative");
+  if (!(cond_dropout >= 0 && cond_dropout < 1)) throw InvalidArgument("train.cond_dropout must lie in [0, 1)");
   if (!(ema_decay >= 0 && ema_decay < 1)) throw InvalidArgument("train.ema_decay must lie in [0, 1)");
   if (log_every < 1) throw InvalidArgument("train.log_every must be at least 1");
   if (checkpoint_every < 0) throw InvalidArgument("train.checkpoint_every must not be negative");

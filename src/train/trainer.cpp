@@ -32,6 +32,9 @@ Trainer::Trainer(std::shared_ptr<ScoreNet> net, std::shared_ptr<ScoreNet> ema_ne
   if (cond_.defined() && cond_.size(0) != data_.size(0))
     throw InvalidArgument("conditions have " + std::to_string(cond_.size(0)) + " rows but data has " +
                           std::to_string(data_.size(0)));
+  if (config_.cond_dropout > 0 && !cond_.defined())
+    throw InvalidArgument("train.cond_dropout needs conditions (data.cond)");
+  if (cond_.defined()) condition_ = {cond_.numel() / cond_.size(0), config_.cond_dropout > 0};
   if (ema_net_) {
     // The EMA network's own parameters become views of the EMA buffer.
     ema_ = FlatParameters(*ema_net_).values();
@@ -61,6 +64,7 @@ Trainer::Trainer(std::shared_ptr<ScoreNet> net, std::shared_ptr<ScoreNet> ema_ne
     std::vector<int64_t> cshape = cond_.sizes().vec();
     cshape[0] = b;
     batch_cond_ = at::empty(cshape, cond_.options());
+    keep_ = at::empty({b}, cond_.options());
   }
 }
 
@@ -95,16 +99,18 @@ at::Tensor Trainer::step() {
   }
   t_.mul_(sde_->T() - sde_->t_eps()).add_(sde_->t_eps());
   z_.normal_(0.0, 1.0, gen_);
+  at::Tensor net_cond = condition_.present(batch_cond_);
+  if (condition_.droppable) net_cond = condition_.dropped(batch_cond_, keep_.bernoulli_(1 - config_.cond_dropout, gen_));
 
   at::Tensor loss;
   if (net_->supports_manual_backward()) {
     // The network writes every gradient itself: no autograd graph, no zeroing pass.
-    DSMManual m = dsm_loss_manual(*net_, output_, *sde_, config_.loss.weighting, batch_, batch_cond_, t_, z_);
+    DSMManual m = dsm_loss_manual(*net_, output_, *sde_, config_.loss.weighting, batch_, net_cond, t_, z_);
     net_->backward_into_grads(m.grad_output);
     loss = m.loss;
   } else {
     flat_.zero_grad();
-    loss = dsm_loss(*net_, output_, *sde_, config_.loss.weighting, batch_, batch_cond_, t_, z_);
+    loss = dsm_loss(*net_, output_, *sde_, config_.loss.weighting, batch_, net_cond, t_, z_);
     torch::autograd::backward({loss});
   }
 

@@ -2,6 +2,10 @@
 // A Gaussian mixture sum_k w_k N(mu_k, Sigma_k), and its exact score after diffusion by an SDE:
 // p_t is again a mixture, with components N(m(t) mu_k, m(t)^2 Sigma_k + sigma(t)^2 I). It is the
 // analytic reference that samplers, solvers and likelihoods are tested against.
+//
+// A conditional mixture p(x | y) has means affine in a condition y: mu_k(y) = mu_k + A_k y. With
+// one component that is every Gaussian posterior of a linear-Gaussian model (the analytic
+// reference for conditional sampling and simulation-based inference).
 
 #include <ATen/core/Generator.h>
 #include <ATen/core/Tensor.h>
@@ -15,33 +19,49 @@ namespace sbgm {
 class GaussianMixture {
  public:
   // weights [K] (positive, normalised here), means [K, D], covs [K, D, D] (symmetric positive
-  // definite). Throws InvalidArgument naming what is wrong.
-  GaussianMixture(at::Tensor weights, at::Tensor means, at::Tensor covs);
+  // definite), cond_maps [K, D, C] (the A_k of a conditional mixture) or undefined. Throws
+  // InvalidArgument naming what is wrong.
+  GaussianMixture(at::Tensor weights, at::Tensor means, at::Tensor covs, at::Tensor cond_maps = {});
 
   int64_t components() const { return weights_.size(0); }
   int64_t dim() const { return means_.size(1); }
   const at::Tensor& weights() const { return weights_; }
   const at::Tensor& means() const { return means_; }
   const at::Tensor& covs() const { return covs_; }
+  const at::Tensor& cond_maps() const { return cond_maps_; }
+  int64_t cond_dim() const { return cond_maps_.defined() ? cond_maps_.size(2) : 0; }
 
-  // log p(x) for x [B, D] -> [B] (float64 inside; returned in x's dtype).
-  at::Tensor log_prob(const at::Tensor& x) const;
-  // grad log p(x) -> [B, D].
-  at::Tensor score(const at::Tensor& x) const;
-  // Component responsibilities p(k | x) -> [B, K].
-  at::Tensor responsibilities(const at::Tensor& x) const;
-  at::Tensor sample(int64_t n, at::Generator gen) const;
+  // Every y below is [B, C] for a conditional mixture (one condition per row) and must be
+  // undefined for an unconditional one.
+  // log p(x | y) for x [B, D] -> [B] (float64 inside; returned in x's dtype).
+  at::Tensor log_prob(const at::Tensor& x, const at::Tensor& y = {}) const;
+  // grad_x log p(x | y) -> [B, D].
+  at::Tensor score(const at::Tensor& x, const at::Tensor& y = {}) const;
+  // Component responsibilities p(k | x, y) -> [B, K].
+  at::Tensor responsibilities(const at::Tensor& x, const at::Tensor& y = {}) const;
+  // n draws (float32), one per row of y when the mixture is conditional.
+  at::Tensor sample(int64_t n, at::Generator gen, const at::Tensor& y = {}) const;
 
-  // The mixture transformed by x -> m x + sigma z: weights kept, means m mu, covs m^2 Sigma + sigma^2 I.
+  // The mixture transformed by x -> m x + sigma z: weights kept, means m mu (and maps m A), covs
+  // m^2 Sigma + sigma^2 I.
   GaussianMixture diffused(double m, double sigma) const;
 
  private:
+  // The component means for conditions y: [1, K, D] (unconditional) or [B, K, D].
+  at::Tensor means_for(const at::Tensor& y, int64_t batch) const;
   // log w_k + log N(x; mu_k, Sigma_k) -> [B, K], and (optionally) Sigma_k^{-1}(x - mu_k) -> [B, K, D].
-  at::Tensor component_log_probs(const at::Tensor& x, at::Tensor* precision_times_diff) const;
+  at::Tensor component_log_probs(const at::Tensor& x, const at::Tensor& y, at::Tensor* precision_times_diff) const;
 
-  at::Tensor weights_, means_, covs_;      // float64
+  at::Tensor weights_, means_, covs_, cond_maps_;  // float64
   at::Tensor precisions_, log_dets_, chol_;
 };
+
+// The posterior p(theta | x) of the linear-Gaussian model theta ~ N(prior_mean, prior_cov),
+// x = H theta + N(0, noise_cov), as a one-component conditional mixture with condition x:
+// covariance S = (prior_cov^-1 + H^T noise_cov^-1 H)^-1, mean S prior_cov^-1 prior_mean + S H^T
+// noise_cov^-1 x. prior_mean [P], prior_cov [P, P], H [X, P], noise_cov [X, X].
+GaussianMixture linear_gaussian_posterior(const at::Tensor& prior_mean, const at::Tensor& prior_cov, const at::Tensor& H,
+                                          const at::Tensor& noise_cov);
 
 // The exact score of a mixture diffused by an SDE, as a ScoreModel (t must be the same for the
 // whole batch, as in every sampler; per-sample t is also handled, row by row).
@@ -49,8 +69,8 @@ class GaussianMixtureScore final : public ScoreModel {
  public:
   GaussianMixtureScore(GaussianMixture mixture, std::shared_ptr<const SDE> sde);
   at::Tensor score(const at::Tensor& x, const at::Tensor& t, const at::Tensor& y) override;
-  // log p_t(x) at a single time t.
-  at::Tensor log_prob(const at::Tensor& x, double t) const;
+  // log p_t(x | y) at a single time t.
+  at::Tensor log_prob(const at::Tensor& x, double t, const at::Tensor& y = {}) const;
   const GaussianMixture& mixture() const { return mixture_; }
 
  private:

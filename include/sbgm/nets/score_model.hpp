@@ -6,6 +6,7 @@
 
 #include <memory>
 
+#include "sbgm/nets/condition.hpp"
 #include "sbgm/nets/net_config.hpp"
 
 namespace sbgm {
@@ -28,10 +29,14 @@ class ScoreModel {
   virtual WithDivergence score_and_divergence(const at::Tensor& x, const at::Tensor& t, const at::Tensor& y);
 };
 
-// A network's output turned into a score for a given SDE.
+// A network's output turned into a score for a given SDE. With guidance w != 0 (a network trained
+// with condition dropout only) the score is classifier-free guided, (1 + w) s(x, t | y) - w s(x, t),
+// both terms from one evaluation of the doubled batch: w > 0 sharpens p(x | y) towards y, w = -1
+// is the unconditional model p(x).
 class NetworkScore final : public ScoreModel {
  public:
-  NetworkScore(std::shared_ptr<ScoreNet> net, std::shared_ptr<const SDE> sde, Parameterization output);
+  NetworkScore(std::shared_ptr<ScoreNet> net, std::shared_ptr<const SDE> sde, Parameterization output,
+               ConditionInput condition = {}, double guidance = 0);
   at::Tensor score(const at::Tensor& x, const at::Tensor& t, const at::Tensor& y) override;
   WithDivergence score_and_divergence(const at::Tensor& x, const at::Tensor& t, const at::Tensor& y) override;
 
@@ -39,6 +44,8 @@ class NetworkScore final : public ScoreModel {
   std::shared_ptr<ScoreNet> net_;
   std::shared_ptr<const SDE> sde_;
   Parameterization output_;
+  ConditionInput condition_;
+  double guidance_;
 };
 
 }  // namespace sbgm

@@ -1,6 +1,7 @@
 #pragma once
-// A self-describing checkpoint: the run config, data shape and scaling, weights, EMA weights,
-// optimiser state, step and RNG state. Written to a temporary file and renamed into place.
+// A self-describing checkpoint: the run config, data shape and scaling, the conditions' width and
+// scaling, weights, EMA weights, optimiser state, step and RNG state. Written to a temporary file
+// and renamed into place.
 
 #include <ATen/core/Tensor.h>
 
@@ -16,8 +17,9 @@ namespace sbgm {
 struct Checkpoint {
   RunConfig config;
   std::vector<int64_t> data_shape;  // one sample, without the batch dimension
-  int64_t cond_dim = 0;
+  int64_t cond_dim = 0;  // features of a condition (0: unconditional)
   Scaling scaling;
+  Scaling cond_scaling;
   TrainState state;
   std::vector<at::Tensor> buffers;      // the network's non-trained state (e.g. Fourier frequencies)
   std::vector<at::Tensor> ema_buffers;  // the same for the EMA network

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "sbgm/data/scaling.hpp"
+#include "sbgm/nets/condition.hpp"
 #include "sbgm/run/run_config.hpp"
 #include "sbgm/sample/sampler.hpp"
 
@@ -26,23 +27,28 @@ struct SDEConfig;
 struct Model {
   RunConfig config;  // for a mixture only config.sde is meaningful
   std::vector<int64_t> data_shape;
-  int64_t cond_dim = 0;
+  int64_t cond_dim = 0;  // features of a condition y (0: unconditional model)
   Scaling scaling;
+  Scaling cond_scaling;  // data-space conditions -> the conditions the model was trained on
   int64_t step = 0;
   c10::Device device = c10::kCPU;
   at::ScalarType dtype = at::kFloat;  // what samples and likelihoods are computed in
+  double guidance = 0;  // classifier-free guidance scale w for a model trained with condition dropout
   std::shared_ptr<const SDE> sde;
   std::shared_ptr<ScoreNet> net;                   // a trained model's network, or null
   std::shared_ptr<const GaussianMixture> mixture;  // an analytic model's mixture, or null
 
   std::unique_ptr<ScoreModel> score_model() const;
+  // How the network takes its condition (trained with condition dropout or not).
+  ConditionInput condition_input() const;
   int64_t parameter_count() const;
   bool analytic() const { return mixture != nullptr; }
   // Computes in float32 or float64 from now on (a network's weights are converted).
   void set_dtype(at::ScalarType dtype);
 };
 
-// Builds the network a config describes (weights seeded from config.train.seed).
+// Builds the network a config describes for conditions of cond_dim features (weights seeded from
+// config.train.seed).
 std::shared_ptr<ScoreNet> build_net(const RunConfig& config, const std::vector<int64_t>& data_shape, int64_t cond_dim);
 
 // The model of a checkpoint with its EMA weights (or its raw weights when use_ema is false).
@@ -55,17 +61,29 @@ GaussianMixture read_gaussian_mixture(const std::string& npz_path);
 // The exact model of that mixture diffused by the SDE, in float64 (CPU only: the mixture is tiny).
 Model mixture_model(const GaussianMixture& mixture, const SDEConfig& sde, c10::Device device = c10::kCPU);
 
-// n samples in data space drawn with the given sampler.
+// Conditions in data space ([M, ...] or [...] for one) checked against the model and mapped
+// into the model's space as [rows, cond_dim]: M = rows, or one row repeated. InvalidArgument
+// naming the problem for a width the model does not take, another row count, NaN or Inf, or
+// conditions given to an unconditional model.
+at::Tensor model_conditions(const Model& model, const at::Tensor& cond, int64_t rows);
+
+// n samples in data space drawn with the given sampler (an unconditional model).
 at::Tensor sample_model(const Model& model, Sampler& sampler, int64_t n, uint64_t seed, const ProgressFn& progress = {});
 // The same with Euler-Maruyama in `steps` steps.
 at::Tensor sample_model(const Model& model, int64_t n, int64_t steps, uint64_t seed, const ProgressFn& progress = {});
-// k sample paths through the sampler's reverse process, in data space (the scaling undone).
-Trajectories model_trajectories(const Model& model, Sampler& sampler, int64_t k, uint64_t seed);
+// n samples for each of the M conditions cond [M, ...] (data space): [M, n, ...sample_shape].
+at::Tensor sample_model_given(const Model& model, Sampler& sampler, const at::Tensor& cond, int64_t n, uint64_t seed,
+                              const ProgressFn& progress = {});
+// k sample paths through the sampler's reverse process, in data space (the scaling undone); a
+// conditional model takes one condition (cond [1, ...]) for all of them.
+Trajectories model_trajectories(const Model& model, Sampler& sampler, int64_t k, uint64_t seed,
+                                const at::Tensor& cond = {});
 
 struct LikelihoodConfig;
 struct LikelihoodResult;
-// log p(x) in nats for rows of x in data space (the scaling's log-Jacobian included).
+// log p(x) (log p(x | y) for conditions cond, one row per row of x or a single row for all) in
+// nats for rows of x in data space (the scaling's log-Jacobian included).
 LikelihoodResult model_log_likelihood(const Model& model, const at::Tensor& x, const LikelihoodConfig& config,
-                                      uint64_t seed, const ProgressFn& progress = {});
+                                      uint64_t seed, const ProgressFn& progress = {}, const at::Tensor& cond = {});
 
 }  // namespace sbgm

@@ -16,8 +16,9 @@ namespace sbgm {
 struct DataConfig {
   std::string dataset;     // a built-in dataset name (see toy.hpp), or empty
   std::string file;        // a .npy / .csv file, or empty
+  std::string cond;        // conditions for the rows of the data (.npy / .csv), or empty
   int64_t size = 20000;    // rows drawn from a built-in dataset
-  bool standardize = true;  // train on per-feature standardised data (undone when sampling)
+  bool standardize = true;  // train on per-feature standardised data and conditions (undone when sampling)
 };
 
 struct SampleConfig {

@@ -11,6 +11,7 @@
 #include <functional>
 #include <memory>
 
+#include "sbgm/nets/condition.hpp"
 #include "sbgm/nets/net_config.hpp"
 #include "sbgm/train/flat_parameters.hpp"
 #include "sbgm/train/optimizer.hpp"
@@ -45,7 +46,8 @@ struct TrainState {
 
 class Trainer {
  public:
-  // data: [N, ...] training samples (already scaled); cond: [N, ...] conditions or undefined.
+  // data: [N, ...] training samples (already scaled); cond: [N, ...] conditions or undefined. The
+  // network takes ConditionInput{C, config.cond_dropout > 0}.net_dim() condition features.
   // ema_net: a network of the same architecture whose weights become the EMA (may be null).
   Trainer(std::shared_ptr<ScoreNet> net, std::shared_ptr<ScoreNet> ema_net, std::shared_ptr<const SDE> sde,
           Parameterization output, TrainConfig config, at::Tensor data, at::Tensor cond = {});
@@ -70,6 +72,7 @@ class Trainer {
   Parameterization output_;
   TrainConfig config_;
   at::Tensor data_, cond_;
+  ConditionInput condition_;
   FlatParameters flat_;
   at::Tensor ema_;  // the EMA net's flat weights, or a buffer of our own
   std::vector<at::Tensor> buffers_, ema_buffers_;  // floating-point module buffers and their EMA
@@ -77,7 +80,7 @@ class Trainer {
   at::Generator gen_;
   int64_t step_ = 0;
   // Per-step buffers, allocated once.
-  at::Tensor batch_, batch_cond_, index_, t_, z_;
+  at::Tensor batch_, batch_cond_, keep_, index_, t_, z_;
   at::Tensor epoch_perm_;
   int64_t epoch_ = -1;
 };
