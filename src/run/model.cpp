@@ -128,8 +128,8 @@ at::Tensor draw_from_model(const Model& model, Sampler& sampler, int64_t n, cons
 
 void require_unconditional(const Model& model) {
   if (model.cond_dim > 0)
-    throw InvalidArgument("the model is conditional (" + std::to_string(model.cond_dim) +
-                          " condition features): give conditions (--cond)");
+    throw InvalidArgument("the model is conditional on " + std::to_string(model.cond_dim) +
+                          "-feature conditions: give conditions (--cond)");
 }
 
 }  // namespace

@@ -1,0 +1,40 @@
+"""Independent oracle for conditional models: the posterior of a linear-Gaussian model,
+theta ~ N(m0, S0), x = H theta + N(0, R), written as a conditional Gaussian mixture for
+`sbgm --gmm` (weights [1], means [1, P], covs [1, P, P], cond_maps [1, P, X]), with
+observations, posterior draws and their exact log-densities from scipy.
+
+    python3 linear_gaussian.py OUT_DIR
+
+writes OUT_DIR/posterior.npz, OUT_DIR/prior.npz (the prior, an unconditional mixture), observations.npy [M, X], theta.npy [M, P] (one draw per
+observation), logp.npy [M] (log p(theta | x) by scipy), post_means.npy [M, P] and post_cov.npy
+[P, P]. The posterior is computed by conditioning the joint Gaussian (the Schur complement).
+"""
+import sys
+import numpy as np
+from scipy.stats import multivariate_normal
+
+out = sys.argv[1]
+rng = np.random.default_rng(7)
+m0 = np.array([0.5, -1.0, 0.0])
+S0 = np.array([[1.0, 0.3, 0.0], [0.3, 0.8, -0.2], [0.0, -0.2, 0.5]])
+H = np.array([[1.0, 0.5, 0.0], [0.0, -1.0, 2.0]])
+R = np.array([[0.2, 0.05], [0.05, 0.3]])
+
+gain = S0 @ H.T @ np.linalg.inv(H @ S0 @ H.T + R)  # [P, X]
+cov = S0 - gain @ H @ S0
+cov = (cov + cov.T) / 2
+# mean(x) = m0 + gain (x - H m0) = (m0 - gain H m0) + gain x
+np.savez(f"{out}/posterior.npz", weights=np.ones(1), means=(m0 - gain @ H @ m0)[None], covs=cov[None],
+         cond_maps=gain[None])
+
+np.savez(f"{out}/prior.npz", weights=np.ones(1), means=m0[None], covs=S0[None])
+
+theta_true = rng.multivariate_normal(m0, S0, size=4)
+obs = theta_true @ H.T + rng.multivariate_normal(np.zeros(2), R, size=4)
+means = m0 + (obs - H @ m0) @ gain.T
+theta = np.stack([rng.multivariate_normal(m, cov) for m in means])
+np.save(f"{out}/observations.npy", obs)
+np.save(f"{out}/theta.npy", theta)
+np.save(f"{out}/post_means.npy", means)
+np.save(f"{out}/post_cov.npy", cov)
+np.save(f"{out}/logp.npy", np.array([multivariate_normal(m, cov).logpdf(t) for m, t in zip(means, theta)]))

@@ -1,0 +1,156 @@
+// `--cond` in train, sample and loglik: conditional models through the CLI, checked against a
+// linear-Gaussian posterior computed independently with NumPy/SciPy (tests/oracles/linear_gaussian.py).
+#include <ATen/ATen.h>
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <filesystem>
+
+#include "cli_harness.hpp"
+#include "sbgm/io/npy.hpp"
+#include "sbgm/util/runtime.hpp"
+
+using namespace sbgm;
+namespace fs = std::filesystem;
+
+namespace {
+
+const fs::path& oracle_dir() {
+  static const fs::path dir = [] {
+    const fs::path d = scratch() / "linear_gaussian";
+    fs::create_directories(d);
+    EXPECT_EQ(run_python(std::string(SBGM_ORACLES_DIR) + "/linear_gaussian.py " + d.string()), 0);
+    return d;
+  }();
+  return dir;
+}
+
+// A small conditional run trained with condition dropout: x in R^2 = (y, -y) + noise, y in R^1.
+const fs::path& conditional_run() {
+  static const fs::path run = [] {
+    const fs::path dir = scratch() / "cond_run";
+    fs::create_directories(dir);
+    at::Generator gen = make_generator(at::kCPU, 4);
+    const at::Tensor y = at::randn({1000, 1}, gen);
+    write_npy((dir / "x.npy").string(), at::cat({y, -y}, 1) + 0.2 * at::randn({1000, 2}, gen));
+    write_npy((dir / "y.npy").string(), y);
+    const CliResult r = sbgm_cli("train --data " + (dir / "x.npy").string() + " --cond " + (dir / "y.npy").string() +
+                                 " --cond-dropout 0.2 --out " + (dir / "run").string() +
+                                 " --steps 200 --model.width 32 --model.depth 2 --sample.n 50 --sample.steps 20 --threads 1");
+    EXPECT_EQ(r.code, 0) << r.err;
+    return dir;
+  }();
+  return run;
+}
+
+}  // namespace
+
+// n samples for each of M observations from the analytic posterior: [M, n, P], each block with
+// the posterior's mean and variances within Monte-Carlo error.
+TEST(CliConditioning, SamplesTheAnalyticPosteriorPerObservation) {
+  const fs::path& dir = oracle_dir();
+  const fs::path out = scratch() / "posterior_samples.npy", png = scratch() / "posterior_samples.png";
+  const CliResult r = sbgm_cli("sample --gmm " + (dir / "posterior.npz").string() + " --sde ve --sigma-max 100 --cond " +
+                               (dir / "observations.npy").string() + " --n 3000 --steps 500 --out " + out.string() +
+                               " --png " + png.string());
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_TRUE(fs::exists(png));
+  const at::Tensor s = read_npy(out.string(), true);
+  ASSERT_EQ(s.sizes(), (std::vector<int64_t>{4, 3000, 3}));
+  const at::Tensor means = read_npy((dir / "post_means.npy").string(), true);
+  const at::Tensor cov = read_npy((dir / "post_cov.npy").string(), true);
+  for (int64_t m = 0; m < 4; ++m)
+    for (int64_t i = 0; i < 3; ++i) {
+      const double v = cov[i][i].item<double>();
+      EXPECT_NEAR(s[m].select(1, i).mean().item<double>(), means[m][i].item<double>(), 5 * std::sqrt(v / 3000) + 0.02);
+      EXPECT_NEAR(s[m].select(1, i).var().item<double>(), v, 5 * v * std::sqrt(2.0 / 3000) + 0.02);
+    }
+}
+
+// log p(theta | x) per row equals scipy's posterior density (up to the prior mismatch at T).
+TEST(CliConditioning, LoglikGivesTheAnalyticPosteriorDensity) {
+  const fs::path& dir = oracle_dir();
+  const fs::path out = scratch() / "posterior_logp.npy";
+  const CliResult r = sbgm_cli("loglik --gmm " + (dir / "posterior.npz").string() + " --cond " +
+                               (dir / "observations.npy").string() + " --data " + (dir / "theta.npy").string() +
+                               " --out " + out.string() + " --rtol 1e-8 --atol 1e-8");
+  ASSERT_EQ(r.code, 0) << r.err;
+  const at::Tensor got = read_npy(out.string(), true), want = read_npy((dir / "logp.npy").string(), true);
+  ASSERT_EQ(got.sizes(), want.sizes());
+  EXPECT_LT((got - want).abs().max().item<double>(), 0.05);
+}
+
+// A trained conditional run: info names the condition, sample --cond gives [M, n, D] with and
+// without guidance, loglik --cond gives one value per row.
+TEST(CliConditioning, TrainedConditionalRunSamplesAndEvaluates) {
+  const fs::path& dir = conditional_run();
+  const std::string ck = " --checkpoint " + (dir / "run").string();
+  const CliResult info = sbgm_cli("info" + ck);
+  ASSERT_EQ(info.code, 0) << info.err;
+  EXPECT_NE(info.out.find("condition features: 1"), std::string::npos) << info.out;
+  write_npy((dir / "two.npy").string(), at::tensor({-1.0f, 1.0f}).reshape({2, 1}));
+  for (const char* guidance : {"0", "2"}) {
+    const fs::path out = dir / (std::string("s") + guidance + ".npy");
+    const CliResult r = sbgm_cli("sample" + ck + " --cond " + (dir / "two.npy").string() + " --n 40 --steps 50 --guidance " +
+                                 guidance + " --out " + out.string() + " --png " + (dir / "s.png").string());
+    ASSERT_EQ(r.code, 0) << r.err;
+    EXPECT_EQ(read_npy(out.string()).sizes(), (std::vector<int64_t>{2, 40, 2}));
+  }
+  const fs::path ll = dir / "ll.npy";
+  const CliResult r = sbgm_cli("loglik" + ck + " --cond " + (dir / "y.npy").string() + " --data " +
+                               (dir / "x.npy").string() + " --out " + ll.string() + " --rtol 1e-3 --atol 1e-3");
+  ASSERT_EQ(r.code, 0) << r.err;
+  const at::Tensor values = read_npy(ll.string(), true);
+  EXPECT_EQ(values.sizes(), (std::vector<int64_t>{1000}));
+  EXPECT_TRUE(at::isfinite(values).all().item<bool>());
+}
+
+TEST(CliConditioning, BadConditionInputs) {
+  const fs::path& dir = conditional_run();
+  const fs::path& oracle = oracle_dir();
+  write_npy((dir / "short.npy").string(), at::zeros({10, 1}));
+  write_npy((dir / "wide.npy").string(), at::zeros({2, 3}));
+  at::Tensor nan = at::zeros({2, 1});
+  nan[1][0] = std::nan("");
+  write_npy((dir / "nan.npy").string(), nan);
+  const std::string x = " --data " + (dir / "x.npy").string(), never = " --out " + (dir / "never").string();
+  const std::string out = " --out " + (dir / "never.npy").string();
+  const std::string ck = " --checkpoint " + (dir / "run").string();
+  // Training: conditions that disagree with the data, dropout without conditions.
+  expect_one_line_error(sbgm_cli("train" + x + " --cond " + (dir / "short.npy").string() + never), "10 condition rows for 1000");
+  expect_one_line_error(sbgm_cli("train" + x + " --cond-dropout 0.1" + never), "needs conditions");
+  expect_one_line_error(sbgm_cli("train" + x + " --cond " + (dir / "y.npy").string() + " --cond-dropout 1" + never), "cond_dropout");
+  // Sampling: no condition for a conditional model, the wrong width, NaN, a condition for an
+  // unconditional model, guidance without dropout.
+  expect_one_line_error(sbgm_cli("sample" + ck + out), "give conditions");
+  expect_one_line_error(sbgm_cli("sample" + ck + " --cond " + (dir / "wide.npy").string() + out), "3 features");
+  expect_one_line_error(sbgm_cli("sample" + ck + " --cond " + (dir / "nan.npy").string() + out), "NaN");
+  expect_one_line_error(sbgm_cli("sample" + ck + " --cond " + (dir / "two.npy").string() + " --guidance -2" + out), "guidance");
+  expect_one_line_error(sbgm_cli("sample --gmm " + (oracle / "posterior.npz").string() + " --cond " +
+                                 (oracle / "observations.npy").string() + " --guidance 1" + out),
+                        "guidance");
+  expect_one_line_error(sbgm_cli("sample --gmm " + (oracle / "posterior.npz").string() + " --cond " +
+                                 (dir / "two.npy").string() + out),
+                        "1 features");
+  // Likelihood: condition rows that are neither one per data row nor a single row.
+  expect_one_line_error(sbgm_cli("loglik" + ck + x + " --cond " + (dir / "short.npy").string() + out), "10 condition rows");
+  EXPECT_FALSE(fs::exists(dir / "never"));
+  EXPECT_FALSE(fs::exists(dir / "never.npy"));
+}
+
+// Conditions given to an unconditional model are an error, not silently ignored; a conditional
+// model without conditions is one too.
+TEST(CliConditioning, ConditionsMustMatchTheModelsKind) {
+  const fs::path& oracle = oracle_dir();
+  const std::string out = " --out " + (scratch() / "never.npy").string();
+  const std::string cond = " --cond " + (oracle / "observations.npy").string();
+  expect_one_line_error(sbgm_cli("sample --gmm " + (oracle / "prior.npz").string() + cond + out), "unconditional");
+  expect_one_line_error(sbgm_cli("loglik --gmm " + (oracle / "prior.npz").string() + cond + " --data " +
+                                 (oracle / "theta.npy").string() + out),
+                        "unconditional");
+  expect_one_line_error(sbgm_cli("sample --gmm " + (oracle / "posterior.npz").string() + out), "give conditions");
+  expect_one_line_error(sbgm_cli("loglik --gmm " + (oracle / "posterior.npz").string() + " --data " +
+                                 (oracle / "theta.npy").string() + out),
+                        "give conditions");
+  EXPECT_FALSE(fs::exists(scratch() / "never.npy"));
+}
