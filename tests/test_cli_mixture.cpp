@@ -100,7 +100,7 @@ TEST(CliMixture, BadMixtureInputs) {
   expect_one_line_error(loglik("not_pd.npz"), "positive definite");
   expect_one_line_error(loglik("disagree.npz"), "disagree");
   expect_one_line_error(loglik("negative_weight.npz"), "weights must be positive");
-  expect_one_line_error(loglik("int_weights.npz"), "dtype");
+  expect_one_line_error(loglik("text_weights.npz"), "dtype");
   expect_one_line_error(loglik("good.npz", " --sde ve --sigma-max 0.001"), "--sigma-max");
   expect_one_line_error(loglik("good.npz", " --beta-min 30"), "--beta-max");
   expect_one_line_error(loglik("good.npz", " --sde vpp"), "unknown SDE");

@@ -1,5 +1,6 @@
 // Conditional models: conditional mixtures (the analytic reference), sampling and likelihoods
-// given a condition, classifier-free guidance, and training a conditional network.
+// given a condition, classifier-free guidance, training a conditional network, and inverse
+// problems (inpainting, denoising) with an unconditional model.
 #include <ATen/ATen.h>
 #include <gtest/gtest.h>
 #include <torch/csrc/autograd/autograd.h>
@@ -13,6 +14,7 @@
 #include "sbgm/nets/gaussian_mixture.hpp"
 #include "sbgm/nets/score_model.hpp"
 #include "sbgm/nets/score_net.hpp"
+#include "sbgm/run/inpaint.hpp"
 #include "sbgm/run/model.hpp"
 #include "sbgm/run/training_run.hpp"
 #include "sbgm/sample/euler_maruyama.hpp"
@@ -252,4 +254,97 @@ TEST(ConditionalTraining, LearnsTheConditionalAndTheMarginal) {
   EXPECT_NEAR(marginal.std().item<double>(), std::sqrt(4.0 / 3 + 0.09), 0.15);
   EXPECT_THROW(sample_model(model, em, 10, 0), InvalidArgument);
   fs::remove_all(dir);
+}
+
+namespace {
+
+// x ~ N(mu, S) in R^3 as an analytic model.
+struct GaussianPrior {
+  at::Tensor mu = at::tensor({0.3, -0.2, 0.1}, kDouble);
+  at::Tensor S = at::tensor({1.0, 0.8, 0.3, 0.8, 1.0, 0.5, 0.3, 0.5, 1.0}, kDouble).reshape({3, 3});
+  Model model(const at::Tensor& cov) const {
+    SDEConfig c;
+    c.t_eps = 1e-4;
+    return mixture_model(GaussianMixture(at::ones({1}, kDouble), mu.unsqueeze(0), cov.unsqueeze(0)), c);
+  }
+};
+
+InpaintConfig inpaint_config(InverseMethod method, double noise_std, int64_t n) {
+  InpaintConfig c;
+  c.method = method;
+  c.noise_std = noise_std;
+  c.n = n;
+  c.sampler.steps = 500;
+  return c;
+}
+
+}  // namespace
+
+// Inpainting a correlated Gaussian by moment projection reproduces the conditional Gaussian of
+// the unobserved feature given the observed two, for a mask per row; observed features are the
+// observation itself.
+TEST(Inpainting, MomentProjectionIsExactForGaussianData) {
+  const GaussianPrior g;
+  const Model model = g.model(g.S);
+  const at::Tensor observed = at::tensor({1.0, NAN, -0.5, NAN, 0.7, 0.2}, kDouble).reshape({2, 3});
+  const at::Tensor mask = at::tensor({1.0, 0.0, 1.0, 0.0, 1.0, 1.0}, kDouble).reshape({2, 3});
+  constexpr int64_t kN = 4000;
+  const at::Tensor x = model_inpaint(model, observed, mask, inpaint_config(InverseMethod::Moments, 0, kN), 3);
+  ASSERT_EQ(x.sizes(), (std::vector<int64_t>{2, kN, 3}));
+  for (int64_t row = 0; row < 2; ++row) {
+    const at::Tensor k = mask[row].nonzero().squeeze(1), u = (1 - mask[row]).nonzero().squeeze(1);
+    const at::Tensor gain = at::matmul(g.S.index({u}).index_select(1, k), at::linalg_inv(g.S.index({k}).index_select(1, k)));
+    const at::Tensor mean = g.mu.index({u}) + at::matmul(gain, observed[row].index({k}) - g.mu.index({k}));
+    const at::Tensor cov = g.S.index({u}).index_select(1, u) - at::matmul(gain, g.S.index({k}).index_select(1, u));
+    expect_gaussian_moments(x[row].index_select(1, u), mean, cov, 0.02, "row " + std::to_string(row));
+    EXPECT_TRUE(at::equal(x[row].index_select(1, k), observed[row].index({k}).expand({kN, -1})));
+  }
+}
+
+// Denoising y = x + sigma_y n (every feature observed) reproduces the Gaussian posterior
+// N(mu + S (S + sigma_y^2 I)^-1 (y - mu), S - S (S + sigma_y^2 I)^-1 S).
+TEST(Inpainting, MomentProjectionDenoisesGaussianDataExactly) {
+  const GaussianPrior g;
+  const Model model = g.model(g.S);
+  const double sy = 0.5;
+  const at::Tensor y = at::tensor({1.0, -0.5, 0.4}, kDouble);
+  constexpr int64_t kN = 6000;
+  const at::Tensor x = model_inpaint(model, y.unsqueeze(0), at::ones({3}, kDouble),
+                                     inpaint_config(InverseMethod::Moments, sy, kN), 4);
+  const at::Tensor gain = at::matmul(g.S, at::linalg_inv(g.S + sy * sy * at::eye(3, kDouble)));
+  expect_gaussian_moments(x[0], g.mu + at::matmul(gain, y - g.mu), g.S - at::matmul(gain, g.S), 0.02, "denoised");
+}
+
+// Replacement (Song et al. 2021) is exact when observed and unobserved features are independent
+// (the unobserved score then ignores the observed ones); the observed features are y exactly.
+TEST(Inpainting, ReplacementIsExactForIndependentFeatures) {
+  const GaussianPrior g;
+  at::Tensor cov = g.S.clone();
+  cov[0][1] = cov[1][0] = cov[1][2] = cov[2][1] = 0.0;  // feature 1 independent of features 0 and 2
+  const Model model = g.model(cov);
+  const at::Tensor observed = at::tensor({1.0, 0.0, -0.5}, kDouble).reshape({1, 3});
+  constexpr int64_t kN = 6000;
+  const at::Tensor x = model_inpaint(model, observed, at::tensor({1.0, 0.0, 1.0}, kDouble),
+                                     inpaint_config(InverseMethod::Replace, 0, kN), 5);
+  expect_gaussian_moments(x[0].narrow(1, 1, 1), g.mu.narrow(0, 1, 1), cov.narrow(0, 1, 1).narrow(1, 1, 1), 0.02, "free");
+  EXPECT_TRUE(at::equal(x[0].select(1, 0), at::full({kN}, 1.0, kDouble)));
+  EXPECT_TRUE(at::equal(x[0].select(1, 2), at::full({kN}, -0.5, kDouble)));
+}
+
+TEST(Inpainting, RejectsBadObservations) {
+  const GaussianPrior g;
+  const Model model = g.model(g.S);
+  const at::Tensor observed = at::zeros({2, 3}, kDouble), mask = at::tensor({1.0, 0.0, 1.0}, kDouble);
+  const InpaintConfig moments = inpaint_config(InverseMethod::Moments, 0, 1);
+  EXPECT_THROW(model_inpaint(model, observed, at::ones({2}, kDouble), moments, 0), InvalidArgument);
+  EXPECT_THROW(model_inpaint(model, observed, at::full({3}, 0.5, kDouble), moments, 0), InvalidArgument);
+  EXPECT_THROW(model_inpaint(model, at::zeros({2, 4}, kDouble), mask, moments, 0), InvalidArgument);
+  at::Tensor nan = observed.clone();
+  nan[1][0] = NAN;
+  EXPECT_THROW(model_inpaint(model, nan, mask, moments, 0), InvalidArgument);
+  nan[1][0] = 0.0;
+  nan[1][1] = NAN;  // unobserved: fine
+  EXPECT_NO_THROW(model_inpaint(model, nan, mask, moments, 0));
+  EXPECT_THROW(model_inpaint(model, observed, mask, inpaint_config(InverseMethod::Replace, 0.1, 1), 0), InvalidArgument);
+  EXPECT_THROW(model_inpaint(model, observed, mask, inpaint_config(InverseMethod::Moments, -1, 1), 0), InvalidArgument);
 }

@@ -67,6 +67,24 @@ TEST(Npy, RoundTripWithNumPy) {
             0);
 }
 
+// Masks, labels and 8-bit images come as bool and integers: read exactly, as floats.
+TEST(Npy, ReadsBooleanAndIntegerArraysAsFloats) {
+  const fs::path dir = scratch();
+  ASSERT_EQ(python("import numpy as np\n"
+                   "np.save('" + (dir / "b.npy").string() + "', np.array([[True, False], [False, True]]))\n"
+                   "for t in ['uint8', 'int8', 'int16', 'int32', 'int64']:\n"
+                   "    np.save('" + dir.string() + "/' + t + '.npy', (np.arange(6) * 37 % 200 - (0 if t == 'uint8' else 100)).astype(t).reshape(2, 3))\n"),
+            0);
+  EXPECT_TRUE(at::equal(read_npy((dir / "b.npy").string()), at::tensor({1.0f, 0.0f, 0.0f, 1.0f}).reshape({2, 2})));
+  const at::Tensor base = (at::arange(6, at::kLong) * 37).remainder(200);
+  for (const char* t : {"uint8", "int8", "int16", "int32", "int64"}) {
+    const at::Tensor want = (std::string(t) == "uint8" ? base : base - 100).to(at::kDouble).reshape({2, 3});
+    const at::Tensor got = read_npy((dir / (std::string(t) + ".npy")).string(), true);
+    EXPECT_EQ(got.scalar_type(), at::kDouble) << t;
+    EXPECT_TRUE(at::equal(got, want)) << t;
+  }
+}
+
 TEST(Npy, RejectsMalformedFiles) {
   const fs::path dir = scratch();
   write_npy((dir / "good.npy").string(), at::arange(12, at::kFloat).reshape({4, 3}));
@@ -79,10 +97,14 @@ TEST(Npy, RejectsMalformedFiles) {
   EXPECT_NE(error_of([&] { read_npy((dir / "short_header.npy").string()); }).find("truncated"), std::string::npos);
   write_bytes(dir / "magic.npy", "PK\x03\x04 not numpy at all");
   EXPECT_NE(error_of([&] { read_npy((dir / "magic.npy").string()); }).find("not a .npy"), std::string::npos);
-  std::string int_file = good;
-  int_file.replace(int_file.find("<f4"), 3, "<i8");
-  write_bytes(dir / "int.npy", int_file);
-  EXPECT_NE(error_of([&] { read_npy((dir / "int.npy").string()); }).find("dtype"), std::string::npos);
+  std::string complex_file = good;
+  complex_file.replace(complex_file.find("<f4"), 3, "<c8");
+  write_bytes(dir / "complex.npy", complex_file);
+  EXPECT_NE(error_of([&] { read_npy((dir / "complex.npy").string()); }).find("dtype"), std::string::npos);
+  std::string big_endian = good;
+  big_endian.replace(big_endian.find("<f4"), 3, ">f4");
+  write_bytes(dir / "big_endian.npy", big_endian);
+  EXPECT_NE(error_of([&] { read_npy((dir / "big_endian.npy").string()); }).find("dtype"), std::string::npos);
   std::string fortran = good;
   fortran.replace(fortran.find("False"), 5, "True ");
   write_bytes(dir / "fortran.npy", fortran);
@@ -101,7 +123,8 @@ TEST(Npz, ReadsNumPyArchives) {
                    "np.savez_compressed('" + (dir / "deflated.npz").string() + "', a=a, b=b)\n"
                    "np.save('" + (dir / "a.npy").string() + "', a)\n"
                    "np.save('" + (dir / "b.npy").string() + "', b)\n"
-                   "np.savez('" + (dir / "ints.npz").string() + "', a=np.arange(3))\n"),
+                   "np.savez('" + (dir / "ints.npz").string() + "', a=np.arange(3))\n"
+                   "np.savez('" + (dir / "complex.npz").string() + "', a=np.ones(3, dtype=np.complex64))\n"),
             0);
   const at::Tensor a = read_npy((dir / "a.npy").string(), true), b = read_npy((dir / "b.npy").string(), true);
   for (const char* name : {"stored.npz", "deflated.npz"}) {
@@ -111,7 +134,9 @@ TEST(Npz, ReadsNumPyArchives) {
     EXPECT_EQ(arrays.at("b").scalar_type(), at::kDouble);
     EXPECT_TRUE(at::equal(arrays.at("b"), b.to(at::kDouble))) << name;
   }
-  EXPECT_NE(error_of([&] { read_npz((dir / "ints.npz").string()); }).find("ints.npz:a.npy: unsupported dtype"), std::string::npos);
+  EXPECT_TRUE(at::equal(read_npz((dir / "ints.npz").string()).at("a"), at::arange(3, at::kDouble)));
+  EXPECT_NE(error_of([&] { read_npz((dir / "complex.npz").string()); }).find("complex.npz:a.npy: unsupported dtype"),
+            std::string::npos);
   EXPECT_NE(error_of([&] { read_npz((dir / "a.npy").string()); }).find("not a .npz"), std::string::npos);
   EXPECT_NE(error_of([&] { read_npz((dir / "missing.npz").string()); }).find("cannot open"), std::string::npos);
 }

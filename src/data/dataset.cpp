@@ -67,7 +67,7 @@ void check_finite(const at::Tensor& x, const std::string& what) {
   }
 }
 
-at::Tensor load_data_file(const std::string& path, int64_t min_rows, bool keep_double) {
+at::Tensor load_data_file(const std::string& path, int64_t min_rows, bool keep_double, bool allow_nan) {
   at::Tensor x;
   if (ends_with(path, ".npy")) x = read_npy(path, keep_double);
   else if (ends_with(path, ".csv") || ends_with(path, ".txt")) x = keep_double ? read_csv(path) : read_csv(path).to(at::kFloat);
@@ -77,7 +77,7 @@ at::Tensor load_data_file(const std::string& path, int64_t min_rows, bool keep_d
   if (x.size(0) < min_rows)
     throw InvalidArgument(path + ": has " + std::to_string(x.size(0)) + " rows, need at least " + std::to_string(min_rows));
   if (x.numel() == 0) throw InvalidArgument(path + ": has no values");
-  check_finite(x, path);
+  if (!allow_nan) check_finite(x, path);
   return x;
 }
 

@@ -77,17 +77,29 @@ at::Tensor read_npy(std::istream& in, const std::string& path, bool keep_double)
   if (!in.read(header.data(), header_len)) throw IOError(path + ": truncated .npy header");
   const NpyHeader h = parse_header(path, header);
 
+  // Floats as they are; booleans and integers (masks, 8-bit images, labels) become floats.
   at::ScalarType dtype;
-  if (h.descr == "<f4" || h.descr == "=f4") dtype = at::kFloat;
-  else if (h.descr == "<f8" || h.descr == "=f8") dtype = at::kDouble;
-  else throw IOError(path + ": unsupported dtype '" + h.descr + "' (expected float32 or float64)");
+  const std::string kind = h.descr.size() > 1 && (h.descr[0] == '<' || h.descr[0] == '=' || h.descr[0] == '|')
+                               ? h.descr.substr(1) : h.descr;
+  if (kind == "f4") dtype = at::kFloat;
+  else if (kind == "f8") dtype = at::kDouble;
+  else if (kind == "b1") dtype = at::kBool;
+  else if (kind == "u1") dtype = at::kByte;
+  else if (kind == "i1") dtype = at::kChar;
+  else if (kind == "i2") dtype = at::kShort;
+  else if (kind == "i4") dtype = at::kInt;
+  else if (kind == "i8") dtype = at::kLong;
+  else
+    throw IOError(path + ": unsupported dtype '" + h.descr +
+                  "' (expected little-endian float32/64, bool, uint8 or int8/16/32/64)");
   if (h.fortran_order) throw IOError(path + ": Fortran-ordered arrays are not supported (save with C order)");
 
   at::Tensor t = at::empty(h.shape, at::TensorOptions().dtype(dtype));
   const std::streamsize bytes = static_cast<std::streamsize>(t.numel() * t.element_size());
   if (bytes > 0 && !in.read(static_cast<char*>(t.data_ptr()), bytes))
     throw IOError(path + ": truncated .npy data (header promises " + std::to_string(bytes) + " bytes)");
-  if (dtype == at::kDouble && !keep_double) t = t.to(at::kFloat);
+  if (dtype == at::kDouble) return keep_double ? t : t.to(at::kFloat);
+  if (dtype != at::kFloat) t = t.to(keep_double ? at::kDouble : at::kFloat);
   return t;
 }
 

@@ -13,8 +13,10 @@ namespace sbgm {
 at::Tensor read_csv(const std::string& path);
 
 // Reads .npy or .csv (by extension) as float32 [N, ...] (float64 when keep_double and the file
-// holds doubles) and checks N >= min_rows, rank >= 2 and that every value is finite.
-at::Tensor load_data_file(const std::string& path, int64_t min_rows = 1, bool keep_double = false);
+// holds doubles) and checks N >= min_rows, rank >= 2 and (unless allow_nan, for observations with
+// unobserved entries) that every value is finite.
+at::Tensor load_data_file(const std::string& path, int64_t min_rows = 1, bool keep_double = false,
+                          bool allow_nan = false);
 
 // Throws InvalidArgument("<what> contains NaN or Inf (first at row r)") when x is not all finite.
 void check_finite(const at::Tensor& x, const std::string& what);

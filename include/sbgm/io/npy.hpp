@@ -10,7 +10,8 @@
 
 namespace sbgm {
 
-// Returns a float32 (or float64 when keep_double) CPU tensor with the file's shape.
+// Returns a float32 (or float64 when keep_double) CPU tensor with the file's shape. Reads float32,
+// float64, bool, uint8 and int8/16/32/64 files (the latter converted to floats).
 at::Tensor read_npy(const std::string& path, bool keep_double = false);
 // The same from a stream; name is what error messages call it.
 at::Tensor read_npy(std::istream& in, const std::string& name, bool keep_double = false);

@@ -1,0 +1,87 @@
+#include <ATen/ATen.h>
+
+#include <iostream>
+
+#include "cli_common.hpp"
+#include "commands.hpp"
+#include "model_source.hpp"
+#include "sbgm/data/dataset.hpp"
+#include "sbgm/io/npy.hpp"
+#include "sbgm/plot/plots.hpp"
+#include "sbgm/run/inpaint.hpp"
+#include "sbgm/util/error.hpp"
+#include "sbgm/util/runtime.hpp"
+
+namespace sbgm::cli {
+
+void add_inpaint_command(CLI::App& app, Action& action) {
+  auto* cmd = app.add_subcommand(
+      "inpaint", "posterior samples given observed features (inpainting) or noisy observations (denoising)");
+  struct Options {
+    ModelSource source;
+    std::string data, mask, out, png, method = "moments", sampler = "em", device = "cpu";
+    SolverFlags solver;
+    InpaintConfig config;
+    int64_t threads = 0;
+    uint64_t seed = 0;
+    CLI::Option* steps_option = nullptr;
+  };
+  auto opt = std::make_shared<Options>();
+  opt->source.add_to(*cmd);
+  cmd->add_option("--data", opt->data, "observations .npy/.csv [N, ...] (unobserved entries may be anything, NaN too)")
+      ->required();
+  cmd->add_option("--mask", opt->mask,
+                  ".npy of 0/1, [...] for every row or [N, ...]: 1 where observed (default: every feature, i.e. "
+                  "denoising, which needs --noise-std > 0)");
+  cmd->add_option("--noise-std", opt->config.noise_std, "std of the observation noise, in data units (0: exact)")
+      ->capture_default_str();
+  cmd->add_option("--method", opt->method,
+                  "moments (Tweedie moment projection: exact for Gaussian data, D backward passes per step) or "
+                  "replace (Song et al. 2021: cheap, approximate, exact observations only)")
+      ->capture_default_str();
+  cmd->add_option("--n", opt->config.n, "posterior samples per row (output [N, n, ...] when n > 1)")->capture_default_str();
+  cmd->add_option("--out", opt->out, "output .npy: [N, ...] posterior samples ([N, n, ...] with --n > 1)")->required();
+  cmd->add_option("--sampler", opt->sampler, "moments: em, pc, ancestral, ode or edm; replace: em only")
+      ->capture_default_str();
+  opt->steps_option = cmd->add_option("--steps", opt->config.sampler.steps, "sampler steps (default: the run's sample.steps)");
+  opt->solver.add_to(*cmd, "ode");
+  cmd->add_option("--png", opt->png, "also draw the samples beside the observations");
+  cmd->add_option("--seed", opt->seed, "random seed")->capture_default_str();
+  cmd->add_option("--device", opt->device, "cpu or cuda")->capture_default_str();
+  cmd->add_option("--threads", opt->threads, "CPU threads (0: one per core)")->capture_default_str();
+  cmd->callback([&action, opt] {
+    action = [opt]() -> int {
+      InpaintConfig config = opt->config;
+      config.method = inverse_method_from_string(opt->method);
+      config.sampler.kind = sampler_kind_from_string(opt->sampler);
+      config.sampler.solver = opt->solver.resolve();
+      if (config.method == InverseMethod::Replace && config.sampler.kind != SamplerKind::EulerMaruyama)
+        throw InvalidArgument("--method replace runs Euler-Maruyama only (--sampler em)");
+      if (opt->steps_option->count() > 0 && config.sampler.steps < 1) throw InvalidArgument("--steps must be at least 1");
+      if (opt->mask.empty() && !(config.noise_std > 0))
+        throw InvalidArgument("without --mask every feature is observed: give --noise-std > 0 (denoising)");
+      if (opt->threads < 0) throw InvalidArgument("--threads must not be negative");
+      check_output_path(opt->out, ".npy");
+      if (!opt->png.empty()) check_output_path(opt->png, ".png");
+      const c10::Device device = parse_device(opt->device);
+      configure_threads(static_cast<int>(opt->threads));
+      const at::Tensor observed = load_data_file(opt->data, 1, /*keep_double=*/true, /*allow_nan=*/true);
+      const at::Tensor mask = opt->mask.empty() ? at::ones(observed.sizes().slice(1), at::kDouble) : read_npy(opt->mask, true);
+      const Model model = opt->source.load(device);
+      if (opt->steps_option->count() == 0)
+        config.sampler.steps = config.sampler.kind == SamplerKind::EDMHeun ? EDMHeunConfig{}.steps : model.config.sample.steps;
+      ProgressLine line("inpaint");
+      at::Tensor samples =
+          model_inpaint(model, observed, mask, config, opt->seed, [&](int64_t d, int64_t t) { line.update(d, t); });
+      line.finish();
+      check_finite(samples, "the samples (the model diverged)");
+      if (config.n == 1) samples = samples.squeeze(1);
+      write_npy(opt->out, samples);
+      // The observed rows (unobserved entries at 0) beside every posterior sample.
+      if (!opt->png.empty()) plot_samples(opt->png, observed.nan_to_num(0.0), config.n == 1 ? samples : samples.flatten(0, 1));
+      return 0;
+    };
+  });
+}
+
+}  // namespace sbgm::cli

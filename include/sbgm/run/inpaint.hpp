@@ -1,0 +1,29 @@
+#pragma once
+// Inverse problems with a model: posterior samples of x given an observation of the features a
+// mask marks, y = x + sigma_y n there (inpainting; denoising when every feature is observed).
+// What `sbgm inpaint` runs, in data space; the methods are those of sample/inverse_problem.hpp.
+
+#include <ATen/core/Tensor.h>
+
+#include "sbgm/run/model.hpp"
+#include "sbgm/sample/inverse_problem.hpp"
+#include "sbgm/sample/make_sampler.hpp"
+
+namespace sbgm {
+
+struct InpaintConfig {
+  InverseMethod method = InverseMethod::Moments;
+  SamplerOptions sampler;  // moments: any sampler; replace: Euler-Maruyama in sampler.steps steps
+  double noise_std = 0;    // sigma_y, in data units
+  int64_t n = 1;           // posterior samples per observed row
+};
+
+// observed [N, ...] (data space; entries outside the mask may be anything, NaN included) and
+// mask [...] or [N, ...] of 0/1 -> n posterior samples per row, [N, n, ...] (with sigma_y = 0 the
+// observed features are the observation itself). InvalidArgument
+// naming the problem for a shape the model does not take, a mask that is not 0/1 or of the wrong
+// shape, NaN or Inf among the observed values, or sigma_y < 0 (or > 0 with replace).
+at::Tensor model_inpaint(const Model& model, const at::Tensor& observed, const at::Tensor& mask,
+                         const InpaintConfig& config, uint64_t seed, const ProgressFn& progress = {});
+
+}  // namespace sbgm

@@ -1,0 +1,57 @@
+#pragma once
+// Posterior sampling with an unconditional model for a linear observation of some features,
+// y = x + sigma_y n on the features where a mask is 1: inpainting (some features, sigma_y >= 0)
+// and denoising (every feature, sigma_y > 0). Two methods:
+//
+// - Moments (Tweedie moment projection, Boys et al. 2023): the score of p_t(x_t | y), taking
+//   p(x_0 | x_t) as the Gaussian with Tweedie's mean x0(x_t) = (x_t + sigma^2 s) / m and
+//   covariance C = (sigma^2 / m) d x0 / d x_t. Then y | x_t ~ N(A x0, A C A^T + sigma_y^2 I) and
+//   grad log p(y | x_t) = J^T A^T (A C A^T + sigma_y^2 I)^{-1} (y - A x0), J = d x0 / d x_t.
+//   Exact for Gaussian data (then p(x_0 | x_t) is that Gaussian); it costs D reverse passes per
+//   score evaluation for the Jacobian, so it suits vector data. Works with every sampler.
+// - Replace (Song et al. 2021, controllable generation): Euler-Maruyama on the unconditional
+//   reverse SDE, with the observed features replaced after every step by a fresh draw of the
+//   diffused observation, m(s) y + sigma(s) z (y itself at the end). Cheap for any data size but
+//   approximate: exact when observed and unobserved features are independent, biased otherwise
+//   (posterior mean 0.51 for 0.80 on a unit Gaussian with correlation 0.8, measured).
+
+#include <ATen/core/Generator.h>
+#include <ATen/core/Tensor.h>
+
+#include <memory>
+#include <string>
+
+#include "sbgm/nets/score_model.hpp"
+#include "sbgm/sample/sampler.hpp"
+
+namespace sbgm {
+
+// One observation per row, in the model's space.
+struct Observation {
+  at::Tensor values;     // [B, ...]: y where mask is 1 (ignored elsewhere)
+  at::Tensor mask;       // [B, ...] of 0/1, 1 where observed
+  at::Tensor noise_std;  // sigma_y, a scalar tensor or one value per feature ([...]); 0: exact
+};
+
+enum class InverseMethod { Moments, Replace };
+std::string to_string(InverseMethod m);
+InverseMethod inverse_method_from_string(const std::string& s);
+
+// The score of p_t(x_t | y) by Tweedie moment projection, around a prior score model (whose own
+// condition, if any, is passed through as y).
+class ObservedScore final : public ScoreModel {
+ public:
+  ObservedScore(ScoreModel& prior, std::shared_ptr<const SDE> sde, Observation observation);
+  at::Tensor score(const at::Tensor& x, const at::Tensor& t, const at::Tensor& y) override;
+
+ private:
+  ScoreModel& prior_;
+  std::shared_ptr<const SDE> sde_;
+  Observation obs_;
+};
+
+// Euler-Maruyama in `steps` steps with the observed features replaced after every step.
+at::Tensor sample_by_replacement(ScoreModel& prior, const SDE& sde, const Observation& observation, at::Tensor x,
+                                 const at::Tensor& y, int64_t steps, at::Generator gen, const StepFn& on_step = {});
+
+}  // namespace sbgm

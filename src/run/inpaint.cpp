@@ -1,0 +1,100 @@
+#include "sbgm/run/inpaint.hpp"
+
+#include <ATen/ATen.h>
+
+#include <cmath>
+#include <numeric>
+
+#include "sbgm/sde/sde.hpp"
+#include "sbgm/util/error.hpp"
+#include "sbgm/util/runtime.hpp"
+
+namespace sbgm {
+namespace {
+
+std::string shape_text(at::IntArrayRef shape) {
+  std::string s;
+  for (auto v : shape) s += (s.empty() ? "" : ", ") + std::to_string(v);
+  return "[" + s + "]";
+}
+
+// The mask as [N, ...] of 0/1 in the given dtype.
+at::Tensor checked_mask(const at::Tensor& mask, const at::Tensor& observed) {
+  const std::vector<int64_t> one(observed.sizes().begin() + 1, observed.sizes().end());
+  at::Tensor m = mask;
+  if (m.sizes().vec() == one) m = m.unsqueeze(0).expand(observed.sizes());
+  if (m.sizes() != observed.sizes())
+    throw InvalidArgument("the mask has shape " + shape_text(mask.sizes()) + " but must be " + shape_text(one) +
+                          " (one sample) or " + shape_text(observed.sizes()) + " (one per row)");
+  m = m.to(at::kDouble);
+  if (!((m == 0) | (m == 1)).all().item<bool>()) throw InvalidArgument("the mask must hold only 0 and 1");
+  return m;
+}
+
+}  // namespace
+
+at::Tensor model_inpaint(const Model& model, const at::Tensor& observed, const at::Tensor& mask,
+                         const InpaintConfig& config, uint64_t seed, const ProgressFn& progress) {
+  const std::vector<int64_t> shape(observed.sizes().begin() + 1, observed.sizes().end());
+  if (observed.dim() < 2 || shape != model.data_shape)
+    throw InvalidArgument("the observations' rows have shape " + shape_text(shape) + " but the model was trained on " +
+                          shape_text(model.data_shape));
+  if (model.cond_dim > 0) throw InvalidArgument("inpainting takes an unconditional model");
+  if (config.n < 1) throw InvalidArgument("the number of samples per row must be at least 1");
+  if (!(config.noise_std >= 0) || !std::isfinite(config.noise_std))
+    throw InvalidArgument("the observation noise std must be finite and >= 0");
+  if (config.method == InverseMethod::Replace && config.noise_std > 0)
+    throw InvalidArgument("the replace method needs exact observations (noise std 0); use the moments method");
+  const at::Tensor m = checked_mask(mask, observed);
+  const at::Tensor values = observed.to(at::kDouble).where(m > 0, at::zeros({}, at::kDouble));
+  if (!at::isfinite(values).all().item<bool>()) throw InvalidArgument("the observed values contain NaN or Inf");
+
+  // Into the model's space: values scaled, sigma_y divided by each feature's scale.
+  const auto opts = at::TensorOptions().device(model.device).dtype(model.dtype);
+  const int64_t rows = observed.size(0), n = config.n;
+  auto repeat = [&](const at::Tensor& t) { return t.repeat_interleave(n, 0).to(opts); };
+  const at::Tensor model_values = repeat(model.scaling.to_model(values.to(model.dtype)));
+  const at::Tensor model_mask = repeat(m);
+  at::Tensor noise_std = at::full({}, config.noise_std, opts);
+  if (!model.scaling.is_identity()) noise_std = noise_std / model.scaling.scale.to(opts);
+
+  auto prior = model.score_model();
+  std::unique_ptr<Sampler> sampler = make_sampler(config.sampler);
+  at::Generator gen = make_generator(model.device, seed);
+  const int64_t total_rows = rows * n;
+  const int64_t features = std::accumulate(shape.begin(), shape.end(), int64_t{1}, std::multiplies<>());
+  // Memory bound per chunk: the moments method holds a D x D Jacobian per row.
+  const int64_t per_row = config.method == InverseMethod::Moments ? features * features : features;
+  const int64_t chunk = std::clamp<int64_t>((int64_t{1} << 22) / std::max<int64_t>(per_row, 1), 1, total_rows);
+  const int64_t chunks = (total_rows + chunk - 1) / chunk;
+  constexpr int64_t kUnits = 1000;
+  std::vector<int64_t> out_shape{total_rows};
+  out_shape.insert(out_shape.end(), shape.begin(), shape.end());
+  const at::Tensor out = at::empty(out_shape, opts);
+  for (int64_t c = 0, start = 0; start < total_rows; ++c, start += chunk) {
+    const int64_t b = std::min(chunk, total_rows - start);
+    StepFn on_step;
+    if (progress)
+      on_step = [&](double t, const at::Tensor&) {
+        const double done = std::clamp((model.sde->T() - t) / (model.sde->T() - model.sde->t_eps()), 0.0, 1.0);
+        progress(c * kUnits + static_cast<int64_t>(std::floor(kUnits * done + 1e-9)), chunks * kUnits);
+      };
+    Observation obs{model_values.narrow(0, start, b), model_mask.narrow(0, start, b), noise_std};
+    std::vector<int64_t> x_shape{b};
+    x_shape.insert(x_shape.end(), shape.begin(), shape.end());
+    const at::Tensor x = model.sde->prior_sample(x_shape, gen, opts);
+    if (config.method == InverseMethod::Replace) {
+      out.narrow(0, start, b).copy_(sample_by_replacement(*prior, *model.sde, obs, x, at::Tensor(), config.sampler.steps, gen, on_step));
+    } else {
+      ObservedScore posterior(*prior, model.sde, obs);
+      out.narrow(0, start, b).copy_(sampler->run(posterior, *model.sde, x, at::Tensor(), gen, on_step));
+    }
+  }
+  // An exact observation is the posterior's value there (the sampler leaves the t_eps residual).
+  if (config.noise_std == 0) out.copy_(out * (1 - model_mask) + model_values * model_mask);
+  std::vector<int64_t> result_shape{rows, n};
+  result_shape.insert(result_shape.end(), shape.begin(), shape.end());
+  return model.scaling.to_data(out).cpu().reshape(result_shape);
+}
+
+}  // namespace sbgm
