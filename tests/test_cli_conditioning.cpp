@@ -1,5 +1,6 @@
-// `--cond` in train, sample and loglik: conditional models through the CLI, checked against a
-// linear-Gaussian posterior computed independently with NumPy/SciPy (tests/oracles/linear_gaussian.py).
+// `--cond` in train, sample and loglik, and `sbgm inpaint`: conditional models and inverse
+// problems through the CLI, checked against Gaussian posteriors computed independently with
+// NumPy/SciPy (tests/oracles/linear_gaussian.py).
 #include <ATen/ATen.h>
 #include <gtest/gtest.h>
 
@@ -153,4 +154,60 @@ TEST(CliConditioning, ConditionsMustMatchTheModelsKind) {
                                  (oracle / "theta.npy").string() + out),
                         "give conditions");
   EXPECT_FALSE(fs::exists(scratch() / "never.npy"));
+}
+
+// sbgm inpaint with the prior as the model: NaN in unobserved entries and a boolean mask from
+// NumPy; the unobserved feature follows its conditional Gaussian; [N, D] for one sample per row,
+// [N, n, D] for several; without --mask it denoises.
+TEST(CliInpaint, SamplesTheConditionalOfTheUnobservedFeature) {
+  const fs::path& dir = oracle_dir();
+  const std::string base = "inpaint --gmm " + (dir / "prior.npz").string() + " --data " + (dir / "inpaint_obs.npy").string();
+  const fs::path one = scratch() / "inpainted1.npy", many = scratch() / "inpainted.npy", png = scratch() / "inpainted.png";
+  const std::string mask = " --mask " + (dir / "inpaint_mask.npy").string();
+  CliResult r = sbgm_cli(base + mask + " --steps 50 --out " + one.string());
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_EQ(read_npy(one.string()).sizes(), (std::vector<int64_t>{2, 3}));
+  r = sbgm_cli(base + mask + " --n 3000 --steps 300 --out " + many.string() + " --png " + png.string());
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_TRUE(fs::exists(png));
+  const at::Tensor x = read_npy(many.string(), true);
+  ASSERT_EQ(x.sizes(), (std::vector<int64_t>{2, 3000, 3}));
+  const at::Tensor means = read_npy((dir / "inpaint_means.npy").string(), true);
+  const double var = read_npy((dir / "inpaint_var.npy").string(), true).item<double>();
+  for (int64_t row = 0; row < 2; ++row) {
+    const at::Tensor free = x[row].select(1, 1);
+    EXPECT_NEAR(free.mean().item<double>(), means[row].item<double>(), 5 * std::sqrt(var / 3000) + 0.02) << row;
+    EXPECT_NEAR(free.var().item<double>(), var, 5 * var * std::sqrt(2.0 / 3000) + 0.02) << row;
+  }
+  EXPECT_EQ(x[0].select(1, 0).min().item<double>(), 1.0);
+  EXPECT_EQ(x[0].select(1, 0).max().item<double>(), 1.0);
+  const fs::path denoised = scratch() / "denoised.npy";
+  r = sbgm_cli("inpaint --gmm " + (dir / "prior.npz").string() + " --data " + (dir / "theta.npy").string() +
+               " --noise-std 0.3 --steps 50 --out " + denoised.string());
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_EQ(read_npy(denoised.string()).sizes(), (std::vector<int64_t>{4, 3}));
+}
+
+TEST(CliInpaint, BadInputs) {
+  const fs::path& dir = oracle_dir();
+  const fs::path tmp = scratch() / "bad_inpaint";
+  fs::create_directories(tmp);
+  write_npy((tmp / "mask2.npy").string(), at::ones({2}));
+  write_npy((tmp / "half.npy").string(), at::full({3}, 0.5));
+  at::Tensor nan = at::zeros({2, 3});
+  nan[0][0] = NAN;
+  write_npy((tmp / "nan_observed.npy").string(), nan);
+  const std::string prior = "inpaint --gmm " + (dir / "prior.npz").string();
+  const std::string data = " --data " + (dir / "inpaint_obs.npy").string(), mask = " --mask " + (dir / "inpaint_mask.npy").string();
+  const std::string out = " --out " + (tmp / "never.npy").string();
+  expect_one_line_error(sbgm_cli(prior + data + " --mask " + (tmp / "mask2.npy").string() + out), "the mask has shape [2]");
+  expect_one_line_error(sbgm_cli(prior + data + " --mask " + (tmp / "half.npy").string() + out), "only 0 and 1");
+  expect_one_line_error(sbgm_cli(prior + " --data " + (tmp / "nan_observed.npy").string() + mask + out), "NaN");
+  expect_one_line_error(sbgm_cli(prior + data + mask + " --method replace --noise-std 0.1" + out), "exact observations");
+  expect_one_line_error(sbgm_cli(prior + data + mask + " --method replace --sampler ode" + out), "--sampler em");
+  expect_one_line_error(sbgm_cli(prior + data + mask + " --method guess" + out), "guess");
+  expect_one_line_error(sbgm_cli(prior + data + out), "--noise-std");
+  expect_one_line_error(sbgm_cli(prior + data + mask + " --n 0" + out), "at least 1");
+  expect_one_line_error(sbgm_cli("inpaint --gmm " + (dir / "posterior.npz").string() + data + mask + out), "unconditional");
+  EXPECT_FALSE(fs::exists(tmp / "never.npy"));
 }

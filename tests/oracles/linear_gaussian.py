@@ -8,6 +8,10 @@ observations, posterior draws and their exact log-densities from scipy.
 writes OUT_DIR/posterior.npz, OUT_DIR/prior.npz (the prior, an unconditional mixture), observations.npy [M, X], theta.npy [M, P] (one draw per
 observation), logp.npy [M] (log p(theta | x) by scipy), post_means.npy [M, P] and post_cov.npy
 [P, P]. The posterior is computed by conditioning the joint Gaussian (the Schur complement).
+
+For inpainting with the prior as the model it also writes inpaint_obs.npy [2, P] (NaN where
+unobserved), inpaint_mask.npy (bool [P]: features 0 and 2 observed), and the conditional of
+feature 1 given them: inpaint_means.npy [2] and inpaint_var.npy [] .
 """
 import sys
 import numpy as np
@@ -38,3 +42,12 @@ np.save(f"{out}/theta.npy", theta)
 np.save(f"{out}/post_means.npy", means)
 np.save(f"{out}/post_cov.npy", cov)
 np.save(f"{out}/logp.npy", np.array([multivariate_normal(m, cov).logpdf(t) for m, t in zip(means, theta)]))
+
+mask = np.array([True, False, True])
+inp = np.array([[1.0, np.nan, -0.5], [0.0, np.nan, 1.0]])
+k, u = np.where(mask)[0], np.where(~mask)[0]
+g = S0[np.ix_(u, k)] @ np.linalg.inv(S0[np.ix_(k, k)])
+np.save(f"{out}/inpaint_obs.npy", inp)
+np.save(f"{out}/inpaint_mask.npy", mask)
+np.save(f"{out}/inpaint_means.npy", np.array([(m0[u] + g @ (row[k] - m0[k]))[0] for row in inp]))
+np.save(f"{out}/inpaint_var.npy", np.array((S0[np.ix_(u, u)] - g @ S0[np.ix_(k, u)])[0, 0]))
