@@ -78,7 +78,9 @@ void add_inpaint_command(CLI::App& app, Action& action) {
       if (config.n == 1) samples = samples.squeeze(1);
       write_npy(opt->out, samples);
       // The observed rows (unobserved entries at 0) beside every posterior sample.
-      if (!opt->png.empty()) plot_samples(opt->png, observed.nan_to_num(0.0), config.n == 1 ? samples : samples.flatten(0, 1));
+      if (!opt->png.empty())
+        plot_samples(opt->png, observed.nan_to_num(0.0), config.n == 1 ? samples : samples.flatten(0, 1),
+                     "observations (grey; unobserved at 0)", "posterior samples (blue)");
       return 0;
     };
   });

@@ -132,7 +132,8 @@ void add_sample_command(CLI::App& app, Action& action) {
         plot_trajectories(opt->png, trajectory_panels(model, sampling, opt->trajectories, opt->seed, first));
       } else if (!opt->png.empty()) {
         const at::Tensor all = cond.defined() ? samples.flatten(0, 1) : samples;
-        plot_samples(opt->png, reference_for_picture(model, cond, opt->n), all);
+        plot_samples(opt->png, reference_for_picture(model, cond, opt->n), all,
+                     model.mixture ? "exact draws (grey)" : "data (grey)", "samples (blue)");
       }
       return 0;
     };

@@ -151,11 +151,12 @@ void plot_samples_alone(const std::string& path, const at::Tensor& samples) {
   plot_series(path, {{as_rows(samples), kModel, "samples"}});
 }
 
-void plot_samples(const std::string& path, const at::Tensor& data, const at::Tensor& samples) {
+void plot_samples(const std::string& path, const at::Tensor& data, const at::Tensor& samples,
+                  const std::string& data_title, const std::string& samples_title) {
   if (!data.defined()) return plot_samples_alone(path, samples);
   if (as_rows(data).size(1) != as_rows(samples).size(1))
     throw InvalidArgument("plot_samples: data and samples differ in dimension");
-  plot_series(path, {{as_rows(data), kData, "data (grey)"}, {as_rows(samples), kModel, "samples (blue)"}});
+  plot_series(path, {{as_rows(data), kData, data_title}, {as_rows(samples), kModel, samples_title}});
 }
 
 void plot_loss_curve(const std::string& path, const std::vector<double>& steps, const std::vector<double>& losses) {

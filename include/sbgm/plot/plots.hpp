@@ -11,8 +11,10 @@
 namespace sbgm {
 
 // Data [N, D] beside samples [M, D] on the same axes: a scatter of the first two features for
-// D >= 2, histograms for D = 1. With data undefined, the samples alone.
-void plot_samples(const std::string& path, const at::Tensor& data, const at::Tensor& samples);
+// D >= 2, histograms for D = 1. With data undefined, the samples alone. The titles name what the
+// two sets are (the observations and posterior samples of an inverse problem, say).
+void plot_samples(const std::string& path, const at::Tensor& data, const at::Tensor& samples,
+                  const std::string& data_title = "data (grey)", const std::string& samples_title = "samples (blue)");
 void plot_samples_alone(const std::string& path, const at::Tensor& samples);
 
 // Loss against step (log scale when the loss is positive and spans more than a decade).
