@@ -26,7 +26,8 @@ const fs::path& oracle_dir() {
   return dir;
 }
 
-// A small conditional run trained with condition dropout: x in R^2 = (y, -y) + noise, y in R^1.
+// A small conditional run trained with condition dropout: x in R^2 = (y, -y) + noise, y in R^1;
+// beside it two conditions, two.npy [2, 1].
 const fs::path& conditional_run() {
   static const fs::path run = [] {
     const fs::path dir = scratch() / "cond_run";
@@ -35,6 +36,7 @@ const fs::path& conditional_run() {
     const at::Tensor y = at::randn({1000, 1}, gen);
     write_npy((dir / "x.npy").string(), at::cat({y, -y}, 1) + 0.2 * at::randn({1000, 2}, gen));
     write_npy((dir / "y.npy").string(), y);
+    write_npy((dir / "two.npy").string(), at::tensor({-1.0f, 1.0f}).reshape({2, 1}));
     const CliResult r = sbgm_cli("train --data " + (dir / "x.npy").string() + " --cond " + (dir / "y.npy").string() +
                                  " --cond-dropout 0.2 --out " + (dir / "run").string() +
                                  " --steps 200 --model.width 32 --model.depth 2 --sample.n 50 --sample.steps 20 --threads 1");
@@ -89,7 +91,6 @@ TEST(CliConditioning, TrainedConditionalRunSamplesAndEvaluates) {
   const CliResult info = sbgm_cli("info" + ck);
   ASSERT_EQ(info.code, 0) << info.err;
   EXPECT_NE(info.out.find("condition features: 1"), std::string::npos) << info.out;
-  write_npy((dir / "two.npy").string(), at::tensor({-1.0f, 1.0f}).reshape({2, 1}));
   for (const char* guidance : {"0", "2"}) {
     const fs::path out = dir / (std::string("s") + guidance + ".npy");
     const CliResult r = sbgm_cli("sample" + ck + " --cond " + (dir / "two.npy").string() + " --n 40 --steps 50 --guidance " +

@@ -120,7 +120,7 @@ TEST(ExactDivergence, ForwardTangentsMatchAutograd) {
     auto net = make_score_net(config, shape, /*cond_dim=*/2);
     ASSERT_TRUE(net->supports_divergence());
     net->to(at::kDouble);
-    NetworkScore model(net, sde, Parameterization::Score);  // the score is the network's output
+    NetworkScore model(net, sde, Parameterization::Score, ConditionInput{2, false});  // the score is the network's output
     const auto opts = at::TensorOptions().dtype(at::kDouble);
     const at::Tensor x = at::randn({5, 2, 3}, opts), t = at::rand({5}, opts) * 0.9 + 0.05, y = at::randn({5, 2}, opts);
     at::Tensor divergence;
