@@ -136,7 +136,7 @@ void require_unconditional(const Model& model) {
 
 at::Tensor model_conditions(const Model& model, const at::Tensor& cond, int64_t rows) {
   if (model.cond_dim == 0) throw InvalidArgument("the model is unconditional: it takes no conditions (--cond)");
-  if (!cond.defined()) require_unconditional(model);
+  if (!cond.defined()) require_unconditional(model);  // throws: the model is conditional
   at::Tensor c = cond.dim() <= 1 ? cond.reshape({1, -1}) : cond.reshape({cond.size(0), -1});
   if (c.size(1) != model.cond_dim)
     throw InvalidArgument("the conditions' rows have " + std::to_string(c.size(1)) + " features (shape " +
