@@ -56,7 +56,7 @@ void add_loglik_command(CLI::App& app, Action& action) {
     ModelSource source;
     std::string data, cond, out, png, divergence = "exact", noise = "rademacher", device = "cpu";
     SolverFlags solver;
-    int64_t probes = 1, threads = 0, chunk = 1000, grid = 0;
+    int64_t probes = 1, threads = 0, chunk = 0, grid = 0;
     std::vector<double> range, dequantize_range{0.0, 1.0};
     Dequantization dequantization;
     CLI::Option* levels_option = nullptr;
@@ -93,7 +93,8 @@ void add_loglik_command(CLI::App& app, Action& action) {
   opt->solver.add_to(*cmd);
   cmd->add_option("--steps", opt->solver.config.steps, "steps of a fixed-step solver")->capture_default_str();
   cmd->add_flag("--bpd", opt->bpd, "write bits per dimension, -log p / (D ln 2), instead of nats");
-  cmd->add_option("--chunk", opt->chunk, "rows integrated together")->capture_default_str();
+  cmd->add_option("--chunk", opt->chunk, "rows integrated together (0: 1000, or 16 for an image network)")
+      ->capture_default_str();
   cmd->add_option("--seed", opt->seed, "seed of the Hutchinson probes")->capture_default_str();
   cmd->add_option("--device", opt->device, "cpu or cuda")->capture_default_str();
   cmd->add_option("--threads", opt->threads, "CPU threads (0: one per core)")->capture_default_str();
@@ -108,16 +109,12 @@ void add_loglik_command(CLI::App& app, Action& action) {
       if (!opt->dequantize && (opt->levels_option->count() > 0 || opt->dequantize_range_option->count() > 0))
         throw InvalidArgument("--levels and --dequantize-range go with --dequantize");
       if (!opt->png.empty()) check_output_path(opt->png, ".png");
-      if (opt->dequantize) {
-        opt->dequantization.lo = opt->dequantize_range[0];
-        opt->dequantization.hi = opt->dequantize_range[1];
-        opt->dequantization.validate();
-      }
       LikelihoodConfig lc;
       lc.divergence = divergence_from_string(opt->divergence);
       lc.noise = probe_noise_from_string(opt->noise);
       lc.probes = opt->probes;
-      lc.chunk_size = opt->chunk;
+      if (opt->chunk < 0) throw InvalidArgument("--chunk must not be negative");
+      lc.chunk_size = opt->chunk > 0 ? opt->chunk : LikelihoodConfig{}.chunk_size;
       lc.solver = opt->solver.resolve();
       lc.validate();
       if (opt->threads < 0) throw InvalidArgument("--threads must not be negative");
@@ -126,10 +123,22 @@ void add_loglik_command(CLI::App& app, Action& action) {
       tune_allocator();
       const at::Tensor data = opt->data.empty() ? at::Tensor() : load_data_file(opt->data, 1, /*keep_double=*/true);
       const Model model = opt->source.load(device);
+      if (opt->chunk == 0 && !model.analytic() && is_image_net(model.config.model.kind)) lc.chunk_size = kImageLikelihoodChunkRows;
+      if (opt->dequantize) {
+        // A model of pixel data works on the levels themselves: each level k dequantises to
+        // k + u, and the levels default to the model's.
+        const bool pixels = model.config.data.pixel_range(false).has_value();
+        if (pixels && opt->levels_option->count() == 0) opt->dequantization.levels = model.config.data.levels;
+        if (pixels && opt->dequantize_range_option->count() == 0)
+          opt->dequantize_range = {0.0, static_cast<double>(opt->dequantization.levels)};
+        opt->dequantization.lo = opt->dequantize_range[0];
+        opt->dequantization.hi = opt->dequantize_range[1];
+        opt->dequantization.validate();
+      }
       const at::Tensor cond = opt->cond.empty() ? at::Tensor() : load_data_file(opt->cond, 1, /*keep_double=*/true);
       Grid grid;
       if (opt->grid > 0) grid = make_grid(model, data, opt->grid, opt->range);
-      at::Tensor x = opt->grid > 0 ? grid.points : data;
+      at::Tensor x = opt->grid > 0 ? grid.points : model_rows(model, data);
       double log_jacobian = 0;  // of the map from the levels to the model's range, per row
       if (opt->dequantize) {
         x = opt->dequantization.apply(x, make_generator(c10::kCPU, opt->seed + 1));

@@ -10,6 +10,7 @@
 #include "sbgm/io/npy.hpp"
 #include "sbgm/nets/gaussian_mixture.hpp"
 #include "sbgm/plot/plots.hpp"
+#include "sbgm/run/image_pictures.hpp"
 #include "sbgm/run/model.hpp"
 #include "sbgm/sample/make_sampler.hpp"
 #include "sbgm/util/error.hpp"
@@ -94,7 +95,7 @@ void add_sample_command(CLI::App& app, Action& action) {
   cmd->add_option("--seed", opt->seed, "random seed")->capture_default_str();
   cmd->add_option("--png", opt->png, "also draw the samples (beside the training data when available)");
   cmd->add_option("--trajectories", opt->trajectories,
-                  "with --png: draw this many paths through the reverse SDE and the probability-flow ODE instead");
+                  "with --png: draw this many paths through the reverse SDE and the probability-flow ODE instead (for images: the denoising sequence of this many samples)");
   cmd->add_option("--device", opt->device, "cpu or cuda")->capture_default_str();
   cmd->add_option("--threads", opt->threads, "CPU threads (0: one per core)")->capture_default_str();
   cmd->callback([&action, opt] {
@@ -127,13 +128,17 @@ void add_sample_command(CLI::App& app, Action& action) {
       line.finish();
       check_finite(samples, "the samples (the model diverged)");
       write_npy(opt->out, samples);
-      if (opt->trajectories > 0) {
-        const at::Tensor first = cond.defined() ? cond.narrow(0, 0, 1) : at::Tensor();
+      const bool images = is_image_shape(model.data_shape);
+      const at::Tensor first = cond.defined() ? cond.narrow(0, 0, 1) : at::Tensor();
+      if (opt->trajectories > 0 && images) {
+        write_model_denoising_strip(opt->png, model, model_trajectories(model, *sampler, opt->trajectories, opt->seed, first));
+      } else if (opt->trajectories > 0) {
         plot_trajectories(opt->png, trajectory_panels(model, sampling, opt->trajectories, opt->seed, first));
       } else if (!opt->png.empty()) {
         const at::Tensor all = cond.defined() ? samples.flatten(0, 1) : samples;
-        plot_samples(opt->png, reference_for_picture(model, cond, opt->n), all,
-                     model.mixture ? "exact draws (grey)" : "data (grey)", "samples (blue)");
+        if (images) write_model_sample_grid(opt->png, model, all);
+        else plot_samples(opt->png, reference_for_picture(model, cond, opt->n), all,
+                          model.mixture ? "exact draws (grey)" : "data (grey)", "samples (blue)");
       }
       return 0;
     };

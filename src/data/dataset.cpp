@@ -5,6 +5,7 @@
 #include <fstream>
 #include <sstream>
 
+#include "sbgm/data/image_files.hpp"
 #include "sbgm/io/npy.hpp"
 #include "sbgm/util/error.hpp"
 
@@ -71,7 +72,10 @@ at::Tensor load_data_file(const std::string& path, int64_t min_rows, bool keep_d
   at::Tensor x;
   if (ends_with(path, ".npy")) x = read_npy(path, keep_double);
   else if (ends_with(path, ".csv") || ends_with(path, ".txt")) x = keep_double ? read_csv(path) : read_csv(path).to(at::kFloat);
-  else throw InvalidArgument(path + ": unknown data format (expected .npy or .csv)");
+  else if (is_cifar10_file(path)) x = read_cifar10(path);
+  else if (is_idx_file(path)) x = read_idx(path);
+  else if (!std::ifstream(path)) throw IOError(path + ": cannot open file");
+  else throw InvalidArgument(path + ": unknown data format (expected .npy, .csv, an IDX file or a CIFAR-10 .bin batch)");
   if (x.dim() < 2)
     throw InvalidArgument(path + ": expected an array of shape [N, D] (or [N, ...]), got rank " + std::to_string(x.dim()));
   if (x.size(0) < min_rows)

@@ -11,6 +11,11 @@ Scaling Scaling::standardize(const at::Tensor& data) {
   return {d.mean(0).to(data.scalar_type()), scale.to(data.scalar_type())};
 }
 
+Scaling Scaling::pixels(int64_t levels, double lo, double hi, const at::Tensor& sample) {
+  const double scale = static_cast<double>(levels - 1) / (hi - lo);
+  return {at::full_like(sample, -lo * scale), at::full_like(sample, scale)};
+}
+
 at::Tensor Scaling::to_model(const at::Tensor& x) const {
   if (is_identity()) return x;
   return (x - shift.to(x.device())) / scale.to(x.device());

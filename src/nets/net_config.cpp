@@ -4,7 +4,11 @@
 
 namespace sbgm {
 namespace {
-constexpr EnumNames<NetKind, 2> kNetNames{{{NetKind::MLP, "mlp"}, {NetKind::ResNet, "resnet"}}};
+constexpr EnumNames<NetKind, 5> kNetNames{{{NetKind::MLP, "mlp"},
+                                           {NetKind::ResNet, "resnet"},
+                                           {NetKind::UNet, "unet"},
+                                           {NetKind::DiT, "dit"},
+                                           {NetKind::Mixer, "mixer"}}};
 constexpr EnumNames<Activation, 4> kActivationNames{
     {{Activation::ReLU, "relu"}, {Activation::SiLU, "silu"}, {Activation::GELU, "gelu"}, {Activation::Tanh, "tanh"}}};
 constexpr EnumNames<TimeEmbeddingKind, 3> kEmbeddingNames{{{TimeEmbeddingKind::Tutorial, "tutorial"},
@@ -27,12 +31,49 @@ Parameterization parameterization_from_string(const std::string& s) {
   return enum_from_string(s, kOutputNames, "model output");
 }
 
+bool is_image_net(NetKind kind) { return kind == NetKind::UNet || kind == NetKind::DiT || kind == NetKind::Mixer; }
+
 void NetConfig::validate() const {
   if (width < 1) throw InvalidArgument("model.width must be at least 1");
   if (depth < 1) throw InvalidArgument("model.depth must be at least 1");
   if (time_embedding != TimeEmbeddingKind::Tutorial && (embedding_dim < 2 || embedding_dim % 2 != 0))
     throw InvalidArgument("model.embedding_dim must be a positive even number");
   if (!(fourier_scale > 0)) throw InvalidArgument("model.fourier_scale must be positive");
+  if (!is_image_net(kind)) return;
+  if (kind == NetKind::UNet) {
+    if (channel_mult.empty()) throw InvalidArgument("model.channel_mult must list at least one multiplier");
+    for (int64_t m : channel_mult)
+      if (m < 1) throw InvalidArgument("model.channel_mult: multipliers must be at least 1");
+    for (int64_t r : attention_res)
+      if (r < 1) throw InvalidArgument("model.attention_res: resolutions must be at least 1");
+  }
+  if (!(dropout >= 0 && dropout < 1)) throw InvalidArgument("model.dropout must be in [0, 1)");
+  if (heads < 1) throw InvalidArgument("model.heads must be at least 1");
+  if (kind != NetKind::Mixer && width % heads != 0)
+    throw InvalidArgument("model.width (" + std::to_string(width) + ") must be a multiple of model.heads (" +
+                          std::to_string(heads) + ")");
+  if (patch_size < 1) throw InvalidArgument("model.patch_size must be at least 1");
+  if (!(mlp_ratio > 0)) throw InvalidArgument("model.mlp_ratio must be positive");
+  if (token_mlp_dim < 0) throw InvalidArgument("model.token_mlp_dim must not be negative");
+}
+
+void NetConfig::validate_image_shape(const std::vector<int64_t>& shape) const {
+  if (!is_image_net(kind)) return;
+  const std::string name = to_string(kind);
+  if (shape.size() != 3)
+    throw InvalidArgument("model " + name + " takes images [C, H, W] (or [H, W]); the data has " +
+                          std::to_string(shape.size()) + " dimensions per sample");
+  const int64_t h = shape[1], w = shape[2];
+  if (kind == NetKind::UNet) {
+    const int64_t factor = int64_t{1} << (channel_mult.size() - 1);
+    if (h % factor != 0 || w % factor != 0)
+      throw InvalidArgument("model unet: " + std::to_string(channel_mult.size()) + " resolutions halve the image " +
+                            std::to_string(channel_mult.size() - 1) + " times, so its sides (" + std::to_string(h) +
+                            "x" + std::to_string(w) + ") must be multiples of " + std::to_string(factor));
+  } else if (h % patch_size != 0 || w % patch_size != 0) {
+    throw InvalidArgument("model " + name + ": the image sides (" + std::to_string(h) + "x" + std::to_string(w) +
+                          ") must be multiples of model.patch_size (" + std::to_string(patch_size) + ")");
+  }
 }
 
 }  // namespace sbgm

@@ -3,7 +3,9 @@
 #include <numeric>
 
 #include "sbgm/nets/mlp.hpp"
+#include "sbgm/nets/patch_net.hpp"
 #include "sbgm/nets/resnet.hpp"
+#include "sbgm/nets/unet.hpp"
 #include "sbgm/util/error.hpp"
 
 namespace sbgm {
@@ -27,6 +29,9 @@ std::shared_ptr<ScoreNet> make_score_net(const NetConfig& config, const std::vec
   switch (config.kind) {
     case NetKind::MLP: return std::make_shared<MLPScoreNet>(config, data_dim, cond_dim);
     case NetKind::ResNet: return std::make_shared<ResNetScoreNet>(config, data_dim, cond_dim);
+    case NetKind::UNet: return std::make_shared<UNetScoreNet>(config, data_shape, cond_dim);
+    case NetKind::DiT:
+    case NetKind::Mixer: return std::make_shared<PatchScoreNet>(config, data_shape, cond_dim);
   }
   throw InvalidArgument("unknown model kind");
 }

@@ -120,6 +120,8 @@ at::Tensor draw_from_model(const Model& model, Sampler& sampler, int64_t n, cons
   const c10::Device device = model.device;
   DrawConfig draw;
   draw.n = n;
+  // An image network's activations outweigh the state many times over: chunk by rows.
+  if (!model.analytic() && is_image_net(model.config.model.kind)) draw.chunk_size = kImageChunkRows;
   auto score = model.score_model();
   at::Tensor x = draw_samples(sampler, *score, *model.sde, model.data_shape, draw, y, make_generator(device, seed),
                               at::TensorOptions().device(device).dtype(model.dtype), progress);
@@ -182,8 +184,15 @@ Trajectories model_trajectories(const Model& model, Sampler& sampler, int64_t k,
   return paths;
 }
 
-LikelihoodResult model_log_likelihood(const Model& model, const at::Tensor& x, const LikelihoodConfig& config,
+at::Tensor model_rows(const Model& model, const at::Tensor& x) {
+  const auto& d = model.data_shape;
+  if (x.dim() == 3 && d.size() == 3 && d[0] == 1 && x.size(1) == d[1] && x.size(2) == d[2]) return x.unsqueeze(1);
+  return x;
+}
+
+LikelihoodResult model_log_likelihood(const Model& model, const at::Tensor& x_given, const LikelihoodConfig& config,
                                       uint64_t seed, const ProgressFn& progress, const at::Tensor& cond) {
+  const at::Tensor x = model_rows(model, x_given);
   const std::vector<int64_t> shape(x.sizes().begin() + 1, x.sizes().end());
   if (shape != model.data_shape)
     throw InvalidArgument("the data's rows have shape " + shape_text(shape) + " but the model was trained on " +

@@ -53,11 +53,31 @@ template <>
 std::string parse_value<std::string>(const std::string&, const std::string& text) {
   return text;
 }
+// A list of integers: "1,2,2" (brackets and spaces allowed, as TOML writes it; empty: no items).
+template <>
+std::vector<int64_t> parse_value<std::vector<int64_t>>(const std::string& key, const std::string& text) {
+  std::string inner;
+  for (char ch : text)
+    if (ch != '[' && ch != ']' && ch != ' ') inner += ch;
+  std::vector<int64_t> items;
+  std::stringstream in(inner);
+  std::string item;
+  while (std::getline(in, item, ',')) {
+    if (item.empty()) throw InvalidArgument(key + ": expected a list of integers like 1,2,2, got '" + text + "'");
+    items.push_back(parse_value<int64_t>(key, item));
+  }
+  return items;
+}
 
 std::string format_value(int64_t v) { return std::to_string(v); }
 std::string format_value(uint64_t v) { return std::to_string(v); }
 std::string format_value(bool v) { return v ? "true" : "false"; }
 std::string format_value(const std::string& v) { return v; }
+std::string format_value(const std::vector<int64_t>& v) {
+  std::string text;
+  for (size_t i = 0; i < v.size(); ++i) text += (i ? "," : "") + std::to_string(v[i]);
+  return text;
+}
 // The shortest text that reads back as the same double (0.1, not 0.10000000000000001).
 std::string format_value(double v) {
   for (int precision = 1; precision <= 17; ++precision) {
@@ -71,7 +91,7 @@ std::string format_value(double v) {
 
 struct Entry {
   std::string name, help;
-  bool quoted;  // written as a TOML string
+  enum class Toml { Plain, String, List } toml;  // how the value is written in TOML
   std::function<void(RunConfig&, const std::string&)> set;
   std::function<std::string(const RunConfig&)> get;
 };
@@ -79,7 +99,10 @@ struct Entry {
 // A plain field: FieldOf(c) returns a reference to it.
 template <class T, class FieldOf>
 Entry field(std::string name, std::string help, FieldOf of) {
-  Entry e{name, std::move(help), std::is_same_v<T, std::string>, nullptr, nullptr};
+  const auto toml = std::is_same_v<T, std::string>            ? Entry::Toml::String
+                    : std::is_same_v<T, std::vector<int64_t>> ? Entry::Toml::List
+                                                              : Entry::Toml::Plain;
+  Entry e{name, std::move(help), toml, nullptr, nullptr};
   e.set = [name, of](RunConfig& c, const std::string& text) { of(c) = parse_value<T>(name, text); };
   e.get = [of](const RunConfig& c) { return format_value(of(const_cast<RunConfig&>(c))); };
   return e;
@@ -88,7 +111,7 @@ Entry field(std::string name, std::string help, FieldOf of) {
 // An enum field with its string converters.
 template <class E, class FieldOf>
 Entry choice(std::string name, std::string help, FieldOf of, E (*from)(const std::string&), std::string (*to)(E)) {
-  Entry e{name, std::move(help), true, nullptr, nullptr};
+  Entry e{name, std::move(help), Entry::Toml::String, nullptr, nullptr};
   e.set = [of, from, name](RunConfig& c, const std::string& text) {
     try {
       of(c) = from(text);
@@ -109,6 +132,8 @@ const std::vector<Entry>& entries() {
     t.push_back(field<std::string>("data.cond", "conditions, one row per training row: .npy [N, C] or .csv (empty: unconditional)", [](C& c) -> auto& { return c.data.cond; }));
     t.push_back(field<int64_t>("data.size", "rows drawn from a built-in dataset", [](C& c) -> auto& { return c.data.size; }));
     t.push_back(field<bool>("data.standardize", "train on per-feature standardised data (and conditions)", [](C& c) -> auto& { return c.data.standardize; }));
+    t.push_back(field<std::string>("data.image_range", "map pixel levels onto LO,HI (e.g. -1,1 or 0,1) instead of standardising; auto: -1,1 for IDX/CIFAR-10 files; off", [](C& c) -> auto& { return c.data.image_range; }));
+    t.push_back(field<int64_t>("data.levels", "pixel levels of image data (256 for 8-bit images)", [](C& c) -> auto& { return c.data.levels; }));
     t.push_back(choice<SDEKind>("sde.type", "vp, subvp, ve or cosine", [](C& c) -> auto& { return c.sde.kind; }, sde_kind_from_string, to_string));
     t.push_back(field<double>("sde.beta_min", "VP/SubVP beta at t = 0", [](C& c) -> auto& { return c.sde.beta_min; }));
     t.push_back(field<double>("sde.beta_max", "VP/SubVP beta at t = 1", [](C& c) -> auto& { return c.sde.beta_max; }));
@@ -118,14 +143,21 @@ const std::vector<Entry>& entries() {
     t.push_back(field<double>("sde.cosine_max_beta", "cosine schedule: beta where the schedule ends", [](C& c) -> auto& { return c.sde.cosine_max_beta; }));
     t.push_back(field<double>("sde.T", "end time of the diffusion", [](C& c) -> auto& { return c.sde.T; }));
     t.push_back(field<double>("sde.t_eps", "smallest time trained on and sampled to", [](C& c) -> auto& { return c.sde.t_eps; }));
-    t.push_back(choice<NetKind>("model.type", "mlp or resnet", [](C& c) -> auto& { return c.model.kind; }, net_kind_from_string, to_string));
-    t.push_back(field<int64_t>("model.width", "hidden width", [](C& c) -> auto& { return c.model.width; }));
-    t.push_back(field<int64_t>("model.depth", "hidden layers (mlp) or residual blocks (resnet)", [](C& c) -> auto& { return c.model.depth; }));
+    t.push_back(choice<NetKind>("model.type", "mlp, resnet, unet, dit or mixer", [](C& c) -> auto& { return c.model.kind; }, net_kind_from_string, to_string));
+    t.push_back(field<int64_t>("model.width", "hidden width (mlp, resnet), base channels (unet), token width (dit, mixer)", [](C& c) -> auto& { return c.model.width; }));
+    t.push_back(field<int64_t>("model.depth", "hidden layers (mlp), residual blocks (resnet), residual blocks per resolution (unet), blocks (dit, mixer)", [](C& c) -> auto& { return c.model.depth; }));
     t.push_back(choice<Activation>("model.activation", "relu, silu, gelu or tanh", [](C& c) -> auto& { return c.model.activation; }, activation_from_string, to_string));
     t.push_back(choice<TimeEmbeddingKind>("model.time_embedding", "tutorial, fourier or sinusoidal", [](C& c) -> auto& { return c.model.time_embedding; }, time_embedding_from_string, to_string));
     t.push_back(field<int64_t>("model.embedding_dim", "features of the fourier/sinusoidal time embedding", [](C& c) -> auto& { return c.model.embedding_dim; }));
     t.push_back(field<double>("model.fourier_scale", "std of the random Fourier frequencies", [](C& c) -> auto& { return c.model.fourier_scale; }));
     t.push_back(choice<Parameterization>("model.output", "what the network predicts: score or noise", [](C& c) -> auto& { return c.model.output; }, parameterization_from_string, to_string));
+    t.push_back(field<std::vector<int64_t>>("model.channel_mult", "unet: channel multiplier of each resolution, e.g. 1,2,2", [](C& c) -> auto& { return c.model.channel_mult; }));
+    t.push_back(field<std::vector<int64_t>>("model.attention_res", "unet: feature-map sides with self-attention, e.g. 16 (empty: none)", [](C& c) -> auto& { return c.model.attention_res; }));
+    t.push_back(field<double>("model.dropout", "dropout in unet residual blocks and dit/mixer MLPs", [](C& c) -> auto& { return c.model.dropout; }));
+    t.push_back(field<int64_t>("model.heads", "attention heads (unet, dit)", [](C& c) -> auto& { return c.model.heads; }));
+    t.push_back(field<int64_t>("model.patch_size", "dit, mixer: side of a square patch", [](C& c) -> auto& { return c.model.patch_size; }));
+    t.push_back(field<double>("model.mlp_ratio", "dit, mixer: channel-MLP width as a multiple of model.width", [](C& c) -> auto& { return c.model.mlp_ratio; }));
+    t.push_back(field<int64_t>("model.token_mlp_dim", "mixer: token-MLP hidden size (0: width / 2)", [](C& c) -> auto& { return c.model.token_mlp_dim; }));
     t.push_back(field<int64_t>("train.steps", "optimisation steps", [](C& c) -> auto& { return c.train.steps; }));
     t.push_back(field<int64_t>("train.batch_size", "samples per step", [](C& c) -> auto& { return c.train.batch_size; }));
     t.push_back(field<double>("train.lr", "peak learning rate", [](C& c) -> auto& { return c.train.lr; }));
@@ -138,6 +170,7 @@ const std::vector<Entry>& entries() {
     t.push_back(field<double>("train.min_lr_ratio", "cosine schedule: final lr as a fraction of lr", [](C& c) -> auto& { return c.train.min_lr_ratio; }));
     t.push_back(field<double>("train.grad_clip", "clip the global gradient norm (0: off)", [](C& c) -> auto& { return c.train.grad_clip; }));
     t.push_back(field<double>("train.cond_dropout", "probability of training without the condition, for classifier-free guidance (0: off)", [](C& c) -> auto& { return c.train.cond_dropout; }));
+    t.push_back(field<bool>("train.hflip", "flip each training image left-right with probability 1/2", [](C& c) -> auto& { return c.train.hflip; }));
     t.push_back(field<double>("train.ema_decay", "EMA decay of the weights (0: off)", [](C& c) -> auto& { return c.train.ema_decay; }));
     t.push_back(choice<LossWeighting>("train.weighting", "loss weighting: sigma2 or likelihood", [](C& c) -> auto& { return c.train.loss.weighting; }, loss_weighting_from_string, to_string));
     t.push_back(field<bool>("train.stratified_time", "stratified times across the batch", [](C& c) -> auto& { return c.train.loss.stratified_time; }));
@@ -165,7 +198,12 @@ std::string node_text(const toml::node& node, const std::string& key) {
   if (auto v = node.as_integer()) return std::to_string(v->get());
   if (auto v = node.as_floating_point()) return format_value(v->get());
   if (auto v = node.as_boolean()) return v->get() ? "true" : "false";
-  throw InvalidArgument(key + ": expected a string, number or boolean");
+  if (const auto* list = node.as_array()) {
+    std::string text;
+    for (const auto& item : *list) text += (text.empty() ? "" : ",") + node_text(item, key);
+    return text;
+  }
+  throw InvalidArgument(key + ": expected a string, number, boolean or list");
 }
 
 }  // namespace
@@ -223,15 +261,35 @@ std::string RunConfig::to_toml() const {
       section = sec;
     }
     const std::string value = e.get(*this);
-    out << e.name.substr(dot + 1) << " = " << (e.quoted ? "\"" + value + "\"" : value) << "\n";
+    out << e.name.substr(dot + 1) << " = ";
+    switch (e.toml) {
+      case Entry::Toml::Plain: out << value; break;
+      case Entry::Toml::String: out << '"' << value << '"'; break;
+      case Entry::Toml::List: out << '[' << value << ']'; break;
+    }
+    out << "\n";
   }
   return out.str();
+}
+
+std::optional<std::array<double, 2>> DataConfig::pixel_range(bool image_file) const {
+  if (image_range == "off" || (image_range == "auto" && !image_file)) return std::nullopt;
+  if (image_range == "auto") return std::array<double, 2>{-1.0, 1.0};
+  const auto comma = image_range.find(',');
+  if (comma == std::string::npos)
+    throw InvalidArgument("data.image_range: expected auto, off or LO,HI (like -1,1), got '" + image_range + "'");
+  const double lo = parse_value<double>("data.image_range", image_range.substr(0, comma));
+  const double hi = parse_value<double>("data.image_range", image_range.substr(comma + 1));
+  if (!(lo < hi)) throw InvalidArgument("data.image_range: LO must be below HI, got '" + image_range + "'");
+  return std::array<double, 2>{lo, hi};
 }
 
 void RunConfig::validate() const {
   if (data.dataset.empty() == data.file.empty())
     throw InvalidArgument("give exactly one of a built-in dataset (--dataset) or a data file (--data)");
   if (data.size < 1) throw InvalidArgument("data.size must be at least 1");
+  if (data.levels < 2) throw InvalidArgument("data.levels must be at least 2");
+  data.pixel_range(false);  // checks the text
   if (train.cond_dropout > 0 && data.cond.empty()) throw InvalidArgument("train.cond_dropout needs conditions (--cond)");
   sde.validate();
   model.validate();

@@ -7,12 +7,14 @@
 #include <sstream>
 
 #include "sbgm/data/dataset.hpp"
+#include "sbgm/data/image_files.hpp"
 #include "sbgm/data/toy.hpp"
 #include "sbgm/io/atomic_file.hpp"
 #include "sbgm/io/npy.hpp"
 #include "sbgm/nets/score_net.hpp"
 #include "sbgm/plot/plots.hpp"
 #include "sbgm/run/checkpoint.hpp"
+#include "sbgm/run/image_pictures.hpp"
 #include "sbgm/run/model.hpp"
 #include "sbgm/sample/euler_maruyama.hpp"
 #include "sbgm/sde/sde.hpp"
@@ -29,9 +31,41 @@ void make_directory(const std::string& dir) {
   if (ec || !std::filesystem::is_directory(dir)) throw IOError(dir + ": cannot create directory (" + ec.message() + ")");
 }
 
+// The config with data.image_range "auto" settled by the data file's format, as the checkpoint
+// records it.
+RunConfig settle_image_range(RunConfig config) {
+  if (config.data.image_range != "auto") return config;
+  const std::string& file = config.data.file;
+  const bool image_file = !file.empty() && (is_cifar10_file(file) || is_idx_file(file));
+  config.data.image_range = image_file ? "-1,1" : "off";
+  return config;
+}
+
+// The training data; images [N, C, H, W] for an image network ([N, H, W] files gain C = 1).
 at::Tensor load_training_data(const RunConfig& config) {
-  if (!config.data.file.empty()) return load_data_file(config.data.file, 1);
-  return make_toy_dataset(config.data.dataset, config.data.size, config.train.seed);
+  if (config.data.file.empty()) return make_toy_dataset(config.data.dataset, config.data.size, config.train.seed);
+  const at::Tensor x = load_data_file(config.data.file, 1);
+  return is_image_net(config.model.kind) ? as_image_batch(x, config.data.file) : x;
+}
+
+// How the data maps into the model's space: pixel levels onto data.image_range, per-feature
+// standardisation (data.standardize), or nothing.
+Scaling fit_scaling(const RunConfig& config, const at::Tensor& raw) {
+  const auto range = config.data.pixel_range(false);
+  if (!range) return config.data.standardize ? Scaling::standardize(raw) : Scaling::identity();
+  const double top = static_cast<double>(config.data.levels - 1);
+  const double lo = raw.min().item<double>(), hi = raw.max().item<double>();
+  if (lo < 0 || hi > top)
+    throw InvalidArgument(config.data.file + ": pixel values span [" + std::to_string(lo) + ", " + std::to_string(hi) +
+                          "], outside the levels 0 .. " + std::to_string(config.data.levels - 1) +
+                          " (set data.levels, or data.image_range = \"off\" for data that is not pixels)");
+  return Scaling::pixels(config.data.levels, (*range)[0], (*range)[1], raw[0]);
+}
+
+// Samples beside the data: an image grid for images, a scatter plot or histogram otherwise.
+void picture_samples(const std::string& path, const Model& model, const at::Tensor& raw, const at::Tensor& samples) {
+  if (is_image_shape(model.data_shape)) write_model_sample_grid(path, model, samples);
+  else plot_samples(path, raw, samples);
 }
 
 // The conditions of the data's rows (data.cond), or undefined for an unconditional run.
@@ -94,9 +128,10 @@ class LossLog {
 
 RunConfig resume_config(const std::string& run_dir) { return load_checkpoint(run_dir).config; }
 
-TrainRunResult train_run(const RunConfig& config, const std::string& run_dir, bool resume,
+TrainRunResult train_run(const RunConfig& given_config, const std::string& run_dir, bool resume,
                          const TrainRunCallbacks& callbacks, const std::atomic<bool>* stop) {
-  config.validate();
+  given_config.validate();
+  const RunConfig config = settle_image_range(given_config);
   auto message = [&](const std::string& m) {
     if (callbacks.on_message) callbacks.on_message(m);
   };
@@ -106,6 +141,7 @@ TrainRunResult train_run(const RunConfig& config, const std::string& run_dir, bo
   // Everything that can fail on bad input is checked before the run directory is touched.
   const at::Tensor raw = load_training_data(config);
   std::vector<int64_t> data_shape(raw.sizes().begin() + 1, raw.sizes().end());
+  config.model.validate_image_shape(data_shape);
   const at::Tensor raw_cond = load_conditions(config, raw.size(0));
   const int64_t cond_dim = raw_cond.defined() ? raw_cond.numel() / raw_cond.size(0) : 0;
   Checkpoint resumed;
@@ -114,12 +150,10 @@ TrainRunResult train_run(const RunConfig& config, const std::string& run_dir, bo
     if (resumed.data_shape != data_shape) throw InvalidArgument("the data's shape differs from the checkpoint's");
     if (resumed.cond_dim != cond_dim) throw InvalidArgument("the conditions' width differs from the checkpoint's");
   }
-  auto fitted_scaling = [&](const at::Tensor& x, const Scaling& saved) {
-    if (resume) return saved;
-    return config.data.standardize && x.defined() ? Scaling::standardize(x) : Scaling::identity();
-  };
-  const Scaling scaling = fitted_scaling(raw, resumed.scaling);
-  const Scaling cond_scaling = fitted_scaling(raw_cond, resumed.cond_scaling);
+  const Scaling scaling = resume ? resumed.scaling : fit_scaling(config, raw);
+  const Scaling cond_scaling = resume                                      ? resumed.cond_scaling
+                               : config.data.standardize && raw_cond.defined() ? Scaling::standardize(raw_cond)
+                                                                               : Scaling::identity();
   const at::Tensor data = scaling.to_model(raw).to(device);
   const at::Tensor cond = raw_cond.defined() ? cond_scaling.to_model(raw_cond).to(device) : at::Tensor();
 
@@ -175,8 +209,8 @@ TrainRunResult train_run(const RunConfig& config, const std::string& run_dir, bo
   };
   cb.on_eval = [&](int64_t step) {
     const Model m = ema_model(step);
-    plot_samples(run_dir + "/samples_step" + std::to_string(step) + ".png", raw,
-                 final_samples(m, raw_cond, config.sample.n, config.sample.steps, config.train.seed + 1, {}));
+    picture_samples(run_dir + "/samples_step" + std::to_string(step) + ".png", m, raw,
+                    final_samples(m, raw_cond, config.sample.n, config.sample.steps, config.train.seed + 1, {}));
   };
   const auto outcome = trainer.run(cb, stop);
   save();
@@ -188,7 +222,7 @@ TrainRunResult train_run(const RunConfig& config, const std::string& run_dir, bo
   const at::Tensor samples =
       final_samples(m, raw_cond, config.sample.n, config.sample.steps, config.train.seed + 1, callbacks.on_sample_progress);
   write_npy(run_dir + "/samples.npy", samples);
-  plot_samples(run_dir + "/samples.png", raw, samples);
+  picture_samples(run_dir + "/samples.png", m, raw, samples);
   message("wrote " + run_dir + "/{checkpoint.pt, config.toml, loss.csv, loss.png, samples.npy, samples.png}");
   return result;
 }

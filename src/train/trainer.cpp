@@ -86,6 +86,13 @@ void Trainer::next_batch() {
   }
   at::index_select_out(batch_, data_, 0, index_);
   if (cond_.defined()) at::index_select_out(batch_cond_, cond_, 0, index_);
+  if (config_.hflip) {
+    // Each image mirrored left-right with probability 1/2 (the last axis is the width).
+    std::vector<int64_t> shape(batch_.dim(), 1);
+    shape[0] = b;
+    const at::Tensor flip = at::empty({b}, batch_.options()).bernoulli_(0.5, gen_).view(shape) > 0;
+    batch_.copy_(at::where(flip, batch_.flip({-1}), batch_));
+  }
 }
 
 at::Tensor Trainer::step() {

@@ -13,6 +13,9 @@ struct Scaling {
   static Scaling identity() { return {}; }
   // Per-feature mean and standard deviation of data [N, ...] (features with zero spread keep scale 1).
   static Scaling standardize(const at::Tensor& data);
+  // Pixel levels 0 .. levels - 1 onto [lo, hi] linearly, the same for every feature of samples
+  // shaped like sample (one sample of the data, for the tensors' shape and dtype).
+  static Scaling pixels(int64_t levels, double lo, double hi, const at::Tensor& sample);
 
   bool is_identity() const { return !shift.defined(); }
   at::Tensor to_model(const at::Tensor& x) const;

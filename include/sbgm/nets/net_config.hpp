@@ -8,7 +8,10 @@
 
 namespace sbgm {
 
-enum class NetKind { MLP, ResNet };
+// MLP and ResNet take samples of any shape, flattened; UNet, DiT and Mixer take images
+// [B, C, H, W] (image networks).
+enum class NetKind { MLP, ResNet, UNet, DiT, Mixer };
+bool is_image_net(NetKind kind);
 enum class Activation { ReLU, SiLU, GELU, Tanh };
 enum class TimeEmbeddingKind {
   Tutorial,    // [t - 1/2, cos 2 pi t, sin 2 pi t, -cos 4 pi t] (the tutorial's features)
@@ -32,15 +35,32 @@ Parameterization parameterization_from_string(const std::string& s);
 
 struct NetConfig {
   NetKind kind = NetKind::MLP;
+  // width: hidden width (MLP, ResNet), base channels (UNet), token width (DiT, Mixer).
+  // depth: hidden layers (MLP), residual blocks (ResNet), residual blocks per resolution (UNet),
+  // transformer or mixer blocks (DiT, Mixer).
   int64_t width = 256;
-  int64_t depth = 4;  // hidden layers (MLP) or residual blocks (ResNet)
+  int64_t depth = 4;
   Activation activation = Activation::ReLU;
   TimeEmbeddingKind time_embedding = TimeEmbeddingKind::Tutorial;
   int64_t embedding_dim = 32;     // Fourier / Sinusoidal: number of features (even)
   double fourier_scale = 16.0;    // Fourier: std of the random frequencies
   Parameterization output = Parameterization::Noise;
 
+  // Image networks. Their time features (the tutorial's four are replaced by sinusoidal ones of
+  // `width` features) pass through a two-layer MLP to 4 * width, and a condition y is embedded
+  // and added there.
+  std::vector<int64_t> channel_mult{1, 2, 2};  // UNet: channels width * m at each resolution
+  std::vector<int64_t> attention_res{16};      // UNet: feature-map sides with self-attention
+  double dropout = 0.0;                        // UNet residual blocks, DiT and Mixer MLPs
+  int64_t heads = 4;                           // UNet and DiT attention heads
+  int64_t patch_size = 2;                      // DiT and Mixer: side of a square patch
+  double mlp_ratio = 4.0;                      // DiT and Mixer: channel-MLP width / width
+  int64_t token_mlp_dim = 0;                   // Mixer: token-MLP hidden size (0: width / 2)
+
   void validate() const;
+  // Checks that an image network can take samples of this shape ([C, H, W]); throws
+  // InvalidArgument naming the mismatch.
+  void validate_image_shape(const std::vector<int64_t>& shape) const;
 };
 
 }  // namespace sbgm

@@ -79,6 +79,15 @@ at::Tensor sample_model_given(const Model& model, Sampler& sampler, const at::Te
 Trajectories model_trajectories(const Model& model, Sampler& sampler, int64_t k, uint64_t seed,
                                 const at::Tensor& cond = {});
 
+// Rows of data as the model takes them: grey images [N, H, W] gain their channel axis for a
+// model of [1, H, W] images; anything else is returned as is.
+at::Tensor model_rows(const Model& model, const at::Tensor& x);
+
+// Rows an image network samples at once (its activations, not the state, bound the memory).
+constexpr int64_t kImageChunkRows = 256;
+// Rows an image network's likelihood integrates at once (autograd keeps its activations).
+constexpr int64_t kImageLikelihoodChunkRows = 16;
+
 struct LikelihoodConfig;
 struct LikelihoodResult;
 // log p(x) (log p(x | y) for conditions cond, one row per row of x or a single row for all) in

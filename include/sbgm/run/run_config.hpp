@@ -3,7 +3,9 @@
 // read from TOML, overridden key by key from the command line ("train.steps" = "5000"), written
 // into the run directory and into every checkpoint, so a checkpoint rebuilds its model alone.
 
+#include <array>
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -19,6 +21,14 @@ struct DataConfig {
   std::string cond;        // conditions for the rows of the data (.npy / .csv), or empty
   int64_t size = 20000;    // rows drawn from a built-in dataset
   bool standardize = true;  // train on per-feature standardised data and conditions (undone when sampling)
+  // Pixel data (integer levels 0 .. levels - 1) is mapped linearly onto image_range "LO,HI"
+  // instead of being standardised. "auto": -1,1 for IDX and CIFAR-10 files, off otherwise.
+  std::string image_range = "auto";
+  int64_t levels = 256;
+
+  // The pixel range, or nothing when the data is not scaled as pixels; image_file: the data file
+  // is an IDX or CIFAR-10 file (what "auto" looks at).
+  std::optional<std::array<double, 2>> pixel_range(bool image_file) const;
 };
 
 struct SampleConfig {

@@ -22,6 +22,7 @@ struct TrainConfig {
   LRSchedule schedule = LRSchedule::Cosine;
   double min_lr_ratio = 0.0;            // cosine decays to lr * min_lr_ratio at the last step
   double grad_clip = 0.0;               // clip the global gradient norm to this (0: off)
+  bool hflip = false;                   // flip images [.., W] left-right with probability 1/2
   double cond_dropout = 0.0;            // P(a row trains without its condition): classifier-free guidance
   double ema_decay = 0.999;             // 0: no EMA (EMA weights equal the weights)
   DSMConfig loss;

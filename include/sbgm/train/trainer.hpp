@@ -59,6 +59,8 @@ class Trainer {
   at::Tensor step();
 
   int64_t step_count() const { return step_; }
+  // The batch the last step trained on (model space, after augmentation).
+  const at::Tensor& last_batch() const { return batch_; }
   const TrainConfig& config() const { return config_; }
   TrainState state() const;
   void restore(const TrainState& state);
