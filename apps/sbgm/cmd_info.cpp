@@ -1,4 +1,5 @@
 #include <iostream>
+#include <sstream>
 
 #include "cli_common.hpp"
 #include "commands.hpp"
@@ -13,6 +14,20 @@ void print_shape(const std::vector<int64_t>& shape) {
   std::cout << "data shape: [";
   for (size_t i = 0; i < shape.size(); ++i) std::cout << (i ? ", " : "") << shape[i];
   std::cout << "]\n";
+}
+
+std::string number_text(double v) {
+  std::ostringstream s;
+  s << v;
+  return s.str();
+}
+
+std::string scaling_text(const Model& m) {
+  if (m.scaling.is_identity()) return "none";
+  if (const auto range = m.config.data.pixel_range(false))
+    return "pixel levels 0.." + std::to_string(m.config.data.levels - 1) + " onto [" + number_text((*range)[0]) + ", " +
+           number_text((*range)[1]) + "]";
+  return "per-feature standardisation";
 }
 
 }  // namespace
@@ -39,7 +54,7 @@ void add_info_command(CLI::App& app, Action& action) {
       std::cout << "step: " << m.step << " of " << m.config.train.steps << "\n";
       print_shape(m.data_shape);
       std::cout << "condition features: " << m.cond_dim << "\n";
-      std::cout << "scaling: " << (m.scaling.is_identity() ? "none" : "per-feature standardisation") << "\n";
+      std::cout << "scaling: " << scaling_text(m) << "\n";
       std::cout << "parameters: " << m.parameter_count() << "\n";
       std::cout << "\n" << m.config.to_toml();
       return 0;

@@ -11,7 +11,7 @@ CSV=/usr/lib/python3/dist-packages/sklearn/datasets/data/digits.csv.gz
 mkdir -p "$OUT"
 # The CSV's rows are 64 pixel levels (0-16) and a label: images [N, 8, 8] for training, the last
 # 297 held out for bits/dim.
-python3 - "$CSV" "$OUT" <<'PY'
+/usr/bin/python3 - "$CSV" "$OUT" <<'PY'
 import sys, numpy as np
 rows = np.loadtxt(sys.argv[1], delimiter=",")
 images = rows[:, :64].reshape(-1, 8, 8).astype(np.uint8)
