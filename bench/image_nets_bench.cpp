@@ -1,0 +1,48 @@
+// Forward+backward throughput of one image network, for bench/compare_image_nets.py:
+//   sbgm_bench_image_nets --shape C,H,W --batch B --iters N --threads T [--model.KEY VALUE ...]
+// prints {"parameters": P, "images_per_s": R} (the loss is the mean squared output, the work of
+// one training step without the optimiser).
+#include <ATen/ATen.h>
+#include <torch/utils.h>
+
+#include <chrono>
+#include <cstdio>
+#include <cstring>
+#include <sstream>
+
+#include "bench_args.hpp"
+#include "sbgm/nets/score_net.hpp"
+#include "sbgm/run/run_config.hpp"
+#include "sbgm/util/runtime.hpp"
+
+int main(int argc, char** argv) {
+  using namespace sbgm;
+  RunConfig config;
+  for (int i = 1; i + 1 < argc; ++i)
+    if (std::strncmp(argv[i], "--model.", 8) == 0) config.set(argv[i] + 2, argv[i + 1]);
+  std::vector<int64_t> shape;
+  std::stringstream text(bench_arg(argc, argv, "--shape", "1,28,28"));
+  for (std::string item; std::getline(text, item, ',');) shape.push_back(std::stoll(item));
+  const int64_t batch = std::stoll(bench_arg(argc, argv, "--batch", "32"));
+  const int iters = std::stoi(bench_arg(argc, argv, "--iters", "10"));
+  configure_threads(std::stoi(bench_arg(argc, argv, "--threads", "0")));
+
+  torch::manual_seed(0);
+  auto net = make_score_net(config.model, shape);
+  int64_t parameters = 0;
+  for (const auto& p : net->parameters()) parameters += p.numel();
+  std::vector<int64_t> full{batch};
+  full.insert(full.end(), shape.begin(), shape.end());
+  const at::Tensor x = at::randn(full), t = at::rand({batch});
+  auto step = [&] {
+    net->zero_grad();
+    net->forward(x, t, at::Tensor()).square().mean().backward();
+  };
+  for (int i = 0; i < 3; ++i) step();  // warm-up: allocator, OpenMP pool, kernel selection
+  const auto start = std::chrono::steady_clock::now();
+  for (int i = 0; i < iters; ++i) step();
+  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  std::printf("{\"parameters\": %lld, \"images_per_s\": %.3f}\n", static_cast<long long>(parameters),
+              static_cast<double>(batch) * iters / seconds);
+  return 0;
+}
