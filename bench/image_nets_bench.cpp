@@ -26,6 +26,7 @@ int main(int argc, char** argv) {
   const int64_t batch = std::stoll(bench_arg(argc, argv, "--batch", "32"));
   const int iters = std::stoi(bench_arg(argc, argv, "--iters", "10"));
   configure_threads(std::stoi(bench_arg(argc, argv, "--threads", "0")));
+  tune_allocator();
 
   torch::manual_seed(0);
   auto net = make_score_net(config.model, shape);

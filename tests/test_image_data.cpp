@@ -18,6 +18,7 @@
 #include "sbgm/run/run_config.hpp"
 #include "sbgm/sde/sde.hpp"
 #include "sbgm/train/trainer.hpp"
+#include "error_of.hpp"
 #include "sbgm/util/error.hpp"
 
 using namespace sbgm;
@@ -39,16 +40,6 @@ std::vector<uint8_t> idx_bytes(const std::vector<uint32_t>& dims) {
   }
   for (size_t i = 0; i < count; ++i) b.push_back(static_cast<uint8_t>(i % 256));
   return b;
-}
-
-template <class F>
-std::string error_of(F&& f) {
-  try {
-    f();
-  } catch (const std::exception& e) {
-    return e.what();
-  }
-  return "";
 }
 
 }  // namespace
@@ -203,4 +194,28 @@ TEST(ImageGrid, PixelsLandWhereTheGridPutsThem) {
   EXPECT_EQ(at_xy(2 + 66 + 5, 2 + 66 + 60), 200);  // image 4, second row
   stbi_image_free(pixels);
   EXPECT_THROW(write_image_grid(png.string(), at::zeros({2, 2, 4, 4}), PixelRange{}), InvalidArgument);
+}
+
+TEST(PixelScaling, DequantisedTrainingSeesEachLevelSpreadOverItsBin) {
+  // Levels 0..3 in units of 0.5: every batch value lies in [k, k + 0.5) for its row's level k.
+  const at::Tensor data = (at::arange(8, at::kFloat).remainder(4) * 0.5).reshape({8, 1, 1, 1}).expand({8, 1, 2, 2}).contiguous();
+  NetConfig nc;
+  nc.width = 8;
+  nc.depth = 1;
+  TrainConfig tc;
+  tc.steps = 3;
+  tc.batch_size = 8;
+  tc.dequantize = true;
+  EXPECT_THROW(Trainer(make_score_net(nc, {1, 2, 2}), nullptr, make_sde(SDEConfig{}), Parameterization::Noise, tc, data),
+               InvalidArgument);  // no level width
+  tc.level_width = 0.5;
+  Trainer trainer(make_score_net(nc, {1, 2, 2}), nullptr, make_sde(SDEConfig{}), Parameterization::Noise, tc, data);
+  trainer.step();
+  const at::Tensor b = trainer.last_batch();
+  const at::Tensor level = (b / 0.5).floor() * 0.5, offset = b - level;
+  EXPECT_TRUE((offset >= 0).all().item<bool>());
+  EXPECT_TRUE((offset < 0.5).all().item<bool>());
+  EXPECT_GT(offset.std().item<double>(), 0.05);  // spread over the bin, not a constant shift
+  // Every row's level is one of the data's.
+  EXPECT_TRUE(((level >= 0) & (level <= 1.5)).all().item<bool>());
 }

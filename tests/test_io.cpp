@@ -9,6 +9,7 @@
 #include "sbgm/data/dataset.hpp"
 #include "sbgm/io/npy.hpp"
 #include "sbgm/io/npz.hpp"
+#include "error_of.hpp"
 #include "sbgm/util/error.hpp"
 
 using namespace sbgm;
@@ -29,16 +30,6 @@ int python(const std::string& code) {
 }
 
 void write_bytes(const fs::path& p, const std::string& bytes) { std::ofstream(p, std::ios::binary) << bytes; }
-
-template <class F>
-std::string error_of(F f) {
-  try {
-    f();
-  } catch (const std::exception& e) {
-    return e.what();
-  }
-  return "";
-}
 
 }  // namespace
 
@@ -149,7 +140,9 @@ TEST(DataFiles, ChecksRankAndFiniteness) {
   bad[2][1] = std::nan("");
   write_npy((dir / "nan.npy").string(), bad);
   EXPECT_NE(error_of([&] { load_data_file((dir / "nan.npy").string()); }).find("row 2"), std::string::npos);
+  std::ofstream(dir / "data.json") << "{\"x\": [1, 2]}\n";
   EXPECT_NE(error_of([&] { load_data_file((dir / "data.json").string()); }).find("unknown data format"), std::string::npos);
+  EXPECT_NE(error_of([&] { load_data_file((dir / "missing.json").string()); }).find("cannot open"), std::string::npos);
 }
 
 TEST(DataFiles, ReadsCsvWithOptionalHeader) {

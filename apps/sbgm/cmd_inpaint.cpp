@@ -65,6 +65,7 @@ void add_inpaint_command(CLI::App& app, Action& action) {
       if (!opt->png.empty()) check_output_path(opt->png, ".png");
       const c10::Device device = parse_device(opt->device);
       configure_threads(static_cast<int>(opt->threads));
+      tune_allocator();
       const at::Tensor observed = load_data_file(opt->data, 1, /*keep_double=*/true, /*allow_nan=*/true);
       const at::Tensor mask = opt->mask.empty() ? at::ones(observed.sizes().slice(1), at::kDouble) : read_npy(opt->mask, true);
       const Model model = opt->source.load(device);

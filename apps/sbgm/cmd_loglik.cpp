@@ -56,10 +56,11 @@ void add_loglik_command(CLI::App& app, Action& action) {
     ModelSource source;
     std::string data, cond, out, png, divergence = "exact", noise = "rademacher", device = "cpu";
     SolverFlags solver;
-    int64_t probes = 1, threads = 0, chunk = 0, grid = 0;
+    int64_t probes = 1, threads = 0, chunk = LikelihoodConfig{}.chunk_size, grid = 0;
     std::vector<double> range, dequantize_range{0.0, 1.0};
     Dequantization dequantization;
     CLI::Option* levels_option = nullptr;
+    CLI::Option* chunk_option = nullptr;
     CLI::Option* dequantize_range_option = nullptr;
     uint64_t seed = 0;
     bool bpd = false, dequantize = false;
@@ -93,8 +94,8 @@ void add_loglik_command(CLI::App& app, Action& action) {
   opt->solver.add_to(*cmd);
   cmd->add_option("--steps", opt->solver.config.steps, "steps of a fixed-step solver")->capture_default_str();
   cmd->add_flag("--bpd", opt->bpd, "write bits per dimension, -log p / (D ln 2), instead of nats");
-  cmd->add_option("--chunk", opt->chunk, "rows integrated together (0: 1000, or 16 for an image network)")
-      ->capture_default_str();
+  opt->chunk_option =
+      cmd->add_option("--chunk", opt->chunk, "rows integrated together (default 1000, or 16 for an image network)");
   cmd->add_option("--seed", opt->seed, "seed of the Hutchinson probes")->capture_default_str();
   cmd->add_option("--device", opt->device, "cpu or cuda")->capture_default_str();
   cmd->add_option("--threads", opt->threads, "CPU threads (0: one per core)")->capture_default_str();
@@ -113,8 +114,7 @@ void add_loglik_command(CLI::App& app, Action& action) {
       lc.divergence = divergence_from_string(opt->divergence);
       lc.noise = probe_noise_from_string(opt->noise);
       lc.probes = opt->probes;
-      if (opt->chunk < 0) throw InvalidArgument("--chunk must not be negative");
-      lc.chunk_size = opt->chunk > 0 ? opt->chunk : LikelihoodConfig{}.chunk_size;
+      lc.chunk_size = opt->chunk;
       lc.solver = opt->solver.resolve();
       lc.validate();
       if (opt->threads < 0) throw InvalidArgument("--threads must not be negative");
@@ -123,7 +123,8 @@ void add_loglik_command(CLI::App& app, Action& action) {
       tune_allocator();
       const at::Tensor data = opt->data.empty() ? at::Tensor() : load_data_file(opt->data, 1, /*keep_double=*/true);
       const Model model = opt->source.load(device);
-      if (opt->chunk == 0 && !model.analytic() && is_image_net(model.config.model.kind)) lc.chunk_size = kImageLikelihoodChunkRows;
+      if (opt->chunk_option->count() == 0 && !model.analytic() && is_image_net(model.config.model.kind))
+        lc.chunk_size = kImageLikelihoodChunkRows;
       if (opt->dequantize) {
         // A model of pixel data works on the levels themselves: each level k dequantises to
         // k + u, and the levels default to the model's.

@@ -2,6 +2,7 @@
 
 #include "cli_common.hpp"
 #include "commands.hpp"
+#include "sbgm/util/runtime.hpp"
 #include "sbgm/run/training_run.hpp"
 
 namespace sbgm::cli {
@@ -17,7 +18,7 @@ void add_train_command(CLI::App& app, Action& action) {
   cmd->add_option("--out", opt->out, "run directory (created if missing)")->required();
   cmd->add_option("--config", opt->config_file, "TOML config file")->check(CLI::ExistingFile);
   cmd->add_flag("--resume", opt->resume, "continue the run in --out from its checkpoint");
-  opt->flags.add_shortcut(*cmd, "--data", "data.file", "training data: .npy [N, D] or .csv");
+  opt->flags.add_shortcut(*cmd, "--data", "data.file", "training data: .npy [N, ...], .csv, an IDX file (MNIST) or a CIFAR-10 .bin batch");
   opt->flags.add_shortcut(*cmd, "--dataset", "data.dataset", "built-in dataset (circle8, ring8, swissroll, moons, checkerboard, bimodal1d)");
   opt->flags.add_shortcut(*cmd, "--cond", "data.cond", "conditions for the data's rows: .npy [N, C] or .csv (a conditional model)");
   opt->flags.add_shortcut(*cmd, "--cond-dropout", "train.cond_dropout", "probability of dropping a row's condition (classifier-free guidance)");
@@ -25,7 +26,9 @@ void add_train_command(CLI::App& app, Action& action) {
   opt->flags.add_shortcut(*cmd, "--batch-size", "train.batch_size", "samples per step");
   opt->flags.add_shortcut(*cmd, "--lr", "train.lr", "learning rate");
   opt->flags.add_shortcut(*cmd, "--sde", "sde.type", "vp, subvp, ve or cosine");
-  opt->flags.add_shortcut(*cmd, "--model", "model.type", "mlp or resnet");
+  opt->flags.add_shortcut(*cmd, "--model", "model.type", "mlp, resnet, unet, dit or mixer");
+  opt->flags.add_shortcut(*cmd, "--png-every", "train.eval_every",
+                          "draw samples (an image grid for images) into RUN_DIR/samples_stepN.png every N steps");
   opt->flags.add_shortcut(*cmd, "--seed", "train.seed", "random seed");
   opt->flags.add_shortcut(*cmd, "--device", "run.device", "cpu or cuda");
   opt->flags.add_shortcut(*cmd, "--threads", "run.threads", "CPU threads");
@@ -56,6 +59,7 @@ void add_train_command(CLI::App& app, Action& action) {
         if (sampling) sampling->finish();
         std::cerr << m << "\n";
       };
+      tune_allocator();  // reuse activation memory instead of mapping it afresh every step
       const TrainRunResult r = train_run(config, opt->out, opt->resume, cb, &g_interrupted);
       line.finish();
       if (r.interrupted) {

@@ -171,6 +171,7 @@ const std::vector<Entry>& entries() {
     t.push_back(field<double>("train.grad_clip", "clip the global gradient norm (0: off)", [](C& c) -> auto& { return c.train.grad_clip; }));
     t.push_back(field<double>("train.cond_dropout", "probability of training without the condition, for classifier-free guidance (0: off)", [](C& c) -> auto& { return c.train.cond_dropout; }));
     t.push_back(field<bool>("train.hflip", "flip each training image left-right with probability 1/2", [](C& c) -> auto& { return c.train.hflip; }));
+    t.push_back(field<bool>("train.dequantize", "train on pixel levels k + u, u ~ U[0, 1) (what bits/dim evaluates; pixel data only)", [](C& c) -> auto& { return c.train.dequantize; }));
     t.push_back(field<double>("train.ema_decay", "EMA decay of the weights (0: off)", [](C& c) -> auto& { return c.train.ema_decay; }));
     t.push_back(choice<LossWeighting>("train.weighting", "loss weighting: sigma2 or likelihood", [](C& c) -> auto& { return c.train.loss.weighting; }, loss_weighting_from_string, to_string));
     t.push_back(field<bool>("train.stratified_time", "stratified times across the batch", [](C& c) -> auto& { return c.train.loss.stratified_time; }));

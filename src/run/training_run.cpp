@@ -151,6 +151,12 @@ TrainRunResult train_run(const RunConfig& given_config, const std::string& run_d
     if (resumed.cond_dim != cond_dim) throw InvalidArgument("the conditions' width differs from the checkpoint's");
   }
   const Scaling scaling = resume ? resumed.scaling : fit_scaling(config, raw);
+  TrainConfig train_config = config.train;
+  if (train_config.dequantize) {
+    if (!config.data.pixel_range(false))
+      throw InvalidArgument("train.dequantize needs pixel data (data.image_range, set for IDX and CIFAR-10 files)");
+    train_config.level_width = 1.0 / scaling.scale.flatten()[0].item<double>();
+  }
   const Scaling cond_scaling = resume                                      ? resumed.cond_scaling
                                : config.data.standardize && raw_cond.defined() ? Scaling::standardize(raw_cond)
                                                                                : Scaling::identity();
@@ -162,7 +168,7 @@ TrainRunResult train_run(const RunConfig& given_config, const std::string& run_d
   std::shared_ptr<ScoreNet> ema_net = build_net(config, data_shape, cond_dim);
   net->to(device);
   ema_net->to(device);
-  Trainer trainer(net, ema_net, sde, config.model.output, config.train, data, cond);
+  Trainer trainer(net, ema_net, sde, config.model.output, train_config, data, cond);
   if (resume) {
     trainer.restore(resumed.state);
     load_module_buffers(*net, resumed.buffers);

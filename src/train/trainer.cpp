@@ -28,6 +28,8 @@ Trainer::Trainer(std::shared_ptr<ScoreNet> net, std::shared_ptr<ScoreNet> ema_ne
       adam_(flat_.values(), config.adam),
       gen_(make_generator(data_.device(), config.seed)) {
   config_.validate();
+  if (config_.dequantize && !(config_.level_width > 0))
+    throw InvalidArgument("dequantised training needs the width of one pixel level in the model's units");
   if (data_.dim() < 2 || data_.size(0) < 1) throw InvalidArgument("training data must have shape [N, ...] with N >= 1");
   if (cond_.defined() && cond_.size(0) != data_.size(0))
     throw InvalidArgument("conditions have " + std::to_string(cond_.size(0)) + " rows but data has " +
@@ -93,6 +95,7 @@ void Trainer::next_batch() {
     const at::Tensor flip = at::empty({b}, batch_.options()).bernoulli_(0.5, gen_).view(shape) > 0;
     batch_.copy_(at::where(flip, batch_.flip({-1}), batch_));
   }
+  if (config_.dequantize) batch_.add_(at::empty_like(batch_).uniform_(0.0, config_.level_width, gen_));
 }
 
 at::Tensor Trainer::step() {

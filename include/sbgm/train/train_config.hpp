@@ -23,6 +23,11 @@ struct TrainConfig {
   double min_lr_ratio = 0.0;            // cosine decays to lr * min_lr_ratio at the last step
   double grad_clip = 0.0;               // clip the global gradient norm to this (0: off)
   bool hflip = false;                   // flip images [.., W] left-right with probability 1/2
+  // Uniform dequantisation of integer pixel levels: each training value k becomes k + u,
+  // u ~ U[0, 1) in level units (level_width in the model's units, set by the run from the pixel
+  // scaling), so the model is trained on the density that bits/dim evaluates.
+  bool dequantize = false;
+  double level_width = 0.0;
   double cond_dropout = 0.0;            // P(a row trains without its condition): classifier-free guidance
   double ema_decay = 0.999;             // 0: no EMA (EMA weights equal the weights)
   DSMConfig loss;
