@@ -125,6 +125,12 @@ TEST(CliImages, DataTheImageNetworksCannotTake) {
   expect_one_line_error(sbgm_cli("train --data " + bars_idx().string() + " --out " + out.string() + kTinyUNet +
                                  " --data.image_range 1,-1"),
                         "LO must be below HI");
+  expect_one_line_error(sbgm_cli("train --data " + bars_idx().string() + " --out " + out.string() + kTinyUNet +
+                                 " --data.levels 1"),
+                        "data.levels must be at least 2");
+  // Dequantised training needs pixel levels to spread over.
+  expect_one_line_error(sbgm_cli("train --dataset moons --out " + out.string() + " --train.steps 2 --train.dequantize true"),
+                        "train.dequantize needs pixel data");
   EXPECT_FALSE(fs::exists(out));
   // Dequantising values that are not levels.
   const fs::path frac = scratch() / "frac.npy";

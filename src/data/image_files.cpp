@@ -109,9 +109,8 @@ at::Tensor read_idx(const std::string& path) {
   for (int64_t i = 0; i < count; ++i)
     for (int b = 0; b < element; ++b) out[i * element + b] = in[i * element + (element - 1 - b)];
   x = x.to(at::kFloat);
-  if (rank == 1) return x.unsqueeze(1);
-  if (rank == 3) return x.unsqueeze(1);
-  return x;
+  // Labels [N] become rows [N, 1]; grey images [N, H, W] gain their channel axis.
+  return rank == 1 || rank == 3 ? x.unsqueeze(1) : x;
 }
 
 at::Tensor read_cifar10(const std::string& path) {

@@ -6,6 +6,7 @@
 #include <cmath>
 
 #include "sbgm/util/error.hpp"
+#include "zero_init.hpp"
 
 #if TORCH_VERSION_MAJOR >= 2
 #define SBGM_FUSED_ATTENTION 1
@@ -33,11 +34,7 @@ at::Tensor attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor&
 SelfAttention::SelfAttention(int64_t width, int64_t heads, bool zero_output) : heads_(heads) {
   qkv_ = register_module("qkv", torch::nn::Linear(width, 3 * width));
   output_ = register_module("output", torch::nn::Linear(width, width));
-  if (zero_output) {
-    at::NoGradGuard no_grad;
-    output_->weight.zero_();
-    output_->bias.zero_();
-  }
+  if (zero_output) zero_init(output_);
 }
 
 at::Tensor SelfAttention::forward(const at::Tensor& tokens) {

@@ -7,15 +7,10 @@
 
 #include "conditioning_embedding.hpp"
 #include "sbgm/nets/attention.hpp"
+#include "zero_init.hpp"
 
 namespace sbgm {
 namespace {
-
-void zero_(torch::nn::Linear& l) {
-  at::NoGradGuard no_grad;
-  l->weight.zero_();
-  l->bias.zero_();
-}
 
 // LayerNorm without affine parameters, then x (1 + scale) + shift per row ([B, width] each).
 at::Tensor modulated_norm(const at::Tensor& x, const at::Tensor& shift, const at::Tensor& scale) {
@@ -46,7 +41,7 @@ class PatchBlock : public torch::nn::Module {
   PatchBlock(const NetConfig& config, int64_t tokens) {
     const int64_t w = config.width;
     modulation_ = register_module("modulation", torch::nn::Linear(w, 6 * w));
-    zero_(modulation_);
+    zero_init(modulation_);
     if (config.kind == NetKind::DiT) {
       attention_ = register_module("attention", std::make_shared<SelfAttention>(w, config.heads, false));
     } else {
@@ -102,9 +97,9 @@ PatchScoreNet::PatchScoreNet(const NetConfig& config, const std::vector<int64_t>
   blocks_ = register_module("blocks", torch::nn::ModuleList());
   for (int64_t i = 0; i < config.depth; ++i) blocks_->push_back(std::make_shared<PatchBlock>(config, rows * cols));
   final_modulation_ = register_module("final_modulation", torch::nn::Linear(w, 2 * w));
-  zero_(final_modulation_);
+  zero_init(final_modulation_);
   final_ = register_module("final", torch::nn::Linear(w, patch_ * patch_ * channels_));
-  zero_(final_);
+  zero_init(final_);
 }
 
 at::Tensor PatchScoreNet::forward(const at::Tensor& x, const at::Tensor& t, const at::Tensor& y) {

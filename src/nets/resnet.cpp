@@ -4,6 +4,7 @@
 #include <torch/nn/init.h>
 
 #include "activation.hpp"
+#include "zero_init.hpp"
 
 namespace sbgm {
 
@@ -23,11 +24,7 @@ ResNetScoreNet::ResNetScoreNet(const NetConfig& config, int64_t data_dim, int64_
     first_->push_back(torch::nn::Linear(w, w));
     block_embed_->push_back(torch::nn::Linear(w, w));
     torch::nn::Linear second(w, w);
-    {
-      at::NoGradGuard no_grad;
-      second->weight.zero_();
-      second->bias.zero_();
-    }
+    zero_init(second);
     second_->push_back(second);
   }
   output_norm_ = register_module("output_norm", torch::nn::LayerNorm(torch::nn::LayerNormOptions({w})));

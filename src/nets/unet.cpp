@@ -7,6 +7,7 @@
 
 #include "conditioning_embedding.hpp"
 #include "sbgm/nets/attention.hpp"
+#include "zero_init.hpp"
 
 namespace sbgm {
 namespace {
@@ -22,12 +23,6 @@ torch::nn::GroupNorm group_norm(int64_t channels) {
 
 torch::nn::Conv2d conv(int64_t in, int64_t out, int64_t kernel, int64_t stride = 1) {
   return torch::nn::Conv2d(torch::nn::Conv2dOptions(in, out, kernel).stride(stride).padding(kernel / 2));
-}
-
-void zero_(torch::nn::Conv2d& c) {
-  at::NoGradGuard no_grad;
-  c->weight.zero_();
-  c->bias.zero_();
 }
 
 // One step of a path through the UNet. `skips` carries the down path's outputs to the up path:
@@ -49,7 +44,7 @@ class ResidualBlock final : public UNetLayer {
     emb_ = register_module("emb", torch::nn::Linear(emb_dim, 2 * out));
     norm2_ = register_module("norm2", group_norm(out));
     conv2_ = register_module("conv2", conv(out, out, 3));
-    zero_(conv2_);  // the block starts as the identity (or as its shortcut)
+    zero_init(conv2_);  // the block starts as the identity (or as its shortcut)
     if (in != out) shortcut_ = register_module("shortcut", conv(in, out, 1));
     if (heads > 0) {
       attention_norm_ = register_module("attention_norm", group_norm(out));
@@ -158,7 +153,7 @@ UNetScoreNet::UNetScoreNet(const NetConfig& config, const std::vector<int64_t>& 
   }
   output_norm_ = register_module("output_norm", group_norm(c));
   output_ = register_module("output", conv(c, channels, 3));
-  zero_(output_);
+  zero_init(output_);
 }
 
 at::Tensor UNetScoreNet::forward(const at::Tensor& x, const at::Tensor& t, const at::Tensor& y) {
