@@ -8,6 +8,7 @@
 #include <cstdio>
 #include <iostream>
 
+#include "job.hpp"
 #include "sbgm/util/error.hpp"
 
 namespace sbgm::cli {
@@ -30,7 +31,7 @@ void install_interrupt_handler() {
   std::signal(SIGTERM, on_signal);
 }
 
-bool progress_enabled() { return ::isatty(STDERR_FILENO) == 1; }
+bool progress_enabled() { return ::isatty(STDERR_FILENO) == 1 && !is_secondary_rank(); }
 
 std::string format_duration(double s) {
   if (!(s >= 0) || s > 1e7) return "--:--";
@@ -66,8 +67,9 @@ void ProgressLine::finish() {
 }
 
 void print_train_progress(const TrainProgress& p, ProgressLine& line) {
-  char extra[96];
-  std::snprintf(extra, sizeof extra, "loss %.4g lr %.2e %.0f it/s", p.loss, p.lr, p.steps_per_second);
+  char extra[128];
+  std::snprintf(extra, sizeof extra, "loss %.4g lr %.2e %.3g it/s %.3g samples/s", p.loss, p.lr, p.steps_per_second,
+                p.samples_per_second);
   line.update(p.step, p.total_steps, extra);
 }
 

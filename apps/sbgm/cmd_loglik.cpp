@@ -6,6 +6,7 @@
 
 #include "cli_common.hpp"
 #include "commands.hpp"
+#include "job.hpp"
 #include "model_source.hpp"
 #include "sbgm/data/dataset.hpp"
 #include "sbgm/data/dequantize.hpp"
@@ -54,6 +55,7 @@ void add_loglik_command(CLI::App& app, Action& action) {
   auto* cmd = app.add_subcommand("loglik", "log-likelihood of data under a trained model (probability-flow ODE)");
   struct Options {
     ModelSource source;
+    int nproc = 1;
     std::string data, cond, out, png, divergence = "exact", noise = "rademacher", device = "cpu";
     SolverFlags solver;
     int64_t probes = 1, threads = 0, chunk = LikelihoodConfig{}.chunk_size, grid = 0;
@@ -67,6 +69,7 @@ void add_loglik_command(CLI::App& app, Action& action) {
   };
   auto opt = std::make_shared<Options>();
   opt->source.add_to(*cmd);
+  add_nproc_option(*cmd, opt->nproc);
   cmd->add_option("--data", opt->data, "points: .npy [N, ...] or .csv (with --grid: optional, drawn over the map)");
   cmd->add_option("--out", opt->out, "output .npy: log p per row in nats (or bits/dim), [N]; with --grid [G, G]")
       ->required();
@@ -118,11 +121,14 @@ void add_loglik_command(CLI::App& app, Action& action) {
       lc.solver = opt->solver.resolve();
       lc.validate();
       if (opt->threads < 0) throw InvalidArgument("--threads must not be negative");
-      const c10::Device device = parse_device(opt->device);
+      if (should_launch(opt->nproc)) return launch_local_job(opt->nproc);
+      const Job job = join_job(opt->device, RunConfig{}.timeout);
+      const c10::Device device = parse_device(job.device);
       configure_threads(static_cast<int>(opt->threads));
       tune_allocator();
       const at::Tensor data = opt->data.empty() ? at::Tensor() : load_data_file(opt->data, 1, /*keep_double=*/true);
-      const Model model = opt->source.load(device);
+      Model model = opt->source.load(device);
+      model.comm = job.comm;
       if (opt->chunk_option->count() == 0 && !model.analytic() && is_image_net(model.config.model.kind))
         lc.chunk_size = kImageLikelihoodChunkRows;
       if (opt->dequantize) {
@@ -149,6 +155,7 @@ void add_loglik_command(CLI::App& app, Action& action) {
       const LikelihoodResult r =
           model_log_likelihood(model, x, lc, opt->seed, [&](int64_t d, int64_t t) { line.update(d, t); }, cond);
       line.finish();
+      if (!job.comm.is_root()) return 0;  // rank 0 writes what every rank holds
       const double dims = static_cast<double>(x.numel() / x.size(0));
       const at::Tensor log_p = r.log_prob + log_jacobian;
       const at::Tensor out = opt->bpd ? -log_p / (dims * std::log(2.0)) : log_p;

@@ -4,6 +4,7 @@
 
 #include "cli_common.hpp"
 #include "commands.hpp"
+#include "job.hpp"
 #include "model_source.hpp"
 #include "sbgm/data/dataset.hpp"
 #include "sbgm/data/toy.hpp"
@@ -63,6 +64,7 @@ void add_sample_command(CLI::App& app, Action& action) {
   auto* cmd = app.add_subcommand("sample", "draw samples from a trained model");
   struct Options {
     ModelSource source;
+    int nproc = 1;
     std::string out, png, cond, device = "cpu", sampler = "em", predictor = "em";
     double guidance = 0;
     SolverFlags solver;
@@ -74,6 +76,7 @@ void add_sample_command(CLI::App& app, Action& action) {
   auto opt = std::make_shared<Options>();
   SamplerOptions& so = opt->sampling;
   opt->source.add_to(*cmd);
+  add_nproc_option(*cmd, opt->nproc);
   cmd->add_option("--out", opt->out, "output .npy file of shape [n, ...] ([M, n, ...] with --cond)")->required();
   cmd->add_option("--n", opt->n, "number of samples (per condition with --cond)")->capture_default_str();
   cmd->add_option("--cond", opt->cond, "conditional model: conditions .npy/.csv [M, C]; n samples for each row");
@@ -112,10 +115,13 @@ void add_sample_command(CLI::App& app, Action& action) {
       sampling.kind = sampler_kind_from_string(opt->sampler);
       sampling.predictor = predictor_kind_from_string(opt->predictor);
       sampling.solver = opt->solver.resolve();
-      const c10::Device device = parse_device(opt->device);
+      if (should_launch(opt->nproc)) return launch_local_job(opt->nproc);
+      const Job job = join_job(opt->device, RunConfig{}.timeout);
+      const c10::Device device = parse_device(job.device);
       configure_threads(static_cast<int>(opt->threads));
       tune_allocator();
       Model model = opt->source.load(device);
+      model.comm = job.comm;
       model.guidance = opt->guidance;
       const at::Tensor cond = opt->cond.empty() ? at::Tensor() : load_data_file(opt->cond, 1, /*keep_double=*/true);
       if (cond.defined()) model_conditions(model, cond, cond.size(0));  // fails before any work on a bad file
@@ -126,6 +132,7 @@ void add_sample_command(CLI::App& app, Action& action) {
       const at::Tensor samples = cond.defined() ? sample_model_given(model, *sampler, cond, opt->n, opt->seed, progress)
                                                 : sample_model(model, *sampler, opt->n, opt->seed, progress);
       line.finish();
+      if (!job.comm.is_root()) return 0;  // rank 0 writes what every rank holds
       check_finite(samples, "the samples (the model diverged)");
       write_npy(opt->out, samples);
       const bool images = is_image_shape(model.data_shape);

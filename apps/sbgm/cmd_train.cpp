@@ -2,6 +2,7 @@
 
 #include "cli_common.hpp"
 #include "commands.hpp"
+#include "job.hpp"
 #include "sbgm/util/runtime.hpp"
 #include "sbgm/run/training_run.hpp"
 
@@ -12,6 +13,7 @@ void add_train_command(CLI::App& app, Action& action) {
   struct Options {
     std::string out, config_file;
     bool resume = false;
+    int nproc = 1;
     ConfigFlags flags;
   };
   auto opt = std::make_shared<Options>();
@@ -31,8 +33,9 @@ void add_train_command(CLI::App& app, Action& action) {
                           "draw samples (an image grid for images) into RUN_DIR/samples_stepN.png every N steps");
   opt->flags.add_shortcut(*cmd, "--seed", "train.seed", "random seed");
   opt->flags.add_shortcut(*cmd, "--device", "run.device", "cpu or cuda");
-  opt->flags.add_shortcut(*cmd, "--threads", "run.threads", "CPU threads");
+  opt->flags.add_shortcut(*cmd, "--threads", "run.threads", "CPU threads per process");
   opt->flags.add_to(*cmd);
+  add_nproc_option(*cmd, opt->nproc);
 
   cmd->callback([&action, opt] {
     action = [opt]() -> int {
@@ -42,7 +45,11 @@ void add_train_command(CLI::App& app, Action& action) {
       if (opt->flags.given("data.file")) config.data.dataset.clear();
       if (opt->flags.given("data.dataset")) config.data.file.clear();
       opt->flags.apply(config);
+      config.validate();
+      if (should_launch(opt->nproc)) return launch_local_job(opt->nproc);
       install_interrupt_handler();
+      const Job job = join_job(config.device, config.timeout);
+      config.device = job.device;
       ProgressLine line("train");
       std::unique_ptr<ProgressLine> sampling;
       TrainRunCallbacks cb;
@@ -60,8 +67,9 @@ void add_train_command(CLI::App& app, Action& action) {
         std::cerr << m << "\n";
       };
       tune_allocator();  // reuse activation memory instead of mapping it afresh every step
-      const TrainRunResult r = train_run(config, opt->out, opt->resume, cb, &g_interrupted);
+      const TrainRunResult r = train_run(config, opt->out, opt->resume, cb, &g_interrupted, job.comm);
       line.finish();
+      if (r.interrupted && !job.comm.is_root()) return 130;
       if (r.interrupted) {
         std::cerr << "interrupted at step " << r.step << ": saved " << r.checkpoint << "; continue with: sbgm train --out "
                   << opt->out << " --resume\n";

@@ -6,12 +6,14 @@
 #include <iostream>
 
 #include "commands.hpp"
+#include "job.hpp"
 #include "sbgm/util/error.hpp"
 
 int main(int argc, char** argv) {
   CLI::App app{"sbgm: score-based generative models (train, sample, loglik, info)", "sbgm"};
   app.require_subcommand(1);
   app.set_version_flag("--version", "sbgm 0.1.0");
+  sbgm::cli::remember_command_line(argc, argv);
   sbgm::cli::Action action;
   sbgm::cli::add_train_command(app, action);
   sbgm::cli::add_sample_command(app, action);
@@ -33,8 +35,11 @@ int main(int argc, char** argv) {
   try {
     return action ? action() : 2;
   } catch (const sbgm::InvalidArgument& e) {
-    std::cerr << "\nsbgm: error: " << e.what() << "\n";
+    if (!sbgm::cli::quiet_about_input_errors()) std::cerr << "\nsbgm: error: " << e.what() << "\n";
     return 2;
+  } catch (const sbgm::IOError& e) {
+    if (!sbgm::cli::quiet_about_input_errors()) std::cerr << "\nsbgm: error: " << e.what() << "\n";
+    return 1;
   } catch (const c10::Error& e) {
     std::cerr << "\nsbgm: error: " << e.what_without_backtrace() << "\n";
     return 1;

@@ -7,6 +7,7 @@
 #include "sbgm/sde/sde.hpp"
 #include "sbgm/util/enum_names.hpp"
 #include "sbgm/util/error.hpp"
+#include "sbgm/util/runtime.hpp"
 
 namespace sbgm {
 namespace {
@@ -70,40 +71,55 @@ void LikelihoodConfig::validate() const {
 }
 
 LikelihoodResult log_likelihood(ScoreModel& model, const SDE& sde, const at::Tensor& x, const at::Tensor& y,
-                                const LikelihoodConfig& config, at::Generator gen, const ProgressFn& progress) {
+                                const LikelihoodConfig& config, at::Generator gen, const ProgressFn& progress,
+                                const Communicator& comm) {
   config.validate();
   if (x.dim() < 2 || x.size(0) < 1) throw InvalidArgument("points must have shape [N, ...] with N >= 1");
   const int64_t n = x.size(0), d = x.numel() / n;
-  LikelihoodResult result;
-  result.log_prob = at::empty({n}, x.options().dtype(at::kDouble));
-  result.std_error = at::zeros({n}, x.options().dtype(at::kDouble));
-  result.x_T = at::empty_like(x);
-  const int64_t chunks = (n + config.chunk_size - 1) / config.chunk_size;
-  for (int64_t c = 0; c < chunks; ++c) {
-    const int64_t start = c * config.chunk_size, rows = std::min(config.chunk_size, n - start);
+  const int64_t chunk = std::min(config.chunk_size, n);
+  const int64_t chunks = (n + chunk - 1) / chunk;
+  const std::vector<uint64_t> seeds = chunk_seeds(gen, chunks, x.options());
+  const ChunkRange mine = chunks_of_rank(n, chunk, comm.rank(), comm.size());
+  const int64_t local = mine.end - mine.begin;
+  at::Tensor log_prob = at::empty({local}, x.options().dtype(at::kDouble));
+  at::Tensor std_error = at::zeros({local}, x.options().dtype(at::kDouble));
+  at::Tensor x_T_local = at::empty_like(x.narrow(0, mine.begin, local));
+  // Solver statistics, summed over chunks and then over ranks.
+  at::Tensor stats = at::zeros({3}, x.options().dtype(at::kDouble));
+  for (int64_t c = mine.first_chunk; c < mine.end_chunk; ++c) {
+    const int64_t start = c * chunk, rows = std::min(chunk, n - start), at_row = start - mine.begin;
     const at::Tensor xc = x.narrow(0, start, rows);
     std::vector<int64_t> shape = xc.sizes().vec();
     at::Tensor probes;
     if (config.divergence == DivergenceKind::Hutchinson) {
+      at::Generator chunk_gen = make_generator(x.device(), seeds[c]);
       probes = config.noise == ProbeNoise::Gaussian
-                   ? at::normal(0.0, 1.0, {config.probes, rows, d}, gen, x.options())
-                   : at::bernoulli(at::full({config.probes, rows, d}, 0.5, x.options()), gen) * 2 - 1;
+                   ? at::normal(0.0, 1.0, {config.probes, rows, d}, chunk_gen, x.options())
+                   : at::bernoulli(at::full({config.probes, rows, d}, 0.5, x.options()), chunk_gen) * 2 - 1;
     }
     AugmentedFlow flow(model, sde, shape, y.defined() ? y.narrow(0, start, rows) : at::Tensor(), probes);
     const at::Tensor state0 = at::cat({xc.reshape({rows, d}), at::zeros({rows, flow.accumulators()}, x.options())}, 1);
-    SolveStats stats;
-    const at::Tensor state1 = odeint(std::cref(flow), state0, sde.t_eps(), sde.T(), config.solver, &stats);
-    result.stats.accepted += stats.accepted;
-    result.stats.rejected += stats.rejected;
-    result.stats.function_evals += stats.function_evals;
+    SolveStats s;
+    const at::Tensor state1 = odeint(std::cref(flow), state0, sde.t_eps(), sde.T(), config.solver, &s);
+    stats += at::tensor({static_cast<double>(s.accepted), static_cast<double>(s.rejected),
+                         static_cast<double>(s.function_evals)}, stats.options());
     const at::Tensor x_T = state1.narrow(1, 0, d).reshape(shape);
     const at::Tensor delta = state1.narrow(1, d, flow.accumulators()).to(at::kDouble);
     const at::Tensor prior = sde.prior_log_prob(x_T).to(at::kDouble);
-    result.log_prob.narrow(0, start, rows).copy_(prior + delta.mean(1));
-    if (flow.accumulators() > 1) result.std_error.narrow(0, start, rows).copy_(delta.std(1) / std::sqrt(flow.accumulators()));
-    result.x_T.narrow(0, start, rows).copy_(x_T);
-    if (progress) progress(c + 1, chunks);
+    log_prob.narrow(0, at_row, rows).copy_(prior + delta.mean(1));
+    if (flow.accumulators() > 1) std_error.narrow(0, at_row, rows).copy_(delta.std(1) / std::sqrt(flow.accumulators()));
+    x_T_local.narrow(0, at_row, rows).copy_(x_T);
+    if (progress) progress(c + 1 - mine.first_chunk, mine.end_chunk - mine.first_chunk);
   }
+  comm.all_reduce_sum({stats});
+  LikelihoodResult result;
+  result.log_prob = gather_rows(comm, log_prob, n, chunk);
+  result.std_error = gather_rows(comm, std_error, n, chunk);
+  result.x_T = gather_rows(comm, x_T_local, n, chunk);
+  const at::Tensor totals = stats.cpu();
+  result.stats.accepted = static_cast<int64_t>(totals[0].item<double>());
+  result.stats.rejected = static_cast<int64_t>(totals[1].item<double>());
+  result.stats.function_evals = static_cast<int64_t>(totals[2].item<double>());
   return result;
 }
 

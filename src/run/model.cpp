@@ -124,7 +124,7 @@ at::Tensor draw_from_model(const Model& model, Sampler& sampler, int64_t n, cons
   if (!model.analytic() && is_image_net(model.config.model.kind)) draw.chunk_size = kImageChunkRows;
   auto score = model.score_model();
   at::Tensor x = draw_samples(sampler, *score, *model.sde, model.data_shape, draw, y, make_generator(device, seed),
-                              at::TensorOptions().device(device).dtype(model.dtype), progress);
+                              at::TensorOptions().device(device).dtype(model.dtype), progress, model.comm);
   return model.scaling.to_data(x).cpu();
 }
 
@@ -201,7 +201,7 @@ LikelihoodResult model_log_likelihood(const Model& model, const at::Tensor& x_gi
   const c10::Device device = model.device;
   auto score = model.score_model();
   LikelihoodResult r = log_likelihood(*score, *model.sde, model.scaling.to_model(x.to(model.dtype)).to(device, model.dtype),
-                                      y, config, make_generator(device, seed), progress);
+                                      y, config, make_generator(device, seed), progress, model.comm);
   r.log_prob = r.log_prob.cpu() + model.scaling.log_abs_det_jacobian();
   r.std_error = r.std_error.cpu();
   return r;

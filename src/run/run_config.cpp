@@ -182,7 +182,8 @@ const std::vector<Entry>& entries() {
     t.push_back(field<int64_t>("sample.steps", "Euler-Maruyama steps when sampling", [](C& c) -> auto& { return c.sample.steps; }));
     t.push_back(field<int64_t>("sample.n", "samples drawn at the end of training and at each evaluation", [](C& c) -> auto& { return c.sample.n; }));
     t.push_back(field<std::string>("run.device", "cpu, cuda or cuda:N", [](C& c) -> auto& { return c.device; }));
-    t.push_back(field<int64_t>("run.threads", "CPU threads (0: one per core)", [](C& c) -> auto& { return c.threads; }));
+    t.push_back(field<int64_t>("run.threads", "CPU threads per process (0: the cores shared among this machine's processes)", [](C& c) -> auto& { return c.threads; }));
+    t.push_back(field<double>("run.timeout", "seconds a process of a multi-process job waits for the others before stopping with an error", [](C& c) -> auto& { return c.timeout; }));
     return t;
   }();
   return table;
@@ -298,6 +299,7 @@ void RunConfig::validate() const {
   if (sample.steps < 1) throw InvalidArgument("sample.steps must be at least 1");
   if (sample.n < 1) throw InvalidArgument("sample.n must be at least 1");
   if (threads < 0) throw InvalidArgument("run.threads must not be negative");
+  if (!(timeout > 0)) throw InvalidArgument("run.timeout must be positive (seconds)");
 }
 
 }  // namespace sbgm

@@ -1,8 +1,10 @@
 #include "sbgm/run/training_run.hpp"
 
 #include <ATen/ATen.h>
+#include <torch/utils.h>
 
 #include <filesystem>
+#include <optional>
 #include <fstream>
 #include <sstream>
 
@@ -129,11 +131,12 @@ class LossLog {
 RunConfig resume_config(const std::string& run_dir) { return load_checkpoint(run_dir).config; }
 
 TrainRunResult train_run(const RunConfig& given_config, const std::string& run_dir, bool resume,
-                         const TrainRunCallbacks& callbacks, const std::atomic<bool>* stop) {
+                         const TrainRunCallbacks& callbacks, const std::atomic<bool>* stop, const Communicator& comm) {
   given_config.validate();
   const RunConfig config = settle_image_range(given_config);
+  const bool root = comm.is_root();
   auto message = [&](const std::string& m) {
-    if (callbacks.on_message) callbacks.on_message(m);
+    if (root && callbacks.on_message) callbacks.on_message(m);
   };
   const c10::Device device = parse_device(config.device);
   configure_threads(static_cast<int>(config.threads));
@@ -168,7 +171,10 @@ TrainRunResult train_run(const RunConfig& given_config, const std::string& run_d
   std::shared_ptr<ScoreNet> ema_net = build_net(config, data_shape, cond_dim);
   net->to(device);
   ema_net->to(device);
-  Trainer trainer(net, ema_net, sde, config.model.output, train_config, data, cond);
+  // Dropout masks come from the global generator: each rank draws its own (the weights are
+  // rank 0's, broadcast by the trainer).
+  if (comm.size() > 1) torch::manual_seed(config.train.seed + 7919 * static_cast<uint64_t>(comm.rank()));
+  Trainer trainer(net, ema_net, sde, config.model.output, train_config, data, cond, comm);
   if (resume) {
     trainer.restore(resumed.state);
     load_module_buffers(*net, resumed.buffers);
@@ -176,10 +182,13 @@ TrainRunResult train_run(const RunConfig& given_config, const std::string& run_d
     message("resuming " + run_dir + " from step " + std::to_string(resumed.state.step));
   }
 
-  make_directory(run_dir);
-  write_file_atomically(run_dir + "/config.toml", [&](std::ostream& out) { out << config.to_toml(); });
+  if (root) {
+    make_directory(run_dir);
+    write_file_atomically(run_dir + "/config.toml", [&](std::ostream& out) { out << config.to_toml(); });
+  }
   const std::string ckpt = run_dir + "/checkpoint.pt";
   auto save = [&] {
+    if (!root) return;
     Checkpoint c;
     c.config = config;
     c.data_shape = data_shape;
@@ -191,11 +200,13 @@ TrainRunResult train_run(const RunConfig& given_config, const std::string& run_d
     c.ema_buffers = module_buffers(*ema_net);
     save_checkpoint(c, ckpt);
   };
-  LossLog log(run_dir + "/loss.csv", resume ? resumed.state.step : 0);
+  std::optional<LossLog> log;
+  if (root) log.emplace(run_dir + "/loss.csv", resume ? resumed.state.step : 0);
 
   TrainCallbacks cb;
   cb.on_progress = [&](const TrainProgress& p) {
-    log.append(p);
+    if (!root) return;
+    log->append(p);
     if (callbacks.on_progress) callbacks.on_progress(p);
   };
   cb.on_checkpoint = [&](int64_t) { save(); };
@@ -211,22 +222,24 @@ TrainRunResult train_run(const RunConfig& given_config, const std::string& run_d
     m.device = device;
     m.sde = sde;
     m.net = ema_net;
+    m.comm = comm;  // the ranks share the sampling
     return m;
   };
   cb.on_eval = [&](int64_t step) {
     const Model m = ema_model(step);
-    picture_samples(run_dir + "/samples_step" + std::to_string(step) + ".png", m, raw,
-                    final_samples(m, raw_cond, config.sample.n, config.sample.steps, config.train.seed + 1, {}));
+    const at::Tensor samples = final_samples(m, raw_cond, config.sample.n, config.sample.steps, config.train.seed + 1, {});
+    if (root) picture_samples(run_dir + "/samples_step" + std::to_string(step) + ".png", m, raw, samples);
   };
   const auto outcome = trainer.run(cb, stop);
   save();
   TrainRunResult result{outcome == Trainer::Outcome::Interrupted, trainer.step_count(), ckpt};
-  log.plot(run_dir + "/loss.png");
+  if (root) log->plot(run_dir + "/loss.png");
   if (result.interrupted) return result;
 
   const Model m = ema_model(trainer.step_count());
-  const at::Tensor samples =
-      final_samples(m, raw_cond, config.sample.n, config.sample.steps, config.train.seed + 1, callbacks.on_sample_progress);
+  const at::Tensor samples = final_samples(m, raw_cond, config.sample.n, config.sample.steps, config.train.seed + 1,
+                                           root ? callbacks.on_sample_progress : ProgressFn());
+  if (!root) return result;
   write_npy(run_dir + "/samples.npy", samples);
   picture_samples(run_dir + "/samples.png", m, raw, samples);
   message("wrote " + run_dir + "/{checkpoint.pt, config.toml, loss.csv, loss.png, samples.npy, samples.png}");

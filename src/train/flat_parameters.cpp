@@ -6,13 +6,14 @@
 
 namespace sbgm {
 
-FlatParameters::FlatParameters(torch::nn::Module& module) {
+FlatParameters::FlatParameters(torch::nn::Module& module, int64_t spare) {
   auto params = module.parameters(/*recurse=*/true);
   int64_t total = 0;
   for (const auto& p : params) total += p.numel();
   const auto opts = params.empty() ? at::TensorOptions().dtype(at::kFloat) : params.front().options();
   values_ = at::empty({total}, opts.requires_grad(false));
-  grads_ = at::zeros({total}, opts.requires_grad(false));
+  grad_buffer_ = at::zeros({total + spare}, opts.requires_grad(false));
+  grads_ = grad_buffer_.narrow(0, 0, total);
   at::NoGradGuard no_grad;
   int64_t offset = 0;
   for (auto& p : params) {

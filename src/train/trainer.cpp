@@ -15,8 +15,18 @@
 
 namespace sbgm {
 
+namespace {
+
+// The spare elements that ride with the gradients through the all-reduce.
+constexpr int64_t kLossSlot = 0, kStopSlot = 1, kSpareSlots = 2;
+// Gradients are all-reduced in buckets of this many elements (16 MiB of float32), all in flight
+// at once, so the process group's threads work on several at a time.
+constexpr int64_t kBucketElements = int64_t{4} << 20;
+
+}  // namespace
+
 Trainer::Trainer(std::shared_ptr<ScoreNet> net, std::shared_ptr<ScoreNet> ema_net, std::shared_ptr<const SDE> sde,
-                 Parameterization output, TrainConfig config, at::Tensor data, at::Tensor cond)
+                 Parameterization output, TrainConfig config, at::Tensor data, at::Tensor cond, Communicator comm)
     : net_(std::move(net)),
       ema_net_(std::move(ema_net)),
       sde_(std::move(sde)),
@@ -24,7 +34,8 @@ Trainer::Trainer(std::shared_ptr<ScoreNet> net, std::shared_ptr<ScoreNet> ema_ne
       config_(config),
       data_(std::move(data)),
       cond_(std::move(cond)),
-      flat_(*net_),
+      comm_(std::move(comm)),
+      flat_(*net_, kSpareSlots),
       adam_(flat_.values(), config.adam),
       gen_(make_generator(data_.device(), config.seed)) {
   config_.validate();
@@ -37,6 +48,18 @@ Trainer::Trainer(std::shared_ptr<ScoreNet> net, std::shared_ptr<ScoreNet> ema_ne
   if (config_.cond_dropout > 0 && !cond_.defined())
     throw InvalidArgument("train.cond_dropout needs conditions (data.cond)");
   if (cond_.defined()) condition_ = {cond_.numel() / cond_.size(0), config_.cond_dropout > 0};
+  if (config_.batch_size % comm_.size() != 0)
+    throw InvalidArgument("train.batch_size " + std::to_string(config_.batch_size) + " does not split evenly over " +
+                          std::to_string(comm_.size()) + " processes");
+  local_rows_ = config_.batch_size / comm_.size();
+  first_row_ = comm_.rank() * local_rows_;
+  {
+    // Every rank starts from rank 0's weights (and buffers).
+    at::NoGradGuard no_grad;
+    comm_.broadcast(flat_.values());
+    for (auto& b : module_buffers(*net_))
+      if (b.is_floating_point()) comm_.broadcast(b);
+  }
   if (ema_net_) {
     // The EMA network's own parameters become views of the EMA buffer.
     ema_ = FlatParameters(*ema_net_).values();
@@ -58,13 +81,15 @@ Trainer::Trainer(std::shared_ptr<ScoreNet> net, std::shared_ptr<ScoreNet> ema_ne
   const int64_t b = config_.batch_size;
   std::vector<int64_t> shape = data_.sizes().vec();
   shape[0] = b;
-  batch_ = at::empty(shape, data_.options());
   z_ = at::empty(shape, data_.options());
+  if (config_.dequantize) noise_ = at::empty(shape, data_.options());
+  shape[0] = local_rows_;
+  batch_ = at::empty(shape, data_.options());
   t_ = at::empty({b}, data_.options());
   index_ = at::empty({b}, data_.options().dtype(at::kLong));
   if (cond_.defined()) {
     std::vector<int64_t> cshape = cond_.sizes().vec();
-    cshape[0] = b;
+    cshape[0] = local_rows_;
     batch_cond_ = at::empty(cshape, cond_.options());
     keep_ = at::empty({b}, cond_.options());
   }
@@ -86,19 +111,29 @@ void Trainer::next_batch() {
   } else {
     index_.random_(0, n, gen_);
   }
-  at::index_select_out(batch_, data_, 0, index_);
-  if (cond_.defined()) at::index_select_out(batch_cond_, cond_, 0, index_);
+  // Each rank keeps its slice of every global draw, so the global batch is the same for any
+  // number of ranks.
+  const at::Tensor mine = index_.narrow(0, first_row_, local_rows_);
+  at::index_select_out(batch_, data_, 0, mine);
+  if (cond_.defined()) at::index_select_out(batch_cond_, cond_, 0, mine);
   if (config_.hflip) {
     // Each image mirrored left-right with probability 1/2 (the last axis is the width).
     std::vector<int64_t> shape(batch_.dim(), 1);
-    shape[0] = b;
-    const at::Tensor flip = at::empty({b}, batch_.options()).bernoulli_(0.5, gen_).view(shape) > 0;
+    shape[0] = local_rows_;
+    const at::Tensor coin = at::empty({b}, batch_.options()).bernoulli_(0.5, gen_);
+    const at::Tensor flip = coin.narrow(0, first_row_, local_rows_).view(shape) > 0;
     batch_.copy_(at::where(flip, batch_.flip({-1}), batch_));
   }
-  if (config_.dequantize) batch_.add_(at::empty_like(batch_).uniform_(0.0, config_.level_width, gen_));
+  if (config_.dequantize) batch_.add_(noise_.uniform_(0.0, config_.level_width, gen_).narrow(0, first_row_, local_rows_));
 }
 
 at::Tensor Trainer::step() {
+  at::Tensor loss;
+  step(false, loss);
+  return loss;
+}
+
+bool Trainer::step(bool stop_requested, at::Tensor& loss_out) {
   // The manual path needs no autograd at all; InferenceMode also skips autograd's dispatch.
   std::optional<c10::InferenceMode> no_autograd;
   if (net_->supports_manual_backward()) no_autograd.emplace();
@@ -109,22 +144,33 @@ at::Tensor Trainer::step() {
   }
   t_.mul_(sde_->T() - sde_->t_eps()).add_(sde_->t_eps());
   z_.normal_(0.0, 1.0, gen_);
+  const at::Tensor t = t_.narrow(0, first_row_, local_rows_), z = z_.narrow(0, first_row_, local_rows_);
   at::Tensor net_cond = condition_.present(batch_cond_);
-  if (condition_.droppable) net_cond = condition_.dropped(batch_cond_, keep_.bernoulli_(1 - config_.cond_dropout, gen_));
+  if (condition_.droppable)
+    net_cond = condition_.dropped(batch_cond_, keep_.bernoulli_(1 - config_.cond_dropout, gen_).narrow(0, first_row_, local_rows_));
 
   at::Tensor loss;
   if (net_->supports_manual_backward()) {
     // The network writes every gradient itself: no autograd graph, no zeroing pass.
-    DSMManual m = dsm_loss_manual(*net_, output_, *sde_, config_.loss.weighting, batch_, net_cond, t_, z_);
+    DSMManual m = dsm_loss_manual(*net_, output_, *sde_, config_.loss.weighting, batch_, net_cond, t, z);
     net_->backward_into_grads(m.grad_output);
     loss = m.loss;
   } else {
     flat_.zero_grad();
-    loss = dsm_loss(*net_, output_, *sde_, config_.loss.weighting, batch_, net_cond, t_, z_);
+    loss = dsm_loss(*net_, output_, *sde_, config_.loss.weighting, batch_, net_cond, t, z);
     torch::autograd::backward({loss});
   }
 
   at::NoGradGuard no_grad;
+  bool stop = stop_requested;
+  if (comm_.size() > 1) {
+    at::Tensor spare = flat_.spare();
+    spare[kLossSlot].copy_(loss.detach());
+    spare[kStopSlot].fill_(stop_requested ? 1.0 : 0.0);
+    all_reduce_gradients();
+    loss = spare[kLossSlot].clone();
+    stop = spare[kStopSlot].item<double>() > 0;
+  }
   if (config_.grad_clip > 0) {
     const double norm = flat_.grads().norm().item<double>();
     if (norm > config_.grad_clip) flat_.grads().mul_(config_.grad_clip / (norm + 1e-12));
@@ -137,7 +183,18 @@ at::Tensor Trainer::step() {
     ema_.lerp_(flat_.values(), 1.0 - decay);
     for (size_t i = 0; i < ema_buffers_.size(); ++i) ema_buffers_[i].lerp_(buffers_[i], 1.0 - decay);
   }
-  return loss.detach();
+  loss_out = loss.detach();
+  return stop;
+}
+
+void Trainer::all_reduce_gradients() {
+  at::Tensor& buffer = flat_.grads_and_spare();
+  std::vector<at::Tensor> buckets;
+  for (int64_t start = 0; start < buffer.numel(); start += kBucketElements)
+    buckets.push_back(buffer.narrow(0, start, std::min(kBucketElements, buffer.numel() - start)));
+  comm_.all_reduce_sum(buckets);
+  // Each rank's gradient is the mean over its equal share of the rows: the global mean is their mean.
+  buffer.div_(static_cast<double>(comm_.size()));
 }
 
 void Trainer::sync_ema() {
@@ -163,19 +220,29 @@ Trainer::Outcome Trainer::run(const TrainCallbacks& callbacks, const std::atomic
     p.lr = config_.lr_at(std::max<int64_t>(step_ - 1, 0));
     const double elapsed = std::chrono::duration<double>(clock::now() - run_start).count();
     p.steps_per_second = elapsed > 0 ? (step_ - first_step) / elapsed : 0.0;
+    p.samples_per_second = p.steps_per_second * static_cast<double>(config_.batch_size);
     p.eta_seconds = p.steps_per_second > 0 ? (config_.steps - step_) / p.steps_per_second : 0.0;
     if (callbacks.on_progress) callbacks.on_progress(p);
     loss_sum.zero_();
     since_report = 0;
   };
+  at::Tensor loss;
   while (step_ < config_.steps) {
-    if (stop && stop->load()) {
+    const bool stop_requested = stop && stop->load();
+    if (stop_requested && comm_.size() == 1) {
       if (since_report > 0) report();
       sync_ema();
       return Outcome::Interrupted;
     }
-    loss_sum.add_(step());
+    // Several ranks agree on stopping through the step's all-reduce: all of them finish it.
+    const bool stopping = step(stop_requested, loss);
+    loss_sum.add_(loss);
     ++since_report;
+    if (stopping && step_ < config_.steps) {
+      report();
+      sync_ema();
+      return Outcome::Interrupted;
+    }
     if (step_ % config_.log_every == 0 || step_ == config_.steps) report();
     if (config_.eval_every > 0 && step_ % config_.eval_every == 0 && callbacks.on_eval) {
       sync_ema();

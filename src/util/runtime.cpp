@@ -8,6 +8,7 @@
 #include <omp.h>
 
 #include <string>
+#include <cstdlib>
 #include <thread>
 
 #include "sbgm/util/error.hpp"
@@ -15,8 +16,16 @@
 namespace sbgm {
 
 void configure_threads(int threads) {
-  // OpenMP may start with a single thread; 0 means one per core, as the user would expect.
-  at::set_num_threads(threads > 0 ? threads : static_cast<int>(std::max(1u, std::thread::hardware_concurrency())));
+  // OpenMP may start with a single thread; 0 means one per core, as the user would expect, and
+  // the processes of a job on one machine (LOCAL_WORLD_SIZE, set by torchrun and --nproc) share
+  // the cores instead of each taking all of them.
+  if (threads <= 0) {
+    const int cores = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+    const char* local = std::getenv("LOCAL_WORLD_SIZE");
+    const int processes = local ? std::max(1, std::atoi(local)) : 1;
+    threads = std::max(1, cores / processes);
+  }
+  at::set_num_threads(threads);
   at::globalContext().setFlushDenormal(true);
   const int n = at::get_num_threads();
 #pragma omp parallel num_threads(n)

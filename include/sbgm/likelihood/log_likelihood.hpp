@@ -44,8 +44,11 @@ struct LikelihoodResult {
   SolveStats stats;       // summed over chunks
 };
 
-// x: [N, ...] in the model's space; y: conditions or undefined.
+// x: [N, ...] in the model's space; y: conditions or undefined. The ranks of comm share the
+// chunks; each chunk's Hutchinson probes come from its own generator (seeded from gen), so the
+// result does not depend on the number of ranks, and every rank gets all of it.
 LikelihoodResult log_likelihood(ScoreModel& model, const SDE& sde, const at::Tensor& x, const at::Tensor& y,
-                                const LikelihoodConfig& config, at::Generator gen, const ProgressFn& progress = {});
+                                const LikelihoodConfig& config, at::Generator gen, const ProgressFn& progress = {},
+                                const Communicator& comm = Communicator());
 
 }  // namespace sbgm

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "sbgm/data/scaling.hpp"
+#include "sbgm/dist/communicator.hpp"
 #include "sbgm/nets/condition.hpp"
 #include "sbgm/run/run_config.hpp"
 #include "sbgm/sample/sampler.hpp"
@@ -37,6 +38,9 @@ struct Model {
   std::shared_ptr<const SDE> sde;
   std::shared_ptr<ScoreNet> net;                   // a trained model's network, or null
   std::shared_ptr<const GaussianMixture> mixture;  // an analytic model's mixture, or null
+  // The processes that share sampling and likelihoods: each takes a run of whole chunks of the
+  // rows and every rank gets all rows back, in order and equal to a one-process run's.
+  Communicator comm;
 
   std::unique_ptr<ScoreModel> score_model() const;
   // How the network takes its condition (trained with condition dropout or not).

@@ -43,7 +43,8 @@ struct RunConfig {
   TrainConfig train;
   SampleConfig sample;
   std::string device = "cpu";
-  int64_t threads = 0;  // 0: one per core
+  int64_t threads = 0;  // 0: one per core (shared by the processes of a job on one machine)
+  double timeout = 300;  // seconds a process of a job waits for the others before giving up
 
   // Sets one key ("section.name") from its text form; throws InvalidArgument for an unknown key
   // or a value that does not parse.

@@ -31,7 +31,12 @@ RunConfig resume_config(const std::string& run_dir);
 // Trains into run_dir (created if missing). With resume, continues from run_dir's checkpoint and
 // ends with the same weights as an uninterrupted run. When *stop becomes true, saves a
 // checkpoint and returns with interrupted set.
+//
+// With several ranks in comm, every rank calls this with the same arguments and trains its slice
+// of each batch (see Trainer); they share the sampling of pictures and final samples. Only rank
+// 0 writes into run_dir or calls the callbacks; every rank reads run_dir's checkpoint to resume.
 TrainRunResult train_run(const RunConfig& config, const std::string& run_dir, bool resume,
-                         const TrainRunCallbacks& callbacks = {}, const std::atomic<bool>* stop = nullptr);
+                         const TrainRunCallbacks& callbacks = {}, const std::atomic<bool>* stop = nullptr,
+                         const Communicator& comm = Communicator());
 
 }  // namespace sbgm

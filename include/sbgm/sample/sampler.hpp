@@ -9,6 +9,8 @@
 #include <functional>
 #include <vector>
 
+#include "sbgm/dist/communicator.hpp"
+
 namespace sbgm {
 
 class SDE;
@@ -40,10 +42,16 @@ struct DrawConfig {
 };
 
 // Draws config.n samples of shape sample_shape ([n, ...sample_shape]). y: one condition row per
-// sample ([n, ...]) or undefined.
+// sample ([n, ...]) or undefined. Each chunk of rows draws from its own generator, seeded from
+// gen, so the samples do not depend on how many ranks of comm share the chunks; every rank gets
+// all n rows.
 at::Tensor draw_samples(Sampler& sampler, ScoreModel& model, const SDE& sde, const std::vector<int64_t>& sample_shape,
                         const DrawConfig& config, const at::Tensor& y, at::Generator gen,
-                        const at::TensorOptions& options, const ProgressFn& progress = {});
+                        const at::TensorOptions& options, const ProgressFn& progress = {},
+                        const Communicator& comm = Communicator());
+
+// One seed for each of `chunks` chunks, drawn from gen (the same on every rank).
+std::vector<uint64_t> chunk_seeds(at::Generator gen, int64_t chunks, const at::TensorOptions& options);
 
 // K paths through the reverse process, for pictures: times[0] = T (the prior draws) and then
 // the time after every step; states [steps + 1, K, ...sample_shape] in the SDE's space.

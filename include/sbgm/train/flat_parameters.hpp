@@ -10,17 +10,23 @@ namespace sbgm {
 
 class FlatParameters {
  public:
-  explicit FlatParameters(torch::nn::Module& module);
+  // spare: extra elements after the gradients in the same buffer, which travel with them
+  // through an all-reduce at no extra message (the trainer sends its loss and stop flag there).
+  explicit FlatParameters(torch::nn::Module& module, int64_t spare = 0);
 
   at::Tensor& values() { return values_; }
   at::Tensor& grads() { return grads_; }
   const at::Tensor& values() const { return values_; }
   int64_t numel() const { return values_.numel(); }
   void zero_grad() { grads_.zero_(); }
+  // The gradients followed by the spare elements, one contiguous tensor.
+  at::Tensor& grads_and_spare() { return grad_buffer_; }
+  at::Tensor spare() { return grad_buffer_.narrow(0, numel(), grad_buffer_.numel() - numel()); }
 
  private:
   at::Tensor values_;
-  at::Tensor grads_;
+  at::Tensor grad_buffer_;
+  at::Tensor grads_;  // the first numel() elements of grad_buffer_
 };
 
 // The module's buffers (non-trained state such as fixed Fourier frequencies) in a stable order.

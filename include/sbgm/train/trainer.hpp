@@ -3,6 +3,13 @@
 // Adam, EMA and learning-rate schedule, with state that can be saved and restored exactly
 // (a resumed run ends with the same weights as an uninterrupted one). Reports through callbacks;
 // never prints.
+//
+// Data parallel over a Communicator's ranks: every rank draws the same global batch (the same
+// generator, seed and state on each) and trains on its own contiguous slice of its rows; the
+// gradients are averaged by one all-reduce per bucket, so every rank takes the same optimiser
+// step. K steps on W ranks therefore equal K steps of one process with the whole batch, up to
+// the order of floating-point sums, and a checkpoint from any number of ranks resumes on any
+// other number.
 
 #include <ATen/core/Generator.h>
 #include <ATen/core/Tensor.h>
@@ -11,6 +18,7 @@
 #include <functional>
 #include <memory>
 
+#include "sbgm/dist/communicator.hpp"
 #include "sbgm/nets/condition.hpp"
 #include "sbgm/nets/net_config.hpp"
 #include "sbgm/train/flat_parameters.hpp"
@@ -28,6 +36,7 @@ struct TrainProgress {
   double loss = 0;          // mean loss since the previous report
   double lr = 0;
   double steps_per_second = 0;
+  double samples_per_second = 0;  // over all ranks
   double eta_seconds = 0;
 };
 
@@ -49,17 +58,22 @@ class Trainer {
   // data: [N, ...] training samples (already scaled); cond: [N, ...] conditions or undefined. The
   // network takes ConditionInput{C, config.cond_dropout > 0}.net_dim() condition features.
   // ema_net: a network of the same architecture whose weights become the EMA (may be null).
+  // comm: the ranks that train together; every rank holds the whole data, and rank 0's initial
+  // weights are copied to the others. config.batch_size is the global batch and must split
+  // evenly over the ranks.
   Trainer(std::shared_ptr<ScoreNet> net, std::shared_ptr<ScoreNet> ema_net, std::shared_ptr<const SDE> sde,
-          Parameterization output, TrainConfig config, at::Tensor data, at::Tensor cond = {});
+          Parameterization output, TrainConfig config, at::Tensor data, at::Tensor cond = {},
+          Communicator comm = Communicator());
 
   enum class Outcome { Finished, Interrupted };
-  // Trains until config.steps, or until *stop becomes true (checked between steps).
+  // Trains until config.steps, or until *stop becomes true on any rank (checked between steps;
+  // the ranks agree on the step they stop after).
   Outcome run(const TrainCallbacks& callbacks = {}, const std::atomic<bool>* stop = nullptr);
-  // One optimisation step; returns the loss (a 0-d tensor, not synchronised).
+  // One optimisation step; returns the loss over the global batch (a 0-d tensor, not synchronised).
   at::Tensor step();
 
   int64_t step_count() const { return step_; }
-  // The batch the last step trained on (model space, after augmentation).
+  // The rows of the batch this rank trained on in the last step (model space, after augmentation).
   const at::Tensor& last_batch() const { return batch_; }
   const TrainConfig& config() const { return config_; }
   TrainState state() const;
@@ -68,6 +82,11 @@ class Trainer {
  private:
   void next_batch();
   void sync_ema();
+  // The step itself; with stop_requested, asks every rank to stop after it. Returns whether any
+  // rank asked.
+  bool step(bool stop_requested, at::Tensor& loss);
+  // Averages the gradients (and the loss and stop flag beside them) over the ranks.
+  void all_reduce_gradients();
 
   std::shared_ptr<ScoreNet> net_, ema_net_;
   std::shared_ptr<const SDE> sde_;
@@ -75,14 +94,17 @@ class Trainer {
   TrainConfig config_;
   at::Tensor data_, cond_;
   ConditionInput condition_;
+  Communicator comm_;
+  int64_t local_rows_ = 0, first_row_ = 0;  // this rank's slice of the global batch
   FlatParameters flat_;
   at::Tensor ema_;  // the EMA net's flat weights, or a buffer of our own
   std::vector<at::Tensor> buffers_, ema_buffers_;  // floating-point module buffers and their EMA
   FusedAdam adam_;
   at::Generator gen_;
   int64_t step_ = 0;
-  // Per-step buffers, allocated once.
-  at::Tensor batch_, batch_cond_, keep_, index_, t_, z_;
+  // Per-step buffers, allocated once: the global batch's random draws (index_, t_, z_, keep_,
+  // noise_) and this rank's rows (batch_, batch_cond_).
+  at::Tensor batch_, batch_cond_, keep_, index_, t_, z_, noise_;
   at::Tensor epoch_perm_;
   int64_t epoch_ = -1;
 };
