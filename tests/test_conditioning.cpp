@@ -302,17 +302,19 @@ TEST(Inpainting, MomentProjectionIsExactForGaussianData) {
 }
 
 // Denoising y = x + sigma_y n (every feature observed) reproduces the Gaussian posterior
-// N(mu + S (S + sigma_y^2 I)^-1 (y - mu), S - S (S + sigma_y^2 I)^-1 S).
-TEST(Inpainting, MomentProjectionDenoisesGaussianDataExactly) {
+// N(mu + S (S + sigma_y^2 I)^-1 (y - mu), S - S (S + sigma_y^2 I)^-1 S), by moment projection and
+// by starting the reverse process at the observation's noise level.
+TEST(Inpainting, DenoisingGaussianDataIsExact) {
   const GaussianPrior g;
   const Model model = g.model(g.S);
   const double sy = 0.5;
   const at::Tensor y = at::tensor({1.0, -0.5, 0.4}, kDouble);
   constexpr int64_t kN = 6000;
-  const at::Tensor x = model_inpaint(model, y.unsqueeze(0), at::ones({3}, kDouble),
-                                     inpaint_config(InverseMethod::Moments, sy, kN), 4);
   const at::Tensor gain = at::matmul(g.S, at::linalg_inv(g.S + sy * sy * at::eye(3, kDouble)));
-  expect_gaussian_moments(x[0], g.mu + at::matmul(gain, y - g.mu), g.S - at::matmul(gain, g.S), 0.02, "denoised");
+  for (const InverseMethod method : {InverseMethod::Moments, InverseMethod::NoiseLevel}) {
+    const at::Tensor x = model_inpaint(model, y.unsqueeze(0), at::ones({3}, kDouble), inpaint_config(method, sy, kN), 4);
+    expect_gaussian_moments(x[0], g.mu + at::matmul(gain, y - g.mu), g.S - at::matmul(gain, g.S), 0.02, to_string(method));
+  }
 }
 
 // Replacement (Song et al. 2021) is exact when observed and unobserved features are independent
@@ -329,6 +331,50 @@ TEST(Inpainting, ReplacementIsExactForIndependentFeatures) {
   expect_gaussian_moments(x[0].narrow(1, 1, 1), g.mu.narrow(0, 1, 1), cov.narrow(0, 1, 1).narrow(1, 1, 1), 0.02, "free");
   EXPECT_TRUE(at::equal(x[0].select(1, 0), at::full({kN}, 1.0, kDouble)));
   EXPECT_TRUE(at::equal(x[0].select(1, 2), at::full({kN}, -0.5, kDouble)));
+}
+
+// Denoising at the observation's noise level is exact for data that is not Gaussian too: a
+// bimodal mixture, whose posterior given y = x + s n is
+// the mixture of the components' Gaussian posteriors, reweighted by how well each explains y.
+TEST(Inpainting, NoiseLevelDenoisesABimodalMixtureExactly) {
+  const at::Tensor means = at::tensor({-1.5, 1.5}, kDouble), var = at::full({2}, 0.09, kDouble);
+  const double y = 0.4, sy = 0.8;
+  const at::Tensor total = var + sy * sy;
+  const at::Tensor log_w = -0.5 * (y - means).pow(2) / total - 0.5 * at::log(total);
+  const at::Tensor w = at::softmax(log_w, 0);
+  const at::Tensor m = means + var / total * (y - means), c = var * (sy * sy) / total;
+  const double mean = (w * m).sum().item<double>();
+  const double variance = (w * (c + m * m)).sum().item<double>() - mean * mean;
+  for (const SDEKind kind : {SDEKind::VP, SDEKind::VE}) {
+    SDEConfig sde;
+    sde.kind = kind;
+    sde.t_eps = 1e-4;
+    const Model model = mixture_model(
+        GaussianMixture(at::full({2}, 0.5, kDouble), means.unsqueeze(1), var.reshape({2, 1, 1})), sde);
+    constexpr int64_t kN = 8000;
+    InpaintConfig config = inpaint_config(InverseMethod::NoiseLevel, sy, kN);
+    config.sampler.steps = 1000;
+    const at::Tensor x = model_inpaint(model, at::full({1, 1}, y, kDouble), at::ones({1}, kDouble), config, 7)[0];
+    const double sd = std::sqrt(variance);
+    EXPECT_NEAR(x.mean().item<double>(), mean, 5 * sd / std::sqrt(kN) + 0.01) << to_string(kind);
+    EXPECT_NEAR(x.var().item<double>(), variance, 0.03 * variance + 0.01) << to_string(kind);
+    // The posterior is bimodal: the share of samples on the right matches the right component's weight.
+    EXPECT_NEAR((x > 0).to(kDouble).mean().item<double>(), w[1].item<double>(), 0.03) << to_string(kind);
+  }
+}
+
+TEST(Inpainting, NoiseLevelRefusesWhatItCannotDo) {
+  const GaussianPrior g;
+  const Model model = g.model(g.S);
+  const at::Tensor observed = at::zeros({1, 3}, kDouble), all = at::ones({3}, kDouble);
+  const InpaintConfig ok = inpaint_config(InverseMethod::NoiseLevel, 0.3, 1);
+  EXPECT_NO_THROW(model_inpaint(model, observed, all, ok, 0));
+  EXPECT_THROW(model_inpaint(model, observed, at::tensor({1.0, 0.0, 1.0}, kDouble), ok, 0), InvalidArgument);
+  EXPECT_THROW(model_inpaint(model, observed, all, inpaint_config(InverseMethod::NoiseLevel, 0, 1), 0), InvalidArgument);
+  EXPECT_THROW(model_inpaint(model, observed, all, inpaint_config(InverseMethod::NoiseLevel, 1e-6, 1), 0), InvalidArgument);
+  InpaintConfig ode = ok;
+  ode.sampler.kind = SamplerKind::ProbabilityFlow;
+  EXPECT_THROW(model_inpaint(model, observed, all, ode, 0), InvalidArgument);
 }
 
 TEST(Inpainting, RejectsBadObservations) {

@@ -115,6 +115,15 @@ double max_relative_difference(const at::Tensor& a, const at::Tensor& b) {
 
 const std::string kMoons = "train --dataset moons --batch-size 64 --model.width 32 --threads 1 --sample.n 50 --sample.steps 10";
 
+// Starts a 2-process training job on the moons that would run for ever, logging every 10 steps.
+pid_t start_endless_job(const fs::path& run, const fs::path& err, std::vector<std::string> extra) {
+  std::vector<std::string> args{"train", "--dataset", "moons", "--out", run.string(), "--steps", "100000000",
+                                "--batch-size", "32", "--model.width", "16", "--threads", "1", "--nproc", "2",
+                                "--train.log_every", "10", "--sample.n", "10", "--sample.steps", "2"};
+  args.insert(args.end(), extra.begin(), extra.end());
+  return spawn_cli(args, err);
+}
+
 }  // namespace
 
 TEST(Distributed, ChunksOfRankCoverEveryRowOnceInOrderAndBalanced) {
@@ -301,11 +310,7 @@ TEST(Distributed, BadJobsGiveOneLine) {
 // fail when its connections close); --resume continues from the last checkpoint.
 TEST(Distributed, ADeadProcessStopsTheJobAndResumeContinues) {
   const fs::path run = scratch() / "dp_dies", err = scratch() / "dp_dies.err";
-  const pid_t launcher = spawn_cli({"train", "--dataset", "moons", "--out", run.string(), "--steps", "100000000",
-                                    "--batch-size", "32", "--model.width", "16", "--threads", "1", "--nproc", "2",
-                                    "--train.log_every", "10", "--train.checkpoint_every", "10", "--sample.n", "10",
-                                    "--sample.steps", "2"},
-                                   err);
+  const pid_t launcher = start_endless_job(run, err, {"--train.checkpoint_every", "10"});
   ASSERT_TRUE(wait_for_step(run, 30)) << slurp(err);
   const pid_t rank1 = child_with_rank(launcher, 1);
   ASSERT_GT(rank1, 0);
@@ -334,11 +339,7 @@ TEST(Distributed, ADeadProcessStopsTheJobAndResumeContinues) {
 // run.timeout instead of hanging.
 TEST(Distributed, AHungProcessTimesOut) {
   const fs::path run = scratch() / "dp_hangs", err = scratch() / "dp_hangs.err";
-  const pid_t launcher = spawn_cli({"train", "--dataset", "moons", "--out", run.string(), "--steps", "100000000",
-                                    "--batch-size", "32", "--model.width", "16", "--threads", "1", "--nproc", "2",
-                                    "--train.log_every", "10", "--run.timeout", "3", "--sample.n", "10",
-                                    "--sample.steps", "2"},
-                                   err);
+  const pid_t launcher = start_endless_job(run, err, {"--run.timeout", "3"});
   ASSERT_TRUE(wait_for_step(run, 20)) << slurp(err);
   const pid_t rank1 = child_with_rank(launcher, 1);
   ASSERT_GT(rank1, 0);
@@ -355,10 +356,7 @@ TEST(Distributed, AHungProcessTimesOut) {
 // run resumes on a different number of processes.
 TEST(Distributed, InterruptedJobSavesOnceAndResumesOnOneProcess) {
   const fs::path run = scratch() / "dp_interrupted", err = scratch() / "dp_interrupted.err";
-  const pid_t launcher = spawn_cli({"train", "--dataset", "moons", "--out", run.string(), "--steps", "100000000",
-                                    "--batch-size", "32", "--model.width", "16", "--threads", "1", "--nproc", "2",
-                                    "--train.log_every", "10", "--sample.n", "10", "--sample.steps", "2"},
-                                   err);
+  const pid_t launcher = start_endless_job(run, err, {});
   ASSERT_TRUE(wait_for_step(run, 20)) << slurp(err);
   ::kill(launcher, SIGTERM);
   EXPECT_EQ(wait_exit(launcher, 60), 130);

@@ -36,8 +36,10 @@ void add_inpaint_command(CLI::App& app, Action& action) {
   cmd->add_option("--noise-std", opt->config.noise_std, "std of the observation noise, in data units (0: exact)")
       ->capture_default_str();
   cmd->add_option("--method", opt->method,
-                  "moments (Tweedie moment projection: exact for Gaussian data, D backward passes per step) or "
-                  "replace (Song et al. 2021: cheap, approximate, exact observations only)")
+                  "moments (Tweedie moment projection: exact for Gaussian data, D backward passes per step), "
+                  "replace (Song et al. 2021: cheap, approximate, exact observations only) or noise-level "
+                  "(denoising: the reverse process from the time whose noise level is the observation's; exact for "
+                  "any data, the cost of sampling)")
       ->capture_default_str();
   cmd->add_option("--n", opt->config.n, "posterior samples per row (output [N, n, ...] when n > 1)")->capture_default_str();
   cmd->add_option("--out", opt->out, "output .npy: [N, ...] posterior samples ([N, n, ...] with --n > 1)")->required();

@@ -31,6 +31,22 @@ at::Tensor checked_mask(const at::Tensor& mask, const at::Tensor& observed) {
   return m;
 }
 
+// The time t* at which the SDE's noise-to-signal ratio sigma(t)/m(t) equals the observation's
+// noise std (the same in every feature of the model's space), and the SDE that ends there.
+std::shared_ptr<const SDE> sde_ending_at_noise_level(const Model& model, const at::Tensor& noise_std) {
+  const double lo = noise_std.min().item<double>(), hi = noise_std.max().item<double>();
+  if (hi - lo > 1e-9 * hi)
+    throw InvalidArgument("--method noise-level needs the same noise std in every feature of the model's space, but the "
+                          "model standardised its features with different scales: use --method moments");
+  const SDE& sde = *model.sde;
+  if (hi <= sde.noise_to_signal(sde.t_eps()))
+    throw InvalidArgument("the noise std " + std::to_string(hi) + " (model units) is below the SDE's smallest noise "
+                          "level sigma/m = " + std::to_string(sde.noise_to_signal(sde.t_eps())) + " at t_eps");
+  SDEConfig config = model.config.sde;
+  config.T = std::min(sde.T(), sde.time_of_noise_to_signal(hi));
+  return make_sde(config);
+}
+
 }  // namespace
 
 at::Tensor model_inpaint(const Model& model, const at::Tensor& observed, const at::Tensor& mask,
@@ -45,7 +61,16 @@ at::Tensor model_inpaint(const Model& model, const at::Tensor& observed, const a
     throw InvalidArgument("the observation noise std must be finite and >= 0");
   if (config.method == InverseMethod::Replace && config.noise_std > 0)
     throw InvalidArgument("the replace method needs exact observations (noise std 0); use the moments method");
+  if (config.method == InverseMethod::NoiseLevel) {
+    if (!(config.noise_std > 0)) throw InvalidArgument("--method noise-level denoises: give the noise std (> 0)");
+    const SamplerKind k = config.sampler.kind;
+    if (k == SamplerKind::ProbabilityFlow || k == SamplerKind::EDMHeun)
+      throw InvalidArgument("--method noise-level needs a stochastic sampler (em, pc or ancestral): an ODE from one "
+                            "starting point gives one sample, not the posterior");
+  }
   const at::Tensor m = checked_mask(mask, observed);
+  if (config.method == InverseMethod::NoiseLevel && !(m == 1).all().item<bool>())
+    throw InvalidArgument("--method noise-level denoises: every feature must be observed (no mask, or a mask of ones)");
   const at::Tensor values = observed.to(at::kDouble).where(m > 0, at::zeros({}, at::kDouble));
   if (!at::isfinite(values).all().item<bool>()) throw InvalidArgument("the observed values contain NaN or Inf");
 
@@ -60,6 +85,9 @@ at::Tensor model_inpaint(const Model& model, const at::Tensor& observed, const a
 
   auto prior = model.score_model();
   std::unique_ptr<Sampler> sampler = make_sampler(config.sampler);
+  // The noise-level method runs the unconditional reverse process from t* < T.
+  const std::shared_ptr<const SDE> sde =
+      config.method == InverseMethod::NoiseLevel ? sde_ending_at_noise_level(model, noise_std) : model.sde;
   at::Generator gen = make_generator(model.device, seed);
   const int64_t total_rows = rows * n;
   const int64_t features = std::accumulate(shape.begin(), shape.end(), int64_t{1}, std::multiplies<>());
@@ -76,12 +104,17 @@ at::Tensor model_inpaint(const Model& model, const at::Tensor& observed, const a
     StepFn on_step;
     if (progress)
       on_step = [&](double t, const at::Tensor&) {
-        const double done = std::clamp((model.sde->T() - t) / (model.sde->T() - model.sde->t_eps()), 0.0, 1.0);
+        const double done = std::clamp((sde->T() - t) / (sde->T() - sde->t_eps()), 0.0, 1.0);
         progress(c * kUnits + static_cast<int64_t>(std::floor(kUnits * done + 1e-9)), chunks * kUnits);
       };
     Observation obs{model_values.narrow(0, start, b), model_mask.narrow(0, start, b), noise_std};
     std::vector<int64_t> x_shape{b};
     x_shape.insert(x_shape.end(), shape.begin(), shape.end());
+    if (config.method == InverseMethod::NoiseLevel) {
+      const at::Tensor x = obs.values * sde->mean_coeff(sde->T());  // distributed as x_t* given x_0
+      out.narrow(0, start, b).copy_(sampler->run(*prior, *sde, x.clone(), at::Tensor(), gen, on_step));
+      continue;
+    }
     const at::Tensor x = model.sde->prior_sample(x_shape, gen, opts);
     if (config.method == InverseMethod::Replace) {
       out.narrow(0, start, b).copy_(sample_by_replacement(*prior, *model.sde, obs, x, at::Tensor(), config.sampler.steps, gen, on_step));

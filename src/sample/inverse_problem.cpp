@@ -12,7 +12,8 @@
 
 namespace sbgm {
 namespace {
-constexpr EnumNames<InverseMethod, 2> kMethodNames{{{InverseMethod::Moments, "moments"}, {InverseMethod::Replace, "replace"}}};
+constexpr EnumNames<InverseMethod, 3> kMethodNames{
+    {{InverseMethod::Moments, "moments"}, {InverseMethod::Replace, "replace"}, {InverseMethod::NoiseLevel, "noise-level"}}};
 }
 
 std::string to_string(InverseMethod m) { return enum_to_string(m, kMethodNames); }

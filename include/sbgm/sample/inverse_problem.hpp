@@ -14,6 +14,10 @@
 //   diffused observation, m(s) y + sigma(s) z (y itself at the end). Cheap for any data size but
 //   approximate: exact when observed and unobserved features are independent, biased otherwise
 //   (posterior mean 0.51 for 0.80 on a unit Gaussian with correlation 0.8, measured).
+// - NoiseLevel (denoising only, every feature observed with the same sigma_y in the model's
+//   space): m(t*) y with sigma(t*) / m(t*) = sigma_y is distributed exactly as x_t* given x_0,
+//   so the reverse process started there at t* samples p(x_0 | y) exactly, for any data, at the
+//   cost of plain sampling from t* (see run/inpaint.cpp).
 
 #include <ATen/core/Generator.h>
 #include <ATen/core/Tensor.h>
@@ -33,7 +37,7 @@ struct Observation {
   at::Tensor noise_std;  // sigma_y, a scalar tensor or one value per feature ([...]); 0: exact
 };
 
-enum class InverseMethod { Moments, Replace };
+enum class InverseMethod { Moments, Replace, NoiseLevel };
 std::string to_string(InverseMethod m);
 InverseMethod inverse_method_from_string(const std::string& s);
 
