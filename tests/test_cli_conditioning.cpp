@@ -212,3 +212,44 @@ TEST(CliInpaint, BadInputs) {
   expect_one_line_error(sbgm_cli("inpaint --gmm " + (dir / "posterior.npz").string() + data + mask + out), "unconditional");
   EXPECT_FALSE(fs::exists(tmp / "never.npy"));
 }
+
+// An image condition (model.cond_channels = 1): a UNet learns x = y for bar images, so samples
+// given a condition are close to that condition and far from the others'.
+TEST(CliConditioning, ImageConditionedUNetFollowsTheConditionImage) {
+  const fs::path dir = scratch() / "image_cond";
+  fs::create_directories(dir);
+  // 64 images of one bright bar (horizontal or vertical, any of 8 positions) on 8x8 pixels.
+  at::Tensor bars = at::zeros({64, 8, 8});
+  for (int64_t i = 0; i < 64; ++i) {
+    const int64_t at_row = (i / 2) % 8;
+    if (i % 2) bars[i].select(0, at_row).fill_(255);
+    else bars[i].select(1, at_row).fill_(255);
+  }
+  write_npy((dir / "x.npy").string(), bars);
+  write_npy((dir / "y.npy").string(), bars);
+  write_npy((dir / "y_test.npy").string(), bars.narrow(0, 0, 8));
+  const fs::path run = dir / "run";
+  CliResult r = sbgm_cli("train --data " + (dir / "x.npy").string() + " --cond " + (dir / "y.npy").string() +
+                         " --out " + run.string() +
+                         " --data.image_range -1,1 --model unet --model.cond_channels 1 --model.width 16 --model.depth 1"
+                         " --model.channel_mult 1,2 --model.attention_res 4 --model.heads 2 --steps 250 --batch-size 32"
+                         " --lr 2e-3 --train.warmup_steps 20 --train.ema_decay 0.99 --threads 2 --sample.n 8 --sample.steps 50");
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_NE(sbgm_cli("info --checkpoint " + run.string()).out.find("condition"), std::string::npos);
+  const fs::path samples = dir / "samples.npy";
+  r = sbgm_cli("sample --checkpoint " + run.string() + " --cond " + (dir / "y_test.npy").string() +
+               " --n 4 --steps 100 --threads 2 --out " + samples.string());
+  ASSERT_EQ(r.code, 0) << r.err;
+  const at::Tensor x = read_npy(samples.string());  // [8, 4, 1, 8, 8] in pixel levels
+  ASSERT_EQ(x.sizes(), (std::vector<int64_t>{8, 4, 1, 8, 8}));
+  const at::Tensor y = bars.narrow(0, 0, 8).reshape({8, 1, 1, 8, 8});
+  // Mean absolute error to the sample's own condition and to the next condition (another bar).
+  const double own = (x - y).abs().mean().item<double>();
+  const double other = (x - y.roll(1, 0)).abs().mean().item<double>();
+  EXPECT_LT(own, 0.35 * other) << "own " << own << " other " << other;
+  // A condition image of another size is refused with one line.
+  write_npy((dir / "small.npy").string(), at::zeros({2, 4, 4}));
+  expect_one_line_error(sbgm_cli("sample --checkpoint " + run.string() + " --cond " + (dir / "small.npy").string() +
+                                 " --n 1 --out " + (dir / "bad.npy").string()),
+                        "features");
+}

@@ -123,6 +123,45 @@ TEST(ImageNets, SameSeedSameNetworkAndTheConditionMatters) {
   }
 }
 
+// An image condition (model.cond_channels) enters as input channels: the output depends on y's
+// pixels, near where they change (the UNet and the patch networks are local at the input), the
+// gradient reaches y, and with condition dropout the present flag matters too.
+TEST(ImageNets, ImageConditionsAreTakenAsChannels) {
+  for (const Case& c : cases()) {
+    SCOPED_TRACE(name(c));
+    NetConfig config = small_config(c.kind);
+    config.cond_channels = 2;
+    const int64_t pixels = 2 * c.shape[1] * c.shape[2];
+    for (const bool flag : {false, true}) {
+      auto net = build(config, c.shape, pixels + (flag ? 1 : 0));
+      perturb_parameters(*net);
+      const at::Tensor x = batch_of(c.shape, 2), t = at::tensor({0.3f, 0.7f});
+      at::Tensor y = at::randn({2, pixels + (flag ? 1 : 0)}).requires_grad_(true);
+      const at::Tensor out = net->forward(x, t, y);
+      EXPECT_EQ(out.sizes(), x.sizes());
+      out.square().sum().backward();
+      EXPECT_GT(y.grad().narrow(1, 0, pixels).abs().sum().item<double>(), 0.0);
+      if (flag) EXPECT_NE(y.grad()[0][pixels].item<double>(), 0.0);
+      at::NoGradGuard no_grad;
+      at::Tensor changed = y.detach().clone();
+      changed[1][0] += 3.0;  // the top-left pixel of y's first channel, in row 1 only
+      const at::Tensor diff = (net->forward(x, t, changed) - net->forward(x, t, y.detach())).abs();
+      EXPECT_EQ(diff[0].max().item<double>(), 0.0);  // row 0 untouched
+      EXPECT_GT(diff[1].max().item<double>(), 1e-4);
+    }
+    // Conditions of another size than the data's images are refused, naming both.
+    try {
+      make_score_net(config, c.shape, pixels / 2);
+      ADD_FAILURE() << "accepted a half-size image condition";
+    } catch (const InvalidArgument& e) {
+      EXPECT_NE(std::string(e.what()).find(std::to_string(pixels) + " features per row"), std::string::npos) << e.what();
+    }
+  }
+  NetConfig mlp;
+  mlp.cond_channels = 1;
+  EXPECT_THROW(make_score_net(mlp, {4}, 4), InvalidArgument);  // vector networks take vector conditions
+}
+
 TEST(ImageNets, ShapesTheyCannotTakeAreRefusedClearly) {
   NetConfig unet = small_config(NetKind::UNet);
   unet.channel_mult = {1, 2, 2};

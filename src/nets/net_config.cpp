@@ -39,6 +39,9 @@ void NetConfig::validate() const {
   if (time_embedding != TimeEmbeddingKind::Tutorial && (embedding_dim < 2 || embedding_dim % 2 != 0))
     throw InvalidArgument("model.embedding_dim must be a positive even number");
   if (!(fourier_scale > 0)) throw InvalidArgument("model.fourier_scale must be positive");
+  if (cond_channels < 0) throw InvalidArgument("model.cond_channels must not be negative");
+  if (cond_channels > 0 && !is_image_net(kind))
+    throw InvalidArgument("model.cond_channels (image conditions) needs an image network: unet, dit or mixer");
   if (!is_image_net(kind)) return;
   if (kind == NetKind::UNet) {
     if (channel_mult.empty()) throw InvalidArgument("model.channel_mult must list at least one multiplier");

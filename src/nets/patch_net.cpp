@@ -6,6 +6,7 @@
 #include <cmath>
 
 #include "conditioning_embedding.hpp"
+#include "image_condition.hpp"
 #include "sbgm/nets/attention.hpp"
 #include "zero_init.hpp"
 
@@ -90,9 +91,11 @@ PatchScoreNet::PatchScoreNet(const NetConfig& config, const std::vector<int64_t>
     : patch_(config.patch_size), channels_(image_shape.at(0)) {
   config.validate_image_shape(image_shape);
   const int64_t w = config.width, rows = image_shape[1] / patch_, cols = image_shape[2] / patch_;
-  embedding_ = register_module("embedding", std::make_shared<ConditioningEmbedding>(config, w, cond_dim));
-  patchify_ = register_module(
-      "patchify", torch::nn::Conv2d(torch::nn::Conv2dOptions(channels_, w, patch_).stride(patch_)));
+  image_cond_ = std::make_shared<const ImageCondition>(config.cond_channels, image_shape, cond_dim);
+  embedding_ = register_module(
+      "embedding", std::make_shared<ConditioningEmbedding>(config, w, image_cond_->embedded_dim(cond_dim)));
+  patchify_ = register_module("patchify", torch::nn::Conv2d(torch::nn::Conv2dOptions(
+                                              channels_ + image_cond_->extra_channels(), w, patch_).stride(patch_)));
   if (config.kind == NetKind::DiT) position_ = register_buffer("position", sincos_positions(rows, cols, w));
   blocks_ = register_module("blocks", torch::nn::ModuleList());
   for (int64_t i = 0; i < config.depth; ++i) blocks_->push_back(std::make_shared<PatchBlock>(config, rows * cols));
@@ -105,7 +108,7 @@ PatchScoreNet::PatchScoreNet(const NetConfig& config, const std::vector<int64_t>
 at::Tensor PatchScoreNet::forward(const at::Tensor& x, const at::Tensor& t, const at::Tensor& y) {
   const int64_t b = x.size(0), rows = x.size(2) / patch_, cols = x.size(3) / patch_;
   const at::Tensor c = at::silu(embedding_->forward(t, y));
-  at::Tensor h = patchify_->forward(x).flatten(2).transpose(1, 2);  // [B, N, width]
+  at::Tensor h = patchify_->forward(image_cond_->with_channels(x, y)).flatten(2).transpose(1, 2);  // [B, N, width]
   if (position_.defined()) h = h + position_;
   for (const auto& block : *blocks_) h = block->as<PatchBlock>()->forward(h, c);
   const std::vector<at::Tensor> m = final_modulation_->forward(c).chunk(2, 1);

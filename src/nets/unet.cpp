@@ -6,6 +6,7 @@
 #include <numeric>
 
 #include "conditioning_embedding.hpp"
+#include "image_condition.hpp"
 #include "sbgm/nets/attention.hpp"
 #include "zero_init.hpp"
 
@@ -109,8 +110,10 @@ class Resample final : public UNetLayer {
 UNetScoreNet::UNetScoreNet(const NetConfig& config, const std::vector<int64_t>& image_shape, int64_t cond_dim) {
   config.validate_image_shape(image_shape);
   const int64_t channels = image_shape[0], width = config.width, emb_dim = 4 * width;
-  embedding_ = register_module("embedding", std::make_shared<ConditioningEmbedding>(config, emb_dim, cond_dim));
-  input_ = register_module("input", conv(channels, width, 3));
+  image_cond_ = std::make_shared<const ImageCondition>(config.cond_channels, image_shape, cond_dim);
+  embedding_ = register_module(
+      "embedding", std::make_shared<ConditioningEmbedding>(config, emb_dim, image_cond_->embedded_dim(cond_dim)));
+  input_ = register_module("input", conv(channels + image_cond_->extra_channels(), width, 3));
   down_ = register_module("down", torch::nn::ModuleList());
   middle_ = register_module("middle", torch::nn::ModuleList());
   up_ = register_module("up", torch::nn::ModuleList());
@@ -159,7 +162,7 @@ UNetScoreNet::UNetScoreNet(const NetConfig& config, const std::vector<int64_t>& 
 at::Tensor UNetScoreNet::forward(const at::Tensor& x, const at::Tensor& t, const at::Tensor& y) {
   const at::Tensor emb = at::silu(embedding_->forward(t, y));
   std::vector<at::Tensor> skips;
-  at::Tensor h = input_->forward(x);
+  at::Tensor h = input_->forward(image_cond_->with_channels(x, y));
   skips.push_back(h);
   for (const auto& path : {down_, middle_, up_})
     for (const auto& layer : *path) h = layer->as<UNetLayer>()->forward(h, emb, skips);

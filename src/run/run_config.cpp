@@ -158,6 +158,7 @@ const std::vector<Entry>& entries() {
     t.push_back(field<int64_t>("model.patch_size", "dit, mixer: side of a square patch", [](C& c) -> auto& { return c.model.patch_size; }));
     t.push_back(field<double>("model.mlp_ratio", "dit, mixer: channel-MLP width as a multiple of model.width", [](C& c) -> auto& { return c.model.mlp_ratio; }));
     t.push_back(field<int64_t>("model.token_mlp_dim", "mixer: token-MLP hidden size (0: width / 2)", [](C& c) -> auto& { return c.model.token_mlp_dim; }));
+    t.push_back(field<int64_t>("model.cond_channels", "unet, dit, mixer: 0 = vector conditions; C = conditions are images of C channels at the data's size, taken as input channels", [](C& c) -> auto& { return c.model.cond_channels; }));
     t.push_back(field<int64_t>("train.steps", "optimisation steps", [](C& c) -> auto& { return c.train.steps; }));
     t.push_back(field<int64_t>("train.batch_size", "samples per step", [](C& c) -> auto& { return c.train.batch_size; }));
     t.push_back(field<double>("train.lr", "peak learning rate", [](C& c) -> auto& { return c.train.lr; }));

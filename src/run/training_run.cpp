@@ -77,7 +77,8 @@ at::Tensor load_conditions(const RunConfig& config, int64_t data_rows) {
   if (cond.size(0) != data_rows)
     throw InvalidArgument(config.data.cond + ": " + std::to_string(cond.size(0)) + " condition rows for " +
                           std::to_string(data_rows) + " data rows (the rows must be aligned)");
-  return cond;
+  // Flat rows [N, C], as every command takes them (an image condition's pixels are its features).
+  return cond.reshape({cond.size(0), -1});
 }
 
 // n samples from the model, in data space. A conditional model draws one sample for each of the

@@ -56,6 +56,10 @@ struct NetConfig {
   int64_t patch_size = 2;                      // DiT and Mixer: side of a square patch
   double mlp_ratio = 4.0;                      // DiT and Mixer: channel-MLP width / width
   int64_t token_mlp_dim = 0;                   // Mixer: token-MLP hidden size (0: width / 2)
+  // Image networks: 0 = the condition y is a vector, embedded with the time; C > 0 = y is an
+  // image of C channels at the data's height and width, taken as extra input channels
+  // (concatenated to x in the UNet, patchified with x in DiT and Mixer).
+  int64_t cond_channels = 0;
 
   void validate() const;
   // Checks that an image network can take samples of this shape ([C, H, W]); throws

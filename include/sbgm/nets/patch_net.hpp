@@ -22,6 +22,7 @@
 namespace sbgm {
 
 class ConditioningEmbedding;
+class ImageCondition;
 
 class PatchScoreNet final : public ScoreNet {
  public:
@@ -32,6 +33,7 @@ class PatchScoreNet final : public ScoreNet {
  private:
   int64_t patch_, channels_;
   std::shared_ptr<ConditioningEmbedding> embedding_;
+  std::shared_ptr<const ImageCondition> image_cond_;  // y as extra input channels (model.cond_channels)
   torch::nn::Conv2d patchify_{nullptr};
   at::Tensor position_;  // [1, N, width] buffer, or undefined (Mixer)
   torch::nn::ModuleList blocks_;

@@ -20,6 +20,7 @@
 namespace sbgm {
 
 class ConditioningEmbedding;
+class ImageCondition;
 
 class UNetScoreNet final : public ScoreNet {
  public:
@@ -29,6 +30,7 @@ class UNetScoreNet final : public ScoreNet {
 
  private:
   std::shared_ptr<ConditioningEmbedding> embedding_;
+  std::shared_ptr<const ImageCondition> image_cond_;  // y as extra input channels (model.cond_channels)
   torch::nn::Conv2d input_{nullptr}, output_{nullptr};
   torch::nn::GroupNorm output_norm_{nullptr};
   torch::nn::ModuleList down_, middle_, up_;  // UNetLayer modules, in the order they run
