@@ -170,7 +170,9 @@ void add_loglik_command(CLI::App& app, Action& action) {
       }
       std::cout << "mean " << (opt->bpd ? "bits/dim" : "log p (nats)") << " over " << x.size(0)
                 << " rows: " << out.mean().item<double>();
-      if (lc.divergence == DivergenceKind::Hutchinson) {
+      if (lc.divergence == DivergenceKind::Hutchinson && lc.probes == 1) {
+        std::cout << " (Hutchinson with 1 probe: --probes 2 or more also estimates its standard error)";
+      } else if (lc.divergence == DivergenceKind::Hutchinson) {
         const double se = (r.std_error.pow(2).sum().sqrt() / x.size(0)).item<double>() /
                           (opt->bpd ? dims * std::log(2.0) : 1.0);
         std::cout << " +- " << se << " (Hutchinson standard error of the mean, " << lc.probes << " probes)";
