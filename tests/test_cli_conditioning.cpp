@@ -247,6 +247,13 @@ TEST(CliConditioning, ImageConditionedUNetFollowsTheConditionImage) {
   const double own = (x - y).abs().mean().item<double>();
   const double other = (x - y.roll(1, 0)).abs().mean().item<double>();
   EXPECT_LT(own, 0.35 * other) << "own " << own << " other " << other;
+  // A negative channel count, or image conditions for a vector network, are refused with one line.
+  expect_one_line_error(sbgm_cli("train --data " + (dir / "x.npy").string() + " --cond " + (dir / "y.npy").string() +
+                                 " --out " + (dir / "bad_run").string() + " --model unet --model.cond_channels -1"),
+                        "model.cond_channels");
+  expect_one_line_error(sbgm_cli("train --data " + (dir / "x.npy").string() + " --cond " + (dir / "y.npy").string() +
+                                 " --out " + (dir / "bad_run").string() + " --model mlp --model.cond_channels 1"),
+                        "needs an image network");
   // A condition image of another size is refused with one line.
   write_npy((dir / "small.npy").string(), at::zeros({2, 4, 4}));
   expect_one_line_error(sbgm_cli("sample --checkpoint " + run.string() + " --cond " + (dir / "small.npy").string() +
