@@ -139,3 +139,37 @@ TEST(CliImages, DataTheImageNetworksCannotTake) {
                                  " --dequantize --out " + (scratch() / "f.npy").string()),
                         "integer");
 }
+
+// sbgm inpaint on grey images given as [N, H, W] with a mask [H, W]: the output has the model's
+// [N, n, 1, H, W], observed pixels are the observation itself (replacement with exact
+// observations), the picture has a row per image (observation + samples); denoising by the
+// noise-level start, and the default method (moment projection for 64 pixels).
+TEST(CliImages, InpaintingAndDenoisingImages) {
+  const fs::path& run = trained_unet();
+  const fs::path stack = scratch() / "bars3.npy", mask = scratch() / "upper_half.npy", bad = scratch() / "bad_mask.npy";
+  const fs::path out = scratch() / "inpainted_images.npy", png = scratch() / "inpainted_images.png";
+  at::Tensor bars = at::zeros({3, 8, 8});
+  for (int i = 0; i < 3; ++i) bars[i].select(i % 2, i + 2).fill_(255.0f);
+  write_npy(stack.string(), bars);
+  at::Tensor upper = at::zeros({8, 8});
+  upper.narrow(0, 0, 4).fill_(1.0f);
+  write_npy(mask.string(), upper);
+  write_npy(bad.string(), at::ones({7, 8}));
+  const std::string base = "inpaint --checkpoint " + run.string() + " --data " + stack.string() + " --steps 3 --out " + out.string();
+  CliResult r = sbgm_cli(base + " --mask " + mask.string() + " --method replace --n 2 --png " + png.string());
+  ASSERT_EQ(r.code, 0) << r.err;
+  const at::Tensor x = read_npy(out.string());
+  ASSERT_EQ(x.sizes(), (std::vector<int64_t>{3, 2, 1, 8, 8}));
+  for (int i = 0; i < 3; ++i)
+    for (int k = 0; k < 2; ++k) EXPECT_TRUE(at::equal(x[i][k][0].narrow(0, 0, 4), bars[i].narrow(0, 0, 4))) << i << " " << k;
+  EXPECT_EQ(png_size(png), (std::pair<int, int>{3 * 66 + 2, 3 * 66 + 2}));
+  r = sbgm_cli(base + " --noise-std 40 --method noise-level");
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_EQ(read_npy(out.string()).sizes(), (std::vector<int64_t>{3, 1, 8, 8}));
+  r = sbgm_cli(base + " --mask " + mask.string());  // 64 pixels: moment projection
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_TRUE(at::isfinite(read_npy(out.string())).all().item<bool>());
+  fs::remove(out);
+  expect_one_line_error(sbgm_cli(base + " --mask " + bad.string()), "the mask has shape [7, 8]");
+  EXPECT_FALSE(fs::exists(out));
+}

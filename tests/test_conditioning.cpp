@@ -377,6 +377,15 @@ TEST(Inpainting, NoiseLevelRefusesWhatItCannotDo) {
   EXPECT_THROW(model_inpaint(model, observed, all, ode, 0), InvalidArgument);
 }
 
+TEST(Inpainting, DefaultMethodFitsTheDataSize) {
+  const at::Tensor all = at::ones({1, 28, 28}, kDouble), some = at::zeros({1, 28, 28}, kDouble);
+  EXPECT_EQ(default_inverse_method(3, at::ones({3}, kDouble), 0.5), InverseMethod::Moments);
+  EXPECT_EQ(default_inverse_method(kMomentsMaxFeatures, at::ones({3}, kDouble), 0), InverseMethod::Moments);
+  EXPECT_EQ(default_inverse_method(784, some, 0), InverseMethod::Replace);
+  EXPECT_EQ(default_inverse_method(784, all, 0.1), InverseMethod::NoiseLevel);
+  EXPECT_EQ(default_inverse_method(784, some, 0.1), InverseMethod::Moments);
+}
+
 TEST(Inpainting, RejectsBadObservations) {
   const GaussianPrior g;
   const Model model = g.model(g.S);

@@ -8,6 +8,7 @@
 #include "sbgm/data/dataset.hpp"
 #include "sbgm/io/npy.hpp"
 #include "sbgm/plot/plots.hpp"
+#include "sbgm/run/image_pictures.hpp"
 #include "sbgm/run/inpaint.hpp"
 #include "sbgm/util/error.hpp"
 #include "sbgm/util/runtime.hpp"
@@ -19,7 +20,7 @@ void add_inpaint_command(CLI::App& app, Action& action) {
       "inpaint", "posterior samples given observed features (inpainting) or noisy observations (denoising)");
   struct Options {
     ModelSource source;
-    std::string data, mask, out, png, method = "moments", sampler = "em", device = "cpu";
+    std::string data, mask, out, png, method, sampler = "em", device = "cpu";
     SolverFlags solver;
     InpaintConfig config;
     int64_t threads = 0;
@@ -39,26 +40,24 @@ void add_inpaint_command(CLI::App& app, Action& action) {
                   "moments (Tweedie moment projection: exact for Gaussian data, D backward passes per step), "
                   "replace (Song et al. 2021: cheap, approximate, exact observations only) or noise-level "
                   "(denoising: the reverse process from the time whose noise level is the observation's; exact for "
-                  "any data, the cost of sampling)")
-      ->capture_default_str();
+                  "any data, the cost of sampling); default: moments up to " + std::to_string(kMomentsMaxFeatures) +
+                  " features; above, replace for exact observations, noise-level for denoising");
   cmd->add_option("--n", opt->config.n, "posterior samples per row (output [N, n, ...] when n > 1)")->capture_default_str();
   cmd->add_option("--out", opt->out, "output .npy: [N, ...] posterior samples ([N, n, ...] with --n > 1)")->required();
-  cmd->add_option("--sampler", opt->sampler, "moments: em, pc, ancestral, ode or edm; replace: em only")
+  cmd->add_option("--sampler", opt->sampler, "moments: em, pc, ancestral, ode or edm; replace: em only; noise-level: em, pc or ancestral")
       ->capture_default_str();
   opt->steps_option = cmd->add_option("--steps", opt->config.sampler.steps, "sampler steps (default: the run's sample.steps)");
   opt->solver.add_to(*cmd, "ode");
-  cmd->add_option("--png", opt->png, "also draw the samples beside the observations");
+  cmd->add_option("--png", opt->png, "also draw the samples beside the observations (images: a grid, one row per observation, unobserved pixels grey)");
   cmd->add_option("--seed", opt->seed, "random seed")->capture_default_str();
   cmd->add_option("--device", opt->device, "cpu or cuda")->capture_default_str();
   cmd->add_option("--threads", opt->threads, "CPU threads (0: one per core)")->capture_default_str();
   cmd->callback([&action, opt] {
     action = [opt]() -> int {
       InpaintConfig config = opt->config;
-      config.method = inverse_method_from_string(opt->method);
+      if (!opt->method.empty()) config.method = inverse_method_from_string(opt->method);
       config.sampler.kind = sampler_kind_from_string(opt->sampler);
       config.sampler.solver = opt->solver.resolve();
-      if (config.method == InverseMethod::Replace && config.sampler.kind != SamplerKind::EulerMaruyama)
-        throw InvalidArgument("--method replace runs Euler-Maruyama only (--sampler em)");
       if (opt->steps_option->count() > 0 && config.sampler.steps < 1) throw InvalidArgument("--steps must be at least 1");
       if (opt->mask.empty() && !(config.noise_std > 0))
         throw InvalidArgument("without --mask every feature is observed: give --noise-std > 0 (denoising)");
@@ -71,6 +70,9 @@ void add_inpaint_command(CLI::App& app, Action& action) {
       const at::Tensor observed = load_data_file(opt->data, 1, /*keep_double=*/true, /*allow_nan=*/true);
       const at::Tensor mask = opt->mask.empty() ? at::ones(observed.sizes().slice(1), at::kDouble) : read_npy(opt->mask, true);
       const Model model = opt->source.load(device);
+      if (opt->method.empty()) config.method = default_inverse_method(observed[0].numel(), mask, config.noise_std);
+      if (config.method == InverseMethod::Replace && config.sampler.kind != SamplerKind::EulerMaruyama)
+        throw InvalidArgument("--method replace runs Euler-Maruyama only (--sampler em)");
       if (opt->steps_option->count() == 0)
         config.sampler.steps = config.sampler.kind == SamplerKind::EDMHeun ? EDMHeunConfig{}.steps : model.config.sample.steps;
       ProgressLine line("inpaint");
@@ -81,7 +83,10 @@ void add_inpaint_command(CLI::App& app, Action& action) {
       if (config.n == 1) samples = samples.squeeze(1);
       write_npy(opt->out, samples);
       // The observed rows (unobserved entries at 0) beside every posterior sample.
-      if (!opt->png.empty())
+      if (!opt->png.empty() && is_image_shape(model.data_shape)) {
+        const ObservedRows rows = observed_rows(model, observed, mask);
+        write_model_inverse_grid(opt->png, model, rows.values, rows.mask, config.n == 1 ? samples.unsqueeze(1) : samples);
+      } else if (!opt->png.empty())
         plot_samples(opt->png, observed.nan_to_num(0.0), config.n == 1 ? samples : samples.flatten(0, 1),
                      "observations (grey; unobserved at 0)", "posterior samples (blue)");
       return 0;

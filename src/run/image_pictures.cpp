@@ -26,6 +26,16 @@ void write_model_sample_grid(const std::string& path, const Model& model, const 
   write_image_grid(path, shown, model_pixel_range(model, shown));
 }
 
+void write_model_inverse_grid(const std::string& path, const Model& model, const at::Tensor& observed,
+                              const at::Tensor& mask, const at::Tensor& samples, int64_t max_rows, int64_t max_samples) {
+  const int64_t rows = std::min(observed.size(0), max_rows), n = std::min(samples.size(1), max_samples);
+  const at::Tensor shown = samples.narrow(0, 0, rows).narrow(1, 0, n).to(at::kDouble);
+  const PixelRange range = model_pixel_range(model, shown.flatten(0, 1));
+  const at::Tensor grey = at::full({}, 0.5 * (range.lo + range.hi), at::kDouble);
+  const at::Tensor seen = observed.narrow(0, 0, rows).to(at::kDouble).where(mask.narrow(0, 0, rows) > 0, grey);
+  write_image_grid(path, at::cat({seen.unsqueeze(1), shown}, 1).flatten(0, 1), range, 1 + n);
+}
+
 void write_model_denoising_strip(const std::string& path, const Model& model, const Trajectories& paths, int64_t frames) {
   const int64_t s = paths.states.size(0);
   frames = std::max<int64_t>(2, std::min(frames, s));

@@ -18,13 +18,13 @@ std::string shape_text(at::IntArrayRef shape) {
   return "[" + s + "]";
 }
 
-// The mask as [N, ...] of 0/1 in the given dtype.
-at::Tensor checked_mask(const at::Tensor& mask, const at::Tensor& observed) {
+// The mask as [N, ...] of 0/1 doubles; errors name the shape the user gave (given_shape).
+at::Tensor checked_mask(const at::Tensor& mask, const at::Tensor& observed, at::IntArrayRef given_shape) {
   const std::vector<int64_t> one(observed.sizes().begin() + 1, observed.sizes().end());
   at::Tensor m = mask;
   if (m.sizes().vec() == one) m = m.unsqueeze(0).expand(observed.sizes());
   if (m.sizes() != observed.sizes())
-    throw InvalidArgument("the mask has shape " + shape_text(mask.sizes()) + " but must be " + shape_text(one) +
+    throw InvalidArgument("the mask has shape " + shape_text(given_shape) + " but must be " + shape_text(one) +
                           " (one sample) or " + shape_text(observed.sizes()) + " (one per row)");
   m = m.to(at::kDouble);
   if (!((m == 0) | (m == 1)).all().item<bool>()) throw InvalidArgument("the mask must hold only 0 and 1");
@@ -49,12 +49,31 @@ std::shared_ptr<const SDE> sde_ending_at_noise_level(const Model& model, const a
 
 }  // namespace
 
-at::Tensor model_inpaint(const Model& model, const at::Tensor& observed, const at::Tensor& mask,
-                         const InpaintConfig& config, uint64_t seed, const ProgressFn& progress) {
+InverseMethod default_inverse_method(int64_t features, const at::Tensor& mask, double noise_std) {
+  if (features <= kMomentsMaxFeatures) return InverseMethod::Moments;
+  if (noise_std == 0) return InverseMethod::Replace;
+  return (mask == 1).all().item<bool>() ? InverseMethod::NoiseLevel : InverseMethod::Moments;
+}
+
+ObservedRows observed_rows(const Model& model, const at::Tensor& observed_given, const at::Tensor& mask_given) {
+  // Grey images [N, H, W] (and their masks, [H, W] or [N, H, W]) as the model's [N, 1, H, W].
+  const at::Tensor observed = model_rows(model, observed_given);
+  at::Tensor mask = mask_given;
+  if (observed.dim() != observed_given.dim()) {
+    if (mask.dim() == observed_given.dim()) mask = mask.unsqueeze(1);
+    else if (mask.dim() + 1 == observed_given.dim()) mask = mask.unsqueeze(0);
+  }
   const std::vector<int64_t> shape(observed.sizes().begin() + 1, observed.sizes().end());
   if (observed.dim() < 2 || shape != model.data_shape)
     throw InvalidArgument("the observations' rows have shape " + shape_text(shape) + " but the model was trained on " +
                           shape_text(model.data_shape));
+  return {observed, checked_mask(mask, observed, mask_given.sizes())};
+}
+
+at::Tensor model_inpaint(const Model& model, const at::Tensor& observed_given, const at::Tensor& mask_given,
+                         const InpaintConfig& config, uint64_t seed, const ProgressFn& progress) {
+  const auto [observed, m] = observed_rows(model, observed_given, mask_given);
+  const std::vector<int64_t> shape(observed.sizes().begin() + 1, observed.sizes().end());
   if (model.cond_dim > 0) throw InvalidArgument("inpainting takes an unconditional model");
   if (config.n < 1) throw InvalidArgument("the number of samples per row must be at least 1");
   if (!(config.noise_std >= 0) || !std::isfinite(config.noise_std))
@@ -68,7 +87,6 @@ at::Tensor model_inpaint(const Model& model, const at::Tensor& observed, const a
       throw InvalidArgument("--method noise-level needs a stochastic sampler (em, pc or ancestral): an ODE from one "
                             "starting point gives one sample, not the posterior");
   }
-  const at::Tensor m = checked_mask(mask, observed);
   if (config.method == InverseMethod::NoiseLevel && !(m == 1).all().item<bool>())
     throw InvalidArgument("--method noise-level denoises: every feature must be observed (no mask, or a mask of ones)");
   const at::Tensor values = observed.to(at::kDouble).where(m > 0, at::zeros({}, at::kDouble));

@@ -22,6 +22,13 @@ bool is_image_shape(const std::vector<int64_t>& sample_shape);
 void write_model_sample_grid(const std::string& path, const Model& model, const at::Tensor& samples,
                              int64_t max_images = 100);
 
+// An inverse problem's picture: one row per observed image (observed [N, C, H, W], data space;
+// unobserved pixels, where mask [N, C, H, W] is 0, drawn mid-grey) followed by its posterior
+// samples (samples [N, n, C, H, W]); at most max_rows rows and max_samples samples each.
+void write_model_inverse_grid(const std::string& path, const Model& model, const at::Tensor& observed,
+                              const at::Tensor& mask, const at::Tensor& samples, int64_t max_rows = 16,
+                              int64_t max_samples = 7);
+
 // The denoising sequence of each path (states [S, K, C, H, W], data space) at `frames` evenly
 // spaced steps, the last being the sample: one row per path.
 void write_model_denoising_strip(const std::string& path, const Model& model, const Trajectories& paths,

@@ -18,6 +18,23 @@ struct InpaintConfig {
   int64_t n = 1;           // posterior samples per observed row
 };
 
+// Moment projection's D reverse passes per step are affordable for vector data, not for images.
+constexpr int64_t kMomentsMaxFeatures = 256;
+
+// The method `sbgm inpaint` uses when none is named: moment projection up to
+// kMomentsMaxFeatures features; above, the methods that cost one sampling run -- replacement for
+// exact observations, the noise-level start for denoising -- and moment projection, at its cost,
+// for noisy observations of some features.
+InverseMethod default_inverse_method(int64_t features, const at::Tensor& mask, double noise_std);
+
+// The observations as the model's rows [N, ...] (grey images [N, H, W] gain their channel) and
+// the mask as 0/1 doubles of the same shape (a mask [...] is every row's). InvalidArgument for
+// rows the model does not take or a mask of the wrong shape or not of 0/1.
+struct ObservedRows {
+  at::Tensor values, mask;
+};
+ObservedRows observed_rows(const Model& model, const at::Tensor& observed, const at::Tensor& mask);
+
 // observed [N, ...] (data space; entries outside the mask may be anything, NaN included) and
 // mask [...] or [N, ...] of 0/1 -> n posterior samples per row, [N, n, ...] (with sigma_y = 0 the
 // observed features are the observation itself). InvalidArgument
