@@ -267,6 +267,15 @@ TEST(Distributed, SamplesAndLikelihoodsDoNotDependOnTheNumberOfProcesses) {
     // The summary (rank 0's) counts every rank's function evaluations.
     EXPECT_EQ(r.out, r2.out);
   }
+  // Inpainting: 20 rows x 3 samples in 8 chunks of 8, 4 chunks per rank.
+  const fs::path mask = scratch() / "dp_mask.npy", i1 = scratch() / "dp_i1.npy", i2 = scratch() / "dp_i2.npy";
+  write_npy(mask.string(), at::tensor({1.0, 0.0}, at::kDouble));
+  const std::string inpaint = "inpaint --n 3 --steps 10" + ck + " --data " + points.string() + " --mask " + mask.string();
+  r = sbgm_cli(inpaint + " --out " + i1.string());
+  ASSERT_EQ(r.code, 0) << r.err;
+  r = sbgm_cli(inpaint + " --nproc 2 --out " + i2.string());
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_TRUE(at::allclose(read_npy(i1.string(), true), read_npy(i2.string(), true), 1e-5, 1e-6));
 }
 
 TEST(Distributed, ImageSamplesSplitIntoChunksMatchOneProcess) {

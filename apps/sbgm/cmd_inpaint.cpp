@@ -4,6 +4,7 @@
 
 #include "cli_common.hpp"
 #include "commands.hpp"
+#include "job.hpp"
 #include "model_source.hpp"
 #include "sbgm/data/dataset.hpp"
 #include "sbgm/io/npy.hpp"
@@ -24,6 +25,7 @@ void add_inpaint_command(CLI::App& app, Action& action) {
     SolverFlags solver;
     InpaintConfig config;
     int64_t threads = 0;
+    int nproc = 1;
     uint64_t seed = 0;
     CLI::Option* steps_option = nullptr;
   };
@@ -52,6 +54,7 @@ void add_inpaint_command(CLI::App& app, Action& action) {
   cmd->add_option("--seed", opt->seed, "random seed")->capture_default_str();
   cmd->add_option("--device", opt->device, "cpu or cuda")->capture_default_str();
   cmd->add_option("--threads", opt->threads, "CPU threads (0: one per core)")->capture_default_str();
+  add_nproc_option(*cmd, opt->nproc);
   cmd->callback([&action, opt] {
     action = [opt]() -> int {
       InpaintConfig config = opt->config;
@@ -64,12 +67,15 @@ void add_inpaint_command(CLI::App& app, Action& action) {
       if (opt->threads < 0) throw InvalidArgument("--threads must not be negative");
       check_output_path(opt->out, ".npy");
       if (!opt->png.empty()) check_output_path(opt->png, ".png");
-      const c10::Device device = parse_device(opt->device);
+      if (should_launch(opt->nproc)) return launch_local_job(opt->nproc);
+      const Job job = join_job(opt->device, RunConfig{}.timeout);
+      const c10::Device device = parse_device(job.device);
       configure_threads(static_cast<int>(opt->threads));
       tune_allocator();
       const at::Tensor observed = load_data_file(opt->data, 1, /*keep_double=*/true, /*allow_nan=*/true);
       const at::Tensor mask = opt->mask.empty() ? at::ones(observed.sizes().slice(1), at::kDouble) : read_npy(opt->mask, true);
-      const Model model = opt->source.load(device);
+      Model model = opt->source.load(device);
+      model.comm = job.comm;
       if (opt->method.empty()) config.method = default_inverse_method(observed[0].numel(), mask, config.noise_std);
       if (config.method == InverseMethod::Replace && config.sampler.kind != SamplerKind::EulerMaruyama)
         throw InvalidArgument("--method replace runs Euler-Maruyama only (--sampler em)");
@@ -79,6 +85,7 @@ void add_inpaint_command(CLI::App& app, Action& action) {
       at::Tensor samples =
           model_inpaint(model, observed, mask, config, opt->seed, [&](int64_t d, int64_t t) { line.update(d, t); });
       line.finish();
+      if (!job.comm.is_root()) return 0;  // rank 0 writes what every rank holds
       check_finite(samples, "the samples (the model diverged)");
       if (config.n == 1) samples = samples.squeeze(1);
       write_npy(opt->out, samples);
