@@ -38,7 +38,7 @@ class CountingScore final : public ScoreModel {
  public:
   explicit CountingScore(ScoreModel& inner) : inner_(inner) {}
   at::Tensor score(const at::Tensor& x, const at::Tensor& t, const at::Tensor& y) override {
-    ++calls;
+    calls += x.size(0);  // per-sample evaluations: adaptive samplers evaluate fewer rows as samples finish
     return inner_.score(x, t, y);
   }
   int64_t calls = 0;
@@ -83,9 +83,10 @@ int main(int argc, char** argv) {
   const std::string gmm_dataset = bench_arg(argc, argv, "--gmm-dataset", "");
   const std::string dataset = bench_arg(argc, argv, "--dataset", gmm_dataset);
   const int64_t n = std::stoll(bench_arg(argc, argv, "--n", "4000"));
+  const std::string only = bench_arg(argc, argv, "--only", "");  // run the samplers whose names start with this
   configure_threads(std::stoi(bench_arg(argc, argv, "--threads", "0")));
   if (checkpoint.empty() == gmm_dataset.empty() || dataset.empty()) {
-    std::fprintf(stderr, "usage: sbgm_bench_samplers (--checkpoint RUN_DIR | --gmm-dataset NAME) --dataset NAME [--n N]\n");
+    std::fprintf(stderr, "usage: sbgm_bench_samplers (--checkpoint RUN_DIR | --gmm-dataset NAME) --dataset NAME [--n N] [--only PREFIX]\n");
     return 2;
   }
   const std::optional<GaussianMixture> truth = toy_dataset_mixture(dataset);
@@ -110,6 +111,7 @@ int main(int argc, char** argv) {
   std::printf("| held-out data (floor) | – | %.4f | %s | – |\n", energy_distance(other, held_out), mean_logp(other).c_str());
   auto inner = model.score_model();
   for (const Row& row : samplers()) {
+    if (row.name.rfind(only, 0) != 0) continue;
     CountingScore counted(*inner);
     auto sampler = make_sampler(row.options);
     DrawConfig draw;
@@ -120,7 +122,7 @@ int main(int argc, char** argv) {
                                 make_generator(at::kCPU, 1), at::TensorOptions().dtype(model.dtype));
     const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     x = model.scaling.to_data(x).to(at::kDouble);
-    std::printf("| %s | %lld | %.4f | %s | %.2f |\n", row.name.c_str(), static_cast<long long>(counted.calls),
+    std::printf("| %s | %lld | %.4f | %s | %.2f |\n", row.name.c_str(), static_cast<long long>(counted.calls / n),
                 energy_distance(x, held_out), mean_logp(x).c_str(), secs);
     std::fflush(stdout);
   }
