@@ -402,4 +402,7 @@ TEST(Inpainting, RejectsBadObservations) {
   EXPECT_NO_THROW(model_inpaint(model, nan, mask, moments, 0));
   EXPECT_THROW(model_inpaint(model, observed, mask, inpaint_config(InverseMethod::Replace, 0.1, 1), 0), InvalidArgument);
   EXPECT_THROW(model_inpaint(model, observed, mask, inpaint_config(InverseMethod::Moments, -1, 1), 0), InvalidArgument);
+  InpaintConfig replace_ode = inpaint_config(InverseMethod::Replace, 0, 1);
+  replace_ode.sampler.kind = SamplerKind::ProbabilityFlow;  // replacement is its own Euler-Maruyama loop
+  EXPECT_THROW(model_inpaint(model, observed, mask, replace_ode, 0), InvalidArgument);
 }

@@ -77,8 +77,6 @@ void add_inpaint_command(CLI::App& app, Action& action) {
       Model model = opt->source.load(device);
       model.comm = job.comm;
       if (opt->method.empty()) config.method = default_inverse_method(observed[0].numel(), mask, config.noise_std);
-      if (config.method == InverseMethod::Replace && config.sampler.kind != SamplerKind::EulerMaruyama)
-        throw InvalidArgument("--method replace runs Euler-Maruyama only (--sampler em)");
       if (opt->steps_option->count() == 0)
         config.sampler.steps = config.sampler.kind == SamplerKind::EDMHeun ? EDMHeunConfig{}.steps : model.config.sample.steps;
       ProgressLine line("inpaint");
