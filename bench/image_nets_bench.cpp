@@ -1,5 +1,6 @@
 // Forward+backward throughput of one image network, for bench/compare_image_nets.py:
-//   sbgm_bench_image_nets --shape C,H,W --batch B --iters N --threads T [--model.KEY VALUE ...]
+//   sbgm_bench_image_nets --shape C,H,W --batch B --iters N --threads T [--precision bfloat16]
+//                         [--channels-last 1] [--model.KEY VALUE ...]
 // prints {"parameters": P, "images_per_s": R} (the loss is the mean squared output, the work of
 // one training step without the optimiser).
 #include <ATen/ATen.h>
@@ -13,6 +14,7 @@
 #include "bench_args.hpp"
 #include "sbgm/nets/score_net.hpp"
 #include "sbgm/run/run_config.hpp"
+#include "sbgm/util/autocast.hpp"
 #include "sbgm/util/runtime.hpp"
 
 int main(int argc, char** argv) {
@@ -25,6 +27,8 @@ int main(int argc, char** argv) {
   for (std::string item; std::getline(text, item, ',');) shape.push_back(std::stoll(item));
   const int64_t batch = std::stoll(bench_arg(argc, argv, "--batch", "32"));
   const int iters = std::stoi(bench_arg(argc, argv, "--iters", "10"));
+  const Precision precision = precision_from_string(bench_arg(argc, argv, "--precision", "float32"));
+  const bool channels_last = bench_arg(argc, argv, "--channels-last", "0") == "1";
   configure_threads(std::stoi(bench_arg(argc, argv, "--threads", "0")));
   tune_allocator();
 
@@ -34,10 +38,17 @@ int main(int argc, char** argv) {
   for (const auto& p : net->parameters()) parameters += p.numel();
   std::vector<int64_t> full{batch};
   full.insert(full.end(), shape.begin(), shape.end());
-  const at::Tensor x = at::randn(full), t = at::rand({batch});
+  at::Tensor x = at::randn(full);
+  const at::Tensor t = at::rand({batch});
+  if (channels_last) x = x.contiguous(at::MemoryFormat::ChannelsLast);
   auto step = [&] {
     net->zero_grad();
-    net->forward(x, t, at::Tensor()).square().mean().backward();
+    at::Tensor out;
+    {
+      const AutocastScope autocast(x.device().type(), precision);
+      out = net->forward(x, t, at::Tensor()).to(at::kFloat);
+    }
+    out.square().mean().backward();
   };
   for (int i = 0; i < 3; ++i) step();  // warm-up: allocator, OpenMP pool, kernel selection
   const auto start = std::chrono::steady_clock::now();

@@ -52,9 +52,10 @@ TEST(Cli, TrainSampleInfo) {
 TEST(Cli, EffectiveConfigIsWrittenAndConfigFileIsRead) {
   const fs::path cfg = scratch() / "c.toml", run = scratch() / "cfgrun";
   std::ofstream(cfg) << "[model]\nwidth = 12\n[train]\nsteps = 7\nbatch_size = 16\n[sample]\nn = 10\nsteps = 3\n";
-  const CliResult r = sbgm_cli("train --dataset moons --out " + run.string() + " --config " + cfg.string() + " --train.steps 9 --threads 1");
+  const CliResult r = sbgm_cli("train --dataset moons --out " + run.string() + " --config " + cfg.string() + " --train.steps 9 --threads 1 --train.precision bf16");
   ASSERT_EQ(r.code, 0) << r.err;
   const std::string written = slurp(run / "config.toml");
+  EXPECT_NE(written.find("precision = \"bfloat16\""), std::string::npos) << written;
   EXPECT_NE(written.find("width = 12"), std::string::npos);
   EXPECT_NE(written.find("steps = 9"), std::string::npos);  // the flag wins over the file
 }
@@ -79,6 +80,7 @@ TEST(Cli, BadTrainInputs) {
   expect_one_line_error(sbgm_cli("train --dataset ring8 --config " + (dir / "bad.toml").string() + out), "model.wdth");
   expect_one_line_error(sbgm_cli("train --dataset ring8 --no-such-flag 1" + out), "no-such-flag");
   expect_one_line_error(sbgm_cli("train --dataset ring8 --lr abc" + out), "train.lr");
+  expect_one_line_error(sbgm_cli("train --dataset ring8 --train.precision float16" + out), "unknown precision");
   expect_one_line_error(sbgm_cli("train --dataset ring8 --device tpu" + out), "unknown device");
   expect_one_line_error(sbgm_cli("train" + out), "exactly one");
   expect_one_line_error(sbgm_cli("train --dataset ring8 --resume" + out), "no checkpoint");

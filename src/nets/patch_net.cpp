@@ -7,6 +7,7 @@
 
 #include "conditioning_embedding.hpp"
 #include "image_condition.hpp"
+#include "norm_input.hpp"
 #include "sbgm/nets/attention.hpp"
 #include "zero_init.hpp"
 
@@ -15,7 +16,7 @@ namespace {
 
 // LayerNorm without affine parameters, then x (1 + scale) + shift per row ([B, width] each).
 at::Tensor modulated_norm(const at::Tensor& x, const at::Tensor& shift, const at::Tensor& scale) {
-  const at::Tensor n = at::layer_norm(x, {x.size(-1)}, {}, {}, 1e-6);
+  const at::Tensor n = at::layer_norm(norm_input(x), {x.size(-1)}, {}, {}, 1e-6);
   return at::addcmul(shift.unsqueeze(1), n, 1 + scale.unsqueeze(1));
 }
 

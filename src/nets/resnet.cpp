@@ -4,6 +4,7 @@
 #include <torch/nn/init.h>
 
 #include "activation.hpp"
+#include "norm_input.hpp"
 #include "zero_init.hpp"
 
 namespace sbgm {
@@ -38,12 +39,12 @@ at::Tensor ResNetScoreNet::forward(const at::Tensor& x, const at::Tensor& t, con
   e = activate(embed_->forward(e), activation_);
   at::Tensor h = input_->forward(x.reshape({batch, -1}));
   for (size_t i = 0; i < first_->size(); ++i) {
-    at::Tensor r = activate(norms_->ptr<torch::nn::LayerNormImpl>(i)->forward(h), activation_);
+    at::Tensor r = activate(norms_->ptr<torch::nn::LayerNormImpl>(i)->forward(norm_input(h)), activation_);
     r = first_->ptr<torch::nn::LinearImpl>(i)->forward(r) + block_embed_->ptr<torch::nn::LinearImpl>(i)->forward(e);
     r = second_->ptr<torch::nn::LinearImpl>(i)->forward(activate(r, activation_));
     h = h + r;
   }
-  h = output_->forward(activate(output_norm_->forward(h), activation_));
+  h = output_->forward(activate(output_norm_->forward(norm_input(h)), activation_));
   return h.reshape(x.sizes());
 }
 

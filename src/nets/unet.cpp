@@ -7,6 +7,7 @@
 
 #include "conditioning_embedding.hpp"
 #include "image_condition.hpp"
+#include "norm_input.hpp"
 #include "sbgm/nets/attention.hpp"
 #include "zero_init.hpp"
 
@@ -59,16 +60,16 @@ class ResidualBlock final : public UNetLayer {
       x = at::cat({x, skips.back()}, 1);
       skips.pop_back();
     }
-    at::Tensor r = conv1_->forward(at::silu(norm1_->forward(x)));
+    at::Tensor r = conv1_->forward(at::silu(norm1_->forward(norm_input(x))));
     // The conditioning scales and shifts the normalised features (ADM's scale-shift norm): a
     // bias added before the GroupNorm would be mostly normalised away.
     const std::vector<at::Tensor> scale_shift = emb_->forward(emb).unsqueeze(-1).unsqueeze(-1).chunk(2, 1);
-    r = at::addcmul(scale_shift[1], norm2_->forward(r), 1 + scale_shift[0]);
+    r = at::addcmul(scale_shift[1], norm2_->forward(norm_input(r)), 1 + scale_shift[0]);
     r = conv2_->forward(at::dropout(at::silu(r), dropout_, is_training()));
     at::Tensor h = (shortcut_ ? shortcut_->forward(x) : x) + r;
     if (attention_) {
       const int64_t b = h.size(0), c = h.size(1), height = h.size(2), width = h.size(3);
-      const at::Tensor tokens = attention_norm_->forward(h).flatten(2).transpose(1, 2);  // [B, HW, C]
+      const at::Tensor tokens = attention_norm_->forward(norm_input(h)).flatten(2).transpose(1, 2);  // [B, HW, C]
       h = h + attention_->forward(tokens).transpose(1, 2).reshape({b, c, height, width});
     }
     if (skip_ == Skip::Push) skips.push_back(h);
@@ -166,7 +167,7 @@ at::Tensor UNetScoreNet::forward(const at::Tensor& x, const at::Tensor& t, const
   skips.push_back(h);
   for (const auto& path : {down_, middle_, up_})
     for (const auto& layer : *path) h = layer->as<UNetLayer>()->forward(h, emb, skips);
-  return output_->forward(at::silu(output_norm_->forward(h)));
+  return output_->forward(at::silu(output_norm_->forward(norm_input(h))));
 }
 
 }  // namespace sbgm

@@ -175,6 +175,7 @@ const std::vector<Entry>& entries() {
     t.push_back(field<bool>("train.dequantize", "train on pixel levels k + u, u ~ U[0, 1) (what bits/dim evaluates; pixel data only)", [](C& c) -> auto& { return c.train.dequantize; }));
     t.push_back(field<double>("train.ema_decay", "EMA decay of the weights (0: off)", [](C& c) -> auto& { return c.train.ema_decay; }));
     t.push_back(choice<LossWeighting>("train.weighting", "loss weighting: sigma2 or likelihood", [](C& c) -> auto& { return c.train.loss.weighting; }, loss_weighting_from_string, to_string));
+    t.push_back(choice<Precision>("train.precision", "float32, or bfloat16 for the network's matrix products and convolutions (autocast; weights, optimiser and loss stay float32)", [](C& c) -> auto& { return c.train.precision; }, precision_from_string, to_string));
     t.push_back(field<bool>("train.stratified_time", "stratified times across the batch", [](C& c) -> auto& { return c.train.loss.stratified_time; }));
     t.push_back(field<uint64_t>("train.seed", "seed of every random draw", [](C& c) -> auto& { return c.train.seed; }));
     t.push_back(field<int64_t>("train.log_every", "steps between loss-log rows and progress updates", [](C& c) -> auto& { return c.train.log_every; }));

@@ -60,7 +60,9 @@ at::Tensor weighted_mean(const Perturbed& p, const at::Tensor& r) {
 at::Tensor dsm_loss(ScoreNet& net, Parameterization output, const SDE& sde, LossWeighting weighting,
                     const at::Tensor& x0, const at::Tensor& y, const at::Tensor& t, const at::Tensor& z) {
   const Perturbed p = perturb(sde, weighting, x0, t, z);
-  return weighted_mean(p, residual(output, p, z, net.forward(p.xt, t, y)));
+  // In x0's precision whatever the network's (bfloat16 under autocast).
+  const at::Tensor out = net.forward(p.xt, t, y).to(x0.scalar_type());
+  return weighted_mean(p, residual(output, p, z, out));
 }
 
 DSMManual dsm_loss_manual(ScoreNet& net, Parameterization output, const SDE& sde, LossWeighting weighting,

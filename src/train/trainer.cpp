@@ -135,8 +135,10 @@ at::Tensor Trainer::step() {
 
 bool Trainer::step(bool stop_requested, at::Tensor& loss_out) {
   // The manual path needs no autograd at all; InferenceMode also skips autograd's dispatch.
+  // (It is written for float32: reduced precision takes the autograd path.)
+  const bool manual = net_->supports_manual_backward() && config_.precision == Precision::Float32;
   std::optional<c10::InferenceMode> no_autograd;
-  if (net_->supports_manual_backward()) no_autograd.emplace();
+  if (manual) no_autograd.emplace();
   next_batch();
   t_.uniform_(0.0, 1.0, gen_);
   if (config_.loss.stratified_time) {
@@ -150,14 +152,17 @@ bool Trainer::step(bool stop_requested, at::Tensor& loss_out) {
     net_cond = condition_.dropped(batch_cond_, keep_.bernoulli_(1 - config_.cond_dropout, gen_).narrow(0, first_row_, local_rows_));
 
   at::Tensor loss;
-  if (net_->supports_manual_backward()) {
+  if (manual) {
     // The network writes every gradient itself: no autograd graph, no zeroing pass.
     DSMManual m = dsm_loss_manual(*net_, output_, *sde_, config_.loss.weighting, batch_, net_cond, t, z);
     net_->backward_into_grads(m.grad_output);
     loss = m.loss;
   } else {
     flat_.zero_grad();
-    loss = dsm_loss(*net_, output_, *sde_, config_.loss.weighting, batch_, net_cond, t, z);
+    {
+      const AutocastScope autocast(data_.device().type(), config_.precision);
+      loss = dsm_loss(*net_, output_, *sde_, config_.loss.weighting, batch_, net_cond, t, z);
+    }
     torch::autograd::backward({loss});
   }
 

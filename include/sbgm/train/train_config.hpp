@@ -6,6 +6,7 @@
 
 #include "sbgm/train/dsm_loss.hpp"
 #include "sbgm/train/optimizer.hpp"
+#include "sbgm/util/autocast.hpp"
 
 namespace sbgm {
 
@@ -31,6 +32,9 @@ struct TrainConfig {
   double cond_dropout = 0.0;            // P(a row trains without its condition): classifier-free guidance
   double ema_decay = 0.999;             // 0: no EMA (EMA weights equal the weights)
   DSMConfig loss;
+  // bfloat16: the network's matrix products and convolutions run under bfloat16 autocast; the
+  // weights, gradients, optimiser and loss stay float32.
+  Precision precision = Precision::Float32;
   uint64_t seed = 0;
   int64_t log_every = 100;              // loss log rows and progress updates
   int64_t checkpoint_every = 5000;      // 0: only at the end
