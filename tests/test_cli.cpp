@@ -42,6 +42,10 @@ TEST(Cli, TrainSampleInfo) {
   ASSERT_EQ(r.code, 0) << r.err;
   EXPECT_EQ(read_npy(out.string()).sizes(), (std::vector<int64_t>{77, 1}));
   EXPECT_TRUE(fs::exists(png));
+  const fs::path reduced = scratch() / "s_bf16.npy";
+  const CliResult r16 = sbgm_cli("sample --checkpoint " + run.string() + " --n 77 --steps 5 --precision bfloat16 --out " + reduced.string());
+  ASSERT_EQ(r16.code, 0) << r16.err;
+  EXPECT_EQ(read_npy(reduced.string()).scalar_type(), at::kFloat);
   const CliResult info = sbgm_cli("info --checkpoint " + run.string());
   ASSERT_EQ(info.code, 0) << info.err;
   EXPECT_NE(info.out.find("step: 30"), std::string::npos) << info.out;
@@ -98,6 +102,7 @@ TEST(Cli, BadSampleInputs) {
   expect_one_line_error(sbgm_cli("sample" + ck + " --out " + (dir / "x.txt").string()), ".npy");
   expect_one_line_error(sbgm_cli("sample" + ck + " --out " + (dir / "no/dir/x.npy").string()), "does not exist");
   expect_one_line_error(sbgm_cli("sample" + ck + " --n many --out " + (dir / "x.npy").string()), "--n");
+  expect_one_line_error(sbgm_cli("sample" + ck + " --precision half --out " + (dir / "x.npy").string()), "unknown precision");
   expect_one_line_error(sbgm_cli("info --checkpoint " + (dir / "garbage.pt").string()), "checkpoint");
   EXPECT_FALSE(fs::exists(dir / "x.npy"));
 }

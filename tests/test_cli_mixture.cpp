@@ -110,6 +110,7 @@ TEST(CliMixture, BadMixtureInputs) {
   expect_one_line_error(sbgm_cli(sample + " --sampler edm --rho 0"), "--rho");
   expect_one_line_error(sbgm_cli(sample + " --sampler edm --churn -1"), "--churn");
   expect_one_line_error(sbgm_cli(sample + " --sampler pc --predictor langevin"), "unknown predictor");
+  expect_one_line_error(sbgm_cli(sample + " --precision bfloat16"), "bfloat16 applies to trained networks");
   expect_one_line_error(sbgm_cli("loglik --gmm " + (dir / "good.npz").string() + " --data " +
                                  (dir / "points3.npy").string() + " --out " + out.string()),
                         "trained on [2]");

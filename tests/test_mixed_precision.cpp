@@ -5,7 +5,9 @@
 #include <torch/csrc/autograd/autograd.h>
 
 #include "sbgm/data/toy.hpp"
+#include "sbgm/nets/score_model.hpp"
 #include "sbgm/nets/score_net.hpp"
+#include "sbgm/sample/euler_maruyama.hpp"
 #include "sbgm/sde/sde.hpp"
 #include "sbgm/train/dsm_loss.hpp"
 #include "sbgm/train/trainer.hpp"
@@ -105,36 +107,74 @@ TEST(MixedPrecision, Bfloat16GradientsAgreeWithFloat32ForEveryNetwork) {
   }
 }
 
+namespace {
+
+struct TrainedOnMoons {
+  std::shared_ptr<ScoreNet> net;
+  double first_loss, final_loss;  // the first step's, and the trained network's on fixed draws in float32
+};
+
+TrainedOnMoons train_on_moons(Precision precision) {
+  const at::Tensor data = make_toy_dataset("moons", 4000, 0);
+  std::shared_ptr<const SDE> sde = make_sde(SDEConfig{});
+  NetConfig nc;
+  nc.width = 64;
+  nc.depth = 2;
+  torch::manual_seed(0);
+  auto net = make_score_net(nc, {2});
+  TrainConfig tc;
+  tc.steps = 400;
+  tc.batch_size = 128;
+  tc.lr = 2e-3;
+  tc.ema_decay = 0;
+  tc.precision = precision;
+  Trainer trainer(net, nullptr, sde, nc.output, tc, data);
+  const at::Tensor first = trainer.step();
+  EXPECT_EQ(first.scalar_type(), at::kFloat);
+  trainer.run();
+  at::Generator gen = make_generator(at::kCPU, 9);
+  const at::Tensor x0 = data.narrow(0, 0, 2000), z = at::normal(0.0, 1.0, x0.sizes(), gen);
+  const at::Tensor t = at::rand({2000}, gen) * (sde->T() - sde->t_eps()) + sde->t_eps();
+  at::NoGradGuard no_grad;
+  const double loss = dsm_loss(*net, nc.output, *sde, LossWeighting::Sigma2, x0, {}, t, z).item<double>();
+  return {net, first.item<double>(), loss};
+}
+
+}  // namespace
+
 // 400 steps on two moons with bfloat16 autocast reach the float32 run's loss (evaluated in
 // float32 on fixed draws), and the trainer takes the autograd path the manual MLP backward
 // cannot (it is written for float32).
 TEST(MixedPrecision, Bfloat16TrainingLearnsAsFloat32Does) {
-  const at::Tensor data = make_toy_dataset("moons", 4000, 0);
+  const TrainedOnMoons a = train_on_moons(Precision::Float32), b = train_on_moons(Precision::BFloat16);
+  EXPECT_LT(a.final_loss, a.first_loss);
+  EXPECT_LT(b.final_loss, b.first_loss);
+  EXPECT_LT(b.final_loss, a.final_loss * 1.05 + 0.01) << "float32 reached " << a.final_loss;
+}
+
+// Sampling with the network under bfloat16 autocast: the same noise gives nearly the same
+// samples as float32, returned in float32; the divergence (likelihoods) stays full precision.
+TEST(MixedPrecision, Bfloat16SamplingStaysCloseAndDivergenceStaysExact) {
+  const TrainedOnMoons trained = train_on_moons(Precision::Float32);
   std::shared_ptr<const SDE> sde = make_sde(SDEConfig{});
-  at::Generator gen = make_generator(at::kCPU, 9);
-  const at::Tensor x0 = data.narrow(0, 0, 2000), z = at::normal(0.0, 1.0, x0.sizes(), gen);
-  const at::Tensor t = at::rand({2000}, gen) * (sde->T() - sde->t_eps()) + sde->t_eps();
-  auto trained_loss = [&](Precision precision) {
-    NetConfig nc;
-    nc.width = 64;
-    nc.depth = 2;
-    torch::manual_seed(0);
-    auto net = make_score_net(nc, {2});
-    TrainConfig tc;
-    tc.steps = 400;
-    tc.batch_size = 128;
-    tc.lr = 2e-3;
-    tc.ema_decay = 0;
-    tc.precision = precision;
-    Trainer trainer(net, nullptr, sde, nc.output, tc, data);
-    const at::Tensor first = trainer.step();
-    EXPECT_EQ(first.scalar_type(), at::kFloat);
-    trainer.run();
-    at::NoGradGuard no_grad;
-    const double loss = dsm_loss(*net, nc.output, *sde, LossWeighting::Sigma2, x0, {}, t, z).item<double>();
-    EXPECT_LT(loss, first.item<double>()) << to_string(precision);
-    return loss;
+  NetworkScore full(trained.net, sde, Parameterization::Noise), reduced(trained.net, sde, Parameterization::Noise, {}, 0,
+                                                                         Precision::BFloat16);
+  EulerMaruyama sampler({200, true});
+  DrawConfig draw;
+  draw.n = 2000;
+  auto samples = [&](ScoreModel& score) {
+    return draw_samples(sampler, score, *sde, {2}, draw, {}, make_generator(at::kCPU, 4), at::kFloat);
   };
-  const double loss32 = trained_loss(Precision::Float32), loss16 = trained_loss(Precision::BFloat16);
-  EXPECT_LT(loss16, loss32 * 1.05 + 0.01) << "float32 reached " << loss32;
+  const at::Tensor x32 = samples(full), x16 = samples(reduced);
+  EXPECT_EQ(x16.scalar_type(), at::kFloat);
+  EXPECT_FALSE(at::equal(x16, x32)) << "autocast changed nothing";
+  const double typical = (x16 - x32).abs().median().item<double>(), spread = x32.std().item<double>();
+  EXPECT_LT(typical, 0.02 * spread) << "median |difference| " << typical << ", data std " << spread;
+  EXPECT_NEAR(x16.mean().item<double>(), x32.mean().item<double>(), 0.02 * spread);
+
+  const at::Tensor x = at::randn({64, 2}), t = at::rand({64}) * 0.9 + 0.05;
+  const auto a = full.score_and_divergence(x, t, {}), b = reduced.score_and_divergence(x, t, {});
+  EXPECT_TRUE(at::equal(a.score, b.score));
+  EXPECT_TRUE(at::equal(a.divergence, b.divergence));
+  EXPECT_FALSE(at::equal(reduced.score(x, t, {}), full.score(x, t, {}))) << "score() itself uses bfloat16";
 }

@@ -131,4 +131,11 @@ void check_output_path(const std::string& path, const std::string& extension) {
   if (::stat(dir.c_str(), &st) != 0 || !S_ISDIR(st.st_mode)) throw InvalidArgument(path + ": directory " + dir + " does not exist");
 }
 
+void add_precision_option(CLI::App& cmd, std::string& precision) {
+  cmd.add_option("--precision", precision,
+                 "float32, or bfloat16: the network's products and convolutions under autocast (trained networks; "
+                 "faster where the hardware has bfloat16, at bfloat16's rounding)")
+      ->capture_default_str();
+}
+
 }  // namespace sbgm::cli

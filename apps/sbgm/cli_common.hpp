@@ -38,6 +38,9 @@ class ProgressLine {
 void print_train_progress(const TrainProgress& p, ProgressLine& line);
 std::string format_duration(double seconds);
 
+// --precision, for the commands that sample (never for likelihoods, which stay full precision).
+void add_precision_option(CLI::App& cmd, std::string& precision);
+
 // Registers --section.key for every config key (and --set KEY=VALUE); apply() writes the ones given.
 class ConfigFlags {
  public:

@@ -21,7 +21,7 @@ void add_inpaint_command(CLI::App& app, Action& action) {
       "inpaint", "posterior samples given observed features (inpainting) or noisy observations (denoising)");
   struct Options {
     ModelSource source;
-    std::string data, mask, out, png, method, sampler = "em", device = "cpu";
+    std::string data, mask, out, png, method, sampler = "em", device = "cpu", precision = "float32";
     SolverFlags solver;
     InpaintConfig config;
     int64_t threads = 0;
@@ -54,6 +54,7 @@ void add_inpaint_command(CLI::App& app, Action& action) {
   cmd->add_option("--seed", opt->seed, "random seed")->capture_default_str();
   cmd->add_option("--device", opt->device, "cpu or cuda")->capture_default_str();
   cmd->add_option("--threads", opt->threads, "CPU threads (0: one per core)")->capture_default_str();
+  add_precision_option(*cmd, opt->precision);
   add_nproc_option(*cmd, opt->nproc);
   cmd->callback([&action, opt] {
     action = [opt]() -> int {
@@ -67,6 +68,7 @@ void add_inpaint_command(CLI::App& app, Action& action) {
       if (opt->threads < 0) throw InvalidArgument("--threads must not be negative");
       check_output_path(opt->out, ".npy");
       if (!opt->png.empty()) check_output_path(opt->png, ".png");
+      const Precision precision = precision_from_string(opt->precision);
       if (should_launch(opt->nproc)) return launch_local_job(opt->nproc);
       const Job job = join_job(opt->device, RunConfig{}.timeout);
       const c10::Device device = parse_device(job.device);
@@ -76,6 +78,7 @@ void add_inpaint_command(CLI::App& app, Action& action) {
       const at::Tensor mask = opt->mask.empty() ? at::ones(observed.sizes().slice(1), at::kDouble) : read_npy(opt->mask, true);
       Model model = opt->source.load(device);
       model.comm = job.comm;
+      model.precision = precision;
       if (opt->method.empty()) config.method = default_inverse_method(observed[0].numel(), mask, config.noise_std);
       if (opt->steps_option->count() == 0)
         config.sampler.steps = config.sampler.kind == SamplerKind::EDMHeun ? EDMHeunConfig{}.steps : model.config.sample.steps;

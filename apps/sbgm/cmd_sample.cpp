@@ -67,6 +67,7 @@ void add_sample_command(CLI::App& app, Action& action) {
     int nproc = 1;
     std::string out, png, cond, device = "cpu", sampler = "em", predictor = "em";
     double guidance = 0;
+    std::string precision = "float32";
     SolverFlags solver;
     SamplerOptions sampling;
     int64_t n = 1000, threads = 0, trajectories = 0;
@@ -76,6 +77,7 @@ void add_sample_command(CLI::App& app, Action& action) {
   auto opt = std::make_shared<Options>();
   SamplerOptions& so = opt->sampling;
   opt->source.add_to(*cmd);
+  add_precision_option(*cmd, opt->precision);
   add_nproc_option(*cmd, opt->nproc);
   cmd->add_option("--out", opt->out, "output .npy file of shape [n, ...] ([M, n, ...] with --cond)")->required();
   cmd->add_option("--n", opt->n, "number of samples (per condition with --cond)")->capture_default_str();
@@ -115,6 +117,7 @@ void add_sample_command(CLI::App& app, Action& action) {
       sampling.kind = sampler_kind_from_string(opt->sampler);
       sampling.predictor = predictor_kind_from_string(opt->predictor);
       sampling.solver = opt->solver.resolve();
+      const Precision precision = precision_from_string(opt->precision);
       if (should_launch(opt->nproc)) return launch_local_job(opt->nproc);
       const Job job = join_job(opt->device, RunConfig{}.timeout);
       const c10::Device device = parse_device(job.device);
@@ -123,6 +126,7 @@ void add_sample_command(CLI::App& app, Action& action) {
       Model model = opt->source.load(device);
       model.comm = job.comm;
       model.guidance = opt->guidance;
+      model.precision = precision;
       const at::Tensor cond = opt->cond.empty() ? at::Tensor() : load_data_file(opt->cond, 1, /*keep_double=*/true);
       if (cond.defined()) model_conditions(model, cond, cond.size(0));  // fails before any work on a bad file
       if (!steps_given) sampling.steps = sampling.kind == SamplerKind::EDMHeun ? EDMHeunConfig{}.steps : model.config.sample.steps;

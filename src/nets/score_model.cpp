@@ -4,6 +4,7 @@
 #include <torch/csrc/autograd/autograd.h>
 
 #include <cmath>
+#include <utility>
 
 #include "sbgm/nets/score_net.hpp"
 #include "sbgm/sde/sde.hpp"
@@ -26,8 +27,13 @@ ScoreModel::WithDivergence ScoreModel::score_and_divergence(const at::Tensor& x,
 }
 
 NetworkScore::NetworkScore(std::shared_ptr<ScoreNet> net, std::shared_ptr<const SDE> sde, Parameterization output,
-                           ConditionInput condition, double guidance)
-    : net_(std::move(net)), sde_(std::move(sde)), output_(output), condition_(condition), guidance_(guidance) {
+                           ConditionInput condition, double guidance, Precision precision)
+    : net_(std::move(net)),
+      sde_(std::move(sde)),
+      output_(output),
+      condition_(condition),
+      guidance_(guidance),
+      precision_(precision) {
   if (!(guidance >= -1) || !std::isfinite(guidance)) throw InvalidArgument("the guidance scale must be finite and >= -1");
   if (guidance != 0 && !condition.droppable)
     throw InvalidArgument("guidance needs a conditional model trained with condition dropout (train.cond_dropout > 0)");
@@ -45,12 +51,17 @@ at::Tensor guided(const at::Tensor& doubled, double w) {
 
 at::Tensor NetworkScore::score(const at::Tensor& x, const at::Tensor& t, const at::Tensor& y) {
   at::Tensor out;
-  if (guidance_ != 0) {
-    const at::Tensor both = at::cat({condition_.present(y), condition_.absent(x.size(0), x.options())});
-    out = guided(net_->forward(at::cat({x, x}), at::cat({t, t}), both), guidance_);
-  } else {
-    out = net_->forward(x, t, condition_.present(y));
+  {
+    const AutocastScope autocast(x.device().type(), precision_);
+    if (guidance_ != 0) {
+      const at::Tensor both = at::cat({condition_.present(y), condition_.absent(x.size(0), x.options())});
+      out = net_->forward(at::cat({x, x}), at::cat({t, t}), both);
+    } else {
+      out = net_->forward(x, t, condition_.present(y));
+    }
   }
+  out = out.to(x.scalar_type());
+  if (guidance_ != 0) out = guided(out, guidance_);
   if (output_ == Parameterization::Noise) out = out / sde_->marginal_std(t, x).neg();
   return out;
 }
@@ -61,8 +72,15 @@ ScoreModel::WithDivergence NetworkScore::score_and_divergence(const at::Tensor& 
   // (bench/divergence_bench.cpp, docs/benchmarks.md) 2-6% slower at D = 2, even at D = 8, and
   // 1.2-1.8x faster from D = 32 on.
   constexpr int64_t kForwardTangentsFromFeatures = 8;
-  if (!net_->supports_divergence() || x.numel() / x.size(0) < kForwardTangentsFromFeatures)
+  if (!net_->supports_divergence() || x.numel() / x.size(0) < kForwardTangentsFromFeatures) {
+    // The default differentiates score(): in full precision for the duration.
+    struct FullPrecision {
+      Precision& p;
+      Precision saved;
+      ~FullPrecision() { p = saved; }
+    } full{precision_, std::exchange(precision_, Precision::Float32)};
     return ScoreModel::score_and_divergence(x, t, y);
+  }
   at::Tensor divergence, out;
   if (guidance_ != 0) {
     const at::Tensor both = at::cat({condition_.present(y), condition_.absent(x.size(0), x.options())});

@@ -20,9 +20,10 @@ namespace sbgm {
 std::unique_ptr<ScoreModel> Model::score_model() const {
   if (mixture) {
     if (guidance != 0) throw InvalidArgument("guidance applies to trained models with condition dropout, not to a mixture");
+    if (precision != Precision::Float32) throw InvalidArgument("bfloat16 applies to trained networks, not to a mixture");
     return std::make_unique<GaussianMixtureScore>(*mixture, sde);
   }
-  return std::make_unique<NetworkScore>(net, sde, config.model.output, condition_input(), guidance);
+  return std::make_unique<NetworkScore>(net, sde, config.model.output, condition_input(), guidance, precision);
 }
 
 ConditionInput Model::condition_input() const { return {cond_dim, !mixture && config.train.cond_dropout > 0}; }
@@ -199,7 +200,9 @@ LikelihoodResult model_log_likelihood(const Model& model, const at::Tensor& x_gi
                           shape_text(model.data_shape));
   const at::Tensor y = model.cond_dim > 0 || cond.defined() ? model_conditions(model, cond, x.size(0)) : at::Tensor();
   const c10::Device device = model.device;
-  auto score = model.score_model();
+  Model full_precision = model;
+  full_precision.precision = Precision::Float32;
+  auto score = full_precision.score_model();
   LikelihoodResult r = log_likelihood(*score, *model.sde, model.scaling.to_model(x.to(model.dtype)).to(device, model.dtype),
                                       y, config, make_generator(device, seed), progress, model.comm);
   r.log_prob = r.log_prob.cpu() + model.scaling.log_abs_det_jacobian();

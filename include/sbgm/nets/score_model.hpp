@@ -8,6 +8,7 @@
 
 #include "sbgm/nets/condition.hpp"
 #include "sbgm/nets/net_config.hpp"
+#include "sbgm/util/autocast.hpp"
 
 namespace sbgm {
 
@@ -33,10 +34,15 @@ class ScoreModel {
 // with condition dropout only) the score is classifier-free guided, (1 + w) s(x, t | y) - w s(x, t),
 // both terms from one evaluation of the doubled batch: w > 0 sharpens p(x | y) towards y, w = -1
 // is the unconditional model p(x).
+//
+// With Precision::BFloat16, score() evaluates the network under bfloat16 autocast (for samplers:
+// the result is returned in x's type); score_and_divergence always runs in x's own precision,
+// since a likelihood sums D derivative terms whose rounding bfloat16 would not keep below the
+// ODE solver's tolerance.
 class NetworkScore final : public ScoreModel {
  public:
   NetworkScore(std::shared_ptr<ScoreNet> net, std::shared_ptr<const SDE> sde, Parameterization output,
-               ConditionInput condition = {}, double guidance = 0);
+               ConditionInput condition = {}, double guidance = 0, Precision precision = Precision::Float32);
   at::Tensor score(const at::Tensor& x, const at::Tensor& t, const at::Tensor& y) override;
   WithDivergence score_and_divergence(const at::Tensor& x, const at::Tensor& t, const at::Tensor& y) override;
 
@@ -46,6 +52,7 @@ class NetworkScore final : public ScoreModel {
   Parameterization output_;
   ConditionInput condition_;
   double guidance_;
+  Precision precision_;
 };
 
 }  // namespace sbgm

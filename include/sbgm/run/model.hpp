@@ -15,6 +15,7 @@
 #include "sbgm/nets/condition.hpp"
 #include "sbgm/run/run_config.hpp"
 #include "sbgm/sample/sampler.hpp"
+#include "sbgm/util/autocast.hpp"
 
 namespace sbgm {
 
@@ -35,6 +36,9 @@ struct Model {
   c10::Device device = c10::kCPU;
   at::ScalarType dtype = at::kFloat;  // what samples and likelihoods are computed in
   double guidance = 0;  // classifier-free guidance scale w for a model trained with condition dropout
+  // The network's evaluations while sampling and inpainting: bfloat16 runs them under autocast
+  // (trained networks only). Likelihoods are computed in `dtype` whatever this says.
+  Precision precision = Precision::Float32;
   std::shared_ptr<const SDE> sde;
   std::shared_ptr<ScoreNet> net;                   // a trained model's network, or null
   std::shared_ptr<const GaussianMixture> mixture;  // an analytic model's mixture, or null
