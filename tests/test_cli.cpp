@@ -85,6 +85,8 @@ TEST(Cli, BadTrainInputs) {
   expect_one_line_error(sbgm_cli("train --dataset ring8 --no-such-flag 1" + out), "no-such-flag");
   expect_one_line_error(sbgm_cli("train --dataset ring8 --lr abc" + out), "train.lr");
   expect_one_line_error(sbgm_cli("train --dataset ring8 --train.precision float16" + out), "unknown precision");
+  expect_one_line_error(sbgm_cli("train --dataset ring8 --train.patience 5" + out), "train.validation_fraction");
+  expect_one_line_error(sbgm_cli("train --dataset ring8 --train.validation_fraction 0.5" + out), "[0, 0.5)");
   expect_one_line_error(sbgm_cli("train --dataset ring8 --device tpu" + out), "unknown device");
   expect_one_line_error(sbgm_cli("train" + out), "exactly one");
   expect_one_line_error(sbgm_cli("train --dataset ring8 --resume" + out), "no checkpoint");

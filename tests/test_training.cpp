@@ -3,8 +3,10 @@
 #include <gtest/gtest.h>
 #include <torch/csrc/autograd/autograd.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <filesystem>
+#include <fstream>
 
 #include "sbgm/data/toy.hpp"
 #include "sbgm/io/npy.hpp"
@@ -122,6 +124,13 @@ TEST(FusedAdam, MatchesReferenceUpdate) {
   }
 }
 
+static std::vector<std::string> slurp_lines(const std::string& path) {
+  std::ifstream in(path);
+  std::vector<std::string> lines;
+  for (std::string line; std::getline(in, line);) lines.push_back(line);
+  return lines;
+}
+
 // Interrupting at step 30 of 60 and resuming ends with exactly the weights of an uninterrupted run.
 static void expect_resume_equals_uninterrupted(const RunConfig& c, const std::string& name) {
   const std::string full = scratch_dir(name + "_full"), part = scratch_dir(name + "_part");
@@ -139,6 +148,13 @@ static void expect_resume_equals_uninterrupted(const RunConfig& c, const std::st
   EXPECT_EQ(b.state.step, 60);
   EXPECT_TRUE(at::equal(a.state.params, b.state.params));
   EXPECT_TRUE(at::equal(a.state.ema, b.state.ema));
+  EXPECT_EQ(a.state.best_ema.defined(), b.state.best_ema.defined());
+  if (a.state.best_ema.defined()) {
+    EXPECT_TRUE(at::equal(a.state.best_ema, b.state.best_ema));
+    EXPECT_EQ(a.state.best_step, b.state.best_step);
+    EXPECT_EQ(a.state.since_best, b.state.since_best);
+    EXPECT_EQ(slurp_lines(full + "/loss.csv"), slurp_lines(part + "/loss.csv"));
+  }
   fs::remove_all(full);
   fs::remove_all(part);
 }
@@ -164,6 +180,86 @@ TEST(TrainingRun, ConditionalResumeEqualsUninterrupted) {
   c.train.cond_dropout = 0.3;
   c.train.batch_size = 128;
   expect_resume_equals_uninterrupted(c, "cond_resume");
+  fs::remove_all(dir);
+}
+
+// With held-out rows the best weights, the validation bookkeeping and the log resume too.
+TEST(TrainingRun, ValidatedResumeEqualsUninterrupted) {
+  RunConfig c = small_run("moons", 60);
+  c.data.size = 400;
+  c.train.validation_fraction = 0.2;
+  c.train.patience = 50;
+  expect_resume_equals_uninterrupted(c, "val_resume");
+}
+
+namespace {
+
+struct LogRow {
+  int64_t step;
+  double val_loss;
+};
+
+// The rows of loss.csv that carry a held-out loss.
+std::vector<LogRow> validation_rows(const std::string& run_dir) {
+  std::vector<LogRow> rows;
+  const auto lines = slurp_lines(run_dir + "/loss.csv");
+  EXPECT_EQ(lines.at(0), "step,loss,lr,val_loss");
+  for (size_t i = 1; i < lines.size(); ++i) {
+    const std::string& l = lines[i];
+    const std::string val = l.substr(l.rfind(',') + 1);
+    if (!val.empty()) rows.push_back({std::stoll(l.substr(0, l.find(','))), std::stod(val)});
+  }
+  return rows;
+}
+
+at::Tensor flat_weights(const Model& m) {
+  std::vector<at::Tensor> w;
+  for (const auto& p : m.net->parameters()) w.push_back(p.detach().reshape({-1}));
+  return at::cat(w);
+}
+
+}  // namespace
+
+// Held-out rows: their loss is logged at every log step, the checkpoint keeps the EMA weights of
+// the best one, and the model loaded from the run is those weights.
+TEST(Validation, HeldOutLossIsLoggedAndTheBestWeightsAreTheModel) {
+  const std::string dir = scratch_dir("validation");
+  RunConfig c = small_run("moons", 120);
+  c.train.validation_fraction = 0.2;
+  c.train.log_every = 20;
+  train_run(c, dir, false);
+  const std::vector<LogRow> rows = validation_rows(dir);
+  ASSERT_EQ(rows.size(), 6u);
+  const Checkpoint ck = load_checkpoint(dir);
+  ASSERT_TRUE(ck.state.best_ema.defined());
+  const auto best = std::min_element(rows.begin(), rows.end(), [](auto& a, auto& b) { return a.val_loss < b.val_loss; });
+  EXPECT_EQ(ck.state.best_step, best->step);
+  EXPECT_NEAR(ck.state.best_loss, best->val_loss, 1e-5 * std::abs(best->val_loss));
+  EXPECT_TRUE(at::equal(flat_weights(load_model(dir)), ck.state.best_ema));
+  EXPECT_TRUE(at::equal(flat_weights(load_model(dir, false)), ck.state.params));
+  fs::remove_all(dir);
+}
+
+// With patience P training stops P validations after the best one, and says so in the
+// checkpoint; on a small data set the held-out loss stops improving well within the budget.
+TEST(Validation, PatienceStopsTrainingAfterTheBest) {
+  const std::string dir = scratch_dir("patience");
+  RunConfig c = small_run("moons", 4000);
+  c.data.size = 120;
+  c.model.width = 128;
+  c.model.depth = 3;
+  c.train.lr = 3e-3;
+  c.train.validation_fraction = 0.25;
+  c.train.patience = 3;
+  c.train.log_every = 25;
+  const TrainRunResult r = train_run(c, dir, false);
+  EXPECT_FALSE(r.interrupted);
+  EXPECT_LT(r.step, 4000);
+  const Checkpoint ck = load_checkpoint(dir);
+  EXPECT_EQ(ck.state.step, r.step);
+  EXPECT_EQ(ck.state.since_best, 3);
+  EXPECT_EQ(ck.state.step, ck.state.best_step + 3 * 25);
+  EXPECT_TRUE(fs::exists(fs::path(dir) / "samples.npy"));
   fs::remove_all(dir);
 }
 

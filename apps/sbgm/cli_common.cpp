@@ -4,6 +4,8 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <cmath>
+#include <cmath>
 #include <csignal>
 #include <cstdio>
 #include <iostream>
@@ -67,9 +69,12 @@ void ProgressLine::finish() {
 }
 
 void print_train_progress(const TrainProgress& p, ProgressLine& line) {
-  char extra[128];
-  std::snprintf(extra, sizeof extra, "loss %.4g lr %.2e %.3g it/s %.3g samples/s", p.loss, p.lr, p.steps_per_second,
-                p.samples_per_second);
+  char extra[192];
+  int used = std::snprintf(extra, sizeof extra, "loss %.4g lr %.2e %.3g it/s %.3g samples/s", p.loss, p.lr,
+                           p.steps_per_second, p.samples_per_second);
+  if (std::isfinite(p.validation_loss) && used > 0 && used < static_cast<int>(sizeof extra))
+    std::snprintf(extra + used, sizeof extra - used, " held-out %.4g (best at %lld)", p.validation_loss,
+                  static_cast<long long>(p.best_step));
   line.update(p.step, p.total_steps, extra);
 }
 

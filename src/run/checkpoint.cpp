@@ -58,6 +58,12 @@ void save_checkpoint(const Checkpoint& c, const std::string& path) {
   out.write("exp_avg_sq", c.state.exp_avg_sq.cpu());
   out.write("step", at::tensor(c.state.step));
   out.write("rng_state", c.state.rng_state.cpu());
+  if (c.state.best_ema.defined()) {
+    out.write("best_ema", c.state.best_ema.cpu());
+    out.write("best_loss", at::tensor(c.state.best_loss, at::kDouble));
+    out.write("best_step", at::tensor(c.state.best_step));
+    out.write("since_best", at::tensor(c.state.since_best));
+  }
   out.write("buffer_count", at::tensor(static_cast<int64_t>(c.buffers.size())));
   if (c.ema_buffers.size() != c.buffers.size()) throw InvalidArgument("checkpoint: EMA buffers do not match buffers");
   for (size_t i = 0; i < c.buffers.size(); ++i) {
@@ -91,6 +97,11 @@ Checkpoint load_checkpoint(const std::string& run_dir_or_file) {
     c.state.exp_avg_sq = read(in, "exp_avg_sq");
     c.state.step = read(in, "step").item<int64_t>();
     c.state.rng_state = read(in, "rng_state");
+    if (in.try_read("best_ema", c.state.best_ema)) {
+      c.state.best_loss = read(in, "best_loss").item<double>();
+      c.state.best_step = read(in, "best_step").item<int64_t>();
+      c.state.since_best = read(in, "since_best").item<int64_t>();
+    }
     const int64_t buffers = read(in, "buffer_count").item<int64_t>();
     for (int64_t i = 0; i < buffers; ++i) {
       c.buffers.push_back(read(in, "buffer_" + std::to_string(i)));

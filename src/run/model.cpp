@@ -57,7 +57,8 @@ Model model_from_checkpoint(const Checkpoint& c, bool use_ema, c10::Device devic
   m.device = device;
   m.sde = make_sde(c.config.sde);
   m.net = build_net(c.config, c.data_shape, c.cond_dim);
-  const at::Tensor& weights = use_ema ? c.state.ema : c.state.params;
+  // A run with held-out rows keeps the EMA weights of its best validation.
+  const at::Tensor& weights = !use_ema ? c.state.params : c.state.best_ema.defined() ? c.state.best_ema : c.state.ema;
   at::NoGradGuard no_grad;
   int64_t offset = 0;
   const auto params = m.net->parameters();

@@ -177,6 +177,8 @@ const std::vector<Entry>& entries() {
     t.push_back(choice<LossWeighting>("train.weighting", "loss weighting: sigma2 or likelihood", [](C& c) -> auto& { return c.train.loss.weighting; }, loss_weighting_from_string, to_string));
     t.push_back(choice<Precision>("train.precision", "float32, or bfloat16 for the network's matrix products and convolutions (autocast; weights, optimiser and loss stay float32)", [](C& c) -> auto& { return c.train.precision; }, precision_from_string, to_string));
     t.push_back(field<bool>("train.stratified_time", "stratified times across the batch", [](C& c) -> auto& { return c.train.loss.stratified_time; }));
+    t.push_back(field<double>("train.validation_fraction", "fraction of the rows held out to measure the loss on at every log step; the best EMA weights are kept (0: off)", [](C& c) -> auto& { return c.train.validation_fraction; }));
+    t.push_back(field<int64_t>("train.patience", "stop after this many validations without a better held-out loss (0: never)", [](C& c) -> auto& { return c.train.patience; }));
     t.push_back(field<uint64_t>("train.seed", "seed of every random draw", [](C& c) -> auto& { return c.train.seed; }));
     t.push_back(field<int64_t>("train.log_every", "steps between loss-log rows and progress updates", [](C& c) -> auto& { return c.train.log_every; }));
     t.push_back(field<int64_t>("train.checkpoint_every", "steps between checkpoints (0: at the end only)", [](C& c) -> auto& { return c.train.checkpoint_every; }));

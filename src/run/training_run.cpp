@@ -3,9 +3,10 @@
 #include <ATen/ATen.h>
 #include <torch/utils.h>
 
+#include <cmath>
 #include <filesystem>
-#include <optional>
 #include <fstream>
+#include <optional>
 #include <sstream>
 
 #include "sbgm/data/dataset.hpp"
@@ -92,7 +93,8 @@ at::Tensor final_samples(const Model& model, const at::Tensor& raw_cond, int64_t
   return x.squeeze(1);
 }
 
-// The loss log: rows "step,loss,lr". On resume, rows past the checkpoint's step are dropped.
+// The loss log: rows "step,loss,lr,val_loss" (val_loss empty without held-out rows). On resume,
+// rows past the checkpoint's step are dropped.
 class LossLog {
  public:
   LossLog(std::string path, int64_t keep_until_step) : path_(std::move(path)) {
@@ -109,13 +111,15 @@ class LossLog {
       lines_.push_back(line);
     }
     write_file_atomically(path_, [&](std::ostream& out) {
-      out << "step,loss,lr\n";
+      out << "step,loss,lr,val_loss\n";
       for (const auto& l : lines_) out << l << "\n";
     });
   }
   void append(const TrainProgress& p) {
     std::ofstream out(path_, std::ios::app);
-    out << p.step << "," << p.loss << "," << p.lr << "\n";
+    out << p.step << "," << p.loss << "," << p.lr << ",";
+    if (std::isfinite(p.validation_loss)) out << p.validation_loss;
+    out << "\n";
     steps_.push_back(static_cast<double>(p.step));
     losses_.push_back(p.loss);
   }
@@ -164,8 +168,26 @@ TrainRunResult train_run(const RunConfig& given_config, const std::string& run_d
   const Scaling cond_scaling = resume                                      ? resumed.cond_scaling
                                : config.data.standardize && raw_cond.defined() ? Scaling::standardize(raw_cond)
                                                                                : Scaling::identity();
-  const at::Tensor data = scaling.to_model(raw).to(device);
-  const at::Tensor cond = raw_cond.defined() ? cond_scaling.to_model(raw_cond).to(device) : at::Tensor();
+  at::Tensor data = scaling.to_model(raw).to(device);
+  at::Tensor cond = raw_cond.defined() ? cond_scaling.to_model(raw_cond).to(device) : at::Tensor();
+  // Held-out rows, chosen by the seed and never trained on (the scaling above saw every row: it
+  // is a fixed affine map, not something the network learns).
+  at::Tensor held_out, held_out_cond;
+  if (config.train.validation_fraction > 0) {
+    const int64_t n = data.size(0);
+    const int64_t held = std::max<int64_t>(1, std::llround(config.train.validation_fraction * static_cast<double>(n)));
+    if (n - held < 1) throw InvalidArgument("train.validation_fraction leaves no rows to train on");
+    const at::Tensor order =
+        at::randperm(n, make_generator(at::kCPU, config.train.seed ^ 0x686F6C64ULL), at::TensorOptions().dtype(at::kLong))
+            .to(device);
+    const at::Tensor out_rows = order.narrow(0, 0, held), in_rows = order.narrow(0, held, n - held);
+    held_out = data.index_select(0, out_rows);
+    data = data.index_select(0, in_rows);
+    if (cond.defined()) {
+      held_out_cond = cond.index_select(0, out_rows);
+      cond = cond.index_select(0, in_rows);
+    }
+  }
 
   std::shared_ptr<const SDE> sde = make_sde(config.sde);
   std::shared_ptr<ScoreNet> net = build_net(config, data_shape, cond_dim);
@@ -176,6 +198,7 @@ TrainRunResult train_run(const RunConfig& given_config, const std::string& run_d
   // rank 0's, broadcast by the trainer).
   if (comm.size() > 1) torch::manual_seed(config.train.seed + 7919 * static_cast<uint64_t>(comm.rank()));
   Trainer trainer(net, ema_net, sde, config.model.output, train_config, data, cond, comm);
+  if (held_out.defined()) trainer.set_validation(held_out, held_out_cond);
   if (resume) {
     trainer.restore(resumed.state);
     load_module_buffers(*net, resumed.buffers);
@@ -236,6 +259,15 @@ TrainRunResult train_run(const RunConfig& given_config, const std::string& run_d
   TrainRunResult result{outcome == Trainer::Outcome::Interrupted, trainer.step_count(), ckpt};
   if (root) log->plot(run_dir + "/loss.png");
   if (result.interrupted) return result;
+  if (held_out.defined()) {
+    const TrainState s = trainer.state();
+    if (outcome == Trainer::Outcome::StoppedEarly)
+      message("stopped early at step " + std::to_string(s.step) + ": no better held-out loss in " +
+              std::to_string(config.train.patience) + " validations");
+    message("best held-out loss " + std::to_string(s.best_loss) + " at step " + std::to_string(s.best_step) +
+            ": its EMA weights are the model");
+    trainer.use_best_ema();
+  }
 
   const Model m = ema_model(trainer.step_count());
   const at::Tensor samples = final_samples(m, raw_cond, config.sample.n, config.sample.steps, config.train.seed + 1,

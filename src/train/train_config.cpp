@@ -22,6 +22,11 @@ void TrainConfig::validate() const {
   if (!(cond_dropout >= 0 && cond_dropout < 1)) throw InvalidArgument("train.cond_dropout must lie in [0, 1)");
   if (!(ema_decay >= 0 && ema_decay < 1)) throw InvalidArgument("train.ema_decay must lie in [0, 1)");
   if (log_every < 1) throw InvalidArgument("train.log_every must be at least 1");
+  if (!(validation_fraction >= 0 && validation_fraction < 0.5))
+    throw InvalidArgument("train.validation_fraction must lie in [0, 0.5)");
+  if (patience < 0) throw InvalidArgument("train.patience must not be negative");
+  if (patience > 0 && validation_fraction == 0)
+    throw InvalidArgument("train.patience needs held-out rows (train.validation_fraction > 0)");
   if (checkpoint_every < 0) throw InvalidArgument("train.checkpoint_every must not be negative");
   if (eval_every < 0) throw InvalidArgument("train.eval_every must not be negative");
   if (!(adam.beta1 >= 0 && adam.beta1 < 1)) throw InvalidArgument("train.beta1 must lie in [0, 1)");

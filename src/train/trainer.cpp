@@ -5,6 +5,7 @@
 
 #include <c10/core/InferenceMode.h>
 
+#include <algorithm>
 #include <chrono>
 #include <optional>
 
@@ -22,6 +23,8 @@ constexpr int64_t kLossSlot = 0, kStopSlot = 1, kSpareSlots = 2;
 // Gradients are all-reduced in buckets of this many elements (16 MiB of float32), all in flight
 // at once, so the process group's threads work on several at a time.
 constexpr int64_t kBucketElements = int64_t{4} << 20;
+// Held-out loss: about this many (row, t, z) draws at least.
+constexpr int64_t kValidationDraws = 4096;
 
 }  // namespace
 
@@ -202,6 +205,59 @@ void Trainer::all_reduce_gradients() {
   buffer.div_(static_cast<double>(comm_.size()));
 }
 
+void Trainer::set_validation(at::Tensor data, at::Tensor cond) {
+  if (data.dim() != data_.dim() || data.sizes().slice(1) != data_.sizes().slice(1) || data.size(0) < 1)
+    throw InvalidArgument("held-out rows must have the training data's shape");
+  if (cond_.defined() != cond.defined() || (cond.defined() && cond.size(0) != data.size(0)))
+    throw InvalidArgument("held-out rows need conditions exactly when the training data has them");
+  // A few held-out rows would give a noisy loss with one (t, z) each: every row is taken often
+  // enough for about kValidationDraws draws in all (up to 64 times each).
+  const int64_t repeats = std::clamp<int64_t>(kValidationDraws / data.size(0), 1, 64);
+  auto repeated = [repeats](const at::Tensor& x) {
+    std::vector<int64_t> times(x.dim(), 1);
+    times[0] = repeats;
+    return x.repeat(times);
+  };
+  val_data_ = repeated(data);
+  val_cond_ = cond.defined() ? repeated(cond) : at::Tensor();
+  // One draw of times and noise for the whole run, from a generator of its own (the training
+  // draws are untouched, so a run with validation trains exactly as one without).
+  at::Generator gen = make_generator(val_data_.device(), config_.seed ^ 0x76616C6964ULL);
+  const int64_t n = val_data_.size(0);
+  val_t_ = at::empty({n}, val_data_.options()).uniform_(0.0, 1.0, gen).mul_(sde_->T() - sde_->t_eps()).add_(sde_->t_eps());
+  val_z_ = at::empty_like(val_data_).normal_(0.0, 1.0, gen);
+  best_ema_ = at::empty_like(ema_);
+  best_ema_.copy_(ema_);
+}
+
+double Trainer::validation_loss() {
+  if (!val_data_.defined()) throw InvalidArgument("no held-out rows to validate on");
+  sync_ema();
+  // The EMA network (the weights a run keeps); without one, the current weights.
+  ScoreNet& net = ema_net_ ? *ema_net_ : *net_;
+  const bool was_training = net.is_training();
+  net.eval();
+  at::NoGradGuard no_grad;
+  const int64_t n = val_data_.size(0), chunk = config_.batch_size;
+  double sum = 0;
+  for (int64_t start = 0; start < n; start += chunk) {
+    const int64_t len = std::min(chunk, n - start);
+    const at::Tensor y = val_cond_.defined() ? condition_.present(val_cond_.narrow(0, start, len)) : at::Tensor();
+    sum += dsm_loss(net, output_, *sde_, config_.loss.weighting, val_data_.narrow(0, start, len), y,
+                    val_t_.narrow(0, start, len), val_z_.narrow(0, start, len))
+               .item<double>() *
+           static_cast<double>(len);
+  }
+  net.train(was_training);
+  return sum / static_cast<double>(n);
+}
+
+void Trainer::use_best_ema() {
+  if (!best_ema_.defined()) return;
+  at::NoGradGuard no_grad;
+  ema_.copy_(best_ema_);
+}
+
 void Trainer::sync_ema() {
   // Without EMA the "EMA" weights are the weights; they are copied only when someone looks.
   if (config_.ema_decay > 0) return;
@@ -217,7 +273,9 @@ Trainer::Outcome Trainer::run(const TrainCallbacks& callbacks, const std::atomic
   auto report_start = clock::now();
   const int64_t first_step = step_;
   const auto run_start = report_start;
-  auto report = [&] {
+  // Validations happen at scheduled reports only, so that a resumed run validates at the same
+  // steps as an uninterrupted one.
+  auto report = [&](bool scheduled = true) {
     TrainProgress p;
     p.step = step_;
     p.total_steps = config_.steps;
@@ -227,6 +285,18 @@ Trainer::Outcome Trainer::run(const TrainCallbacks& callbacks, const std::atomic
     p.steps_per_second = elapsed > 0 ? (step_ - first_step) / elapsed : 0.0;
     p.samples_per_second = p.steps_per_second * static_cast<double>(config_.batch_size);
     p.eta_seconds = p.steps_per_second > 0 ? (config_.steps - step_) / p.steps_per_second : 0.0;
+    if (val_data_.defined() && scheduled) {
+      p.validation_loss = validation_loss();
+      if (p.validation_loss < best_loss_) {
+        best_loss_ = p.validation_loss;
+        best_step_ = step_;
+        since_best_ = 0;
+        best_ema_.copy_(ema_);
+      } else {
+        ++since_best_;
+      }
+    }
+    if (val_data_.defined()) p.best_step = best_step_;
     if (callbacks.on_progress) callbacks.on_progress(p);
     loss_sum.zero_();
     since_report = 0;
@@ -235,7 +305,7 @@ Trainer::Outcome Trainer::run(const TrainCallbacks& callbacks, const std::atomic
   while (step_ < config_.steps) {
     const bool stop_requested = stop && stop->load();
     if (stop_requested && comm_.size() == 1) {
-      if (since_report > 0) report();
+      if (since_report > 0) report(false);
       sync_ema();
       return Outcome::Interrupted;
     }
@@ -244,11 +314,17 @@ Trainer::Outcome Trainer::run(const TrainCallbacks& callbacks, const std::atomic
     loss_sum.add_(loss);
     ++since_report;
     if (stopping && step_ < config_.steps) {
-      report();
+      report(step_ % config_.log_every == 0);
       sync_ema();
       return Outcome::Interrupted;
     }
-    if (step_ % config_.log_every == 0 || step_ == config_.steps) report();
+    if (step_ % config_.log_every == 0 || step_ == config_.steps) {
+      report();
+      if (config_.patience > 0 && since_best_ >= config_.patience && step_ < config_.steps) {
+        sync_ema();
+        return Outcome::StoppedEarly;
+      }
+    }
     if (config_.eval_every > 0 && step_ % config_.eval_every == 0 && callbacks.on_eval) {
       sync_ema();
       callbacks.on_eval(step_);
@@ -269,6 +345,12 @@ TrainState Trainer::state() const {
   s.exp_avg_sq = adam_.exp_avg_sq().clone();
   s.step = step_;
   s.rng_state = gen_.get_state();
+  if (best_ema_.defined()) {
+    s.best_ema = best_ema_.clone();
+    s.best_loss = best_loss_;
+    s.best_step = best_step_;
+    s.since_best = since_best_;
+  }
   return s;
 }
 
@@ -283,6 +365,15 @@ void Trainer::restore(const TrainState& s) {
   step_ = s.step;
   gen_.set_state(s.rng_state);
   epoch_ = -1;
+  if (best_ema_.defined() && s.best_ema.defined()) {
+    // (A checkpoint from a run without validation starts the bookkeeping afresh.)
+    best_ema_.copy_(s.best_ema);
+    best_loss_ = s.best_loss;
+    best_step_ = s.best_step;
+    since_best_ = s.since_best;
+  } else if (best_ema_.defined()) {
+    best_ema_.copy_(ema_);
+  }
 }
 
 }  // namespace sbgm

@@ -1,6 +1,7 @@
 #pragma once
 // A self-describing checkpoint: the run config, data shape and scaling, the conditions' width and
-// scaling, weights, EMA weights, optimiser state, step and RNG state. Written to a temporary file
+// scaling, weights, EMA weights (and the best validated ones, with validation), optimiser state,
+// step and RNG state. Written to a temporary file
 // and renamed into place.
 
 #include <ATen/core/Tensor.h>

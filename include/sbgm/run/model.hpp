@@ -59,7 +59,8 @@ struct Model {
 // config.train.seed).
 std::shared_ptr<ScoreNet> build_net(const RunConfig& config, const std::vector<int64_t>& data_shape, int64_t cond_dim);
 
-// The model of a checkpoint with its EMA weights (or its raw weights when use_ema is false).
+// The model of a checkpoint with its EMA weights (the best validated ones for a run with held-out
+// rows), or its raw weights when use_ema is false.
 Model load_model(const std::string& run_dir_or_file, bool use_ema = true, c10::Device device = c10::kCPU);
 Model model_from_checkpoint(const Checkpoint& checkpoint, bool use_ema, c10::Device device);
 

@@ -35,8 +35,13 @@ struct TrainConfig {
   // bfloat16: the network's matrix products and convolutions run under bfloat16 autocast; the
   // weights, gradients, optimiser and loss stay float32.
   Precision precision = Precision::Float32;
+  // Held-out rows (a fraction of the data chosen by the seed, never trained on): their loss
+  // under the EMA weights is measured at every progress report, the best weights are kept, and
+  // with patience > 0 training stops after that many reports without improvement.
+  double validation_fraction = 0.0;
+  int64_t patience = 0;
   uint64_t seed = 0;
-  int64_t log_every = 100;              // loss log rows and progress updates
+  int64_t log_every = 100;              // loss log rows and progress updates (and validations)
   int64_t checkpoint_every = 5000;      // 0: only at the end
   int64_t eval_every = 0;               // periodic evaluation samples (0: off)
 

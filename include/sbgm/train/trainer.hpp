@@ -16,6 +16,7 @@
 
 #include <atomic>
 #include <functional>
+#include <limits>
 #include <memory>
 
 #include "sbgm/dist/communicator.hpp"
@@ -38,6 +39,9 @@ struct TrainProgress {
   double steps_per_second = 0;
   double samples_per_second = 0;  // over all ranks
   double eta_seconds = 0;
+  // With held-out rows: their loss under the EMA weights now, and the step of the best so far.
+  double validation_loss = std::numeric_limits<double>::quiet_NaN();
+  int64_t best_step = -1;
 };
 
 struct TrainCallbacks {
@@ -51,6 +55,10 @@ struct TrainState {
   at::Tensor params, ema, exp_avg, exp_avg_sq;  // flat buffers
   int64_t step = 0;
   at::Tensor rng_state;
+  // With held-out rows: the EMA weights of the best validation so far (undefined without).
+  at::Tensor best_ema;
+  double best_loss = std::numeric_limits<double>::infinity();
+  int64_t best_step = 0, since_best = 0;  // validations since the best
 };
 
 class Trainer {
@@ -65,9 +73,19 @@ class Trainer {
           Parameterization output, TrainConfig config, at::Tensor data, at::Tensor cond = {},
           Communicator comm = Communicator());
 
-  enum class Outcome { Finished, Interrupted };
-  // Trains until config.steps, or until *stop becomes true on any rank (checked between steps;
-  // the ranks agree on the step they stop after).
+  // Held-out rows (model space, like data; conditions when the data has them). Their DSM loss
+  // under the EMA weights is measured at every log step with times and noise drawn once (each
+  // row repeated so that there are ≥ 4096 draws, up to 64 per row), so the measurements compare; the best EMA weights are kept beside the running ones, and with
+  // config.patience > 0 training stops after that many validations without improvement. Every
+  // rank measures all rows (the weights are the same everywhere), so the ranks agree unasked.
+  void set_validation(at::Tensor data, at::Tensor cond = {});
+  double validation_loss();
+  // After training: the EMA network takes the best validated weights (for sampling).
+  void use_best_ema();
+
+  enum class Outcome { Finished, Interrupted, StoppedEarly };
+  // Trains until config.steps, until *stop becomes true on any rank (checked between steps;
+  // the ranks agree on the step they stop after), or until the patience runs out.
   Outcome run(const TrainCallbacks& callbacks = {}, const std::atomic<bool>* stop = nullptr);
   // One optimisation step; returns the loss over the global batch (a 0-d tensor, not synchronised).
   at::Tensor step();
@@ -107,6 +125,11 @@ class Trainer {
   at::Tensor batch_, batch_cond_, keep_, index_, t_, z_, noise_;
   at::Tensor epoch_perm_;
   int64_t epoch_ = -1;
+  // Validation: held-out rows with their fixed draws, and the best so far.
+  at::Tensor val_data_, val_cond_, val_t_, val_z_;
+  at::Tensor best_ema_;
+  double best_loss_ = std::numeric_limits<double>::infinity();
+  int64_t best_step_ = 0, since_best_ = 0;
 };
 
 }  // namespace sbgm
