@@ -3,7 +3,8 @@
 // score_sde-style reference on the same model and points.
 //
 //   sbgm_bench_loglik --checkpoint RUN_DIR --export DIR [--n 10000] [--threads 1] [--rtol 1e-5] [--atol 1e-5]
-//                     [--controller pi|integral] [--divergence exact|autograd] [--dtype float32|float64]
+//                     [--solver dopri5|bosh3|tsit5] [--controller pi|integral] [--divergence exact|autograd]
+//                     [--dtype float32|float64]
 //                     [--name sbgm_logp]
 //
 // DIR receives points.npy (data space), W<i>.npy / b<i>.npy (the EMA weights of each Linear),
@@ -80,6 +81,7 @@ int main(int argc, char** argv) {
   LikelihoodConfig lc;
   lc.solver.rtol = std::stod(bench_arg(argc, argv, "--rtol", "1e-5"));
   lc.solver.atol = std::stod(bench_arg(argc, argv, "--atol", "1e-5"));
+  lc.solver.kind = solver_kind_from_string(bench_arg(argc, argv, "--solver", "dopri5"));
   lc.solver.control = step_control_from_string(bench_arg(argc, argv, "--controller", "pi"));
   // "autograd": the divergence through D reverse passes, as before forward tangents (for comparison).
   const bool autograd = bench_arg(argc, argv, "--divergence", "exact") == "autograd";

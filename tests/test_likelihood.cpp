@@ -74,7 +74,7 @@ TEST(Likelihood, HutchinsonAgreesWithExactWithinItsStandardError) {
 
 // Deterministic sampling through the probability-flow ODE reproduces Gaussian moments.
 TEST(ProbabilityFlowSampler, ExactScoreReproducesGaussianMoments) {
-  for (auto kind : {SolverKind::Dopri5, SolverKind::Tsit5, SolverKind::Heun}) {
+  for (auto kind : {SolverKind::Dopri5, SolverKind::Tsit5, SolverKind::Bosh3, SolverKind::Heun}) {
     auto sde = sde_of(SDEKind::VP);
     const at::Tensor mu = at::tensor({1.0, -2.0}, kDouble).reshape({1, 2});
     const at::Tensor cov = at::tensor({0.5, 0.3, 0.3, 0.8}, kDouble).reshape({1, 2, 2});

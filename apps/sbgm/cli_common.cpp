@@ -110,7 +110,7 @@ void ConfigFlags::apply(RunConfig& config) const {
 
 void SolverFlags::add_to(CLI::App& cmd, const std::string& context) {
   const std::string pre = context.empty() ? "" : context + ", ";
-  cmd.add_option("--solver", solver, pre + "ODE solver: dopri5, tsit5, heun, rk4 or euler")->capture_default_str();
+  cmd.add_option("--solver", solver, pre + "ODE solver: dopri5, tsit5, bosh3, heun, rk4 or euler")->capture_default_str();
   cmd.add_option("--controller", controller,
                  pre + "adaptive step control: pi, or integral (scipy's solve_ivp step for step)")
       ->capture_default_str();

@@ -1,6 +1,7 @@
 #pragma once
 // Integrators for dy/dt = f(t, y) on tensors (y of any shape, usually a batch): fixed-step
-// Euler, Heun and RK4, and the adaptive embedded pairs Dormand-Prince 5(4) and Tsitouras 5(4)
+// Euler, Heun and RK4, and the adaptive embedded pairs Bogacki-Shampine 3(2), Dormand-Prince 5(4)
+// and Tsitouras 5(4)
 // with a PI step-size controller (or scipy's integral controller, for step-for-step comparison
 // with solve_ivp). Nothing here knows about diffusion.
 
@@ -13,7 +14,7 @@ namespace sbgm {
 
 using ODEFunction = std::function<at::Tensor(double t, const at::Tensor& y)>;
 
-enum class SolverKind { Euler, Heun, RK4, Dopri5, Tsit5 };
+enum class SolverKind { Euler, Heun, RK4, Bosh3, Dopri5, Tsit5 };
 std::string to_string(SolverKind kind);
 SolverKind solver_kind_from_string(const std::string& name);
 bool is_adaptive(SolverKind kind);
