@@ -9,7 +9,7 @@ divergence by autograd -- on the same model, points and tolerances, in this one 
 sbgm runs Dormand-Prince at the reference's tolerance with its default PI step control and with
 the integral control that is scipy's RK45 step for step, and Bogacki-Shampine 3(2) at each of
 --bosh3-tols. Prints the times, the ratios and the largest differences to the reference; with an
-oracle (a tight float64 solve by sbgm: --oracle-tol runs it, slow because the ReLU network's kinks
+oracle (a tight float64 solve by sbgm: --oracle-tol runs it, slow for a ReLU network, whose kinks
 make tight tolerances expensive; --oracle loads one saved by --save-oracle) also each one's error
 against it, and the speed-up of the fastest sbgm run that is at least as accurate as the
 reference in the largest, the mean and the 99th-percentile error.
@@ -71,7 +71,7 @@ def score(x, t):
     for i, (w, b) in enumerate(layers):
         h = torch.nn.functional.linear(h, w, b)
         if i + 1 < len(layers):
-            h = torch.relu(h)
+            h = torch.relu(h) if cpp["activation"] == "relu" else torch.nn.functional.silu(h)
     if cpp["output"] == "noise":
         B = beta_min * tc + 0.5 * (beta_max - beta_min) * tc ** 2
         h = -h / torch.sqrt(-torch.expm1(-B))
@@ -124,7 +124,7 @@ def errors(logp):
     return np.array([e.max(), e.mean(), np.quantile(e, 0.99)])
 
 
-print(f"{n} points, {d}-D, {cpp['layers']}-layer MLP, {args.threads} thread(s)")
+print(f"{n} points, {d}-D, {cpp['layers']}-layer {cpp['activation']} MLP, {args.threads} thread(s)")
 header = f"{'':32}{'seconds':>9}{'evals':>8}{'speed-up':>10}{'mean log p':>12}{'max|-ref|':>11}"
 print(header + (f"{'err: max':>11}{'mean':>10}{'p99':>10}" if oracle is not None else ""))
 rows = [(label, r["seconds"], r["function_evals"], load(f"{name}.npy")) for label, name, r in runs]

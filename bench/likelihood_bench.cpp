@@ -17,6 +17,7 @@
 #include <chrono>
 #include <cstdio>
 #include <cstring>
+#include <exception>
 #include <string>
 
 #include "bench_args.hpp"
@@ -45,7 +46,7 @@ class AutogradDivergence final : public ScoreModel {
 
 }  // namespace
 
-int main(int argc, char** argv) {
+int run(int argc, char** argv) {
   const std::string checkpoint = bench_arg(argc, argv, "--checkpoint", ""), dir = bench_arg(argc, argv, "--export", "");
   if (checkpoint.empty() || dir.empty()) {
     std::fprintf(stderr, "usage: sbgm_bench_loglik --checkpoint RUN_DIR --export DIR [--n N] [--threads T]\n");
@@ -59,8 +60,10 @@ int main(int argc, char** argv) {
   // float64 for a tight solve (the oracle of per-point accuracy): float32 cannot meet 1e-9.
   if (bench_arg(argc, argv, "--dtype", "float32") == "float64") model.set_dtype(at::kDouble);
   if (model.config.model.kind != NetKind::MLP || model.config.model.time_embedding != TimeEmbeddingKind::Tutorial ||
-      model.config.model.activation != Activation::ReLU || model.config.sde.kind != SDEKind::VP) {
-    std::fprintf(stderr, "the reference reproduces a ReLU MLP with the tutorial's time features on a VP SDE only\n");
+      (model.config.model.activation != Activation::ReLU && model.config.model.activation != Activation::SiLU) ||
+      model.config.sde.kind != SDEKind::VP) {
+    std::fprintf(stderr,
+                 "the reference reproduces a ReLU or SiLU MLP with the tutorial's time features on a VP SDE only\n");
     return 2;
   }
   const std::string dataset = model.config.data.dataset.empty() ? "ring8" : model.config.data.dataset;
@@ -98,12 +101,22 @@ int main(int argc, char** argv) {
   const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   write_npy(dir + "/" + bench_arg(argc, argv, "--name", "sbgm_logp") + ".npy", r.log_prob);
   std::printf(
-      "{\"n\": %lld, \"threads\": %d, \"layers\": %lld, \"output\": \"%s\", \"beta_min\": %.17g, \"beta_max\": %.17g, "
+      "{\"n\": %lld, \"threads\": %d, \"layers\": %lld, \"activation\": \"%s\", \"output\": \"%s\", \"beta_min\": %.17g, \"beta_max\": %.17g, "
       "\"t_eps\": %.17g, \"T\": %.17g, \"rtol\": %.17g, \"atol\": %.17g, \"seconds\": %.6f, \"function_evals\": %lld, "
       "\"accepted\": %lld, \"rejected\": %lld, \"mean_logp\": %.9f}\n",
-      static_cast<long long>(n), threads, static_cast<long long>(layer), to_string(model.config.model.output).c_str(),
+      static_cast<long long>(n), threads, static_cast<long long>(layer), to_string(model.config.model.activation).c_str(),
+      to_string(model.config.model.output).c_str(),
       model.config.sde.beta_min, model.config.sde.beta_max, model.config.sde.t_eps, model.config.sde.T, lc.solver.rtol,
       lc.solver.atol, seconds, static_cast<long long>(r.stats.function_evals), static_cast<long long>(r.stats.accepted),
       static_cast<long long>(r.stats.rejected), r.log_prob.mean().item<double>());
   return 0;
+}
+
+int main(int argc, char** argv) {
+  try {
+    return run(argc, argv);
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "sbgm_bench_loglik: %s\n", e.what());
+    return 1;
+  }
 }

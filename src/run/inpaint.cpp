@@ -8,16 +8,11 @@
 #include "sbgm/dist/communicator.hpp"
 #include "sbgm/sde/sde.hpp"
 #include "sbgm/util/error.hpp"
+#include "sbgm/util/shape_text.hpp"
 #include "sbgm/util/runtime.hpp"
 
 namespace sbgm {
 namespace {
-
-std::string shape_text(at::IntArrayRef shape) {
-  std::string s;
-  for (auto v : shape) s += (s.empty() ? "" : ", ") + std::to_string(v);
-  return "[" + s + "]";
-}
 
 // The mask as [N, ...] of 0/1 doubles; errors name the shape the user gave (given_shape).
 at::Tensor checked_mask(const at::Tensor& mask, const at::Tensor& observed, at::IntArrayRef given_shape) {

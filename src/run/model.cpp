@@ -13,6 +13,7 @@
 #include "sbgm/sde/sde.hpp"
 #include "sbgm/train/flat_parameters.hpp"
 #include "sbgm/util/error.hpp"
+#include "sbgm/util/shape_text.hpp"
 #include "sbgm/util/runtime.hpp"
 
 namespace sbgm {
@@ -109,12 +110,6 @@ Model mixture_model(const GaussianMixture& mixture, const SDEConfig& sde, c10::D
 }
 
 namespace {
-
-std::string shape_text(at::IntArrayRef shape) {
-  std::string s;
-  for (auto v : shape) s += (s.empty() ? "" : ", ") + std::to_string(v);
-  return "[" + s + "]";
-}
 
 // Draws one sample per row of y (model space, [n, cond_dim], or undefined): [n, ...sample_shape].
 at::Tensor draw_from_model(const Model& model, Sampler& sampler, int64_t n, const at::Tensor& y, uint64_t seed,
