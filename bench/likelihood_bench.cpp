@@ -4,7 +4,7 @@
 //
 //   sbgm_bench_loglik --checkpoint RUN_DIR --export DIR [--n 10000] [--threads 1] [--rtol 1e-5] [--atol 1e-5]
 //                     [--solver dopri5|bosh3|tsit5] [--controller pi|integral] [--divergence exact|autograd]
-//                     [--dtype float32|float64]
+//                     [--error-control batch|row] [--dtype float32|float64]
 //                     [--name sbgm_logp]
 //
 // DIR receives points.npy (data space), W<i>.npy / b<i>.npy (the EMA weights of each Linear),
@@ -18,6 +18,7 @@
 #include <cstdio>
 #include <cstring>
 #include <exception>
+#include <stdexcept>
 #include <string>
 
 #include "bench_args.hpp"
@@ -86,6 +87,9 @@ int run(int argc, char** argv) {
   lc.solver.atol = std::stod(bench_arg(argc, argv, "--atol", "1e-5"));
   lc.solver.kind = solver_kind_from_string(bench_arg(argc, argv, "--solver", "dopri5"));
   lc.solver.control = step_control_from_string(bench_arg(argc, argv, "--controller", "pi"));
+  const std::string error_control = bench_arg(argc, argv, "--error-control", "batch");
+  if (error_control != "batch" && error_control != "row") throw std::invalid_argument("--error-control: batch or row");
+  lc.solver.per_row = error_control == "row";
   // "autograd": the divergence through D reverse passes, as before forward tangents (for comparison).
   const bool autograd = bench_arg(argc, argv, "--divergence", "exact") == "autograd";
   lc.chunk_size = n;  // one solve over the whole batch, as the reference does
@@ -103,11 +107,12 @@ int run(int argc, char** argv) {
   std::printf(
       "{\"n\": %lld, \"threads\": %d, \"layers\": %lld, \"activation\": \"%s\", \"output\": \"%s\", \"beta_min\": %.17g, \"beta_max\": %.17g, "
       "\"t_eps\": %.17g, \"T\": %.17g, \"rtol\": %.17g, \"atol\": %.17g, \"seconds\": %.6f, \"function_evals\": %lld, "
-      "\"accepted\": %lld, \"rejected\": %lld, \"mean_logp\": %.9f}\n",
+      "\"evals_per_point\": %.3f, \"accepted\": %lld, \"rejected\": %lld, \"mean_logp\": %.9f}\n",
       static_cast<long long>(n), threads, static_cast<long long>(layer), to_string(model.config.model.activation).c_str(),
       to_string(model.config.model.output).c_str(),
       model.config.sde.beta_min, model.config.sde.beta_max, model.config.sde.t_eps, model.config.sde.T, lc.solver.rtol,
-      lc.solver.atol, seconds, static_cast<long long>(r.stats.function_evals), static_cast<long long>(r.stats.accepted),
+      lc.solver.atol, seconds, static_cast<long long>(r.stats.function_evals),
+      static_cast<double>(r.stats.row_evals) / static_cast<double>(n), static_cast<long long>(r.stats.accepted),
       static_cast<long long>(r.stats.rejected), r.log_prob.mean().item<double>());
   return 0;
 }

@@ -155,7 +155,12 @@ TEST(Cli, LoglikAndOdeSampling) {
   const at::Tensor lp = read_npy(ll.string(), true);
   EXPECT_EQ(lp.sizes(), (std::vector<int64_t>{25}));
   EXPECT_TRUE(at::isfinite(lp).all().item<bool>());
-  EXPECT_NE(r.out.find("function evaluations"), std::string::npos);
+  EXPECT_NE(r.out.find("function evaluations per point"), std::string::npos);
+  const fs::path per_row = dir / "ll_row.npy";
+  r = sbgm_cli("loglik --error-control row --checkpoint " + run.string() + " --data " + (dir / "points.npy").string() +
+               " --out " + per_row.string());
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_LT((read_npy(per_row.string(), true) - lp).abs().max().item<double>(), 1e-2);
   r = sbgm_cli("loglik --bpd --checkpoint " + run.string() + " --data " + (dir / "points.npy").string() + " --out " + bpd.string());
   ASSERT_EQ(r.code, 0) << r.err;
   EXPECT_TRUE(at::allclose(read_npy(bpd.string(), true), -lp / std::log(2.0), 1e-5, 1e-6));
@@ -164,7 +169,7 @@ TEST(Cli, LoglikAndOdeSampling) {
   ASSERT_EQ(r.code, 0) << r.err;
   EXPECT_NE(r.out.find("standard error"), std::string::npos);
   const fs::path ode = dir / "ode.npy";
-  r = sbgm_cli("sample --sampler ode --solver tsit5 --n 40 --checkpoint " + run.string() + " --out " + ode.string());
+  r = sbgm_cli("sample --sampler ode --solver tsit5 --error-control row --n 40 --checkpoint " + run.string() + " --out " + ode.string());
   ASSERT_EQ(r.code, 0) << r.err;
   EXPECT_EQ(read_npy(ode.string()).sizes(), (std::vector<int64_t>{40, 1}));
   const fs::path pc = dir / "pc.npy";
@@ -187,6 +192,9 @@ TEST(Cli, BadLoglikInputs) {
   expect_one_line_error(sbgm_cli(base + " --data " + (dir / "one_d.npy").string() + " --rtol 0"), "tolerances");
   expect_one_line_error(sbgm_cli(base + " --data " + (dir / "one_d.npy").string() + " --atol -1"), "tolerances");
   expect_one_line_error(sbgm_cli(base + " --data " + (dir / "one_d.npy").string() + " --solver rk45"), "unknown solver");
+  expect_one_line_error(sbgm_cli(base + " --data " + (dir / "one_d.npy").string() + " --error-control each"), "error control");
+  expect_one_line_error(sbgm_cli(base + " --data " + (dir / "one_d.npy").string() +
+                                 " --error-control row --max-steps 2 --rtol 1e-9 --atol 1e-9"), "max_steps");
   expect_one_line_error(sbgm_cli(base + " --data " + (dir / "one_d.npy").string() + " --divergence trace"), "unknown divergence");
   expect_one_line_error(sbgm_cli(base + " --data " + (dir / "one_d.npy").string() + " --probes 0"), "--probes");
   expect_one_line_error(sbgm_cli(base + " --data " + (dir / "one_d.npy").string() + " --max-steps 2 --rtol 1e-9 --atol 1e-9"), "max_steps");

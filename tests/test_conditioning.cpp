@@ -168,16 +168,21 @@ TEST(ConditionalLikelihood, MatchesTheGaussianPosteriorDensity) {
   const at::Tensor truth = post.log_prob(theta, obs);
   LikelihoodConfig lc;
   lc.solver.rtol = lc.solver.atol = 1e-8;
-  const LikelihoodResult r = model_log_likelihood(model, theta, lc, 0, {}, obs);
-  const at::Tensor flow = r.log_prob - model.sde->prior_log_prob(r.x_T).to(at::kDouble);
-  EXPECT_LT((score.log_prob(r.x_T, model.sde->T(), obs) + flow - truth).abs().max().item<double>(), 1e-4);
-  EXPECT_LT((r.log_prob - truth).abs().max().item<double>(), 0.05);
-  // One row of conditions stands for every row.
-  const LikelihoodResult one = model_log_likelihood(model, theta, lc, 0, {}, obs.narrow(0, 0, 1));
-  const at::Tensor first = obs.narrow(0, 0, 1).expand({6, 2});
-  const at::Tensor one_flow = one.log_prob - model.sde->prior_log_prob(one.x_T).to(at::kDouble);
-  EXPECT_LT((score.log_prob(one.x_T, model.sde->T(), first) + one_flow - post.log_prob(theta, first)).abs().max().item<double>(),
-            1e-4);
+  for (bool per_row : {false, true}) {  // per row: each row's condition follows it
+    lc.solver.per_row = per_row;
+    const LikelihoodResult r = model_log_likelihood(model, theta, lc, 0, {}, obs);
+    const at::Tensor flow = r.log_prob - model.sde->prior_log_prob(r.x_T).to(at::kDouble);
+    EXPECT_LT((score.log_prob(r.x_T, model.sde->T(), obs) + flow - truth).abs().max().item<double>(), 1e-4);
+    EXPECT_LT((r.log_prob - truth).abs().max().item<double>(), 0.05);
+    // One row of conditions stands for every row.
+    const LikelihoodResult one = model_log_likelihood(model, theta, lc, 0, {}, obs.narrow(0, 0, 1));
+    const at::Tensor first = obs.narrow(0, 0, 1).expand({6, 2});
+    const at::Tensor one_flow = one.log_prob - model.sde->prior_log_prob(one.x_T).to(at::kDouble);
+    EXPECT_LT(
+        (score.log_prob(one.x_T, model.sde->T(), first) + one_flow - post.log_prob(theta, first)).abs().max().item<double>(),
+        1e-4);
+  }
+  lc.solver.per_row = false;
   EXPECT_THROW(model_log_likelihood(model, theta, lc, 0), InvalidArgument);
   EXPECT_THROW(model_log_likelihood(model, theta, lc, 0, {}, obs.narrow(0, 0, 4)), InvalidArgument);
   EXPECT_THROW(model_log_likelihood(model, theta, lc, 0, {}, at::zeros({6, 3}, kDouble)), InvalidArgument);

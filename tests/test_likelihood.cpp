@@ -37,16 +37,40 @@ TEST_P(LikelihoodEverySDE, ExactDivergenceMatchesDiffusedMixture) {
   auto sde = sde_of(GetParam());
   GaussianMixtureScore score(two_d_mixture(), sde);
   const at::Tensor x = two_d_mixture().sample(20, make_generator(at::kCPU, 4)).to(at::kDouble);
-  LikelihoodConfig c;
-  c.solver.rtol = c.solver.atol = 1e-8;
-  const LikelihoodResult r = log_likelihood(score, *sde, x, at::Tensor(), c, make_generator(at::kCPU, 0));
-  const at::Tensor with_prior = r.log_prob - sde->prior_log_prob(r.x_T).to(at::kDouble);  // Delta
-  const at::Tensor exact_chain = score.log_prob(r.x_T, sde->T()).to(at::kDouble) + with_prior;
-  const at::Tensor truth = score.log_prob(x, sde->t_eps()).to(at::kDouble);
-  EXPECT_LT((exact_chain - truth).abs().max().item<double>(), 1e-4);
-  // With the SDE's prior in place of p_T the error is the prior mismatch, small for these SDEs.
-  EXPECT_LT((r.log_prob - truth).abs().max().item<double>(), 0.05);
-  EXPECT_TRUE(at::equal(r.std_error, at::zeros_like(r.std_error)));
+  for (bool per_row : {false, true}) {
+    LikelihoodConfig c;
+    c.solver.rtol = c.solver.atol = 1e-8;
+    c.solver.per_row = per_row;
+    const LikelihoodResult r = log_likelihood(score, *sde, x, at::Tensor(), c, make_generator(at::kCPU, 0));
+    const at::Tensor with_prior = r.log_prob - sde->prior_log_prob(r.x_T).to(at::kDouble);  // Delta
+    const at::Tensor exact_chain = score.log_prob(r.x_T, sde->T()).to(at::kDouble) + with_prior;
+    const at::Tensor truth = score.log_prob(x, sde->t_eps()).to(at::kDouble);
+    EXPECT_LT((exact_chain - truth).abs().max().item<double>(), 1e-4) << "per row " << per_row;
+    // With the SDE's prior in place of p_T the error is the prior mismatch, small for these SDEs.
+    EXPECT_LT((r.log_prob - truth).abs().max().item<double>(), 0.05);
+    EXPECT_TRUE(at::equal(r.std_error, at::zeros_like(r.std_error)));
+  }
+}
+
+// With error control per row, a point's log p does not depend on the points solved beside it:
+// the whole batch at once gives what one point at a time gives.
+TEST(Likelihood, PerRowErrorControlDoesNotDependOnTheBatch) {
+  auto sde = sde_of(SDEKind::VP);
+  GaussianMixtureScore score(two_d_mixture(), sde);
+  const at::Tensor x = two_d_mixture().sample(12, make_generator(at::kCPU, 5)).to(at::kDouble);
+  LikelihoodConfig together, alone;
+  together.solver.per_row = true;
+  alone.chunk_size = 1;
+  const LikelihoodResult a = log_likelihood(score, *sde, x, at::Tensor(), together, make_generator(at::kCPU, 0));
+  const LikelihoodResult b = log_likelihood(score, *sde, x, at::Tensor(), alone, make_generator(at::kCPU, 0));
+  EXPECT_TRUE(at::allclose(a.log_prob, b.log_prob, 1e-10, 1e-10)) << a.log_prob - b.log_prob;
+  EXPECT_EQ(a.stats.row_evals, b.stats.row_evals);
+  EXPECT_EQ(a.stats.accepted, b.stats.accepted);
+  // In one batch the whole batch takes the steps of its hardest point.
+  LikelihoodConfig batch;
+  const LikelihoodResult c = log_likelihood(score, *sde, x, at::Tensor(), batch, make_generator(at::kCPU, 0));
+  EXPECT_EQ(c.stats.row_evals, c.stats.function_evals * x.size(0));
+  EXPECT_FALSE(at::allclose(c.log_prob, b.log_prob, 1e-10, 1e-10));
 }
 
 INSTANTIATE_TEST_SUITE_P(All, LikelihoodEverySDE, ::testing::Values(SDEKind::VP, SDEKind::SubVP, SDEKind::VE, SDEKind::CosineVP),
@@ -69,6 +93,12 @@ TEST(Likelihood, HutchinsonAgreesWithExactWithinItsStandardError) {
     EXPECT_TRUE((r.std_error > 0).all().item<bool>());
     const at::Tensor z = (r.log_prob - e.log_prob).abs() / r.std_error;
     EXPECT_LT(z.max().item<double>(), 5.0) << to_string(noise);
+    // Per-row steps: each row keeps its own probes as the batch shrinks, so the estimate is
+    // the same one, up to the solver's tolerance.
+    h.solver.per_row = true;
+    const LikelihoodResult p = log_likelihood(score, *sde, x, at::Tensor(), h, make_generator(at::kCPU, 1));
+    EXPECT_LT((p.log_prob - r.log_prob).abs().max().item<double>(), 1e-3) << to_string(noise);
+    EXPECT_LT((p.std_error - r.std_error).abs().max().item<double>(), 1e-3) << to_string(noise);
   }
 }
 
@@ -82,6 +112,7 @@ TEST(ProbabilityFlowSampler, ExactScoreReproducesGaussianMoments) {
     SolverConfig sc;
     sc.kind = kind;
     sc.steps = 200;
+    sc.per_row = kind == SolverKind::Dopri5;  // the other adaptive ones solve the batch as one
     ProbabilityFlowSampler sampler(sc);
     DrawConfig draw;
     draw.n = 20000;

@@ -141,3 +141,79 @@ TEST(AdaptiveSolvers, MaxStepsAndBadTolerancesAreClearErrors) {
   EXPECT_THROW(solver_kind_from_string("rk45"), InvalidArgument);
   EXPECT_THROW(step_control_from_string("p"), InvalidArgument);
 }
+
+// Forced Van der Pol oscillators, one per row with its own stiffness mu: rows that need very
+// different steps, and a right-hand side that depends on each row's own time.
+at::Tensor forced_van_der_pol(const at::Tensor& t, const at::Tensor& y, const at::Tensor& mu) {
+  const at::Tensor a = y.select(1, 0), b = y.select(1, 1);
+  return at::stack({b, mu * (1 - a * a) * b - a + 0.5 * at::sin(t)}, 1);
+}
+
+TEST(RowwiseSolvers, EachRowTakesTheStepsItWouldTakeAlone) {
+  const at::Tensor mu = at::tensor({0.5, 1.0, 4.0, 8.0, 2.0}, kDouble);
+  const at::Tensor y0 = at::tensor({2.0, 0.0, 1.0, -1.0, -0.5, 0.3, 0.1, 0.1, 0.5, 0.5}, kDouble).reshape({5, 2});
+  for (auto kind : {SolverKind::Dopri5, SolverKind::Tsit5, SolverKind::Bosh3}) {
+    for (auto control : {StepControl::PI, StepControl::Integral}) {
+      for (auto [t0, t1] : {std::pair{0.0, 6.0}, {1.5, 0.0}}) {
+        SolverConfig c;
+        c.kind = kind;
+        c.control = control;
+        c.rtol = c.atol = 1e-6;
+        SolveStats together;
+        const at::Tensor y = odeint_rowwise(
+            [&](const at::Tensor& t, const at::Tensor& x, const at::Tensor& rows) {
+              EXPECT_EQ(t.sizes(), rows.sizes());
+              return forced_van_der_pol(t, x, mu.index_select(0, rows));
+            },
+            y0, t0, t1, c, &together);
+        SolveStats sum;
+        int64_t most_evals = 0;
+        for (int64_t i = 0; i < y0.size(0); ++i) {
+          SolveStats alone;
+          const at::Tensor yi = odeint(
+              [&](double t, const at::Tensor& x) {
+                return forced_van_der_pol(at::full({1}, t, kDouble), x, mu.narrow(0, i, 1));
+              },
+              y0.narrow(0, i, 1), t0, t1, c, &alone);
+          EXPECT_TRUE(at::allclose(y.narrow(0, i, 1), yi, 1e-10, 1e-10)) << to_string(kind) << " row " << i;
+          sum.accepted += alone.accepted;
+          sum.rejected += alone.rejected;
+          sum.row_evals += alone.row_evals;
+          most_evals = std::max(most_evals, alone.function_evals);
+        }
+        const std::string what = to_string(kind) + " " + to_string(control) + " from " + std::to_string(t0);
+        EXPECT_EQ(together.accepted, sum.accepted) << what;
+        EXPECT_EQ(together.rejected, sum.rejected) << what;
+        EXPECT_EQ(together.row_evals, sum.row_evals) << what;
+        // One batched call per stage of the row that needs the most: the stiff rows set the
+        // number of calls, but the easy ones have left the batch long before.
+        EXPECT_EQ(together.function_evals, most_evals) << what;
+        EXPECT_LT(together.row_evals, y0.size(0) * most_evals) << what;
+      }
+    }
+  }
+}
+
+TEST(RowwiseSolvers, FixedStepsAndErrorsAreOdeints) {
+  const at::Tensor y0 = at::tensor({1.0, 0.5, -0.3, 2.0}, kDouble).reshape({2, 2});
+  auto linear = [](const at::Tensor&, const at::Tensor& y, const at::Tensor&) { return linear_rhs(0, y); };
+  SolverConfig c;
+  c.kind = SolverKind::RK4;
+  c.steps = 20;
+  SolveStats stats;
+  EXPECT_TRUE(at::allclose(odeint_rowwise(linear, y0, 0.0, 2.0, c, &stats), odeint(linear_rhs, y0, 0.0, 2.0, c)));
+  EXPECT_EQ(stats.function_evals, 80);
+  EXPECT_EQ(stats.row_evals, 160);
+  c = SolverConfig{};
+  c.max_steps = 3;
+  c.rtol = c.atol = 1e-10;
+  try {
+    odeint_rowwise(linear, y0, 0.0, 10.0, c);
+    FAIL() << "expected an error";
+  } catch (const std::runtime_error& e) {
+    EXPECT_NE(std::string(e.what()).find("max_steps"), std::string::npos) << e.what();
+  }
+  EXPECT_THROW(odeint_rowwise(linear, at::ones({}, kDouble), 0.0, 1.0, SolverConfig{}), InvalidArgument);
+  auto blows_up = [](const at::Tensor&, const at::Tensor& y, const at::Tensor&) { return y * y * 1e300; };
+  EXPECT_THROW(odeint_rowwise(blows_up, y0, 0.0, 1.0, SolverConfig{}), std::runtime_error);
+}

@@ -114,6 +114,9 @@ void SolverFlags::add_to(CLI::App& cmd, const std::string& context) {
   cmd.add_option("--controller", controller,
                  pre + "adaptive step control: pi, or integral (scipy's solve_ivp step for step)")
       ->capture_default_str();
+  cmd.add_option("--error-control", error_control,
+                 pre + "adaptive solver: row (each point its own steps and error) or batch (one step for all)")
+      ->capture_default_str();
   cmd.add_option("--rtol", config.rtol, pre + "adaptive solver: relative tolerance")->capture_default_str();
   cmd.add_option("--atol", config.atol, pre + "adaptive solver: absolute tolerance")->capture_default_str();
   cmd.add_option("--max-steps", config.max_steps, pre + "adaptive solver: give up after this many steps")
@@ -124,6 +127,9 @@ SolverConfig SolverFlags::resolve() const {
   SolverConfig c = config;
   c.kind = solver_kind_from_string(solver);
   c.control = step_control_from_string(controller);
+  if (error_control != "row" && error_control != "batch")
+    throw InvalidArgument("unknown error control '" + error_control + "' (expected row or batch)");
+  c.per_row = error_control == "row";
   return c;
 }
 

@@ -58,7 +58,7 @@ class ConfigFlags {
 // The ODE solver's flags, defined once for every command that integrates the probability flow:
 // --solver, --controller, --rtol, --atol, --max-steps (fixed-step counts stay with each command).
 struct SolverFlags {
-  std::string solver = "dopri5", controller = "pi";
+  std::string solver = "dopri5", controller = "pi", error_control = "batch";
   SolverConfig config;
   // context prefixes each help text, e.g. "ode" for sample's options that only --sampler ode reads.
   void add_to(CLI::App& cmd, const std::string& context = "");

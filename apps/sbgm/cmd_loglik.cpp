@@ -177,8 +177,9 @@ void add_loglik_command(CLI::App& app, Action& action) {
                           (opt->bpd ? dims * std::log(2.0) : 1.0);
         std::cout << " +- " << se << " (Hutchinson standard error of the mean, " << lc.probes << " probes)";
       }
-      std::cout << "; " << r.stats.function_evals << " function evaluations, " << r.stats.accepted << " accepted / "
-                << r.stats.rejected << " rejected steps\n";
+      std::cout << "; " << static_cast<double>(r.stats.row_evals) / static_cast<double>(x.size(0))
+                << " function evaluations per point (" << r.stats.function_evals << " batched), " << r.stats.accepted
+                << " accepted / " << r.stats.rejected << " rejected steps\n";
       return 0;
     };
   });

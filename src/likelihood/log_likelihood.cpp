@@ -23,24 +23,28 @@ class AugmentedFlow {
                 const at::Tensor& probes)
       : model_(model), sde_(sde), x_shape_(std::move(x_shape)), y_(y), probes_(probes) {}
 
-  at::Tensor operator()(double t, const at::Tensor& state) const {
+  // t [b], state [b, D + P]; rows: which of the chunk's rows these are (undefined: all of them).
+  at::Tensor operator()(const at::Tensor& t, const at::Tensor& state, const at::Tensor& rows = {}) const {
     const int64_t b = state.size(0), d = state.size(1) - accumulators();
-    const at::Tensor tt = at::full({b}, t, state.options());
+    std::vector<int64_t> x_shape = x_shape_;
+    x_shape[0] = b;
+    const at::Tensor y = y_.defined() && rows.defined() && y_.size(0) > 1 ? y_.index_select(0, rows) : y_;
     if (!probes_.defined()) {
       // Drift f(t) x - g^2 s / 2 is affine in s, so div drift = f(t) D - g^2 div s / 2.
-      const at::Tensor x = state.narrow(1, 0, d).reshape(x_shape_);
-      const ScoreModel::WithDivergence s = model_.score_and_divergence(x, tt, y_);
+      const at::Tensor x = state.narrow(1, 0, d).reshape(x_shape);
+      const ScoreModel::WithDivergence s = model_.score_and_divergence(x, t, y);
       const at::Tensor drift = sde_.probability_flow_drift(x, s.score, t).reshape({b, d});
-      const at::Tensor div = s.divergence.mul(-0.5 * sde_.diffusion_sq(t)).add_(sde_.drift_coeff(t) * d);
+      const at::Tensor div = s.divergence.mul(sde_.diffusion_sq(t, s.divergence) * -0.5)
+                                 .add_(sde_.drift_coeff(t, s.divergence) * static_cast<double>(d));
       return at::cat({drift, div.unsqueeze(1)}, 1);
     }
     // eps^T J eps for each fixed probe, through autograd.
     at::AutoGradMode grad(true);
-    const at::Tensor x = state.narrow(1, 0, d).detach().reshape(x_shape_).requires_grad_(true);
-    const at::Tensor drift = sde_.probability_flow_drift(x, model_.score(x, tt, y_), t).reshape({b, d});
+    const at::Tensor x = state.narrow(1, 0, d).detach().reshape(x_shape).requires_grad_(true);
+    const at::Tensor drift = sde_.probability_flow_drift(x, model_.score(x, t, y), t).reshape({b, d});
     std::vector<at::Tensor> estimates;
     for (int64_t p = 0; p < probes_.size(0); ++p) {
-      const at::Tensor eps = probes_[p];
+      const at::Tensor eps = rows.defined() ? probes_[p].index_select(0, rows) : probes_[p];
       const at::Tensor g =
           torch::autograd::grad({(drift * eps).sum()}, {x}, {}, /*retain_graph=*/p + 1 < probes_.size(0))[0];
       estimates.push_back((g.reshape({b, d}) * eps).sum(1, /*keepdim=*/true));
@@ -85,7 +89,7 @@ LikelihoodResult log_likelihood(ScoreModel& model, const SDE& sde, const at::Ten
   at::Tensor std_error = at::zeros({local}, x.options().dtype(at::kDouble));
   at::Tensor x_T_local = at::empty_like(x.narrow(0, mine.begin, local));
   // Solver statistics, summed over chunks and then over ranks.
-  at::Tensor stats = at::zeros({3}, x.options().dtype(at::kDouble));
+  at::Tensor stats = at::zeros({4}, x.options().dtype(at::kDouble));
   for (int64_t c = mine.first_chunk; c < mine.end_chunk; ++c) {
     const int64_t start = c * chunk, rows = std::min(chunk, n - start), at_row = start - mine.begin;
     const at::Tensor xc = x.narrow(0, start, rows);
@@ -100,9 +104,14 @@ LikelihoodResult log_likelihood(ScoreModel& model, const SDE& sde, const at::Ten
     AugmentedFlow flow(model, sde, shape, y.defined() ? y.narrow(0, start, rows) : at::Tensor(), probes);
     const at::Tensor state0 = at::cat({xc.reshape({rows, d}), at::zeros({rows, flow.accumulators()}, x.options())}, 1);
     SolveStats s;
-    const at::Tensor state1 = odeint(std::cref(flow), state0, sde.t_eps(), sde.T(), config.solver, &s);
+    const at::Tensor state1 =
+        config.solver.per_row
+            ? odeint_rowwise(std::cref(flow), state0, sde.t_eps(), sde.T(), config.solver, &s)
+            : odeint([&](double t, const at::Tensor& state) { return flow(at::full({rows}, t, state.options()), state); },
+                     state0, sde.t_eps(), sde.T(), config.solver, &s);
     stats += at::tensor({static_cast<double>(s.accepted), static_cast<double>(s.rejected),
-                         static_cast<double>(s.function_evals)}, stats.options());
+                         static_cast<double>(s.function_evals), static_cast<double>(s.row_evals)},
+                        stats.options());
     const at::Tensor x_T = state1.narrow(1, 0, d).reshape(shape);
     const at::Tensor delta = state1.narrow(1, d, flow.accumulators()).to(at::kDouble);
     const at::Tensor prior = sde.prior_log_prob(x_T).to(at::kDouble);
@@ -120,6 +129,7 @@ LikelihoodResult log_likelihood(ScoreModel& model, const SDE& sde, const at::Ten
   result.stats.accepted = static_cast<int64_t>(totals[0].item<double>());
   result.stats.rejected = static_cast<int64_t>(totals[1].item<double>());
   result.stats.function_evals = static_cast<int64_t>(totals[2].item<double>());
+  result.stats.row_evals = static_cast<int64_t>(totals[3].item<double>());
   return result;
 }
 

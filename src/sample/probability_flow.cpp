@@ -12,6 +12,14 @@ ProbabilityFlowSampler::ProbabilityFlowSampler(SolverConfig config) : config_(co
 
 at::Tensor ProbabilityFlowSampler::run(ScoreModel& model, const SDE& sde, at::Tensor x, const at::Tensor& y,
                                        at::Generator, const StepFn& on_step) {
+  // Trajectories are recorded at the steps of one solve, so they need steps common to all rows.
+  if (config_.per_row && !on_step) {
+    auto drift = [&](const at::Tensor& t, const at::Tensor& state, const at::Tensor& rows) {
+      const at::Tensor yr = y.defined() && y.size(0) == x.size(0) ? y.index_select(0, rows) : y;  // else shared
+      return sde.probability_flow_drift(state, model.score(state, t, yr), t);
+    };
+    return odeint_rowwise(drift, x, sde.T(), sde.t_eps(), config_, &stats_);
+  }
   auto drift = [&](double t, const at::Tensor& state) {
     const at::Tensor tt = at::full({state.size(0)}, t, state.options());
     return sde.probability_flow_drift(state, model.score(state, tt, y), t);

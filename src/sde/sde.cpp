@@ -198,6 +198,10 @@ at::Tensor SDE::probability_flow_drift(const at::Tensor& x, const at::Tensor& sc
   return x * drift_coeff(t) - score * (0.5 * diffusion_sq(t));
 }
 
+at::Tensor SDE::probability_flow_drift(const at::Tensor& x, const at::Tensor& score, const at::Tensor& t) const {
+  return x * drift_coeff(t, x) - score * (0.5 * diffusion_sq(t, x));
+}
+
 at::Tensor SDE::perturb(const at::Tensor& x0, const at::Tensor& t, const at::Tensor& z) const {
   return mean_coeff(t, x0) * x0 + marginal_std(t, x0) * z;
 }

@@ -102,22 +102,54 @@ at::Tensor rk_step(const Tableau& tab, const ODEFunction& f, double t, const at:
   return y1;
 }
 
-double rms_norm(const at::Tensor& v) { return std::sqrt(v.to(at::kDouble).pow(2).mean().item<double>()); }
+// RMS over each row of v [G, n], as float64 on the CPU: [G].
+at::Tensor rms_rows(const at::Tensor& v) { return v.to(at::kDouble).pow(2).mean(1).sqrt().cpu(); }
 
-// Hairer, Norsett & Wanner's starting step (II.4; HINIT of DOPRI5, select_initial_step of scipy),
-// for a method whose local error is O(h^order).
+// f on flattened rows: t is a float64 CPU tensor [g] (one time per row), y [g, n].
+using FlatRows = std::function<at::Tensor(const at::Tensor& t, const at::Tensor& y)>;
+
+// Hairer, Norsett & Wanner's starting step (II.4; HINIT of DOPRI5, select_initial_step of scipy)
+// for each row of y0 [G, n], for a method whose local error is O(h^order): [G], float64, CPU.
+at::Tensor initial_steps(const FlatRows& f, double t0, const at::Tensor& y0, const at::Tensor& f0, double direction,
+                         int order, const SolverConfig& c, int64_t& evals) {
+  const at::Tensor scale = y0.abs() * c.rtol + c.atol;
+  const at::Tensor d0 = rms_rows(y0 / scale), d1 = rms_rows(f0 / scale);
+  const at::Tensor h0 = at::where((d0 < 1e-5).logical_or(d1 < 1e-5), at::full_like(d0, 1e-6), 0.01 * d0 / d1);
+  const at::Tensor dh = (direction * h0).to(y0.options()).unsqueeze(1);
+  const at::Tensor f1 = f(t0 + direction * h0, y0 + f0 * dh);
+  ++evals;
+  const at::Tensor d2 = rms_rows((f1 - f0) / scale) / h0;
+  const at::Tensor h1 = at::where((d1 <= 1e-15).logical_and(d2 <= 1e-15), (h0 * 1e-3).clamp_min(1e-6),
+                                  (0.01 / at::maximum(d1, d2)).pow(1.0 / order));
+  return at::minimum(100 * h0, h1);
+}
+
 double initial_step(const ODEFunction& f, double t0, const at::Tensor& y0, const at::Tensor& f0, double direction,
                     int order, const SolverConfig& c, int64_t& evals) {
-  const at::Tensor scale = y0.abs() * c.rtol + c.atol;
-  const double d0 = rms_norm(y0 / scale), d1 = rms_norm(f0 / scale);
-  const double h0 = (d0 < 1e-5 || d1 < 1e-5) ? 1e-6 : 0.01 * d0 / d1;
-  const at::Tensor f1 = f(t0 + direction * h0, y0 + f0 * (direction * h0));
-  ++evals;
-  const double d2 = rms_norm((f1 - f0) / scale) / h0;
-  const double h1 = (d1 <= 1e-15 && d2 <= 1e-15) ? std::max(1e-6, h0 * 1e-3)
-                                                   : std::pow(0.01 / std::max(d1, d2), 1.0 / order);
-  return std::min(100 * h0, h1);
+  const FlatRows whole = [&](const at::Tensor& t, const at::Tensor& y) {
+    return f(t.item<double>(), y.view(y0.sizes())).reshape({1, -1});
+  };
+  return initial_steps(whole, t0, y0.reshape({1, -1}), f0.reshape({1, -1}), direction, order, c, evals)
+      .item<double>();
 }
+
+double rms_norm(const at::Tensor& v) { return rms_rows(v.reshape({1, -1})).item<double>(); }
+
+// The step-size controller's constants. PI control (Hairer & Wanner II, IV.2, with the constants
+// of Hairer's DOPRI5 code): h <- h * safety * err^-alpha * err_prev^beta, beta = 0.04,
+// alpha = 1/order - 0.75 beta. Its steady state sits at err ~ 0.45; Gustafsson's alpha = 0.7/5,
+// beta = 0.4/5 sits at err ~ 0.17 and took 2.1x as many steps on a trained model's likelihood
+// (docs/benchmarks.md). The integral controller is scipy's RK45 step for step: beta = 0, no
+// growth right after a rejection, and the last step simply clipped to t1.
+struct Controller {
+  Controller(const SolverConfig& c, int order)
+      : pi(c.control == StepControl::PI), beta(pi ? 0.04 : 0.0), alpha(1.0 / order - 0.75 * beta), order(order) {}
+  bool accepts(double err) const { return pi ? err <= 1.0 : err < 1.0; }
+  bool pi;
+  double beta, alpha;
+  int order;
+  static constexpr double safety = 0.9, fac_min = 0.2, fac_max = 10.0;
+};
 
 }  // namespace
 
@@ -149,6 +181,7 @@ at::Tensor odeint(const ODEFunction& f, const at::Tensor& y0, double t0, double 
   const Tableau& tab = tableau(c.kind);
   std::vector<at::Tensor> k(tab.c.size());
   at::Tensor y = y0.clone();
+  const int64_t rows = y0.dim() > 0 ? y0.size(0) : 1;
 
   if (!is_adaptive(c.kind)) {
     const double h = (t1 - t0) / static_cast<double>(c.steps);
@@ -160,20 +193,16 @@ at::Tensor odeint(const ODEFunction& f, const at::Tensor& y0, double t0, double 
       ++s.accepted;
       if (on_step) on_step(i + 1 == c.steps ? t1 : t + h, y);
     }
+    s.row_evals = s.function_evals * rows;
     return y;
   }
 
-  // PI step-size control (Hairer & Wanner II, IV.2, with the constants of Hairer's DOPRI5 code):
-  // h <- h * safety * err^-alpha * err_prev^beta, beta = 0.04, alpha = 1/5 - 0.75 beta. Its steady
-  // state sits at err ~ 0.45; Gustafsson's alpha = 0.7/5, beta = 0.4/5 sits at err ~ 0.17 and
-  // took 2.1x as many steps on a trained model's likelihood (docs/benchmarks.md). The integral
-  // controller is scipy's RK45 step for step: beta = 0, no growth right after a rejection, and
-  // the last step simply clipped to t1.
-  const bool pi = c.control == StepControl::PI;
+  const Controller ctl(c, tab.order);
+  const bool pi = ctl.pi;
   const double direction = t1 > t0 ? 1.0 : -1.0;
   const double span = std::abs(t1 - t0);
-  const double safety = 0.9, fac_min = 0.2, fac_max = 10.0;
-  const double beta = pi ? 0.04 : 0.0, alpha = 1.0 / tab.order - 0.75 * beta;
+  const double safety = ctl.safety, fac_min = ctl.fac_min, fac_max = ctl.fac_max;
+  const double beta = ctl.beta, alpha = ctl.alpha;
   k[0] = f(t0, y);
   ++s.function_evals;
   double h = c.first_step > 0 ? c.first_step : initial_step(f, t0, y, k[0], direction, tab.order, c, s.function_evals);
@@ -193,7 +222,7 @@ at::Tensor odeint(const ODEFunction& f, const at::Tensor& y0, double t0, double 
     const at::Tensor scale = at::maximum(y.abs(), y1.abs()) * c.rtol + c.atol;
     const double err = rms_norm(error / scale);
     if (!std::isfinite(err)) throw std::runtime_error("ODE solve produced NaN or Inf at t = " + std::to_string(t));
-    if (pi ? err <= 1.0 : err < 1.0) {
+    if (ctl.accepts(err)) {
       t = (h == remaining) ? t1 : t + step;
       y = y1;
       k[0] = k.back();  // first same as last
@@ -211,7 +240,116 @@ at::Tensor odeint(const ODEFunction& f, const at::Tensor& y0, double t0, double 
     }
     if (h < 1e-14 * std::max(1.0, std::abs(t))) throw std::runtime_error("ODE step size underflow at t = " + std::to_string(t));
   }
+  s.row_evals = s.function_evals * rows;
   return y;
+}
+
+at::Tensor odeint_rowwise(const RowwiseODEFunction& f, const at::Tensor& y0, double t0, double t1,
+                          const SolverConfig& c, SolveStats* stats) {
+  c.validate();
+  if (y0.dim() < 1 || y0.size(0) < 1) throw InvalidArgument("odeint_rowwise needs rows: y0 of shape [B, ...], B >= 1");
+  SolveStats local;
+  SolveStats& s = stats ? *stats : local;
+  s = SolveStats{};
+  const int64_t batch = y0.size(0), width = y0.numel() / batch;
+  const at::Tensor all_rows = at::arange(batch, y0.options().dtype(at::kLong));
+  if (!is_adaptive(c.kind) || t0 == t1) {
+    // Every row takes the same steps anyway.
+    const ODEFunction same_t = [&](double t, const at::Tensor& y) {
+      return f(at::full({batch}, t, y.options()), y, all_rows);
+    };
+    return odeint(same_t, y0, t0, t1, c, &s);
+  }
+
+  // Bookkeeping (t, h, errors, decisions) is per row in float64 on the CPU; the state [b, width]
+  // stays on y0's device and shrinks as rows finish. rows: the original indices of the rows
+  // still going.
+  const Tableau& tab = tableau(c.kind);
+  const Controller ctl(c, tab.order);
+  const double direction = t1 > t0 ? 1.0 : -1.0;
+  const at::TensorOptions cpu = at::TensorOptions().dtype(at::kDouble);
+  std::vector<int64_t> shape = y0.sizes().vec();
+  at::Tensor rows = all_rows;
+  const FlatRows flat = [&](const at::Tensor& t, const at::Tensor& y) {
+    shape[0] = y.size(0);
+    ++s.function_evals;
+    s.row_evals += y.size(0);
+    return f(t.to(y.options()), y.view(shape), rows).reshape({y.size(0), width});
+  };
+  auto per_row = [&](const at::Tensor& v) { return v.to(y0.options()).unsqueeze(1); };  // [b] -> [b, 1] on device
+
+  at::Tensor out = at::empty({batch, width}, y0.options());
+  at::Tensor y = y0.reshape({batch, width}).clone();
+  at::Tensor t = at::full({batch}, t0, cpu);
+  std::vector<at::Tensor> k(tab.c.size());
+  k[0] = flat(t, y);
+  int64_t counted_by_flat = 0;
+  at::Tensor h = c.first_step > 0 ? at::full({batch}, c.first_step, cpu)
+                                  : initial_steps(flat, t0, y, k[0], direction, tab.order, c, counted_by_flat);
+  h.clamp_max_(std::abs(t1 - t0));
+  at::Tensor err_prev = at::ones({batch}, cpu), after_rejection = at::zeros({batch}, cpu.dtype(at::kBool));
+  at::Tensor attempts = at::zeros({batch}, cpu.dtype(at::kLong));
+  // sum_j coef[j] k[j] over the nonzero coefficients
+  auto combine = [&](const std::vector<double>& coef, size_t n) {
+    at::Tensor acc;
+    for (size_t j = 0; j < n; ++j)
+      if (coef[j] != 0) acc = acc.defined() ? acc.add(k[j], coef[j]) : k[j] * coef[j];
+    return acc;
+  };
+
+  while (t.numel() > 0) {
+    if (attempts.max().item<int64_t>() >= c.max_steps)
+      throw std::runtime_error("ODE solve exceeded max_steps (" + std::to_string(c.max_steps) + ") on a row at t = " +
+                               std::to_string(t.masked_select(attempts >= c.max_steps).min().item<double>()) +
+                               "; loosen the tolerances or raise the limit");
+    // Land exactly on t1 (PI: also avoid a sliver of a last step).
+    const at::Tensor remaining = (t1 - t).abs();
+    const at::Tensor last = ctl.pi ? h > 0.99 * remaining : h >= remaining;
+    h = at::where(last, remaining, h);
+    const at::Tensor step = direction * h, step_dev = per_row(step);
+    for (size_t i = 1; i < tab.c.size(); ++i) k[i] = flat(t + tab.c[i] * step, y + step_dev * combine(tab.a[i], i));
+    const at::Tensor y1 = y + step_dev * combine(tab.b, tab.b.size());
+    const at::Tensor scale = at::maximum(y.abs(), y1.abs()) * c.rtol + c.atol;
+    const at::Tensor err = rms_rows(step_dev * combine(tab.err, tab.err.size()) / scale);
+    if (!err.isfinite().all().item<bool>())
+      throw std::runtime_error("ODE solve produced NaN or Inf at t = " +
+                               std::to_string(t.masked_select(err.isfinite().logical_not()).min().item<double>()));
+    const at::Tensor accept = ctl.pi ? err <= 1.0 : err < 1.0;
+    const int64_t accepted = accept.sum().item<int64_t>();
+    s.accepted += accepted;
+    s.rejected += t.numel() - accepted;
+    attempts += 1;
+
+    // odeint's controller, row by row.
+    at::Tensor grow = at::where(err == 0, at::full_like(err, ctl.fac_max),
+                                ctl.safety * err.pow(-ctl.alpha) * err_prev.pow(ctl.beta));
+    grow = ctl.pi ? grow.clamp(ctl.fac_min, ctl.fac_max)
+                  : at::where(after_rejection, grow.clamp_max(1.0), grow).clamp_max(ctl.fac_max);
+    const at::Tensor shrink = (ctl.safety * err.pow(-1.0 / tab.order)).clamp_min(ctl.fac_min);
+    h = h * at::where(accept, grow, shrink);
+    err_prev = at::where(accept, err.clamp_min(1e-4), err_prev);
+    after_rejection = accept.logical_not();
+    t = at::where(accept, at::where(last, at::full_like(t, t1), t + step), t);
+    const at::Tensor accept_dev = accept.to(y.device()).unsqueeze(1);
+    y = at::where(accept_dev, y1, y);
+    k[0] = at::where(accept_dev, k.back(), k[0]);  // first same as last
+    const at::Tensor underflow = h < 1e-14 * t.abs().clamp_min(1.0);
+    if (underflow.any().item<bool>())
+      throw std::runtime_error("ODE step size underflow at t = " +
+                               std::to_string(t.masked_select(underflow).min().item<double>()));
+
+    const at::Tensor done = accept.logical_and(last);
+    if (done.any().item<bool>()) {
+      const at::Tensor done_dev = done.nonzero().squeeze(1).to(y.device());
+      out.index_copy_(0, rows.index_select(0, done_dev), y.index_select(0, done_dev));
+      const at::Tensor keep_at = done.logical_not().nonzero().squeeze(1), keep_dev = keep_at.to(y.device());
+      rows = rows.index_select(0, keep_dev);
+      y = y.index_select(0, keep_dev);
+      k[0] = k[0].index_select(0, keep_dev);
+      for (at::Tensor* v : {&t, &h, &err_prev, &after_rejection, &attempts}) *v = v->index_select(0, keep_at);
+    }
+  }
+  return out.view(y0.sizes());
 }
 
 }  // namespace sbgm

@@ -61,6 +61,7 @@ class SDE {
   at::Tensor reverse_drift(const at::Tensor& x, const at::Tensor& score, double t) const;
   // Drift of the probability-flow ODE, f - g^2 score / 2.
   at::Tensor probability_flow_drift(const at::Tensor& x, const at::Tensor& score, double t) const;
+  at::Tensor probability_flow_drift(const at::Tensor& x, const at::Tensor& score, const at::Tensor& t) const;  // t: [B]
 
   // sigma(t) / m(t): the noise level of x_t / m(t) = x_0 + (sigma/m) z (EDM's sigma). Increasing in t.
   double noise_to_signal(double t) const { return marginal_std(t) / mean_coeff(t); }
