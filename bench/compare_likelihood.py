@@ -4,15 +4,17 @@ what score_sde does -- PyTorch for the network, scipy's RK45 on the flattened ba
 divergence by autograd -- on the same model, points and tolerances, in this one script.
 
     /usr/bin/python3 bench/compare_likelihood.py --checkpoint runs/ring8 [--n 10000] [--threads 1]
-        [--oracle-tol 1e-7 | --oracle FILE.npy] [--bosh3-tols 1e-4,5e-5,3e-5]
+        [--oracle-tol 1e-8 | --oracle FILE.npy] [--bosh3-tols 1e-4,5e-5,3e-5]
+        [--row-runs dopri5:1e-5,dopri5:1e-4,bosh3:1e-4]
 
 sbgm runs Dormand-Prince at the reference's tolerance with its default PI step control and with
-the integral control that is scipy's RK45 step for step, and Bogacki-Shampine 3(2) at each of
---bosh3-tols. Prints the times, the ratios and the largest differences to the reference; with an
-oracle (a tight float64 solve by sbgm: --oracle-tol runs it, slow for a ReLU network, whose kinks
-make tight tolerances expensive; --oracle loads one saved by --save-oracle) also each one's error
-against it, and the speed-up of the fastest sbgm run that is at least as accurate as the
-reference in the largest, the mean and the 99th-percentile error.
+the integral control that is scipy's RK45 step for step, Bogacki-Shampine 3(2) at each of
+--bosh3-tols, and each solver:tolerance of --row-runs with per-row error control. Prints the
+times, the network evaluations per point, the ratios and the largest differences to the
+reference; with an oracle (a tight float64 per-row solve by sbgm: --oracle-tol runs it, slow for
+a ReLU network, whose kinks make tight tolerances expensive; --oracle loads one saved by
+--save-oracle) also each one's error against it, and the speed-up of the fastest sbgm run that is
+at least as accurate as the reference in the largest, the mean and the 99th-percentile error.
 """
 import argparse
 import json
@@ -35,6 +37,8 @@ p.add_argument("--oracle-tol", type=float, default=0.0)
 p.add_argument("--oracle", default="", help="log p of the same points from an earlier --oracle-tol run")
 p.add_argument("--save-oracle", default="", help="where to keep the --oracle-tol solve")
 p.add_argument("--bosh3-tols", default="1e-4,5e-5,3e-5")
+p.add_argument("--row-runs", default="dopri5:1e-5,dopri5:1e-4,bosh3:1e-4",
+               help="solver:tol,... run with per-row error control (--error-control row)")
 args = p.parse_args()
 
 work = tempfile.mkdtemp(prefix="sbgm_loglik_")
@@ -53,6 +57,11 @@ def run_sbgm(name, solver, controller, tol=args.tol, *extra):
 runs = [(f"sbgm dopri5 {c} {args.tol:g}", f"dopri5_{c}", run_sbgm(f"dopri5_{c}", "dopri5", c)) for c in ("pi", "integral")]
 for tol in (float(v) for v in args.bosh3_tols.split(",") if v):
     runs.append((f"sbgm bosh3 pi {tol:g}", f"bosh3_{tol:g}", run_sbgm(f"bosh3_{tol:g}", "bosh3", "pi", tol)))
+for spec in (v for v in args.row_runs.split(",") if v):
+    solver, tol = spec.split(":")
+    name = f"{solver}_row_{float(tol):g}"
+    runs.append((f"sbgm {solver} per row {float(tol):g}", name,
+                 run_sbgm(name, solver, "pi", float(tol), "--error-control", "row")))
 cpp = runs[0][2]
 load = lambda name: np.load(os.path.join(work, name))  # noqa: E731
 
@@ -113,7 +122,7 @@ if args.oracle:
     if oracle.shape != (n,):
         raise SystemExit(f"--oracle holds {oracle.shape}, not the {n} values of these points")
 elif args.oracle_tol > 0:
-    run_sbgm("oracle", "dopri5", "pi", args.oracle_tol, "--dtype", "float64")
+    run_sbgm("oracle", "dopri5", "pi", args.oracle_tol, "--dtype", "float64", "--error-control", "row")
     oracle = load("oracle.npy")
     if args.save_oracle:
         np.save(args.save_oracle, oracle)
@@ -127,7 +136,8 @@ def errors(logp):
 print(f"{n} points, {d}-D, {cpp['layers']}-layer {cpp['activation']} MLP, {args.threads} thread(s)")
 header = f"{'':32}{'seconds':>9}{'evals':>8}{'speed-up':>10}{'mean log p':>12}{'max|-ref|':>11}"
 print(header + (f"{'err: max':>11}{'mean':>10}{'p99':>10}" if oracle is not None else ""))
-rows = [(label, r["seconds"], r["function_evals"], load(f"{name}.npy")) for label, name, r in runs]
+# evals: network evaluations per point (a batch solve evaluates every point at every call)
+rows = [(label, r["seconds"], round(r["evals_per_point"]), load(f"{name}.npy")) for label, name, r in runs]
 rows.append((f"reference RK45 {args.tol:g}", ref_seconds, sol.nfev, ref_logp))
 for label, seconds, evals, logp in rows:
     line = (f"{label:32}{seconds:>9.2f}{evals:>8}{ref_seconds / seconds:>9.1f}x{logp.mean():>12.5f}"

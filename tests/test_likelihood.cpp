@@ -52,6 +52,28 @@ TEST_P(LikelihoodEverySDE, ExactDivergenceMatchesDiffusedMixture) {
   }
 }
 
+// A different t in every row (per-row ODE solves) gives each row the score of the mixture
+// diffused to its own t, conditional mixtures included.
+TEST(GaussianMixtureScore, PerRowTimesGiveEachRowItsOwnDiffusedScore) {
+  auto sde = sde_of(SDEKind::VP);
+  const at::Tensor t = at::tensor({0.01, 0.3, 0.3, 0.9, 0.55}, kDouble);
+  const at::Tensor x = at::randn({5, 2}, make_generator(at::kCPU, 2), kDouble);
+  GaussianMixtureScore score(two_d_mixture(), sde);
+  const at::Tensor together = score.score(x, t, at::Tensor());
+  const GaussianMixture post = linear_gaussian_posterior(at::zeros({2}, kDouble), at::eye(2, kDouble),
+                                                         at::tensor({1.0, 0.5}, kDouble).reshape({1, 2}),
+                                                         at::full({1, 1}, 0.3, kDouble));
+  GaussianMixtureScore conditional(post, sde);
+  const at::Tensor y = at::randn({5, 1}, make_generator(at::kCPU, 3), kDouble);
+  const at::Tensor conditional_together = conditional.score(x, t, y);
+  for (int64_t i = 0; i < 5; ++i) {
+    const at::Tensor ti = t.narrow(0, i, 1), xi = x.narrow(0, i, 1);
+    EXPECT_TRUE(at::allclose(together.narrow(0, i, 1), score.score(xi, ti, at::Tensor()), 1e-10, 1e-12)) << i;
+    EXPECT_TRUE(at::allclose(conditional_together.narrow(0, i, 1), conditional.score(xi, ti, y.narrow(0, i, 1)),
+                             1e-10, 1e-12)) << i;
+  }
+}
+
 // With error control per row, a point's log p does not depend on the points solved beside it:
 // the whole batch at once gives what one point at a time gives.
 TEST(Likelihood, PerRowErrorControlDoesNotDependOnTheBatch) {

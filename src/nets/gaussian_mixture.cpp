@@ -3,6 +3,7 @@
 #include <ATen/ATen.h>
 
 #include <cmath>
+#include <tuple>
 
 #include "sbgm/sde/sde.hpp"
 #include "sbgm/util/error.hpp"
@@ -39,6 +40,7 @@ GaussianMixture::GaussianMixture(at::Tensor weights, at::Tensor means, at::Tenso
   chol_ = chol;
   precisions_ = at::cholesky_inverse(chol_);
   log_dets_ = 2 * at::log(at::diagonal(chol_, 0, 1, 2)).sum(1);
+  std::tie(eigenvalues_, eigenvectors_) = at::linalg_eigh(covs_);
 }
 
 at::Tensor GaussianMixture::means_for(const at::Tensor& y, int64_t batch) const {
@@ -93,6 +95,21 @@ GaussianMixture GaussianMixture::diffused(double m, double sigma) const {
                          cond_maps_.defined() ? cond_maps_ * m : at::Tensor());
 }
 
+at::Tensor GaussianMixture::diffused_score(const at::Tensor& x, const at::Tensor& m, const at::Tensor& sigma,
+                                          const at::Tensor& y) const {
+  if (x.dim() != 2 || x.size(1) != dim())
+    throw InvalidArgument("expected points of shape [B, " + std::to_string(dim()) + "]");
+  const at::Tensor mb = m.to(at::kDouble).view({-1, 1, 1}), sb = sigma.to(at::kDouble).view({-1, 1, 1});
+  // m^2 Sigma_k + sigma^2 I = U_k diag(m^2 lambda_k + sigma^2) U_k^T.
+  const at::Tensor variances = mb * mb * eigenvalues_.unsqueeze(0) + sb * sb;               // [B, K, D]
+  const at::Tensor diff = x.to(at::kDouble).unsqueeze(1) - mb * means_for(y, x.size(0));    // [B, K, D]
+  const at::Tensor z = at::einsum("bkd,kde->bke", {diff, eigenvectors_});                  // U^T diff
+  const at::Tensor scaled = z / variances;
+  const at::Tensor logits = at::log(weights_).unsqueeze(0) - 0.5 * ((z * scaled).sum(2) + at::log(variances).sum(2));
+  const at::Tensor precision_times_diff = at::einsum("bke,kde->bkd", {scaled, eigenvectors_});  // [B, K, D]
+  return (-(at::softmax(logits, 1).unsqueeze(2) * precision_times_diff).sum(1)).to(x.scalar_type());
+}
+
 GaussianMixture linear_gaussian_posterior(const at::Tensor& prior_mean, const at::Tensor& prior_cov, const at::Tensor& H,
                                           const at::Tensor& noise_cov) {
   const int64_t p = prior_mean.numel();
@@ -121,10 +138,12 @@ at::Tensor GaussianMixtureScore::score(const at::Tensor& x, const at::Tensor& t,
   };
   const double t0 = tc[0].item<double>();
   if ((tc == t0).all().item<bool>()) return score_at(t0, flat, y_flat).reshape(x.sizes());
-  std::vector<at::Tensor> rows;
-  for (int64_t i = 0; i < x.size(0); ++i)
-    rows.push_back(score_at(tc[i].item<double>(), flat.narrow(0, i, 1), y.defined() ? y_flat.narrow(0, i, 1) : y));
-  return at::cat(rows, 0).reshape(x.sizes());
+  const at::Tensor like = at::empty({x.size(0)}, tc.options());
+  return mixture_
+      .diffused_score(flat.cpu(), sde_->mean_coeff(tc, like), sde_->marginal_std(tc, like),
+                      y_flat.defined() ? y_flat.cpu() : y_flat)
+      .to(x.device())
+      .reshape(x.sizes());
 }
 
 at::Tensor GaussianMixtureScore::log_prob(const at::Tensor& x, double t, const at::Tensor& y) const {

@@ -45,6 +45,10 @@ class GaussianMixture {
   // The mixture transformed by x -> m x + sigma z: weights kept, means m mu (and maps m A), covs
   // m^2 Sigma + sigma^2 I.
   GaussianMixture diffused(double m, double sigma) const;
+  // The score of diffused(m_b, sigma_b) at x_b, a different (m, sigma) for every row: m and sigma
+  // [B]. Through the eigendecomposition of each Sigma_k, so that no row needs a factorisation.
+  at::Tensor diffused_score(const at::Tensor& x, const at::Tensor& m, const at::Tensor& sigma,
+                            const at::Tensor& y = {}) const;
 
  private:
   // The component means for conditions y: [1, K, D] (unconditional) or [B, K, D].
@@ -54,6 +58,7 @@ class GaussianMixture {
 
   at::Tensor weights_, means_, covs_, cond_maps_;  // float64
   at::Tensor precisions_, log_dets_, chol_;
+  at::Tensor eigenvalues_, eigenvectors_;  // Sigma_k = U_k diag(lambda_k) U_k^T: [K, D], [K, D, D]
 };
 
 // The posterior p(theta | x) of the linear-Gaussian model theta ~ N(prior_mean, prior_cov),
@@ -63,8 +68,8 @@ class GaussianMixture {
 GaussianMixture linear_gaussian_posterior(const at::Tensor& prior_mean, const at::Tensor& prior_cov, const at::Tensor& H,
                                           const at::Tensor& noise_cov);
 
-// The exact score of a mixture diffused by an SDE, as a ScoreModel (t must be the same for the
-// whole batch, as in every sampler; per-sample t is also handled, row by row).
+// The exact score of a mixture diffused by an SDE, as a ScoreModel (one t for the whole batch, as
+// in most samplers, or one per row, as in per-row ODE solves and training).
 class GaussianMixtureScore final : public ScoreModel {
  public:
   GaussianMixtureScore(GaussianMixture mixture, std::shared_ptr<const SDE> sde);
