@@ -28,7 +28,7 @@ class AugmentedFlow {
     const int64_t b = state.size(0), d = state.size(1) - accumulators();
     std::vector<int64_t> x_shape = x_shape_;
     x_shape[0] = b;
-    const at::Tensor y = y_.defined() && rows.defined() && y_.size(0) > 1 ? y_.index_select(0, rows) : y_;
+    const at::Tensor y = y_.defined() && rows.defined() && y_.size(0) == x_shape_[0] ? y_.index_select(0, rows) : y_;
     if (!probes_.defined()) {
       // Drift f(t) x - g^2 s / 2 is affine in s, so div drift = f(t) D - g^2 div s / 2.
       const at::Tensor x = state.narrow(1, 0, d).reshape(x_shape);
