@@ -8,8 +8,9 @@
 // (one chunk) with each of the seeds 1..K; quality is the energy distance to N held-out draws of
 // the dataset (seed 12345, never used in training), and where the dataset is a known mixture, the
 // mean log-density of the samples under it, each as the mean over the seeds ± its standard error
-// (one seed's figure varies by more than the differences between good samplers). Evaluations are counted by wrapping the score model. The first row
-// measures two independent held-out sets against each other: the floor of the metric at this N.
+// (one seed's figure varies by more than the differences between good samplers). Evaluations are
+// counted by wrapping the score model. The first row measures two independent held-out sets
+// against each other: the floor of the metric at this N.
 // Prints a Markdown table.
 
 #include <ATen/ATen.h>
