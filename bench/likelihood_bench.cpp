@@ -53,8 +53,8 @@ int run(int argc, char** argv) {
     std::fprintf(stderr, "usage: sbgm_bench_loglik --checkpoint RUN_DIR --export DIR [--n N] [--threads T]\n");
     return 2;
   }
-  const int64_t n = std::stoll(bench_arg(argc, argv, "--n", "10000"));
-  const int threads = std::stoi(bench_arg(argc, argv, "--threads", "1"));
+  const int64_t n = bench_int_arg(argc, argv, "--n", 10000);
+  const int threads = static_cast<int>(bench_int_arg(argc, argv, "--threads", 1));
   configure_threads(threads);
   tune_allocator();
   Model model = load_model(checkpoint);

@@ -20,6 +20,7 @@
 #include <cmath>
 #include <cstdio>
 #include <cstring>
+#include <exception>
 #include <string>
 #include <vector>
 
@@ -86,14 +87,14 @@ std::vector<Row> samplers() {
 
 }  // namespace
 
-int main(int argc, char** argv) {
+int run(int argc, char** argv) {
   const std::string checkpoint = bench_arg(argc, argv, "--checkpoint", "");
   const std::string gmm_dataset = bench_arg(argc, argv, "--gmm-dataset", "");
   const std::string dataset = bench_arg(argc, argv, "--dataset", gmm_dataset);
-  const int64_t n = std::stoll(bench_arg(argc, argv, "--n", "4000"));
+  const int64_t n = bench_int_arg(argc, argv, "--n", 4000);
   const std::string only = bench_arg(argc, argv, "--only", "");  // run the samplers whose names start with this
-  const int64_t seeds = std::stoll(bench_arg(argc, argv, "--seeds", "1"));
-  configure_threads(std::stoi(bench_arg(argc, argv, "--threads", "0")));
+  const int64_t seeds = bench_int_arg(argc, argv, "--seeds", 1);
+  configure_threads(static_cast<int>(bench_int_arg(argc, argv, "--threads", 0)));
   if (checkpoint.empty() == gmm_dataset.empty() || dataset.empty() || seeds < 1) {
     std::fprintf(stderr, "usage: sbgm_bench_samplers (--checkpoint RUN_DIR | --gmm-dataset NAME) --dataset NAME [--n N] [--seeds K >= 1] [--only PREFIX]\n");
     return 2;
@@ -153,4 +154,13 @@ int main(int argc, char** argv) {
     std::fflush(stdout);
   }
   return 0;
+}
+
+int main(int argc, char** argv) {
+  try {
+    return run(argc, argv);
+  } catch (const std::exception& e) {  // a malformed number (--n x, --seeds x), an unreadable run
+    std::fprintf(stderr, "sbgm_bench_samplers: %s\n", e.what());
+    return 1;
+  }
 }
