@@ -2,6 +2,8 @@
 #include <ATen/ATen.h>
 #include <gtest/gtest.h>
 
+#include <algorithm>
+
 #include "sbgm/data/toy.hpp"
 #include "sbgm/likelihood/log_likelihood.hpp"
 #include "sbgm/nets/gaussian_mixture.hpp"
@@ -200,4 +202,69 @@ TEST(ExactDivergence, ForwardTangentsInBlocksMatchAutograd) {
   const at::Tensor fast = model.score_and_divergence(x, t, at::Tensor()).divergence;
   const at::Tensor reference = model.ScoreModel::score_and_divergence(x, t, at::Tensor()).divergence;
   EXPECT_TRUE(at::allclose(fast, reference, 1e-4, 1e-4)) << (fast - reference).abs().max();
+}
+
+// A ReLU MLP keeps its Jacobian trace between calls and updates it where units switched
+// (relu_jacobian_trace.hpp). Along a walk that switches a few units a call, with jumps that
+// switch many, a refresh every 64 calls, weights changed through a raw pointer (as the fused
+// optimiser does, without a version bump) and a batch that shrinks, every call's divergence is
+// autograd's, for every depth (the middle products from four hidden layers up) and D = 1 and 3.
+TEST(ExactDivergence, ReluTraceKeptBetweenCallsMatchesAutograd) {
+  const auto sde = std::shared_ptr<const SDE>(make_sde(SDEConfig{}));
+  for (int64_t depth : {2, 3, 4, 5}) {
+    for (int64_t dim : {1, 3}) {
+      at::manual_seed(10 * depth + dim);
+      NetConfig config;
+      config.width = 16;
+      config.depth = depth;
+      auto net = make_score_net(config, {dim});
+      net->to(at::kDouble);
+      NetworkScore model(net, sde, Parameterization::Score);
+      at::Tensor x = at::randn({9, dim}, kDouble), t = at::rand({9}, kDouble) * 0.9 + 0.05;
+      ASSERT_TRUE(net->prefers_own_divergence(x)) << "a ReLU MLP's kept trace is the fast path even at D = " << dim;
+      for (int call = 0; call < 150; ++call) {
+        if (call % 37 == 36) x = at::randn_like(x) * 2;  // a jump: many units switch at once
+        if (call == 60) {
+          at::NoGradGuard no_grad;
+          net->named_parameters()["layers.0.weight"].data_ptr<double>()[0] += 0.25;  // W_0[0, 0], no version bump
+        }
+        if (call == 100) {  // a smaller batch, as the per-row solver's
+          x = x.narrow(0, 0, 5).clone();
+          t = t.narrow(0, 0, 5).clone();
+        }
+        at::Tensor divergence;
+        net->forward_with_divergence(x, t, at::Tensor(), divergence);
+        const at::Tensor reference = model.ScoreModel::score_and_divergence(x, t, at::Tensor()).divergence;
+        ASSERT_TRUE(at::allclose(divergence, reference, 1e-10, 1e-10))
+            << "depth " << depth << ", D " << dim << ", call " << call << ": " << divergence << reference;
+        x = x + 0.05 * at::randn_like(x);
+        t = (t + 0.01).clamp(0.05, 0.95);
+      }
+    }
+  }
+}
+
+// In float32 the kept trace adds one rounding per switch; along 600 calls of a solve-like walk
+// it stays as close as a float32 sum can to the trace computed afresh on the same pattern (a
+// float64 reference would see a different pattern where a unit is within rounding of its kink).
+TEST(ExactDivergence, ReluTraceKeptInFloat32StaysAccurate) {
+  NetConfig config;
+  config.width = 64;
+  config.depth = 3;
+  const auto make = [&] {
+    at::manual_seed(21);
+    return make_score_net(config, {2});
+  };
+  auto net = make();
+  at::Tensor x = at::randn({256, 2}), t = at::full({256}, 0.02);
+  double worst = 0;
+  for (int call = 0; call < 600; ++call) {
+    at::Tensor kept, afresh;
+    net->forward_with_divergence(x, t, at::Tensor(), kept);
+    make()->forward_with_divergence(x, t, at::Tensor(), afresh);  // a new network starts from scratch
+    worst = std::max(worst, ((kept - afresh).abs() / (1 + afresh.abs())).max().item<double>());
+    x = x + 0.02 * at::randn_like(x);
+    t = t + 0.0015;
+  }
+  EXPECT_LT(worst, 1e-5);
 }

@@ -3,6 +3,7 @@
 #include <ATen/ATen.h>
 
 #include "activation.hpp"
+#include "relu_jacobian_trace.hpp"
 
 namespace sbgm {
 
@@ -17,7 +18,16 @@ MLPScoreNet::MLPScoreNet(const NetConfig& config, int64_t data_dim, int64_t cond
     in = config.width;
   }
   layers_->push_back(torch::nn::Linear(in, data_dim));
-  for (size_t i = 0; i < layers_->size(); ++i) linear_.push_back(layers_->ptr<torch::nn::LinearImpl>(i).get());
+  for (size_t i = 0; i < layers_->size(); ++i) {
+    linear_.push_back(layers_->ptr<torch::nn::LinearImpl>(i).get());
+    widths_.push_back(linear_.back()->weight.size(0));
+  }
+  if (activation_ == Activation::ReLU) relu_trace_ = std::make_shared<ReluJacobianTrace>();
+}
+
+bool MLPScoreNet::prefers_own_divergence(const at::Tensor& x) const {
+  return (relu_trace_ && ReluJacobianTrace::applies(widths_, x.size(0), x.device())) ||
+         ScoreNet::prefers_own_divergence(x);
 }
 
 at::Tensor MLPScoreNet::input_features(const at::Tensor& x, const at::Tensor& t, const at::Tensor& y) {
@@ -39,22 +49,32 @@ at::Tensor MLPScoreNet::forward(const at::Tensor& x, const at::Tensor& t, const 
 
 at::Tensor MLPScoreNet::forward_with_divergence(const at::Tensor& x, const at::Tensor& t, const at::Tensor& y,
                                                 at::Tensor& divergence) {
-  // Forward-mode differentiation along each input coordinate e_k of x: the tangent after layer
-  // i is (W_i tangent) * activation'(pre_i), and only component k of the last layer's tangent is
-  // needed, dot(W_last[k], tangent). The first layer's tangent is column k of W_0 for every row,
-  // so the batched work is one [D * B, width] matmul chain, in blocks of tangents that bound memory.
+  // A ReLU network's divergence is kept up to date between calls where that applies
+  // (relu_jacobian_trace.hpp). Otherwise forward-mode differentiation along each input
+  // coordinate e_k of x: the tangent after layer i is (W_i tangent) * activation'(pre_i), and
+  // only component k of the last layer's tangent is needed, dot(W_last[k], tangent). The first
+  // layer's tangent is column k of W_0 for every row, so the batched work is one [D * B, width]
+  // matmul chain, in blocks of tangents that bound memory.
   at::NoGradGuard no_grad;
   const int64_t batch = x.size(0), dim = x.numel() / batch;
   const size_t n = layers_->size();
+  const bool kept = relu_trace_ && ReluJacobianTrace::applies(widths_, batch, x.device());
   at::Tensor h = input_features(x, t, y);
-  std::vector<at::Tensor> slopes;  // activation'(pre_i) of every hidden layer
+  std::vector<at::Tensor> pres, slopes;  // every hidden layer's pre-activation, or activation'(pre_i)
   for (size_t i = 0; i + 1 < n; ++i) {
     const at::Tensor pre = at::addmm(linear_[i]->bias, h, linear_[i]->weight.t());
     h = activate(pre, activation_);
-    slopes.push_back(activation_derivative(pre, h, activation_));
+    if (kept) pres.push_back(pre);
+    else slopes.push_back(activation_derivative(pre, h, activation_));
   }
   const at::Tensor& w_last = linear_[n - 1]->weight;
   const at::Tensor out = at::addmm(linear_[n - 1]->bias, h, w_last.t());
+  if (kept) {
+    std::vector<at::Tensor> weights;
+    for (const auto* layer : linear_) weights.push_back(layer->weight);
+    divergence = (*relu_trace_)(weights, dim, pres);
+    return out.reshape(x.sizes());
+  }
   const at::Tensor w_first = linear_[0]->weight.narrow(1, 0, dim).t().contiguous();  // [D, width_0]: row k = d pre_0 / d x_k
   if (n == 1) {
     divergence = w_first.diagonal().sum().expand({batch}).contiguous();

@@ -68,11 +68,7 @@ at::Tensor NetworkScore::score(const at::Tensor& x, const at::Tensor& t, const a
 
 ScoreModel::WithDivergence NetworkScore::score_and_divergence(const at::Tensor& x, const at::Tensor& t,
                                                               const at::Tensor& y) {
-  // Forward tangents cost the same matmuls as reverse passes but batch them: measured
-  // (bench/divergence_bench.cpp, docs/benchmarks.md) 2-6% slower at D = 2, even at D = 8, and
-  // 1.2-1.8x faster from D = 32 on.
-  constexpr int64_t kForwardTangentsFromFeatures = 8;
-  if (!net_->supports_divergence() || x.numel() / x.size(0) < kForwardTangentsFromFeatures) {
+  if (!net_->prefers_own_divergence(x)) {
     // The default differentiates score(): in full precision for the duration.
     struct FullPrecision {
       Precision& p;

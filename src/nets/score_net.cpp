@@ -13,6 +13,10 @@ namespace sbgm {
 at::Tensor ScoreNet::forward_with_divergence(const at::Tensor&, const at::Tensor&, const at::Tensor&, at::Tensor&) {
   throw InvalidArgument("this network has no closed-form divergence; use autograd");
 }
+bool ScoreNet::prefers_own_divergence(const at::Tensor& x) const {
+  constexpr int64_t kForwardTangentsFromFeatures = 8;
+  return supports_divergence() && x.numel() / x.size(0) >= kForwardTangentsFromFeatures;
+}
 at::Tensor ScoreNet::forward_for_backward(const at::Tensor&, const at::Tensor&, const at::Tensor&) {
   throw InvalidArgument("this network has no manual backward; train it through autograd");
 }

@@ -10,6 +10,8 @@
 
 namespace sbgm {
 
+class ReluJacobianTrace;
+
 class MLPScoreNet final : public ScoreNet {
  public:
   MLPScoreNet(const NetConfig& config, int64_t data_dim, int64_t cond_dim);
@@ -18,6 +20,7 @@ class MLPScoreNet final : public ScoreNet {
   bool supports_divergence() const override { return true; }
   at::Tensor forward_with_divergence(const at::Tensor& x, const at::Tensor& t, const at::Tensor& y,
                                      at::Tensor& divergence) override;
+  bool prefers_own_divergence(const at::Tensor& x) const override;
   bool supports_manual_backward() const override { return true; }
   at::Tensor forward_for_backward(const at::Tensor& x, const at::Tensor& t, const at::Tensor& y) override;
   void backward_into_grads(const at::Tensor& grad_output) override;
@@ -30,6 +33,9 @@ class MLPScoreNet final : public ScoreNet {
   std::shared_ptr<TimeEmbedding> embedding_;
   torch::nn::ModuleList layers_;
   std::vector<torch::nn::LinearImpl*> linear_;  // the layers, without a shared_ptr copy per use
+  std::vector<int64_t> widths_;                  // every layer's output features
+  // A ReLU network's exact divergence, kept up to date between calls (relu_jacobian_trace.hpp).
+  std::shared_ptr<ReluJacobianTrace> relu_trace_;
   // The manual path's buffers, reused while the batch size stays the same: the input, every
   // layer's pre-activation and activation, and the back-propagated gradient.
   at::Tensor input_;

@@ -22,6 +22,11 @@ class ScoreNet : public torch::nn::Module {
   virtual bool supports_divergence() const { return false; }
   virtual at::Tensor forward_with_divergence(const at::Tensor& x, const at::Tensor& t, const at::Tensor& y,
                                              at::Tensor& divergence);
+  // Whether forward_with_divergence is the faster way for inputs like x. The default: when
+  // supported, from 8 features up (forward tangents batch the D reverse passes of autograd;
+  // measured in bench/divergence_bench.cpp, docs/benchmarks.md: 2-6% slower at D = 2, even at
+  // D = 8, 1.2-1.8x faster from D = 32 on).
+  virtual bool prefers_own_divergence(const at::Tensor& x) const;
   // Optional training fast path without autograd, for networks small enough that autograd's
   // per-op bookkeeping dominates (the tutorial's MLP at batch 8). forward_for_backward keeps
   // what backward_into_grads needs; backward_into_grads writes d loss / d parameter, given
