@@ -79,12 +79,10 @@ const Tableau& tableau(SolverKind kind) {
   return euler;
 }
 
-// One step of size h from (t, y) with k[0] = f(t, y) given. Fills k[1..] and returns y_{n+1};
-// with an embedded pair also the error estimate.
+// One fixed step of size h from (t, y) with k[0] = f(t, y) given; fills k[1..].
 at::Tensor rk_step(const Tableau& tab, const ODEFunction& f, double t, const at::Tensor& y, double h,
-                   std::vector<at::Tensor>& k, at::Tensor* error, int64_t& evals) {
-  const size_t stages = tab.c.size();
-  for (size_t i = 1; i < stages; ++i) {
+                   std::vector<at::Tensor>& k, int64_t& evals) {
+  for (size_t i = 1; i < tab.c.size(); ++i) {
     at::Tensor yi = y.clone();
     for (size_t j = 0; j < i; ++j)
       if (tab.a[i][j] != 0) yi.add_(k[j], h * tab.a[i][j]);
@@ -94,46 +92,30 @@ at::Tensor rk_step(const Tableau& tab, const ODEFunction& f, double t, const at:
   at::Tensor y1 = y.clone();
   for (size_t i = 0; i < tab.b.size(); ++i)
     if (tab.b[i] != 0) y1.add_(k[i], h * tab.b[i]);
-  if (error) {
-    *error = at::zeros_like(y);
-    for (size_t i = 0; i < tab.err.size(); ++i)
-      if (tab.err[i] != 0) error->add_(k[i], h * tab.err[i]);
-  }
   return y1;
 }
 
 // RMS over each row of v [G, n], as float64 on the CPU: [G].
 at::Tensor rms_rows(const at::Tensor& v) { return v.to(at::kDouble).pow(2).mean(1).sqrt().cpu(); }
 
-// f on flattened rows: t is a float64 CPU tensor [g] (one time per row), y [g, n].
-using FlatRows = std::function<at::Tensor(const at::Tensor& t, const at::Tensor& y)>;
+// f on flattened rows: t [g] (float64, CPU; one time per row), y [g, n], rows [g] (int64, y's
+// device) the original indices of the rows passed.
+using FlatRows = std::function<at::Tensor(const at::Tensor& t, const at::Tensor& y, const at::Tensor& rows)>;
 
 // Hairer, Norsett & Wanner's starting step (II.4; HINIT of DOPRI5, select_initial_step of scipy)
 // for each row of y0 [G, n], for a method whose local error is O(h^order): [G], float64, CPU.
-at::Tensor initial_steps(const FlatRows& f, double t0, const at::Tensor& y0, const at::Tensor& f0, double direction,
-                         int order, const SolverConfig& c, int64_t& evals) {
+at::Tensor initial_steps(const FlatRows& f, double t0, const at::Tensor& y0, const at::Tensor& f0,
+                         const at::Tensor& rows, double direction, int order, const SolverConfig& c) {
   const at::Tensor scale = y0.abs() * c.rtol + c.atol;
   const at::Tensor d0 = rms_rows(y0 / scale), d1 = rms_rows(f0 / scale);
   const at::Tensor h0 = at::where((d0 < 1e-5).logical_or(d1 < 1e-5), at::full_like(d0, 1e-6), 0.01 * d0 / d1);
   const at::Tensor dh = (direction * h0).to(y0.options()).unsqueeze(1);
-  const at::Tensor f1 = f(t0 + direction * h0, y0 + f0 * dh);
-  ++evals;
+  const at::Tensor f1 = f(t0 + direction * h0, y0 + f0 * dh, rows);
   const at::Tensor d2 = rms_rows((f1 - f0) / scale) / h0;
   const at::Tensor h1 = at::where((d1 <= 1e-15).logical_and(d2 <= 1e-15), (h0 * 1e-3).clamp_min(1e-6),
                                   (0.01 / at::maximum(d1, d2)).pow(1.0 / order));
   return at::minimum(100 * h0, h1);
 }
-
-double initial_step(const ODEFunction& f, double t0, const at::Tensor& y0, const at::Tensor& f0, double direction,
-                    int order, const SolverConfig& c, int64_t& evals) {
-  const FlatRows whole = [&](const at::Tensor& t, const at::Tensor& y) {
-    return f(t.item<double>(), y.view(y0.sizes())).reshape({1, -1});
-  };
-  return initial_steps(whole, t0, y0.reshape({1, -1}), f0.reshape({1, -1}), direction, order, c, evals)
-      .item<double>();
-}
-
-double rms_norm(const at::Tensor& v) { return rms_rows(v.reshape({1, -1})).item<double>(); }
 
 // The step-size controller's constants. PI control (Hairer & Wanner II, IV.2, with the constants
 // of Hairer's DOPRI5 code): h <- h * safety * err^-alpha * err_prev^beta, beta = 0.04,
@@ -144,12 +126,106 @@ double rms_norm(const at::Tensor& v) { return rms_rows(v.reshape({1, -1})).item<
 struct Controller {
   Controller(const SolverConfig& c, int order)
       : pi(c.control == StepControl::PI), beta(pi ? 0.04 : 0.0), alpha(1.0 / order - 0.75 * beta), order(order) {}
-  bool accepts(double err) const { return pi ? err <= 1.0 : err < 1.0; }
   bool pi;
   double beta, alpha;
   int order;
   static constexpr double safety = 0.9, fac_min = 0.2, fac_max = 10.0;
 };
+
+// The adaptive solve of the rows of y0 [G, n] as G independent problems, each with its own step
+// size, error norm and controller state; a row leaves the batch when it reaches t1. odeint is the
+// case G = 1 (the whole state one row), odeint_rowwise the case of a row per problem. The
+// bookkeeping (t, h, errors, decisions) is per row in float64 on the CPU; the state stays on y0's
+// device. on_step (G = 1 only) is called after every accepted step with the time and state.
+at::Tensor adaptive_solve(const FlatRows& f, const at::Tensor& y0, double t0, double t1, const SolverConfig& c,
+                          SolveStats& s, const std::function<void(double t, const at::Tensor& y)>& on_step) {
+  const int64_t batch = y0.size(0);
+  const Tableau& tab = tableau(c.kind);
+  const Controller ctl(c, tab.order);
+  const double direction = t1 > t0 ? 1.0 : -1.0;
+  const at::TensorOptions cpu = at::TensorOptions().dtype(at::kDouble);
+  at::Tensor rows = at::arange(batch, y0.options().dtype(at::kLong));
+  const FlatRows eval = [&](const at::Tensor& t, const at::Tensor& y, const at::Tensor& which) {
+    ++s.function_evals;
+    s.row_evals += y.size(0);
+    return f(t, y, which);
+  };
+  const auto per_row = [&](const at::Tensor& v) { return v.to(y0.options()).unsqueeze(1); };  // [b] -> [b, 1]
+  // sum_j coef[j] k[j] over the nonzero coefficients
+  std::vector<at::Tensor> k(tab.c.size());
+  const auto combine = [&](const std::vector<double>& coef, size_t n) {
+    at::Tensor acc;
+    for (size_t j = 0; j < n; ++j)
+      if (coef[j] != 0) acc = acc.defined() ? acc.add(k[j], coef[j]) : k[j] * coef[j];
+    return acc;
+  };
+
+  at::Tensor out = at::empty_like(y0);
+  at::Tensor y = y0;
+  at::Tensor t = at::full({batch}, t0, cpu);
+  k[0] = eval(t, y, rows);
+  at::Tensor h = c.first_step > 0 ? at::full({batch}, c.first_step, cpu)
+                                  : initial_steps(eval, t0, y, k[0], rows, direction, tab.order, c);
+  h.clamp_max_(std::abs(t1 - t0));
+  at::Tensor err_prev = at::ones({batch}, cpu), after_rejection = at::zeros({batch}, cpu.dtype(at::kBool));
+  at::Tensor attempts = at::zeros({batch}, cpu.dtype(at::kLong));
+
+  while (t.numel() > 0) {
+    if (attempts.max().item<int64_t>() >= c.max_steps)
+      throw std::runtime_error("ODE solve exceeded max_steps (" + std::to_string(c.max_steps) + ") at t = " +
+                               std::to_string(t.masked_select(attempts >= c.max_steps).min().item<double>()) +
+                               "; loosen the tolerances or raise the limit");
+    // Land exactly on t1 (PI: also avoid a sliver of a last step).
+    const at::Tensor remaining = (t1 - t).abs();
+    const at::Tensor last = ctl.pi ? h > 0.99 * remaining : h >= remaining;
+    h = at::where(last, remaining, h);
+    const at::Tensor step = direction * h, step_dev = per_row(step);
+    for (size_t i = 1; i < tab.c.size(); ++i) k[i] = eval(t + tab.c[i] * step, y + step_dev * combine(tab.a[i], i), rows);
+    const at::Tensor y1 = y + step_dev * combine(tab.b, tab.b.size());
+    const at::Tensor scale = at::maximum(y.abs(), y1.abs()) * c.rtol + c.atol;
+    const at::Tensor err = rms_rows(step_dev * combine(tab.err, tab.err.size()) / scale);
+    if (!err.isfinite().all().item<bool>())
+      throw std::runtime_error("ODE solve produced NaN or Inf at t = " +
+                               std::to_string(t.masked_select(err.isfinite().logical_not()).min().item<double>()));
+    // A step is accepted at err <= 1 under PI control and at err < 1 under integral control, as
+    // scipy does; it then grows (never right after a rejection under integral control), otherwise
+    // shrinks.
+    const at::Tensor accept = ctl.pi ? err <= 1.0 : err < 1.0;
+    const int64_t accepted = accept.sum().item<int64_t>();
+    s.accepted += accepted;
+    s.rejected += t.numel() - accepted;
+    attempts += 1;
+    at::Tensor grow = at::where(err == 0, at::full_like(err, ctl.fac_max),
+                                ctl.safety * err.pow(-ctl.alpha) * err_prev.pow(ctl.beta));
+    grow = ctl.pi ? grow.clamp(ctl.fac_min, ctl.fac_max)
+                  : at::where(after_rejection, grow.clamp_max(1.0), grow).clamp_max(ctl.fac_max);
+    const at::Tensor shrink = (ctl.safety * err.pow(-1.0 / tab.order)).clamp_min(ctl.fac_min);
+    h = h * at::where(accept, grow, shrink);
+    err_prev = at::where(accept, err.clamp_min(1e-4), err_prev);
+    after_rejection = accept.logical_not();
+    t = at::where(accept, at::where(last, at::full_like(t, t1), t + step), t);
+    const at::Tensor accept_dev = accept.to(y.device()).unsqueeze(1);
+    y = at::where(accept_dev, y1, y);
+    k[0] = at::where(accept_dev, k.back(), k[0]);  // first same as last
+    if (on_step && accepted > 0) on_step(t.item<double>(), y);
+    const at::Tensor underflow = h < 1e-14 * t.abs().clamp_min(1.0);
+    if (underflow.any().item<bool>())
+      throw std::runtime_error("ODE step size underflow at t = " +
+                               std::to_string(t.masked_select(underflow).min().item<double>()));
+
+    const at::Tensor done = accept.logical_and(last);
+    if (done.any().item<bool>()) {
+      const at::Tensor done_dev = done.nonzero().squeeze(1).to(y.device());
+      out.index_copy_(0, rows.index_select(0, done_dev), y.index_select(0, done_dev));
+      const at::Tensor keep_at = done.logical_not().nonzero().squeeze(1), keep_dev = keep_at.to(y.device());
+      rows = rows.index_select(0, keep_dev);
+      y = y.index_select(0, keep_dev);
+      k[0] = k[0].index_select(0, keep_dev);
+      for (at::Tensor* v : {&t, &h, &err_prev, &after_rejection, &attempts}) *v = v->index_select(0, keep_at);
+    }
+  }
+  return out;
+}
 
 }  // namespace
 
@@ -178,67 +254,31 @@ at::Tensor odeint(const ODEFunction& f, const at::Tensor& y0, double t0, double 
   SolveStats& s = stats ? *stats : local;
   s = SolveStats{};
   if (t0 == t1) return y0.clone();
+  const int64_t rows = y0.dim() > 0 ? y0.size(0) : 1;
+
+  if (is_adaptive(c.kind)) {
+    // The whole state is one row of the adaptive core: one step size, one error norm.
+    const FlatRows whole = [&](const at::Tensor& t, const at::Tensor& y, const at::Tensor&) {
+      return f(t.item<double>(), y.view(y0.sizes())).reshape({1, -1});
+    };
+    const auto on_whole_step = [&](double t, const at::Tensor& y) { on_step(t, y.view(y0.sizes())); };
+    const at::Tensor y = adaptive_solve(whole, y0.reshape({1, -1}), t0, t1, c, s,
+                                        on_step ? on_whole_step : std::function<void(double, const at::Tensor&)>{});
+    s.row_evals = s.function_evals * rows;
+    return y.view(y0.sizes());
+  }
+
   const Tableau& tab = tableau(c.kind);
   std::vector<at::Tensor> k(tab.c.size());
   at::Tensor y = y0.clone();
-  const int64_t rows = y0.dim() > 0 ? y0.size(0) : 1;
-
-  if (!is_adaptive(c.kind)) {
-    const double h = (t1 - t0) / static_cast<double>(c.steps);
-    for (int64_t i = 0; i < c.steps; ++i) {
-      const double t = t0 + i * h;
-      k[0] = f(t, y);
-      ++s.function_evals;
-      y = rk_step(tab, f, t, y, h, k, nullptr, s.function_evals);
-      ++s.accepted;
-      if (on_step) on_step(i + 1 == c.steps ? t1 : t + h, y);
-    }
-    s.row_evals = s.function_evals * rows;
-    return y;
-  }
-
-  const Controller ctl(c, tab.order);
-  const bool pi = ctl.pi;
-  const double direction = t1 > t0 ? 1.0 : -1.0;
-  const double span = std::abs(t1 - t0);
-  const double safety = ctl.safety, fac_min = ctl.fac_min, fac_max = ctl.fac_max;
-  const double beta = ctl.beta, alpha = ctl.alpha;
-  k[0] = f(t0, y);
-  ++s.function_evals;
-  double h = c.first_step > 0 ? c.first_step : initial_step(f, t0, y, k[0], direction, tab.order, c, s.function_evals);
-  h = std::min(h, span);
-  double t = t0, err_prev = 1.0;
-  bool rejected_this_step = false;
-  at::Tensor error;
-  while (direction * (t1 - t) > 0) {
-    if (s.accepted + s.rejected >= c.max_steps)
-      throw std::runtime_error("ODE solve exceeded max_steps (" + std::to_string(c.max_steps) + ") at t = " +
-                               std::to_string(t) + "; loosen the tolerances or raise the limit");
-    // Land exactly on t1 (PI: also avoid a sliver of a last step).
-    const double remaining = std::abs(t1 - t);
-    if (h >= remaining || (pi && h > 0.99 * remaining)) h = remaining;
-    const double step = direction * h;
-    const at::Tensor y1 = rk_step(tab, f, t, y, step, k, &error, s.function_evals);
-    const at::Tensor scale = at::maximum(y.abs(), y1.abs()) * c.rtol + c.atol;
-    const double err = rms_norm(error / scale);
-    if (!std::isfinite(err)) throw std::runtime_error("ODE solve produced NaN or Inf at t = " + std::to_string(t));
-    if (ctl.accepts(err)) {
-      t = (h == remaining) ? t1 : t + step;
-      y = y1;
-      k[0] = k.back();  // first same as last
-      ++s.accepted;
-      if (on_step) on_step(t, y);
-      double factor = err == 0 ? fac_max : safety * std::pow(err, -alpha) * std::pow(err_prev, beta);
-      if (!pi && rejected_this_step) factor = std::min(1.0, factor);
-      h *= pi ? std::clamp(factor, fac_min, fac_max) : std::min(factor, fac_max);
-      err_prev = std::max(err, 1e-4);
-      rejected_this_step = false;
-    } else {
-      ++s.rejected;
-      rejected_this_step = true;
-      h *= std::max(fac_min, safety * std::pow(err, -1.0 / tab.order));
-    }
-    if (h < 1e-14 * std::max(1.0, std::abs(t))) throw std::runtime_error("ODE step size underflow at t = " + std::to_string(t));
+  const double h = (t1 - t0) / static_cast<double>(c.steps);
+  for (int64_t i = 0; i < c.steps; ++i) {
+    const double t = t0 + i * h;
+    k[0] = f(t, y);
+    ++s.function_evals;
+    y = rk_step(tab, f, t, y, h, k, s.function_evals);
+    ++s.accepted;
+    if (on_step) on_step(i + 1 == c.steps ? t1 : t + h, y);
   }
   s.row_evals = s.function_evals * rows;
   return y;
@@ -251,105 +291,21 @@ at::Tensor odeint_rowwise(const RowwiseODEFunction& f, const at::Tensor& y0, dou
   SolveStats local;
   SolveStats& s = stats ? *stats : local;
   s = SolveStats{};
-  const int64_t batch = y0.size(0), width = y0.numel() / batch;
-  const at::Tensor all_rows = at::arange(batch, y0.options().dtype(at::kLong));
+  const int64_t batch = y0.size(0);
   if (!is_adaptive(c.kind) || t0 == t1) {
     // Every row takes the same steps anyway.
+    const at::Tensor all_rows = at::arange(batch, y0.options().dtype(at::kLong));
     const ODEFunction same_t = [&](double t, const at::Tensor& y) {
       return f(at::full({batch}, t, y.options()), y, all_rows);
     };
     return odeint(same_t, y0, t0, t1, c, &s);
   }
-
-  // Bookkeeping (t, h, errors, decisions) is per row in float64 on the CPU; the state [b, width]
-  // stays on y0's device and shrinks as rows finish. rows: the original indices of the rows
-  // still going.
-  const Tableau& tab = tableau(c.kind);
-  const Controller ctl(c, tab.order);
-  const double direction = t1 > t0 ? 1.0 : -1.0;
-  const at::TensorOptions cpu = at::TensorOptions().dtype(at::kDouble);
   std::vector<int64_t> shape = y0.sizes().vec();
-  at::Tensor rows = all_rows;
-  const FlatRows flat = [&](const at::Tensor& t, const at::Tensor& y) {
+  const FlatRows flat = [&](const at::Tensor& t, const at::Tensor& y, const at::Tensor& rows) {
     shape[0] = y.size(0);
-    ++s.function_evals;
-    s.row_evals += y.size(0);
-    return f(t.to(y.options()), y.view(shape), rows).reshape({y.size(0), width});
+    return f(t.to(y.options()), y.view(shape), rows).reshape({y.size(0), -1});
   };
-  auto per_row = [&](const at::Tensor& v) { return v.to(y0.options()).unsqueeze(1); };  // [b] -> [b, 1] on device
-
-  at::Tensor out = at::empty({batch, width}, y0.options());
-  at::Tensor y = y0.reshape({batch, width}).clone();
-  at::Tensor t = at::full({batch}, t0, cpu);
-  std::vector<at::Tensor> k(tab.c.size());
-  k[0] = flat(t, y);
-  int64_t counted_by_flat = 0;
-  at::Tensor h = c.first_step > 0 ? at::full({batch}, c.first_step, cpu)
-                                  : initial_steps(flat, t0, y, k[0], direction, tab.order, c, counted_by_flat);
-  h.clamp_max_(std::abs(t1 - t0));
-  at::Tensor err_prev = at::ones({batch}, cpu), after_rejection = at::zeros({batch}, cpu.dtype(at::kBool));
-  at::Tensor attempts = at::zeros({batch}, cpu.dtype(at::kLong));
-  // sum_j coef[j] k[j] over the nonzero coefficients
-  auto combine = [&](const std::vector<double>& coef, size_t n) {
-    at::Tensor acc;
-    for (size_t j = 0; j < n; ++j)
-      if (coef[j] != 0) acc = acc.defined() ? acc.add(k[j], coef[j]) : k[j] * coef[j];
-    return acc;
-  };
-
-  while (t.numel() > 0) {
-    if (attempts.max().item<int64_t>() >= c.max_steps)
-      throw std::runtime_error("ODE solve exceeded max_steps (" + std::to_string(c.max_steps) + ") on a row at t = " +
-                               std::to_string(t.masked_select(attempts >= c.max_steps).min().item<double>()) +
-                               "; loosen the tolerances or raise the limit");
-    // Land exactly on t1 (PI: also avoid a sliver of a last step).
-    const at::Tensor remaining = (t1 - t).abs();
-    const at::Tensor last = ctl.pi ? h > 0.99 * remaining : h >= remaining;
-    h = at::where(last, remaining, h);
-    const at::Tensor step = direction * h, step_dev = per_row(step);
-    for (size_t i = 1; i < tab.c.size(); ++i) k[i] = flat(t + tab.c[i] * step, y + step_dev * combine(tab.a[i], i));
-    const at::Tensor y1 = y + step_dev * combine(tab.b, tab.b.size());
-    const at::Tensor scale = at::maximum(y.abs(), y1.abs()) * c.rtol + c.atol;
-    const at::Tensor err = rms_rows(step_dev * combine(tab.err, tab.err.size()) / scale);
-    if (!err.isfinite().all().item<bool>())
-      throw std::runtime_error("ODE solve produced NaN or Inf at t = " +
-                               std::to_string(t.masked_select(err.isfinite().logical_not()).min().item<double>()));
-    const at::Tensor accept = ctl.pi ? err <= 1.0 : err < 1.0;
-    const int64_t accepted = accept.sum().item<int64_t>();
-    s.accepted += accepted;
-    s.rejected += t.numel() - accepted;
-    attempts += 1;
-
-    // odeint's controller, row by row.
-    at::Tensor grow = at::where(err == 0, at::full_like(err, ctl.fac_max),
-                                ctl.safety * err.pow(-ctl.alpha) * err_prev.pow(ctl.beta));
-    grow = ctl.pi ? grow.clamp(ctl.fac_min, ctl.fac_max)
-                  : at::where(after_rejection, grow.clamp_max(1.0), grow).clamp_max(ctl.fac_max);
-    const at::Tensor shrink = (ctl.safety * err.pow(-1.0 / tab.order)).clamp_min(ctl.fac_min);
-    h = h * at::where(accept, grow, shrink);
-    err_prev = at::where(accept, err.clamp_min(1e-4), err_prev);
-    after_rejection = accept.logical_not();
-    t = at::where(accept, at::where(last, at::full_like(t, t1), t + step), t);
-    const at::Tensor accept_dev = accept.to(y.device()).unsqueeze(1);
-    y = at::where(accept_dev, y1, y);
-    k[0] = at::where(accept_dev, k.back(), k[0]);  // first same as last
-    const at::Tensor underflow = h < 1e-14 * t.abs().clamp_min(1.0);
-    if (underflow.any().item<bool>())
-      throw std::runtime_error("ODE step size underflow at t = " +
-                               std::to_string(t.masked_select(underflow).min().item<double>()));
-
-    const at::Tensor done = accept.logical_and(last);
-    if (done.any().item<bool>()) {
-      const at::Tensor done_dev = done.nonzero().squeeze(1).to(y.device());
-      out.index_copy_(0, rows.index_select(0, done_dev), y.index_select(0, done_dev));
-      const at::Tensor keep_at = done.logical_not().nonzero().squeeze(1), keep_dev = keep_at.to(y.device());
-      rows = rows.index_select(0, keep_dev);
-      y = y.index_select(0, keep_dev);
-      k[0] = k[0].index_select(0, keep_dev);
-      for (at::Tensor* v : {&t, &h, &err_prev, &after_rejection, &attempts}) *v = v->index_select(0, keep_at);
-    }
-  }
-  return out.view(y0.sizes());
+  return adaptive_solve(flat, y0.reshape({batch, -1}), t0, t1, c, s, {}).view(y0.sizes());
 }
 
 }  // namespace sbgm
