@@ -26,7 +26,7 @@ MLPScoreNet::MLPScoreNet(const NetConfig& config, int64_t data_dim, int64_t cond
 }
 
 bool MLPScoreNet::prefers_own_divergence(const at::Tensor& x) const {
-  return (relu_trace_ && ReluJacobianTrace::applies(widths_, x.size(0), x.device())) ||
+  return (relu_trace_ && ReluJacobianTrace::applies(widths_, x)) ||
          ScoreNet::prefers_own_divergence(x);
 }
 
@@ -58,7 +58,7 @@ at::Tensor MLPScoreNet::forward_with_divergence(const at::Tensor& x, const at::T
   at::NoGradGuard no_grad;
   const int64_t batch = x.size(0), dim = x.numel() / batch;
   const size_t n = layers_->size();
-  const bool kept = relu_trace_ && ReluJacobianTrace::applies(widths_, batch, x.device());
+  const bool kept = relu_trace_ && ReluJacobianTrace::applies(widths_, x);
   at::Tensor h = input_features(x, t, y);
   std::vector<at::Tensor> pres, slopes;  // every hidden layer's pre-activation, or activation'(pre_i)
   for (size_t i = 0; i + 1 < n; ++i) {

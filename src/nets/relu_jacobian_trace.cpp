@@ -112,12 +112,12 @@ std::vector<at::Tensor> ends_of(const std::vector<at::Tensor>& weights) {
 
 }  // namespace
 
-bool ReluJacobianTrace::applies(const std::vector<int64_t>& widths, int64_t batch, const at::Device& device) {
-  if (widths.size() < 3 || !device.is_cpu()) return false;
+bool ReluJacobianTrace::applies(const std::vector<int64_t>& widths, const at::Tensor& x) {
+  if (widths.size() < 3 || !x.device().is_cpu() || x.dim() < 1) return false;
   const size_t hidden = widths.size() - 1;
   const int64_t dim = widths.back();
   const int64_t kept = dim * (widths[1] + (hidden >= 3 ? widths[hidden - 2] : 0));
-  return batch * (kept * 8 + widths[0] + widths[hidden - 1]) <= kMaxStateBytes;
+  return x.size(0) * (kept * static_cast<int64_t>(x.element_size()) + widths[0] + widths[hidden - 1]) <= kMaxStateBytes;
 }
 
 bool ReluJacobianTrace::built_for(const std::vector<at::Tensor>& weights, int64_t batch) const {

@@ -28,9 +28,10 @@ namespace sbgm {
 
 class ReluJacobianTrace {
  public:
-  // Whether it applies to these layer widths (every Linear's output features, last = D) on this
-  // device: at least two hidden layers, CPU, and state for the batch within a memory bound.
-  static bool applies(const std::vector<int64_t>& widths, int64_t batch, const at::Device& device);
+  // Whether it applies to these layer widths (every Linear's output features, last = D) and the
+  // input x [B, ...]: at least two hidden layers, CPU, and state for B rows in x's dtype within a
+  // memory bound.
+  static bool applies(const std::vector<int64_t>& widths, const at::Tensor& x);
 
   // weights: every Linear weight, first to last ([out, in]); the first dim inputs of weights[0]
   // are x. pre: the hidden layers' pre-activations of this call, [B, width_i]. Returns [B].
