@@ -70,10 +70,8 @@ void add_inpaint_command(CLI::App& app, Action& action) {
       if (!opt->png.empty()) check_output_path(opt->png, ".png");
       const Precision precision = precision_from_string(opt->precision);
       if (should_launch(opt->nproc)) return launch_local_job(opt->nproc);
-      const Job job = join_job(opt->device, RunConfig{}.timeout);
+      const Job job = join_model_job(opt->device, opt->threads);
       const c10::Device device = parse_device(job.device);
-      configure_threads(static_cast<int>(opt->threads));
-      tune_allocator();
       const at::Tensor observed = load_data_file(opt->data, 1, /*keep_double=*/true, /*allow_nan=*/true);
       const at::Tensor mask = opt->mask.empty() ? at::ones(observed.sizes().slice(1), at::kDouble) : read_npy(opt->mask, true);
       Model model = opt->source.load(device);

@@ -122,10 +122,8 @@ void add_loglik_command(CLI::App& app, Action& action) {
       lc.validate();
       if (opt->threads < 0) throw InvalidArgument("--threads must not be negative");
       if (should_launch(opt->nproc)) return launch_local_job(opt->nproc);
-      const Job job = join_job(opt->device, RunConfig{}.timeout);
+      const Job job = join_model_job(opt->device, opt->threads);
       const c10::Device device = parse_device(job.device);
-      configure_threads(static_cast<int>(opt->threads));
-      tune_allocator();
       const at::Tensor data = opt->data.empty() ? at::Tensor() : load_data_file(opt->data, 1, /*keep_double=*/true);
       Model model = opt->source.load(device);
       model.comm = job.comm;

@@ -119,10 +119,8 @@ void add_sample_command(CLI::App& app, Action& action) {
       sampling.solver = opt->solver.resolve();
       const Precision precision = precision_from_string(opt->precision);
       if (should_launch(opt->nproc)) return launch_local_job(opt->nproc);
-      const Job job = join_job(opt->device, RunConfig{}.timeout);
+      const Job job = join_model_job(opt->device, opt->threads);
       const c10::Device device = parse_device(job.device);
-      configure_threads(static_cast<int>(opt->threads));
-      tune_allocator();
       Model model = opt->source.load(device);
       model.comm = job.comm;
       model.guidance = opt->guidance;

@@ -17,6 +17,7 @@
 #include <optional>
 #include <thread>
 
+#include "sbgm/run/run_config.hpp"
 #include "sbgm/util/error.hpp"
 #include "sbgm/util/runtime.hpp"
 
@@ -193,6 +194,13 @@ Job join_job(const std::string& device, double timeout_seconds) {
   if (device == "cuda") job.device = "cuda:" + std::to_string(env->local_rank);
   const auto timeout = std::chrono::milliseconds(static_cast<int64_t>(timeout_seconds * 1000));
   job.comm = Communicator::connect(*env, parse_device(job.device), timeout);
+  return job;
+}
+
+Job join_model_job(const std::string& device, int64_t threads) {
+  Job job = join_job(device, RunConfig{}.timeout);
+  configure_threads(static_cast<int>(threads));
+  tune_allocator();
   return job;
 }
 

@@ -38,6 +38,9 @@ struct Job {
   std::string device;
 };
 Job join_job(const std::string& device, double timeout_seconds);
+// join_job for the commands that use a saved model (sample, loglik, inpaint): the run's default
+// timeout, `threads` intra-op threads (0: the cores) and the allocator tuned for repeated batches.
+Job join_model_job(const std::string& device, int64_t threads);
 
 // True for processes other than rank 0 of a job: they draw no progress and print no results.
 bool is_secondary_rank();
