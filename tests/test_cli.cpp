@@ -112,6 +112,7 @@ TEST(Cli, BadSampleInputs) {
 // Ctrl-C during training saves a checkpoint, says how to resume, exits 130; --resume continues.
 TEST(Cli, InterruptSavesCheckpointAndResumeContinues) {
   const fs::path run = scratch() / "interrupted", err = scratch() / "interrupted.err";
+  fs::remove_all(run);  // a repeated run (--gtest_repeat) must not find the last one's loss log
   const pid_t pid = ::fork();
   ASSERT_GE(pid, 0);
   if (pid == 0) {

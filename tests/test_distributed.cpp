@@ -397,6 +397,7 @@ TEST(Distributed, AHungProcessTimesOut) {
 // run resumes on a different number of processes.
 TEST(Distributed, InterruptedJobSavesOnceAndResumesOnOneProcess) {
   const fs::path run = scratch() / "dp_interrupted", err = scratch() / "dp_interrupted.err";
+  fs::remove_all(run);  // a repeated run (--gtest_repeat) must not find the last one's loss log
   const pid_t launcher = start_endless_job(run, err, {});
   ASSERT_TRUE(wait_for_step(run, 20)) << slurp(err);
   ::kill(launcher, SIGTERM);
