@@ -2,6 +2,7 @@
 #include <gtest/gtest.h>
 
 #include "sbgm/run/run_config.hpp"
+#include "sbgm/run/run_defaults.hpp"
 #include "sbgm/util/error.hpp"
 
 using namespace sbgm;
@@ -51,4 +52,48 @@ TEST(RunConfig, ValidateRejectsImpossibleValues) {
   invalid("sample.steps", "0");
   invalid("train.ema_decay", "1");
   invalid("data.file", "x.npy");  // both a dataset and a file
+}
+
+// Keys left "auto" read and write as "auto" and are settled by the run from its data.
+TEST(RunConfig, AutoKeysRoundTripAndAreSettledFromTheData) {
+  RunConfig c;
+  for (const auto& key : auto_keys()) EXPECT_EQ(c.get(key), "auto") << key;
+  RunConfig d;
+  d.merge_toml(c.to_toml(), "written");
+  for (const auto& key : auto_keys()) EXPECT_EQ(d.get(key), "auto") << key;
+  EXPECT_THROW(c.set("train.steps", "-1"), InvalidArgument);  // the sentinel is not a value
+  c.set("train.steps", "500");
+  c.set("train.steps", "auto");
+  EXPECT_EQ(c.get("train.steps"), "auto");
+
+  // Unconditional: a fixed length with cosine decay, nothing held out.
+  const RunConfig u = settle_auto_keys(RunConfig{}, DataFacts{10000, 0});
+  EXPECT_EQ(u.train.steps, 20000);
+  EXPECT_EQ(u.train.schedule, LRSchedule::Cosine);
+  EXPECT_EQ(u.train.validation_fraction, 0.0);
+  EXPECT_EQ(u.train.patience, 0);
+  EXPECT_EQ(u.train.validate_every, 0);
+  for (const auto& key : auto_keys()) EXPECT_NE(u.get(key), "auto") << key;
+
+  // Conditional: a tenth held out, one validation per epoch of the other rows, patience in epochs,
+  // constant learning rate, and a cap on the length.
+  RunConfig cond;
+  cond.train.batch_size = 256;
+  const RunConfig s = settle_auto_keys(cond, DataFacts{10000, 3});
+  EXPECT_DOUBLE_EQ(s.train.validation_fraction, 0.1);
+  EXPECT_EQ(s.train.validate_every, (9000 + 255) / 256);
+  EXPECT_GE(s.train.patience, 20);
+  EXPECT_EQ(s.train.schedule, LRSchedule::Constant);
+  EXPECT_GE(s.train.steps, 1000 * s.train.validate_every);  // a cap, not a length that stops it first
+  EXPECT_NO_THROW(s.train.validate());
+
+  // What the user set is kept; without held-out rows a conditional run has a fixed length again.
+  cond.train.validation_fraction = 0;
+  cond.train.steps = 777;
+  const RunConfig f = settle_auto_keys(cond, DataFacts{10000, 3});
+  EXPECT_EQ(f.train.steps, 777);
+  EXPECT_EQ(f.train.patience, 0);
+  EXPECT_EQ(f.train.schedule, LRSchedule::Cosine);
+  // Too few rows to hold a tenth out.
+  EXPECT_EQ(settle_auto_keys(RunConfig{}, DataFacts{30, 2}).train.validation_fraction, 0.0);
 }

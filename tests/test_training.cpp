@@ -263,6 +263,29 @@ TEST(Validation, PatienceStopsTrainingAfterTheBest) {
   fs::remove_all(dir);
 }
 
+// Validations on their own schedule (train.validate_every, e.g. once an epoch): the log shows the
+// latest, and the patience counts validations, not log steps.
+TEST(Validation, ValidationIntervalIsIndependentOfTheLog) {
+  const std::string dir = scratch_dir("validate_every");
+  RunConfig c = small_run("moons", 4000);
+  c.data.size = 120;
+  c.model.width = 128;
+  c.model.depth = 3;
+  c.train.lr = 3e-3;
+  c.train.validation_fraction = 0.25;
+  c.train.patience = 3;
+  c.train.log_every = 20;
+  c.train.validate_every = 7;
+  const TrainRunResult r = train_run(c, dir, false);
+  EXPECT_LT(r.step, 4000);
+  const Checkpoint ck = load_checkpoint(dir);
+  EXPECT_EQ(ck.state.best_step % 7, 0);
+  EXPECT_EQ(ck.state.step, ck.state.best_step + 3 * 7);
+  // Every logged held-out loss is one measured at a multiple of 7 since the previous row.
+  for (const LogRow& row : validation_rows(dir)) EXPECT_TRUE(row.step % 20 == 0 || row.step == r.step) << row.step;
+  fs::remove_all(dir);
+}
+
 TEST(TrainingRun, SameSeedSameWeights) {
   const std::string a = scratch_dir("seed_a"), b = scratch_dir("seed_b");
   const RunConfig c = small_run("swissroll", 20);

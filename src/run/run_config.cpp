@@ -8,6 +8,7 @@
 #include <map>
 #include <sstream>
 
+#include "sbgm/run/run_defaults.hpp"
 #include "sbgm/util/error.hpp"
 
 namespace sbgm {
@@ -108,6 +109,26 @@ Entry field(std::string name, std::string help, FieldOf of) {
   return e;
 }
 
+// A numeric field whose default is "auto" (run_defaults.hpp): the sentinel stands for it.
+template <class T, class FieldOf>
+Entry auto_field(std::string name, std::string help, FieldOf of, T sentinel) {
+  Entry e = field<T>(name, help + "; auto: the run chooses from its data", of);
+  e.set = [name, of, sentinel](RunConfig& c, const std::string& text) {
+    if (text == "auto") {
+      of(c) = sentinel;
+      return;
+    }
+    const T v = parse_value<T>(name, text);
+    if (v == sentinel) throw InvalidArgument(name + ": expected auto or a valid value, got '" + text + "'");
+    of(c) = v;
+  };
+  e.get = [of, sentinel](const RunConfig& c) {
+    const T v = of(const_cast<RunConfig&>(c));
+    return v == sentinel ? std::string("auto") : format_value(v);
+  };
+  return e;
+}
+
 // An enum field with its string converters.
 template <class E, class FieldOf>
 Entry choice(std::string name, std::string help, FieldOf of, E (*from)(const std::string&), std::string (*to)(E)) {
@@ -159,7 +180,7 @@ const std::vector<Entry>& entries() {
     t.push_back(field<double>("model.mlp_ratio", "dit, mixer: channel-MLP width as a multiple of model.width", [](C& c) -> auto& { return c.model.mlp_ratio; }));
     t.push_back(field<int64_t>("model.token_mlp_dim", "mixer: token-MLP hidden size (0: width / 2)", [](C& c) -> auto& { return c.model.token_mlp_dim; }));
     t.push_back(field<int64_t>("model.cond_channels", "unet, dit, mixer: 0 = vector conditions; C = conditions are images of C channels at the data's size, taken as input channels", [](C& c) -> auto& { return c.model.cond_channels; }));
-    t.push_back(field<int64_t>("train.steps", "optimisation steps", [](C& c) -> auto& { return c.train.steps; }));
+    t.push_back(auto_field<int64_t>("train.steps", "optimisation steps (at most, when training stops early)", [](C& c) -> auto& { return c.train.steps; }, kAutoCount));
     t.push_back(field<int64_t>("train.batch_size", "samples per step", [](C& c) -> auto& { return c.train.batch_size; }));
     t.push_back(field<double>("train.lr", "peak learning rate", [](C& c) -> auto& { return c.train.lr; }));
     t.push_back(field<double>("train.beta1", "Adam beta1", [](C& c) -> auto& { return c.train.adam.beta1; }));
@@ -167,7 +188,7 @@ const std::vector<Entry>& entries() {
     t.push_back(field<double>("train.eps", "Adam epsilon", [](C& c) -> auto& { return c.train.adam.eps; }));
     t.push_back(field<double>("train.weight_decay", "decoupled weight decay (AdamW when > 0)", [](C& c) -> auto& { return c.train.adam.weight_decay; }));
     t.push_back(field<int64_t>("train.warmup_steps", "linear learning-rate warm-up steps", [](C& c) -> auto& { return c.train.warmup_steps; }));
-    t.push_back(choice<LRSchedule>("train.schedule", "learning-rate schedule after warm-up: constant or cosine", [](C& c) -> auto& { return c.train.schedule; }, lr_schedule_from_string, to_string));
+    t.push_back(choice<LRSchedule>("train.schedule", "learning-rate schedule after warm-up: constant or cosine; auto: constant when training stops early, else cosine", [](C& c) -> auto& { return c.train.schedule; }, lr_schedule_from_string, to_string));
     t.push_back(field<double>("train.min_lr_ratio", "cosine schedule: final lr as a fraction of lr", [](C& c) -> auto& { return c.train.min_lr_ratio; }));
     t.push_back(field<double>("train.grad_clip", "clip the global gradient norm (0: off)", [](C& c) -> auto& { return c.train.grad_clip; }));
     t.push_back(field<double>("train.cond_dropout", "probability of training without the condition, for classifier-free guidance (0: off)", [](C& c) -> auto& { return c.train.cond_dropout; }));
@@ -177,8 +198,9 @@ const std::vector<Entry>& entries() {
     t.push_back(choice<LossWeighting>("train.weighting", "loss weighting: sigma2 or likelihood", [](C& c) -> auto& { return c.train.loss.weighting; }, loss_weighting_from_string, to_string));
     t.push_back(choice<Precision>("train.precision", "float32, or bfloat16 for the network's matrix products and convolutions (autocast; weights, optimiser and loss stay float32)", [](C& c) -> auto& { return c.train.precision; }, precision_from_string, to_string));
     t.push_back(field<bool>("train.stratified_time", "stratified times across the batch", [](C& c) -> auto& { return c.train.loss.stratified_time; }));
-    t.push_back(field<double>("train.validation_fraction", "fraction of the rows held out to measure the loss on at every log step; the best EMA weights are kept (0: off)", [](C& c) -> auto& { return c.train.validation_fraction; }));
-    t.push_back(field<int64_t>("train.patience", "stop after this many validations without a better held-out loss (0: never)", [](C& c) -> auto& { return c.train.patience; }));
+    t.push_back(auto_field<double>("train.validation_fraction", "fraction of the rows held out to measure the loss on; the best EMA weights are kept (0: off)", [](C& c) -> auto& { return c.train.validation_fraction; }, kAutoFraction));
+    t.push_back(auto_field<int64_t>("train.patience", "stop after this many validations without a better held-out loss (0: never)", [](C& c) -> auto& { return c.train.patience; }, kAutoCount));
+    t.push_back(auto_field<int64_t>("train.validate_every", "steps between validations of the held-out rows (0: at every log step)", [](C& c) -> auto& { return c.train.validate_every; }, kAutoCount));
     t.push_back(field<uint64_t>("train.seed", "seed of every random draw", [](C& c) -> auto& { return c.train.seed; }));
     t.push_back(field<int64_t>("train.log_every", "steps between loss-log rows and progress updates", [](C& c) -> auto& { return c.train.log_every; }));
     t.push_back(field<int64_t>("train.checkpoint_every", "steps between checkpoints (0: at the end only)", [](C& c) -> auto& { return c.train.checkpoint_every; }));
@@ -268,7 +290,7 @@ std::string RunConfig::to_toml() const {
     }
     const std::string value = e.get(*this);
     out << e.name.substr(dot + 1) << " = ";
-    switch (e.toml) {
+    switch (value == "auto" ? Entry::Toml::String : e.toml) {
       case Entry::Toml::Plain: out << value; break;
       case Entry::Toml::String: out << '"' << value << '"'; break;
       case Entry::Toml::List: out << '[' << value << ']'; break;
@@ -299,7 +321,7 @@ void RunConfig::validate() const {
   if (train.cond_dropout > 0 && data.cond.empty()) throw InvalidArgument("train.cond_dropout needs conditions (--cond)");
   sde.validate();
   model.validate();
-  train.validate();
+  settle_auto_keys(*this, DataFacts{1000, data.cond.empty() ? 0 : 1}).train.validate();
   if (sample.steps < 1) throw InvalidArgument("sample.steps must be at least 1");
   if (sample.n < 1) throw InvalidArgument("sample.n must be at least 1");
   if (threads < 0) throw InvalidArgument("run.threads must not be negative");

@@ -19,6 +19,7 @@
 #include "sbgm/run/checkpoint.hpp"
 #include "sbgm/run/image_pictures.hpp"
 #include "sbgm/run/model.hpp"
+#include "sbgm/run/run_defaults.hpp"
 #include "sbgm/sample/euler_maruyama.hpp"
 #include "sbgm/sde/sde.hpp"
 #include "sbgm/train/flat_parameters.hpp"
@@ -138,7 +139,7 @@ RunConfig resume_config(const std::string& run_dir) { return load_checkpoint(run
 TrainRunResult train_run(const RunConfig& given_config, const std::string& run_dir, bool resume,
                          const TrainRunCallbacks& callbacks, const std::atomic<bool>* stop, const Communicator& comm) {
   given_config.validate();
-  const RunConfig config = settle_image_range(given_config);
+  RunConfig config = settle_image_range(given_config);
   const bool root = comm.is_root();
   auto message = [&](const std::string& m) {
     if (root && callbacks.on_message) callbacks.on_message(m);
@@ -152,6 +153,8 @@ TrainRunResult train_run(const RunConfig& given_config, const std::string& run_d
   config.model.validate_image_shape(data_shape);
   const at::Tensor raw_cond = load_conditions(config, raw.size(0));
   const int64_t cond_dim = raw_cond.defined() ? raw_cond.numel() / raw_cond.size(0) : 0;
+  config = settle_auto_keys(config, DataFacts{raw.size(0), cond_dim});
+  config.validate();
   Checkpoint resumed;
   if (resume) {
     resumed = load_checkpoint(run_dir);

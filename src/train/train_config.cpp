@@ -6,7 +6,8 @@
 
 namespace sbgm {
 namespace {
-constexpr EnumNames<LRSchedule, 2> kScheduleNames{{{LRSchedule::Constant, "constant"}, {LRSchedule::Cosine, "cosine"}}};
+constexpr EnumNames<LRSchedule, 3> kScheduleNames{
+    {{LRSchedule::Constant, "constant"}, {LRSchedule::Cosine, "cosine"}, {LRSchedule::Auto, "auto"}}};
 }
 
 std::string to_string(LRSchedule s) { return enum_to_string(s, kScheduleNames); }
@@ -14,6 +15,7 @@ LRSchedule lr_schedule_from_string(const std::string& s) { return enum_from_stri
 
 void TrainConfig::validate() const {
   if (steps < 1) throw InvalidArgument("train.steps must be at least 1");
+  if (schedule == LRSchedule::Auto) throw InvalidArgument("train.schedule: auto is settled by a run; a trainer needs constant or cosine");
   if (batch_size < 1) throw InvalidArgument("train.batch_size must be at least 1");
   if (!(std::isfinite(lr) && lr > 0)) throw InvalidArgument("train.lr must be positive");
   if (warmup_steps < 0) throw InvalidArgument("train.warmup_steps must not be negative");
@@ -25,6 +27,7 @@ void TrainConfig::validate() const {
   if (!(validation_fraction >= 0 && validation_fraction < 0.5))
     throw InvalidArgument("train.validation_fraction must lie in [0, 0.5)");
   if (patience < 0) throw InvalidArgument("train.patience must not be negative");
+  if (validate_every < 0) throw InvalidArgument("train.validate_every must not be negative");
   if (patience > 0 && validation_fraction == 0)
     throw InvalidArgument("train.patience needs held-out rows (train.validation_fraction > 0)");
   if (checkpoint_every < 0) throw InvalidArgument("train.checkpoint_every must not be negative");

@@ -273,9 +273,22 @@ Trainer::Outcome Trainer::run(const TrainCallbacks& callbacks, const std::atomic
   auto report_start = clock::now();
   const int64_t first_step = step_;
   const auto run_start = report_start;
-  // Validations happen at scheduled reports only, so that a resumed run validates at the same
-  // steps as an uninterrupted one.
-  auto report = [&](bool scheduled = true) {
+  // Validations happen at multiples of the validation interval only, so that a resumed run
+  // validates at the same steps as an uninterrupted one.
+  const int64_t validate_every = config_.validate_every > 0 ? config_.validate_every : config_.log_every;
+  double last_validation = std::numeric_limits<double>::quiet_NaN();  // NaN: none since the last report
+  auto validate = [&] {
+    last_validation = validation_loss();
+    if (last_validation < best_loss_) {
+      best_loss_ = last_validation;
+      best_step_ = step_;
+      since_best_ = 0;
+      best_ema_.copy_(ema_);
+    } else {
+      ++since_best_;
+    }
+  };
+  auto report = [&] {
     TrainProgress p;
     p.step = step_;
     p.total_steps = config_.steps;
@@ -285,18 +298,11 @@ Trainer::Outcome Trainer::run(const TrainCallbacks& callbacks, const std::atomic
     p.steps_per_second = elapsed > 0 ? (step_ - first_step) / elapsed : 0.0;
     p.samples_per_second = p.steps_per_second * static_cast<double>(config_.batch_size);
     p.eta_seconds = p.steps_per_second > 0 ? (config_.steps - step_) / p.steps_per_second : 0.0;
-    if (val_data_.defined() && scheduled) {
-      p.validation_loss = validation_loss();
-      if (p.validation_loss < best_loss_) {
-        best_loss_ = p.validation_loss;
-        best_step_ = step_;
-        since_best_ = 0;
-        best_ema_.copy_(ema_);
-      } else {
-        ++since_best_;
-      }
+    if (val_data_.defined()) {
+      p.validation_loss = last_validation;
+      p.best_step = best_step_;
+      last_validation = std::numeric_limits<double>::quiet_NaN();
     }
-    if (val_data_.defined()) p.best_step = best_step_;
     if (callbacks.on_progress) callbacks.on_progress(p);
     loss_sum.zero_();
     since_report = 0;
@@ -305,7 +311,7 @@ Trainer::Outcome Trainer::run(const TrainCallbacks& callbacks, const std::atomic
   while (step_ < config_.steps) {
     const bool stop_requested = stop && stop->load();
     if (stop_requested && comm_.size() == 1) {
-      if (since_report > 0) report(false);
+      if (since_report > 0) report();
       sync_ema();
       return Outcome::Interrupted;
     }
@@ -313,17 +319,18 @@ Trainer::Outcome Trainer::run(const TrainCallbacks& callbacks, const std::atomic
     const bool stopping = step(stop_requested, loss);
     loss_sum.add_(loss);
     ++since_report;
+    const bool validating = val_data_.defined() && (step_ % validate_every == 0 || step_ == config_.steps);
+    if (validating) validate();
     if (stopping && step_ < config_.steps) {
-      report(step_ % config_.log_every == 0);
+      report();
       sync_ema();
       return Outcome::Interrupted;
     }
-    if (step_ % config_.log_every == 0 || step_ == config_.steps) {
-      report();
-      if (config_.patience > 0 && since_best_ >= config_.patience && step_ < config_.steps) {
-        sync_ema();
-        return Outcome::StoppedEarly;
-      }
+    if (step_ % config_.log_every == 0 || step_ == config_.steps) report();
+    if (validating && config_.patience > 0 && since_best_ >= config_.patience && step_ < config_.steps) {
+      if (step_ % config_.log_every != 0) report();
+      sync_ema();
+      return Outcome::StoppedEarly;
     }
     if (config_.eval_every > 0 && step_ % config_.eval_every == 0 && callbacks.on_eval) {
       sync_ema();

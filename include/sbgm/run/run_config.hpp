@@ -36,11 +36,14 @@ struct SampleConfig {
   int64_t n = 2000;      // samples drawn (and pictured) at the end of training
 };
 
+// TrainConfig's defaults with the keys a run settles for itself (run_defaults.hpp) left "auto".
+TrainConfig train_config_with_auto_keys();
+
 struct RunConfig {
   DataConfig data;
   SDEConfig sde;
   NetConfig model;
-  TrainConfig train;
+  TrainConfig train = train_config_with_auto_keys();
   SampleConfig sample;
   std::string device = "cpu";
   int64_t threads = 0;  // 0: one per core (shared by the processes of a job on one machine)
@@ -61,6 +64,7 @@ struct RunConfig {
   void merge_toml_file(const std::string& path);
   std::string to_toml() const;
 
+  // Checks every value; "auto" keys are checked as an unconditional run would settle them.
   void validate() const;
 };
 

@@ -10,7 +10,8 @@
 
 namespace sbgm {
 
-enum class LRSchedule { Constant, Cosine };
+// Auto: not a schedule but a request that a run choose one (run/run_defaults.hpp).
+enum class LRSchedule { Constant, Cosine, Auto };
 std::string to_string(LRSchedule s);
 LRSchedule lr_schedule_from_string(const std::string& s);
 
@@ -36,10 +37,11 @@ struct TrainConfig {
   // weights, gradients, optimiser and loss stay float32.
   Precision precision = Precision::Float32;
   // Held-out rows (a fraction of the data chosen by the seed, never trained on): their loss
-  // under the EMA weights is measured at every progress report, the best weights are kept, and
-  // with patience > 0 training stops after that many reports without improvement.
+  // under the EMA weights is measured every validate_every steps, the best weights are kept, and
+  // with patience > 0 training stops after that many validations without improvement.
   double validation_fraction = 0.0;
   int64_t patience = 0;
+  int64_t validate_every = 0;           // steps between validations (0: at every log step)
   uint64_t seed = 0;
   int64_t log_every = 100;              // loss log rows and progress updates (and validations)
   int64_t checkpoint_every = 5000;      // 0: only at the end
