@@ -9,13 +9,14 @@ BUILD_DIR="${SBGM_BUILD_DIR:-$ROOT/build}"
 # Runtime and build dependencies. libopenblas0-openmp: without an optimised BLAS Debian's
 # libtorch multiplies on the reference BLAS (~15x slower); the OpenMP flavour shares libtorch's
 # OpenMP thread pool instead of fighting it. libgloo-dev: the headers of the Gloo process groups
-# inside libtorch (data-parallel training). python3-numpy and python3-scipy are test oracles only.
+# inside libtorch (data-parallel training). python3-numpy and python3-scipy are test oracles only;
+# python3-sklearn (C2ST) and python3-pytest run the SBI benchmark's checks (examples/sbi).
 PACKAGES=(
   g++ cmake make pkg-config
   libtorch-dev libopenblas0-openmp
   libcli11-dev libtomlplusplus-dev libstb-dev libzip-dev zlib1g-dev libgloo-dev
   libgtest-dev libgmock-dev libbenchmark-dev
-  python3-numpy python3-scipy
+  python3-numpy python3-scipy python3-sklearn python3-pytest
 )
 if [[ "${SBGM_WITH_BENCH_DEPS:-0}" == 1 ]]; then
   PACKAGES+=(python3-torch)
