@@ -180,7 +180,7 @@ def test_exact_posteriors_match_the_reference(task):
     t = S.TASKS[task]
     obs, _, ref = reference(task)
     rng = np.random.default_rng(10)
-    ks, n = ([0, 1, 2], 3000) if t.dim_theta == 2 else ([0], 2000)
+    ks, n = ([0, 1, 2], 3000) if t.dim_theta == 2 else ([0], 1000)
     for k in ks:
         acc = S.c2st(ref[k][:n], t.posterior(obs[k], n, rng), fast=True)
         assert acc < 0.55, (k, acc)
@@ -195,7 +195,7 @@ def test_prior_times_likelihood_matches_the_reference(task):
     data = reference(task)
     small = S.TASKS[task].dim_theta == 10
     for k in (0, 1):
-        r = S.check_posterior(task, k, n=1500 if small else 3000, data=data, c2st_exact=False,
+        r = S.check_posterior(task, k, n=1000 if small else 3000, data=data, c2st_exact=False,
                               c2st_importance=(k == 0))
         assert r["ess"] > 500 and r["z_mean"] < 4.5 and r["z_std"] < 5, r
         if k == 0 and r["n_importance"] >= 1000:
