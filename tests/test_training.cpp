@@ -240,10 +240,8 @@ TEST(Validation, HeldOutLossIsLoggedAndTheBestWeightsAreTheModel) {
   fs::remove_all(dir);
 }
 
-// With patience P training stops P validations after the best one, and says so in the
-// checkpoint; on a small data set the held-out loss stops improving well within the budget.
-TEST(Validation, PatienceStopsTrainingAfterTheBest) {
-  const std::string dir = scratch_dir("patience");
+// A small data set whose held-out loss stops improving well within 4000 steps, with patience 3.
+RunConfig overfitting_run() {
   RunConfig c = small_run("moons", 4000);
   c.data.size = 120;
   c.model.width = 128;
@@ -251,6 +249,14 @@ TEST(Validation, PatienceStopsTrainingAfterTheBest) {
   c.train.lr = 3e-3;
   c.train.validation_fraction = 0.25;
   c.train.patience = 3;
+  return c;
+}
+
+// With patience P training stops P validations after the best one, and says so in the
+// checkpoint; on a small data set the held-out loss stops improving well within the budget.
+TEST(Validation, PatienceStopsTrainingAfterTheBest) {
+  const std::string dir = scratch_dir("patience");
+  RunConfig c = overfitting_run();
   c.train.log_every = 25;
   const TrainRunResult r = train_run(c, dir, false);
   EXPECT_FALSE(r.interrupted);
@@ -267,13 +273,7 @@ TEST(Validation, PatienceStopsTrainingAfterTheBest) {
 // latest, and the patience counts validations, not log steps.
 TEST(Validation, ValidationIntervalIsIndependentOfTheLog) {
   const std::string dir = scratch_dir("validate_every");
-  RunConfig c = small_run("moons", 4000);
-  c.data.size = 120;
-  c.model.width = 128;
-  c.model.depth = 3;
-  c.train.lr = 3e-3;
-  c.train.validation_fraction = 0.25;
-  c.train.patience = 3;
+  RunConfig c = overfitting_run();
   c.train.log_every = 20;
   c.train.validate_every = 7;
   const TrainRunResult r = train_run(c, dir, false);
