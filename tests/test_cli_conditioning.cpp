@@ -6,6 +6,7 @@
 
 #include <cmath>
 #include <filesystem>
+#include <fstream>
 
 #include "cli_harness.hpp"
 #include "sbgm/io/npy.hpp"
@@ -259,4 +260,70 @@ TEST(CliConditioning, ImageConditionedUNetFollowsTheConditionImage) {
   expect_one_line_error(sbgm_cli("sample --checkpoint " + run.string() + " --cond " + (dir / "small.npy").string() +
                                  " --n 1 --out " + (dir / "bad.npy").string()),
                         "features");
+}
+
+// sbgm diagnose on the exact posterior of the linear-Gaussian model, with held-out simulations
+// from its joint: every check calibrated, in the JSON (read back by Python), the CSV and stdout.
+TEST(CliDiagnose, TheExactPosteriorIsCalibrated) {
+  const fs::path& oracle = oracle_dir();
+  const fs::path dir = scratch() / "diagnose";
+  fs::create_directories(dir);
+  const CliResult r = sbgm_cli("diagnose --gmm " + (oracle / "posterior.npz").string() + " --theta " +
+                               (oracle / "sbc_theta.npy").string() + " --cond " + (oracle / "sbc_x.npy").string() +
+                               " --samples 200 --hpd-samples 20 --out " + (dir / "report.json").string() + " --csv " +
+                               (dir / "coverage.csv").string() + " --png " + (dir / "calibration.png").string());
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_NE(r.out.find("200 held-out simulations"), std::string::npos) << r.out;
+  EXPECT_EQ(r.out.find("confident"), std::string::npos) << r.out;
+  EXPECT_TRUE(fs::exists(dir / "calibration.png"));
+  std::ofstream(dir / "check.py") << "import json, sys, csv\n"
+                                     "r = json.load(open(sys.argv[1] + '/report.json'))\n"
+                                     "assert r['simulations'] == 200 and len(r['ranks']) == 200, r['simulations']\n"
+                                     "names = [c['name'] for c in r['checks']]\n"
+                                     "assert names == ['sbc theta_0', 'sbc theta_1', 'sbc theta_2', 'hpd', 'tarp'], names\n"
+                                     "assert all(c['verdict'] == 'calibrated' for c in r['checks']), r['checks']\n"
+                                     "assert all(0 <= k <= 200 for row in r['ranks'] for k in row)\n"
+                                     "rows = list(csv.reader(open(sys.argv[1] + '/coverage.csv')))\n"
+                                     "assert rows[0] == ['level'] + names and len(rows) == 1 + len(r['levels']), rows[0]\n";
+  EXPECT_EQ(run_python((dir / "check.py").string() + " " + dir.string()), 0);
+}
+
+TEST(CliDiagnose, BadInputs) {
+  const fs::path& oracle = oracle_dir();
+  const std::string out = " --out " + (scratch() / "never.json").string();
+  const std::string sims = " --theta " + (oracle / "sbc_theta.npy").string() + " --cond " + (oracle / "sbc_x.npy").string();
+  const std::string post = "diagnose --gmm " + (oracle / "posterior.npz").string();
+  expect_one_line_error(sbgm_cli("diagnose --gmm " + (oracle / "prior.npz").string() + sims + out), "unconditional");
+  expect_one_line_error(sbgm_cli(post + " --theta " + (oracle / "sbc_theta.npy").string() + " --cond " +
+                                 (oracle / "observations.npy").string() + out),
+                        "rows");
+  expect_one_line_error(sbgm_cli(post + " --theta " + (oracle / "sbc_x.npy").string() + " --cond " +
+                                 (oracle / "sbc_x.npy").string() + out),
+                        "shape");
+  expect_one_line_error(sbgm_cli(post + " --theta " + (oracle / "sbc_theta.npy").string() + " --cond " +
+                                 (oracle / "sbc_theta.npy").string() + out),
+                        "features");
+  expect_one_line_error(sbgm_cli(post + sims + " --samples 10 --hpd-samples 20" + out), "HPD");
+  expect_one_line_error(sbgm_cli(post + sims + " --out " + (scratch() / "never.txt").string()), ".json");
+  EXPECT_FALSE(fs::exists(scratch() / "never.json"));
+}
+
+// sample --map on the exact linear-Gaussian posterior: the mode of each observation's posterior
+// is its mean (post_means.npy, by SciPy), found to well within the posterior's spread.
+TEST(CliMap, FindsTheAnalyticPosteriorMode) {
+  const fs::path& oracle = oracle_dir();
+  const fs::path out = scratch() / "map.npy";
+  const CliResult r = sbgm_cli("sample --gmm " + (oracle / "posterior.npz").string() + " --cond " +
+                               (oracle / "observations.npy").string() + " --map --out " + out.string());
+  ASSERT_EQ(r.code, 0) << r.err;
+  const at::Tensor modes = read_npy(out.string(), true);
+  const at::Tensor want = read_npy((oracle / "post_means.npy").string(), true);
+  ASSERT_EQ(modes.sizes(), want.sizes());
+  const double spread = read_npy((oracle / "post_cov.npy").string(), true).diagonal().sqrt().min().item<double>();
+  EXPECT_LT((modes - want).abs().max().item<double>(), 0.01 * spread) << modes << want;
+  expect_one_line_error(sbgm_cli("sample --gmm " + (oracle / "posterior.npz").string() + " --cond " +
+                                 (oracle / "observations.npy").string() + " --map --guidance 1 --out " +
+                                 (scratch() / "never_map.npy").string()),
+                        "--map");
+  EXPECT_FALSE(fs::exists(scratch() / "never_map.npy"));
 }

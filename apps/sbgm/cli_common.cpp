@@ -5,12 +5,12 @@
 
 #include <chrono>
 #include <cmath>
-#include <cmath>
 #include <csignal>
 #include <cstdio>
 #include <iostream>
 
 #include "job.hpp"
+#include "sbgm/run/run_defaults.hpp"
 #include "sbgm/util/error.hpp"
 
 namespace sbgm::cli {
@@ -131,6 +131,14 @@ SolverConfig SolverFlags::resolve() const {
     throw InvalidArgument("unknown error control '" + error_control + "' (expected row or batch)");
   c.per_row = error_control == "row";
   return c;
+}
+
+SamplerOptions resolve_sampler(const Model& model, SamplerOptions flags, const std::string& name, bool steps_given) {
+  const std::optional<SamplerKind> asked = name.empty() ? std::nullopt : std::optional(sampler_kind_from_string(name));
+  const SamplerOptions chosen = sampling_for(model.config, model.cond_dim, asked);
+  flags.kind = chosen.kind;
+  if (!steps_given) flags.steps = chosen.steps;
+  return flags;
 }
 
 void check_output_path(const std::string& path, const std::string& extension) {

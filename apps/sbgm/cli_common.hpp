@@ -8,7 +8,9 @@
 #include <map>
 #include <string>
 
+#include "sbgm/run/model.hpp"
 #include "sbgm/run/run_config.hpp"
+#include "sbgm/sample/make_sampler.hpp"
 #include "sbgm/solvers/ode.hpp"
 #include "sbgm/train/trainer.hpp"
 
@@ -65,6 +67,10 @@ struct SolverFlags {
   // config with the named solver and controller (throws InvalidArgument on unknown names).
   SolverConfig resolve() const;
 };
+
+// The sampler a command uses: the options its flags set, of the kind named by --sampler (empty:
+// the run's own, sample.sampler) with --steps if given, else the steps sampling_for chooses.
+SamplerOptions resolve_sampler(const Model& model, SamplerOptions flags, const std::string& name, bool steps_given);
 
 // Fails with InvalidArgument unless path's directory exists and path ends with the extension.
 void check_output_path(const std::string& path, const std::string& extension);

@@ -48,7 +48,7 @@ void add_inpaint_command(CLI::App& app, Action& action) {
   cmd->add_option("--out", opt->out, "output .npy: [N, ...] posterior samples ([N, n, ...] with --n > 1)")->required();
   cmd->add_option("--sampler", opt->sampler, "moments: em, pc, ancestral, ode or edm; replace: em only; noise-level: em, pc or ancestral")
       ->capture_default_str();
-  opt->steps_option = cmd->add_option("--steps", opt->config.sampler.steps, "sampler steps (default: the run's sample.steps)");
+  opt->steps_option = cmd->add_option("--steps", opt->config.sampler.steps, "sampler steps (default: the run's sample.steps for its own kind of sampler, else 18 for edm and 1000 for the others)");
   opt->solver.add_to(*cmd, "ode");
   cmd->add_option("--png", opt->png, "also draw the samples beside the observations (images: a grid, one row per observation, unobserved pixels grey)");
   cmd->add_option("--seed", opt->seed, "random seed")->capture_default_str();
@@ -78,8 +78,7 @@ void add_inpaint_command(CLI::App& app, Action& action) {
       model.comm = job.comm;
       model.precision = precision;
       if (opt->method.empty()) config.method = default_inverse_method(observed[0].numel(), mask, config.noise_std);
-      if (opt->steps_option->count() == 0)
-        config.sampler.steps = config.sampler.kind == SamplerKind::EDMHeun ? EDMHeunConfig{}.steps : model.config.sample.steps;
+      config.sampler = resolve_sampler(model, config.sampler, opt->sampler, opt->steps_option->count() > 0);
       ProgressLine line("inpaint");
       at::Tensor samples =
           model_inpaint(model, observed, mask, config, opt->seed, [&](int64_t d, int64_t t) { line.update(d, t); });

@@ -13,6 +13,8 @@
 #include "sbgm/plot/plots.hpp"
 #include "sbgm/run/image_pictures.hpp"
 #include "sbgm/run/model.hpp"
+#include "sbgm/run/posterior_mode.hpp"
+#include "sbgm/run/run_defaults.hpp"
 #include "sbgm/sample/make_sampler.hpp"
 #include "sbgm/util/error.hpp"
 #include "sbgm/util/runtime.hpp"
@@ -45,7 +47,8 @@ std::vector<PathPanel> trajectory_panels(const Model& model, const SamplerOption
                                          const at::Tensor& cond) {
   SamplerOptions sde = options, ode = options;
   sde.kind = SamplerKind::EulerMaruyama;
-  if (options.kind == SamplerKind::EDMHeun) sde.steps = ode.steps = model.config.sample.steps;
+  if (options.kind == SamplerKind::EDMHeun)
+    sde.steps = ode.steps = sampling_for(model.config, model.cond_dim, SamplerKind::EulerMaruyama).steps;
   ode.kind = SamplerKind::ProbabilityFlow;
   std::vector<PathPanel> panels;
   for (const auto& [o, title] :
@@ -65,7 +68,7 @@ void add_sample_command(CLI::App& app, Action& action) {
   struct Options {
     ModelSource source;
     int nproc = 1;
-    std::string out, png, cond, device = "cpu", sampler = "em", predictor = "em";
+    std::string out, png, cond, device = "cpu", sampler, predictor = "em";
     double guidance = 0;
     std::string precision = "float32";
     SolverFlags solver;
@@ -73,6 +76,8 @@ void add_sample_command(CLI::App& app, Action& action) {
     int64_t n = 1000, threads = 0, trajectories = 0;
     uint64_t seed = 0;
     CLI::Option* steps_option = nullptr;
+    CLI::Option* n_option = nullptr;
+    bool map = false;
   };
   auto opt = std::make_shared<Options>();
   SamplerOptions& so = opt->sampling;
@@ -80,16 +85,20 @@ void add_sample_command(CLI::App& app, Action& action) {
   add_precision_option(*cmd, opt->precision);
   add_nproc_option(*cmd, opt->nproc);
   cmd->add_option("--out", opt->out, "output .npy file of shape [n, ...] ([M, n, ...] with --cond)")->required();
-  cmd->add_option("--n", opt->n, "number of samples (per condition with --cond)")->capture_default_str();
+  opt->n_option = cmd->add_option("--n", opt->n, "number of samples (per condition with --cond); with --map the starting samples (default 100)")
+                     ->capture_default_str();
+  cmd->add_flag("--map", opt->map,
+                "write the mode instead of samples (the MAP estimate of p(theta | x) for each condition, [M, ...]): "
+                "gradient ascent along the score from N posterior samples, the end point of highest log-density kept");
   cmd->add_option("--cond", opt->cond, "conditional model: conditions .npy/.csv [M, C]; n samples for each row");
   cmd->add_option("--guidance", opt->guidance,
                   "classifier-free guidance scale w (a model trained with train.cond_dropout): (1+w) s(x|y) - w s(x); 0: plain conditional, -1: unconditional")
       ->capture_default_str();
   cmd->add_option("--sampler", opt->sampler,
-                  "em (reverse SDE), pc (predictor-corrector), ancestral, ode (probability flow) or edm (few-step Heun)")
-      ->capture_default_str();
+                  "em (reverse SDE), pc (predictor-corrector), ancestral, ode (probability flow) or edm (few-step "
+                  "Heun); default: the run's sample.sampler (edm for a conditional run, em otherwise)");
   opt->steps_option = cmd->add_option(
-      "--steps", so.steps, "steps (edm: noise levels, default 18; others: default the run's sample.steps)");
+      "--steps", so.steps, "steps (edm: noise levels); default: the run's sample.steps for its own sampler, else 18 for edm and 1000 for the others");
   cmd->add_option("--predictor", opt->predictor, "pc: em or ancestral")->capture_default_str();
   cmd->add_option("--corrector-steps", so.corrector_steps, "pc: Langevin steps after each predictor step")
       ->capture_default_str();
@@ -113,8 +122,10 @@ void add_sample_command(CLI::App& app, Action& action) {
       if (!opt->png.empty()) check_output_path(opt->png, ".png");
       if (opt->trajectories < 0) throw InvalidArgument("--trajectories must not be negative");
       if (opt->trajectories > 0 && opt->png.empty()) throw InvalidArgument("--trajectories needs --png FILE.png");
+      if (opt->map && (!opt->png.empty() || opt->guidance != 0))
+        throw InvalidArgument("--map writes modes only: it takes neither --png nor --guidance");
       SamplerOptions sampling = opt->sampling;
-      sampling.kind = sampler_kind_from_string(opt->sampler);
+      if (!opt->sampler.empty()) sampler_kind_from_string(opt->sampler);  // an unknown name fails before any work
       sampling.predictor = predictor_kind_from_string(opt->predictor);
       sampling.solver = opt->solver.resolve();
       const Precision precision = precision_from_string(opt->precision);
@@ -127,10 +138,20 @@ void add_sample_command(CLI::App& app, Action& action) {
       model.precision = precision;
       const at::Tensor cond = opt->cond.empty() ? at::Tensor() : load_data_file(opt->cond, 1, /*keep_double=*/true);
       if (cond.defined()) model_conditions(model, cond, cond.size(0));  // fails before any work on a bad file
-      if (!steps_given) sampling.steps = sampling.kind == SamplerKind::EDMHeun ? EDMHeunConfig{}.steps : model.config.sample.steps;
+      sampling = resolve_sampler(model, sampling, opt->sampler, steps_given);
       std::unique_ptr<Sampler> sampler = make_sampler(sampling);
       ProgressLine line("sample");
       const ProgressFn progress = [&](int64_t d, int64_t t) { line.update(d, t); };
+      if (opt->map) {
+        ModeConfig mode;
+        if (opt->n_option->count() > 0) mode.starts = opt->n;
+        const at::Tensor modes = model_mode(model, *sampler, cond, mode, opt->seed, progress);
+        line.finish();
+        if (!job.comm.is_root()) return 0;
+        check_finite(modes, "the modes (the model diverged)");
+        write_npy(opt->out, modes);
+        return 0;
+      }
       const at::Tensor samples = cond.defined() ? sample_model_given(model, *sampler, cond, opt->n, opt->seed, progress)
                                                 : sample_model(model, *sampler, opt->n, opt->seed, progress);
       line.finish();

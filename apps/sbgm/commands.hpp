@@ -15,5 +15,6 @@ void add_sample_command(CLI::App& app, Action& action);
 void add_info_command(CLI::App& app, Action& action);
 void add_loglik_command(CLI::App& app, Action& action);
 void add_inpaint_command(CLI::App& app, Action& action);
+void add_diagnose_command(CLI::App& app, Action& action);
 
 }  // namespace sbgm::cli

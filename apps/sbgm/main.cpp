@@ -19,6 +19,7 @@ int main(int argc, char** argv) {
   sbgm::cli::add_sample_command(app, action);
   sbgm::cli::add_loglik_command(app, action);
   sbgm::cli::add_inpaint_command(app, action);
+  sbgm::cli::add_diagnose_command(app, action);
   sbgm::cli::add_info_command(app, action);
   try {
     app.parse(argc, argv);

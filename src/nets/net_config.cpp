@@ -11,9 +11,10 @@ constexpr EnumNames<NetKind, 5> kNetNames{{{NetKind::MLP, "mlp"},
                                            {NetKind::Mixer, "mixer"}}};
 constexpr EnumNames<Activation, 4> kActivationNames{
     {{Activation::ReLU, "relu"}, {Activation::SiLU, "silu"}, {Activation::GELU, "gelu"}, {Activation::Tanh, "tanh"}}};
-constexpr EnumNames<TimeEmbeddingKind, 3> kEmbeddingNames{{{TimeEmbeddingKind::Tutorial, "tutorial"},
+constexpr EnumNames<TimeEmbeddingKind, 4> kEmbeddingNames{{{TimeEmbeddingKind::Tutorial, "tutorial"},
                                                            {TimeEmbeddingKind::Fourier, "fourier"},
-                                                           {TimeEmbeddingKind::Sinusoidal, "sinusoidal"}}};
+                                                           {TimeEmbeddingKind::Sinusoidal, "sinusoidal"},
+                                                           {TimeEmbeddingKind::LogTime, "log-time"}}};
 constexpr EnumNames<Parameterization, 2> kOutputNames{
     {{Parameterization::Score, "score"}, {Parameterization::Noise, "noise"}}};
 }  // namespace

@@ -22,6 +22,14 @@ TimeEmbedding::TimeEmbedding(TimeEmbeddingKind kind, int64_t dim, double fourier
       frequencies_ = register_buffer(
           "frequencies", at::exp(at::arange(half, at::kFloat) * (-std::log(10000.0) / std::max<int64_t>(half - 1, 1))) * 1000.0);
       break;
+    case TimeEmbeddingKind::LogTime:
+      // ln t spans about 12 units between t_eps = 1e-5 and T = 1, and the fine structure of a
+      // distribution is resolved only at small t, where t itself hardly changes. Geometric
+      // frequencies from 1/16 (a period of 100 units: monotone over the range) to 4 (factors of
+      // e^0.4 apart told apart).
+      frequencies_ = register_buffer(
+          "frequencies", at::exp(at::linspace(std::log(1.0 / 16), std::log(4.0), half, at::kFloat)));
+      break;
   }
 }
 
@@ -30,7 +38,9 @@ at::Tensor TimeEmbedding::forward(const at::Tensor& t) {
   if (kind_ == TimeEmbeddingKind::Tutorial) {
     return at::cat({tc - 0.5, at::cos(tc * (2 * M_PI)), at::sin(tc * (2 * M_PI)), -at::cos(tc * (4 * M_PI))}, 1);
   }
-  const at::Tensor phase = tc * frequencies_.unsqueeze(0);
+  // The time the embedding sees: ln t (floored far below any t_eps, so t = 0 stays finite).
+  const at::Tensor tau = kind_ == TimeEmbeddingKind::LogTime ? at::log(at::clamp_min(tc, 1e-12)) : tc;
+  const at::Tensor phase = tau * frequencies_.unsqueeze(0);
   return at::cat({at::sin(phase), at::cos(phase)}, 1);
 }
 

@@ -297,4 +297,49 @@ void plot_density_map(const std::string& path, const at::Tensor& log_density, st
   c.write_png(path);
 }
 
+void plot_calibration(const std::string& path, const at::Tensor& ranks, int64_t L, const std::vector<double>& levels,
+                      const std::vector<CoverageCurve>& curves) {
+  if (ranks.dim() != 2 || L < 1) throw InvalidArgument("plot_calibration: ranks must be [S, D] in 0..L");
+  const int64_t sims = ranks.size(0), shown = std::min<int64_t>(ranks.size(1), 6);
+  // About ten simulations a bin, between 5 and 20 bins, none wider than the ranks allow.
+  const int bins = static_cast<int>(std::clamp<int64_t>(sims / 10, 5, std::min<int64_t>(20, L + 1)));
+  const double expected = static_cast<double>(sims) / bins;
+  const double band = 2.576 * std::sqrt(expected * (1.0 - 1.0 / bins));  // 99% of a binomial count
+  const int panels = static_cast<int>(shown) + 1, width = 340;
+  Canvas c(width * panels, 380);
+  const at::Tensor r = ranks.to(at::kDouble);
+  for (int64_t d = 0; d < shown; ++d) {
+    const at::Tensor counts = at::histc(r.select(1, d), bins, -0.5, static_cast<double>(L) + 0.5);
+    const double top = std::max(counts.max().item<double>(), expected + band) * 1.1;
+    const int x0 = static_cast<int>(60 + width * d);
+    const Panel p{x0, 50, x0 + width - 90, 320, -0.5, static_cast<double>(L) + 0.5, 0, top};
+    c.fill_rect(p.x0, static_cast<int>(p.py(expected + band)), p.x1, static_cast<int>(p.py(std::max(expected - band, 0.0))),
+                kGrid);
+    p.draw_frame(c, "SBC ranks, theta_" + std::to_string(d));
+    for (int b = 0; b < bins; ++b) {
+      const double lo = -0.5 + (L + 1.0) * b / bins, hi = -0.5 + (L + 1.0) * (b + 1) / bins;
+      c.fill_rect(static_cast<int>(p.px(lo)) + 1, static_cast<int>(p.py(counts[b].item<double>())),
+                  static_cast<int>(p.px(hi)) - 1, p.y1, kModel, 0.7);
+    }
+  }
+  const int x0 = static_cast<int>(60 + width * shown);
+  const Panel p{x0, 50, x0 + width - 90, 320, 0, 1, 0, 1};
+  p.draw_frame(c, "expected coverage");
+  c.text((p.x0 + p.x1) / 2 - Canvas::text_width("credible level") / 2, 345, "credible level", kInk);
+  c.line(p.px(0), p.py(0), p.px(1), p.py(1), kData);
+  static constexpr std::array<Color, 4> kCurves{{{31, 119, 180}, {214, 39, 40}, {44, 160, 44}, {148, 103, 189}}};
+  for (size_t k = 0; k < curves.size(); ++k) {
+    const Color color = kCurves[k % kCurves.size()];
+    double px = 0, py = 0;
+    for (size_t i = 0; i < levels.size() && i < curves[k].coverage.size(); ++i) {
+      const double x = p.px(levels[i]), y = p.py(curves[k].coverage[i]);
+      if (i > 0) c.line(px, py, x, y, color);
+      px = x;
+      py = y;
+    }
+    c.text(p.x0 + 8, p.y0 + 8 + 12 * static_cast<int>(k), curves[k].name, color);
+  }
+  c.write_png(path);
+}
+
 }  // namespace sbgm

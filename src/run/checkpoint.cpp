@@ -83,8 +83,11 @@ Checkpoint load_checkpoint(const std::string& run_dir_or_file) {
     in.load_from(path);
     if (read(in, "format_version").item<int64_t>() != kFormatVersion)
       throw IOError(path + ": checkpoint format version is not supported by this build");
-    // A checkpoint written before train.validate_every existed validated at every log step.
+    // A checkpoint written before train.validate_every existed validated at every log step, and
+    // one written before sample.sampler existed sampled with Euler-Maruyama (its steps are kept
+    // in the file).
     c.config.train.validate_every = 0;
+    c.config.sample.sampler = "em";
     c.config.merge_toml(tensor_text(read(in, "config")), path + " (config)");
     const at::Tensor shape = read(in, "data_shape");
     c.data_shape.assign(shape.data_ptr<int64_t>(), shape.data_ptr<int64_t>() + shape.numel());

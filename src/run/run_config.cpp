@@ -205,7 +205,8 @@ const std::vector<Entry>& entries() {
     t.push_back(field<int64_t>("train.log_every", "steps between loss-log rows and progress updates", [](C& c) -> auto& { return c.train.log_every; }));
     t.push_back(field<int64_t>("train.checkpoint_every", "steps between checkpoints (0: at the end only)", [](C& c) -> auto& { return c.train.checkpoint_every; }));
     t.push_back(field<int64_t>("train.eval_every", "steps between evaluation sample pictures (0: off)", [](C& c) -> auto& { return c.train.eval_every; }));
-    t.push_back(field<int64_t>("sample.steps", "Euler-Maruyama steps when sampling", [](C& c) -> auto& { return c.sample.steps; }));
+    t.push_back(field<std::string>("sample.sampler", "the sampler used when none is asked for: em, pc, ancestral, ode or edm", [](C& c) -> auto& { return c.sample.sampler; }));
+    t.push_back(auto_field<int64_t>("sample.steps", "that sampler's steps (edm: noise levels)", [](C& c) -> auto& { return c.sample.steps; }, kAutoCount));
     t.push_back(field<int64_t>("sample.n", "samples drawn at the end of training and at each evaluation", [](C& c) -> auto& { return c.sample.n; }));
     t.push_back(field<std::string>("run.device", "cpu, cuda or cuda:N", [](C& c) -> auto& { return c.device; }));
     t.push_back(field<int64_t>("run.threads", "CPU threads per process (0: the cores shared among this machine's processes)", [](C& c) -> auto& { return c.threads; }));
@@ -321,8 +322,10 @@ void RunConfig::validate() const {
   if (train.cond_dropout > 0 && data.cond.empty()) throw InvalidArgument("train.cond_dropout needs conditions (--cond)");
   sde.validate();
   model.validate();
-  settle_auto_keys(*this, DataFacts{1000, data.cond.empty() ? 0 : 1}).train.validate();
-  if (sample.steps < 1) throw InvalidArgument("sample.steps must be at least 1");
+  const RunConfig settled = settle_auto_keys(*this, DataFacts{1000, data.cond.empty() ? 0 : 1});
+  settled.train.validate();
+  sampler_kind_from_string(settled.sample.sampler);  // names the sampler if it is unknown
+  if (settled.sample.steps < 1) throw InvalidArgument("sample.steps must be at least 1");
   if (sample.n < 1) throw InvalidArgument("sample.n must be at least 1");
   if (threads < 0) throw InvalidArgument("run.threads must not be negative");
   if (!(timeout > 0)) throw InvalidArgument("run.timeout must be positive (seconds)");

@@ -20,11 +20,16 @@ constexpr int64_t kFewestRowsToHoldOut = 50;  // below this a tenth is too few r
 // Unconditional runs: today's fixed recipe.
 constexpr int64_t kUnconditionalSteps = 20000;
 
+// Sampling (see the header).
+constexpr int64_t kEulerMaruyamaSteps = 1000;
+constexpr int64_t kPosteriorNoiseLevels = 50;
+
 }  // namespace
 
 const std::vector<std::string>& auto_keys() {
-  static const std::vector<std::string> keys{"train.steps", "train.schedule", "train.validation_fraction",
-                                             "train.patience", "train.validate_every"};
+  static const std::vector<std::string> keys{"train.steps",          "train.schedule", "train.validation_fraction",
+                                             "train.patience",       "train.validate_every", "sample.sampler",
+                                             "sample.steps"};
   return keys;
 }
 
@@ -56,7 +61,23 @@ RunConfig settle_auto_keys(RunConfig config, const DataFacts& facts) {
   }
   if (t.steps == kAutoCount) t.steps = stops_early ? std::min(kMaxSteps, kMaxEpochs * epoch) : kUnconditionalSteps;
   if (t.schedule == LRSchedule::Auto) t.schedule = stops_early ? LRSchedule::Constant : LRSchedule::Cosine;
+  SampleConfig& s = config.sample;
+  const bool posterior = conditional && !is_image_net(config.model.kind);
+  if (s.sampler == "auto") s.sampler = to_string(posterior ? SamplerKind::EDMHeun : SamplerKind::EulerMaruyama);
+  if (s.steps == kAutoCount)
+    s.steps = sampler_kind_from_string(s.sampler) == SamplerKind::EDMHeun ? kPosteriorNoiseLevels : kEulerMaruyamaSteps;
   return config;
+}
+
+SamplerOptions sampling_for(const RunConfig& config, int64_t cond_dim, std::optional<SamplerKind> asked) {
+  const SampleConfig run = settle_auto_keys(config, DataFacts{0, cond_dim}).sample;
+  const SamplerKind own = sampler_kind_from_string(run.sampler);
+  SamplerOptions options;
+  options.kind = asked.value_or(own);
+  const bool levels = options.kind == SamplerKind::EDMHeun, own_levels = own == SamplerKind::EDMHeun;
+  if (levels == own_levels) options.steps = run.steps;
+  else options.steps = levels ? EDMHeunConfig{}.steps : kEulerMaruyamaSteps;
+  return options;
 }
 
 }  // namespace sbgm

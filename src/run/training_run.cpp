@@ -85,12 +85,12 @@ at::Tensor load_conditions(const RunConfig& config, int64_t data_rows) {
 
 // n samples from the model, in data space. A conditional model draws one sample for each of the
 // first n training conditions (cycled), so the picture compares with the data's marginal.
-at::Tensor final_samples(const Model& model, const at::Tensor& raw_cond, int64_t n, int64_t steps, uint64_t seed,
+at::Tensor final_samples(const Model& model, const at::Tensor& raw_cond, int64_t n, uint64_t seed,
                          const ProgressFn& progress) {
-  if (!raw_cond.defined()) return sample_model(model, n, steps, seed, progress);
-  EulerMaruyama sampler({steps, true});
+  const std::unique_ptr<Sampler> sampler = make_sampler(sampling_for(model.config, model.cond_dim));
+  if (!raw_cond.defined()) return sample_model(model, *sampler, n, seed, progress);
   const at::Tensor rows = at::arange(n, at::TensorOptions().dtype(at::kLong)).remainder(raw_cond.size(0));
-  const at::Tensor x = sample_model_given(model, sampler, raw_cond.index_select(0, rows), 1, seed, progress);
+  const at::Tensor x = sample_model_given(model, *sampler, raw_cond.index_select(0, rows), 1, seed, progress);
   return x.squeeze(1);
 }
 
@@ -254,7 +254,7 @@ TrainRunResult train_run(const RunConfig& given_config, const std::string& run_d
   };
   cb.on_eval = [&](int64_t step) {
     const Model m = ema_model(step);
-    const at::Tensor samples = final_samples(m, raw_cond, config.sample.n, config.sample.steps, config.train.seed + 1, {});
+    const at::Tensor samples = final_samples(m, raw_cond, config.sample.n, config.train.seed + 1, {});
     if (root) picture_samples(run_dir + "/samples_step" + std::to_string(step) + ".png", m, raw, samples);
   };
   const auto outcome = trainer.run(cb, stop);
@@ -273,7 +273,7 @@ TrainRunResult train_run(const RunConfig& given_config, const std::string& run_d
   }
 
   const Model m = ema_model(trainer.step_count());
-  const at::Tensor samples = final_samples(m, raw_cond, config.sample.n, config.sample.steps, config.train.seed + 1,
+  const at::Tensor samples = final_samples(m, raw_cond, config.sample.n, config.train.seed + 1,
                                            root ? callbacks.on_sample_progress : ProgressFn());
   if (!root) return result;
   write_npy(run_dir + "/samples.npy", samples);

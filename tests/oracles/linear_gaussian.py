@@ -11,7 +11,8 @@ observation), logp.npy [M] (log p(theta | x) by scipy), post_means.npy [M, P] an
 
 For inpainting with the prior as the model it also writes inpaint_obs.npy [2, P] (NaN where
 unobserved), inpaint_mask.npy (bool [P]: features 0 and 2 observed), and the conditional of
-feature 1 given them: inpaint_means.npy [2] and inpaint_var.npy [] .
+feature 1 given them: inpaint_means.npy [2] and inpaint_var.npy [] . For calibration checks, 200
+held-out simulations from the joint: sbc_theta.npy [200, P] and sbc_x.npy [200, X].
 """
 import sys
 import numpy as np
@@ -51,3 +52,9 @@ np.save(f"{out}/inpaint_obs.npy", inp)
 np.save(f"{out}/inpaint_mask.npy", mask)
 np.save(f"{out}/inpaint_means.npy", np.array([(m0[u] + g @ (row[k] - m0[k]))[0] for row in inp]))
 np.save(f"{out}/inpaint_var.npy", np.array((S0[np.ix_(u, u)] - g @ S0[np.ix_(k, u)])[0, 0]))
+# Held-out simulations from the joint for calibration checks (a stream of their own, so the
+# draws above are unchanged): sbc_theta.npy [200, P], sbc_x.npy [200, X].
+sims = np.random.default_rng(11)
+sbc_theta = sims.multivariate_normal(m0, S0, size=200)
+np.save(f"{out}/sbc_theta.npy", sbc_theta)
+np.save(f"{out}/sbc_x.npy", sbc_theta @ H.T + sims.multivariate_normal(np.zeros(2), R, size=200))

@@ -17,6 +17,7 @@ enum class TimeEmbeddingKind {
   Tutorial,    // [t - 1/2, cos 2 pi t, sin 2 pi t, -cos 4 pi t] (the tutorial's features)
   Fourier,     // Gaussian random Fourier features [sin 2 pi w t, cos 2 pi w t], w ~ N(0, scale^2)
   Sinusoidal,  // transformer-style sin/cos of t at geometric frequencies
+  LogTime,     // ln t and sin/cos of ln t at geometric frequencies: resolves small noise levels
 };
 // What the network's output means; one function (NetworkScore) turns it into a score.
 enum class Parameterization {

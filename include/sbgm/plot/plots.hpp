@@ -28,6 +28,17 @@ struct PathPanel {
 };
 void plot_trajectories(const std::string& path, const std::vector<PathPanel>& panels);
 
+// Calibration at a glance: one panel per parameter (the first six) with the histogram of its SBC
+// ranks [S, D] (ranks in 0..L) over the band a uniform histogram stays in 99% of the time, then
+// one panel of expected coverage against credible level for each named curve, beside the
+// diagonal a calibrated estimator follows.
+struct CoverageCurve {
+  std::string name;
+  std::vector<double> coverage;  // at levels
+};
+void plot_calibration(const std::string& path, const at::Tensor& ranks, int64_t L, const std::vector<double>& levels,
+                      const std::vector<CoverageCurve>& curves);
+
 // A heat map of log_density [ny, nx] on the grid x_j = x_range[0] + j (x_range[1] - x_range[0]) / (nx - 1)
 // (likewise y_i, row 0 at the bottom), with points [N, 2] overlaid when defined. Colours span
 // from the maximum down to at most `span` nats below it, so far tails do not wash out the picture.

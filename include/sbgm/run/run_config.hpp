@@ -31,9 +31,12 @@ struct DataConfig {
   std::optional<std::array<double, 2>> pixel_range(bool image_file) const;
 };
 
+// How the run's model is sampled when no sampler is asked for (sbgm sample, the pictures at the
+// end of training, inpainting); both keys default to "auto" (run_defaults.hpp).
 struct SampleConfig {
-  int64_t steps = 1000;  // Euler-Maruyama steps
-  int64_t n = 2000;      // samples drawn (and pictured) at the end of training
+  std::string sampler = "auto";  // em, pc, ancestral, ode or edm
+  int64_t steps = -1;            // that sampler's steps (edm: noise levels); -1: "auto"
+  int64_t n = 2000;              // samples drawn (and pictured) at the end of training
 };
 
 // TrainConfig's defaults with the keys a run settles for itself (run_defaults.hpp) left "auto".

@@ -9,12 +9,20 @@
 // epoch, training stopped when the held-out loss has not improved for a number of epochs and the
 // best weights kept, at a constant learning rate. Unconditional data gets a fixed length with a
 // cosine decay and no held-out rows, as before there were auto keys.
+//
+// Sampling: a conditional model of vectors (a posterior p(theta | x)) is sampled with EDM's Heun
+// sampler at 50 noise levels, 99 network evaluations: on two moons at 10^4 simulations its C2ST
+// matched 1000 Euler-Maruyama steps' in a thirtieth of the time (docs/sbi.md). Image models and
+// unconditional ones keep Euler-Maruyama with 1000 steps (an undertrained image network's
+// deterministic samples are worse than the reverse SDE's, which corrects its errors).
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "sbgm/run/run_config.hpp"
+#include "sbgm/sample/make_sampler.hpp"
 
 namespace sbgm {
 
@@ -32,5 +40,11 @@ constexpr double kAutoFraction = -1.0;
 
 // config with every "auto" key settled for data described by facts; other keys are kept.
 RunConfig settle_auto_keys(RunConfig config, const DataFacts& facts);
+
+// How to sample a model of this config (taking conditions of cond_dim features): the run's
+// sampler and steps, or the sampler asked for by name with its steps — the run's when it samples
+// with that kind of steps (edm's noise levels or the others' steps), else that sampler's default
+// (18 levels for edm, 1000 steps for the others).
+SamplerOptions sampling_for(const RunConfig& config, int64_t cond_dim, std::optional<SamplerKind> asked = {});
 
 }  // namespace sbgm

@@ -1,0 +1,38 @@
+#pragma once
+// Calibration of a conditional model on held-out simulations (theta_s, x_s): posterior samples
+// given each x_s, then the checks of sbgm/eval/calibration.hpp — SBC ranks per parameter, the
+// highest-density coverage from log-densities through the probability-flow ODE, and TARP.
+
+#include <ATen/core/Tensor.h>
+
+#include <cstdint>
+#include <vector>
+
+#include "sbgm/eval/calibration.hpp"
+#include "sbgm/likelihood/log_likelihood.hpp"
+#include "sbgm/sample/sampler.hpp"
+
+namespace sbgm {
+
+struct Model;
+
+struct DiagnoseConfig {
+  int64_t samples = 1000;     // L posterior samples per simulation (SBC and TARP)
+  int64_t hpd_samples = 100;  // of those, how many get a log-density for the HPD check (0: none)
+  LikelihoodConfig likelihood;
+
+  void validate() const;
+};
+
+struct CalibrationReport {
+  int64_t simulations = 0, samples = 0, hpd_samples = 0;
+  at::Tensor ranks;                       // [S, D] SBC ranks in 0..samples
+  std::vector<CalibrationCheck> checks;   // "sbc theta_d" for each d, "hpd" (hpd_samples > 0), "tarp"
+};
+
+// theta [S, D] and x [S, C] in data units; the model conditional. Progress counts the posterior
+// draws, then the log-densities.
+CalibrationReport diagnose_model(const Model& model, Sampler& sampler, const at::Tensor& theta, const at::Tensor& x,
+                                 const DiagnoseConfig& config, uint64_t seed, const ProgressFn& progress = {});
+
+}  // namespace sbgm

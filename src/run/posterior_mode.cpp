@@ -1,0 +1,58 @@
+#include "sbgm/run/posterior_mode.hpp"
+
+#include <ATen/ATen.h>
+
+#include <cmath>
+
+#include "sbgm/nets/score_model.hpp"
+#include "sbgm/run/model.hpp"
+#include "sbgm/sde/sde.hpp"
+#include "sbgm/util/error.hpp"
+
+namespace sbgm {
+
+void ModeConfig::validate() const {
+  if (starts < 1) throw InvalidArgument("the mode search needs at least one starting sample");
+  if (iterations < 0) throw InvalidArgument("the mode search's iterations must not be negative");
+  if (!(lr > 0) || !std::isfinite(lr)) throw InvalidArgument("the mode search's step size must be positive");
+  likelihood.validate();
+}
+
+at::Tensor model_mode(const Model& model, Sampler& sampler, const at::Tensor& cond, const ModeConfig& config,
+                      uint64_t seed, const ProgressFn& progress) {
+  config.validate();
+  const int64_t k = config.starts;
+  const at::Tensor starts = cond.defined() ? sample_model_given(model, sampler, cond, k, seed, progress)
+                                           : sample_model(model, sampler, k, seed, progress).unsqueeze(0);
+  const int64_t m = starts.size(0);
+  std::vector<int64_t> rows{m * k};
+  rows.insert(rows.end(), model.data_shape.begin(), model.data_shape.end());
+  const at::Tensor y = cond.defined() ? model_conditions(model, cond, m).repeat_interleave(k, 0) : at::Tensor();
+
+  // Adam on the samples in the model's space, where one step size suits every feature.
+  auto score = model.score_model();
+  at::NoGradGuard no_grad;
+  at::Tensor x = model.scaling.to_model(starts.reshape(rows).to(model.dtype)).to(model.device);
+  const at::Tensor t = at::full({x.size(0)}, model.sde->t_eps(), x.options());
+  at::Tensor first = at::zeros_like(x), second = at::zeros_like(x);
+  constexpr double kBeta1 = 0.9, kBeta2 = 0.999, kEps = 1e-8, kFinalFraction = 1e-3;
+  for (int64_t i = 0; i < config.iterations; ++i) {
+    const at::Tensor g = score->score(x, t, y);
+    first.mul_(kBeta1).add_(g, 1 - kBeta1);
+    second.mul_(kBeta2).addcmul_(g, g, 1 - kBeta2);
+    const double cosine = 0.5 * (1 + std::cos(M_PI * static_cast<double>(i) / static_cast<double>(config.iterations)));
+    const double lr = config.lr * (kFinalFraction + (1 - kFinalFraction) * cosine);
+    const double c1 = 1 - std::pow(kBeta1, static_cast<double>(i + 1)), c2 = 1 - std::pow(kBeta2, static_cast<double>(i + 1));
+    x.addcdiv_(first / c1, (second / c2).sqrt_().add_(kEps), lr);
+    if (progress) progress(i + 1, config.iterations);
+  }
+  const at::Tensor ends = model.scaling.to_data(x).cpu();
+  if (!at::isfinite(ends).all().item<bool>()) throw InvalidArgument("the mode search diverged (the score is not finite)");
+  const at::Tensor conds =
+      cond.defined() ? (cond.dim() <= 1 ? cond.reshape({1, -1}) : cond.reshape({m, -1})).repeat_interleave(k, 0) : at::Tensor();
+  const at::Tensor log_p = model_log_likelihood(model, ends, config.likelihood, seed, progress, conds).log_prob;
+  const at::Tensor best = log_p.reshape({m, k}).argmax(1) + at::arange(m, at::kLong) * k;
+  return ends.index_select(0, best);
+}
+
+}  // namespace sbgm
