@@ -75,17 +75,25 @@ TEST(RunConfig, AutoKeysRoundTripAndAreSettledFromTheData) {
   EXPECT_EQ(u.train.validate_every, 0);
   for (const auto& key : auto_keys()) EXPECT_NE(u.get(key), "auto") << key;
 
-  // Conditional: a tenth held out, one validation per epoch of the other rows, patience in epochs,
-  // constant learning rate, and a cap on the length.
+  // Conditional: 30,000 steps with a cosine decay, a tenth held out and validated a hundred
+  // times but at most once an epoch, patience a quarter of the run and at least 30 epochs.
   RunConfig cond;
   cond.train.batch_size = 256;
   const RunConfig s = settle_auto_keys(cond, DataFacts{10000, 3});
   EXPECT_DOUBLE_EQ(s.train.validation_fraction, 0.1);
-  EXPECT_EQ(s.train.validate_every, (9000 + 255) / 256);
-  EXPECT_GE(s.train.patience, 20);
-  EXPECT_EQ(s.train.schedule, LRSchedule::Constant);
-  EXPECT_GE(s.train.steps, 1000 * s.train.validate_every);  // a cap, not a length that stops it first
+  EXPECT_EQ(s.train.steps, 30000);
+  EXPECT_EQ(s.train.schedule, LRSchedule::Cosine);
+  EXPECT_EQ(s.train.validate_every, 300);
+  EXPECT_EQ(s.train.patience, 25);
   EXPECT_NO_THROW(s.train.validate());
+  // At 10^6 pairs an epoch (3516 steps) is longer than a hundredth of the run.
+  const RunConfig big = settle_auto_keys(cond, DataFacts{1000000, 3});
+  EXPECT_EQ(big.train.validate_every, (900000 + 255) / 256);
+  EXPECT_EQ(big.train.patience, 30);  // 30 epochs outlast a quarter of the run
+  EXPECT_EQ(s.sample.sampler, "edm");
+  EXPECT_EQ(s.sample.steps, 50);
+  EXPECT_EQ(u.sample.sampler, "em");
+  EXPECT_EQ(u.sample.steps, 1000);
 
   // What the user set is kept; without held-out rows a conditional run has a fixed length again.
   cond.train.validation_fraction = 0;
