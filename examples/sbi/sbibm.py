@@ -446,7 +446,20 @@ class BernoulliGLMRaw(BernoulliGLM):
         return (x * psi).sum(-1) - np.logaddexp(0, psi).sum(-1)
 
 
-class SIR(Task):
+class LogNormalPrior(Task):
+    """θ with independent log-normal priors: log θ ~ N(loc, scale²) (sir, lotka_volterra)."""
+
+    def prior(self, n, rng):
+        return np.exp(self.loc + self.scale * rng.standard_normal((n, self.dim_theta)))
+
+    def log_prior(self, theta):
+        with np.errstate(divide="ignore", invalid="ignore"):
+            lt = np.log(theta)
+            lp = stats.norm.logpdf(lt, self.loc, self.scale).sum(-1) - lt.sum(-1)
+        return np.where((theta > 0).all(-1), lp, -np.inf)
+
+
+class SIR(LogNormalPrior):
     name = data_name = "sir"
     dim_theta, dim_x = 2, 10
     discrete = True
@@ -454,15 +467,6 @@ class SIR(Task):
     N, total = 1e6, 1000
     days = 17.0 * np.arange(10)   # days 0, 17, ..., 153 (every 17th of the 161 daily values)
     h = 0.1                       # RK4 step, days
-
-    def prior(self, n, rng):
-        return np.exp(self.loc + self.scale * rng.standard_normal((n, 2)))
-
-    def log_prior(self, theta):
-        with np.errstate(divide="ignore", invalid="ignore"):
-            lt = np.log(theta)
-            lp = stats.norm.logpdf(lt, self.loc, self.scale).sum(-1) - lt.sum(-1)
-        return np.where((theta > 0).all(-1), lp, -np.inf)
 
     def infected(self, theta):
         """I / N at the ten days, [n, 10]: S' = -β S I / N, I' = β S I / N - γ I from (N - 1, 1),
@@ -496,7 +500,7 @@ class SIR(Task):
         return stats.binom.logpmf(x, self.total, p).sum(-1)
 
 
-class LotkaVolterra(Task):
+class LotkaVolterra(LogNormalPrior):
     name = data_name = "lotka_volterra"
     dim_theta, dim_x = 4, 20
     loc, scale = np.array([-0.125, -3.0, -0.125, -3.0]), 0.5
@@ -504,15 +508,6 @@ class LotkaVolterra(Task):
     times = 2.1 * np.arange(10)   # every 21st of the 201 values on 0, 0.1, ..., 20
     h = 0.005                     # RK4 step
     noise = 0.1
-
-    def prior(self, n, rng):
-        return np.exp(self.loc + self.scale * rng.standard_normal((n, 4)))
-
-    def log_prior(self, theta):
-        with np.errstate(divide="ignore", invalid="ignore"):
-            lt = np.log(theta)
-            lp = stats.norm.logpdf(lt, self.loc, self.scale).sum(-1) - lt.sum(-1)
-        return np.where((theta > 0).all(-1), lp, -np.inf)
 
     def log_populations(self, theta):
         """log of (u at the ten times, then v at the ten times), [n, 20], clamped to [1e-10, 1e4]
