@@ -49,6 +49,7 @@ TEST(RunConfig, ValidateRejectsImpossibleValues) {
   invalid("sde.beta_min", "30");
   invalid("sde.t_eps", "2");
   invalid("model.width", "0");
+  invalid("sample.sampler", "bogus");
   invalid("sample.steps", "0");
   invalid("train.ema_decay", "1");
   invalid("data.file", "x.npy");  // both a dataset and a file
