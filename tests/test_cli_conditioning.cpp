@@ -327,3 +327,55 @@ TEST(CliMap, FindsTheAnalyticPosteriorMode) {
                         "--map");
   EXPECT_FALSE(fs::exists(scratch() / "never_map.npy"));
 }
+
+// --iid: the posterior given n = 1, 5 and 20 observations of one theta, composed from the
+// single-observation posterior and the prior, against the closed form computed by NumPy.
+TEST(CliIID, ComposesTheAnalyticPosteriorOfManyObservations) {
+  const fs::path& oracle = oracle_dir();
+  for (const char* n : {"1", "5", "20"}) {
+    const fs::path out = scratch() / (std::string("iid_") + n + ".npy");
+    const CliResult r = sbgm_cli("sample --gmm " + (oracle / "posterior.npz").string() + " --prior " +
+                                 (oracle / "prior.npz").string() + " --cond " +
+                                 (oracle / (std::string("iid_obs_") + n + ".npy")).string() + " --iid --iid-draws 5000 --n 4000 --out " +
+                                 out.string());
+    ASSERT_EQ(r.code, 0) << r.err;
+    EXPECT_NE(r.out.find("the prior's score from the given prior"), std::string::npos) << r.out;
+    const at::Tensor s = read_npy(out.string(), true);
+    ASSERT_EQ(s.sizes(), (std::vector<int64_t>{4000, 3}));
+    const at::Tensor mean = read_npy((oracle / (std::string("iid_mean_") + n + ".npy")).string(), true);
+    const at::Tensor cov = read_npy((oracle / (std::string("iid_cov_") + n + ".npy")).string(), true);
+    const at::Tensor sd = cov.diagonal().sqrt();
+    EXPECT_TRUE(((s.mean(0) - mean).abs() < 4 * sd / std::sqrt(4000.0)).all().item<bool>()) << n << s.mean(0) << mean;
+    EXPECT_LT((at::cov(s.t()) - cov).abs().max().item<double>(), 0.1 * sd.max().item<double>() * sd.max().item<double>()) << n;
+  }
+}
+
+TEST(CliIID, TrainedModelsAndBadInputs) {
+  const fs::path& dir = conditional_run();
+  const fs::path& oracle = oracle_dir();
+  // A model trained with condition dropout gives the prior's score itself.
+  const fs::path out = dir / "iid.npy";
+  const CliResult r = sbgm_cli("sample --checkpoint " + (dir / "run").string() + " --cond " + (dir / "two.npy").string() +
+                               " --iid --iid-method factorized --n 30 --steps 10 --out " + out.string() + " --png " +
+                               (dir / "iid.png").string());
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_NE(r.out.find("unconditional mode"), std::string::npos) << r.out;
+  EXPECT_EQ(read_npy(out.string()).sizes(), (std::vector<int64_t>{30, 2}));
+  EXPECT_TRUE(fs::exists(dir / "iid.png"));
+
+  const std::string gmm = "sample --gmm " + (oracle / "posterior.npz").string();
+  const std::string obs = " --cond " + (oracle / "iid_obs_5.npy").string();
+  const std::string never = " --out " + (scratch() / "never_iid.npy").string();
+  const std::string prior = " --prior " + (oracle / "prior.npz").string();
+  expect_one_line_error(sbgm_cli(gmm + obs + " --iid" + never), "--prior");  // no source for the prior's score
+  expect_one_line_error(sbgm_cli(gmm + " --iid" + prior + never), "--iid needs the observations");
+  expect_one_line_error(sbgm_cli(gmm + obs + prior + never), "--prior applies to --iid only");
+  expect_one_line_error(sbgm_cli(gmm + obs + prior + " --iid --iid-method mean" + never), "iid method");
+  expect_one_line_error(sbgm_cli(gmm + obs + prior + " --iid --map" + never), "--map");
+  expect_one_line_error(sbgm_cli(gmm + obs + " --iid --prior " + (oracle / "posterior.npz").string() + never), "unconditional");
+  expect_one_line_error(sbgm_cli("sample --gmm " + (oracle / "prior.npz").string() + obs + prior + " --iid" + never),
+                        "unconditional");
+  expect_one_line_error(sbgm_cli(gmm + " --cond " + (dir / "two.npy").string() + prior + " --iid" + never), "features");
+  expect_one_line_error(sbgm_cli(gmm + obs + prior + " --iid --iid-draws 4" + never), "draws per observation");
+  EXPECT_FALSE(fs::exists(scratch() / "never_iid.npy"));
+}

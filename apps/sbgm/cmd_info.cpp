@@ -22,6 +22,17 @@ std::string number_text(double v) {
   return s.str();
 }
 
+std::string bounds_text(const Bounds& b) {
+  if (b.none()) return "none";
+  std::string text;
+  const int64_t n = b.lower.numel(), shown = std::min<int64_t>(n, 8);
+  for (int64_t i = 0; i < shown; ++i)
+    text += std::string(i ? ", " : "") + "[" + number_text(b.lower[i].item<double>()) + ", " +
+            number_text(b.upper[i].item<double>()) + "]";
+  if (shown < n) text += ", ... (" + std::to_string(n) + " features)";
+  return text + " (modelled through a logit / log map)";
+}
+
 std::string scaling_text(const Model& m) {
   if (m.scaling.is_identity()) return "none";
   if (const auto range = m.config.data.pixel_range(false))
@@ -54,6 +65,7 @@ void add_info_command(CLI::App& app, Action& action) {
       std::cout << "step: " << m.step << " of " << m.config.train.steps << "\n";
       print_shape(m.data_shape);
       std::cout << "condition features: " << m.cond_dim << "\n";
+      std::cout << "bounds: " << bounds_text(m.bounds) << "\n";
       std::cout << "scaling: " << scaling_text(m) << "\n";
       std::cout << "parameters: " << m.parameter_count() << "\n";
       std::cout << "\n" << m.config.to_toml();

@@ -11,6 +11,7 @@
 #include "sbgm/io/npy.hpp"
 #include "sbgm/nets/gaussian_mixture.hpp"
 #include "sbgm/plot/plots.hpp"
+#include "sbgm/run/iid_posterior.hpp"
 #include "sbgm/run/image_pictures.hpp"
 #include "sbgm/run/model.hpp"
 #include "sbgm/run/posterior_mode.hpp"
@@ -77,20 +78,36 @@ void add_sample_command(CLI::App& app, Action& action) {
     uint64_t seed = 0;
     CLI::Option* steps_option = nullptr;
     CLI::Option* n_option = nullptr;
-    bool map = false;
+    bool map = false, iid = false;
+    std::string iid_method = "gauss", prior;
+    int64_t iid_draws = IIDConfig{}.covariance_samples;
   };
   auto opt = std::make_shared<Options>();
   SamplerOptions& so = opt->sampling;
   opt->source.add_to(*cmd);
   add_precision_option(*cmd, opt->precision);
   add_nproc_option(*cmd, opt->nproc);
-  cmd->add_option("--out", opt->out, "output .npy file of shape [n, ...] ([M, n, ...] with --cond)")->required();
+  cmd->add_option("--out", opt->out, "output .npy file of shape [n, ...] ([M, n, ...] with --cond, [n, ...] with --iid)")->required();
   opt->n_option = cmd->add_option("--n", opt->n, "number of samples (per condition with --cond); with --map the starting samples (default 100)")
                      ->capture_default_str();
   cmd->add_flag("--map", opt->map,
                 "write the mode instead of samples (the MAP estimate of p(theta | x) for each condition, [M, ...]): "
                 "gradient ascent along the score from N posterior samples, the end point of highest log-density kept");
   cmd->add_option("--cond", opt->cond, "conditional model: conditions .npy/.csv [M, C]; n samples for each row");
+  cmd->add_flag("--iid", opt->iid,
+                "the rows of --cond are independent observations of one parameter: n samples of p(theta | all of "
+                "them), [n, ...], composed from the model of p(theta | x)");
+  cmd->add_option("--iid-method", opt->iid_method,
+                  "with --iid: gauss (each score weighted by Gaussian approximations of the posteriors and the prior; "
+                  "exact for Gaussians) or factorized (the plain sum of scores)")
+      ->capture_default_str();
+  cmd->add_option("--iid-draws", opt->iid_draws,
+                  "with --iid gauss: draws per observation for its posterior's covariance")
+      ->capture_default_str();
+  cmd->add_option("--prior", opt->prior,
+                  "with --iid: the prior as a Gaussian mixture .npz (weights, means, covs) in data space; default: the "
+                  "network's unconditional mode if trained with condition dropout, else a Gaussian fitted to the "
+                  "training parameters");
   cmd->add_option("--guidance", opt->guidance,
                   "classifier-free guidance scale w (a model trained with train.cond_dropout): (1+w) s(x|y) - w s(x); 0: plain conditional, -1: unconditional")
       ->capture_default_str();
@@ -124,6 +141,13 @@ void add_sample_command(CLI::App& app, Action& action) {
       if (opt->trajectories > 0 && opt->png.empty()) throw InvalidArgument("--trajectories needs --png FILE.png");
       if (opt->map && (!opt->png.empty() || opt->guidance != 0))
         throw InvalidArgument("--map writes modes only: it takes neither --png nor --guidance");
+      if (opt->iid && opt->cond.empty()) throw InvalidArgument("--iid needs the observations (--cond FILE, one row each)");
+      if (opt->iid && (opt->map || opt->trajectories > 0)) throw InvalidArgument("--iid draws samples: it takes neither --map nor --trajectories");
+      if (!opt->iid && !opt->prior.empty()) throw InvalidArgument("--prior applies to --iid only");
+      IIDConfig iid;
+      iid.method = iid_method_from_string(opt->iid_method);
+      iid.covariance_samples = opt->iid_draws;
+      if (!opt->prior.empty()) iid.prior = std::make_shared<const GaussianMixture>(read_gaussian_mixture(opt->prior));
       SamplerOptions sampling = opt->sampling;
       if (!opt->sampler.empty()) sampler_kind_from_string(opt->sampler);  // an unknown name fails before any work
       sampling.predictor = predictor_kind_from_string(opt->predictor);
@@ -138,6 +162,12 @@ void add_sample_command(CLI::App& app, Action& action) {
       model.precision = precision;
       const at::Tensor cond = opt->cond.empty() ? at::Tensor() : load_data_file(opt->cond, 1, /*keep_double=*/true);
       if (cond.defined()) model_conditions(model, cond, cond.size(0));  // fails before any work on a bad file
+      if (opt->iid) {
+        const std::string source = iid_prior_source(model, iid);  // fails before any work without a prior
+        if (job.comm.is_root())
+          std::cout << "iid posterior of " << cond.size(0) << " observations (" << to_string(iid.method)
+                    << "), the prior's score from " << source << "\n";
+      }
       sampling = resolve_sampler(model, sampling, opt->sampler, steps_given);
       std::unique_ptr<Sampler> sampler = make_sampler(sampling);
       ProgressLine line("sample");
@@ -152,8 +182,9 @@ void add_sample_command(CLI::App& app, Action& action) {
         write_npy(opt->out, modes);
         return 0;
       }
-      const at::Tensor samples = cond.defined() ? sample_model_given(model, *sampler, cond, opt->n, opt->seed, progress)
-                                                : sample_model(model, *sampler, opt->n, opt->seed, progress);
+      const at::Tensor samples = opt->iid        ? sample_model_iid(model, *sampler, cond, opt->n, iid, opt->seed, progress)
+                                 : cond.defined() ? sample_model_given(model, *sampler, cond, opt->n, opt->seed, progress)
+                                                  : sample_model(model, *sampler, opt->n, opt->seed, progress);
       line.finish();
       if (!job.comm.is_root()) return 0;  // rank 0 writes what every rank holds
       check_finite(samples, "the samples (the model diverged)");
@@ -164,6 +195,9 @@ void add_sample_command(CLI::App& app, Action& action) {
         write_model_denoising_strip(opt->png, model, model_trajectories(model, *sampler, opt->trajectories, opt->seed, first));
       } else if (opt->trajectories > 0) {
         plot_trajectories(opt->png, trajectory_panels(model, sampling, opt->trajectories, opt->seed, first));
+      } else if (!opt->png.empty() && opt->iid) {
+        if (images) write_model_sample_grid(opt->png, model, samples);
+        else plot_samples_alone(opt->png, samples);
       } else if (!opt->png.empty()) {
         const at::Tensor all = cond.defined() ? samples.flatten(0, 1) : samples;
         if (images) write_model_sample_grid(opt->png, model, all);

@@ -23,6 +23,8 @@ void add_train_command(CLI::App& app, Action& action) {
   opt->flags.add_shortcut(*cmd, "--data", "data.file", "training data: .npy [N, ...], .csv, an IDX file (MNIST) or a CIFAR-10 .bin batch");
   opt->flags.add_shortcut(*cmd, "--dataset", "data.dataset", "built-in dataset (circle8, ring8, swissroll, moons, checkerboard, bimodal1d)");
   opt->flags.add_shortcut(*cmd, "--cond", "data.cond", "conditions for the data's rows: .npy [N, C] or .csv (a conditional model)");
+  opt->flags.add_shortcut(*cmd, "--lower", "data.lower", "lower bounds of the data's features (a prior's support): one for all or one per feature, e.g. --lower=-1,0");
+  opt->flags.add_shortcut(*cmd, "--upper", "data.upper", "upper bounds of the data's features: one for all or one per feature, e.g. --upper=1,inf");
   opt->flags.add_shortcut(*cmd, "--cond-dropout", "train.cond_dropout", "probability of dropping a row's condition (classifier-free guidance)");
   opt->flags.add_shortcut(*cmd, "--steps", "train.steps", "optimisation steps");
   opt->flags.add_shortcut(*cmd, "--batch-size", "train.batch_size", "samples per step");

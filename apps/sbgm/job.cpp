@@ -198,7 +198,7 @@ Job join_job(const std::string& device, double timeout_seconds) {
 }
 
 Job join_model_job(const std::string& device, int64_t threads) {
-  Job job = join_job(device, RunConfig{}.timeout);
+  Job job = join_job(device, kDefaultJobTimeout);
   configure_threads(static_cast<int>(threads));
   tune_allocator();
   return job;

@@ -164,6 +164,13 @@ class Task:
     def _chunks(theta, fn, size=50000):   # bounds the memory of the ODE tasks
         return np.concatenate([fn(theta[i:i + size]) for i in range(0, max(len(theta), 1), size)])
 
+    def support_args(self):
+        """The prior's support as `sbgm train` bounds (--lower/--upper), or [] when it is unbounded."""
+        if self.bounds is None:
+            return []
+        lo, hi = self.bounds
+        return ["--lower=" + ",".join(f"{v:g}" for v in lo), "--upper=" + ",".join(f"{v:g}" for v in hi)]
+
     def _in_box(self, theta):
         lo, hi = self.bounds
         return ((theta >= lo) & (theta <= hi)).all(-1)
@@ -451,6 +458,9 @@ class LogNormalPrior(Task):
 
     def prior(self, n, rng):
         return np.exp(self.loc + self.scale * rng.standard_normal((n, self.dim_theta)))
+
+    def support_args(self):
+        return ["--lower=0"]
 
     def log_prior(self, theta):
         with np.errstate(divide="ignore", invalid="ignore"):
@@ -742,8 +752,11 @@ def _sh(cmd):
     return time.time() - t0
 
 
-def run_cell(task, budget, seed=0, out=None, sbgm=None, fast_c2st=False, n_obs=N_OBS, extra_train_args=()):
+def run_cell(task, budget, seed=0, out=None, sbgm=None, fast_c2st=False, n_obs=N_OBS, extra_train_args=(),
+             bounded=False):
     t = get_task(task)
+    if bounded:   # the prior's support given to sbgm: the posterior is modelled within it
+        extra_train_args = list(t.support_args()) + list(extra_train_args)
     if t.data_name is None:
         raise DataMissing(f"{task}: no reference data, so no benchmark cell")
     sbgm = sbgm or _sbgm_default()
@@ -861,6 +874,8 @@ def main(argv=None):
     s.add_argument("--sbgm")
     s.add_argument("--fast-c2st", action="store_true")
     s.add_argument("--obs", type=int, default=N_OBS, help="use the first K observations only")
+    s.add_argument("--bounded", action="store_true",
+                   help="give sbgm the prior's support (--lower/--upper: the box of a uniform prior, 0 for log-normal)")
     s = sub.add_parser("check", help="this code against sbibm's reference data (TASK or all)")
     s.add_argument("task")
     s.add_argument("--n-sim", type=int, default=5000, help="simulations at each true theta")
@@ -901,7 +916,7 @@ def main(argv=None):
         elif a.cmd == "run":
             if not 1 <= a.obs <= N_OBS:
                 raise ValueError(f"--obs must be 1 ... {N_OBS}")
-            run_cell(a.task, a.budget, a.seed, a.out, a.sbgm, a.fast_c2st, a.obs, extra)
+            run_cell(a.task, a.budget, a.seed, a.out, a.sbgm, a.fast_c2st, a.obs, extra, a.bounded)
         elif a.cmd == "check":
             _cmd_check(a)
     except DataMissing as e:

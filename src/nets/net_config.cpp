@@ -17,7 +17,12 @@ constexpr EnumNames<TimeEmbeddingKind, 4> kEmbeddingNames{{{TimeEmbeddingKind::T
                                                            {TimeEmbeddingKind::LogTime, "log-time"}}};
 constexpr EnumNames<Parameterization, 2> kOutputNames{
     {{Parameterization::Score, "score"}, {Parameterization::Noise, "noise"}}};
+constexpr EnumNames<Baseline, 3> kBaselineNames{
+    {{Baseline::Auto, "auto"}, {Baseline::None, "none"}, {Baseline::Gaussian, "gaussian"}}};
 }  // namespace
+
+std::string to_string(Baseline v) { return enum_to_string(v, kBaselineNames); }
+Baseline baseline_from_string(const std::string& s) { return enum_from_string(s, kBaselineNames, "baseline"); }
 
 std::string to_string(NetKind v) { return enum_to_string(v, kNetNames); }
 std::string to_string(Activation v) { return enum_to_string(v, kActivationNames); }
@@ -44,6 +49,7 @@ void NetConfig::validate() const {
   if (cond_channels > 0 && !is_image_net(kind))
     throw InvalidArgument("model.cond_channels (image conditions) needs an image network: unet, dit or mixer");
   if (!is_image_net(kind)) return;
+  if (baseline == Baseline::Gaussian) throw InvalidArgument("model.baseline = gaussian is for vector networks (mlp, resnet)");
   if (kind == NetKind::UNet) {
     if (channel_mult.empty()) throw InvalidArgument("model.channel_mult must list at least one multiplier");
     for (int64_t m : channel_mult)

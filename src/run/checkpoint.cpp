@@ -52,6 +52,10 @@ void save_checkpoint(const Checkpoint& c, const std::string& path) {
     out.write("cond_scaling_shift", c.cond_scaling.shift.cpu());
     out.write("cond_scaling_scale", c.cond_scaling.scale.cpu());
   }
+  if (c.data_mean.defined()) {
+    out.write("data_mean", c.data_mean.cpu());
+    out.write("data_cov", c.data_cov.cpu());
+  }
   out.write("params", c.state.params.cpu());
   out.write("ema", c.state.ema.cpu());
   out.write("exp_avg", c.state.exp_avg.cpu());
@@ -83,11 +87,12 @@ Checkpoint load_checkpoint(const std::string& run_dir_or_file) {
     in.load_from(path);
     if (read(in, "format_version").item<int64_t>() != kFormatVersion)
       throw IOError(path + ": checkpoint format version is not supported by this build");
-    // A checkpoint written before train.validate_every existed validated at every log step, and
-    // one written before sample.sampler existed sampled with Euler-Maruyama (its steps are kept
-    // in the file).
+    // A checkpoint written before train.validate_every existed validated at every log step, one
+    // written before sample.sampler existed sampled with Euler-Maruyama (its steps are kept in
+    // the file), and one written before model.baseline existed had none.
     c.config.train.validate_every = 0;
     c.config.sample.sampler = "em";
+    c.config.model.baseline = Baseline::None;
     c.config.merge_toml(tensor_text(read(in, "config")), path + " (config)");
     const at::Tensor shape = read(in, "data_shape");
     c.data_shape.assign(shape.data_ptr<int64_t>(), shape.data_ptr<int64_t>() + shape.numel());
@@ -96,6 +101,7 @@ Checkpoint load_checkpoint(const std::string& run_dir_or_file) {
     if (in.try_read("scaling_shift", shift)) c.scaling = {shift, read(in, "scaling_scale")};
     at::Tensor cond_shift;
     if (in.try_read("cond_scaling_shift", cond_shift)) c.cond_scaling = {cond_shift, read(in, "cond_scaling_scale")};
+    if (in.try_read("data_mean", c.data_mean)) c.data_cov = read(in, "data_cov");
     c.state.params = read(in, "params");
     c.state.ema = read(in, "ema");
     c.state.exp_avg = read(in, "exp_avg");

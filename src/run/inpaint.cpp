@@ -71,6 +71,9 @@ at::Tensor model_inpaint(const Model& model, const at::Tensor& observed_given, c
   const auto [observed, m] = observed_rows(model, observed_given, mask_given);
   const std::vector<int64_t> shape(observed.sizes().begin() + 1, observed.sizes().end());
   if (model.cond_dim > 0) throw InvalidArgument("inpainting takes an unconditional model");
+  if (!model.bounds.none())
+    throw InvalidArgument("inpainting observes the data linearly, which a model of bounded data (data.lower, data.upper) "
+                          "does not take");
   if (config.n < 1) throw InvalidArgument("the number of samples per row must be at least 1");
   if (!(config.noise_std >= 0) || !std::isfinite(config.noise_std))
     throw InvalidArgument("the observation noise std must be finite and >= 0");

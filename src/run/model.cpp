@@ -3,8 +3,11 @@
 #include <ATen/ATen.h>
 #include <torch/utils.h>
 
+#include <limits>
+
 #include "sbgm/io/npz.hpp"
 #include "sbgm/likelihood/log_likelihood.hpp"
+#include "sbgm/nets/gaussian_baseline.hpp"
 #include "sbgm/nets/gaussian_mixture.hpp"
 #include "sbgm/nets/score_model.hpp"
 #include "sbgm/nets/score_net.hpp"
@@ -27,6 +30,14 @@ std::unique_ptr<ScoreModel> Model::score_model() const {
   return std::make_unique<NetworkScore>(net, sde, config.model.output, condition_input(), guidance, precision);
 }
 
+at::Tensor Model::to_model_space(const at::Tensor& x) const { return scaling.to_model(bounds.to_unbounded(x)); }
+
+at::Tensor Model::to_data_space(const at::Tensor& z) const { return bounds.to_bounded(scaling.to_data(z)); }
+
+at::Tensor Model::log_abs_det_jacobian(const at::Tensor& x) const {
+  return bounds.log_abs_det_jacobian(x) + scaling.log_abs_det_jacobian();
+}
+
 ConditionInput Model::condition_input() const { return {cond_dim, !mixture && config.train.cond_dropout > 0}; }
 
 int64_t Model::parameter_count() const {
@@ -42,9 +53,20 @@ void Model::set_dtype(at::ScalarType t) {
   if (net) net->to(t);
 }
 
+Bounds model_bounds(const RunConfig& config, const std::vector<int64_t>& data_shape) {
+  int64_t features = 1;
+  for (int64_t d : data_shape) features *= d;
+  return Bounds::from_lists(config.data.lower, config.data.upper, features);
+}
+
 std::shared_ptr<ScoreNet> build_net(const RunConfig& config, const std::vector<int64_t>& data_shape, int64_t cond_dim) {
   torch::manual_seed(config.train.seed);
-  return make_score_net(config.model, data_shape, ConditionInput{cond_dim, config.train.cond_dropout > 0}.net_dim());
+  std::shared_ptr<ScoreNet> net =
+      make_score_net(config.model, data_shape, ConditionInput{cond_dim, config.train.cond_dropout > 0}.net_dim());
+  if (config.model.baseline != Baseline::Gaussian) return net;
+  int64_t features = 1;
+  for (int64_t d : data_shape) features *= d;
+  return std::make_shared<GaussianBaselineNet>(net, make_sde(config.sde), config.model.output, features, cond_dim);
 }
 
 Model model_from_checkpoint(const Checkpoint& c, bool use_ema, c10::Device device) {
@@ -52,8 +74,11 @@ Model model_from_checkpoint(const Checkpoint& c, bool use_ema, c10::Device devic
   m.config = c.config;
   m.data_shape = c.data_shape;
   m.cond_dim = c.cond_dim;
+  m.bounds = model_bounds(c.config, c.data_shape);
   m.scaling = c.scaling;
   m.cond_scaling = c.cond_scaling;
+  m.data_mean = c.data_mean;
+  m.data_cov = c.data_cov;
   m.step = c.state.step;
   m.device = device;
   m.sde = make_sde(c.config.sde);
@@ -109,20 +134,25 @@ Model mixture_model(const GaussianMixture& mixture, const SDEConfig& sde, c10::D
   return m;
 }
 
-namespace {
-
-// Draws one sample per row of y (model space, [n, cond_dim], or undefined): [n, ...sample_shape].
-at::Tensor draw_from_model(const Model& model, Sampler& sampler, int64_t n, const at::Tensor& y, uint64_t seed,
-                           const ProgressFn& progress) {
+at::Tensor sample_model_with(const Model& model, ScoreModel& score, Sampler& sampler, int64_t n, const at::Tensor& y,
+                             uint64_t seed, const ProgressFn& progress) {
   const c10::Device device = model.device;
   DrawConfig draw;
   draw.n = n;
   // An image network's activations outweigh the state many times over: chunk by rows.
   if (!model.analytic() && is_image_net(model.config.model.kind)) draw.chunk_size = kImageChunkRows;
-  auto score = model.score_model();
-  at::Tensor x = draw_samples(sampler, *score, *model.sde, model.data_shape, draw, y, make_generator(device, seed),
+  at::Tensor x = draw_samples(sampler, score, *model.sde, model.data_shape, draw, y, make_generator(device, seed),
                               at::TensorOptions().device(device).dtype(model.dtype), progress, model.comm);
-  return model.scaling.to_data(x).cpu();
+  return model.to_data_space(x).cpu();
+}
+
+namespace {
+
+// Draws one sample per row of y (model space, [n, cond_dim], or undefined): [n, ...sample_shape].
+at::Tensor draw_from_model(const Model& model, Sampler& sampler, int64_t n, const at::Tensor& y, uint64_t seed,
+                           const ProgressFn& progress) {
+  auto score = model.score_model();
+  return sample_model_with(model, *score, sampler, n, y, seed, progress);
 }
 
 void require_unconditional(const Model& model) {
@@ -177,7 +207,7 @@ Trajectories model_trajectories(const Model& model, Sampler& sampler, int64_t k,
   const auto shape = paths.states.sizes().vec();
   std::vector<int64_t> rows{shape[0] * shape[1]};
   rows.insert(rows.end(), shape.begin() + 2, shape.end());
-  paths.states = model.scaling.to_data(paths.states.reshape(rows).to(model.dtype)).to(at::kDouble).reshape(shape);
+  paths.states = model.to_data_space(paths.states.reshape(rows).to(model.dtype)).to(at::kDouble).reshape(shape);
   return paths;
 }
 
@@ -199,9 +229,11 @@ LikelihoodResult model_log_likelihood(const Model& model, const at::Tensor& x_gi
   Model full_precision = model;
   full_precision.precision = Precision::Float32;
   auto score = full_precision.score_model();
-  LikelihoodResult r = log_likelihood(*score, *model.sde, model.scaling.to_model(x.to(model.dtype)).to(device, model.dtype),
+  LikelihoodResult r = log_likelihood(*score, *model.sde, model.to_model_space(x.to(model.dtype)).to(device, model.dtype),
                                       y, config, make_generator(device, seed), progress, model.comm);
-  r.log_prob = r.log_prob.cpu() + model.scaling.log_abs_det_jacobian();
+  // Outside the bounds the density is zero.
+  const at::Tensor log_prob = r.log_prob.cpu() + model.log_abs_det_jacobian(x.cpu()).to(r.log_prob.dtype());
+  r.log_prob = at::where(model.bounds.inside(x), log_prob, at::full_like(log_prob, -std::numeric_limits<double>::infinity()));
   r.std_error = r.std_error.cpu();
   return r;
 }

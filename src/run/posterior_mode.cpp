@@ -1,6 +1,7 @@
 #include "sbgm/run/posterior_mode.hpp"
 
 #include <ATen/ATen.h>
+#include <torch/csrc/autograd/autograd.h>
 
 #include <cmath>
 
@@ -29,15 +30,24 @@ at::Tensor model_mode(const Model& model, Sampler& sampler, const at::Tensor& co
   rows.insert(rows.end(), model.data_shape.begin(), model.data_shape.end());
   const at::Tensor y = cond.defined() ? model_conditions(model, cond, m).repeat_interleave(k, 0) : at::Tensor();
 
-  // Adam on the samples in the model's space, where one step size suits every feature.
+  // Adam on the samples in the model's space, where one step size suits every feature. The mode
+  // sought is the data's: with bounds, the gradient of the map's log-Jacobian joins the score.
   auto score = model.score_model();
+  auto jacobian_gradient = [&](const at::Tensor& z) {
+    at::AutoGradMode grad_mode(true);
+    const at::Tensor leaf = z.detach().requires_grad_(true);
+    // log p(x) = log p(z) + log |dz/dx| at x(z), so the mode's gradient in z gains that term's.
+    const at::Tensor log_det = model.log_abs_det_jacobian(model.to_data_space(leaf)).sum();
+    return torch::autograd::grad({log_det}, {leaf})[0].detach().to(z.dtype());
+  };
   at::NoGradGuard no_grad;
-  at::Tensor x = model.scaling.to_model(starts.reshape(rows).to(model.dtype)).to(model.device);
+  at::Tensor x = model.to_model_space(starts.reshape(rows).to(model.dtype)).to(model.device);
   const at::Tensor t = at::full({x.size(0)}, model.sde->t_eps(), x.options());
   at::Tensor first = at::zeros_like(x), second = at::zeros_like(x);
   constexpr double kBeta1 = 0.9, kBeta2 = 0.999, kEps = 1e-8, kFinalFraction = 1e-3;
   for (int64_t i = 0; i < config.iterations; ++i) {
-    const at::Tensor g = score->score(x, t, y);
+    at::Tensor g = score->score(x, t, y);
+    if (!model.bounds.none()) g = g + jacobian_gradient(x);
     first.mul_(kBeta1).add_(g, 1 - kBeta1);
     second.mul_(kBeta2).addcmul_(g, g, 1 - kBeta2);
     const double cosine = 0.5 * (1 + std::cos(M_PI * static_cast<double>(i) / static_cast<double>(config.iterations)));
@@ -46,7 +56,7 @@ at::Tensor model_mode(const Model& model, Sampler& sampler, const at::Tensor& co
     x.addcdiv_(first / c1, (second / c2).sqrt_().add_(kEps), lr);
     if (progress) progress(i + 1, config.iterations);
   }
-  const at::Tensor ends = model.scaling.to_data(x).cpu();
+  const at::Tensor ends = model.to_data_space(x).cpu();
   if (!at::isfinite(ends).all().item<bool>()) throw InvalidArgument("the mode search diverged (the score is not finite)");
   const at::Tensor conds =
       cond.defined() ? (cond.dim() <= 1 ? cond.reshape({1, -1}) : cond.reshape({m, -1})).repeat_interleave(k, 0) : at::Tensor();

@@ -5,6 +5,7 @@
 #include <cmath>
 #include <fstream>
 #include <functional>
+#include <limits>
 #include <map>
 #include <sstream>
 
@@ -54,33 +55,44 @@ template <>
 std::string parse_value<std::string>(const std::string&, const std::string& text) {
   return text;
 }
-// A list of integers: "1,2,2" (brackets and spaces allowed, as TOML writes it; empty: no items).
-template <>
-std::vector<int64_t> parse_value<std::vector<int64_t>>(const std::string& key, const std::string& text) {
+// A list: "1,2,2" (brackets and spaces allowed, as TOML writes it; empty: no items), each item
+// read by parse_item; what names the kind of list in the error.
+template <class T, class ParseItem>
+std::vector<T> parse_list(const std::string& key, const std::string& text, const std::string& what, ParseItem parse_item) {
   std::string inner;
   for (char ch : text)
     if (ch != '[' && ch != ']' && ch != ' ') inner += ch;
-  std::vector<int64_t> items;
+  std::vector<T> items;
   std::stringstream in(inner);
   std::string item;
   while (std::getline(in, item, ',')) {
-    if (item.empty()) throw InvalidArgument(key + ": expected a list of integers like 1,2,2, got '" + text + "'");
-    items.push_back(parse_value<int64_t>(key, item));
+    if (item.empty()) throw InvalidArgument(key + ": expected a list of " + what + ", got '" + text + "'");
+    items.push_back(parse_item(key, item));
   }
+  if (!inner.empty() && inner.back() == ',') throw InvalidArgument(key + ": expected a list of " + what + ", got '" + text + "'");
   return items;
+}
+template <>
+std::vector<int64_t> parse_value<std::vector<int64_t>>(const std::string& key, const std::string& text) {
+  return parse_list<int64_t>(key, text, "integers like 1,2,2", parse_value<int64_t>);
+}
+// Numbers, where inf and -inf stand for an open side of a bound.
+template <>
+std::vector<double> parse_value<std::vector<double>>(const std::string& key, const std::string& text) {
+  return parse_list<double>(key, text, "numbers like -1,0,inf", [](const std::string& k, const std::string& item) {
+    if (item == "inf" || item == "+inf") return std::numeric_limits<double>::infinity();
+    if (item == "-inf") return -std::numeric_limits<double>::infinity();
+    return parse_value<double>(k, item);
+  });
 }
 
 std::string format_value(int64_t v) { return std::to_string(v); }
 std::string format_value(uint64_t v) { return std::to_string(v); }
 std::string format_value(bool v) { return v ? "true" : "false"; }
 std::string format_value(const std::string& v) { return v; }
-std::string format_value(const std::vector<int64_t>& v) {
-  std::string text;
-  for (size_t i = 0; i < v.size(); ++i) text += (i ? "," : "") + std::to_string(v[i]);
-  return text;
-}
 // The shortest text that reads back as the same double (0.1, not 0.10000000000000001).
 std::string format_value(double v) {
+  if (std::isinf(v)) return v > 0 ? "inf" : "-inf";
   for (int precision = 1; precision <= 17; ++precision) {
     std::ostringstream s;
     s.precision(precision);
@@ -88,6 +100,12 @@ std::string format_value(double v) {
     if (std::stod(s.str()) == v) return s.str();
   }
   return std::to_string(v);
+}
+template <class T>
+std::string format_value(const std::vector<T>& v) {
+  std::string text;
+  for (size_t i = 0; i < v.size(); ++i) text += (i ? "," : "") + format_value(v[i]);
+  return text;
 }
 
 struct Entry {
@@ -100,9 +118,9 @@ struct Entry {
 // A plain field: FieldOf(c) returns a reference to it.
 template <class T, class FieldOf>
 Entry field(std::string name, std::string help, FieldOf of) {
-  const auto toml = std::is_same_v<T, std::string>            ? Entry::Toml::String
-                    : std::is_same_v<T, std::vector<int64_t>> ? Entry::Toml::List
-                                                              : Entry::Toml::Plain;
+  const auto toml = std::is_same_v<T, std::string>                                                     ? Entry::Toml::String
+                    : std::is_same_v<T, std::vector<int64_t>> || std::is_same_v<T, std::vector<double>> ? Entry::Toml::List
+                                                                                                       : Entry::Toml::Plain;
   Entry e{name, std::move(help), toml, nullptr, nullptr};
   e.set = [name, of](RunConfig& c, const std::string& text) { of(c) = parse_value<T>(name, text); };
   e.get = [of](const RunConfig& c) { return format_value(of(const_cast<RunConfig&>(c))); };
@@ -155,6 +173,8 @@ const std::vector<Entry>& entries() {
     t.push_back(field<bool>("data.standardize", "train on per-feature standardised data (and conditions)", [](C& c) -> auto& { return c.data.standardize; }));
     t.push_back(field<std::string>("data.image_range", "map pixel levels onto LO,HI (e.g. -1,1 or 0,1) instead of standardising; auto: -1,1 for IDX/CIFAR-10 files; off", [](C& c) -> auto& { return c.data.image_range; }));
     t.push_back(field<int64_t>("data.levels", "pixel levels of image data (256 for 8-bit images)", [](C& c) -> auto& { return c.data.levels; }));
+    t.push_back(field<std::vector<double>>("data.lower", "lower bounds of the data's features (a prior's support): one for all or one per feature, -inf for none (empty: unbounded)", [](C& c) -> auto& { return c.data.lower; }));
+    t.push_back(field<std::vector<double>>("data.upper", "upper bounds of the data's features: one for all or one per feature, inf for none (empty: unbounded)", [](C& c) -> auto& { return c.data.upper; }));
     t.push_back(choice<SDEKind>("sde.type", "vp, subvp, ve or cosine", [](C& c) -> auto& { return c.sde.kind; }, sde_kind_from_string, to_string));
     t.push_back(field<double>("sde.beta_min", "VP/SubVP beta at t = 0", [](C& c) -> auto& { return c.sde.beta_min; }));
     t.push_back(field<double>("sde.beta_max", "VP/SubVP beta at t = 1", [](C& c) -> auto& { return c.sde.beta_max; }));
@@ -168,10 +188,11 @@ const std::vector<Entry>& entries() {
     t.push_back(field<int64_t>("model.width", "hidden width (mlp, resnet), base channels (unet), token width (dit, mixer)", [](C& c) -> auto& { return c.model.width; }));
     t.push_back(field<int64_t>("model.depth", "hidden layers (mlp), residual blocks (resnet), residual blocks per resolution (unet), blocks (dit, mixer)", [](C& c) -> auto& { return c.model.depth; }));
     t.push_back(choice<Activation>("model.activation", "relu, silu, gelu or tanh", [](C& c) -> auto& { return c.model.activation; }, activation_from_string, to_string));
-    t.push_back(choice<TimeEmbeddingKind>("model.time_embedding", "tutorial, fourier or sinusoidal", [](C& c) -> auto& { return c.model.time_embedding; }, time_embedding_from_string, to_string));
+    t.push_back(choice<TimeEmbeddingKind>("model.time_embedding", "tutorial, fourier, sinusoidal or log-time", [](C& c) -> auto& { return c.model.time_embedding; }, time_embedding_from_string, to_string));
     t.push_back(field<int64_t>("model.embedding_dim", "features of the fourier/sinusoidal time embedding", [](C& c) -> auto& { return c.model.embedding_dim; }));
     t.push_back(field<double>("model.fourier_scale", "std of the random Fourier frequencies", [](C& c) -> auto& { return c.model.fourier_scale; }));
     t.push_back(choice<Parameterization>("model.output", "what the network predicts: score or noise", [](C& c) -> auto& { return c.model.output; }, parameterization_from_string, to_string));
+    t.push_back(choice<Baseline>("model.baseline", "none, or gaussian: the network learns what a linear-Gaussian fit of the training pairs leaves (mlp, resnet); auto: the run chooses", [](C& c) -> auto& { return c.model.baseline; }, baseline_from_string, to_string));
     t.push_back(field<std::vector<int64_t>>("model.channel_mult", "unet: channel multiplier of each resolution, e.g. 1,2,2", [](C& c) -> auto& { return c.model.channel_mult; }));
     t.push_back(field<std::vector<int64_t>>("model.attention_res", "unet: feature-map sides with self-attention, e.g. 16 (empty: none)", [](C& c) -> auto& { return c.model.attention_res; }));
     t.push_back(field<double>("model.dropout", "dropout in unet residual blocks and dit/mixer MLPs", [](C& c) -> auto& { return c.model.dropout; }));
@@ -320,6 +341,8 @@ void RunConfig::validate() const {
   if (data.levels < 2) throw InvalidArgument("data.levels must be at least 2");
   data.pixel_range(false);  // checks the text
   if (train.cond_dropout > 0 && data.cond.empty()) throw InvalidArgument("train.cond_dropout needs conditions (--cond)");
+  if (train.cond_dropout > 0 && model.baseline == Baseline::Gaussian)
+    throw InvalidArgument("model.baseline = gaussian fits p(x | y) and has no unconditional mode: it cannot be trained with train.cond_dropout");
   sde.validate();
   model.validate();
   const RunConfig settled = settle_auto_keys(*this, DataFacts{1000, data.cond.empty() ? 0 : 1});

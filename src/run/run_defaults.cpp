@@ -65,6 +65,7 @@ RunConfig settle_auto_keys(RunConfig config, const DataFacts& facts) {
   }
   SampleConfig& s = config.sample;
   const bool posterior = conditional && !is_image_net(config.model.kind);
+  if (config.model.baseline == Baseline::Auto) config.model.baseline = Baseline::None;
   if (s.sampler == "auto") s.sampler = to_string(posterior ? SamplerKind::EDMHeun : SamplerKind::EulerMaruyama);
   if (s.steps == kAutoCount)
     s.steps = sampler_kind_from_string(s.sampler) == SamplerKind::EDMHeun ? kPosteriorNoiseLevels : kEulerMaruyamaSteps;

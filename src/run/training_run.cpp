@@ -14,6 +14,7 @@
 #include "sbgm/data/toy.hpp"
 #include "sbgm/io/atomic_file.hpp"
 #include "sbgm/io/npy.hpp"
+#include "sbgm/nets/gaussian_baseline.hpp"
 #include "sbgm/nets/score_net.hpp"
 #include "sbgm/plot/plots.hpp"
 #include "sbgm/run/checkpoint.hpp"
@@ -161,7 +162,19 @@ TrainRunResult train_run(const RunConfig& given_config, const std::string& run_d
     if (resumed.data_shape != data_shape) throw InvalidArgument("the data's shape differs from the checkpoint's");
     if (resumed.cond_dim != cond_dim) throw InvalidArgument("the conditions' width differs from the checkpoint's");
   }
-  const Scaling scaling = resume ? resumed.scaling : fit_scaling(config, raw);
+  if (resume && (resumed.config.data.lower != config.data.lower || resumed.config.data.upper != config.data.upper))
+    throw InvalidArgument("data.lower / data.upper differ from the checkpoint's");
+  // Bounded features are modelled through the bounds' bijection (data/bounds.hpp).
+  const Bounds bounds = model_bounds(config, data_shape);
+  if (!bounds.none()) {
+    if (config.data.pixel_range(false))
+      throw InvalidArgument("data.lower / data.upper do not apply to pixel data (data.image_range)");
+    const std::string outside = bounds.first_outside(raw);
+    const std::string& data_name = config.data.file.empty() ? config.data.dataset : config.data.file;
+    if (!outside.empty()) throw InvalidArgument(data_name + ": " + outside + " (data.lower / data.upper)");
+  }
+  const at::Tensor unbounded = bounds.to_unbounded(raw);
+  const Scaling scaling = resume ? resumed.scaling : fit_scaling(config, unbounded);
   TrainConfig train_config = config.train;
   if (train_config.dequantize) {
     if (!config.data.pixel_range(false))
@@ -171,7 +184,18 @@ TrainRunResult train_run(const RunConfig& given_config, const std::string& run_d
   const Scaling cond_scaling = resume                                      ? resumed.cond_scaling
                                : config.data.standardize && raw_cond.defined() ? Scaling::standardize(raw_cond)
                                                                                : Scaling::identity();
-  at::Tensor data = scaling.to_model(raw).to(device);
+  at::Tensor data = scaling.to_model(unbounded).to(device);
+  // The training rows' moments in the model's space (a Gaussian fit of the prior, for iid posteriors).
+  at::Tensor data_mean, data_cov;
+  if (resume) {
+    data_mean = resumed.data_mean;
+    data_cov = resumed.data_cov;
+  } else if (data.numel() / data.size(0) <= kMomentFeatures && data.size(0) > 1) {
+    const at::Tensor rows = data.reshape({data.size(0), -1}).to(at::kCPU, at::kDouble);
+    data_mean = rows.mean(0);
+    const at::Tensor centred = rows - data_mean;
+    data_cov = at::matmul(centred.t(), centred) / static_cast<double>(rows.size(0) - 1);
+  }
   at::Tensor cond = raw_cond.defined() ? cond_scaling.to_model(raw_cond).to(device) : at::Tensor();
   // Held-out rows, chosen by the seed and never trained on (the scaling above saw every row: it
   // is a fixed affine map, not something the network learns).
@@ -195,6 +219,9 @@ TrainRunResult train_run(const RunConfig& given_config, const std::string& run_d
   std::shared_ptr<const SDE> sde = make_sde(config.sde);
   std::shared_ptr<ScoreNet> net = build_net(config, data_shape, cond_dim);
   std::shared_ptr<ScoreNet> ema_net = build_net(config, data_shape, cond_dim);
+  if (!resume)  // a resumed run's fit comes back with the buffers
+    for (const auto& n : {net, ema_net})
+      if (auto* baseline = dynamic_cast<GaussianBaselineNet*>(n.get())) baseline->fit(data, cond);
   net->to(device);
   ema_net->to(device);
   // Dropout masks come from the global generator: each rank draws its own (the weights are
@@ -222,6 +249,8 @@ TrainRunResult train_run(const RunConfig& given_config, const std::string& run_d
     c.cond_dim = cond_dim;
     c.scaling = scaling;
     c.cond_scaling = cond_scaling;
+    c.data_mean = data_mean;
+    c.data_cov = data_cov;
     c.state = trainer.state();
     c.buffers = module_buffers(*net);
     c.ema_buffers = module_buffers(*ema_net);
@@ -243,8 +272,11 @@ TrainRunResult train_run(const RunConfig& given_config, const std::string& run_d
     m.config = config;
     m.data_shape = data_shape;
     m.cond_dim = cond_dim;
+    m.bounds = bounds;
     m.scaling = scaling;
     m.cond_scaling = cond_scaling;
+    m.data_mean = data_mean;
+    m.data_cov = data_cov;
     m.step = step;
     m.device = device;
     m.sde = sde;

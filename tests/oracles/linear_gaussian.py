@@ -12,7 +12,8 @@ observation), logp.npy [M] (log p(theta | x) by scipy), post_means.npy [M, P] an
 For inpainting with the prior as the model it also writes inpaint_obs.npy [2, P] (NaN where
 unobserved), inpaint_mask.npy (bool [P]: features 0 and 2 observed), and the conditional of
 feature 1 given them: inpaint_means.npy [2] and inpaint_var.npy [] . For calibration checks, 200
-held-out simulations from the joint: sbc_theta.npy [200, P] and sbc_x.npy [200, X].
+held-out simulations from the joint: sbc_theta.npy [200, P] and sbc_x.npy [200, X]. For iid
+posteriors, n = 1, 5, 20 observations of one theta: iid_obs_N.npy, iid_mean_N.npy, iid_cov_N.npy.
 """
 import sys
 import numpy as np
@@ -58,3 +59,15 @@ sims = np.random.default_rng(11)
 sbc_theta = sims.multivariate_normal(m0, S0, size=200)
 np.save(f"{out}/sbc_theta.npy", sbc_theta)
 np.save(f"{out}/sbc_x.npy", sbc_theta @ H.T + sims.multivariate_normal(np.zeros(2), R, size=200))
+# Independent observations of one theta for iid posteriors (a stream of their own): for n = 1, 5
+# and 20, iid_obs_N.npy [N, X] and the exact posterior given all N, iid_mean_N.npy [P] and
+# iid_cov_N.npy [P, P] (precision S0^-1 + N H^T R^-1 H).
+iid = np.random.default_rng(13)
+theta_iid = iid.multivariate_normal(m0, S0)
+Rinv, S0inv = np.linalg.inv(R), np.linalg.inv(S0)
+for n in (1, 5, 20):
+    xs = theta_iid @ H.T + iid.multivariate_normal(np.zeros(2), R, size=n)
+    cov_n = np.linalg.inv(S0inv + n * H.T @ Rinv @ H)
+    np.save(f"{out}/iid_obs_{n}.npy", xs)
+    np.save(f"{out}/iid_mean_{n}.npy", cov_n @ (S0inv @ m0 + H.T @ Rinv @ xs.sum(0)))
+    np.save(f"{out}/iid_cov_{n}.npy", (cov_n + cov_n.T) / 2)

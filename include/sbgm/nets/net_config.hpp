@@ -25,7 +25,12 @@ enum class Parameterization {
   Noise,  // the noise eps in x_t = m x0 + sigma eps: score = -eps / sigma
 };
 
+// What the network's output is added to (nets/gaussian_baseline.hpp): nothing, or the diffused
+// score of a linear-Gaussian fit of the training pairs. Auto is settled by the run.
+enum class Baseline { Auto, None, Gaussian };
 std::string to_string(NetKind v);
+std::string to_string(Baseline v);
+Baseline baseline_from_string(const std::string& s);
 std::string to_string(Activation v);
 std::string to_string(TimeEmbeddingKind v);
 std::string to_string(Parameterization v);
@@ -46,6 +51,7 @@ struct NetConfig {
   int64_t embedding_dim = 32;     // Fourier / Sinusoidal: number of features (even)
   double fourier_scale = 16.0;    // Fourier: std of the random frequencies
   Parameterization output = Parameterization::Noise;
+  Baseline baseline = Baseline::Auto;  // vector networks only
 
   // Image networks. Their time features (the tutorial's four are replaced by sinusoidal ones of
   // `width` features) pass through a two-layer MLP to 4 * width, and a condition y is embedded

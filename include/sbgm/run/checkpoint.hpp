@@ -21,10 +21,16 @@ struct Checkpoint {
   int64_t cond_dim = 0;  // features of a condition (0: unconditional)
   Scaling scaling;
   Scaling cond_scaling;
+  // The training rows' mean [D] and covariance [D, D] in the model's space, kept for data of at
+  // most kMomentFeatures features (a Gaussian fit of the prior for iid posteriors); undefined
+  // otherwise and in checkpoints written before they were kept.
+  at::Tensor data_mean, data_cov;
   TrainState state;
   std::vector<at::Tensor> buffers;      // the network's non-trained state (e.g. Fourier frequencies)
   std::vector<at::Tensor> ema_buffers;  // the same for the EMA network
 };
+
+constexpr int64_t kMomentFeatures = 256;
 
 // RUN_DIR/checkpoint.pt for a directory, the path itself otherwise.
 std::string checkpoint_path(const std::string& run_dir_or_file);

@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "sbgm/data/bounds.hpp"
 #include "sbgm/data/scaling.hpp"
 #include "sbgm/dist/communicator.hpp"
 #include "sbgm/nets/condition.hpp"
@@ -30,8 +31,10 @@ struct Model {
   RunConfig config;  // for a mixture only config.sde is meaningful
   std::vector<int64_t> data_shape;
   int64_t cond_dim = 0;  // features of a condition y (0: unconditional model)
-  Scaling scaling;
+  Bounds bounds;    // the data's box bounds (data.lower, data.upper), mapped onto unbounded space first
+  Scaling scaling;  // then this affine map onto the space the network models
   Scaling cond_scaling;  // data-space conditions -> the conditions the model was trained on
+  at::Tensor data_mean, data_cov;  // the training rows' moments in the model's space (checkpoint.hpp), or undefined
   int64_t step = 0;
   c10::Device device = c10::kCPU;
   at::ScalarType dtype = at::kFloat;  // what samples and likelihoods are computed in
@@ -47,6 +50,13 @@ struct Model {
   Communicator comm;
 
   std::unique_ptr<ScoreModel> score_model() const;
+  // Rows x [N, ...] in data space -> the space the network models (the bounds' bijection, then
+  // the scaling), and back; to_data_space always lands within the bounds.
+  at::Tensor to_model_space(const at::Tensor& x) const;
+  at::Tensor to_data_space(const at::Tensor& z) const;
+  // [N] float64: log |det dz/dx| of each row x in data space, which turns the model's log-density
+  // into the data's.
+  at::Tensor log_abs_det_jacobian(const at::Tensor& x) const;
   // How the network takes its condition (trained with condition dropout or not).
   ConditionInput condition_input() const;
   int64_t parameter_count() const;
@@ -54,6 +64,10 @@ struct Model {
   // Computes in float32 or float64 from now on (a network's weights are converted).
   void set_dtype(at::ScalarType dtype);
 };
+
+// The box bounds a config gives samples of this shape (none for most runs); InvalidArgument
+// naming data.lower / data.upper when they do not fit the shape.
+Bounds model_bounds(const RunConfig& config, const std::vector<int64_t>& data_shape);
 
 // Builds the network a config describes for conditions of cond_dim features (weights seeded from
 // config.train.seed).
@@ -76,6 +90,11 @@ Model mixture_model(const GaussianMixture& mixture, const SDEConfig& sde, c10::D
 // conditions given to an unconditional model.
 at::Tensor model_conditions(const Model& model, const at::Tensor& cond, int64_t rows);
 
+// n samples in data space drawn with the given score (a composition built on the model's own,
+// such as an iid posterior's) through the model's SDE, shape and maps; y: one model-space
+// condition per row, or undefined.
+at::Tensor sample_model_with(const Model& model, ScoreModel& score, Sampler& sampler, int64_t n, const at::Tensor& y,
+                             uint64_t seed, const ProgressFn& progress = {});
 // n samples in data space drawn with the given sampler (an unconditional model).
 at::Tensor sample_model(const Model& model, Sampler& sampler, int64_t n, uint64_t seed, const ProgressFn& progress = {});
 // The same with Euler-Maruyama in `steps` steps.

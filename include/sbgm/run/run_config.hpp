@@ -25,6 +25,10 @@ struct DataConfig {
   // instead of being standardised. "auto": -1,1 for IDX and CIFAR-10 files, off otherwise.
   std::string image_range = "auto";
   int64_t levels = 256;
+  // Box bounds on the data's features (a prior's support): one value for every feature or one per
+  // feature, inf / -inf for an open side, empty for none. A bounded run models its data through
+  // the bijection of data/bounds.hpp, so no sample falls outside them.
+  std::vector<double> lower, upper;
 
   // The pixel range, or nothing when the data is not scaled as pixels; image_file: the data file
   // is an IDX or CIFAR-10 file (what "auto" looks at).
@@ -42,6 +46,9 @@ struct SampleConfig {
 // TrainConfig's defaults with the keys a run settles for itself (run_defaults.hpp) left "auto".
 TrainConfig train_config_with_auto_keys();
 
+// Seconds a process of a multi-process job waits for the others by default (run.timeout).
+constexpr double kDefaultJobTimeout = 300;
+
 struct RunConfig {
   DataConfig data;
   SDEConfig sde;
@@ -50,7 +57,7 @@ struct RunConfig {
   SampleConfig sample;
   std::string device = "cpu";
   int64_t threads = 0;  // 0: one per core (shared by the processes of a job on one machine)
-  double timeout = 300;  // seconds a process of a job waits for the others before giving up
+  double timeout = kDefaultJobTimeout;  // seconds a process of a job waits for the others before giving up
 
   // Sets one key ("section.name") from its text form; throws InvalidArgument for an unknown key
   // or a value that does not parse.

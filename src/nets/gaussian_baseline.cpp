@@ -1,0 +1,91 @@
+#include "sbgm/nets/gaussian_baseline.hpp"
+
+#include <ATen/ATen.h>
+
+#include "sbgm/sde/sde.hpp"
+#include "sbgm/util/error.hpp"
+
+namespace sbgm {
+
+GaussianBaselineNet::GaussianBaselineNet(std::shared_ptr<ScoreNet> net, std::shared_ptr<const SDE> sde,
+                                         Parameterization output, int64_t dim, int64_t cond_dim)
+    : net_(register_module("net", std::move(net))), sde_(std::move(sde)), output_(output) {
+  weight_ = register_buffer("baseline_weight", at::zeros({dim, cond_dim}));
+  bias_ = register_buffer("baseline_bias", at::zeros({dim}));
+  values_ = register_buffer("baseline_values", at::ones({dim}));
+  vectors_ = register_buffer("baseline_vectors", at::eye(dim));
+}
+
+void GaussianBaselineNet::fit(const at::Tensor& x, const at::Tensor& y) {
+  const int64_t n = x.size(0), d = bias_.size(0), c = weight_.size(1);
+  if (n < c + 2) throw InvalidArgument("a Gaussian baseline needs more rows than condition features");
+  const at::Tensor xs = x.reshape({n, -1}).to(at::kCPU, at::kDouble);
+  if (xs.size(1) != d) throw InvalidArgument("the baseline's rows have another width than the network's");
+  const at::Tensor x_mean = xs.mean(0), xc = xs - x_mean;
+  at::Tensor weight = at::zeros({d, c}, at::kDouble), bias = x_mean, residual = xc;
+  if (c > 0) {
+    const at::Tensor ys = y.reshape({n, -1}).to(at::kCPU, at::kDouble);
+    const at::Tensor y_mean = ys.mean(0), yc = ys - y_mean;
+    // Least squares W = X_c^T Y_c (Y_c^T Y_c)^-1, with a whisper of ridge for collinear conditions.
+    at::Tensor gram = at::matmul(yc.t(), yc);
+    gram = gram + (1e-9 * gram.trace().item<double>() / static_cast<double>(c) + 1e-12) * at::eye(c, at::kDouble);
+    weight = at::linalg_solve(gram, at::matmul(yc.t(), xc)).t();
+    bias = x_mean - at::matmul(weight, y_mean);
+    residual = xc - at::matmul(yc, weight.t());
+  }
+  const double dof = static_cast<double>(std::max<int64_t>(1, n - c - 1));
+  at::Tensor cov = at::matmul(residual.t(), residual) / dof;
+  const double floor = 1e-6 * std::max(cov.trace().item<double>() / static_cast<double>(d), 1e-12);
+  cov = 0.5 * (cov + cov.t()) + floor * at::eye(d, at::kDouble);
+  auto [values, vectors] = at::linalg_eigh(cov);
+  at::NoGradGuard no_grad;
+  weight_.copy_(weight);
+  bias_.copy_(bias);
+  values_.copy_(values.clamp_min(floor));
+  vectors_.copy_(vectors);
+}
+
+GaussianBaselineNet::Coefficients GaussianBaselineNet::coefficients(const at::Tensor& t, const at::Tensor& like) const {
+  Coefficients k;
+  k.m = sde_->mean_coeff(t, like);
+  k.sigma = sde_->marginal_std(t, like);
+  k.inverse = (k.m.pow(2) * values_.to(like.scalar_type()) + k.sigma.pow(2)).reciprocal();
+  return k;
+}
+
+at::Tensor GaussianBaselineNet::baseline(const at::Tensor& x, const at::Tensor& t, const at::Tensor& y) const {
+  const int64_t b = x.size(0);
+  const at::Tensor flat = x.reshape({b, -1});
+  const auto type = flat.scalar_type();
+  at::Tensor mean = bias_.to(type).unsqueeze(0);
+  if (weight_.size(1) > 0) {
+    if (!y.defined() || y.numel() != b * weight_.size(1))
+      throw InvalidArgument("the Gaussian baseline takes the condition it was fitted with");
+    mean = mean + at::matmul(y.reshape({b, -1}).to(type), weight_.to(type).t());
+  }
+  const Coefficients k = coefficients(t, flat);
+  const at::Tensor vectors = vectors_.to(type);
+  const at::Tensor score = -at::matmul(at::matmul(flat - k.m * mean, vectors) * k.inverse, vectors.t());
+  const at::Tensor out = output_ == Parameterization::Noise ? -k.sigma * score : score;
+  return out.reshape(x.sizes());
+}
+
+at::Tensor GaussianBaselineNet::forward(const at::Tensor& x, const at::Tensor& t, const at::Tensor& y) {
+  return net_->forward(x, t, y).to(x.scalar_type()) + baseline(x, t, y);
+}
+
+at::Tensor GaussianBaselineNet::forward_with_divergence(const at::Tensor& x, const at::Tensor& t, const at::Tensor& y,
+                                                        at::Tensor& divergence) {
+  at::Tensor out = net_->forward_with_divergence(x, t, y, divergence) + baseline(x, t, y);
+  // The baseline's Jacobian is -U diag(inverse) U^T for the score (times -sigma for noise).
+  const Coefficients k = coefficients(t, x.reshape({x.size(0), -1}));
+  const at::Tensor trace = k.inverse.sum(1);
+  divergence = divergence + (output_ == Parameterization::Noise ? k.sigma.reshape({-1}) * trace : -trace);
+  return out;
+}
+
+at::Tensor GaussianBaselineNet::forward_for_backward(const at::Tensor& x, const at::Tensor& t, const at::Tensor& y) {
+  return net_->forward_for_backward(x, t, y) + baseline(x, t, y);
+}
+
+}  // namespace sbgm

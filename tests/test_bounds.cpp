@@ -1,0 +1,134 @@
+// Box bounds and their bijection onto unbounded space (data/bounds.hpp): round trips, the
+// log-Jacobian against autograd and against a density known in closed form, and a bounded model
+// whose samples and log-densities are checked against an exact mixture.
+#include <ATen/ATen.h>
+#include <gtest/gtest.h>
+#include <torch/csrc/autograd/autograd.h>
+
+#include <cmath>
+#include <limits>
+
+#include "sbgm/data/bounds.hpp"
+#include "sbgm/likelihood/log_likelihood.hpp"
+#include "sbgm/nets/gaussian_mixture.hpp"
+#include "sbgm/run/model.hpp"
+#include "sbgm/sample/edm_heun.hpp"
+#include "sbgm/sde/sde.hpp"
+#include "sbgm/util/error.hpp"
+
+using namespace sbgm;
+
+namespace {
+constexpr double kInf = std::numeric_limits<double>::infinity();
+
+// One feature of each kind: [-1, 2], [0.5, inf), (-inf, 3], unbounded.
+Bounds four_kinds() { return Bounds::from_lists({-1, 0.5, -kInf, -kInf}, {2, kInf, 3, kInf}, 4); }
+
+// Points strictly inside the four features' bounds.
+at::Tensor points_inside(int64_t n) {
+  at::manual_seed(1);
+  const at::Tensor r = at::rand({n, 4}, at::kDouble);
+  return at::stack({-1 + 3 * r.select(1, 0), 0.5 + at::exp(4 * r.select(1, 1) - 2), 3 - at::exp(4 * r.select(1, 2) - 2),
+                    8 * r.select(1, 3) - 4},
+                   1);
+}
+}  // namespace
+
+TEST(Bounds, RoundTripsAndStaysInside) {
+  const Bounds b = four_kinds();
+  const at::Tensor x = points_inside(500);
+  EXPECT_TRUE(b.inside(x).all().item<bool>());
+  const at::Tensor u = b.to_unbounded(x);
+  EXPECT_TRUE(at::allclose(b.to_bounded(u), x, 1e-10, 1e-12));
+  // Each map is increasing, and the unbounded feature is untouched.
+  const at::Tensor order = x.select(1, 0).argsort();
+  EXPECT_TRUE((u.select(1, 0).index_select(0, order).diff() > 0).all().item<bool>());
+  EXPECT_TRUE(at::equal(u.select(1, 3), x.select(1, 3)));
+  // Any u, however far out, comes back within the bounds; points on a bound map to finite u.
+  const at::Tensor far = at::tensor({-200.0, -200.0, -200.0, -200.0, 200.0, 200.0, 200.0, 200.0}, at::kDouble).reshape({2, 4});
+  EXPECT_TRUE(b.inside(b.to_bounded(far)).all().item<bool>());
+  const at::Tensor on_bounds = at::tensor({-1.0, 0.5, 3.0, 0.0, 2.0, 0.5, 3.0, 0.0}, at::kDouble).reshape({2, 4});
+  EXPECT_TRUE(at::isfinite(b.to_unbounded(on_bounds)).all().item<bool>());
+  // float32 rows keep their dtype; no bounds is the identity.
+  EXPECT_EQ(b.to_unbounded(x.to(at::kFloat)).scalar_type(), at::kFloat);
+  EXPECT_TRUE(Bounds{}.none());
+  EXPECT_TRUE(at::equal(Bounds{}.to_unbounded(x), x));
+}
+
+TEST(Bounds, LogJacobianMatchesAutogradAndAClosedFormDensity) {
+  const Bounds b = four_kinds();
+  const at::Tensor x = points_inside(64).requires_grad_(true);
+  const at::Tensor u = b.to_unbounded(x);
+  // The Jacobian is diagonal: du_i/dx_i per feature, from autograd.
+  const at::Tensor du = torch::autograd::grad({u.sum()}, {x})[0];
+  EXPECT_TRUE(at::allclose(b.log_abs_det_jacobian(x.detach()), at::log(du.abs()).sum(1), 1e-9, 1e-9));
+
+  // Uniform x on [lo, hi] has logit(x) logistic: log p_u(u(x)) + log |du/dx| = -log(hi - lo) everywhere.
+  const Bounds box = Bounds::from_lists({-1}, {3}, 2);
+  at::manual_seed(2);
+  const at::Tensor v = -1 + 4 * at::rand({100, 2}, at::kDouble);
+  const at::Tensor w = box.to_unbounded(v);
+  const at::Tensor logistic = (-w - 2 * at::log1p(at::exp(-w))).sum(1);
+  EXPECT_TRUE(at::allclose(logistic + box.log_abs_det_jacobian(v), at::full({100}, -2 * std::log(4.0), at::kDouble), 1e-9, 1e-9));
+}
+
+TEST(Bounds, ListsAreCheckedAndBroadcast) {
+  const Bounds one = Bounds::from_lists({-1}, {1}, 3);
+  EXPECT_TRUE(at::equal(one.lower, at::full({3}, -1.0, at::kDouble)));
+  const Bounds lower_only = Bounds::from_lists({0}, {}, 2);
+  EXPECT_TRUE(at::isinf(lower_only.upper).all().item<bool>());
+  EXPECT_TRUE(Bounds::from_lists({}, {}, 2).none());
+  auto message = [](auto&& f) {
+    try {
+      f();
+    } catch (const InvalidArgument& e) {
+      return std::string(e.what());
+    }
+    return std::string("no error");
+  };
+  EXPECT_NE(message([] { Bounds::from_lists({-1, -1}, {1}, 3); }).find("data.lower: 2 values for samples of 3 features"), std::string::npos);
+  EXPECT_NE(message([] { Bounds::from_lists({-1, 2}, {1, 2}, 2); }).find("feature 1 has bounds [2, 2]"), std::string::npos);
+  EXPECT_NE(message([] { Bounds::from_lists({std::nan("")}, {1}, 2); }).find("NaN"), std::string::npos);
+  EXPECT_EQ(one.first_outside(at::zeros({4, 3}, at::kDouble)), "");
+  at::Tensor x = at::zeros({4, 3}, at::kDouble);
+  x[2][1] = 1.5;
+  EXPECT_EQ(one.first_outside(x), "row 2: feature 1 = 1.5 is above its upper bound 1");
+  EXPECT_EQ(one.inside(x).sum().item<int64_t>(), 3);
+  EXPECT_THROW(one.to_unbounded(at::zeros({4, 2}, at::kDouble)), InvalidArgument);
+}
+
+TEST(Bounds, ABoundedModelSamplesInsideWithExactLogDensities) {
+  // A Gaussian in unbounded space (the exact diffused mixture) behind the logit map of [-1, 1]^2:
+  // its samples stay inside, their logits have the Gaussian's moments, and log p(x) is the
+  // Gaussian's log-density at logit x plus the map's log-Jacobian (-inf outside).
+  const at::Tensor mean = at::tensor({0.5, -1.0}, at::kDouble).reshape({1, 2});
+  const at::Tensor cov = at::tensor({1.0, 0.3, 0.3, 0.5}, at::kDouble).reshape({1, 2, 2});
+  const GaussianMixture gaussian(at::ones({1}, at::kDouble), mean, cov);
+  Model model = mixture_model(gaussian, SDEConfig{});
+  model.bounds = Bounds::from_lists({-1}, {1}, 2);
+
+  EDMHeunConfig edm;
+  edm.steps = 40;
+  EDMHeunSampler sampler(edm);
+  const at::Tensor x = sample_model(model, sampler, 4000, 3);
+  EXPECT_TRUE(model.bounds.inside(x).all().item<bool>());
+  const at::Tensor u = model.bounds.to_unbounded(x);
+  EXPECT_TRUE(at::allclose(u.mean(0), mean[0], 0, 0.06)) << u.mean(0);
+  EXPECT_TRUE(at::allclose(at::cov(u.t()), cov[0], 0, 0.08)) << at::cov(u.t());
+
+  const at::Tensor points = at::tensor({0.2, -0.4, 0.6, -0.8, 0.0, 0.0, 1.5, 0.0}, at::kDouble).reshape({4, 2});
+  LikelihoodConfig tight;
+  tight.solver.rtol = tight.solver.atol = 1e-8;
+  const at::Tensor log_p = model_log_likelihood(model, points, tight, 0).log_prob;
+  const at::Tensor inner = points.narrow(0, 0, 3);
+  const at::Tensor u_inner = model.bounds.to_unbounded(inner);
+  // Exactly the unbounded model's log-density at the logits plus the map's log-Jacobian (nats)...
+  Model unbounded = model;
+  unbounded.bounds = Bounds{};
+  const at::Tensor in_u = model_log_likelihood(unbounded, model.bounds.to_unbounded(points), tight, 0).log_prob;  // the same batch
+  EXPECT_TRUE(at::allclose(log_p.narrow(0, 0, 3), in_u.narrow(0, 0, 3) + model.bounds.log_abs_det_jacobian(inner), 0, 1e-9));
+  // ...which is the Gaussian's to within the ODE's hundredths (p_T is taken as N(0, I), off by m(T) mu).
+  const at::Tensor expected = gaussian.log_prob(u_inner) + model.bounds.log_abs_det_jacobian(inner);
+  EXPECT_TRUE(at::allclose(log_p.narrow(0, 0, 3), expected, 0, 0.03)) << log_p << expected;
+  EXPECT_TRUE(std::isinf(log_p[3].item<double>()) && log_p[3].item<double>() < 0);
+}
