@@ -95,6 +95,12 @@ TEST(GaussianBaseline, DivergenceMatchesAutograd) {
     ASSERT_TRUE(net.supports_divergence());
     const at::Tensor x = at::randn({20, 3}, at::kDouble).requires_grad_(true), y = at::randn({20, 2}, at::kDouble);
     const at::Tensor t = at::full({20}, 0.2, at::kDouble);
+    // It starts as the fit alone (the network's output layer is zero)...
+    EXPECT_TRUE(at::allclose(net.forward(x, t, y), net.baseline(x, t, y), 0, 1e-12));
+    {
+      at::NoGradGuard no_grad;
+      for (auto& w : net.parameters()) w.add_(0.1 * at::randn_like(w));  // ...and is trained away from it
+    }
     const at::Tensor out = net.forward(x, t, y);
     at::Tensor trace = at::zeros({20}, at::kDouble);
     for (int64_t k = 0; k < 3; ++k)

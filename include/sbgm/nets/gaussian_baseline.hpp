@@ -6,8 +6,9 @@
 // and the network's output is added to it (in the output's units: the score, or -sigma s_G for a
 // noise-predicting network). Where the posterior is Gaussian, as in linear models, the fit is
 // already right and the network has nothing to learn, so it cannot over-fit it; where it is not,
-// the fit carries the large noise levels and the network the fine structure. The fit is kept in
-// the module's buffers, so checkpoints carry it with the weights.
+// the fit carries the large noise levels and the network the fine structure. The network's
+// output layer starts at zero, so training starts from the fit. The fit is kept in the module's
+// buffers, so checkpoints carry it with the weights.
 
 #include <ATen/core/Tensor.h>
 
