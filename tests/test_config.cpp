@@ -95,6 +95,19 @@ TEST(RunConfig, AutoKeysRoundTripAndAreSettledFromTheData) {
   EXPECT_EQ(s.sample.steps, 50);
   EXPECT_EQ(u.sample.sampler, "em");
   EXPECT_EQ(u.sample.steps, 1000);
+  // A posterior is modelled with the VE SDE, anything else with VP; the Gaussian baseline is an
+  // option (none unless asked for).
+  EXPECT_EQ(s.sde.kind, SDEKind::VE);
+  EXPECT_EQ(u.sde.kind, SDEKind::VP);
+  EXPECT_EQ(s.model.baseline, Baseline::None);
+  EXPECT_EQ(s.get("sde.type"), "ve");
+  RunConfig chosen = cond;
+  chosen.set("sde.type", "vp");
+  chosen.set("model.baseline", "gaussian");
+  EXPECT_EQ(settle_auto_keys(chosen, DataFacts{10000, 3}).sde.kind, SDEKind::VP);
+  EXPECT_EQ(settle_auto_keys(chosen, DataFacts{10000, 3}).model.baseline, Baseline::Gaussian);
+  chosen.set("sde.type", "auto");
+  EXPECT_EQ(chosen.get("sde.type"), "auto");
 
   // What the user set is kept; without held-out rows a conditional run has a fixed length again.
   cond.train.validation_fraction = 0;

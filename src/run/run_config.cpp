@@ -175,7 +175,13 @@ const std::vector<Entry>& entries() {
     t.push_back(field<int64_t>("data.levels", "pixel levels of image data (256 for 8-bit images)", [](C& c) -> auto& { return c.data.levels; }));
     t.push_back(field<std::vector<double>>("data.lower", "lower bounds of the data's features (a prior's support): one for all or one per feature, -inf for none (empty: unbounded)", [](C& c) -> auto& { return c.data.lower; }));
     t.push_back(field<std::vector<double>>("data.upper", "upper bounds of the data's features: one for all or one per feature, inf for none (empty: unbounded)", [](C& c) -> auto& { return c.data.upper; }));
-    t.push_back(choice<SDEKind>("sde.type", "vp, subvp, ve or cosine", [](C& c) -> auto& { return c.sde.kind; }, sde_kind_from_string, to_string));
+    Entry sde_type = choice<SDEKind>("sde.type", "vp, subvp, ve or cosine; auto: the run chooses from its data", [](C& c) -> auto& { return c.sde.kind; }, sde_kind_from_string, to_string);
+    sde_type.set = [set = sde_type.set](C& c, const std::string& text) {
+      c.sde_auto = text == "auto";
+      if (!c.sde_auto) set(c, text);
+    };
+    sde_type.get = [get = sde_type.get](const C& c) { return c.sde_auto ? std::string("auto") : get(c); };
+    t.push_back(sde_type);
     t.push_back(field<double>("sde.beta_min", "VP/SubVP beta at t = 0", [](C& c) -> auto& { return c.sde.beta_min; }));
     t.push_back(field<double>("sde.beta_max", "VP/SubVP beta at t = 1", [](C& c) -> auto& { return c.sde.beta_max; }));
     t.push_back(field<double>("sde.sigma_min", "VE smallest noise scale", [](C& c) -> auto& { return c.sde.sigma_min; }));

@@ -52,6 +52,9 @@ constexpr double kDefaultJobTimeout = 300;
 struct RunConfig {
   DataConfig data;
   SDEConfig sde;
+  // sde.type = "auto" (the default): the run chooses the SDE from its data (run_defaults.hpp);
+  // until then sde.kind holds VP.
+  bool sde_auto = true;
   NetConfig model;
   TrainConfig train = train_config_with_auto_keys();
   SampleConfig sample;
