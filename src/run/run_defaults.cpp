@@ -67,8 +67,8 @@ RunConfig settle_auto_keys(RunConfig config, const DataFacts& facts) {
   const bool posterior = conditional && !is_image_net(config.model.kind);
   if (config.sde_auto) config.sde.kind = posterior ? SDEKind::VE : SDEKind::VP;
   config.sde_auto = false;
-  // The linear-Gaussian fit stays an option: with the held-out loss choosing the weights it was
-  // excellent where the posterior is Gaussian and harmful where it has fine structure (header).
+  // The linear-Gaussian fit stays an option: excellent where the posterior is Gaussian, harmful
+  // where it has fine structure (header).
   if (config.model.baseline == Baseline::Auto) config.model.baseline = Baseline::None;
   if (s.sampler == "auto") s.sampler = to_string(posterior ? SamplerKind::EDMHeun : SamplerKind::EulerMaruyama);
   if (s.steps == kAutoCount)

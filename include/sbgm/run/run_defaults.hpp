@@ -16,9 +16,8 @@
 // Gaussian-linear (fast C2ST 0.637 against 0.669), two moons (0.524, 0.528) and the Gaussian
 // mixture (0.534, 0.556). Other runs keep VP. model.baseline (a network on a linear-Gaussian fit
 // of the pairs, nets/gaussian_baseline.hpp) settles to none: with VE it reached 0.519 on
-// Gaussian-linear, but the held-out loss, flat to 10^-4 once the fit carries it, then chose
-// weights from mid-run where the posterior has fine structure (Gaussian mixture 0.753, two moons
-// 0.544; docs/sbi.md). It is an option until the held-out criterion resolves small noise levels.
+// Gaussian-linear, but where the posterior has fine structure the network learnt slowly on top
+// of the fit (Gaussian mixture 0.753, two moons 0.544; docs/sbi.md). It is an option.
 //
 // Sampling: a conditional model of vectors (a posterior p(theta | x)) is sampled with EDM's Heun
 // sampler at 50 noise levels, 99 network evaluations: on two moons at 10^4 simulations its C2ST
