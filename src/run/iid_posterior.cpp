@@ -1,6 +1,7 @@
 #include "sbgm/run/iid_posterior.hpp"
 
 #include <ATen/ATen.h>
+#include <c10/util/accumulate.h>
 
 #include "sbgm/nets/gaussian_mixture.hpp"
 #include "sbgm/run/model.hpp"
@@ -23,11 +24,7 @@ class WithFixedCondition final : public ScoreModel {
   at::Tensor row_;
 };
 
-int64_t feature_count(const Model& model) {
-  int64_t d = 1;
-  for (int64_t s : model.data_shape) d *= s;
-  return d;
-}
+int64_t feature_count(const Model& model) { return c10::multiply_integers(model.data_shape); }
 
 // The prior mixture carried into the model's space: the scaling is affine, so it stays a mixture.
 GaussianMixture prior_in_model_space(const Model& model, const GaussianMixture& prior) {

@@ -1,6 +1,7 @@
 #include "sbgm/run/model.hpp"
 
 #include <ATen/ATen.h>
+#include <c10/util/accumulate.h>
 #include <torch/utils.h>
 
 #include <limits>
@@ -54,9 +55,7 @@ void Model::set_dtype(at::ScalarType t) {
 }
 
 Bounds model_bounds(const RunConfig& config, const std::vector<int64_t>& data_shape) {
-  int64_t features = 1;
-  for (int64_t d : data_shape) features *= d;
-  return Bounds::from_lists(config.data.lower, config.data.upper, features);
+  return Bounds::from_lists(config.data.lower, config.data.upper, c10::multiply_integers(data_shape));
 }
 
 std::shared_ptr<ScoreNet> build_net(const RunConfig& config, const std::vector<int64_t>& data_shape, int64_t cond_dim) {
@@ -64,9 +63,8 @@ std::shared_ptr<ScoreNet> build_net(const RunConfig& config, const std::vector<i
   std::shared_ptr<ScoreNet> net =
       make_score_net(config.model, data_shape, ConditionInput{cond_dim, config.train.cond_dropout > 0}.net_dim());
   if (config.model.baseline != Baseline::Gaussian) return net;
-  int64_t features = 1;
-  for (int64_t d : data_shape) features *= d;
-  return std::make_shared<GaussianBaselineNet>(net, make_sde(config.sde), config.model.output, features, cond_dim);
+  return std::make_shared<GaussianBaselineNet>(net, make_sde(config.sde), config.model.output,
+                                               c10::multiply_integers(data_shape), cond_dim);
 }
 
 Model model_from_checkpoint(const Checkpoint& c, bool use_ema, c10::Device device) {
