@@ -11,6 +11,7 @@
 #include "sbgm/data/bounds.hpp"
 #include "sbgm/likelihood/log_likelihood.hpp"
 #include "sbgm/nets/gaussian_mixture.hpp"
+#include "sbgm/run/inpaint.hpp"
 #include "sbgm/run/model.hpp"
 #include "sbgm/sample/edm_heun.hpp"
 #include "sbgm/sde/sde.hpp"
@@ -131,4 +132,11 @@ TEST(Bounds, ABoundedModelSamplesInsideWithExactLogDensities) {
   const at::Tensor expected = gaussian.log_prob(u_inner) + model.bounds.log_abs_det_jacobian(inner);
   EXPECT_TRUE(at::allclose(log_p.narrow(0, 0, 3), expected, 0, 0.03)) << log_p << expected;
   EXPECT_TRUE(std::isinf(log_p[3].item<double>()) && log_p[3].item<double>() < 0);
+  // Inpainting observes the data linearly, which the logit map is not: refused.
+  try {
+    model_inpaint(model, points.narrow(0, 0, 1), at::ones({2}, at::kBool), InpaintConfig{}, 0);
+    ADD_FAILURE() << "a bounded model was inpainted";
+  } catch (const InvalidArgument& e) {
+    EXPECT_NE(std::string(e.what()).find("bounded data"), std::string::npos) << e.what();
+  }
 }

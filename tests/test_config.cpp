@@ -53,6 +53,19 @@ TEST(RunConfig, ValidateRejectsImpossibleValues) {
   invalid("sample.steps", "0");
   invalid("train.ema_decay", "1");
   invalid("data.file", "x.npy");  // both a dataset and a file
+  // The Gaussian baseline is for vector networks and has no unconditional mode.
+  RunConfig image;
+  image.data.dataset = "ring8";
+  image.set("model.type", "unet");
+  image.set("model.baseline", "gaussian");
+  EXPECT_THROW(image.validate(), InvalidArgument);
+  RunConfig guided;
+  guided.data.file = "theta.npy";
+  guided.data.cond = "x.npy";
+  guided.set("train.cond_dropout", "0.1");
+  guided.set("model.baseline", "gaussian");
+  EXPECT_THROW(guided.validate(), InvalidArgument);
+  EXPECT_THROW(guided.set("model.baseline", "linear"), InvalidArgument);
 }
 
 // Keys left "auto" read and write as "auto" and are settled by the run from its data.
