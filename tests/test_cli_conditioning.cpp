@@ -379,3 +379,51 @@ TEST(CliIID, TrainedModelsAndBadInputs) {
   expect_one_line_error(sbgm_cli(gmm + obs + prior + " --iid --iid-draws 4" + never), "draws per observation");
   EXPECT_FALSE(fs::exists(scratch() / "never_iid.npy"));
 }
+
+// A condition that is a raw series, learnt through a cnn summary: theta ~ N(0, I_2) and
+// x = A theta + 1.5 eps, a series of 32 steps (a level and a sine), so that p(theta | x) is the
+// Gaussian N(S A^T x / 1.5^2, S) with S = (I + A^T A / 1.5^2)^-1, sd 0.26 and 0.36 where the
+// prior's is 1. The samples must find its mean and be as narrow: the summary carries x. (A far
+// narrower posterior, sd 0.1, needs a longer run than a test should take: docs/sbi.md.)
+TEST(CliSummary, ACnnSummaryOfARawSeriesFindsTheAnalyticPosterior) {
+  const fs::path dir = scratch() / "summary_run";
+  fs::create_directories(dir);
+  at::Generator gen = make_generator(at::kCPU, 5);
+  const at::Tensor steps = at::arange(32, at::kDouble);
+  const at::Tensor A = at::stack({at::ones({32}, at::kDouble), at::sin(steps * (2 * M_PI / 16))}, 1);  // [32, 2]
+  const double noise = 1.5;
+  const at::Tensor theta = at::randn({6000, 2}, gen, at::kDouble);
+  write_npy((dir / "theta.npy").string(), theta);
+  write_npy((dir / "x.npy").string(), at::matmul(theta, A.t()) + noise * at::randn({6000, 32}, gen, at::kDouble));
+  const at::Tensor truth = at::tensor({0.8, -0.5, -1.2, 0.3}, at::kDouble).reshape({2, 2});
+  const at::Tensor xo = at::matmul(truth, A.t()) + noise * at::randn({2, 32}, gen, at::kDouble);
+  write_npy((dir / "xo.npy").string(), xo);
+  const CliResult r = sbgm_cli("train --data " + (dir / "theta.npy").string() + " --cond " + (dir / "x.npy").string() +
+                               " --out " + (dir / "run").string() +
+                               " --model.summary cnn --model.width 64 --model.depth 2 --steps 3000 --threads 2");
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_NE(slurp(dir / "run" / "config.toml").find("summary = \"cnn\""), std::string::npos);
+  const fs::path out = dir / "post.npy";
+  const CliResult s = sbgm_cli("sample --checkpoint " + (dir / "run").string() + " --cond " + (dir / "xo.npy").string() +
+                               " --n 2000 --out " + out.string());
+  ASSERT_EQ(s.code, 0) << s.err;
+  const at::Tensor post = read_npy(out.string(), true);
+  ASSERT_EQ(post.sizes(), (std::vector<int64_t>{2, 2000, 2}));
+  const at::Tensor S = at::linalg_inv(at::eye(2, at::kDouble) + at::matmul(A.t(), A) / (noise * noise));
+  for (int64_t m = 0; m < 2; ++m) {
+    const at::Tensor mean = at::matmul(S, at::matmul(A.t(), xo[m])) / (noise * noise);
+    for (int64_t i = 0; i < 2; ++i) {
+      const double sd = std::sqrt(S[i][i].item<double>());
+      EXPECT_NEAR(post[m].select(1, i).mean().item<double>(), mean[i].item<double>(), 0.5 * sd) << m << " " << i;
+      EXPECT_NEAR(post[m].select(1, i).std().item<double>(), sd, 0.3 * sd) << m << " " << i;
+    }
+  }
+  // a summary needs conditions; a cnn needs equal series
+  const std::string never = " --out " + (scratch() / "never_summary").string();
+  expect_one_line_error(sbgm_cli("train --data " + (dir / "theta.npy").string() + " --model.summary mlp" + never),
+                        "model.summary needs conditions");
+  expect_one_line_error(sbgm_cli("train --data " + (dir / "theta.npy").string() + " --cond " + (dir / "x.npy").string() +
+                                 " --model.summary cnn --model.summary_channels 5" + never),
+                        "summary_channels");
+  EXPECT_FALSE(fs::exists(scratch() / "never_summary"));
+}

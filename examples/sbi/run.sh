@@ -2,7 +2,8 @@
 # One cell of the sbibm benchmark (Lueckmann et al. 2021) with neural posterior score estimation:
 #   examples/sbi/run.sh TASK BUDGET [--seed S] [--out DIR] [--obs K] [--fast-c2st] [--bounded] [-- SBGM-TRAIN-ARGS]
 # TASK: gaussian_linear, gaussian_linear_uniform, two_moons, gaussian_mixture, slcp, bernoulli_glm,
-# sir, lotka_volterra. Simulates BUDGET pairs from the prior predictive, trains p(θ | x) with sbgm's
+# sir, lotka_volterra; or bernoulli_glm_raw (the raw spike trains as x, with observations and exact
+# reference posteriors made at bernoulli_glm's true parameters). Simulates BUDGET pairs from the prior predictive, trains p(θ | x) with sbgm's
 # defaults (anything after -- goes to `sbgm train`, e.g. `-- --config examples/sbi/npse.toml`;
 # --bounded gives it the prior's support, --lower/--upper), samples 10,000 draws for each of
 # sbibm's 10 observations and scores them against sbibm's reference posteriors with sbibm's

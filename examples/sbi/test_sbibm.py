@@ -91,6 +91,10 @@ def test_c2st_same_and_separated():
     a, b = rng.standard_normal((2000, 2)), rng.standard_normal((2000, 2))
     assert abs(S.c2st(a, b, fast=True) - 0.5) < 0.03
     assert S.c2st(a, b + 6.0, fast=True) > 0.99
+    assert abs(S.c2st(a, b, classifier="rf") - 0.5) < 0.04
+    assert S.c2st(a, b + 6.0, classifier="rf") > 0.99
+    with pytest.raises(ValueError):
+        S.c2st(a, b, classifier="svm")
 
 
 @pytest.mark.parametrize("task", ANALYTIC)
@@ -200,3 +204,36 @@ def test_prior_times_likelihood_matches_the_reference(task):
         assert r["ess"] > 500 and r["z_mean"] < 4.5 and r["z_std"] < 5, r
         if k == 0 and r["n_importance"] >= 1000:
             assert r["c2st_importance"] < 0.55, r
+
+
+@needs_data
+def test_glm_reference_sampler_matches_sbibm_s():
+    """bernoulli_glm_raw's reference posteriors come from BernoulliGLM.reference_posterior: on
+    sbibm's own bernoulli_glm observations it matches sbibm's MCMC reference samples (means and
+    spreads within 4.5 Monte Carlo errors on all 10; C2ST on the first)."""
+    t = S.TASKS["bernoulli_glm"]
+    obs, _, ref = reference("bernoulli_glm")
+    n = 10000
+    draws = [t.reference_posterior(obs[k], n, np.random.default_rng(k)) for k in range(10)]
+    for k, d in enumerate(draws):
+        z_mean = (d.mean(0) - ref[k].mean(0)) / (ref[k].std(0) * np.sqrt(2 / n))
+        z_sd = np.log(d.std(0) / ref[k].std(0)) * np.sqrt(n)
+        assert np.abs(z_mean).max() < 4.5 and np.abs(z_sd).max() < 4.5, (k, z_mean, z_sd)
+    assert S.c2st(ref[0][:2000], draws[0][:2000], fast=True) < 0.55
+
+
+@needs_data
+def test_raw_glm_observations_are_spike_trains_with_their_reference():
+    obs, theta, ref = S.load_reference("bernoulli_glm_raw")
+    t = S.TASKS["bernoulli_glm_raw"]
+    assert obs.shape == (10, 100) and set(np.unique(obs)) <= {0.0, 1.0}
+    assert np.array_equal(theta, reference("bernoulli_glm")[1])
+    assert ref.shape == (10, 10000, 10)
+    # each reference is the posterior of its own observation: fresh draws given that observation's
+    # sufficient statistic have its means (within 4.5 Monte Carlo errors), another's do not
+    for k in (0, 4, 9):
+        fresh = t.reference_posterior(obs[k] @ t.A, 10000, np.random.default_rng(50 + k))
+        z = (fresh.mean(0) - ref[k].mean(0)) / (ref[k].std(0) * np.sqrt(2 / 10000))
+        assert np.abs(z).max() < 4.5, (k, z)
+        other = (fresh.mean(0) - ref[(k + 1) % 10].mean(0)) / (ref[k].std(0) * np.sqrt(2 / 10000))
+        assert np.abs(other).max() > 10, (k, other)

@@ -19,8 +19,12 @@ constexpr EnumNames<Parameterization, 2> kOutputNames{
     {{Parameterization::Score, "score"}, {Parameterization::Noise, "noise"}}};
 constexpr EnumNames<Baseline, 3> kBaselineNames{
     {{Baseline::Auto, "auto"}, {Baseline::None, "none"}, {Baseline::Gaussian, "gaussian"}}};
+constexpr EnumNames<SummaryKind, 3> kSummaryNames{
+    {{SummaryKind::None, "none"}, {SummaryKind::MLP, "mlp"}, {SummaryKind::CNN, "cnn"}}};
 }  // namespace
 
+std::string to_string(SummaryKind v) { return enum_to_string(v, kSummaryNames); }
+SummaryKind summary_kind_from_string(const std::string& s) { return enum_from_string(s, kSummaryNames, "summary"); }
 std::string to_string(Baseline v) { return enum_to_string(v, kBaselineNames); }
 Baseline baseline_from_string(const std::string& s) { return enum_from_string(s, kBaselineNames, "baseline"); }
 
@@ -48,6 +52,10 @@ void NetConfig::validate() const {
   if (cond_channels < 0) throw InvalidArgument("model.cond_channels must not be negative");
   if (cond_channels > 0 && !is_image_net(kind))
     throw InvalidArgument("model.cond_channels (image conditions) needs an image network: unet, dit or mixer");
+  if (summary_dim < 1) throw InvalidArgument("model.summary_dim must be at least 1");
+  if (summary_channels < 1) throw InvalidArgument("model.summary_channels must be at least 1");
+  if (summary != SummaryKind::None && cond_channels > 0)
+    throw InvalidArgument("model.summary takes vector conditions, not image conditions (model.cond_channels)");
   if (!is_image_net(kind)) return;
   if (baseline == Baseline::Gaussian) throw InvalidArgument("model.baseline = gaussian is for vector networks (mlp, resnet)");
   if (kind == NetKind::UNet) {

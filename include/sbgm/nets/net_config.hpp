@@ -28,6 +28,10 @@ enum class Parameterization {
 // What the network's output is added to (nets/gaussian_baseline.hpp): nothing, or the diffused
 // score of a linear-Gaussian fit of the training pairs. Auto is settled by the run.
 enum class Baseline { Auto, None, Gaussian };
+// A learnt summary of the condition in front of the network (nets/summary_net.hpp).
+enum class SummaryKind { None, MLP, CNN };
+std::string to_string(SummaryKind v);
+SummaryKind summary_kind_from_string(const std::string& s);
 std::string to_string(NetKind v);
 std::string to_string(Baseline v);
 Baseline baseline_from_string(const std::string& s);
@@ -52,6 +56,9 @@ struct NetConfig {
   double fourier_scale = 16.0;    // Fourier: std of the random frequencies
   Parameterization output = Parameterization::Noise;
   Baseline baseline = Baseline::Auto;  // vector networks only
+  SummaryKind summary = SummaryKind::None;  // conditions only
+  int64_t summary_dim = 32;                 // features of the summary
+  int64_t summary_channels = 1;             // cnn: the condition is this many series, one after another
 
   // Image networks. Their time features (the tutorial's four are replaced by sinusoidal ones of
   // `width` features) pass through a two-layer MLP to 4 * width, and a condition y is embedded

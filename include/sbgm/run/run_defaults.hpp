@@ -19,11 +19,12 @@
 // Gaussian-linear, but where the posterior has fine structure the network learnt slowly on top
 // of the fit (Gaussian mixture 0.753, two moons 0.544; docs/sbi.md). It is an option.
 //
-// Sampling: a conditional model of vectors (a posterior p(theta | x)) is sampled with EDM's Heun
-// sampler at 50 noise levels, 99 network evaluations: on two moons at 10^4 simulations its C2ST
-// matched 1000 Euler-Maruyama steps' in a thirtieth of the time (docs/sbi.md). Image models and
-// unconditional ones keep Euler-Maruyama with 1000 steps (an undertrained image network's
-// deterministic samples are worse than the reverse SDE's, which corrects its errors).
+// Sampling: a conditional model of vectors (a posterior p(theta | x)) is sampled with
+// Euler-Maruyama at 200 steps; image and unconditional models with 1000. Deterministic samplers
+// (EDM's Heun at 50 levels was the posterior default until 2026-12-02) carry a small relative
+// error of the score at large noise levels through every decade down to the posterior's width
+// and come out too wide; the reverse SDE corrects such errors as it goes (run_defaults.cpp,
+// docs/sbi.md).
 
 #include <cstdint>
 #include <optional>
