@@ -9,10 +9,13 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <limits>
 #include <sstream>
 
 #include "cli_harness.hpp"
 #include "sbgm/io/npy.hpp"
+#include "sbgm/io/run_lock.hpp"
+#include "sbgm/run/checkpoint.hpp"
 
 using namespace sbgm;
 namespace fs = std::filesystem;
@@ -51,6 +54,74 @@ TEST(Cli, TrainSampleInfo) {
   EXPECT_NE(info.out.find("step: 30"), std::string::npos) << info.out;
   EXPECT_NE(info.out.find("parameters: "), std::string::npos);
   EXPECT_NE(info.out.find("[model]"), std::string::npos);
+}
+
+// A run directory has one owner: while a process holds RUN's lock (here this test process), a
+// second training run into RUN, fresh or resumed, refuses with one line naming the holder and
+// writes nothing; sample and info still read the run; once the holder lets go, training works.
+TEST(Cli, ARunDirectoryHasOneOwner) {
+  const fs::path run = scratch() / "locked_run";
+  const std::string train = "train --dataset bimodal1d --out " + run.string() +
+                            " --batch-size 16 --threads 1 --model.width 8 --sample.n 10 --sample.steps 3";
+  ASSERT_EQ(sbgm_cli(train + " --steps 10").code, 0);
+  const auto stamp = fs::last_write_time(run / "checkpoint.pt");
+  {
+    const RunLock held(run.string());
+    const std::string pid = "process " + std::to_string(::getpid());
+    expect_one_line_error(sbgm_cli(train + " --steps 10"), pid);
+    expect_one_line_error(sbgm_cli(train + " --resume --steps 20"), pid);
+    EXPECT_EQ(fs::last_write_time(run / "checkpoint.pt"), stamp);
+    EXPECT_EQ(sbgm_cli("info --checkpoint " + run.string()).code, 0);
+    EXPECT_EQ(sbgm_cli("sample --checkpoint " + run.string() + " --n 5 --steps 3 --out " + (scratch() / "locked.npy").string()).code, 0);
+  }
+  const CliResult again = sbgm_cli(train + " --resume --steps 20");
+  EXPECT_EQ(again.code, 0) << again.err;
+}
+
+// --resume keeps the model, its SDE and its data: changing them is one line naming the key (or
+// the data), nothing written; compatible changes (more steps, another learning rate) go through.
+TEST(Cli, ResumeRefusesIncompatibleChanges) {
+  const fs::path dir = scratch() / "resume_changes", run = dir / "run";
+  fs::create_directories(dir);
+  at::manual_seed(6);
+  write_npy((dir / "a.npy").string(), at::randn({300, 2}));
+  write_npy((dir / "b.npy").string(), at::randn({300, 2}) * 2 + 1);
+  const std::string train = "train --data " + (dir / "a.npy").string() + " --out " + run.string() +
+                            " --steps 10 --batch-size 16 --threads 1 --model.width 8 --sample.n 10 --sample.steps 3";
+  ASSERT_EQ(sbgm_cli(train).code, 0);
+  const std::string resume = "train --out " + run.string() + " --resume --threads 1";
+  const auto stamp = fs::last_write_time(run / "checkpoint.pt");
+  expect_one_line_error(sbgm_cli(resume + " --steps 20 --sde ve"), "sde.type = ve differs from the checkpoint's vp");
+  expect_one_line_error(sbgm_cli(resume + " --steps 20 --sde.beta_max 10"), "sde.beta_max");
+  expect_one_line_error(sbgm_cli(resume + " --steps 20 --model.output score"), "model.output");
+  expect_one_line_error(sbgm_cli(resume + " --steps 20 --model.width 16"), "model.width");
+  expect_one_line_error(sbgm_cli(resume + " --steps 20 --data " + (dir / "b.npy").string()), "the data differ");
+  expect_one_line_error(sbgm_cli(resume + " --steps 5"), "below the checkpoint's step 10");
+  EXPECT_EQ(fs::last_write_time(run / "checkpoint.pt"), stamp);
+  const CliResult ok = sbgm_cli(resume + " --steps 20 --train.lr 3e-4");
+  EXPECT_EQ(ok.code, 0) << ok.err;
+  EXPECT_NE(sbgm_cli("info --checkpoint " + run.string()).out.find("step: 20 of 20"), std::string::npos);
+}
+
+// Training that goes wrong says so: a loss that is no longer finite stops the run with one line
+// and a non-zero exit; a checkpoint whose weights are not finite is not resumed.
+TEST(Cli, DivergedTrainingIsAnError) {
+  const fs::path run = scratch() / "diverged";
+  const CliResult r = sbgm_cli("train --dataset moons --out " + run.string() +
+                               " --steps 200 --batch-size 16 --threads 1 --model.width 8 --train.lr 1e30 --train.log_every 10");
+  EXPECT_NE(r.code, 0);
+  expect_one_line_error(r, "training diverged");
+  EXPECT_FALSE(fs::exists(run / "samples.npy"));
+
+  const fs::path good = scratch() / "nan_resume";
+  ASSERT_EQ(sbgm_cli("train --dataset moons --out " + good.string() +
+                     " --steps 10 --batch-size 16 --threads 1 --model.width 8 --sample.n 10 --sample.steps 3")
+                .code,
+            0);
+  Checkpoint c = load_checkpoint(good.string());
+  c.state.ema.fill_(std::numeric_limits<float>::quiet_NaN());
+  save_checkpoint(c, (good / "checkpoint.pt").string());
+  expect_one_line_error(sbgm_cli("train --out " + good.string() + " --resume --steps 20 --threads 1"), "not finite");
 }
 
 TEST(Cli, EffectiveConfigIsWrittenAndConfigFileIsRead) {

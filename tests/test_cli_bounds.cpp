@@ -87,5 +87,5 @@ TEST(CliBounds, BadBounds) {
   expect_one_line_error(sbgm_cli("train" + data + " --lower nan" + never), "data.lower");
   EXPECT_FALSE(fs::exists(dir / "never"));
   // Resuming with other bounds would change what the network's space means.
-  expect_one_line_error(sbgm_cli("train --resume --out " + (dir / "run").string() + " --upper 1,3"), "differ from the checkpoint");
+  expect_one_line_error(sbgm_cli("train --resume --out " + (dir / "run").string() + " --upper 1,3"), "differs from the checkpoint");
 }

@@ -22,6 +22,19 @@ TEST(RunConfig, TomlRoundTrip) {
   for (const auto& key : RunConfig::keys()) EXPECT_EQ(c.get(key.name), d.get(key.name)) << key.name;
 }
 
+// Paths are written as TOML strings, escaped: backslashes, quotes, newlines and non-ASCII come
+// back as they were (a run whose data path held `\` or `"` could not be loaded before).
+TEST(RunConfig, StringsWithEscapesRoundTrip) {
+  RunConfig c;
+  c.data.file = "C:\\data\\new \"set\"\nline two\t\u00e9t\u00e9 \u03b8.npy";
+  c.data.cond = "\\\\server\\share\\x.npy";
+  RunConfig d;
+  d.merge_toml(c.to_toml(), "written");
+  EXPECT_EQ(d.data.file, c.data.file);
+  EXPECT_EQ(d.data.cond, c.data.cond);
+  EXPECT_EQ(d.to_toml(), c.to_toml());
+}
+
 TEST(RunConfig, RejectsUnknownKeysAndBadValues) {
   RunConfig c;
   EXPECT_THROW(c.merge_toml("[model]\nwidht = 3\n", "f.toml"), InvalidArgument);
@@ -104,8 +117,11 @@ TEST(RunConfig, AutoKeysRoundTripAndAreSettledFromTheData) {
   const RunConfig big = settle_auto_keys(cond, DataFacts{1000000, 3});
   EXPECT_EQ(big.train.validate_every, (900000 + 255) / 256);
   EXPECT_EQ(big.train.patience, 30);  // 30 epochs outlast a quarter of the run
-  EXPECT_EQ(s.sample.sampler, "edm");
-  EXPECT_EQ(s.sample.steps, 50);
+  EXPECT_EQ(s.sample.sampler, "em");  // a posterior: Euler-Maruyama at 200 steps
+  EXPECT_EQ(s.sample.steps, 200);
+  RunConfig edm = cond;
+  edm.sample.sampler = "edm";  // asked for without its steps: 50 noise levels
+  EXPECT_EQ(settle_auto_keys(edm, DataFacts{10000, 3}).sample.steps, 50);
   EXPECT_EQ(u.sample.sampler, "em");
   EXPECT_EQ(u.sample.steps, 1000);
   // A posterior is modelled with the VE SDE, anything else with VP; the Gaussian baseline is an

@@ -2,11 +2,16 @@
 #include <ATen/ATen.h>
 #include <gtest/gtest.h>
 
+#include <sys/resource.h>
+#include <unistd.h>
+
+#include <csignal>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
 
 #include "sbgm/data/dataset.hpp"
+#include "sbgm/io/atomic_file.hpp"
 #include "sbgm/io/npy.hpp"
 #include "sbgm/io/npz.hpp"
 #include "error_of.hpp"
@@ -155,4 +160,45 @@ TEST(DataFiles, ReadsCsvWithOptionalHeader) {
   EXPECT_NE(error_of([&] { read_csv((dir / "ragged.csv").string()); }).find(":2: expected 2 columns"), std::string::npos);
   std::ofstream(dir / "text.csv") << "1,2\n3,abc\n";
   EXPECT_NE(error_of([&] { read_csv((dir / "text.csv").string()); }).find(":2: not a row of numbers"), std::string::npos);
+}
+
+// Atomic writes: the content lands whole, a failed write leaves the old file and no temporary
+// file and names the reason, and temporary files of dead processes are cleaned up.
+TEST(AtomicFile, WritesWholeAndFailsCleanly) {
+  const fs::path dir = scratch() / "atomic";
+  fs::create_directories(dir);
+  const fs::path file = dir / "f.bin";
+  write_bytes_atomically(file.string(), "first");
+  write_file_atomically(file.string(), [](std::ostream& out) { out << "second"; });
+  std::ifstream in(file);
+  EXPECT_EQ(std::string(std::istreambuf_iterator<char>(in), {}), "second");
+
+  // A write the system refuses (a file-size limit, as a full disk would): one IOError with the
+  // reason, the old content kept, nothing left behind.
+  struct rlimit old_limit {};
+  ASSERT_EQ(::getrlimit(RLIMIT_FSIZE, &old_limit), 0);
+  const auto old_handler = std::signal(SIGXFSZ, SIG_IGN);
+  struct rlimit small = old_limit;
+  small.rlim_cur = 4096;
+  ASSERT_EQ(::setrlimit(RLIMIT_FSIZE, &small), 0);
+  const std::string message = error_of([&] { write_bytes_atomically(file.string(), std::string(100000, 'x')); });
+  ::setrlimit(RLIMIT_FSIZE, &old_limit);
+  std::signal(SIGXFSZ, old_handler);
+  EXPECT_NE(message.find("f.bin: cannot write: File too large"), std::string::npos) << message;
+  std::ifstream again(file);
+  EXPECT_EQ(std::string(std::istreambuf_iterator<char>(again), {}), "second");
+  for (const auto& e : fs::directory_iterator(dir)) EXPECT_EQ(e.path().filename(), "f.bin");
+  EXPECT_NE(error_of([&] { write_bytes_atomically((dir / "no" / "such.bin").string(), "x"); })
+                .find("No such file or directory"),
+            std::string::npos);
+
+  // Stale temporary files: a dead process's is removed, a live one's (ours) kept.
+  write_bytes(dir / "g.npy.tmp.999999999", "stale");
+  const fs::path live = dir / ("h.npy.tmp." + std::to_string(::getpid()));
+  write_bytes(live, "in progress");
+  write_bytes(dir / "notes.tmp.txt", "not a temporary file of ours");
+  EXPECT_EQ(remove_stale_temporary_files(dir.string()), 1);
+  EXPECT_FALSE(fs::exists(dir / "g.npy.tmp.999999999"));
+  EXPECT_TRUE(fs::exists(live));
+  EXPECT_TRUE(fs::exists(dir / "notes.tmp.txt"));
 }

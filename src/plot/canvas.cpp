@@ -76,10 +76,14 @@ int Canvas::text_width(const std::string& s, int scale) {
 }
 
 void Canvas::write_png(const std::string& path) const {
-  write_path_atomically(path, [&](const std::string& tmp) {
-    if (!stbi_write_png(tmp.c_str(), width_, height_, 3, pixels_.data(), width_ * 3))
-      throw IOError("cannot write " + path);
-  });
+  // Encoded in memory (stb's file writer does not report a failed fwrite), then written atomically.
+  std::string png;
+  const auto append = [](void* context, void* data, int size) {
+    static_cast<std::string*>(context)->append(static_cast<const char*>(data), static_cast<size_t>(size));
+  };
+  if (!stbi_write_png_to_func(append, &png, width_, height_, 3, pixels_.data(), width_ * 3))
+    throw IOError(path + ": cannot write: the PNG could not be encoded");
+  write_bytes_atomically(path, png);
 }
 
 }  // namespace sbgm

@@ -74,7 +74,9 @@ void save_checkpoint(const Checkpoint& c, const std::string& path) {
     out.write("buffer_" + std::to_string(i), c.buffers[i].cpu());
     out.write("ema_buffer_" + std::to_string(i), c.ema_buffers[i].cpu());
   }
-  write_path_atomically(path, [&](const std::string& tmp) { out.save_to(tmp); });
+  // Serialised in memory first: LibTorch's file writer, on a full disk, throws again from its
+  // destructor (std::terminate); the bytes are then written, checked and renamed by our writer.
+  write_file_atomically(path, [&](std::ostream& stream) { out.save_to(stream); });
 }
 
 Checkpoint load_checkpoint(const std::string& run_dir_or_file) {

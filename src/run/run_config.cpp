@@ -199,6 +199,9 @@ const std::vector<Entry>& entries() {
     t.push_back(field<double>("model.fourier_scale", "std of the random Fourier frequencies", [](C& c) -> auto& { return c.model.fourier_scale; }));
     t.push_back(choice<Parameterization>("model.output", "what the network predicts: score or noise", [](C& c) -> auto& { return c.model.output; }, parameterization_from_string, to_string));
     t.push_back(choice<Baseline>("model.baseline", "none, or gaussian: the network learns what a linear-Gaussian fit of the training pairs leaves (mlp, resnet); auto: the run chooses", [](C& c) -> auto& { return c.model.baseline; }, baseline_from_string, to_string));
+    t.push_back(choice<SummaryKind>("model.summary", "none, or a summary network for the condition trained with the score network: mlp, or cnn (1-D, for series)", [](C& c) -> auto& { return c.model.summary; }, summary_kind_from_string, to_string));
+    t.push_back(field<int64_t>("model.summary_dim", "features of the condition's summary", [](C& c) -> auto& { return c.model.summary_dim; }));
+    t.push_back(field<int64_t>("model.summary_channels", "cnn summary: the condition's features are this many series, one after another", [](C& c) -> auto& { return c.model.summary_channels; }));
     t.push_back(field<std::vector<int64_t>>("model.channel_mult", "unet: channel multiplier of each resolution, e.g. 1,2,2", [](C& c) -> auto& { return c.model.channel_mult; }));
     t.push_back(field<std::vector<int64_t>>("model.attention_res", "unet: feature-map sides with self-attention, e.g. 16 (empty: none)", [](C& c) -> auto& { return c.model.attention_res; }));
     t.push_back(field<double>("model.dropout", "dropout in unet residual blocks and dit/mixer MLPs", [](C& c) -> auto& { return c.model.dropout; }));
@@ -306,6 +309,23 @@ void RunConfig::merge_toml_file(const std::string& path) {
   merge_toml(text.str(), path);
 }
 
+namespace {
+
+// A TOML basic string, quoted and escaped by toml++. (GCC 12 misreads toml++'s printer as
+// indexing past the value, -Warray-bounds; the code is a plain virtual call on the value.)
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Warray-bounds"
+std::string toml_quoted(const std::string& text) {
+  std::ostringstream out;
+  // Basic (double-quoted) strings always, as the rest of the file writes them; UTF-8 kept as is.
+  const toml::value<std::string> value(text);
+  out << toml::toml_formatter(value, toml::format_flags::allow_unicode_strings);
+  return out.str();
+}
+#pragma GCC diagnostic pop
+
+}  // namespace
+
 std::string RunConfig::to_toml() const {
   std::ostringstream out;
   std::string section;
@@ -320,7 +340,7 @@ std::string RunConfig::to_toml() const {
     out << e.name.substr(dot + 1) << " = ";
     switch (value == "auto" ? Entry::Toml::String : e.toml) {
       case Entry::Toml::Plain: out << value; break;
-      case Entry::Toml::String: out << '"' << value << '"'; break;
+      case Entry::Toml::String: out << toml_quoted(value); break;
       case Entry::Toml::List: out << '[' << value << ']'; break;
     }
     out << "\n";

@@ -14,6 +14,7 @@
 #include "sbgm/data/toy.hpp"
 #include "sbgm/io/atomic_file.hpp"
 #include "sbgm/io/npy.hpp"
+#include "sbgm/io/run_lock.hpp"
 #include "sbgm/nets/gaussian_baseline.hpp"
 #include "sbgm/nets/score_net.hpp"
 #include "sbgm/plot/plots.hpp"
@@ -65,6 +66,48 @@ Scaling fit_scaling(const RunConfig& config, const at::Tensor& raw) {
                           "], outside the levels 0 .. " + std::to_string(config.data.levels - 1) +
                           " (set data.levels, or data.image_range = \"off\" for data that is not pixels)");
   return Scaling::pixels(config.data.levels, (*range)[0], (*range)[1], raw[0]);
+}
+
+// Training that went wrong: one line, and the last checkpoint written before it stays.
+std::runtime_error diverged(const std::string& what) {
+  return std::runtime_error("training diverged: " + what +
+                            "; the last good checkpoint is kept (a lower train.lr or train.grad_clip may help)");
+}
+
+bool finite_weights(const TrainState& s) {
+  return at::isfinite(s.params).all().item<bool>() && at::isfinite(s.ema).all().item<bool>();
+}
+
+// What a resumed run cannot change: the keys that define its model, noise process and data (the
+// data themselves are compared by their scaling, so a moved file is fine), the condition
+// dropout that shapes the network's input, and a step count below the one reached.
+bool fixed_on_resume(const std::string& key) {
+  if (key == "train.cond_dropout") return true;
+  if (key == "data.file" || key == "data.cond" || key == "data.dataset") return false;
+  for (const char* prefix : {"data.", "sde.", "model."})
+    if (key.rfind(prefix, 0) == 0) return true;
+  return false;
+}
+
+void check_resumable(const Checkpoint& resumed, const RunConfig& config) {
+  for (const auto& key : RunConfig::keys()) {
+    if (!fixed_on_resume(key.name)) continue;
+    const std::string was = resumed.config.get(key.name), now = config.get(key.name);
+    if (was != now)
+      throw InvalidArgument(key.name + " = " + now + " differs from the checkpoint's " + was +
+                            ": a resumed run keeps its model, SDE and data");
+  }
+  if (config.train.steps < resumed.state.step)
+    throw InvalidArgument("train.steps = " + std::to_string(config.train.steps) + " is below the checkpoint's step " +
+                          std::to_string(resumed.state.step));
+}
+
+bool same_scaling(const Scaling& a, const Scaling& b) {
+  if (a.is_identity() || b.is_identity()) return a.is_identity() == b.is_identity();
+  const auto close = [](const at::Tensor& x, const at::Tensor& y) {
+    return x.sizes() == y.sizes() && at::allclose(x.to(at::kDouble), y.to(at::kDouble), 1e-5, 1e-8);
+  };
+  return close(a.shift, b.shift) && close(a.scale, b.scale);
 }
 
 // Samples beside the data: an image grid for images, a scatter plot or histogram otherwise.
@@ -159,11 +202,12 @@ TrainRunResult train_run(const RunConfig& given_config, const std::string& run_d
   Checkpoint resumed;
   if (resume) {
     resumed = load_checkpoint(run_dir);
+    if (!finite_weights(resumed.state))
+      throw InvalidArgument(run_dir + ": the checkpoint's weights are not finite (its run diverged); train afresh");
     if (resumed.data_shape != data_shape) throw InvalidArgument("the data's shape differs from the checkpoint's");
     if (resumed.cond_dim != cond_dim) throw InvalidArgument("the conditions' width differs from the checkpoint's");
   }
-  if (resume && (resumed.config.data.lower != config.data.lower || resumed.config.data.upper != config.data.upper))
-    throw InvalidArgument("data.lower / data.upper differ from the checkpoint's");
+  if (resume) check_resumable(resumed, config);
   // Bounded features are modelled through the bounds' bijection (data/bounds.hpp).
   const Bounds bounds = model_bounds(config, data_shape);
   if (!bounds.none()) {
@@ -175,15 +219,19 @@ TrainRunResult train_run(const RunConfig& given_config, const std::string& run_d
   }
   const at::Tensor unbounded = bounds.to_unbounded(raw);
   const Scaling scaling = resume ? resumed.scaling : fit_scaling(config, unbounded);
+  if (resume && !same_scaling(fit_scaling(config, unbounded), scaling))
+    throw InvalidArgument("the data differ from the ones the checkpoint was trained on (another mean or spread)");
   TrainConfig train_config = config.train;
   if (train_config.dequantize) {
     if (!config.data.pixel_range(false))
       throw InvalidArgument("train.dequantize needs pixel data (data.image_range, set for IDX and CIFAR-10 files)");
     train_config.level_width = 1.0 / scaling.scale.flatten()[0].item<double>();
   }
-  const Scaling cond_scaling = resume                                      ? resumed.cond_scaling
-                               : config.data.standardize && raw_cond.defined() ? Scaling::standardize(raw_cond)
-                                                                               : Scaling::identity();
+  const Scaling fitted_cond_scaling =
+      config.data.standardize && raw_cond.defined() ? Scaling::standardize(raw_cond) : Scaling::identity();
+  const Scaling cond_scaling = resume ? resumed.cond_scaling : fitted_cond_scaling;
+  if (resume && !same_scaling(fitted_cond_scaling, cond_scaling))
+    throw InvalidArgument("the conditions differ from the ones the checkpoint was trained on (another mean or spread)");
   at::Tensor data = scaling.to_model(unbounded).to(device);
   // The training rows' moments in the model's space (a Gaussian fit of the prior, for iid posteriors).
   at::Tensor data_mean, data_cov;
@@ -222,6 +270,16 @@ TrainRunResult train_run(const RunConfig& given_config, const std::string& run_d
   if (!resume)  // a resumed run's fit comes back with the buffers
     for (const auto& n : {net, ema_net})
       if (auto* baseline = dynamic_cast<GaussianBaselineNet*>(n.get())) baseline->fit(data, cond);
+  // The directory is taken before anything is said or written (every input check is done).
+  std::optional<RunLock> lock;  // held until the run returns
+  if (root) {
+    make_directory(run_dir);
+    lock.emplace(run_dir);
+    // Holding the lock, no other writer is in the directory: temporary files left by a killed run
+    // (a checkpoint's can be large enough to keep a disk full) go.
+    if (const int stale = remove_stale_temporary_files(run_dir); stale > 0)
+      message("removed " + std::to_string(stale) + " temporary file(s) a killed run left in " + run_dir);
+  }
   net->to(device);
   ema_net->to(device);
   // Dropout masks come from the global generator: each rank draws its own (the weights are
@@ -237,12 +295,14 @@ TrainRunResult train_run(const RunConfig& given_config, const std::string& run_d
   }
 
   if (root) {
-    make_directory(run_dir);
     write_file_atomically(run_dir + "/config.toml", [&](std::ostream& out) { out << config.to_toml(); });
   }
   const std::string ckpt = run_dir + "/checkpoint.pt";
   auto save = [&] {
     if (!root) return;
+    // A checkpoint is never overwritten by weights that are not finite.
+    const TrainState state = trainer.state();
+    if (!finite_weights(state)) throw diverged("the weights are not finite at step " + std::to_string(state.step));
     Checkpoint c;
     c.config = config;
     c.data_shape = data_shape;
@@ -251,7 +311,7 @@ TrainRunResult train_run(const RunConfig& given_config, const std::string& run_d
     c.cond_scaling = cond_scaling;
     c.data_mean = data_mean;
     c.data_cov = data_cov;
-    c.state = trainer.state();
+    c.state = state;
     c.buffers = module_buffers(*net);
     c.ema_buffers = module_buffers(*ema_net);
     save_checkpoint(c, ckpt);
@@ -264,6 +324,7 @@ TrainRunResult train_run(const RunConfig& given_config, const std::string& run_d
     if (!root) return;
     log->append(p);
     if (callbacks.on_progress) callbacks.on_progress(p);
+    if (!std::isfinite(p.loss)) throw diverged("the loss is " + std::to_string(p.loss) + " at step " + std::to_string(p.step));
   };
   cb.on_checkpoint = [&](int64_t) { save(); };
   // The model the EMA weights make at a given step, to sample from.
@@ -308,6 +369,7 @@ TrainRunResult train_run(const RunConfig& given_config, const std::string& run_d
   const at::Tensor samples = final_samples(m, raw_cond, config.sample.n, config.train.seed + 1,
                                            root ? callbacks.on_sample_progress : ProgressFn());
   if (!root) return result;
+  if (!at::isfinite(samples).all().item<bool>()) throw diverged("the model's samples are not finite");
   write_npy(run_dir + "/samples.npy", samples);
   picture_samples(run_dir + "/samples.png", m, raw, samples);
   message("wrote " + run_dir + "/{checkpoint.pt, config.toml, loss.csv, loss.png, samples.npy, samples.png}");

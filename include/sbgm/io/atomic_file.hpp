@@ -1,6 +1,8 @@
 #pragma once
-// Writes a file under a temporary name in the same directory and renames it into place, so
-// readers see either the old file or the complete new one, never a partial one.
+// Writes a file under a temporary name in the same directory, flushes it to the disk and renames
+// it into place, so readers see either the old file or the complete new one, never a partial
+// one. A failed write (disk full, read-only directory, no permission) throws IOError naming the
+// file and the system's reason, removes the temporary file and leaves the old file untouched.
 
 #include <functional>
 #include <ostream>
@@ -8,11 +10,15 @@
 
 namespace sbgm {
 
-// Calls write(stream) on a temporary file next to path, then renames it to path. On any error
-// the temporary file is removed and IOError (or the writer's exception) propagates.
+// The bytes as the file's whole content.
+void write_bytes_atomically(const std::string& path, const std::string& bytes);
+
+// Collects what write(stream) writes (in memory), then writes it as above. Exceptions of the
+// writer propagate and nothing is written.
 void write_file_atomically(const std::string& path, const std::function<void(std::ostream&)>& write);
 
-// Same for writers that need a file name rather than a stream.
-void write_path_atomically(const std::string& path, const std::function<void(const std::string& tmp_path)>& write);
+// Removes temporary files that writes into dir left behind when their process was killed
+// (names ending in ".tmp.<process id>" of processes that no longer run). Returns how many.
+int remove_stale_temporary_files(const std::string& dir);
 
 }  // namespace sbgm
