@@ -218,8 +218,9 @@ TrainRunResult train_run(const RunConfig& given_config, const std::string& run_d
     if (!outside.empty()) throw InvalidArgument(data_name + ": " + outside + " (data.lower / data.upper)");
   }
   const at::Tensor unbounded = bounds.to_unbounded(raw);
-  const Scaling scaling = resume ? resumed.scaling : fit_scaling(config, unbounded);
-  if (resume && !same_scaling(fit_scaling(config, unbounded), scaling))
+  const Scaling fitted_scaling = fit_scaling(config, unbounded);
+  const Scaling scaling = resume ? resumed.scaling : fitted_scaling;
+  if (resume && !same_scaling(fitted_scaling, scaling))
     throw InvalidArgument("the data differ from the ones the checkpoint was trained on (another mean or spread)");
   TrainConfig train_config = config.train;
   if (train_config.dequantize) {
