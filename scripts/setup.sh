@@ -14,7 +14,7 @@ BUILD_DIR="${SBGM_BUILD_DIR:-$ROOT/build}"
 PACKAGES=(
   g++ cmake make pkg-config
   libtorch-dev libopenblas0-openmp
-  libcli11-dev libtomlplusplus-dev libstb-dev libzip-dev zlib1g-dev libgloo-dev
+  libcli11-dev libtomlplusplus-dev nlohmann-json3-dev libstb-dev libzip-dev zlib1g-dev libgloo-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   python3-numpy python3-scipy python3-sklearn python3-pytest
 )

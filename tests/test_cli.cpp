@@ -38,7 +38,7 @@ const fs::path& trained_run() {
 
 TEST(Cli, TrainSampleInfo) {
   const fs::path& run = trained_run();
-  for (const char* f : {"checkpoint.pt", "config.toml", "loss.csv", "loss.png", "samples.npy", "samples.png"})
+  for (const char* f : {"checkpoint.safetensors", "config.toml", "loss.csv", "loss.png", "samples.npy", "samples.png"})
     EXPECT_TRUE(fs::exists(run / f)) << f;
   const fs::path out = scratch() / "s.npy", png = scratch() / "s.png";
   const CliResult r = sbgm_cli("sample --checkpoint " + run.string() + " --n 77 --steps 5 --out " + out.string() + " --png " + png.string());
@@ -64,13 +64,13 @@ TEST(Cli, ARunDirectoryHasOneOwner) {
   const std::string train = "train --dataset bimodal1d --out " + run.string() +
                             " --batch-size 16 --threads 1 --model.width 8 --sample.n 10 --sample.steps 3";
   ASSERT_EQ(sbgm_cli(train + " --steps 10").code, 0);
-  const auto stamp = fs::last_write_time(run / "checkpoint.pt");
+  const auto stamp = fs::last_write_time(run / "checkpoint.safetensors");
   {
     const RunLock held(run.string());
     const std::string pid = "process " + std::to_string(::getpid());
     expect_one_line_error(sbgm_cli(train + " --steps 10"), pid);
     expect_one_line_error(sbgm_cli(train + " --resume --steps 20"), pid);
-    EXPECT_EQ(fs::last_write_time(run / "checkpoint.pt"), stamp);
+    EXPECT_EQ(fs::last_write_time(run / "checkpoint.safetensors"), stamp);
     EXPECT_EQ(sbgm_cli("info --checkpoint " + run.string()).code, 0);
     EXPECT_EQ(sbgm_cli("sample --checkpoint " + run.string() + " --n 5 --steps 3 --out " + (scratch() / "locked.npy").string()).code, 0);
   }
@@ -90,14 +90,14 @@ TEST(Cli, ResumeRefusesIncompatibleChanges) {
                             " --steps 10 --batch-size 16 --threads 1 --model.width 8 --sample.n 10 --sample.steps 3";
   ASSERT_EQ(sbgm_cli(train).code, 0);
   const std::string resume = "train --out " + run.string() + " --resume --threads 1";
-  const auto stamp = fs::last_write_time(run / "checkpoint.pt");
+  const auto stamp = fs::last_write_time(run / "checkpoint.safetensors");
   expect_one_line_error(sbgm_cli(resume + " --steps 20 --sde ve"), "sde.type = ve differs from the checkpoint's vp");
   expect_one_line_error(sbgm_cli(resume + " --steps 20 --sde.beta_max 10"), "sde.beta_max");
   expect_one_line_error(sbgm_cli(resume + " --steps 20 --model.output score"), "model.output");
   expect_one_line_error(sbgm_cli(resume + " --steps 20 --model.width 16"), "model.width");
   expect_one_line_error(sbgm_cli(resume + " --steps 20 --data " + (dir / "b.npy").string()), "the data differ");
   expect_one_line_error(sbgm_cli(resume + " --steps 5"), "below the checkpoint's step 10");
-  EXPECT_EQ(fs::last_write_time(run / "checkpoint.pt"), stamp);
+  EXPECT_EQ(fs::last_write_time(run / "checkpoint.safetensors"), stamp);
   const CliResult ok = sbgm_cli(resume + " --steps 20 --train.lr 3e-4");
   EXPECT_EQ(ok.code, 0) << ok.err;
   EXPECT_NE(sbgm_cli("info --checkpoint " + run.string()).out.find("step: 20 of 20"), std::string::npos);
@@ -120,7 +120,7 @@ TEST(Cli, DivergedTrainingIsAnError) {
             0);
   Checkpoint c = load_checkpoint(good.string());
   c.state.ema.fill_(std::numeric_limits<float>::quiet_NaN());
-  save_checkpoint(c, (good / "checkpoint.pt").string());
+  save_checkpoint(c, (good / "checkpoint.safetensors").string());
   expect_one_line_error(sbgm_cli("train --out " + good.string() + " --resume --steps 20 --threads 1"), "not finite");
 }
 
@@ -154,6 +154,8 @@ TEST(Cli, BadTrainInputs) {
   expect_one_line_error(sbgm_cli("train --dataset ring8 --sde vpp" + out), "unknown SDE");
   expect_one_line_error(sbgm_cli("train --dataset ring8 --config " + (dir / "bad.toml").string() + out), "model.wdth");
   expect_one_line_error(sbgm_cli("train --dataset ring8 --no-such-flag 1" + out), "no-such-flag");
+  // A size no network needs is refused before anything is allocated (it once took 5.5 GB).
+  expect_one_line_error(sbgm_cli("train --dataset ring8 --model.depth 100000000" + out), "model.depth must be in [1, 256]");
   expect_one_line_error(sbgm_cli("train --dataset ring8 --lr abc" + out), "train.lr");
   expect_one_line_error(sbgm_cli("train --dataset ring8 --train.precision float16" + out), "unknown precision");
   expect_one_line_error(sbgm_cli("train --dataset ring8 --train.patience 5" + out), "train.validation_fraction");
@@ -170,7 +172,7 @@ TEST(Cli, BadSampleInputs) {
   const std::string ck = " --checkpoint " + run.string();
   expect_one_line_error(sbgm_cli("sample --checkpoint " + (dir / "nope").string() + " --out " + (dir / "x.npy").string()), "no checkpoint");
   std::ofstream(dir / "garbage.pt") << "not a checkpoint";
-  expect_one_line_error(sbgm_cli("sample --checkpoint " + (dir / "garbage.pt").string() + " --out " + (dir / "x.npy").string()), "not a readable sbgm checkpoint");
+  expect_one_line_error(sbgm_cli("sample --checkpoint " + (dir / "garbage.pt").string() + " --out " + (dir / "x.npy").string()), "not an sbgm checkpoint");
   expect_one_line_error(sbgm_cli("sample" + ck + " --n 0 --out " + (dir / "x.npy").string()), "--n");
   expect_one_line_error(sbgm_cli("sample" + ck + " --out " + (dir / "x.txt").string()), ".npy");
   expect_one_line_error(sbgm_cli("sample" + ck + " --out " + (dir / "no/dir/x.npy").string()), "does not exist");
@@ -205,7 +207,7 @@ TEST(Cli, InterruptSavesCheckpointAndResumeContinues) {
   ASSERT_TRUE(WIFEXITED(status));
   EXPECT_EQ(WEXITSTATUS(status), 130);
   EXPECT_NE(slurp(err).find("interrupted at step"), std::string::npos) << slurp(err);
-  ASSERT_TRUE(fs::exists(run / "checkpoint.pt"));
+  ASSERT_TRUE(fs::exists(run / "checkpoint.safetensors"));
   const CliResult info = sbgm_cli("info --checkpoint " + run.string());
   ASSERT_EQ(info.code, 0) << info.err;
   const auto at = info.out.find("step: ");

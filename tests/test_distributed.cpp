@@ -206,7 +206,7 @@ TEST(Distributed, TwoProcessesTrainLikeOneWithTheWholeBatch) {
   // Rank 0 alone reports and writes.
   const std::string wrote = "wrote " + two.string();
   EXPECT_EQ(b.err.find(wrote), b.err.rfind(wrote)) << b.err;
-  for (const char* f : {"checkpoint.pt", "config.toml", "loss.csv", "samples.npy", "samples.png"})
+  for (const char* f : {"checkpoint.safetensors", "config.toml", "loss.csv", "samples.npy", "samples.png"})
     EXPECT_TRUE(fs::exists(two / f)) << f;
   const Checkpoint x = load_checkpoint(one.string()), y = load_checkpoint(two.string());
   EXPECT_EQ(y.state.step, 40);
@@ -344,7 +344,7 @@ TEST(Distributed, BadJobsGiveOneLine) {
     expect_one_line_error(sbgm_cli(kMoons + " --steps 5 --nproc 2 --out " + run.string()), "WORLD_SIZE is set");
   }
   expect_one_line_error(sbgm_cli(kMoons + " --steps 5 --run.timeout 0 --out " + run.string()), "run.timeout");
-  EXPECT_FALSE(fs::exists(run / "checkpoint.pt"));
+  EXPECT_FALSE(fs::exists(run / "checkpoint.safetensors"));
 }
 
 // A process that dies makes the job stop with a clear error at once (its peers' collectives

@@ -299,7 +299,7 @@ TEST(TrainingRun, SameSeedSameWeights) {
 TEST(TrainingRun, WritesEverythingARunPromises) {
   const std::string dir = scratch_dir("files");
   train_run(small_run("bimodal1d", 20), dir, false);
-  for (const char* f : {"checkpoint.pt", "config.toml", "loss.csv", "loss.png", "samples.npy", "samples.png"})
+  for (const char* f : {"checkpoint.safetensors", "config.toml", "loss.csv", "loss.png", "samples.npy", "samples.png"})
     EXPECT_TRUE(fs::exists(fs::path(dir) / f)) << f;
   EXPECT_EQ(read_npy(dir + "/samples.npy").sizes(), (std::vector<int64_t>{200, 1}));
   const Model m = load_model(dir);

@@ -5,7 +5,7 @@
 #include "commands.hpp"
 #include "model_source.hpp"
 #include "sbgm/nets/gaussian_mixture.hpp"
-#include "sbgm/run/checkpoint.hpp"
+#include "sbgm/run/trained_model.hpp"
 
 namespace sbgm::cli {
 namespace {

@@ -16,5 +16,6 @@ void add_info_command(CLI::App& app, Action& action);
 void add_loglik_command(CLI::App& app, Action& action);
 void add_inpaint_command(CLI::App& app, Action& action);
 void add_diagnose_command(CLI::App& app, Action& action);
+void add_upgrade_command(CLI::App& app, Action& action);
 
 }  // namespace sbgm::cli

@@ -1,7 +1,7 @@
 #include "model_source.hpp"
 
 #include "sbgm/nets/gaussian_mixture.hpp"
-#include "sbgm/run/checkpoint.hpp"
+#include "sbgm/run/trained_model.hpp"
 #include "sbgm/util/error.hpp"
 
 namespace sbgm::cli {
@@ -57,12 +57,12 @@ Model ModelSource::load(c10::Device device) const {
   for (const CLI::Option* o : sde_options_)
     if (o->count() > 0)
       throw InvalidArgument(o->get_name() + " applies only with --gmm (a checkpoint keeps the SDE it was trained with)");
-  Checkpoint c = load_checkpoint(checkpoint_);
+  TrainedModel c = load_trained_model(checkpoint_, raw_weights_ ? Weights::Raw : Weights::Averaged);
   if (t_eps_->count() > 0) {
     c.config.sde.t_eps = sde_config_.t_eps;
     checked(c.config.sde);
   }
-  return with_dtype(model_from_checkpoint(c, !raw_weights_, device));
+  return with_dtype(model_from(c, device));
 }
 
 }  // namespace sbgm::cli

@@ -13,7 +13,7 @@ PY=/usr/bin/python3
 OUT="${1:-$HERE/../../runs/inverse}"
 THREADS="${THREADS:-$(nproc)}"
 mkdir -p "$OUT"
-if [ ! -f "$OUT/run/checkpoint.pt" ]; then
+if [ ! -f "$OUT/run/checkpoint.safetensors" ]; then
   "$SBGM" train --dataset moons --out "$OUT/run" --steps 6000 --lr 2e-3 --model.activation silu \
     --model.time_embedding fourier --threads "$THREADS"
 fi

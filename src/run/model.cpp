@@ -13,7 +13,7 @@
 #include "sbgm/nets/score_model.hpp"
 #include "sbgm/nets/score_net.hpp"
 #include "sbgm/nets/summary_net.hpp"
-#include "sbgm/run/checkpoint.hpp"
+#include "sbgm/run/trained_model.hpp"
 #include "sbgm/sample/euler_maruyama.hpp"
 #include "sbgm/sde/sde.hpp"
 #include "sbgm/train/flat_parameters.hpp"
@@ -75,7 +75,7 @@ std::shared_ptr<ScoreNet> build_net(const RunConfig& config, const std::vector<i
                                                c10::multiply_integers(data_shape), cond_dim);
 }
 
-Model model_from_checkpoint(const Checkpoint& c, bool use_ema, c10::Device device) {
+Model model_from(const TrainedModel& c, c10::Device device) {
   Model m;
   m.config = c.config;
   m.data_shape = c.data_shape;
@@ -85,32 +85,30 @@ Model model_from_checkpoint(const Checkpoint& c, bool use_ema, c10::Device devic
   m.cond_scaling = c.cond_scaling;
   m.data_mean = c.data_mean;
   m.data_cov = c.data_cov;
-  m.step = c.state.step;
+  m.step = c.step;
   m.device = device;
   m.sde = make_sde(c.config.sde);
   m.net = build_net(c.config, c.data_shape, c.cond_dim);
-  // A run with held-out rows keeps the EMA weights of its best validation.
-  const at::Tensor& weights = !use_ema ? c.state.params : c.state.best_ema.defined() ? c.state.best_ema : c.state.ema;
   at::NoGradGuard no_grad;
   int64_t offset = 0;
   const auto params = m.net->parameters();
   int64_t total = 0;
   for (const auto& p : params) total += p.numel();
-  if (total != weights.numel())
-    throw IOError("checkpoint holds " + std::to_string(weights.numel()) + " weights but its config describes " +
+  if (total != c.weights.numel())
+    throw IOError("checkpoint holds " + std::to_string(c.weights.numel()) + " weights but its config describes " +
                   std::to_string(total));
   for (auto& p : m.net->parameters()) {
-    p.copy_(weights.narrow(0, offset, p.numel()).view(p.sizes()));
+    p.copy_(c.weights.narrow(0, offset, p.numel()).view(p.sizes()));
     offset += p.numel();
   }
-  load_module_buffers(*m.net, use_ema ? c.ema_buffers : c.buffers);
+  load_module_buffers(*m.net, c.buffers);
   m.net->to(device);
   m.net->eval();
   return m;
 }
 
 Model load_model(const std::string& run_dir_or_file, bool use_ema, c10::Device device) {
-  return model_from_checkpoint(load_checkpoint(run_dir_or_file), use_ema, device);
+  return model_from(load_trained_model(run_dir_or_file, use_ema ? Weights::Averaged : Weights::Raw), device);
 }
 
 GaussianMixture read_gaussian_mixture(const std::string& npz_path) {

@@ -298,7 +298,7 @@ TrainRunResult train_run(const RunConfig& given_config, const std::string& run_d
   if (root) {
     write_file_atomically(run_dir + "/config.toml", [&](std::ostream& out) { out << config.to_toml(); });
   }
-  const std::string ckpt = run_dir + "/checkpoint.pt";
+  const std::string ckpt = run_dir + "/" + kCheckpointFile;
   auto save = [&] {
     if (!root) return;
     // A checkpoint is never overwritten by weights that are not finite.
@@ -373,7 +373,7 @@ TrainRunResult train_run(const RunConfig& given_config, const std::string& run_d
   if (!at::isfinite(samples).all().item<bool>()) throw diverged("the model's samples are not finite");
   write_npy(run_dir + "/samples.npy", samples);
   picture_samples(run_dir + "/samples.png", m, raw, samples);
-  message("wrote " + run_dir + "/{checkpoint.pt, config.toml, loss.csv, loss.png, samples.npy, samples.png}");
+  message("wrote " + run_dir + "/{" + kCheckpointFile + ", config.toml, loss.csv, loss.png, samples.npy, samples.png}");
   return result;
 }
 

@@ -24,7 +24,7 @@ class SDE;
 class ScoreNet;
 class ScoreModel;
 class GaussianMixture;
-struct Checkpoint;
+struct TrainedModel;
 struct SDEConfig;
 
 struct Model {
@@ -76,7 +76,8 @@ std::shared_ptr<ScoreNet> build_net(const RunConfig& config, const std::vector<i
 // The model of a checkpoint with its EMA weights (the best validated ones for a run with held-out
 // rows), or its raw weights when use_ema is false.
 Model load_model(const std::string& run_dir_or_file, bool use_ema = true, c10::Device device = c10::kCPU);
-Model model_from_checkpoint(const Checkpoint& checkpoint, bool use_ema, c10::Device device);
+// The model a checkpoint's model part defines (run/trained_model.hpp).
+Model model_from(const TrainedModel& trained, c10::Device device);
 
 // A mixture read from an .npz with arrays weights [K], means [K, D] and covs [K, D, D]. IOError
 // for a malformed file, InvalidArgument (naming the file) for parameters that make no mixture.
