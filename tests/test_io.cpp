@@ -202,3 +202,104 @@ TEST(AtomicFile, WritesWholeAndFailsCleanly) {
   EXPECT_TRUE(fs::exists(live));
   EXPECT_TRUE(fs::exists(dir / "notes.tmp.txt"));
 }
+
+// Findings of the hardening review (issue 25), each a regression test: lenient .npy headers,
+// files that declare far more data than they hold, decompression bombs, rows too wide, values
+// beyond float32's arithmetic. Each is one IOError naming the file, before any large allocation.
+TEST(HostileFiles, NpyHeadersAreParsedStrictly) {
+  const fs::path dir = scratch();
+  write_npy((dir / "good.npy").string(), at::arange(20, at::kFloat).reshape({10, 2}));
+  std::ifstream in(dir / "good.npy", std::ios::binary);
+  const std::string good((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  const auto with_shape = [&](const std::string& shape) {
+    std::string s = good;
+    const size_t at = s.find("(10, 2)");
+    s.replace(at, 7, shape + std::string(7 - std::min<size_t>(7, shape.size()), ' '));
+    return s;
+  };
+  const auto error_for = [&](const std::string& bytes) {
+    write_bytes(dir / "crafted.npy", bytes);
+    return error_of([&] { read_npy((dir / "crafted.npy").string()); });
+  };
+  EXPECT_NE(error_for(with_shape("(10.9,")).find("malformed .npy header"), std::string::npos);
+  EXPECT_NE(error_for(with_shape("(10 2)")).find("malformed .npy header"), std::string::npos);
+  EXPECT_NE(error_for(with_shape("(-1, 2)")).find("malformed .npy header"), std::string::npos);
+  std::string twice = good;
+  twice.replace(twice.find("'shape'"), 7, "'descr'");
+  EXPECT_NE(error_for(twice).find("appears twice"), std::string::npos);
+  // A 100-byte file that declares 10^18 values: refused from its size, nothing allocated.
+  std::string huge = good;
+  huge.replace(huge.find("(10, 2)"), 7, "(1000000000, 1000000000)");
+  huge.erase(huge.find('\n') - 17, 17);  // keep the header's declared length
+  EXPECT_NE(error_for(huge).find("truncated .npy data"), std::string::npos);
+  // An overflowing product of sizes.
+  std::string overflow = good;
+  overflow.replace(overflow.find("(10, 2)"), 7, "(4294967296, 4294967296, 4294967296)");
+  overflow.erase(overflow.find('\n') - 29, 29);
+  EXPECT_NE(error_for(overflow).find("truncated .npy data"), std::string::npos);
+  EXPECT_NE(error_for(with_shape("(99999999999999999999999,")).find("too large"), std::string::npos);
+  EXPECT_TRUE(at::equal(read_npy((dir / "good.npy").string()), at::arange(20, at::kFloat).reshape({10, 2})));
+}
+
+TEST(HostileFiles, NpzArchivesCannotDeclareMoreThanTheyHold) {
+  const fs::path dir = scratch();
+  // Archives patched after writing: a stored member and a deflated one each claiming 3.5 GB,
+  // and a second directory entry pointing at the first member's data (overlapping members).
+  ASSERT_EQ(python("import numpy as np, struct, zipfile\n"
+                   "d = '" + dir.string() + "/'\n"
+                   "def patch(src, dst, size):\n"
+                   "    b = bytearray(open(src, 'rb').read())\n"
+                   "    local = b.find(b'PK\\x03\\x04'); central = b.find(b'PK\\x01\\x02')\n"
+                   "    struct.pack_into('<I', b, local + 22, size); struct.pack_into('<I', b, central + 24, size)\n"
+                   "    open(dst, 'wb').write(bytes(b))\n"
+                   "np.savez(d + 'stored.npz', a=np.zeros(4))\n"
+                   "np.savez_compressed(d + 'deflated.npz', a=np.zeros(4))\n"
+                   "patch(d + 'stored.npz', d + 'big_stored.npz', 3500000000)\n"
+                   "patch(d + 'deflated.npz', d + 'big_deflated.npz', 3500000000)\n"
+                   "b = open(d + 'deflated.npz', 'rb').read()\n"
+                   "c = b.find(b'PK\\x01\\x02'); e = b.find(b'PK\\x05\\x06')\n"
+                   "entry = b[c:e]\n"
+                   "second = entry.replace(b'a.npy', b'b.npy')\n"
+                   "end = bytearray(b[e:])\n"
+                   "struct.pack_into('<HH', end, 8, 2, 2); struct.pack_into('<I', end, 12, 2 * len(entry))\n"
+                   "open(d + 'overlap.npz', 'wb').write(b[:e] + second + bytes(end))\n"),
+            0);
+  for (const char* name : {"big_stored.npz", "big_deflated.npz", "overlap.npz"}) {
+    const std::string why = error_of([&] { read_npz((dir / name).string()); });
+    EXPECT_NE(why.find(name), std::string::npos) << why;
+  }
+  // The user's limit applies to what is declared.
+  ::setenv("SBGM_MAX_READ_BYTES", "100", 1);
+  const std::string limited = error_of([&] { read_npz((dir / "stored.npz").string()); });
+  ::unsetenv("SBGM_MAX_READ_BYTES");
+  EXPECT_NE(limited.find("SBGM_MAX_READ_BYTES"), std::string::npos) << limited;
+  EXPECT_EQ(read_npz((dir / "stored.npz").string()).at("a").numel(), 4);
+}
+
+TEST(HostileFiles, IdxHeadersAreCheckedBeforeDecompressing) {
+  const fs::path dir = scratch();
+  // A gzip file whose IDX header declares 2^32 x 2^32 x 2^32 doubles, and one declaring 1 GB of
+  // bytes while holding 400: each refused from the header.
+  ASSERT_EQ(python("import gzip, struct\n"
+                   "d = '" + dir.string() + "/'\n"
+                   "open(d + 'bomb.idx.gz', 'wb').write(gzip.compress(bytes([0, 0, 0x0E, 3]) + struct.pack('>III', 4294967295, 4294967295, 4294967295)))\n"
+                   "open(d + 'liar.idx.gz', 'wb').write(gzip.compress(bytes([0, 0, 8, 1]) + struct.pack('>I', 1000000000) + bytes(400)))\n"
+                   "open(d + 'liar.idx', 'wb').write(bytes([0, 0, 8, 1]) + struct.pack('>I', 1000000000) + bytes(400))\n"),
+            0);
+  for (const char* name : {"bomb.idx.gz", "liar.idx.gz", "liar.idx"}) {
+    const std::string why = error_of([&] { load_data_file((dir / name).string()); });
+    EXPECT_NE(why.find("declares more data than the file can hold"), std::string::npos) << why;
+  }
+}
+
+TEST(HostileFiles, WideCsvRowsAndHugeValuesAreRefused) {
+  const fs::path dir = scratch();
+  {
+    std::ofstream wide(dir / "wide.csv");
+    for (int i = 0; i < 70000; ++i) wide << (i ? ",1" : "1");
+    wide << "\n";
+  }
+  EXPECT_NE(error_of([&] { read_csv((dir / "wide.csv").string()); }).find("70000 columns"), std::string::npos);
+  write_npy((dir / "huge.npy").string(), at::full({4, 2}, 3e38f));
+  EXPECT_NE(error_of([&] { load_data_file((dir / "huge.npy").string()); }).find("rescale"), std::string::npos);
+}

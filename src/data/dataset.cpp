@@ -2,6 +2,7 @@
 
 #include <ATen/ATen.h>
 
+#include <algorithm>
 #include <fstream>
 #include <sstream>
 
@@ -11,6 +12,10 @@
 
 namespace sbgm {
 namespace {
+
+constexpr int64_t kMaxCsvColumns = 65536;
+// Values beyond this overflow float32 arithmetic (squares, standardisation) in training.
+constexpr double kMaxMagnitude = 1e30;
 
 bool ends_with(const std::string& s, const std::string& suffix) {
   return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
@@ -45,6 +50,10 @@ at::Tensor read_csv(const std::string& path) {
   while (std::getline(in, line)) {
     ++line_no;
     if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
+    // Every column becomes a network input: a row this wide is damage, not data.
+    if (const auto columns = std::count(line.begin(), line.end(), ',') + 1; columns > kMaxCsvColumns)
+      throw IOError(path + ":" + std::to_string(line_no) + ": " + std::to_string(columns) + " columns, more than the " +
+                    std::to_string(kMaxCsvColumns) + " a CSV row may have (save wide data as .npy)");
     if (!parse_row(line, row)) {
       if (rows == 0 && cols < 0 && line_no == 1) continue;  // header
       throw IOError(path + ":" + std::to_string(line_no) + ": not a row of numbers");
@@ -82,6 +91,14 @@ at::Tensor load_data_file(const std::string& path, int64_t min_rows, bool keep_d
     throw InvalidArgument(path + ": has " + std::to_string(x.size(0)) + " rows, need at least " + std::to_string(min_rows));
   if (x.numel() == 0) throw InvalidArgument(path + ": has no values");
   if (!allow_nan) check_finite(x, path);
+  const at::Tensor magnitude = x.abs().to(at::kDouble);
+  const double largest = at::where(at::isfinite(magnitude), magnitude, 0.0).max().item<double>();
+  if (largest > kMaxMagnitude) {
+    char text[32];
+    std::snprintf(text, sizeof text, "%.3g", largest);
+    throw InvalidArgument(path + ": holds values as large as " + text +
+                          ", beyond what float32 training handles (above 1e30); rescale the data");
+  }
   return x;
 }
 

@@ -4,10 +4,13 @@
 
 #include <cstring>
 #include <fstream>
-#include <regex>
+#include <algorithm>
+#include <cctype>
+#include <limits>
 #include <sstream>
 
 #include "sbgm/io/atomic_file.hpp"
+#include "sbgm/io/read_limits.hpp"
 #include "sbgm/util/error.hpp"
 
 namespace sbgm {
@@ -19,31 +22,104 @@ struct NpyHeader {
   std::vector<int64_t> shape;
 };
 
-NpyHeader parse_header(const std::string& path, const std::string& header) {
-  auto fail = [&](const std::string& why) { return IOError(path + ": malformed .npy header (" + why + ")"); };
-  NpyHeader h;
-  std::smatch m;
-  if (!std::regex_search(header, m, std::regex(R"('descr'\s*:\s*'([^']*)')"))) throw fail("no descr");
-  h.descr = m[1];
-  if (!std::regex_search(header, m, std::regex(R"('fortran_order'\s*:\s*(True|False))"))) throw fail("no fortran_order");
-  h.fortran_order = m[1] == "True";
-  if (!std::regex_search(header, m, std::regex(R"('shape'\s*:\s*\(([^)]*)\))"))) throw fail("no shape");
-  std::stringstream dims(m[1].str());
-  std::string item;
-  while (std::getline(dims, item, ',')) {
-    const auto first = item.find_first_not_of(" \t");
-    if (first == std::string::npos) continue;
-    try {
-      size_t used = 0;
-      const long long v = std::stoll(item.substr(first), &used);
-      if (v < 0) throw fail("negative dimension");
-      h.shape.push_back(v);
-    } catch (const std::logic_error&) {
-      throw fail("bad shape '" + m[1].str() + "'");
+// The header is a Python dict literal, {'descr': '<f4', 'fortran_order': False, 'shape': (3, 4), },
+// parsed strictly: exactly these three keys, once each; the shape a tuple of integers.
+class HeaderParser {
+ public:
+  HeaderParser(const std::string& path, const std::string& text) : path_(path), text_(text) {}
+
+  NpyHeader parse() {
+    NpyHeader h;
+    bool seen[3] = {false, false, false};
+    expect('{');
+    while (!accept('}')) {
+      const std::string key = string_literal();
+      expect(':');
+      int which = key == "descr" ? 0 : key == "fortran_order" ? 1 : key == "shape" ? 2 : -1;
+      if (which < 0) throw fail("unexpected key '" + key + "'");
+      if (seen[which]) throw fail("the key '" + key + "' appears twice");
+      seen[which] = true;
+      if (which == 0) h.descr = string_literal();
+      else if (which == 1) h.fortran_order = boolean();
+      else h.shape = shape();
+      if (!accept(',')) {
+        expect('}');
+        break;
+      }
     }
+    skip_space();
+    if (pos_ != text_.size()) throw fail("text after the dict");
+    if (!seen[0]) throw fail("no descr");
+    if (!seen[1]) throw fail("no fortran_order");
+    if (!seen[2]) throw fail("no shape");
+    return h;
   }
-  return h;
-}
+
+ private:
+  IOError fail(const std::string& why) const { return IOError(path_ + ": malformed .npy header (" + why + ")"); }
+
+  void skip_space() {
+    while (pos_ < text_.size() && (text_[pos_] == ' ' || text_[pos_] == '\t' || text_[pos_] == '\n' || text_[pos_] == '\r')) ++pos_;
+  }
+  bool accept(char c) {
+    skip_space();
+    if (pos_ < text_.size() && text_[pos_] == c) {
+      ++pos_;
+      return true;
+    }
+    return false;
+  }
+  void expect(char c) {
+    if (!accept(c)) throw fail(std::string("expected '") + c + "'");
+  }
+  std::string string_literal() {
+    skip_space();
+    if (pos_ >= text_.size() || (text_[pos_] != '\'' && text_[pos_] != '"')) throw fail("expected a quoted string");
+    const char quote = text_[pos_++];
+    const size_t close = text_.find(quote, pos_);
+    if (close == std::string::npos) throw fail("an unterminated string");
+    std::string s = text_.substr(pos_, close - pos_);
+    if (s.find('\\') != std::string::npos) throw fail("escapes in a string");
+    pos_ = close + 1;
+    return s;
+  }
+  bool boolean() {
+    skip_space();
+    for (const auto& [word, value] : {std::pair<const char*, bool>{"True", true}, {"False", false}})
+      if (text_.compare(pos_, std::strlen(word), word) == 0) {
+        pos_ += std::strlen(word);
+        return value;
+      }
+    throw fail("fortran_order is not True or False");
+  }
+  std::vector<int64_t> shape() {
+    std::vector<int64_t> dims;
+    expect('(');
+    while (!accept(')')) {
+      skip_space();
+      const size_t first = pos_;
+      int64_t v = 0;
+      while (pos_ < text_.size() && std::isdigit(static_cast<unsigned char>(text_[pos_]))) {
+        const int digit = text_[pos_++] - '0';
+        if (v > (std::numeric_limits<int64_t>::max() - digit) / 10) throw fail("a dimension too large");
+        v = v * 10 + digit;
+      }
+      if (pos_ == first) throw fail("the shape is not a tuple of non-negative integers");
+      if (pos_ < text_.size() && text_[pos_] == 'L') ++pos_;  // Python 2's long integers
+      dims.push_back(v);
+      if (dims.size() > 64) throw fail("more than 64 dimensions");
+      if (!accept(',')) {
+        expect(')');
+        break;
+      }
+    }
+    return dims;
+  }
+
+  const std::string& path_;
+  const std::string& text_;
+  size_t pos_ = 0;
+};
 
 }  // namespace
 
@@ -75,7 +151,7 @@ at::Tensor read_npy(std::istream& in, const std::string& path, bool keep_double)
   if (header_len > (1u << 20)) throw IOError(path + ": malformed .npy header (too long)");
   std::string header(header_len, '\0');
   if (!in.read(header.data(), header_len)) throw IOError(path + ": truncated .npy header");
-  const NpyHeader h = parse_header(path, header);
+  const NpyHeader h = HeaderParser(path, header).parse();
 
   // Floats as they are; booleans and integers (masks, 8-bit images, labels) become floats.
   at::ScalarType dtype;
@@ -83,7 +159,7 @@ at::Tensor read_npy(std::istream& in, const std::string& path, bool keep_double)
                                ? h.descr.substr(1) : h.descr;
   if (kind == "f4") dtype = at::kFloat;
   else if (kind == "f8") dtype = at::kDouble;
-  else if (kind == "b1") dtype = at::kBool;
+  else if (kind == "b1") dtype = at::kByte;  // read as bytes: any nonzero byte is true
   else if (kind == "u1") dtype = at::kByte;
   else if (kind == "i1") dtype = at::kChar;
   else if (kind == "i2") dtype = at::kShort;
@@ -94,10 +170,29 @@ at::Tensor read_npy(std::istream& in, const std::string& path, bool keep_double)
                   "' (expected little-endian float32/64, bool, uint8 or int8/16/32/64)");
   if (h.fortran_order) throw IOError(path + ": Fortran-ordered arrays are not supported (save with C order)");
 
+  // The data must be in the stream: the shape is checked against what is left before allocating.
+  const std::streampos start = in.tellg();
+  in.seekg(0, std::ios::end);
+  const std::streamoff left = in.tellg() - start;
+  in.seekg(start);
+  if (start < 0 || left < 0 || !in) throw IOError(path + ": cannot read the data");
+  const uint64_t element = c10::elementSize(dtype);
+  // The element count, saturated just above what the stream could hold.
+  const uint64_t cap = static_cast<uint64_t>(left) / element + 1;
+  uint64_t count = 1;
+  for (const int64_t dim : h.shape) {
+    const auto d = static_cast<uint64_t>(dim);
+    count = d == 0 || count == 0 ? 0 : count > cap / d ? cap : std::min(cap, count * d);
+  }
+  const uint64_t bytes = count * element;
+  if (bytes > static_cast<uint64_t>(left))
+    throw IOError(path + ": truncated .npy data (the header's shape needs more bytes than the file's " +
+                  std::to_string(left) + ")");
+  check_read_size(bytes, path);
   at::Tensor t = at::empty(h.shape, at::TensorOptions().dtype(dtype));
-  const std::streamsize bytes = static_cast<std::streamsize>(t.numel() * t.element_size());
-  if (bytes > 0 && !in.read(static_cast<char*>(t.data_ptr()), bytes))
+  if (bytes > 0 && !in.read(static_cast<char*>(t.data_ptr()), static_cast<std::streamsize>(bytes)))
     throw IOError(path + ": truncated .npy data (header promises " + std::to_string(bytes) + " bytes)");
+  if (kind == "b1") t = t.ne(0);
   if (dtype == at::kDouble) return keep_double ? t : t.to(at::kFloat);
   if (dtype != at::kFloat) t = t.to(keep_double ? at::kDouble : at::kFloat);
   return t;

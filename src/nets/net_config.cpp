@@ -1,5 +1,7 @@
 #include "sbgm/nets/net_config.hpp"
 
+#include <cmath>
+
 #include "sbgm/util/enum_names.hpp"
 
 namespace sbgm {
@@ -43,36 +45,48 @@ Parameterization parameterization_from_string(const std::string& s) {
 
 bool is_image_net(NetKind kind) { return kind == NetKind::UNet || kind == NetKind::DiT || kind == NetKind::Mixer; }
 
+namespace {
+
+void in_range(const char* key, int64_t value, int64_t lo, int64_t hi) {
+  if (value < lo || value > hi)
+    throw InvalidArgument(std::string(key) + " must be in [" + std::to_string(lo) + ", " + std::to_string(hi) +
+                          "], got " + std::to_string(value));
+}
+
+}  // namespace
+
 void NetConfig::validate() const {
-  if (width < 1) throw InvalidArgument("model.width must be at least 1");
-  if (depth < 1) throw InvalidArgument("model.depth must be at least 1");
+  // Upper bounds far above any useful network, so that a mistyped or damaged config is refused
+  // before it asks for terabytes.
+  in_range("model.width", width, 1, 65536);
+  in_range("model.depth", depth, 1, 256);
   if (time_embedding != TimeEmbeddingKind::Tutorial && (embedding_dim < 2 || embedding_dim % 2 != 0))
     throw InvalidArgument("model.embedding_dim must be a positive even number");
-  if (!(fourier_scale > 0)) throw InvalidArgument("model.fourier_scale must be positive");
-  if (cond_channels < 0) throw InvalidArgument("model.cond_channels must not be negative");
+  in_range("model.embedding_dim", embedding_dim, 0, 65536);
+  if (!(fourier_scale > 0) || !std::isfinite(fourier_scale)) throw InvalidArgument("model.fourier_scale must be positive");
+  in_range("model.cond_channels", cond_channels, 0, 4096);
   if (cond_channels > 0 && !is_image_net(kind))
     throw InvalidArgument("model.cond_channels (image conditions) needs an image network: unet, dit or mixer");
-  if (summary_dim < 1) throw InvalidArgument("model.summary_dim must be at least 1");
-  if (summary_channels < 1) throw InvalidArgument("model.summary_channels must be at least 1");
+  in_range("model.summary_dim", summary_dim, 1, 65536);
+  in_range("model.summary_channels", summary_channels, 1, 4096);
   if (summary != SummaryKind::None && cond_channels > 0)
     throw InvalidArgument("model.summary takes vector conditions, not image conditions (model.cond_channels)");
   if (!is_image_net(kind)) return;
   if (baseline == Baseline::Gaussian) throw InvalidArgument("model.baseline = gaussian is for vector networks (mlp, resnet)");
   if (kind == NetKind::UNet) {
     if (channel_mult.empty()) throw InvalidArgument("model.channel_mult must list at least one multiplier");
-    for (int64_t m : channel_mult)
-      if (m < 1) throw InvalidArgument("model.channel_mult: multipliers must be at least 1");
-    for (int64_t r : attention_res)
-      if (r < 1) throw InvalidArgument("model.attention_res: resolutions must be at least 1");
+    if (channel_mult.size() > 12) throw InvalidArgument("model.channel_mult lists more than 12 resolutions");
+    for (int64_t m : channel_mult) in_range("model.channel_mult", m, 1, 64);
+    for (int64_t r : attention_res) in_range("model.attention_res", r, 1, 65536);
   }
   if (!(dropout >= 0 && dropout < 1)) throw InvalidArgument("model.dropout must be in [0, 1)");
-  if (heads < 1) throw InvalidArgument("model.heads must be at least 1");
+  in_range("model.heads", heads, 1, 1024);
   if (kind != NetKind::Mixer && width % heads != 0)
     throw InvalidArgument("model.width (" + std::to_string(width) + ") must be a multiple of model.heads (" +
                           std::to_string(heads) + ")");
-  if (patch_size < 1) throw InvalidArgument("model.patch_size must be at least 1");
-  if (!(mlp_ratio > 0)) throw InvalidArgument("model.mlp_ratio must be positive");
-  if (token_mlp_dim < 0) throw InvalidArgument("model.token_mlp_dim must not be negative");
+  in_range("model.patch_size", patch_size, 1, 1024);
+  if (!(mlp_ratio > 0 && mlp_ratio <= 64)) throw InvalidArgument("model.mlp_ratio must be in (0, 64]");
+  in_range("model.token_mlp_dim", token_mlp_dim, 0, 65536);
 }
 
 void NetConfig::validate_image_shape(const std::vector<int64_t>& shape) const {
