@@ -7,23 +7,60 @@
 #include <malloc.h>
 #include <omp.h>
 
-#include <string>
+#include <chrono>
+#include <cmath>
 #include <cstdlib>
+#include <fstream>
+#include <string>
 #include <thread>
+#include <utility>
 
 #include "sbgm/util/error.hpp"
 
 namespace sbgm {
+namespace {
+
+// Jiffies of all cores together: (busy, total), from /proc/stat's first line; {0, 0} when it
+// cannot be read.
+std::pair<uint64_t, uint64_t> cpu_jiffies() {
+  std::ifstream stat("/proc/stat");
+  std::string cpu;
+  uint64_t v[8] = {};
+  if (!(stat >> cpu) || cpu != "cpu") return {0, 0};
+  for (uint64_t& x : v) stat >> x;
+  if (!stat) return {0, 0};
+  uint64_t total = 0;
+  for (uint64_t x : v) total += x;
+  const uint64_t idle = v[3] + v[4];  // idle and iowait
+  return {total - idle, total};
+}
+
+// How many of `cores` cores other processes keep busy, measured over a short interval while this
+// process waits (so it counts only the others).
+int busy_cores(int cores) {
+  const auto [busy0, total0] = cpu_jiffies();
+  std::this_thread::sleep_for(std::chrono::milliseconds(60));
+  const auto [busy1, total1] = cpu_jiffies();
+  if (total1 <= total0) return 0;
+  const double fraction = static_cast<double>(busy1 - busy0) / static_cast<double>(total1 - total0);
+  return static_cast<int>(std::lround(fraction * cores));
+}
+
+}  // namespace
 
 void configure_threads(int threads) {
-  // OpenMP may start with a single thread; 0 means one per core, as the user would expect, and
-  // the processes of a job on one machine (LOCAL_WORLD_SIZE, set by torchrun and --nproc) share
-  // the cores instead of each taking all of them.
+  // OpenMP may start with a single thread; 0 means one per idle core. OpenMP's workers spin
+  // while they wait for each other, so a worker sharing its core with another process stalls
+  // the rest: with one of this machine's two cores busy, two threads trained 2.1x slower than one
+  // (docs/benchmarks.md, "A busy machine"). The processes of a job on one machine
+  // (LOCAL_WORLD_SIZE, set by torchrun and --nproc) share the cores instead of each taking all of
+  // them (they start together, so they do not measure each other).
   if (threads <= 0) {
     const int cores = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
     const char* local = std::getenv("LOCAL_WORLD_SIZE");
     const int processes = local ? std::max(1, std::atoi(local)) : 1;
     threads = std::max(1, cores / processes);
+    if (processes == 1) threads = std::max(1, threads - busy_cores(cores));
   }
   at::set_num_threads(threads);
   at::globalContext().setFlushDenormal(true);
