@@ -35,15 +35,18 @@ std::pair<uint64_t, uint64_t> cpu_jiffies() {
   return {total - idle, total};
 }
 
-// How many of `cores` cores other processes keep busy, measured over a short interval while this
-// process waits (so it counts only the others).
+// How many of `cores` cores other processes keep busy, measured once per process over a short
+// interval while this process waits (so it counts only the others).
 int busy_cores(int cores) {
-  const auto [busy0, total0] = cpu_jiffies();
-  std::this_thread::sleep_for(std::chrono::milliseconds(60));
-  const auto [busy1, total1] = cpu_jiffies();
-  if (total1 <= total0) return 0;
-  const double fraction = static_cast<double>(busy1 - busy0) / static_cast<double>(total1 - total0);
-  return static_cast<int>(std::lround(fraction * cores));
+  static const int busy = [cores] {
+    const auto [busy0, total0] = cpu_jiffies();
+    std::this_thread::sleep_for(std::chrono::milliseconds(60));
+    const auto [busy1, total1] = cpu_jiffies();
+    if (total1 <= total0) return 0;
+    const double fraction = static_cast<double>(busy1 - busy0) / static_cast<double>(total1 - total0);
+    return static_cast<int>(std::lround(fraction * cores));
+  }();
+  return busy;
 }
 
 }  // namespace
