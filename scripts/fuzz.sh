@@ -21,7 +21,7 @@ cmake --build "$BUILD" -j"${SBGM_JOBS:-$(nproc)}" >/dev/null
 
 SBGM_BIN="$ROOT/build/apps/sbgm/sbgm"
 [[ -x "$SBGM_BIN" ]] || SBGM_BIN=""
-python3 "$ROOT/fuzz/make_corpus.py" "$BUILD/corpus" $SBGM_BIN
+/usr/bin/python3 "$ROOT/fuzz/make_corpus.py" "$BUILD/corpus" $SBGM_BIN
 
 failed=0
 for reader in "${READERS[@]}"; do
@@ -30,7 +30,7 @@ for reader in "${READERS[@]}"; do
   log="$BUILD/fuzz_$reader.log"
   set +e
   SBGM_MAX_READ_BYTES=1000000000 ASAN_OPTIONS=detect_leaks=0 "$BUILD/fuzz/fuzz_$reader" \
-    -max_total_time="$TIME_EACH" -rss_limit_mb=2048 -malloc_limit_mb=2048 -timeout=10 -max_len=65536 \
+    -max_total_time="$TIME_EACH" -print_final_stats=1 -rss_limit_mb=2048 -malloc_limit_mb=2048 -timeout=10 -max_len=65536 \
     -artifact_prefix="$findings/" "$BUILD/corpus/$reader" >"$log" 2>&1
   status=$?
   set -e

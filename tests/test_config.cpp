@@ -148,3 +148,22 @@ TEST(RunConfig, AutoKeysRoundTripAndAreSettledFromTheData) {
   // Too few rows to hold a tenth out.
   EXPECT_EQ(settle_auto_keys(RunConfig{}, DataFacts{30, 2}).train.validation_fraction, 0.0);
 }
+
+// Found by fuzz/fuzz_config.cpp: a non-ASCII character where toml++ expects whitespace reached
+// undefined behaviour inside Debian's toml++ 3.3. Outside strings and comments such characters
+// are refused first; inside them they stay as they are.
+TEST(RunConfig, NonAsciiOutsideStringsIsRefusedBeforeTheParser) {
+  RunConfig c;
+  try {
+    c.merge_toml("[model]\nattention_res = [1\xca\xa2\nheads = 4\n", "fuzzed.toml");
+    ADD_FAILURE() << "accepted";
+  } catch (const InvalidArgument& e) {
+    EXPECT_NE(std::string(e.what()).find("fuzzed.toml:2: a non-ASCII character outside a string"), std::string::npos)
+        << e.what();
+  }
+  c.merge_toml("# caf\xc3\xa9 \xca\xa2\n[data]\nfile = \"d\xc3\xa9j\xc3\xa0 \\\" \xca\xa2.npy\"  # \xca\xa2\n"
+               "dataset = '''\xca\xa2'''\n",
+               "unicode.toml");
+  EXPECT_EQ(c.data.file, "d\xc3\xa9j\xc3\xa0 \" \xca\xa2.npy");
+  EXPECT_EQ(c.data.dataset, "\xca\xa2");
+}

@@ -179,10 +179,13 @@ at::Tensor read_npy(std::istream& in, const std::string& path, bool keep_double)
   const uint64_t element = c10::elementSize(dtype);
   // The element count, saturated just above what the stream could hold.
   const uint64_t cap = static_cast<uint64_t>(left) / element + 1;
-  uint64_t count = 1;
+  uint64_t count = 1, nonzero = 1;
   for (const int64_t dim : h.shape) {
     const auto d = static_cast<uint64_t>(dim);
     count = d == 0 || count == 0 ? 0 : count > cap / d ? cap : std::min(cap, count * d);
+    // Even an empty array's other sizes must multiply within 64 bits (LibTorch checks them).
+    if (d > 0 && nonzero > (uint64_t{1} << 62) / d) throw IOError(path + ": malformed .npy header (a shape too large)");
+    if (d > 0) nonzero *= d;
   }
   const uint64_t bytes = count * element;
   if (bytes > static_cast<uint64_t>(left))

@@ -170,7 +170,9 @@ TensorFile parse_tensor_file(std::string_view bytes, const std::string& name) {
 
   TensorFile file;
   std::vector<Entry> entries;
-  for (const auto& [key, value] : header.items()) {
+  for (const auto& item : header.items()) {
+    const std::string& key = item.key();  // named, not bound: lambdas capture it
+    const Json& value = item.value();
     if (key == kMetadataKey) {
       if (!value.is_object()) throw fail("malformed tensor file header (" + key + " is not an object)");
       for (const auto& [mkey, mvalue] : value.items()) {
@@ -192,12 +194,15 @@ TensorFile parse_tensor_file(std::string_view bytes, const std::string& name) {
     if (!shape.is_array() || shape.size() > kMaxRank) throw bad("shape is not a list of at most 16 sizes");
     // The element count, saturated just above what the data could hold.
     const uint64_t cap = data.size() + 1;
-    uint64_t count = 1;
+    uint64_t count = 1, nonzero = 1;
     for (const Json& d : shape) {
       if (!d.is_number_unsigned()) throw bad("a size that is not a non-negative integer");
       const uint64_t size = d.get<uint64_t>();
       count = size == 0 || count == 0 ? 0 : count > cap / size ? cap : std::min(cap, count * size);
-      e.shape.push_back(static_cast<int64_t>(std::min<uint64_t>(size, uint64_t{1} << 62)));
+      // Even an empty tensor's other sizes must multiply within 64 bits (LibTorch checks them).
+      if (size > 0 && nonzero > (uint64_t{1} << 62) / size) throw bad("a shape too large");
+      if (size > 0) nonzero *= size;
+      e.shape.push_back(static_cast<int64_t>(size));
     }
     const Json& offsets = value["data_offsets"];
     if (!offsets.is_array() || offsets.size() != 2 || !offsets[0].is_number_unsigned() || !offsets[1].is_number_unsigned())
