@@ -9,6 +9,7 @@
 #include <map>
 #include <sstream>
 
+#include "ascii_toml.hpp"
 #include "sbgm/run/run_defaults.hpp"
 #include "sbgm/util/error.hpp"
 
@@ -279,41 +280,10 @@ const std::vector<RunConfig::Key>& RunConfig::keys() {
   return keys;
 }
 
-namespace {
-
-// TOML allows non-ASCII characters only inside strings and comments. Debian's toml++ 3.3 reaches
-// undefined behaviour (an "unreachable" branch of its Unicode whitespace test) on some of them
-// elsewhere (found by fuzz/fuzz_config.cpp), so they are refused here first, naming the line.
-void check_toml_characters(const std::string& text, const std::string& origin) {
-  size_t line = 1;
-  for (size_t i = 0; i < text.size(); ++i) {
-    const char c = text[i];
-    if (c == '\n') {
-      ++line;
-    } else if (c == '#') {
-      while (i + 1 < text.size() && text[i + 1] != '\n') ++i;
-    } else if (c == '"' || c == '\'') {
-      const std::string close(text.compare(i, 3, std::string(3, c)) == 0 ? 3 : 1, c);
-      for (i += close.size(); i < text.size() && text.compare(i, close.size(), close) != 0; ++i) {
-        if (text[i] == '\n') ++line;
-        if (c == '"' && text[i] == '\\') ++i;  // an escape: the next character is the string's
-      }
-      i += close.size() - 1;
-      // A multi-line string may end in up to two more quotes of its own.
-      for (int extra = 0; close.size() == 3 && extra < 2 && i + 1 < text.size() && text[i + 1] == c; ++extra) ++i;
-    } else if (static_cast<unsigned char>(c) >= 0x80) {
-      throw InvalidArgument(origin + ":" + std::to_string(line) + ": a non-ASCII character outside a string or comment");
-    }
-  }
-}
-
-}  // namespace
-
 void RunConfig::merge_toml(const std::string& text, const std::string& origin) {
-  check_toml_characters(text, origin);
   toml::table root;
   try {
-    root = toml::parse(text, origin);
+    root = toml::parse(ascii_toml(text, origin), origin);
   } catch (const toml::parse_error& err) {
     const auto& where = err.source().begin;
     throw InvalidArgument(origin + ":" + std::to_string(where.line) + ": " + std::string(err.description()));
