@@ -1,5 +1,4 @@
-#include <sys/stat.h>
-
+#include <filesystem>
 #include <iostream>
 #include <optional>
 
@@ -10,15 +9,6 @@
 #include "sbgm/util/error.hpp"
 
 namespace sbgm::cli {
-namespace {
-
-bool is_directory(const std::string& p) {
-  struct stat st {};
-  return ::stat(p.c_str(), &st) == 0 && S_ISDIR(st.st_mode);
-}
-
-}  // namespace
-
 // Converts a checkpoint of format 1 (a LibTorch archive, RUN/checkpoint.pt) into the current
 // format beside it (RUN/checkpoint.safetensors), read back and checked before it counts; the old file stays.
 void add_upgrade_command(CLI::App& app, Action& action) {
@@ -28,7 +18,8 @@ void add_upgrade_command(CLI::App& app, Action& action) {
       ->required();
   cmd->callback([&action, source] {
     action = [source]() -> int {
-      const bool directory = is_directory(*source);
+      std::error_code ec;
+      const bool directory = std::filesystem::is_directory(*source, ec);
       const std::string old = directory ? *source + "/checkpoint.pt" : *source;
       // RUN/checkpoint.pt -> RUN/checkpoint.safetensors, model.pt -> model.safetensors.
       const bool pt = old.size() > 3 && old.compare(old.size() - 3, 3, ".pt") == 0;

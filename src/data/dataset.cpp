@@ -91,7 +91,7 @@ at::Tensor load_data_file(const std::string& path, int64_t min_rows, bool keep_d
     throw InvalidArgument(path + ": has " + std::to_string(x.size(0)) + " rows, need at least " + std::to_string(min_rows));
   if (x.numel() == 0) throw InvalidArgument(path + ": has no values");
   if (!allow_nan) check_finite(x, path);
-  const at::Tensor magnitude = x.abs().to(at::kDouble);
+  const at::Tensor magnitude = x.abs();  // in the data's own type: no double copy of a large dataset
   const double largest = at::where(at::isfinite(magnitude), magnitude, 0.0).max().item<double>();
   if (largest > kMaxMagnitude) {
     char text[32];

@@ -1,8 +1,7 @@
 #include "sbgm/run/trained_model.hpp"
 
 #include <ATen/ATen.h>
-#include <sys/stat.h>
-
+#include <filesystem>
 #include <fstream>
 
 #include "checkpoint_layout.hpp"
@@ -17,13 +16,13 @@ constexpr int64_t kMaxRank = 8;
 constexpr int64_t kMaxSize = int64_t{1} << 40;
 
 bool is_directory(const std::string& p) {
-  struct stat st {};
-  return ::stat(p.c_str(), &st) == 0 && S_ISDIR(st.st_mode);
+  std::error_code ec;
+  return std::filesystem::is_directory(p, ec);
 }
 
 bool exists(const std::string& p) {
-  struct stat st {};
-  return ::stat(p.c_str(), &st) == 0;
+  std::error_code ec;
+  return std::filesystem::exists(p, ec);
 }
 
 IOError legacy(const std::string& path) {
@@ -53,13 +52,14 @@ File read(const std::string& run_dir_or_file) {
     if (is_directory(run_dir_or_file) && exists(old)) throw legacy(old);
     throw IOError(file.path + ": no checkpoint there");
   }
+  // The first bytes tell an old LibTorch archive (a zip) and other files apart.
   std::ifstream in(file.path, std::ios::binary);
   if (!in) throw IOError(file.path + ": cannot open file");
-  const std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  if (in.bad()) throw IOError(file.path + ": cannot read the file");
-  if (bytes.rfind("PK\x03\x04", 0) == 0) throw legacy(file.path);
-  if (!looks_like_tensor_file(bytes)) throw IOError(file.path + ": not an sbgm checkpoint");
-  file.contents = parse_tensor_file(bytes, file.path);
+  std::string head(9, '\0');
+  head.resize(static_cast<size_t>(in.read(head.data(), 9).gcount()));
+  if (head.rfind("PK\x03\x04", 0) == 0) throw legacy(file.path);
+  if (!looks_like_tensor_file(head)) throw IOError(file.path + ": not an sbgm checkpoint");
+  file.contents = read_tensor_file(file.path);
   const auto format = file.contents.metadata.find("format");
   if (format == file.contents.metadata.end() || format->second.rfind("sbgm checkpoint ", 0) != 0)
     throw IOError(file.path + ": not an sbgm checkpoint");
