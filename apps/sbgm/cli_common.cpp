@@ -10,7 +10,7 @@
 #include <iostream>
 
 #include "job.hpp"
-#include "sbgm/run/run_defaults.hpp"
+#include "sbgm/run/sample_request.hpp"
 #include "sbgm/util/error.hpp"
 
 namespace sbgm::cli {
@@ -134,11 +134,11 @@ SolverConfig SolverFlags::resolve() const {
 }
 
 SamplerOptions resolve_sampler(const Model& model, SamplerOptions flags, const std::string& name, bool steps_given) {
-  const std::optional<SamplerKind> asked = name.empty() ? std::nullopt : std::optional(sampler_kind_from_string(name));
-  const SamplerOptions chosen = sampling_for(model.config, model.cond_dim, asked);
-  flags.kind = chosen.kind;
-  if (!steps_given) flags.steps = chosen.steps;
-  return flags;
+  SampleRequest request;
+  request.sampler = name;
+  request.sampling = flags;
+  request.steps_given = steps_given;
+  return resolve_sampling(model, request);
 }
 
 void check_output_path(const std::string& path, const std::string& extension) {

@@ -16,6 +16,7 @@
 #include "sbgm/run/model.hpp"
 #include "sbgm/run/posterior_mode.hpp"
 #include "sbgm/run/run_defaults.hpp"
+#include "sbgm/run/sample_request.hpp"
 #include "sbgm/sample/make_sampler.hpp"
 #include "sbgm/util/error.hpp"
 #include "sbgm/util/runtime.hpp"
@@ -132,8 +133,7 @@ void add_sample_command(CLI::App& app, Action& action) {
   cmd->callback([&action, opt] {
     action = [opt]() -> int {
       if (opt->n < 1) throw InvalidArgument("--n must be at least 1");
-      const bool steps_given = opt->steps_option->count() > 0;
-      if (steps_given && opt->sampling.steps < 1) throw InvalidArgument("--steps must be at least 1");
+      if (opt->steps_option->count() > 0 && opt->sampling.steps < 1) throw InvalidArgument("--steps must be at least 1");
       if (opt->threads < 0) throw InvalidArgument("--threads must not be negative");
       check_output_path(opt->out, ".npy");
       if (!opt->png.empty()) check_output_path(opt->png, ".png");
@@ -144,14 +144,22 @@ void add_sample_command(CLI::App& app, Action& action) {
       if (opt->iid && opt->cond.empty()) throw InvalidArgument("--iid needs the observations (--cond FILE, one row each)");
       if (opt->iid && (opt->map || opt->trajectories > 0)) throw InvalidArgument("--iid draws samples: it takes neither --map nor --trajectories");
       if (!opt->iid && !opt->prior.empty()) throw InvalidArgument("--prior applies to --iid only");
-      IIDConfig iid;
-      iid.method = iid_method_from_string(opt->iid_method);
-      iid.covariance_samples = opt->iid_draws;
-      if (!opt->prior.empty()) iid.prior = std::make_shared<const GaussianMixture>(read_gaussian_mixture(opt->prior));
-      SamplerOptions sampling = opt->sampling;
+      SampleRequest request;
+      request.kind = opt->map ? SampleRequest::Kind::Modes
+                     : opt->iid ? SampleRequest::Kind::IIDPosterior
+                                : SampleRequest::Kind::Samples;
+      request.n = opt->n;
+      request.seed = opt->seed;
+      request.sampler = opt->sampler;
+      request.sampling = opt->sampling;
+      request.steps_given = opt->steps_option->count() > 0;
+      request.iid.method = iid_method_from_string(opt->iid_method);
+      request.iid.covariance_samples = opt->iid_draws;
+      if (!opt->prior.empty()) request.iid.prior = std::make_shared<const GaussianMixture>(read_gaussian_mixture(opt->prior));
+      if (opt->map && opt->n_option->count() > 0) request.mode.starts = opt->n;
       if (!opt->sampler.empty()) sampler_kind_from_string(opt->sampler);  // an unknown name fails before any work
-      sampling.predictor = predictor_kind_from_string(opt->predictor);
-      sampling.solver = opt->solver.resolve();
+      request.sampling.predictor = predictor_kind_from_string(opt->predictor);
+      request.sampling.solver = opt->solver.resolve();
       const Precision precision = precision_from_string(opt->precision);
       if (should_launch(opt->nproc)) return launch_local_job(opt->nproc);
       const Job job = join_model_job(opt->device, opt->threads);
@@ -160,36 +168,28 @@ void add_sample_command(CLI::App& app, Action& action) {
       model.comm = job.comm;
       model.guidance = opt->guidance;
       model.precision = precision;
-      const at::Tensor cond = opt->cond.empty() ? at::Tensor() : load_data_file(opt->cond, 1, /*keep_double=*/true);
-      if (cond.defined()) model_conditions(model, cond, cond.size(0));  // fails before any work on a bad file
-      if (opt->iid) {
-        const std::string source = iid_prior_source(model, iid);  // fails before any work without a prior
-        if (job.comm.is_root())
-          std::cout << "iid posterior of " << cond.size(0) << " observations (" << to_string(iid.method)
-                    << "), the prior's score from " << source << "\n";
-      }
-      sampling = resolve_sampler(model, sampling, opt->sampler, steps_given);
-      std::unique_ptr<Sampler> sampler = make_sampler(sampling);
+      if (!opt->cond.empty()) request.cond = load_data_file(opt->cond, 1, /*keep_double=*/true);
+      check_request(model, request);  // a bad condition file or a missing iid prior fails before any work
+      const at::Tensor& cond = request.cond;
+      if (opt->iid && job.comm.is_root())
+        std::cout << "iid posterior of " << cond.size(0) << " observations (" << to_string(request.iid.method)
+                  << "), the prior's score from " << iid_prior_source(model, request.iid) << "\n";
+      const SamplerOptions sampling = resolve_sampling(model, request);
       ProgressLine line("sample");
-      const ProgressFn progress = [&](int64_t d, int64_t t) { line.update(d, t); };
+      const at::Tensor samples = run_sample_request(model, request, [&](int64_t d, int64_t t) { line.update(d, t); });
       if (opt->map) {
-        ModeConfig mode;
-        if (opt->n_option->count() > 0) mode.starts = opt->n;
-        const at::Tensor modes = model_mode(model, *sampler, cond, mode, opt->seed, progress);
         line.finish();
         if (!job.comm.is_root()) return 0;
-        check_finite(modes, "the modes (the model diverged)");
-        write_npy(opt->out, modes);
+        check_finite(samples, "the modes (the model diverged)");
+        write_npy(opt->out, samples);
         return 0;
       }
-      const at::Tensor samples = opt->iid        ? sample_model_iid(model, *sampler, cond, opt->n, iid, opt->seed, progress)
-                                 : cond.defined() ? sample_model_given(model, *sampler, cond, opt->n, opt->seed, progress)
-                                                  : sample_model(model, *sampler, opt->n, opt->seed, progress);
       line.finish();
       if (!job.comm.is_root()) return 0;  // rank 0 writes what every rank holds
       check_finite(samples, "the samples (the model diverged)");
       write_npy(opt->out, samples);
       const bool images = is_image_shape(model.data_shape);
+      const std::unique_ptr<Sampler> sampler = make_sampler(sampling);
       const at::Tensor first = cond.defined() ? cond.narrow(0, 0, 1) : at::Tensor();
       if (opt->trajectories > 0 && images) {
         write_model_denoising_strip(opt->png, model, model_trajectories(model, *sampler, opt->trajectories, opt->seed, first));

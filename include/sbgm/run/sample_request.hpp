@@ -1,0 +1,50 @@
+#pragma once
+// One request to draw from a model — samples, an iid posterior's samples or MAP estimates — with
+// what the caller leaves unset settled against the model (the run's own sampler and steps). Every
+// front end (the CLI's `sbgm sample`, the Python package) states what it wants here and lets the
+// library choose the rest, so a default means the same thing everywhere.
+
+#include <ATen/core/Tensor.h>
+
+#include <cstdint>
+#include <string>
+
+#include "sbgm/run/iid_posterior.hpp"
+#include "sbgm/run/posterior_mode.hpp"
+#include "sbgm/sample/make_sampler.hpp"
+#include "sbgm/sample/sampler.hpp"
+
+namespace sbgm {
+
+struct Model;
+
+struct SampleRequest {
+  // What is drawn: n samples of the model (per row of cond), n samples of the posterior given all
+  // rows of cond at once (iid), or the mode of each row's posterior (map; n starting samples).
+  enum class Kind { Samples, IIDPosterior, Modes };
+  Kind kind = Kind::Samples;
+  int64_t n = 1000;
+  at::Tensor cond;  // conditions in data space, [M, ...], or undefined for an unconditional model
+  uint64_t seed = 0;
+  // The sampler by name ("em", "pc", "ancestral", "ode", "edm"), or empty for the run's own
+  // (sample.sampler). sampling's other fields (predictor, solver, edm, ...) are used as given.
+  std::string sampler;
+  SamplerOptions sampling;
+  bool steps_given = false;  // sampling.steps as given; otherwise the run's steps for that sampler
+  IIDConfig iid;
+  ModeConfig mode;
+};
+
+// The sampler options a request comes to for this model: the named sampler (or the run's) with
+// the request's steps or the run's default for that sampler. InvalidArgument for an unknown name.
+SamplerOptions resolve_sampling(const Model& model, const SampleRequest& request);
+
+// Checks the request against the model before any work: n >= 1, steps >= 1, conditions of the
+// width the model takes (and finite), an iid prior to be had. InvalidArgument naming the problem.
+void check_request(const Model& model, const SampleRequest& request);
+
+// Runs the request (after check_request): [n, ...] samples of an unconditional model, [M, n, ...]
+// for M conditions, [n, ...] of an iid posterior, [M, ...] modes; in data space.
+at::Tensor run_sample_request(const Model& model, const SampleRequest& request, const ProgressFn& progress = {});
+
+}  // namespace sbgm

@@ -1,0 +1,51 @@
+#include "sbgm/run/sample_request.hpp"
+
+#include <optional>
+
+#include "sbgm/run/model.hpp"
+#include "sbgm/run/run_defaults.hpp"
+#include "sbgm/util/error.hpp"
+
+namespace sbgm {
+
+SamplerOptions resolve_sampling(const Model& model, const SampleRequest& request) {
+  const std::optional<SamplerKind> asked =
+      request.sampler.empty() ? std::nullopt : std::optional(sampler_kind_from_string(request.sampler));
+  const SamplerOptions chosen = sampling_for(model.config, model.cond_dim, asked);
+  SamplerOptions options = request.sampling;
+  options.kind = chosen.kind;
+  if (!request.steps_given) options.steps = chosen.steps;
+  return options;
+}
+
+void check_request(const Model& model, const SampleRequest& request) {
+  using Kind = SampleRequest::Kind;
+  if (request.n < 1) throw InvalidArgument("n must be at least 1, got " + std::to_string(request.n));
+  if (request.steps_given && request.sampling.steps < 1)
+    throw InvalidArgument("steps must be at least 1, got " + std::to_string(request.sampling.steps));
+  resolve_sampling(model, request);  // an unknown sampler fails before any work
+  if (request.kind == Kind::IIDPosterior && !request.cond.defined())
+    throw InvalidArgument("an iid posterior needs the observations (one condition row each)");
+  if (request.kind == Kind::Modes) request.mode.validate();
+  // Conditions of the wrong width, or given to an unconditional model, fail here; none for a
+  // conditional model fails in the sampling below, before any work.
+  if (request.cond.defined()) model_conditions(model, request.cond, request.cond.size(0));
+  if (request.kind == Kind::IIDPosterior) iid_prior_source(model, request.iid);  // a prior must be had
+}
+
+at::Tensor run_sample_request(const Model& model, const SampleRequest& request, const ProgressFn& progress) {
+  check_request(model, request);
+  const std::unique_ptr<Sampler> sampler = make_sampler(resolve_sampling(model, request));
+  switch (request.kind) {
+    case SampleRequest::Kind::Modes:
+      return model_mode(model, *sampler, request.cond, request.mode, request.seed, progress);
+    case SampleRequest::Kind::IIDPosterior:
+      return sample_model_iid(model, *sampler, request.cond, request.n, request.iid, request.seed, progress);
+    case SampleRequest::Kind::Samples:
+      break;
+  }
+  if (request.cond.defined()) return sample_model_given(model, *sampler, request.cond, request.n, request.seed, progress);
+  return sample_model(model, *sampler, request.n, request.seed, progress);
+}
+
+}  // namespace sbgm
