@@ -77,6 +77,23 @@ void check_finite(const at::Tensor& x, const std::string& what) {
   }
 }
 
+void check_data_rows(const at::Tensor& x, const std::string& what, int64_t min_rows, bool allow_nan) {
+  if (x.dim() < 2)
+    throw InvalidArgument(what + ": expected an array of shape [N, D] (or [N, ...]), got rank " + std::to_string(x.dim()));
+  if (x.size(0) < min_rows)
+    throw InvalidArgument(what + ": has " + std::to_string(x.size(0)) + " rows, need at least " + std::to_string(min_rows));
+  if (x.numel() == 0) throw InvalidArgument(what + ": has no values");
+  if (!allow_nan) check_finite(x, what);
+  const at::Tensor magnitude = x.abs();  // in the data's own type: no double copy of a large dataset
+  const double largest = at::where(at::isfinite(magnitude), magnitude, 0.0).max().item<double>();
+  if (largest > kMaxMagnitude) {
+    char text[32];
+    std::snprintf(text, sizeof text, "%.3g", largest);
+    throw InvalidArgument(what + ": holds values as large as " + text +
+                          ", beyond what float32 training handles (above 1e30); rescale the data");
+  }
+}
+
 at::Tensor load_data_file(const std::string& path, int64_t min_rows, bool keep_double, bool allow_nan) {
   at::Tensor x;
   if (ends_with(path, ".npy")) x = read_npy(path, keep_double);
@@ -85,20 +102,7 @@ at::Tensor load_data_file(const std::string& path, int64_t min_rows, bool keep_d
   else if (is_idx_file(path)) x = read_idx(path);
   else if (!std::ifstream(path)) throw IOError(path + ": cannot open file");
   else throw InvalidArgument(path + ": unknown data format (expected .npy, .csv, an IDX file or a CIFAR-10 .bin batch)");
-  if (x.dim() < 2)
-    throw InvalidArgument(path + ": expected an array of shape [N, D] (or [N, ...]), got rank " + std::to_string(x.dim()));
-  if (x.size(0) < min_rows)
-    throw InvalidArgument(path + ": has " + std::to_string(x.size(0)) + " rows, need at least " + std::to_string(min_rows));
-  if (x.numel() == 0) throw InvalidArgument(path + ": has no values");
-  if (!allow_nan) check_finite(x, path);
-  const at::Tensor magnitude = x.abs();  // in the data's own type: no double copy of a large dataset
-  const double largest = at::where(at::isfinite(magnitude), magnitude, 0.0).max().item<double>();
-  if (largest > kMaxMagnitude) {
-    char text[32];
-    std::snprintf(text, sizeof text, "%.3g", largest);
-    throw InvalidArgument(path + ": holds values as large as " + text +
-                          ", beyond what float32 training handles (above 1e30); rescale the data");
-  }
+  check_data_rows(x, path, min_rows, allow_nan);
   return x;
 }
 

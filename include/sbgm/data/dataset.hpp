@@ -18,6 +18,11 @@ at::Tensor read_csv(const std::string& path);
 at::Tensor load_data_file(const std::string& path, int64_t min_rows = 1, bool keep_double = false,
                           bool allow_nan = false);
 
+// The checks load_data_file makes of what it read, for rows that come from memory (the Python
+// package's arrays): rank >= 2, N >= min_rows, some values, finite (unless allow_nan) and within
+// what float32 training handles. InvalidArgument naming `what` and the problem.
+void check_data_rows(const at::Tensor& x, const std::string& what, int64_t min_rows = 1, bool allow_nan = false);
+
 // Throws InvalidArgument("<what> contains NaN or Inf (first at row r)") when x is not all finite.
 void check_finite(const at::Tensor& x, const std::string& what);
 

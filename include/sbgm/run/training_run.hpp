@@ -3,6 +3,8 @@
 // loss log (loss.csv), and at the end samples (samples.npy) and pictures (samples.png,
 // loss.png). What the CLI's `sbgm train` does, callable from C++.
 
+#include <ATen/core/Tensor.h>
+
 #include <atomic>
 #include <functional>
 #include <string>
@@ -25,6 +27,16 @@ struct TrainRunResult {
   std::string checkpoint;
 };
 
+// The rows a run trains on, in data space: data [N, ...] and the conditions of its rows [N, ...]
+// (undefined for an unconditional run), and the names messages call them by.
+struct TrainingData {
+  at::Tensor data, cond;
+  std::string data_name = "the data", cond_name = "the conditions";
+};
+
+// The rows config.data names: its file (data.file, with data.cond) or its built-in dataset.
+TrainingData load_training_data(const RunConfig& config);
+
 // The config of the run in run_dir, read from its checkpoint (for --resume).
 RunConfig resume_config(const std::string& run_dir);
 
@@ -36,6 +48,11 @@ RunConfig resume_config(const std::string& run_dir);
 // of each batch (see Trainer); they share the sampling of pictures and final samples. Only rank
 // 0 writes into run_dir or calls the callbacks; every rank reads run_dir's checkpoint to resume.
 TrainRunResult train_run(const RunConfig& config, const std::string& run_dir, bool resume,
+                         const TrainRunCallbacks& callbacks = {}, const std::atomic<bool>* stop = nullptr,
+                         const Communicator& comm = Communicator());
+// The same on rows given in memory (the Python package's arrays), checked as a file's rows are;
+// config.data's file and dataset keys are not read.
+TrainRunResult train_run(const RunConfig& config, const TrainingData& rows, const std::string& run_dir, bool resume,
                          const TrainRunCallbacks& callbacks = {}, const std::atomic<bool>* stop = nullptr,
                          const Communicator& comm = Communicator());
 

@@ -1,0 +1,97 @@
+// model.baseline = auto: a posterior run trains the network with the linear-Gaussian fit and
+// without it, and keeps the one with the lower held-out loss (run/training_run.cpp).
+
+#include <ATen/ATen.h>
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include "cli_harness.hpp"
+#include "sbgm/io/npy.hpp"
+#include "sbgm/util/runtime.hpp"
+
+using namespace sbgm;
+namespace fs = std::filesystem;
+
+namespace {
+
+std::string file_bytes(const fs::path& p) {
+  std::ifstream in(p, std::ios::binary);
+  std::stringstream s;
+  s << in.rdbuf();
+  return s.str();
+}
+
+// theta ~ N(0, I_2), x = theta + 0.5 eps: p(theta | x) is Gaussian, the model class of the fit.
+fs::path linear_gaussian_pairs() {
+  const fs::path dir = scratch() / "choose_baseline";
+  fs::create_directories(dir);
+  at::Generator gen = make_generator(at::kCPU, 11);
+  const at::Tensor theta = at::randn({3000, 2}, gen, at::kDouble);
+  write_npy((dir / "theta.npy").string(), theta);
+  write_npy((dir / "x.npy").string(), theta + 0.5 * at::randn({3000, 2}, gen, at::kDouble));
+  return dir;
+}
+
+const std::string kShort = " --steps 1500 --model.width 64 --model.depth 2 --threads 2";
+
+}  // namespace
+
+TEST(CliChooseBaseline, APosteriorRunKeepsTheCandidateWithTheLowerHeldOutLoss) {
+  const fs::path dir = linear_gaussian_pairs(), run = dir / "run";
+  const std::string data = " --data " + (dir / "theta.npy").string() + " --cond " + (dir / "x.npy").string();
+  const CliResult r = sbgm_cli("train" + data + " --out " + run.string() + kShort);
+  ASSERT_EQ(r.code, 0) << r.err;
+  for (const char* name : {"none", "gaussian"}) EXPECT_TRUE(fs::exists(run / "candidates" / name / "checkpoint.safetensors")) << name;
+  // candidates.csv: both, with their best held-out losses, the lower one chosen.
+  std::ifstream csv(run / "candidates.csv");
+  std::string line, chosen;
+  std::getline(csv, line);
+  EXPECT_EQ(line, "model.baseline,best_held_out_loss,best_step,steps,chosen");
+  double lowest = 1e300, chosen_loss = 0;
+  int rows = 0;
+  while (std::getline(csv, line)) {
+    std::stringstream row(line);
+    std::string name, loss, best_step, steps, flag;
+    std::getline(row, name, ',');
+    std::getline(row, loss, ',');
+    std::getline(row, best_step, ',');
+    std::getline(row, steps, ',');
+    std::getline(row, flag, ',');
+    lowest = std::min(lowest, std::stod(loss));
+    if (flag == "1") {
+      chosen = name;
+      chosen_loss = std::stod(loss);
+    }
+    ++rows;
+  }
+  EXPECT_EQ(rows, 2);
+  EXPECT_EQ(chosen_loss, lowest);
+  // On a linear-Gaussian posterior the fit is exact: its candidate wins.
+  EXPECT_EQ(chosen, "gaussian");
+  // The run's files are the chosen candidate's, and config.toml records the choice.
+  EXPECT_EQ(file_bytes(run / "checkpoint.safetensors"), file_bytes(run / "candidates" / chosen / "checkpoint.safetensors"));
+  EXPECT_NE(file_bytes(run / "config.toml").find("baseline = \"" + chosen + "\""), std::string::npos);
+  EXPECT_NE(r.err.find("model.baseline = " + chosen), std::string::npos) << r.err;
+  const CliResult s = sbgm_cli("sample --checkpoint " + run.string() + " --cond " + (dir / "x.npy").string() +
+                               " --n 10 --out " + (dir / "post.npy").string());
+  ASSERT_EQ(s.code, 0) << s.err;
+
+  // A run stopped while training its candidates has only theirs: --resume finds the config
+  // there and finishes the choice.
+  fs::remove(run / "checkpoint.safetensors");
+  const CliResult again = sbgm_cli("train --out " + run.string() + " --resume --threads 2");
+  ASSERT_EQ(again.code, 0) << again.err;
+  EXPECT_EQ(file_bytes(run / "checkpoint.safetensors"), file_bytes(run / "candidates" / chosen / "checkpoint.safetensors"));
+
+  // A baseline given, an unconditional run: no candidates.
+  const CliResult given = sbgm_cli("train" + data + " --out " + (dir / "given").string() + kShort + " --model.baseline none");
+  ASSERT_EQ(given.code, 0) << given.err;
+  EXPECT_FALSE(fs::exists(dir / "given" / "candidates"));
+  const CliResult plain = sbgm_cli("train --data " + (dir / "theta.npy").string() + " --out " + (dir / "plain").string() +
+                                   " --steps 200 --model.width 16 --threads 2");
+  ASSERT_EQ(plain.code, 0) << plain.err;
+  EXPECT_FALSE(fs::exists(dir / "plain" / "candidates"));
+}
