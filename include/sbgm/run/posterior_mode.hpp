@@ -1,9 +1,10 @@
 #pragma once
 // The mode of a model's density — the MAP estimate of p(theta | x) for a conditional model —
 // found as sbi finds it: gradient ascent from many posterior samples, the best end point kept.
-// The gradient of log p is the score itself at the smallest time t_eps, so the ascent costs
-// one network evaluation a step and no likelihood; only the end points are ranked by their
-// log-density through the probability-flow ODE.
+// The gradient of log p is the score itself, taken on the density smoothed at a noise level that
+// falls from half the prior's scale to 5% of it (posterior_mode.cpp says why not at t_eps), so
+// the ascent costs one network evaluation a step and no likelihood; only the end points are
+// ranked by their exact log-density through the probability-flow ODE.
 
 #include <ATen/core/Tensor.h>
 
