@@ -11,12 +11,16 @@ BUILD_DIR="${SBGM_BUILD_DIR:-$ROOT/build}"
 # OpenMP thread pool instead of fighting it. libgloo-dev: the headers of the Gloo process groups
 # inside libtorch (data-parallel training). python3-numpy and python3-scipy are test oracles only;
 # python3-sklearn (C2ST) and python3-pytest run the SBI benchmark's checks (examples/sbi).
+# pybind11-dev and python3-dev build the Python package (python/); python3-venv, -pip, -setuptools
+# and -wheel install it offline into a virtual environment (docs/python.md); python3-matplotlib
+# draws the Python examples' pictures.
 PACKAGES=(
   g++ cmake make pkg-config
   libtorch-dev libopenblas0-openmp
   libcli11-dev libtomlplusplus-dev nlohmann-json3-dev libstb-dev libzip-dev zlib1g-dev libgloo-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   python3-numpy python3-scipy python3-sklearn python3-pytest
+  pybind11-dev python3-dev python3-venv python3-pip python3-setuptools python3-wheel python3-matplotlib
 )
 if [[ "${SBGM_WITH_BENCH_DEPS:-0}" == 1 ]]; then
   PACKAGES+=(python3-torch)

@@ -1,0 +1,29 @@
+# The extension module's interface (sbgm's C++ library); use the sbgm package instead.
+from typing import Callable, Optional
+
+import numpy as np
+
+torch_version: str
+
+class Model:
+    data_shape: list[int]
+    cond_dim: int
+    step: int
+    analytic: bool
+    parameter_count: int
+    config_toml: str
+    def sample(self, kind: str, n: int, cond: Optional[np.ndarray], seed: int, sampler: str, steps: int,
+               guidance: float, iid_draws: int, iid_method: str,
+               progress: Optional[Callable[[int, int], None]]) -> np.ndarray: ...
+    def log_prob(self, x: np.ndarray, cond: Optional[np.ndarray], seed: int, rtol: float, atol: float,
+                 divergence: str, probes: int, chunk: int,
+                 progress: Optional[Callable[[int, int], None]]) -> tuple[np.ndarray, np.ndarray, int]: ...
+
+def load(path: str, ema: bool = True) -> Model: ...
+def gaussian_mixture(weights: np.ndarray, means: np.ndarray, covs: np.ndarray, sde: str) -> Model: ...
+def train(data: np.ndarray, cond: Optional[np.ndarray], run_dir: str, keys: dict[str, str], resume: bool,
+          report: Optional[Callable[[int, int, float, float], None]],
+          note: Optional[Callable[[str], None]]) -> tuple[int, bool, str]: ...
+def config_keys() -> list[tuple[str, str]]: ...
+def default_config_value(key: str) -> str: ...
+def set_threads(threads: int) -> None: ...

@@ -1,0 +1,308 @@
+"""Models: train one on arrays, load one from a run directory, or build an analytic mixture;
+then sample, evaluate log-densities and find posterior modes. Everything runs in sbgm's C++
+library (the same code as the `sbgm` command), with the GIL released."""
+
+from __future__ import annotations
+
+import math
+import os
+import sys
+from typing import Any, Mapping, Optional, Sequence
+
+import numpy as np
+
+from . import _sbgm
+from ._progress import Progress, ProgressArg
+
+ArrayLike = Any  # anything numpy.asarray takes: arrays, lists, torch tensors on the CPU
+
+
+def _rows(a: ArrayLike, name: str, *, min_dim: int = 2) -> np.ndarray:
+    """A float64 C-contiguous copy-if-needed of `a`, checked to hold real numbers."""
+    try:
+        arr = np.asarray(a)
+    except Exception as e:  # ragged lists and the like
+        raise TypeError(f"{name}: not an array of numbers ({e})") from None
+    if arr.dtype == np.bool_ or not (np.issubdtype(arr.dtype, np.floating) or np.issubdtype(arr.dtype, np.integer)):
+        raise TypeError(f"{name}: expected an array of real numbers, got dtype {arr.dtype}")
+    if arr.ndim < min_dim:
+        raise ValueError(f"{name}: expected an array of shape [N, D] (or [N, ...]), got shape {arr.shape}")
+    if arr.shape[0] == 0:
+        raise ValueError(f"{name}: has 0 rows, need at least 1")
+    return np.ascontiguousarray(arr, dtype=np.float64)
+
+
+def _flatten_config(config: Optional[Mapping[str, Any]]) -> dict[str, str]:
+    """{"train": {"steps": 10}} or {"train.steps": 10} -> {"train.steps": "10"} in TOML's spelling."""
+    flat: dict[str, str] = {}
+
+    def text(value: Any) -> str:
+        if isinstance(value, bool):
+            return "true" if value else "false"
+        if isinstance(value, (list, tuple)):
+            return ",".join(text(v) for v in value)
+        return str(value)
+
+    for key, value in (config or {}).items():
+        if isinstance(value, Mapping):
+            for sub, v in value.items():
+                flat[f"{key}.{sub}"] = text(v)
+        else:
+            flat[str(key)] = text(value)
+    return flat
+
+
+def _toml_value(text: str) -> Any:
+    text = text.strip()
+    if text in ("true", "false"):
+        return text == "true"
+    if text.startswith('"') and text.endswith('"'):
+        return text[1:-1]
+    if text.startswith("["):
+        inner = text[1:-1].strip()
+        return [_toml_value(v) for v in inner.split(",")] if inner else []
+    for kind in (int, float):
+        try:
+            return kind(text)
+        except ValueError:
+            pass
+    if text in ("inf", "+inf"):
+        return math.inf
+    if text == "-inf":
+        return -math.inf
+    return text
+
+
+def _parse_config(toml: str) -> dict[str, Any]:
+    """The flat keys of a run's config.toml ("section.key" -> value)."""
+    config: dict[str, Any] = {}
+    section = ""
+    for line in toml.splitlines():
+        line = line.split("#", 1)[0].strip() if not line.strip().startswith('"') else line.strip()
+        if not line:
+            continue
+        if line.startswith("[") and line.endswith("]"):
+            section = line[1:-1].strip()
+            continue
+        if "=" in line:
+            key, value = line.split("=", 1)
+            name = f"{section}.{key.strip()}" if section else key.strip()
+            config[name] = _toml_value(value)
+    return config
+
+
+class Model:
+    """A trained score model (or an analytic one) ready to sample from and evaluate.
+
+    Get one from :func:`train`, :func:`load` or :func:`gaussian_mixture`. Arrays are in the data's
+    own units (any standardisation and bounds the run used are undone).
+    """
+
+    def __init__(self, core: "_sbgm.Model", path: Optional[str] = None) -> None:
+        self._core = core
+        self.path = path
+
+    # What the model is.
+    @property
+    def data_shape(self) -> tuple[int, ...]:
+        """Shape of one sample (e.g. (2,) for 2-D vectors, (1, 28, 28) for images)."""
+        return tuple(self._core.data_shape)
+
+    @property
+    def cond_dim(self) -> int:
+        """Features of a condition (0 for an unconditional model)."""
+        return self._core.cond_dim
+
+    @property
+    def step(self) -> int:
+        """Training steps behind the weights (0 for an analytic model)."""
+        return self._core.step
+
+    @property
+    def config(self) -> dict[str, Any]:
+        """The run's settled configuration, flat ("train.steps" -> 30000), as in its config.toml."""
+        return _parse_config(self._core.config_toml)
+
+    @property
+    def parameter_count(self) -> int:
+        """Trainable parameters of the network (0 for an analytic model)."""
+        return self._core.parameter_count
+
+    def __repr__(self) -> str:
+        kind = "analytic mixture" if self._core.analytic else f"trained, step {self.step}"
+        cond = f", conditions of {self.cond_dim} features" if self.cond_dim else ""
+        where = f", {self.path}" if self.path else ""
+        return f"sbgm.Model({kind}, samples of shape {self.data_shape}{cond}{where})"
+
+    # What it does.
+    def sample(
+        self,
+        n: int,
+        cond: Optional[ArrayLike] = None,
+        *,
+        seed: int = 0,
+        sampler: Optional[str] = None,
+        steps: Optional[int] = None,
+        guidance: float = 0.0,
+        progress: ProgressArg = True,
+    ) -> np.ndarray:
+        """Draw `n` samples: shape [n, *data_shape] for an unconditional model, [M, n, *data_shape]
+        for M condition rows `cond` [M, cond_dim] (a single row [cond_dim] gives [n, ...]).
+
+        sampler: "em" (reverse SDE), "pc", "ancestral", "ode" (probability flow) or "edm";
+        default the run's own (sample.sampler in its config). steps: that sampler's steps (edm:
+        noise levels); default the run's. guidance: classifier-free guidance scale for a model
+        trained with condition dropout.
+        """
+        single = False
+        c = None
+        if cond is not None:
+            c = np.asarray(cond)
+            single = c.ndim == 1
+            c = _rows(c.reshape(1, -1) if single else c, "cond")
+        out = self._request("samples", n, c, seed, sampler, steps, guidance, 0, "gauss", progress, "sample")
+        return out[0] if single else out
+
+    def sample_iid(
+        self,
+        n: int,
+        cond: ArrayLike,
+        *,
+        method: str = "gauss",
+        draws: int = 1000,
+        seed: int = 0,
+        sampler: Optional[str] = None,
+        steps: Optional[int] = None,
+        progress: ProgressArg = True,
+    ) -> np.ndarray:
+        """`n` samples [n, *data_shape] of p(theta | x_1, ..., x_M) for M independent observations
+        `cond` [M, cond_dim] of one theta, composed from this model of p(theta | x). method:
+        "gauss" (scores weighted by Gaussian fits, exact for Gaussian posteriors; `draws` per
+        observation for them) or "factorized" (the plain sum of scores)."""
+        c = _rows(cond, "cond")
+        return self._request("iid", n, c, seed, sampler, steps, 0.0, draws, method, progress, "iid posterior")
+
+    def map(
+        self,
+        cond: Optional[ArrayLike] = None,
+        *,
+        starts: int = 100,
+        seed: int = 0,
+        progress: ProgressArg = True,
+    ) -> np.ndarray:
+        """The mode of p(theta | x) for each condition row ([M, *data_shape]; [*data_shape] for a
+        single row or an unconditional model): gradient ascent along the score from `starts`
+        posterior samples, the end point of highest density kept."""
+        single = cond is None or np.asarray(cond).ndim == 1
+        c = None if cond is None else _rows(np.asarray(cond).reshape(1, -1) if np.asarray(cond).ndim == 1 else cond, "cond")
+        out = self._request("map", starts, c, seed, None, None, 0.0, 0, "gauss", progress, "map")
+        return out[0] if single else out
+
+    def log_prob(
+        self,
+        x: ArrayLike,
+        cond: Optional[ArrayLike] = None,
+        *,
+        seed: int = 0,
+        rtol: float = 1e-5,
+        atol: float = 1e-5,
+        divergence: str = "exact",
+        probes: int = 1,
+        chunk: int = 0,
+        return_std: bool = False,
+        progress: ProgressArg = True,
+    ) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
+        """log p(x) in nats for each row of `x` [N, *data_shape] (log p(x | cond) given one
+        condition row per row of x, or a single row for all), through the probability-flow ODE
+        (adaptive Dormand-Prince at rtol/atol). divergence: "exact" or "hutchinson" (with
+        `probes` probes; return_std=True also returns each value's standard error)."""
+        rows = _rows(x, "x", min_dim=1)
+        if rows.ndim == 1:
+            rows = rows.reshape(1, -1) if len(self.data_shape) == 1 and rows.shape[0] == self.data_shape[0] else rows
+        c = None
+        if cond is not None:
+            c = np.asarray(cond)
+            c = _rows(c.reshape(1, -1) if c.ndim == 1 else c, "cond")
+        if probes < 1:
+            raise ValueError(f"probes must be at least 1, got {probes}")
+        with Progress(progress, "log_prob") as report:
+            logp, std, _ = self._core.log_prob(rows, c, int(seed), float(rtol), float(atol), divergence, int(probes),
+                                               int(chunk), report)
+        return (logp, std) if return_std else logp
+
+    def _request(self, kind: str, n: int, cond: Optional[np.ndarray], seed: int, sampler: Optional[str],
+                 steps: Optional[int], guidance: float, draws: int, method: str, progress: ProgressArg,
+                 desc: str) -> np.ndarray:
+        if int(n) != n or n < 1:
+            raise ValueError(f"n must be a positive integer, got {n}")
+        if steps is not None and (int(steps) != steps or steps < 1):
+            raise ValueError(f"steps must be a positive integer, got {steps}")
+        if seed < 0:
+            raise ValueError(f"seed must not be negative, got {seed}")
+        with Progress(progress, desc) as report:
+            return self._core.sample(kind, int(n), cond, int(seed), sampler or "", int(steps or 0), float(guidance),
+                                     int(draws), method, report)
+
+
+def load(path: str | os.PathLike, *, ema: bool = True) -> Model:
+    """The model of a run directory (or its checkpoint file) written by :func:`train` or
+    `sbgm train`: its averaged weights (the best validated ones for a run with held-out rows),
+    or the raw ones with ema=False."""
+    path = os.fspath(path)
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"{path}: no such run directory or checkpoint")
+    return Model(_sbgm.load(path, ema), path)
+
+
+def gaussian_mixture(weights: ArrayLike, means: ArrayLike, covs: ArrayLike, *, sde: str = "vp") -> Model:
+    """The exact model of a Gaussian mixture (weights [K], means [K, D], covs [K, D, D]) diffused by
+    the SDE ("vp", "ve", "subvp" or "cosine"): sample it and evaluate log p exactly as a trained
+    model is, to check a pipeline against the truth."""
+    w = np.ascontiguousarray(weights, dtype=np.float64)
+    m = np.ascontiguousarray(means, dtype=np.float64)
+    c = np.ascontiguousarray(covs, dtype=np.float64)
+    return Model(_sbgm.gaussian_mixture(w, m, c, sde))
+
+
+def train(
+    data: ArrayLike,
+    cond: Optional[ArrayLike] = None,
+    *,
+    out: str | os.PathLike,
+    config: Optional[Mapping[str, Any]] = None,
+    resume: bool = False,
+    progress: ProgressArg = True,
+) -> Model:
+    """Train a score model on rows `data` [N, ...] (with `cond` [N, C], a model of p(data | cond):
+    for simulation-based inference, theta and x) into the run directory `out`, and return it.
+
+    config: keys of the run's config.toml, flat ({"train.steps": 5000}) or nested
+    ({"train": {"steps": 5000}}); every key left out takes its default, and keys whose default is
+    "auto" are settled from the data (written to out/config.toml). Ctrl-C stops the run with a
+    checkpoint (resume=True continues it) and raises KeyboardInterrupt.
+    """
+    x = _rows(data, "data")
+    c = None if cond is None else _rows(cond, "cond")
+    keys = _flatten_config(config)
+    for forbidden in ("data.file", "data.cond", "data.dataset"):
+        if forbidden in keys:
+            raise ValueError(f"{forbidden}: train() takes its rows as arrays; give the file's rows instead")
+    out = os.fspath(out)
+    with Progress(progress, "train") as report:
+
+        def on_progress(step: int, total: int, loss: float, held_out: float) -> None:
+            extra = f", loss {loss:.4g}" + ("" if math.isnan(held_out) else f", held-out {held_out:.4g}")
+            report(step, total, extra)
+
+        def on_note(text: str) -> None:
+            if progress is True:
+                report.newline()
+                sys.stderr.write(text + "\n")
+
+        _sbgm.train(x, c, out, keys, bool(resume), on_progress, on_note)
+    return load(out)
+
+
+def config_keys() -> dict[str, str]:
+    """Every config key ("section.name") with its help text."""
+    return dict(_sbgm.config_keys())

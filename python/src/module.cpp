@@ -1,0 +1,279 @@
+// sbgm._sbgm: the library's request API for Python. Arrays come in as C-contiguous float64 NumPy
+// arrays (the Python layer converts and checks types) and go out as NumPy arrays; every long call
+// releases the GIL and takes it back only to report progress, which is also where Ctrl-C is
+// noticed: training then stops at the next report with a checkpoint, sampling and likelihoods
+// stop by unwinding. Library errors become ValueError (a value the user gave) or OSError (a
+// file), LibTorch's as RuntimeError or MemoryError, each with the CLI's one-line message.
+
+#include <c10/util/Exception.h>
+#include <pybind11/functional.h>
+#include <pybind11/numpy.h>
+#include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
+
+#include <ATen/ATen.h>
+#include <torch/version.h>
+
+#if defined(__SSE__)
+#include <xmmintrin.h>
+#endif
+
+#include <atomic>
+#include <cstring>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "sbgm/data/dataset.hpp"
+#include "sbgm/likelihood/log_likelihood.hpp"
+#include "sbgm/nets/gaussian_mixture.hpp"
+#include "sbgm/nets/iid_score.hpp"
+#include "sbgm/nets/net_config.hpp"
+#include "sbgm/run/model.hpp"
+#include "sbgm/run/sample_request.hpp"
+#include "sbgm/run/training_run.hpp"
+#include "sbgm/sde/sde.hpp"
+#include "sbgm/util/error.hpp"
+#include "sbgm/util/runtime.hpp"
+
+namespace py = pybind11;
+
+namespace {
+
+using Array = py::array_t<double, py::array::c_style | py::array::forcecast>;
+
+// A NumPy array as a tensor of its own (a copy: the array may be freed while the GIL is released).
+at::Tensor to_tensor(const Array& a) {
+  std::vector<int64_t> shape(a.shape(), a.shape() + a.ndim());
+  at::Tensor t = at::empty(shape, at::TensorOptions().dtype(at::kDouble));
+  if (t.numel() > 0) std::memcpy(t.data_ptr<double>(), a.data(), sizeof(double) * static_cast<size_t>(t.numel()));
+  return t;
+}
+
+at::Tensor optional_tensor(const std::optional<Array>& a) { return a ? to_tensor(*a) : at::Tensor(); }
+
+// A tensor as a new NumPy array of float32 or float64 (its own type; anything else as float64).
+py::array to_numpy(const at::Tensor& tensor) {
+  at::Tensor t = tensor.cpu().contiguous();
+  if (t.scalar_type() != at::kFloat && t.scalar_type() != at::kDouble) t = t.to(at::kDouble);
+  const std::vector<py::ssize_t> shape(t.sizes().begin(), t.sizes().end());
+  if (t.scalar_type() == at::kFloat) {
+    py::array_t<float> out(shape);
+    if (t.numel() > 0) std::memcpy(out.mutable_data(), t.data_ptr<float>(), sizeof(float) * static_cast<size_t>(t.numel()));
+    return std::move(out);
+  }
+  py::array_t<double> out(shape);
+  if (t.numel() > 0) std::memcpy(out.mutable_data(), t.data_ptr<double>(), sizeof(double) * static_cast<size_t>(t.numel()));
+  return std::move(out);
+}
+
+// A Python progress callable (done, total) as the library's ProgressFn, called with the GIL held.
+// A pending Ctrl-C (or any exception the callable raises) unwinds the library's work.
+sbgm::ProgressFn progress_fn(const std::optional<py::function>& report) {
+  return [report](int64_t done, int64_t total) {
+    py::gil_scoped_acquire gil;
+    if (PyErr_CheckSignals() != 0) throw py::error_already_set();
+    if (report) (*report)(done, total);
+  };
+}
+
+// LibTorch's messages on one line, an allocation failure said plainly (as the CLI says them).
+std::string library_error_line(const std::string& what) {
+  if (what.find("not enough memory") != std::string::npos || what.find("you tried to allocate ") != std::string::npos)
+    return "out of memory";
+  return what.substr(0, what.find('\n'));
+}
+
+// sbgm flushes denormals to zero in its hot loops (util/runtime.hpp), on its worker threads and
+// on the thread that calls it. In a Python process that thread is the interpreter's, whose NumPy
+// must keep IEEE semantics: the flag is set for the duration of a call only.
+class FlushDenormals {
+ public:
+#if defined(__SSE__)
+  FlushDenormals() : saved_(_mm_getcsr()) { at::globalContext().setFlushDenormal(true); }
+  ~FlushDenormals() { _mm_setcsr(saved_); }
+
+ private:
+  unsigned int saved_;
+#else
+  FlushDenormals() { at::globalContext().setFlushDenormal(true); }
+  ~FlushDenormals() { at::globalContext().setFlushDenormal(false); }
+#endif
+};
+
+// A model with the calls Python makes of it.
+class PyModel {
+ public:
+  explicit PyModel(sbgm::Model model) : model_(std::move(model)) {}
+
+  py::array sample(const std::string& kind, int64_t n, const std::optional<Array>& cond, uint64_t seed,
+                   const std::string& sampler, int64_t steps, double guidance, int64_t iid_draws,
+                   const std::string& iid_method, const std::optional<py::function>& progress) {
+    sbgm::SampleRequest request;
+    request.kind = kind == "map"   ? sbgm::SampleRequest::Kind::Modes
+                   : kind == "iid" ? sbgm::SampleRequest::Kind::IIDPosterior
+                                   : sbgm::SampleRequest::Kind::Samples;
+    request.n = n;
+    request.cond = optional_tensor(cond);
+    request.seed = seed;
+    request.sampler = sampler;
+    request.steps_given = steps != 0;
+    request.sampling.steps = steps;
+    request.iid.method = sbgm::iid_method_from_string(iid_method);
+    request.iid.covariance_samples = iid_draws;
+    if (request.kind == sbgm::SampleRequest::Kind::Modes) request.mode.starts = n;
+    sbgm::Model model = model_;
+    model.guidance = guidance;
+    sbgm::check_request(model, request);
+    const sbgm::ProgressFn report = progress_fn(progress);
+    at::Tensor out;
+    {
+      py::gil_scoped_release release;
+      FlushDenormals flush;
+      out = sbgm::run_sample_request(model, request, report);
+    }
+    return to_numpy(out);
+  }
+
+  py::tuple log_prob(const Array& x, const std::optional<Array>& cond, uint64_t seed, double rtol, double atol,
+                     const std::string& divergence, int64_t probes, int64_t chunk,
+                     const std::optional<py::function>& progress) {
+    sbgm::LikelihoodConfig config;
+    config.solver.rtol = rtol;
+    config.solver.atol = atol;
+    config.divergence = sbgm::divergence_from_string(divergence);
+    config.probes = probes;
+    if (chunk > 0) config.chunk_size = chunk;
+    else if (!model_.analytic() && sbgm::is_image_net(model_.config.model.kind))
+      config.chunk_size = sbgm::kImageLikelihoodChunkRows;
+    config.validate();
+    const at::Tensor rows = to_tensor(x);
+    sbgm::check_data_rows(rows.dim() == 1 ? rows.reshape({1, -1}) : rows, "x");
+    const sbgm::ProgressFn report = progress_fn(progress);
+    sbgm::LikelihoodResult result;
+    {
+      py::gil_scoped_release release;
+      FlushDenormals flush;
+      const at::Tensor data = sbgm::model_rows(model_, rows);  // float64, as the CLI passes a file's rows
+      result = sbgm::model_log_likelihood(model_, data, config, seed, report, optional_tensor(cond));
+    }
+    return py::make_tuple(to_numpy(result.log_prob), to_numpy(result.std_error), result.stats.function_evals);
+  }
+
+  std::vector<int64_t> data_shape() const { return model_.data_shape; }
+  int64_t cond_dim() const { return model_.cond_dim; }
+  int64_t step() const { return model_.step; }
+  bool analytic() const { return model_.analytic(); }
+  int64_t parameter_count() const { return model_.analytic() ? 0 : model_.parameter_count(); }
+  std::string config_toml() const { return model_.config.to_toml(); }
+
+ private:
+  sbgm::Model model_;
+};
+
+PyModel load(const std::string& path, bool ema) { return PyModel(sbgm::load_model(path, ema)); }
+
+PyModel gaussian_mixture(const Array& weights, const Array& means, const Array& covs, const std::string& sde) {
+  sbgm::SDEConfig config;
+  config.kind = sbgm::sde_kind_from_string(sde);
+  const sbgm::GaussianMixture mixture(to_tensor(weights), to_tensor(means), to_tensor(covs));
+  return PyModel(sbgm::mixture_model(mixture, config));
+}
+
+// Trains into run_dir; returns (steps done, interrupted by Ctrl-C, checkpoint path). The report
+// callable gets (step, total steps, loss, held-out loss or NaN) at every log interval, note the
+// run's one-line messages (files written, the baseline chosen).
+py::tuple train(const Array& data, const std::optional<Array>& cond, const std::string& run_dir,
+                const std::map<std::string, std::string>& keys, bool resume,
+                const std::optional<py::function>& report, const std::optional<py::function>& note) {
+  sbgm::RunConfig config;
+  for (const auto& [key, value] : keys) config.set(key, value);
+  sbgm::TrainingData rows;
+  rows.data = to_tensor(data);
+  rows.data_name = "data";
+  rows.cond = optional_tensor(cond);
+  rows.cond_name = "cond";
+  std::atomic<bool> stop{false};
+  std::optional<py::error_already_set> interrupt;
+  sbgm::TrainRunCallbacks callbacks;
+  callbacks.on_progress = [&](const sbgm::TrainProgress& p) {
+    py::gil_scoped_acquire gil;
+    if (stop) return;
+    if (PyErr_CheckSignals() != 0) {  // Ctrl-C: the run saves its checkpoint at this step and returns
+      interrupt.emplace();
+      stop = true;
+      return;
+    }
+    if (!report) return;
+    try {
+      (*report)(p.step, p.total_steps, p.loss, p.validation_loss);
+    } catch (py::error_already_set& e) {
+      // Ctrl-C while the report's Python code ran: stop the same way.
+      if (!e.matches(PyExc_KeyboardInterrupt)) throw;
+      interrupt.emplace(std::move(e));
+      stop = true;
+    }
+  };
+  callbacks.on_message = [&](const std::string& m) {
+    py::gil_scoped_acquire gil;
+    if (note) (*note)(m);
+  };
+  sbgm::TrainRunResult result;
+  {
+    py::gil_scoped_release release;
+    FlushDenormals flush;
+    result = sbgm::train_run(config, rows, run_dir, resume, callbacks, &stop);
+  }
+  if (interrupt) interrupt->restore();
+  if (result.interrupted) {
+    if (!PyErr_Occurred()) PyErr_SetNone(PyExc_KeyboardInterrupt);
+    throw py::error_already_set();
+  }
+  return py::make_tuple(result.step, result.interrupted, result.checkpoint);
+}
+
+std::vector<std::pair<std::string, std::string>> config_keys() {
+  std::vector<std::pair<std::string, std::string>> keys;
+  for (const auto& k : sbgm::RunConfig::keys()) keys.emplace_back(k.name, k.help);
+  return keys;
+}
+
+std::string default_config_value(const std::string& key) { return sbgm::RunConfig().get(key); }
+
+}  // namespace
+
+PYBIND11_MODULE(_sbgm, m) {
+  m.doc() = "sbgm's C++ library (use the sbgm package, not this module)";
+  py::register_exception_translator([](std::exception_ptr p) {
+    try {
+      if (p) std::rethrow_exception(p);
+    } catch (const sbgm::InvalidArgument& e) {
+      PyErr_SetString(PyExc_ValueError, e.what());
+    } catch (const sbgm::IOError& e) {
+      PyErr_SetString(PyExc_OSError, e.what());
+    } catch (const c10::Error& e) {
+      const std::string line = library_error_line(e.what_without_backtrace());
+      PyErr_SetString(line == "out of memory" ? PyExc_MemoryError : PyExc_RuntimeError, line.c_str());
+    }
+  });
+  m.attr("torch_version") = TORCH_VERSION;
+  py::class_<PyModel>(m, "Model")
+      .def("sample", &PyModel::sample)
+      .def("log_prob", &PyModel::log_prob)
+      .def_property_readonly("data_shape", &PyModel::data_shape)
+      .def_property_readonly("cond_dim", &PyModel::cond_dim)
+      .def_property_readonly("step", &PyModel::step)
+      .def_property_readonly("analytic", &PyModel::analytic)
+      .def_property_readonly("parameter_count", &PyModel::parameter_count)
+      .def_property_readonly("config_toml", &PyModel::config_toml);
+  m.def("load", &load, py::arg("path"), py::arg("ema") = true);
+  m.def("gaussian_mixture", &gaussian_mixture);
+  m.def("train", &train);
+  m.def("config_keys", &config_keys);
+  m.def("default_config_value", &default_config_value);
+  m.def("set_threads", [](int threads) {
+    FlushDenormals keep;  // the workers flush; the interpreter's thread keeps its flags
+    sbgm::configure_threads(threads);
+  });
+}

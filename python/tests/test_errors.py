@@ -1,0 +1,120 @@
+"""Bad input from Python: a clear exception with a one-line message, and nothing written."""
+import os
+
+import numpy as np
+import pytest
+
+import sbgm
+
+GOOD = np.random.default_rng(0).normal(size=(100, 2))
+FAST = {"train.steps": 20, "model.width": 8}
+
+
+def one_line(excinfo):
+    text = str(excinfo.value)
+    assert text and "\n" not in text, text
+    return text
+
+
+@pytest.mark.parametrize("data, error, words", [
+    (np.array([["a", "b"]]), TypeError, "dtype"),
+    (np.ones((10, 2), dtype=bool), TypeError, "dtype"),
+    (np.zeros((0, 2)), ValueError, "0 rows"),
+    (np.zeros(5), ValueError, "shape"),
+    (np.array([[1.0, np.nan]] * 10), ValueError, "NaN"),
+    (np.array([[1e35, 0.0]] * 10), ValueError, "1e30"),
+    ([[1.0, 2.0], [3.0]], TypeError, "not an array"),
+])
+def test_bad_training_rows(tmp_path, data, error, words):
+    out = tmp_path / "run"
+    with pytest.raises(error) as e:
+        sbgm.train(data, out=out, config=FAST, progress=False)
+    assert words in one_line(e)
+    assert not out.exists()  # nothing written
+
+
+@pytest.mark.parametrize("config, words", [
+    ({"train.nope": 1}, "train.nope"),
+    ({"train.steps": "many"}, "train.steps"),
+    ({"model.depth": 100000}, "model.depth"),
+    ({"data.file": "x.npy"}, "data.file"),
+])
+def test_bad_config(tmp_path, config, words):
+    with pytest.raises(ValueError) as e:
+        sbgm.train(GOOD, out=tmp_path / "run", config=config, progress=False)
+    assert words in one_line(e)
+    assert not (tmp_path / "run").exists()
+
+
+def test_conditions_that_do_not_fit(tmp_path):
+    with pytest.raises(ValueError) as e:
+        sbgm.train(GOOD, GOOD[:50], out=tmp_path / "run", config=FAST, progress=False)
+    assert "50 condition rows for 100 data rows" in one_line(e)
+    est = sbgm.PosteriorEstimator(tmp_path / "p", config=FAST)
+    with pytest.raises(ValueError) as e:
+        est.fit(GOOD, GOOD[:10], progress=False)
+    assert "rows" in one_line(e)
+    with pytest.raises(RuntimeError, match="not fitted"):
+        est.sample(10, x=[0.0, 0.0])
+    est.fit(GOOD, GOOD, progress=False)
+    with pytest.raises(ValueError) as e:
+        est.sample(10, x=[0.0, 0.0, 0.0], progress=False)
+    assert "features" in one_line(e)
+    with pytest.raises(ValueError) as e:
+        est.sample(10, x=[0.0, np.inf], progress=False)
+    assert "NaN or Inf" in one_line(e)
+    with pytest.raises(ValueError) as e:
+        est.model.sample(10, progress=False)  # a conditional model needs conditions
+    assert "condition" in one_line(e)
+
+
+def test_bad_sampling_requests(tmp_path):
+    model = sbgm.gaussian_mixture([1.0], [[0.0, 0.0]], [np.eye(2)])
+    for kwargs, error, words in [
+        (dict(n=0), ValueError, "n must"),
+        (dict(n=10, steps=0), ValueError, "steps must"),
+        (dict(n=10, sampler="magic"), ValueError, "magic"),
+        (dict(n=10, cond=[[1.0]]), ValueError, "unconditional"),
+        (dict(n=10, seed=-1), ValueError, "seed"),
+    ]:
+        with pytest.raises(error) as e:
+            model.sample(progress=False, **kwargs)
+        assert words in one_line(e), kwargs
+    with pytest.raises(ValueError) as e:
+        model.log_prob(np.zeros((3, 5)), progress=False)
+    assert one_line(e)
+    with pytest.raises(ValueError) as e:
+        model.log_prob(np.zeros((3, 2)), divergence="guess", progress=False)
+    assert "guess" in one_line(e)
+
+
+def test_bad_mixtures():
+    with pytest.raises(ValueError) as e:
+        sbgm.gaussian_mixture([0.5, 0.5], [[0.0, 0.0]], [np.eye(2)])
+    assert one_line(e)
+    with pytest.raises(ValueError) as e:
+        sbgm.gaussian_mixture([1.0], [[0.0, 0.0]], [-np.eye(2)])
+    assert one_line(e)
+    with pytest.raises(ValueError) as e:
+        sbgm.gaussian_mixture([1.0], [[0.0, 0.0]], [np.eye(2)], sde="warp")
+    assert "warp" in one_line(e)
+
+
+def test_missing_and_damaged_files(tmp_path):
+    with pytest.raises(FileNotFoundError):
+        sbgm.load(tmp_path / "nothing")
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "checkpoint.safetensors").write_bytes(b"\x10\x00\x00\x00\x00\x00\x00\x00{not json at all}")
+    with pytest.raises((OSError, ValueError)) as e:
+        sbgm.load(tmp_path / "run")
+    assert "checkpoint" in one_line(e)
+    sbgm.train(GOOD, out=tmp_path / "u", config=FAST, progress=False)
+    with pytest.raises(ValueError) as e:
+        sbgm.PosteriorEstimator.load(tmp_path / "u")
+    assert "unconditional" in one_line(e)
+
+
+def test_set_threads_checks_its_argument():
+    with pytest.raises(ValueError):
+        sbgm.set_threads(-1)
+    sbgm.set_threads(2)

@@ -1,0 +1,78 @@
+"""PosteriorEstimator on a linear-Gaussian simulator, whose posteriors are analytic:
+theta ~ N(0, I), x = theta + N(0, 0.5^2 I), so p(theta | x) = N(0.8 x, 0.2 I) and, for M
+observations of one theta, N(4 sum(x) / (1 + 4 M), I / (1 + 4 M))."""
+import numpy as np
+import pytest
+
+import sbgm
+
+
+@pytest.fixture(scope="module")
+def estimator(tmp_path_factory):
+    rng = np.random.default_rng(0)
+    theta = rng.normal(size=(4000, 2))
+    x = theta + 0.5 * rng.normal(size=theta.shape)
+    out = tmp_path_factory.mktemp("post") / "run"
+    est = sbgm.PosteriorEstimator(out, config={"train.steps": 4000}).fit(theta, x, progress=False)
+    return est
+
+
+def test_samples_match_the_analytic_posterior(estimator):
+    x_o = np.array([0.5, -1.0])
+    s = estimator.sample(4000, x=x_o, progress=False)
+    assert s.shape == (4000, 2)
+    np.testing.assert_allclose(s.mean(0), 0.8 * x_o, atol=0.08)
+    np.testing.assert_allclose(s.std(0), np.sqrt(0.2), rtol=0.15)
+    both = estimator.sample(500, x=np.stack([x_o, -x_o]), progress=False)
+    assert both.shape == (2, 500, 2)
+    assert both[0].mean(0) @ both[1].mean(0) < 0
+
+
+def test_log_prob_and_map(estimator):
+    x_o = np.array([0.5, -1.0])
+    theta = np.array([[0.4, -0.8], [0.0, 0.0], [1.0, -1.5]])
+    logp = estimator.log_prob(theta, x=x_o, progress=False)
+    d = theta - 0.8 * x_o
+    exact = -np.log(2 * np.pi * 0.2) - (d ** 2).sum(1) / (2 * 0.2)
+    np.testing.assert_allclose(logp, exact, atol=0.25)
+    mode = estimator.map(x_o, progress=False)
+    assert mode.shape == (2,)
+    np.testing.assert_allclose(mode, 0.8 * x_o, atol=0.1)
+
+
+def test_iid_observations(estimator):
+    rng = np.random.default_rng(5)
+    truth = np.array([0.3, -0.2])
+    xs = truth + 0.5 * rng.normal(size=(5, 2))
+    s = estimator.sample(3000, x=xs, iid=True, progress=False)
+    assert s.shape == (3000, 2)
+    np.testing.assert_allclose(s.mean(0), 4 * xs.sum(0) / 21, atol=0.08)
+    np.testing.assert_allclose(s.std(0), np.sqrt(1 / 21), rtol=0.3)
+
+
+def test_load_the_run_again(estimator):
+    again = sbgm.PosteriorEstimator.load(estimator.out)
+    x_o = np.array([0.5, -1.0])
+    np.testing.assert_array_equal(again.sample(50, x=x_o, seed=3, progress=False),
+                                  estimator.sample(50, x=x_o, seed=3, progress=False))
+    assert again.model.config["sde.type"] == "ve"  # the posterior default, settled and recorded
+
+
+def test_bounded_prior_keeps_samples_inside(tmp_path):
+    rng = np.random.default_rng(1)
+    theta = rng.uniform(-1, 1, size=(2000, 1))
+    x = theta + 0.3 * rng.normal(size=theta.shape)
+    est = sbgm.PosteriorEstimator(tmp_path / "b", lower=-1, upper=1, config={"train.steps": 1000})
+    est.fit(theta, x, progress=False)
+    s = est.sample(2000, x=[0.95], progress=False)
+    assert s.min() > -1 and s.max() < 1
+    assert est.model.config["data.lower"] == [-1.0] or est.model.config["data.lower"] == -1.0
+
+
+def test_a_temporary_directory_by_default():
+    rng = np.random.default_rng(2)
+    theta = rng.normal(size=(300, 1))
+    est = sbgm.PosteriorEstimator(config={"train.steps": 100, "model.width": 16}).fit(theta, theta, progress=False)
+    assert "sbgm-posterior-" in est.out
+    assert est.sample(10, x=[0.0], progress=False).shape == (10, 1)
+    assert "PosteriorEstimator(sbgm.Model(trained" in repr(est)
