@@ -303,9 +303,10 @@ TrainRunResult train_run(const RunConfig& given_config, const TrainingData& rows
   // Everything that can fail on bad input is checked before the run directory is touched.
   if (!rows.data.defined()) throw InvalidArgument("no training data");
   check_data_rows(rows.data, rows.data_name);
-  // Images [N, C, H, W] for an image network ([N, H, W] rows gain C = 1).
-  const at::Tensor raw = is_image_net(config.model.kind) ? as_image_batch(rows.data.to(at::kFloat), rows.data_name)
-                                                         : rows.data.to(at::kFloat);
+  // Images [N, C, H, W] for an image network ([N, H, W] rows gain C = 1; vectors are refused by
+  // the shape check below, naming the network).
+  const bool images = is_image_net(config.model.kind) && rows.data.dim() >= 3;
+  const at::Tensor raw = images ? as_image_batch(rows.data.to(at::kFloat), rows.data_name) : rows.data.to(at::kFloat);
   std::vector<int64_t> data_shape(raw.sizes().begin() + 1, raw.sizes().end());
   config.model.validate_image_shape(data_shape);
   at::Tensor raw_cond;  // flat rows [N, C], as every command takes them (an image condition's pixels are its features)
