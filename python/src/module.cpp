@@ -258,6 +258,10 @@ PYBIND11_MODULE(_sbgm, m) {
     }
   });
   m.attr("torch_version") = TORCH_VERSION;
+  // As the CLI does: large activations stay mapped between a sampler's steps instead of being
+  // mapped and unmapped at every one (util/runtime.hpp; without it sampling took 4.9 times the
+  // CLI's time, bench/python_overhead.py).
+  sbgm::tune_allocator();
   py::class_<PyModel>(m, "Model")
       .def("sample", &PyModel::sample)
       .def("log_prob", &PyModel::log_prob)
