@@ -46,7 +46,7 @@ setup(
     package_data={"sbgm": ["py.typed", "_sbgm.pyi"]},
     ext_modules=[CMakeExtension("sbgm._sbgm")],
     cmdclass={"build_ext": CMakeBuild},
-    python_requires=">=3.9",
+    python_requires=">=3.11",
     install_requires=["numpy"],
     zip_safe=False,
 )

@@ -7,7 +7,8 @@ from __future__ import annotations
 import math
 import os
 import sys
-from typing import Any, Mapping, Optional, Sequence
+import tomllib
+from typing import Any, Mapping, Optional
 
 import numpy as np
 
@@ -52,43 +53,16 @@ def _flatten_config(config: Optional[Mapping[str, Any]]) -> dict[str, str]:
     return flat
 
 
-def _toml_value(text: str) -> Any:
-    text = text.strip()
-    if text in ("true", "false"):
-        return text == "true"
-    if text.startswith('"') and text.endswith('"'):
-        return text[1:-1]
-    if text.startswith("["):
-        inner = text[1:-1].strip()
-        return [_toml_value(v) for v in inner.split(",")] if inner else []
-    for kind in (int, float):
-        try:
-            return kind(text)
-        except ValueError:
-            pass
-    if text in ("inf", "+inf"):
-        return math.inf
-    if text == "-inf":
-        return -math.inf
-    return text
-
-
 def _parse_config(toml: str) -> dict[str, Any]:
     """The flat keys of a run's config.toml ("section.key" -> value)."""
-    config: dict[str, Any] = {}
-    section = ""
-    for line in toml.splitlines():
-        line = line.split("#", 1)[0].strip() if not line.strip().startswith('"') else line.strip()
-        if not line:
-            continue
-        if line.startswith("[") and line.endswith("]"):
-            section = line[1:-1].strip()
-            continue
-        if "=" in line:
-            key, value = line.split("=", 1)
-            name = f"{section}.{key.strip()}" if section else key.strip()
-            config[name] = _toml_value(value)
-    return config
+    flat: dict[str, Any] = {}
+    for section, keys in tomllib.loads(toml).items():
+        if isinstance(keys, dict):
+            for key, value in keys.items():
+                flat[f"{section}.{key}"] = value
+        else:
+            flat[section] = keys
+    return flat
 
 
 class Model:
@@ -217,8 +191,8 @@ class Model:
         (adaptive Dormand-Prince at rtol/atol). divergence: "exact" or "hutchinson" (with
         `probes` probes; return_std=True also returns each value's standard error)."""
         rows = _rows(x, "x", min_dim=1)
-        if rows.ndim == 1:
-            rows = rows.reshape(1, -1) if len(self.data_shape) == 1 and rows.shape[0] == self.data_shape[0] else rows
+        if rows.ndim == 1:  # one row
+            rows = rows.reshape(1, -1)
         c = None
         if cond is not None:
             c = np.asarray(cond)
