@@ -252,8 +252,7 @@ TrainRunResult train_choosing_baseline(const RunConfig& config, const TrainingDa
   const Result& best = *std::min_element(results.begin(), results.end(),
                                           [](const Result& a, const Result& b) { return a.loss < b.loss; });
   if (root) {
-    std::optional<RunLock> lock;
-    lock.emplace(run_dir);
+    const RunLock lock(run_dir);  // no other run writes into run_dir while its files are replaced
     for (const char* file : {kCheckpointFile, "config.toml", "loss.csv", "loss.png", "samples.npy", "samples.png"})
       if (std::filesystem::exists(best.dir + "/" + file)) copy_file_atomically(best.dir + "/" + file, run_dir + "/" + file);
     write_file_atomically(run_dir + "/candidates.csv", [&](std::ostream& out) {
