@@ -125,7 +125,6 @@ class PyModel {
     if (request.kind == sbgm::SampleRequest::Kind::Modes) request.mode.starts = n;
     sbgm::Model model = model_;
     model.guidance = guidance;
-    sbgm::check_request(model, request);
     const sbgm::ProgressFn report = progress_fn(progress);
     at::Tensor out;
     {
