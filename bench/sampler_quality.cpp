@@ -1,10 +1,11 @@
 // Sample quality against network evaluations for every sampler (docs/samplers.md).
 //
-//   sbgm_bench_samplers (--checkpoint RUN_DIR | --gmm-dataset NAME) --dataset NAME [--n N] [--threads T]
-//                       [--seeds K] [--only PREFIX]
+//   sbgm_bench_samplers (--checkpoint RUN_DIR | --gmm-dataset NAME [--sde KIND]) --dataset NAME [--n N]
+//                       [--threads T] [--seeds K] [--only PREFIX]
 //
 // The model is a trained run, or the exact diffused mixture of a toy dataset (ring8, bimodal1d)
-// under the default VP SDE, which isolates each sampler's own error. Each sampler draws N samples
+// under the SDE KIND (default VP; linear: flow matching's straight path, where only the ODE
+// runs), which isolates each sampler's own error. Each sampler draws N samples
 // (one chunk) with each of the seeds 1..K; quality is the energy distance to N held-out draws of
 // the dataset (seed 12345, never used in training), and where the dataset is a known mixture, the
 // mean log-density of the samples under it, each as the mean over the seeds ± its standard error
@@ -39,13 +40,17 @@ using namespace sbgm;
 namespace {
 
 
-// Counts batched score evaluations.
+// Counts batched network evaluations, of the score or (the ODE) of the velocity.
 class CountingScore final : public ScoreModel {
  public:
   explicit CountingScore(ScoreModel& inner) : inner_(inner) {}
   at::Tensor score(const at::Tensor& x, const at::Tensor& t, const at::Tensor& y) override {
     calls += x.size(0);  // per-sample evaluations: adaptive samplers evaluate fewer rows as samples finish
     return inner_.score(x, t, y);
+  }
+  at::Tensor velocity(const at::Tensor& x, const at::Tensor& t, const at::Tensor& y, const SDE& sde) override {
+    calls += x.size(0);
+    return inner_.velocity(x, t, y, sde);
   }
   int64_t calls = 0;
 
@@ -77,6 +82,11 @@ std::vector<Row> samplers() {
         [tol](SamplerOptions& o) { o.solver.rtol = o.solver.atol = tol; });
   add("ode heun 50", SamplerKind::ProbabilityFlow, 50, [](SamplerOptions& o) { o.solver.kind = SolverKind::Heun; });
   add("ode rk4 25", SamplerKind::ProbabilityFlow, 25, [](SamplerOptions& o) { o.solver.kind = SolverKind::RK4; });
+  // Few evaluations (flow models' straight paths are meant to need them).
+  for (int64_t k : {10, 5})
+    add("ode heun " + std::to_string(k), SamplerKind::ProbabilityFlow, k, [](SamplerOptions& o) { o.solver.kind = SolverKind::Heun; });
+  for (int64_t k : {20, 10})
+    add("ode euler " + std::to_string(k), SamplerKind::ProbabilityFlow, k, [](SamplerOptions& o) { o.solver.kind = SolverKind::Euler; });
   for (int64_t k : {10, 18, 25, 50}) add("edm " + std::to_string(k), SamplerKind::EDMHeun, k, none);
   // S_churn / N is capped at sqrt(2) - 1 per step: at 50 levels churn 20 is already the most there is.
   for (double churn : {10.0, 20.0})
@@ -105,7 +115,9 @@ int run(int argc, char** argv) {
     model = load_model(checkpoint);
   } else {
     if (!truth) throw std::runtime_error(gmm_dataset + " is not a Gaussian mixture");
-    model = mixture_model(*truth, SDEConfig{});
+    SDEConfig path;
+    path.kind = sde_kind_from_string(bench_arg(argc, argv, "--sde", "vp"));
+    model = mixture_model(*truth, path);
   }
   const at::Tensor held_out = make_toy_dataset(dataset, n, 12345).to(at::kDouble);
   const at::Tensor other = make_toy_dataset(dataset, n, 54321).to(at::kDouble);
@@ -133,6 +145,7 @@ int run(int argc, char** argv) {
   auto inner = model.score_model();
   for (const Row& row : samplers()) {
     if (row.name.rfind(only, 0) != 0) continue;
+    if (row.options.kind != SamplerKind::ProbabilityFlow && !model.sde->has_reverse_sde()) continue;  // the ODE alone
     CountingScore counted(*inner);
     auto sampler = make_sampler(row.options);
     DrawConfig draw;

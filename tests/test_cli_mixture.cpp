@@ -75,6 +75,34 @@ TEST_P(CliMixtureEverySDE, SamplersDrawTheMixture) {
 
 INSTANTIATE_TEST_SUITE_P(All, CliMixtureEverySDE, ::testing::ValuesIn(kSDEs));
 
+// The linear path of flow matching: its exact velocity's log-likelihood equals the oracle's
+// independent solve, and the mixture's own density to the t_eps blur (its prior is exact at
+// t = 1); the ODE samples the mixture; every other sampler is refused with one line, nothing written.
+TEST(CliMixture, LinearPathLoglikAndSamples) {
+  const fs::path& dir = oracle_dir();
+  const fs::path out = scratch() / "ll_linear.npy";
+  CliResult r = sbgm_cli("loglik --gmm " + (dir / "gmm.npz").string() + " --sde linear --data " +
+                         (dir / "points.npy").string() + " --out " + out.string() + " --rtol 1e-9 --atol 1e-9 --threads 1");
+  ASSERT_EQ(r.code, 0) << r.err;
+  const at::Tensor got = read_npy(out.string(), true);
+  EXPECT_LT((got - read_npy((dir / "expected_linear.npy").string(), true)).abs().max().item<double>(), 1e-4);
+  EXPECT_LT((got - read_npy((dir / "mixture_logp.npy").string(), true)).abs().max().item<double>(), 1e-3);
+
+  const GaussianMixture mixture = read_gaussian_mixture((dir / "gmm.npz").string());
+  const double truth = mixture.log_prob(mixture.sample(20000, make_generator(at::kCPU, 5)).to(at::kDouble)).mean().item<double>();
+  const fs::path samples = scratch() / "linear_samples.npy";
+  const std::string sample = "sample --gmm " + (dir / "gmm.npz").string() + " --sde linear --n 3000 --seed 3 --threads 1 --out " +
+                             samples.string();
+  r = sbgm_cli(sample + " --sampler ode");
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_NEAR(mixture.log_prob(read_npy(samples.string(), true)).mean().item<double>(), truth, 0.08);
+  fs::remove(samples);
+  for (const char* sampler : {"em", "pc", "ancestral", "edm"}) {
+    expect_one_line_error(sbgm_cli(sample + " --sampler " + sampler), "sample it with the ode sampler");
+    EXPECT_FALSE(fs::exists(samples)) << sampler;
+  }
+}
+
 TEST(CliMixture, InfoDescribesTheMixture) {
   const CliResult r = sbgm_cli("info --gmm " + (oracle_dir() / "gmm.npz").string() + " --sde ve --sigma-max 20");
   ASSERT_EQ(r.code, 0) << r.err;

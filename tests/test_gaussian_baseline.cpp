@@ -1,6 +1,6 @@
 // The linear-Gaussian baseline (nets/gaussian_baseline.hpp): its least-squares fit recovers a
-// linear-Gaussian model, its output is the exact diffused score of the fitted Gaussian in both
-// parameterisations, and its divergence agrees with autograd.
+// linear-Gaussian model, its output is the exact diffused score of the fitted Gaussian in every
+// parameterisation (the exact velocity for flow matching), and its divergence agrees with autograd.
 #include <ATen/ATen.h>
 #include <gtest/gtest.h>
 #include <torch/csrc/autograd/autograd.h>
@@ -57,11 +57,12 @@ TEST(GaussianBaseline, FitRecoversALinearGaussianModel) {
 
 TEST(GaussianBaseline, OutputIsTheFittedGaussiansDiffusedScore) {
   const Pairs p(5000);
-  for (const SDEKind kind : {SDEKind::VP, SDEKind::VE}) {
+  for (const SDEKind kind : {SDEKind::VP, SDEKind::VE, SDEKind::Linear}) {
     SDEConfig config;
     config.kind = kind;
     const std::shared_ptr<const SDE> sde = make_sde(config);
-    for (const Parameterization output : {Parameterization::Score, Parameterization::Noise}) {
+    for (const Parameterization output : {Parameterization::Score, Parameterization::Noise, Parameterization::Velocity}) {
+      if (kind == SDEKind::Linear && output != Parameterization::Velocity) continue;  // no score at t = 1 to compare
       GaussianBaselineNet net(std::make_shared<ZeroNet>(), sde, output, 3, 2);
       net.to(at::kDouble);
       net.fit(p.theta, p.x);
@@ -73,7 +74,7 @@ TEST(GaussianBaseline, OutputIsTheFittedGaussiansDiffusedScore) {
       const at::Tensor x = at::randn({50, 3}, at::kDouble), y = at::randn({50, 2}, at::kDouble);
       for (double t : {0.01, 0.3, 1.0}) {
         const at::Tensor tt = at::full({50}, t, at::kDouble);
-        at::Tensor want = exact.score(x, tt, y);
+        at::Tensor want = output == Parameterization::Velocity ? exact.velocity(x, tt, y, *sde) : exact.score(x, tt, y);
         if (output == Parameterization::Noise) want = -sde->marginal_std(tt, x) * want;
         EXPECT_TRUE(at::allclose(net.forward(x, tt, y), want, 1e-9, 1e-9)) << to_string(kind) << " t " << t;
       }
@@ -87,7 +88,7 @@ TEST(GaussianBaseline, DivergenceMatchesAutograd) {
   NetConfig config;
   config.width = 16;
   config.depth = 2;
-  for (const Parameterization output : {Parameterization::Score, Parameterization::Noise}) {
+  for (const Parameterization output : {Parameterization::Score, Parameterization::Noise, Parameterization::Velocity}) {
     torch::manual_seed(1);
     GaussianBaselineNet net(std::make_shared<MLPScoreNet>(config, 3, 2), sde, output, 3, 2);
     net.to(at::kDouble);

@@ -97,7 +97,7 @@ TEST(Likelihood, PerRowErrorControlDoesNotDependOnTheBatch) {
   EXPECT_FALSE(at::allclose(c.log_prob, b.log_prob, 1e-10, 1e-10));
 }
 
-INSTANTIATE_TEST_SUITE_P(All, LikelihoodEverySDE, ::testing::Values(SDEKind::VP, SDEKind::SubVP, SDEKind::VE, SDEKind::CosineVP),
+INSTANTIATE_TEST_SUITE_P(All, LikelihoodEverySDE, ::testing::Values(SDEKind::VP, SDEKind::SubVP, SDEKind::VE, SDEKind::CosineVP, SDEKind::Linear),
                          [](const auto& info) { return to_string(info.param); });
 
 // Hutchinson's estimate is unbiased: with many probes it agrees with the exact divergence within

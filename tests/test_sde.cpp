@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <utility>
 
 #include "sbgm/sde/sde.hpp"
 #include "sbgm/util/error.hpp"
@@ -92,8 +93,12 @@ TEST_P(EverySDE, PerSampleCoefficientsMatchScalarOnes) {
     const double ti = t[i].item<double>();
     EXPECT_NEAR(m[i].item<double>(), sde->mean_coeff(ti), 1e-12);
     EXPECT_NEAR(s[i].item<double>(), sde->marginal_std(ti), 1e-12);
-    EXPECT_NEAR(g2[i].item<double>(), sde->diffusion_sq(ti), 1e-9);
-    EXPECT_NEAR(f[i].item<double>(), sde->drift_coeff(ti), 1e-9);
+    // Linear's f and g^2 are infinite at t = 1, in both forms.
+    for (const auto& [per_sample, scalar] : {std::pair{g2[i].item<double>(), sde->diffusion_sq(ti)},
+                                             std::pair{f[i].item<double>(), sde->drift_coeff(ti)}}) {
+      if (std::isinf(scalar)) EXPECT_EQ(per_sample, scalar);
+      else EXPECT_NEAR(per_sample, scalar, 1e-9);
+    }
   }
 }
 
@@ -154,7 +159,45 @@ TEST_P(EverySDE, NoiseToSignalInverts) {
   }
 }
 
-INSTANTIATE_TEST_SUITE_P(All, EverySDE, ::testing::Values(SDEKind::VP, SDEKind::SubVP, SDEKind::VE, SDEKind::CosineVP),
+// dm/dt and dsigma/dt, the velocity of x_t = m x0 + sigma z (flow matching's target), against
+// central differences, in both forms.
+TEST_P(EverySDE, RatesAreTheCoefficientsDerivatives) {
+  auto sde = make_sde(config_for(GetParam()));
+  const double h = 1e-6;
+  for (double t : {0.05, 0.2, 0.5, 0.8, 0.95}) {
+    const double dm = (sde->mean_coeff(t + h) - sde->mean_coeff(t - h)) / (2 * h);
+    const double ds = (sde->marginal_std(t + h) - sde->marginal_std(t - h)) / (2 * h);
+    EXPECT_NEAR(sde->mean_coeff_rate(t), dm, 1e-6 * (1 + std::abs(dm))) << "t=" << t;
+    EXPECT_NEAR(sde->marginal_std_rate(t), ds, 1e-6 * (1 + std::abs(ds))) << "t=" << t;
+    const at::Tensor tt = at::full({2}, t, at::kDouble), like = at::zeros({2, 3}, at::kDouble);
+    EXPECT_NEAR(sde->mean_coeff_rate(tt, like)[1].item<double>(), sde->mean_coeff_rate(t), 1e-12);
+    EXPECT_NEAR(sde->marginal_std_rate(tt, like)[1].item<double>(), sde->marginal_std_rate(t), 1e-12);
+  }
+  EXPECT_EQ(sde->has_reverse_sde(), GetParam() != SDEKind::Linear);
+}
+
+// The straight path: x_t = (1 - t) x0 + t z, velocity z - x0 at every t, the prior N(0, I) exact
+// at T = 1 where f and g^2 are infinite; T above 1 is refused.
+TEST(SDEFormulas, LinearPathIsStraight) {
+  SDEConfig c;
+  c.kind = SDEKind::Linear;
+  auto sde = make_sde(c);
+  for (double t : {0.0, 0.25, 0.5, 1.0}) {
+    EXPECT_DOUBLE_EQ(sde->mean_coeff(t), 1 - t);
+    EXPECT_DOUBLE_EQ(sde->marginal_std(t), t);
+    EXPECT_EQ(sde->mean_coeff_rate(t), -1.0);
+    EXPECT_EQ(sde->marginal_std_rate(t), 1.0);
+  }
+  EXPECT_NEAR(sde->drift_coeff(0.5), -2.0, 1e-15);
+  EXPECT_NEAR(sde->diffusion_sq(0.5), 2.0, 1e-15);
+  EXPECT_TRUE(std::isinf(sde->drift_coeff(1.0)));
+  EXPECT_EQ(sde->prior_std(), 1.0);
+  EXPECT_EQ(to_string(SDEKind::Linear), "linear");
+  c.T = 1.5;
+  EXPECT_THROW(make_sde(c), InvalidArgument);
+}
+
+INSTANTIATE_TEST_SUITE_P(All, EverySDE, ::testing::Values(SDEKind::VP, SDEKind::SubVP, SDEKind::VE, SDEKind::CosineVP, SDEKind::Linear),
                          [](const auto& info) { return to_string(info.param); });
 
 TEST(SDEConfigValidation, RejectsImpossibleValues) {

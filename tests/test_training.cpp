@@ -309,11 +309,14 @@ TEST(TrainingRun, WritesEverythingARunPromises) {
 }
 
 // End to end: a fixed budget on the ring of 8 Gaussians covers every mode with its share, and
-// the samples' mean log-density under the true mixture is close to that of true samples.
-TEST(TrainingRun, Ring8SamplesCoverEveryMode) {
-  const std::string dir = scratch_dir("ring8");
+// the samples' mean log-density under the true mixture is close to that of true samples — for a
+// score model sampled by Euler-Maruyama and a flow-matching model sampled by the ODE (the defaults).
+namespace {
+void expect_ring8_covered(const std::string& objective) {
+  const std::string dir = scratch_dir("ring8_" + objective);
   RunConfig c;
   c.data.dataset = "ring8";
+  c.set("model.objective", objective);
   c.model.width = 128;
   c.model.depth = 3;
   c.train.steps = 4000;
@@ -323,25 +326,31 @@ TEST(TrainingRun, Ring8SamplesCoverEveryMode) {
   c.train.log_every = 500;
   c.train.checkpoint_every = 0;
   c.sample.n = 4000;
-  c.sample.steps = 500;
+  if (objective == "score") c.sample.steps = 500;
   c.threads = 2;
   train_run(c, dir, false);
   const at::Tensor x = read_npy(dir + "/samples.npy").to(at::kDouble);
   const GaussianMixture ring = *toy_dataset_mixture("ring8");
   const at::Tensor shares = at::bincount(ring.responsibilities(x).argmax(1), {}, 8).to(at::kDouble) / x.size(0);
-  for (int k = 0; k < 8; ++k) EXPECT_NEAR(shares[k].item<double>(), 0.125, 0.03) << "mode " << k;
+  for (int k = 0; k < 8; ++k) EXPECT_NEAR(shares[k].item<double>(), 0.125, 0.03) << objective << " mode " << k;
   const double model_lp = ring.log_prob(x).mean().item<double>();
   const double true_lp = ring.log_prob(ring.sample(20000, make_generator(at::kCPU, 1)).to(at::kDouble)).mean().item<double>();
-  EXPECT_GT(model_lp, true_lp - 0.4) << "true samples: " << true_lp;
+  EXPECT_GT(model_lp, true_lp - 0.4) << objective << ", true samples: " << true_lp;
   fs::remove_all(dir);
 }
+}  // namespace
+
+TEST(TrainingRun, Ring8SamplesCoverEveryMode) { expect_ring8_covered("score"); }
+TEST(TrainingRun, FlowMatchingRing8SamplesCoverEveryMode) { expect_ring8_covered("flow"); }
 
 // The MLP's manual backward gives autograd's gradients, for every activation, parameterisation
-// and weighting, and with a condition input.
+// (velocity: flow matching on the linear path, unweighted) and weighting, and with a condition input.
 TEST(DSMLoss, ManualBackwardMatchesAutograd) {
   for (auto act : {Activation::ReLU, Activation::SiLU, Activation::GELU, Activation::Tanh})
-    for (auto output : {Parameterization::Score, Parameterization::Noise})
+    for (auto output : {Parameterization::Score, Parameterization::Noise, Parameterization::Velocity})
       for (auto weighting : {LossWeighting::Sigma2, LossWeighting::Likelihood}) {
+        const bool flow = output == Parameterization::Velocity;
+        if (flow && weighting != LossWeighting::Sigma2) continue;
         NetConfig nc;
         nc.width = 16;
         nc.depth = 3;
@@ -351,7 +360,9 @@ TEST(DSMLoss, ManualBackwardMatchesAutograd) {
         auto net = make_score_net(nc, {3}, /*cond_dim=*/2);
         net->to(at::kDouble);
         ASSERT_TRUE(net->supports_manual_backward());
-        std::shared_ptr<const SDE> sde = make_sde(SDEConfig{});
+        SDEConfig sc;
+        if (flow) sc.kind = SDEKind::Linear;
+        std::shared_ptr<const SDE> sde = make_sde(sc);
         at::Generator gen = make_generator(at::kCPU, 2);
         const auto dbl = at::TensorOptions().dtype(at::kDouble);
         const at::Tensor x0 = at::normal(0.0, 1.0, {6, 3}, gen, dbl), y = at::normal(0.0, 1.0, {6, 2}, gen, dbl);

@@ -68,6 +68,10 @@ void add_info_command(CLI::App& app, Action& action) {
       std::cout << "bounds: " << bounds_text(m.bounds) << "\n";
       std::cout << "scaling: " << scaling_text(m) << "\n";
       std::cout << "parameters: " << m.parameter_count() << "\n";
+      std::cout << "objective: "
+                << (objective_of(m.config.model.output) == Objective::Flow ? "flow matching (the network predicts the velocity)"
+                                                                            : "denoising score matching")
+                << ", " << to_string(m.config.sde.kind) << (m.sde->has_reverse_sde() ? " SDE" : " path") << "\n";
       std::cout << "\n" << m.config.to_toml();
       return 0;
     };

@@ -56,6 +56,7 @@ std::vector<PathPanel> trajectory_panels(const Model& model, const SamplerOption
   for (const auto& [o, title] :
        {std::pair{sde, "reverse SDE, Euler-Maruyama " + std::to_string(sde.steps) + " steps"},
         std::pair{ode, "probability-flow ODE, " + to_string(ode.solver.kind)}}) {
+    if (o.kind != SamplerKind::ProbabilityFlow && !model.sde->has_reverse_sde()) continue;  // a flow path: the ODE alone
     const std::unique_ptr<Sampler> sampler = make_sampler(o);
     Trajectories paths = model_trajectories(model, *sampler, k, seed, cond);
     panels.push_back({title, std::move(paths.times), paths.states});

@@ -29,7 +29,8 @@ void add_train_command(CLI::App& app, Action& action) {
   opt->flags.add_shortcut(*cmd, "--steps", "train.steps", "optimisation steps");
   opt->flags.add_shortcut(*cmd, "--batch-size", "train.batch_size", "samples per step");
   opt->flags.add_shortcut(*cmd, "--lr", "train.lr", "learning rate");
-  opt->flags.add_shortcut(*cmd, "--sde", "sde.type", "vp, subvp, ve or cosine");
+  opt->flags.add_shortcut(*cmd, "--objective", "model.objective", "score (denoising score matching) or flow (flow matching)");
+  opt->flags.add_shortcut(*cmd, "--sde", "sde.type", "vp, subvp, ve, cosine or linear (flow matching)");
   opt->flags.add_shortcut(*cmd, "--model", "model.type", "mlp, resnet, unet, dit or mixer");
   opt->flags.add_shortcut(*cmd, "--png-every", "train.eval_every",
                           "draw samples (an image grid for images) into RUN_DIR/samples_stepN.png every N steps");

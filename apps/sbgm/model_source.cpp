@@ -14,7 +14,7 @@ void ModelSource::add_to(CLI::App& cmd) {
   cmd.add_option("--dtype", dtype_, "float32 or float64 (default: float32 for a checkpoint, float64 for --gmm)");
   t_eps_ = cmd.add_option("--t-eps", sde_config_.t_eps, "smallest diffusion time (default: the model's sde.t_eps)");
   sde_options_ = {
-      cmd.add_option("--sde", sde_, "--gmm: SDE that diffuses the mixture (vp, subvp, ve, cosine)")->capture_default_str(),
+      cmd.add_option("--sde", sde_, "--gmm: SDE that diffuses the mixture (vp, subvp, ve, cosine), or linear: the straight path of flow matching")->capture_default_str(),
       cmd.add_option("--beta-min", sde_config_.beta_min, "--gmm: VP/SubVP beta_min")->capture_default_str(),
       cmd.add_option("--beta-max", sde_config_.beta_max, "--gmm: VP/SubVP beta_max")->capture_default_str(),
       cmd.add_option("--sigma-min", sde_config_.sigma_min, "--gmm: VE sigma_min")->capture_default_str(),

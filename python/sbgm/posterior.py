@@ -21,6 +21,10 @@ class PosteriorEstimator:
     pairs and without it and the one with the lower held-out loss kept, Euler-Maruyama at 200
     steps for sampling), which is what docs/sbi.md measures on the sbibm benchmark.
 
+    objective: "score" (neural posterior score estimation) or "flow" (flow matching posterior
+    estimation, FMPE: the network learns the velocity of the straight path from noise to the
+    posterior, sampled and evaluated by the ODE).
+
     out: the run directory (checkpoint, config.toml, loss.csv); default a temporary directory
     kept as long as this estimator. lower / upper: the prior's box (one value for every
     parameter or one per parameter; +-inf for an open side), so that no posterior sample leaves
@@ -34,6 +38,7 @@ class PosteriorEstimator:
         lower: Optional[float | Sequence[float]] = None,
         upper: Optional[float | Sequence[float]] = None,
         config: Optional[Mapping[str, Any]] = None,
+        objective: str = "score",
         seed: int = 0,
     ) -> None:
         self._tmp: Optional[tempfile.TemporaryDirectory[str]] = None
@@ -46,6 +51,7 @@ class PosteriorEstimator:
             keys["data.lower"] = lower
         if upper is not None:
             keys["data.upper"] = upper
+        keys.setdefault("model.objective", objective)
         keys.setdefault("train.seed", seed)
         self.config = keys
         self.model: Optional[Model] = None

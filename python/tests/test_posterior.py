@@ -76,3 +76,27 @@ def test_a_temporary_directory_by_default():
     assert "sbgm-posterior-" in est.out
     assert est.sample(10, x=[0.0], progress=False).shape == (10, 1)
     assert "PosteriorEstimator(sbgm.Model(trained" in repr(est)
+
+
+def test_flow_matching_posterior(tmp_path):
+    """objective="flow" (FMPE): the same analytic posterior, sampled and evaluated by the ODE;
+    an iid posterior, which composes scores, is refused."""
+    rng = np.random.default_rng(1)
+    theta = rng.normal(size=(4000, 2))
+    x = theta + 0.5 * rng.normal(size=theta.shape)
+    est = sbgm.PosteriorEstimator(tmp_path / "flow", objective="flow", config={"train.steps": 3000})
+    est.fit(theta, x, progress=False)
+    assert est.model.config["model.objective"] == "flow"
+    assert est.model.config["sde.type"] == "linear"
+    x_o = np.array([0.5, -1.0])
+    s = est.sample(4000, x=x_o, progress=False)
+    np.testing.assert_allclose(s.mean(0), 0.8 * x_o, atol=0.08)
+    np.testing.assert_allclose(s.std(0), np.sqrt(0.2), rtol=0.15)
+    t = np.array([[0.4, -0.8], [0.0, 0.0]])
+    d = t - 0.8 * x_o
+    exact = -np.log(2 * np.pi * 0.2) - (d ** 2).sum(1) / (2 * 0.2)
+    np.testing.assert_allclose(est.log_prob(t, x=x_o, progress=False), exact, atol=0.25)
+    with pytest.raises(ValueError, match="flow"):
+        est.sample(10, x=np.stack([x_o, x_o]), iid=True, progress=False)
+    with pytest.raises(ValueError, match="ode sampler"):
+        est.sample(10, x=x_o, sampler="em", progress=False)

@@ -30,18 +30,14 @@ class AugmentedFlow {
     x_shape[0] = b;
     const at::Tensor y = y_.defined() && rows.defined() && y_.size(0) == x_shape_[0] ? y_.index_select(0, rows) : y_;
     if (!probes_.defined()) {
-      // Drift f(t) x - g^2 s / 2 is affine in s, so div drift = f(t) D - g^2 div s / 2.
       const at::Tensor x = state.narrow(1, 0, d).reshape(x_shape);
-      const ScoreModel::WithDivergence s = model_.score_and_divergence(x, t, y);
-      const at::Tensor drift = sde_.probability_flow_drift(x, s.score, t).reshape({b, d});
-      const at::Tensor div = s.divergence.mul(sde_.diffusion_sq(t, s.divergence) * -0.5)
-                                 .add_(sde_.drift_coeff(t, s.divergence) * static_cast<double>(d));
-      return at::cat({drift, div.unsqueeze(1)}, 1);
+      const ScoreModel::VelocityWithDivergence v = model_.velocity_and_divergence(x, t, y, sde_);
+      return at::cat({v.velocity.reshape({b, d}), v.divergence.unsqueeze(1)}, 1);
     }
     // eps^T J eps for each fixed probe, through autograd.
     at::AutoGradMode grad(true);
     const at::Tensor x = state.narrow(1, 0, d).detach().reshape(x_shape).requires_grad_(true);
-    const at::Tensor drift = sde_.probability_flow_drift(x, model_.score(x, t, y), t).reshape({b, d});
+    const at::Tensor drift = model_.velocity(x, t, y, sde_).reshape({b, d});
     std::vector<at::Tensor> estimates;
     for (int64_t p = 0; p < probes_.size(0); ++p) {
       const at::Tensor eps = rows.defined() ? probes_[p].index_select(0, rows) : probes_[p];

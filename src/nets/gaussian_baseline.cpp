@@ -58,8 +58,19 @@ void GaussianBaselineNet::fit(const at::Tensor& x, const at::Tensor& y) {
 GaussianBaselineNet::Coefficients GaussianBaselineNet::coefficients(const at::Tensor& t, const at::Tensor& like) const {
   Coefficients k;
   k.m = sde_->mean_coeff(t, like);
-  k.sigma = sde_->marginal_std(t, like);
-  k.inverse = (k.m.pow(2) * values_.to(like.scalar_type()) + k.sigma.pow(2)).reciprocal();
+  const at::Tensor sigma = sde_->marginal_std(t, like), values = values_.to(like.scalar_type());
+  const at::Tensor inverse = (k.m.pow(2) * values + sigma.pow(2)).reciprocal();
+  switch (output_) {
+    case Parameterization::Score: k.gain = -inverse; break;
+    case Parameterization::Noise: k.gain = sigma * inverse; break;
+    case Parameterization::Velocity: {
+      // m' E[x0 | x] + sigma' E[z | x] with E[x0 | x] = mean + m C P (x - m mean), E[z | x] = sigma P (x - m mean).
+      const at::Tensor dm = sde_->mean_coeff_rate(t, like);
+      k.gain = (dm * k.m * values + sde_->marginal_std_rate(t, like) * sigma) * inverse;
+      k.shift = dm;
+      break;
+    }
+  }
   return k;
 }
 
@@ -75,8 +86,8 @@ at::Tensor GaussianBaselineNet::baseline(const at::Tensor& x, const at::Tensor& 
   }
   const Coefficients k = coefficients(t, flat);
   const at::Tensor vectors = vectors_.to(type);
-  const at::Tensor score = -at::matmul(at::matmul(flat - k.m * mean, vectors) * k.inverse, vectors.t());
-  const at::Tensor out = output_ == Parameterization::Noise ? -k.sigma * score : score;
+  at::Tensor out = at::matmul(at::matmul(flat - k.m * mean, vectors) * k.gain, vectors.t());
+  if (k.shift.defined()) out = out + k.shift * mean;
   return out.reshape(x.sizes());
 }
 
@@ -87,10 +98,8 @@ at::Tensor GaussianBaselineNet::forward(const at::Tensor& x, const at::Tensor& t
 at::Tensor GaussianBaselineNet::forward_with_divergence(const at::Tensor& x, const at::Tensor& t, const at::Tensor& y,
                                                         at::Tensor& divergence) {
   at::Tensor out = net_->forward_with_divergence(x, t, y, divergence) + baseline(x, t, y);
-  // The baseline's Jacobian is -U diag(inverse) U^T for the score (times -sigma for noise).
-  const Coefficients k = coefficients(t, x.reshape({x.size(0), -1}));
-  const at::Tensor trace = k.inverse.sum(1);
-  divergence = divergence + (output_ == Parameterization::Noise ? k.sigma.reshape({-1}) * trace : -trace);
+  // The baseline's Jacobian is U diag(gain) U^T.
+  divergence = divergence + coefficients(t, x.reshape({x.size(0), -1})).gain.sum(1);
   return out;
 }
 

@@ -95,19 +95,42 @@ GaussianMixture GaussianMixture::diffused(double m, double sigma) const {
                          cond_maps_.defined() ? cond_maps_ * m : at::Tensor());
 }
 
-at::Tensor GaussianMixture::diffused_score(const at::Tensor& x, const at::Tensor& m, const at::Tensor& sigma,
-                                          const at::Tensor& y) const {
+GaussianMixture::DiffusedParts GaussianMixture::diffused_parts(const at::Tensor& x, const at::Tensor& mb,
+                                                               const at::Tensor& sb, const at::Tensor& y) const {
   if (x.dim() != 2 || x.size(1) != dim())
     throw InvalidArgument("expected points of shape [B, " + std::to_string(dim()) + "]");
-  const at::Tensor mb = m.to(at::kDouble).view({-1, 1, 1}), sb = sigma.to(at::kDouble).view({-1, 1, 1});
+  DiffusedParts p;
   // m^2 Sigma_k + sigma^2 I = U_k diag(m^2 lambda_k + sigma^2) U_k^T.
-  const at::Tensor variances = mb * mb * eigenvalues_.unsqueeze(0) + sb * sb;               // [B, K, D]
+  p.variances = mb * mb * eigenvalues_.unsqueeze(0) + sb * sb;                                // [B, K, D]
   const at::Tensor diff = x.to(at::kDouble).unsqueeze(1) - mb * means_for(y, x.size(0));    // [B, K, D]
-  const at::Tensor z = at::einsum("bkd,kde->bke", {diff, eigenvectors_});                  // U^T diff
-  const at::Tensor scaled = z / variances;
-  const at::Tensor logits = at::log(weights_).unsqueeze(0) - 0.5 * ((z * scaled).sum(2) + at::log(variances).sum(2));
-  const at::Tensor precision_times_diff = at::einsum("bke,kde->bkd", {scaled, eigenvectors_});  // [B, K, D]
-  return (-(at::softmax(logits, 1).unsqueeze(2) * precision_times_diff).sum(1)).to(x.scalar_type());
+  p.rotated = at::einsum("bkd,kde->bke", {diff, eigenvectors_});                            // U^T diff
+  const at::Tensor logits =
+      at::log(weights_).unsqueeze(0) - 0.5 * ((p.rotated * p.rotated / p.variances).sum(2) + at::log(p.variances).sum(2));
+  p.responsibilities = at::softmax(logits, 1);
+  return p;
+}
+
+namespace {
+at::Tensor per_row(const at::Tensor& v) { return v.to(at::kDouble).view({-1, 1, 1}); }
+}  // namespace
+
+at::Tensor GaussianMixture::diffused_score(const at::Tensor& x, const at::Tensor& m, const at::Tensor& sigma,
+                                          const at::Tensor& y) const {
+  const DiffusedParts p = diffused_parts(x, per_row(m), per_row(sigma), y);
+  const at::Tensor precision_times_diff = at::einsum("bke,kde->bkd", {p.rotated / p.variances, eigenvectors_});
+  return (-(p.responsibilities.unsqueeze(2) * precision_times_diff).sum(1)).to(x.scalar_type());
+}
+
+at::Tensor GaussianMixture::diffused_velocity(const at::Tensor& x, const at::Tensor& m, const at::Tensor& sigma,
+                                             const at::Tensor& dm, const at::Tensor& dsigma, const at::Tensor& y) const {
+  const at::Tensor mb = per_row(m), sb = per_row(sigma), dmb = per_row(dm), dsb = per_row(dsigma);
+  const DiffusedParts p = diffused_parts(x, mb, sb, y);
+  // Per component, E[x0 | x] = mu + m Sigma P (x - m mu) and E[z | x] = sigma P (x - m mu), with
+  // P = (m^2 Sigma + sigma^2 I)^-1; so dm E[x0] + dsigma E[z] = dm mu + U diag((dm m lambda +
+  // dsigma sigma) / (m^2 lambda + sigma^2)) U^T (x - m mu).
+  const at::Tensor gain = (dmb * mb * eigenvalues_.unsqueeze(0) + dsb * sb) / p.variances;  // [B, K, D]
+  const at::Tensor moved = at::einsum("bke,kde->bkd", {p.rotated * gain, eigenvectors_}) + dmb * means_for(y, x.size(0));
+  return (p.responsibilities.unsqueeze(2) * moved).sum(1).to(x.scalar_type());
 }
 
 GaussianMixture linear_gaussian_posterior(const at::Tensor& prior_mean, const at::Tensor& prior_cov, const at::Tensor& H,
@@ -144,6 +167,24 @@ at::Tensor GaussianMixtureScore::score(const at::Tensor& x, const at::Tensor& t,
                       y_flat.defined() ? y_flat.cpu() : y_flat)
       .to(x.device())
       .reshape(x.sizes());
+}
+
+at::Tensor GaussianMixtureScore::velocity(const at::Tensor& x, const at::Tensor& t, const at::Tensor& y, const SDE&) {
+  const at::Tensor flat = x.reshape({x.size(0), -1});
+  const at::Tensor y_flat = y.defined() ? y.reshape({y.size(0), -1}) : y;
+  const at::Tensor tc = t.to(at::kDouble).cpu().reshape({-1}).expand({x.size(0)});
+  return mixture_
+      .diffused_velocity(flat.cpu(), sde_->mean_coeff(tc, tc), sde_->marginal_std(tc, tc), sde_->mean_coeff_rate(tc, tc),
+                         sde_->marginal_std_rate(tc, tc), y_flat.defined() ? y_flat.cpu() : y_flat)
+      .to(x.device())
+      .reshape(x.sizes());
+}
+
+ScoreModel::VelocityWithDivergence GaussianMixtureScore::velocity_and_divergence(const at::Tensor& x,
+                                                                                 const at::Tensor& t,
+                                                                                 const at::Tensor& y, const SDE& sde) {
+  const ValueWithDivergence v = autograd_divergence([&](const at::Tensor& xg) { return velocity(xg, t, y, sde); }, x);
+  return {v.value, v.divergence};
 }
 
 at::Tensor GaussianMixtureScore::log_prob(const at::Tensor& x, double t, const at::Tensor& y) const {

@@ -17,8 +17,9 @@ constexpr EnumNames<TimeEmbeddingKind, 4> kEmbeddingNames{{{TimeEmbeddingKind::T
                                                            {TimeEmbeddingKind::Fourier, "fourier"},
                                                            {TimeEmbeddingKind::Sinusoidal, "sinusoidal"},
                                                            {TimeEmbeddingKind::LogTime, "log-time"}}};
-constexpr EnumNames<Parameterization, 2> kOutputNames{
-    {{Parameterization::Score, "score"}, {Parameterization::Noise, "noise"}}};
+constexpr EnumNames<Parameterization, 3> kOutputNames{
+    {{Parameterization::Score, "score"}, {Parameterization::Noise, "noise"}, {Parameterization::Velocity, "velocity"}}};
+constexpr EnumNames<Objective, 2> kObjectiveNames{{{Objective::Score, "score"}, {Objective::Flow, "flow"}}};
 constexpr EnumNames<Baseline, 3> kBaselineNames{
     {{Baseline::Auto, "auto"}, {Baseline::None, "none"}, {Baseline::Gaussian, "gaussian"}}};
 constexpr EnumNames<SummaryKind, 3> kSummaryNames{
@@ -42,6 +43,9 @@ TimeEmbeddingKind time_embedding_from_string(const std::string& s) {
 Parameterization parameterization_from_string(const std::string& s) {
   return enum_from_string(s, kOutputNames, "model output");
 }
+
+std::string to_string(Objective v) { return enum_to_string(v, kObjectiveNames); }
+Objective objective_from_string(const std::string& s) { return enum_from_string(s, kObjectiveNames, "objective"); }
 
 bool is_image_net(NetKind kind) { return kind == NetKind::UNet || kind == NetKind::DiT || kind == NetKind::Mixer; }
 

@@ -12,18 +12,35 @@
 
 namespace sbgm {
 
-ScoreModel::WithDivergence ScoreModel::score_and_divergence(const at::Tensor& x, const at::Tensor& t,
-                                                            const at::Tensor& y) {
+ValueWithDivergence autograd_divergence(const std::function<at::Tensor(const at::Tensor&)>& fn, const at::Tensor& x) {
   at::AutoGradMode grad(true);
   const int64_t b = x.size(0), d = x.numel() / b;
   const at::Tensor xg = x.detach().requires_grad_(true);
-  const at::Tensor s = score(xg, t, y).reshape({b, d});
+  const at::Tensor value = fn(xg).reshape({b, d});
   at::Tensor div = at::zeros({b}, x.options());
   for (int64_t i = 0; i < d; ++i) {
-    const at::Tensor g = torch::autograd::grad({s.select(1, i).sum()}, {xg}, {}, /*retain_graph=*/i + 1 < d)[0];
+    const at::Tensor g = torch::autograd::grad({value.select(1, i).sum()}, {xg}, {}, /*retain_graph=*/i + 1 < d)[0];
     div.add_(g.reshape({b, d}).select(1, i));
   }
-  return {s.detach().reshape(x.sizes()), div};
+  return {value.detach().reshape(x.sizes()), div};
+}
+
+ScoreModel::WithDivergence ScoreModel::score_and_divergence(const at::Tensor& x, const at::Tensor& t,
+                                                            const at::Tensor& y) {
+  ValueWithDivergence s = autograd_divergence([&](const at::Tensor& xg) { return score(xg, t, y); }, x);
+  return {s.value, s.divergence};
+}
+
+at::Tensor ScoreModel::velocity(const at::Tensor& x, const at::Tensor& t, const at::Tensor& y, const SDE& sde) {
+  return sde.probability_flow_drift(x, score(x, t, y), t);
+}
+
+ScoreModel::VelocityWithDivergence ScoreModel::velocity_and_divergence(const at::Tensor& x, const at::Tensor& t,
+                                                                       const at::Tensor& y, const SDE& sde) {
+  const WithDivergence s = score_and_divergence(x, t, y);
+  const double d = static_cast<double>(x.numel() / x.size(0));
+  at::Tensor div = s.divergence.mul(sde.diffusion_sq(t, s.divergence) * -0.5).add_(sde.drift_coeff(t, s.divergence) * d);
+  return {sde.probability_flow_drift(x, s.score, t), div};
 }
 
 NetworkScore::NetworkScore(std::shared_ptr<ScoreNet> net, std::shared_ptr<const SDE> sde, Parameterization output,
@@ -49,7 +66,7 @@ at::Tensor guided(const at::Tensor& doubled, double w) {
 
 }  // namespace
 
-at::Tensor NetworkScore::score(const at::Tensor& x, const at::Tensor& t, const at::Tensor& y) {
+at::Tensor NetworkScore::output(const at::Tensor& x, const at::Tensor& t, const at::Tensor& y) {
   at::Tensor out;
   {
     const AutocastScope autocast(x.device().type(), precision_);
@@ -61,22 +78,18 @@ at::Tensor NetworkScore::score(const at::Tensor& x, const at::Tensor& t, const a
     }
   }
   out = out.to(x.scalar_type());
-  if (guidance_ != 0) out = guided(out, guidance_);
-  if (output_ == Parameterization::Noise) out = out / sde_->marginal_std(t, x).neg();
-  return out;
+  return guidance_ != 0 ? guided(out, guidance_) : out;
 }
 
-ScoreModel::WithDivergence NetworkScore::score_and_divergence(const at::Tensor& x, const at::Tensor& t,
-                                                              const at::Tensor& y) {
-  if (!net_->prefers_own_divergence(x)) {
-    // The default differentiates score(): in full precision for the duration.
-    struct FullPrecision {
-      Precision& p;
-      Precision saved;
-      ~FullPrecision() { p = saved; }
-    } full{precision_, std::exchange(precision_, Precision::Float32)};
-    return ScoreModel::score_and_divergence(x, t, y);
-  }
+ValueWithDivergence NetworkScore::output_and_divergence(const at::Tensor& x, const at::Tensor& t, const at::Tensor& y) {
+  // In x's own precision for the duration (the header).
+  struct FullPrecision {
+    Precision& p;
+    Precision saved;
+    ~FullPrecision() { p = saved; }
+  } full{precision_, std::exchange(precision_, Precision::Float32)};
+  if (!net_->prefers_own_divergence(x))
+    return autograd_divergence([&](const at::Tensor& xg) { return output(xg, t, y); }, x);
   at::Tensor divergence, out;
   if (guidance_ != 0) {
     const at::Tensor both = at::cat({condition_.present(y), condition_.absent(x.size(0), x.options())});
@@ -85,12 +98,67 @@ ScoreModel::WithDivergence NetworkScore::score_and_divergence(const at::Tensor& 
   } else {
     out = net_->forward_with_divergence(x, t, condition_.present(y), divergence);
   }
-  if (output_ == Parameterization::Noise) {
-    const at::Tensor minus_inv_std = sde_->marginal_std(t, x).reciprocal().neg();
-    out = out * minus_inv_std;
-    divergence = divergence * minus_inv_std.reshape({-1});
-  }
   return {out, divergence};
+}
+
+namespace {
+
+// The score from a velocity v: with x = m x0 + sigma z and v = m' x0 + sigma' z (in expectation
+// given x), E[z | x] = (m v - m' x) / (m sigma' - m' sigma), and s = -E[z | x] / sigma. The
+// denominator is m^2 d(sigma/m)/dt > 0, finite wherever m and sigma are (also at m = 0).
+struct VelocityToScore {
+  at::Tensor scale, offset;  // s = scale * v + offset * x, both [B, 1, ...]
+};
+VelocityToScore velocity_to_score(const SDE& sde, const at::Tensor& t, const at::Tensor& x) {
+  const at::Tensor m = sde.mean_coeff(t, x), s = sde.marginal_std(t, x);
+  const at::Tensor dm = sde.mean_coeff_rate(t, x), ds = sde.marginal_std_rate(t, x);
+  const at::Tensor denominator = (m * ds - dm * s) * s;
+  return {-m / denominator, dm / denominator};
+}
+
+}  // namespace
+
+at::Tensor NetworkScore::score(const at::Tensor& x, const at::Tensor& t, const at::Tensor& y) {
+  const at::Tensor out = output(x, t, y);
+  switch (output_) {
+    case Parameterization::Score: return out;
+    case Parameterization::Noise: return out / sde_->marginal_std(t, x).neg();
+    case Parameterization::Velocity: {
+      const VelocityToScore k = velocity_to_score(*sde_, t, x);
+      return out * k.scale + x * k.offset;
+    }
+  }
+  return out;
+}
+
+ScoreModel::WithDivergence NetworkScore::score_and_divergence(const at::Tensor& x, const at::Tensor& t,
+                                                              const at::Tensor& y) {
+  const ValueWithDivergence out = output_and_divergence(x, t, y);
+  switch (output_) {
+    case Parameterization::Score: return {out.value, out.divergence};
+    case Parameterization::Noise: {
+      const at::Tensor minus_inv_std = sde_->marginal_std(t, x).reciprocal().neg();
+      return {out.value * minus_inv_std, out.divergence * minus_inv_std.reshape({-1})};
+    }
+    case Parameterization::Velocity: {
+      const VelocityToScore k = velocity_to_score(*sde_, t, x);
+      const double d = static_cast<double>(x.numel() / x.size(0));
+      return {out.value * k.scale + x * k.offset, out.divergence * k.scale.reshape({-1}) + k.offset.reshape({-1}) * d};
+    }
+  }
+  return {out.value, out.divergence};
+}
+
+at::Tensor NetworkScore::velocity(const at::Tensor& x, const at::Tensor& t, const at::Tensor& y, const SDE& sde) {
+  if (output_ == Parameterization::Velocity) return output(x, t, y);
+  return ScoreModel::velocity(x, t, y, sde);
+}
+
+ScoreModel::VelocityWithDivergence NetworkScore::velocity_and_divergence(const at::Tensor& x, const at::Tensor& t,
+                                                                         const at::Tensor& y, const SDE& sde) {
+  if (output_ != Parameterization::Velocity) return ScoreModel::velocity_and_divergence(x, t, y, sde);
+  const ValueWithDivergence out = output_and_divergence(x, t, y);
+  return {out.value, out.divergence};
 }
 
 }  // namespace sbgm

@@ -71,6 +71,9 @@ at::Tensor model_inpaint(const Model& model, const at::Tensor& observed_given, c
   const auto [observed, m] = observed_rows(model, observed_given, mask_given);
   const std::vector<int64_t> shape(observed.sizes().begin() + 1, observed.sizes().end());
   if (model.cond_dim > 0) throw InvalidArgument("inpainting takes an unconditional model");
+  if (!model.sde->has_reverse_sde())
+    throw InvalidArgument("inpainting guides the reverse process by the score, which a flow model on the " +
+                          to_string(model.sde->kind()) + " path does not have at t = T: not available for this model");
   if (!model.bounds.none())
     throw InvalidArgument("inpainting observes the data linearly, which a model of bounded data (data.lower, data.upper) "
                           "does not take");

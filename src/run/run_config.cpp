@@ -176,7 +176,7 @@ const std::vector<Entry>& entries() {
     t.push_back(field<int64_t>("data.levels", "pixel levels of image data (256 for 8-bit images)", [](C& c) -> auto& { return c.data.levels; }));
     t.push_back(field<std::vector<double>>("data.lower", "lower bounds of the data's features (a prior's support): one for all or one per feature, -inf for none (empty: unbounded)", [](C& c) -> auto& { return c.data.lower; }));
     t.push_back(field<std::vector<double>>("data.upper", "upper bounds of the data's features: one for all or one per feature, inf for none (empty: unbounded)", [](C& c) -> auto& { return c.data.upper; }));
-    Entry sde_type = choice<SDEKind>("sde.type", "vp, subvp, ve or cosine; auto: the run chooses from its data", [](C& c) -> auto& { return c.sde.kind; }, sde_kind_from_string, to_string);
+    Entry sde_type = choice<SDEKind>("sde.type", "vp, subvp, ve, cosine, or linear (flow matching's straight path x_t = (1 - t) x_0 + t z); auto: the run chooses from its data and objective", [](C& c) -> auto& { return c.sde.kind; }, sde_kind_from_string, to_string);
     sde_type.set = [set = sde_type.set](C& c, const std::string& text) {
       c.sde_auto = text == "auto";
       if (!c.sde_auto) set(c, text);
@@ -198,7 +198,22 @@ const std::vector<Entry>& entries() {
     t.push_back(choice<TimeEmbeddingKind>("model.time_embedding", "tutorial, fourier, sinusoidal or log-time", [](C& c) -> auto& { return c.model.time_embedding; }, time_embedding_from_string, to_string));
     t.push_back(field<int64_t>("model.embedding_dim", "features of the fourier/sinusoidal time embedding", [](C& c) -> auto& { return c.model.embedding_dim; }));
     t.push_back(field<double>("model.fourier_scale", "std of the random Fourier frequencies", [](C& c) -> auto& { return c.model.fourier_scale; }));
-    t.push_back(choice<Parameterization>("model.output", "what the network predicts: score or noise", [](C& c) -> auto& { return c.model.output; }, parameterization_from_string, to_string));
+    // The objective is a view of model.output (a flow-matching network predicts the velocity), so
+    // the two can never disagree: setting it chooses the output, reading it reads the output.
+    Entry objective{"model.objective", "score (denoising score matching) or flow (flow matching: the network predicts the velocity, sampled by the ODE)", Entry::Toml::String, nullptr, nullptr};
+    objective.set = [](C& c, const std::string& text) {
+      Objective o;
+      try {
+        o = objective_from_string(text);
+      } catch (const InvalidArgument& err) {
+        throw InvalidArgument(std::string("model.objective: ") + err.what());
+      }
+      if (o == Objective::Flow) c.model.output = Parameterization::Velocity;
+      else if (c.model.output == Parameterization::Velocity) c.model.output = Parameterization::Noise;
+    };
+    objective.get = [](const C& c) { return to_string(objective_of(c.model.output)); };
+    t.push_back(objective);
+    t.push_back(choice<Parameterization>("model.output", "what the network predicts: score or noise (score objective), velocity (flow objective)", [](C& c) -> auto& { return c.model.output; }, parameterization_from_string, to_string));
     t.push_back(choice<Baseline>("model.baseline", "none, or gaussian: the network learns what a linear-Gaussian fit of the training pairs leaves (mlp, resnet); auto: the run chooses", [](C& c) -> auto& { return c.model.baseline; }, baseline_from_string, to_string));
     t.push_back(choice<SummaryKind>("model.summary", "none, or a summary network for the condition trained with the score network: mlp, or cnn (1-D, for series)", [](C& c) -> auto& { return c.model.summary; }, summary_kind_from_string, to_string));
     t.push_back(field<int64_t>("model.summary_dim", "features of the condition's summary", [](C& c) -> auto& { return c.model.summary_dim; }));
@@ -374,7 +389,15 @@ void RunConfig::validate() const {
   model.validate();
   const RunConfig settled = settle_auto_keys(*this, DataFacts{1000, data.cond.empty() ? 0 : 1});
   settled.train.validate();
-  sampler_kind_from_string(settled.sample.sampler);  // names the sampler if it is unknown
+  const bool flow = objective_of(model.output) == Objective::Flow;
+  if (settled.sde.kind == SDEKind::Linear && !flow)
+    throw InvalidArgument("sde.type = linear is flow matching's path: it needs model.objective = flow (a score "
+                          "model has no finite velocity at t = T there)");
+  if (flow && train.loss.weighting != LossWeighting::Sigma2)
+    throw InvalidArgument("train.weighting = " + to_string(train.loss.weighting) +
+                          " weights the score-matching loss; flow matching (model.objective = flow) is unweighted");
+  // Names the sampler if it is unknown, or if it cannot sample the path.
+  check_sampler_fits(sampler_kind_from_string(settled.sample.sampler), *make_sde(settled.sde));
   if (settled.sample.steps < 1) throw InvalidArgument("sample.steps must be at least 1");
   if (sample.n < 1) throw InvalidArgument("sample.n must be at least 1");
   if (threads < 0) throw InvalidArgument("run.threads must not be negative");

@@ -33,6 +33,9 @@ constexpr int64_t kUnconditionalSteps = 20000;
 constexpr int64_t kEulerMaruyamaSteps = 1000;
 constexpr int64_t kPosteriorSteps = 200;
 constexpr int64_t kNoiseLevels = 50;  // edm, when asked for in the config without its steps
+// Flow models: the ODE's steps when a fixed-step solver is asked for (the default solver is
+// adaptive and takes the steps its tolerance needs).
+constexpr int64_t kFlowSteps = 100;
 
 }  // namespace
 
@@ -72,15 +75,19 @@ RunConfig settle_auto_keys(RunConfig config, const DataFacts& facts) {
   }
   SampleConfig& s = config.sample;
   const bool posterior = conditional && !is_image_net(config.model.kind);
-  if (config.sde_auto) config.sde.kind = posterior ? SDEKind::VE : SDEKind::VP;
+  const bool flow = objective_of(config.model.output) == Objective::Flow;
+  if (config.sde_auto) config.sde.kind = flow ? SDEKind::Linear : posterior ? SDEKind::VE : SDEKind::VP;
   config.sde_auto = false;
   // The linear-Gaussian fit stays an option: excellent where the posterior is Gaussian, harmful
   // where it has fine structure (header).
   if (config.model.baseline == Baseline::Auto) config.model.baseline = Baseline::None;
   const bool own_sampler = s.sampler == "auto";
-  if (own_sampler) s.sampler = to_string(SamplerKind::EulerMaruyama);
+  // A flow model, or any model on the linear path (which has no reverse SDE), samples by the ODE.
+  const bool ode = flow || config.sde.kind == SDEKind::Linear;
+  if (own_sampler) s.sampler = to_string(ode ? SamplerKind::ProbabilityFlow : SamplerKind::EulerMaruyama);
   if (s.steps == kAutoCount) {
     if (sampler_kind_from_string(s.sampler) == SamplerKind::EDMHeun) s.steps = kNoiseLevels;
+    else if (ode && own_sampler) s.steps = kFlowSteps;
     else s.steps = posterior && own_sampler ? kPosteriorSteps : kEulerMaruyamaSteps;
   }
   return config;

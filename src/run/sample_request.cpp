@@ -23,7 +23,11 @@ void check_request(const Model& model, const SampleRequest& request) {
   if (request.n < 1) throw InvalidArgument("n must be at least 1, got " + std::to_string(request.n));
   if (request.steps_given && request.sampling.steps < 1)
     throw InvalidArgument("steps must be at least 1, got " + std::to_string(request.sampling.steps));
-  resolve_sampling(model, request);  // an unknown sampler fails before any work
+  // An unknown sampler, or one the model's path cannot take, fails before any work.
+  check_sampler_fits(resolve_sampling(model, request).kind, *model.sde);
+  if (request.kind == Kind::IIDPosterior && !model.sde->has_reverse_sde())
+    throw InvalidArgument("an iid posterior composes scores, which on the " + to_string(model.sde->kind()) +
+                          " path of a flow model have no velocity at t = T: not available for flow models");
   if (request.kind == Kind::IIDPosterior && !request.cond.defined())
     throw InvalidArgument("an iid posterior needs the observations (one condition row each)");
   if (request.kind == Kind::Modes) request.mode.validate();

@@ -5,6 +5,7 @@
 #include <cmath>
 
 #include "sbgm/nets/score_model.hpp"
+#include "sbgm/sample/make_sampler.hpp"
 #include "sbgm/sde/sde.hpp"
 #include "sbgm/util/error.hpp"
 
@@ -29,6 +30,7 @@ std::vector<double> EDMHeunSampler::noise_levels(const SDE& sde) const {
 
 at::Tensor EDMHeunSampler::run(ScoreModel& model, const SDE& sde, at::Tensor x, const at::Tensor& y,
                                at::Generator gen, const StepFn& on_step) {
+  check_sampler_fits(SamplerKind::EDMHeun, sde);
   at::NoGradGuard no_grad;
   const std::vector<double> sigmas = noise_levels(sde);
   const at::Tensor t_buffer = at::empty({x.size(0)}, x.options());

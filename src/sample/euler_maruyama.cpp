@@ -5,6 +5,7 @@
 #include <cmath>
 
 #include "sbgm/nets/score_model.hpp"
+#include "sbgm/sample/make_sampler.hpp"
 #include "sbgm/sde/sde.hpp"
 #include "sbgm/util/error.hpp"
 
@@ -31,6 +32,7 @@ at::Tensor& reverse_euler_maruyama_step(ScoreModel& model, const SDE& sde, at::T
 
 at::Tensor EulerMaruyama::run(ScoreModel& model, const SDE& sde, at::Tensor x, const at::Tensor& y, at::Generator gen,
                               const StepFn& on_step) {
+  check_sampler_fits(SamplerKind::EulerMaruyama, sde);
   at::NoGradGuard no_grad;
   const at::Tensor t_buffer = at::empty({x.size(0)}, x.options());
   at::Tensor noise = at::empty_like(x);

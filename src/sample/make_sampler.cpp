@@ -3,7 +3,9 @@
 #include "sbgm/sample/ancestral.hpp"
 #include "sbgm/sample/euler_maruyama.hpp"
 #include "sbgm/sample/probability_flow.hpp"
+#include "sbgm/sde/sde.hpp"
 #include "sbgm/util/enum_names.hpp"
+#include "sbgm/util/error.hpp"
 
 namespace sbgm {
 namespace {
@@ -16,6 +18,12 @@ constexpr EnumNames<SamplerKind, 5> kSamplerNames{{{SamplerKind::EulerMaruyama, 
 
 std::string to_string(SamplerKind kind) { return enum_to_string(kind, kSamplerNames); }
 SamplerKind sampler_kind_from_string(const std::string& name) { return enum_from_string(name, kSamplerNames, "sampler"); }
+
+void check_sampler_fits(SamplerKind kind, const SDE& sde) {
+  if (kind == SamplerKind::ProbabilityFlow || sde.has_reverse_sde()) return;
+  throw InvalidArgument("the " + to_string(kind) + " sampler needs a reverse SDE, which the " + to_string(sde.kind()) +
+                        " path (flow matching) does not have at t = T: sample it with the ode sampler");
+}
 
 std::unique_ptr<Sampler> make_sampler(const SamplerOptions& o) {
   switch (o.kind) {

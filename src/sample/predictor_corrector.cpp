@@ -7,6 +7,7 @@
 #include "sbgm/nets/score_model.hpp"
 #include "sbgm/sample/ancestral.hpp"
 #include "sbgm/sample/euler_maruyama.hpp"
+#include "sbgm/sample/make_sampler.hpp"
 #include "sbgm/sde/sde.hpp"
 #include "sbgm/util/enum_names.hpp"
 #include "sbgm/util/error.hpp"
@@ -30,6 +31,7 @@ PredictorCorrector::PredictorCorrector(PredictorCorrectorConfig config) : config
 
 at::Tensor PredictorCorrector::run(ScoreModel& model, const SDE& sde, at::Tensor x, const at::Tensor& y,
                                    at::Generator gen, const StepFn& on_step) {
+  check_sampler_fits(SamplerKind::PredictorCorrector, sde);
   at::NoGradGuard no_grad;
   const int64_t b = x.size(0);
   const at::Tensor t = at::empty({b}, x.options());

@@ -16,13 +16,13 @@ at::Tensor ProbabilityFlowSampler::run(ScoreModel& model, const SDE& sde, at::Te
   if (config_.per_row && !on_step) {
     auto drift = [&](const at::Tensor& t, const at::Tensor& state, const at::Tensor& rows) {
       const at::Tensor yr = y.defined() && y.size(0) == x.size(0) ? y.index_select(0, rows) : y;  // else shared
-      return sde.probability_flow_drift(state, model.score(state, t, yr), t);
+      return model.velocity(state, t, yr, sde);
     };
     return odeint_rowwise(drift, x, sde.T(), sde.t_eps(), config_, &stats_);
   }
   auto drift = [&](double t, const at::Tensor& state) {
     const at::Tensor tt = at::full({state.size(0)}, t, state.options());
-    return sde.probability_flow_drift(state, model.score(state, tt, y), t);
+    return model.velocity(state, tt, y, sde);
   };
   return odeint(drift, x, sde.T(), sde.t_eps(), config_, &stats_, on_step);
 }

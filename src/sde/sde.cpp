@@ -32,8 +32,11 @@ inline at::Tensor one_like(const at::Tensor& v) { return at::ones_like(v); }
 }  // namespace fn
 
 namespace {
-constexpr EnumNames<SDEKind, 4> kSDENames{{
-    {SDEKind::VP, "vp"}, {SDEKind::SubVP, "subvp"}, {SDEKind::VE, "ve"}, {SDEKind::CosineVP, "cosine"}}};
+constexpr EnumNames<SDEKind, 5> kSDENames{{{SDEKind::VP, "vp"},
+                                           {SDEKind::SubVP, "subvp"},
+                                           {SDEKind::VE, "ve"},
+                                           {SDEKind::CosineVP, "cosine"},
+                                           {SDEKind::Linear, "linear"}}};
 }  // namespace
 
 std::string to_string(SDEKind kind) { return enum_to_string(kind, kSDENames); }
@@ -58,6 +61,9 @@ void SDEConfig::validate() const {
     case SDEKind::CosineVP:
       if (!(std::isfinite(cosine_s) && cosine_s > 0)) throw InvalidArgument("sde.cosine_s must be positive");
       if (!positive_finite(cosine_max_beta)) throw InvalidArgument("sde.cosine_max_beta must be positive");
+      break;
+    case SDEKind::Linear:
+      if (T > 1) throw InvalidArgument("sde.T must be at most 1 on the linear path (x_t = (1 - t) x_0 + t z)");
       break;
   }
 }
@@ -186,7 +192,43 @@ class CosineVPSDE final : public LinearSDE<CosineVPSDE> {
   double s_, u_max_ = 0, scale_ = 0, phi0_ = 0, cos0_ = 1;
 };
 
+// The straight path of flow matching: m = 1 - t, sigma = t, so f = m'/m = -1/(1 - t) and
+// g^2 = d sigma^2/dt - 2 f sigma^2 = 2t/(1 - t), both infinite at t = 1 (the header). The prior
+// N(0, sigma(T)^2 I) is exact at T = 1 and leaves out the data's (1 - T) x_0 below it.
+class StraightPath final : public LinearSDE<StraightPath> {
+ public:
+  StraightPath(const SDEConfig& c) : LinearSDE(c.T, c.t_eps) {}
+  SDEKind kind() const override { return SDEKind::Linear; }
+  double prior_std() const override { return T(); }
+  bool has_reverse_sde() const override { return false; }
+  template <class T> T f(const T& t) const { return -1.0 / (1.0 - t); }
+  template <class T> T g2(const T& t) const { return 2.0 * t / (1.0 - t); }
+  template <class T> T m(const T& t) const { return 1.0 - t; }
+  template <class T> T s(const T& t) const { return t; }
+  double mean_coeff_rate(double) const override { return -1.0; }
+  double marginal_std_rate(double) const override { return 1.0; }
+  at::Tensor mean_coeff_rate(const at::Tensor& t, const at::Tensor& like) const override {
+    return at::full_like(batch_shaped(t, like), -1.0);
+  }
+  at::Tensor marginal_std_rate(const at::Tensor& t, const at::Tensor& like) const override {
+    return at::ones_like(batch_shaped(t, like));
+  }
+};
+
 }  // namespace
+
+double SDE::mean_coeff_rate(double t) const { return drift_coeff(t) * mean_coeff(t); }
+double SDE::marginal_std_rate(double t) const {
+  const double s = marginal_std(t);
+  return (0.5 * diffusion_sq(t) + drift_coeff(t) * s * s) / s;
+}
+at::Tensor SDE::mean_coeff_rate(const at::Tensor& t, const at::Tensor& like) const {
+  return drift_coeff(t, like) * mean_coeff(t, like);
+}
+at::Tensor SDE::marginal_std_rate(const at::Tensor& t, const at::Tensor& like) const {
+  const at::Tensor s = marginal_std(t, like);
+  return (0.5 * diffusion_sq(t, like) + drift_coeff(t, like) * s * s) / s;
+}
 
 at::Tensor SDE::drift(const at::Tensor& x, double t) const { return x * drift_coeff(t); }
 
@@ -238,6 +280,7 @@ std::unique_ptr<SDE> make_sde(const SDEConfig& config) {
     case SDEKind::SubVP: return std::make_unique<SubVPSDE>(config);
     case SDEKind::VE: return std::make_unique<VESDE>(config);
     case SDEKind::CosineVP: return std::make_unique<CosineVPSDE>(config);
+    case SDEKind::Linear: return std::make_unique<StraightPath>(config);
   }
   throw InvalidArgument("unknown SDE kind");
 }

@@ -5,6 +5,7 @@
 #include "sbgm/nets/score_net.hpp"
 #include "sbgm/sde/sde.hpp"
 #include "sbgm/util/enum_names.hpp"
+#include "sbgm/util/error.hpp"
 
 namespace sbgm {
 namespace {
@@ -26,17 +27,25 @@ at::Tensor sample_times(const SDE& sde, int64_t batch, bool stratified, at::Gene
 
 namespace {
 
-// What both the autograd and the manual path need: x_t, sigma [B, 1, ...] and the per-sample
-// weight lambda / sigma^2 ([B], undefined for the sigma^2 weighting where it is 1).
+// What both the autograd and the manual path need: x_t, sigma [B, 1, ...], the per-sample
+// weight lambda / sigma^2 ([B], undefined for the sigma^2 weighting where it is 1) and, for a
+// velocity network, the target m' x0 + sigma' z.
 struct Perturbed {
-  at::Tensor xt, sigma, weight;
+  at::Tensor xt, sigma, weight, velocity;
 };
 
-Perturbed perturb(const SDE& sde, LossWeighting weighting, const at::Tensor& x0, const at::Tensor& t,
-                  const at::Tensor& z) {
+Perturbed perturb(const SDE& sde, Parameterization output, LossWeighting weighting, const at::Tensor& x0,
+                  const at::Tensor& t, const at::Tensor& z) {
   Perturbed p;
   p.sigma = sde.marginal_std(t, x0);
   p.xt = at::addcmul(sde.mean_coeff(t, x0) * x0, p.sigma, z);
+  if (output == Parameterization::Velocity) {
+    if (weighting != LossWeighting::Sigma2)
+      throw InvalidArgument("train.weighting = " + to_string(weighting) +
+                            " weights the score-matching loss; flow matching (model.objective = flow) is unweighted");
+    p.velocity = at::addcmul(sde.mean_coeff_rate(t, x0) * x0, sde.marginal_std_rate(t, x0), z);
+    return p;
+  }
   if (weighting == LossWeighting::Likelihood) {
     const at::Tensor t_flat = t.reshape({-1});
     p.weight = sde.diffusion_sq(t_flat, t_flat) / p.sigma.reshape({-1}).pow(2);
@@ -44,9 +53,15 @@ Perturbed perturb(const SDE& sde, LossWeighting weighting, const at::Tensor& x0,
   return p;
 }
 
-// sigma s + z, written so that neither parameterisation divides by sigma.
+// sigma s + z, written so that neither parameterisation divides by sigma; for a velocity network
+// the flow-matching residual v - (m' x0 + sigma' z).
 at::Tensor residual(Parameterization output, const Perturbed& p, const at::Tensor& z, const at::Tensor& out) {
-  return output == Parameterization::Score ? at::addcmul(z, p.sigma, out) : z - out;
+  switch (output) {
+    case Parameterization::Score: return at::addcmul(z, p.sigma, out);
+    case Parameterization::Noise: return z - out;
+    case Parameterization::Velocity: return out - p.velocity;
+  }
+  return z - out;
 }
 
 at::Tensor weighted_mean(const Perturbed& p, const at::Tensor& r) {
@@ -59,7 +74,7 @@ at::Tensor weighted_mean(const Perturbed& p, const at::Tensor& r) {
 
 at::Tensor dsm_loss(ScoreNet& net, Parameterization output, const SDE& sde, LossWeighting weighting,
                     const at::Tensor& x0, const at::Tensor& y, const at::Tensor& t, const at::Tensor& z) {
-  const Perturbed p = perturb(sde, weighting, x0, t, z);
+  const Perturbed p = perturb(sde, output, weighting, x0, t, z);
   // In x0's precision whatever the network's (bfloat16 under autocast).
   const at::Tensor out = net.forward(p.xt, t, y).to(x0.scalar_type());
   return weighted_mean(p, residual(output, p, z, out));
@@ -68,11 +83,13 @@ at::Tensor dsm_loss(ScoreNet& net, Parameterization output, const SDE& sde, Loss
 DSMManual dsm_loss_manual(ScoreNet& net, Parameterization output, const SDE& sde, LossWeighting weighting,
                           const at::Tensor& x0, const at::Tensor& y, const at::Tensor& t, const at::Tensor& z) {
   at::NoGradGuard no_grad;
-  const Perturbed p = perturb(sde, weighting, x0, t, z);
+  const Perturbed p = perturb(sde, output, weighting, x0, t, z);
   const at::Tensor r = residual(output, p, z, net.forward_for_backward(p.xt, t, y));
-  // d/d out of mean_b w_b |r_b|^2 is 2 w_b r_b / B times d r / d out (sigma, or -1 for noise).
-  at::Tensor scale = output == Parameterization::Score ? p.sigma * (2.0 / x0.size(0))
-                                                       : at::full({}, -2.0 / x0.size(0), x0.options());
+  // d/d out of mean_b w_b |r_b|^2 is 2 w_b r_b / B times d r / d out (sigma, -1 for noise, 1 for velocity).
+  const double two_over_b = 2.0 / static_cast<double>(x0.size(0));
+  at::Tensor scale = output == Parameterization::Score
+                         ? p.sigma * two_over_b
+                         : at::full({}, output == Parameterization::Noise ? -two_over_b : two_over_b, x0.options());
   if (p.weight.defined()) scale = scale * p.weight.reshape(p.sigma.sizes());
   return {weighted_mean(p, r), r * scale};
 }

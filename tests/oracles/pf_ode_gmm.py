@@ -6,7 +6,9 @@ diffused by an SDE, solved with scipy (DOP853, tight tolerances) and an analytic
 writes OUT_DIR/gmm.npz (np.savez_compressed), OUT_DIR/points.npy and, for each SDE,
 OUT_DIR/expected_<sde>.npy (log p(x) in nats: prior log-density at x(T) plus the integrated
 divergence) and OUT_DIR/mixture_logp.npy (the mixture's own log-density). Nothing here shares
-code with sbgm: the SDE coefficients are written from their textbook definitions.
+code with sbgm: the SDE coefficients are written from their textbook definitions. The linear
+path of flow matching (x_t = (1 - t) x0 + t z), whose f and g^2 are infinite at t = 1, is solved
+with its velocity E[z - x0 | x_t] written from the components' Gaussian conditionals.
 """
 import sys
 import numpy as np
@@ -69,6 +71,30 @@ def score_and_laplacian(x, w, mu, cov, m, s):
     return score, lap
 
 
+def linear_velocity_and_divergence(x, w, mu, cov, t):
+    """E[z - x0 | x_t] on the path x_t = (1 - t) x0 + t z, and its divergence, for points x [N, D].
+
+    Per component k, with P = ((1 - t)^2 C_k + t^2 I)^-1 and r = x - (1 - t) mu_k:
+    E[x0 | x, k] = mu_k + (1 - t) C_k P r, E[z | x, k] = t P r, so the velocity u_k = -mu_k + J_k r
+    with J_k = (t I - (1 - t) C_k) P; the mixture's is sum_k p(k | x) u_k, whose divergence is
+    sum_k p(k | x) (tr J_k + (s_k - s) . u_k), s_k = -P r the component scores."""
+    n, d = x.shape
+    m, s = 1.0 - t, t
+    covs_t = m * m * cov + s * s * np.eye(d)
+    prec = np.linalg.inv(covs_t)
+    diff = x[:, None, :] - m * mu[None]
+    sk = -np.einsum("kde,nke->nkd", prec, diff)
+    logc = np.log(w) - 0.5 * (np.einsum("nkd,nkd->nk", -sk, diff) + np.linalg.slogdet(covs_t)[1])
+    r = np.exp(logc - logc.max(1, keepdims=True))
+    r /= r.sum(1, keepdims=True)
+    jac = np.einsum("kde,kef->kdf", s * np.eye(d)[None] - m * cov, prec)  # [K, D, D]
+    uk = -mu[None] + np.einsum("kde,nke->nkd", jac, diff)
+    u = (r[:, :, None] * uk).sum(1)
+    score = (r[:, :, None] * sk).sum(1)
+    div = (r * (np.trace(jac, axis1=1, axis2=2)[None] + ((sk - score[:, None]) * uk).sum(2))).sum(1)
+    return u, div
+
+
 def mixture_logp(x, w, mu, cov):
     d = x.shape[1]
     prec = np.linalg.inv(cov)
@@ -80,11 +106,14 @@ def mixture_logp(x, w, mu, cov):
 
 
 def loglik(x, sde, w, mu, cov):
-    coeffs, prior_std = SDES[sde]
+    coeffs, prior_std = SDES[sde] if sde != "linear" else (None, 1.0)
     n, d = x.shape
 
     def rhs(t, state):
         xs = state[: n * d].reshape(n, d)
+        if sde == "linear":
+            u, div = linear_velocity_and_divergence(xs, w, mu, cov, t)
+            return np.concatenate([u.ravel(), div])
         f, g2, m, s = coeffs(t)
         score, lap = score_and_laplacian(xs, w, mu, cov, m, s)
         return np.concatenate([(f * xs - 0.5 * g2 * score).ravel(), f * d - 0.5 * g2 * lap])
@@ -109,7 +138,7 @@ def main(out):
     x = mu[comp] + np.einsum("nde,ne->nd", np.linalg.cholesky(cov)[comp], rng.normal(size=(16, d)))
     np.save(f"{out}/points.npy", x)
     np.save(f"{out}/mixture_logp.npy", mixture_logp(x, w, mu, cov))
-    for sde in SDES:
+    for sde in list(SDES) + ["linear"]:
         np.save(f"{out}/expected_{sde}.npy", loglik(x, sde, w, mu, cov))
 
 

@@ -3,8 +3,9 @@
 // p(x | y) = N(W y + b, C) by least squares over the training pairs (W = 0 for unconditional
 // data: the data's mean and covariance), has a closed-form score after diffusion,
 //   s_G(x_t, t | y) = -(m^2 C + sigma^2 I)^-1 (x_t - m (W y + b)),
-// and the network's output is added to it (in the output's units: the score, or -sigma s_G for a
-// noise-predicting network). Where the posterior is Gaussian, as in linear models, the fit is
+// and the network's output is added to it (in the output's units: the score, -sigma s_G for a
+// noise-predicting network, or the fit's exact velocity m' E[x_0 | x_t] + sigma' E[z | x_t] for
+// a flow-matching one). Where the posterior is Gaussian, as in linear models, the fit is
 // already right and the network has nothing to learn, so it cannot over-fit it; where it is not,
 // the fit carries the large noise levels and the network the fine structure. The network's
 // output layer starts at zero, so training starts from the fit. The fit is kept in the module's
@@ -41,9 +42,10 @@ class GaussianBaselineNet final : public ScoreNet {
   void backward_into_grads(const at::Tensor& grad_output) override { net_->backward_into_grads(grad_output); }
 
  private:
-  // m(t), sigma(t) as [B, 1] and the per-row factor 1 / (m^2 lambda_k + sigma^2) as [B, D].
+  // The baseline's output is U diag(gain) U^T (x - m mean) + shift mean: m and shift as [B, 1],
+  // gain [B, D] (for the score -1 / (m^2 lambda_k + sigma^2); its sum is the divergence).
   struct Coefficients {
-    at::Tensor m, sigma, inverse;
+    at::Tensor m, shift, gain;
   };
   Coefficients coefficients(const at::Tensor& t, const at::Tensor& like) const;
 

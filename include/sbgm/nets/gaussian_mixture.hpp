@@ -49,8 +49,19 @@ class GaussianMixture {
   // [B]. Through the eigendecomposition of each Sigma_k, so that no row needs a factorisation.
   at::Tensor diffused_score(const at::Tensor& x, const at::Tensor& m, const at::Tensor& sigma,
                             const at::Tensor& y = {}) const;
+  // E[dm x0 + dsigma z | x_b] under x = m x0 + sigma z, x0 from the mixture, z ~ N(0, I), per row
+  // (all [B]): the velocity of a Gaussian path whose coefficients move at dm, dsigma. Written with
+  // the components' posterior means, so it stays finite at m = 0 (the linear path's t = 1).
+  at::Tensor diffused_velocity(const at::Tensor& x, const at::Tensor& m, const at::Tensor& sigma, const at::Tensor& dm,
+                               const at::Tensor& dsigma, const at::Tensor& y = {}) const;
 
  private:
+  // For diffused mixtures per row: responsibilities [B, K], U_k^T (x - m mu_k) [B, K, D] and the
+  // variances m^2 lambda_k + sigma^2 [B, K, D] (mb, sb: m and sigma shaped [B, 1, 1], float64).
+  struct DiffusedParts {
+    at::Tensor responsibilities, rotated, variances;
+  };
+  DiffusedParts diffused_parts(const at::Tensor& x, const at::Tensor& mb, const at::Tensor& sb, const at::Tensor& y) const;
   // The component means for conditions y: [1, K, D] (unconditional) or [B, K, D].
   at::Tensor means_for(const at::Tensor& y, int64_t batch) const;
   // log w_k + log N(x; mu_k, Sigma_k) -> [B, K], and (optionally) Sigma_k^{-1}(x - mu_k) -> [B, K, D].
@@ -74,6 +85,10 @@ class GaussianMixtureScore final : public ScoreModel {
  public:
   GaussianMixtureScore(GaussianMixture mixture, std::shared_ptr<const SDE> sde);
   at::Tensor score(const at::Tensor& x, const at::Tensor& t, const at::Tensor& y) override;
+  // Exact, also where the SDE's f and g^2 are infinite (diffused_velocity); the divergence by autograd.
+  at::Tensor velocity(const at::Tensor& x, const at::Tensor& t, const at::Tensor& y, const SDE& sde) override;
+  VelocityWithDivergence velocity_and_divergence(const at::Tensor& x, const at::Tensor& t, const at::Tensor& y,
+                                                 const SDE& sde) override;
   // log p_t(x | y) at a single time t.
   at::Tensor log_prob(const at::Tensor& x, double t, const at::Tensor& y = {}) const;
   const GaussianMixture& mixture() const { return mixture_; }

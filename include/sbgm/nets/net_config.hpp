@@ -19,11 +19,21 @@ enum class TimeEmbeddingKind {
   Sinusoidal,  // transformer-style sin/cos of t at geometric frequencies
   LogTime,     // ln t and sin/cos of ln t at geometric frequencies: resolves small noise levels
 };
-// What the network's output means; one function (NetworkScore) turns it into a score.
+// What the network's output means; one class (NetworkScore) turns it into a score and a
+// velocity. Score and Noise are trained by denoising score matching, Velocity by flow matching.
 enum class Parameterization {
-  Score,  // s(x, t) itself
-  Noise,  // the noise eps in x_t = m x0 + sigma eps: score = -eps / sigma
+  Score,     // s(x, t) itself
+  Noise,     // the noise eps in x_t = m x0 + sigma eps: score = -eps / sigma
+  Velocity,  // E[m' x0 + sigma' eps | x_t], the probability-flow ODE's drift (flow matching)
 };
+// A network trained by flow matching (model.objective = flow) predicts the velocity; one trained
+// by score matching (model.objective = score) the score or the noise.
+enum class Objective { Score, Flow };
+inline Objective objective_of(Parameterization output) {
+  return output == Parameterization::Velocity ? Objective::Flow : Objective::Score;
+}
+std::string to_string(Objective v);
+Objective objective_from_string(const std::string& s);
 
 // What the network's output is added to (nets/gaussian_baseline.hpp): nothing, or the diffused
 // score of a linear-Gaussian fit of the training pairs. Auto is settled by the run.

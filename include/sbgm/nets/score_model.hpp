@@ -4,6 +4,7 @@
 
 #include <ATen/core/Tensor.h>
 
+#include <functional>
 #include <memory>
 
 #include "sbgm/nets/condition.hpp"
@@ -28,7 +29,28 @@ class ScoreModel {
     at::Tensor score, divergence;
   };
   virtual WithDivergence score_and_divergence(const at::Tensor& x, const at::Tensor& t, const at::Tensor& y);
+
+  // The velocity of the probability-flow ODE of sde, f x - g^2 s / 2: what carries p_T to the data.
+  // By default from score(); a model that knows the velocity itself (a flow-matching network, an
+  // analytic mixture) returns it directly, finite where f and g^2 are not (t = T on the linear
+  // path, where the score no longer tells the data's mean). sde is the one the model's score
+  // belongs to.
+  virtual at::Tensor velocity(const at::Tensor& x, const at::Tensor& t, const at::Tensor& y, const SDE& sde);
+  // The velocity and its divergence over the flattened features ([B]); no graph is left behind.
+  // By default from score_and_divergence (the drift is affine in the score: div = f D - g^2 div s / 2).
+  struct VelocityWithDivergence {
+    at::Tensor velocity, divergence;
+  };
+  virtual VelocityWithDivergence velocity_and_divergence(const at::Tensor& x, const at::Tensor& t,
+                                                         const at::Tensor& y, const SDE& sde);
 };
+
+// The divergence of fn at x over the flattened features ([B]), one vector-Jacobian product per
+// feature through autograd, and fn's value (detached).
+struct ValueWithDivergence {
+  at::Tensor value, divergence;
+};
+ValueWithDivergence autograd_divergence(const std::function<at::Tensor(const at::Tensor&)>& fn, const at::Tensor& x);
 
 // A network's output turned into a score for a given SDE. With guidance w != 0 (a network trained
 // with condition dropout only) the score is classifier-free guided, (1 + w) s(x, t | y) - w s(x, t),
@@ -45,8 +67,17 @@ class NetworkScore final : public ScoreModel {
                ConditionInput condition = {}, double guidance = 0, Precision precision = Precision::Float32);
   at::Tensor score(const at::Tensor& x, const at::Tensor& t, const at::Tensor& y) override;
   WithDivergence score_and_divergence(const at::Tensor& x, const at::Tensor& t, const at::Tensor& y) override;
+  // A velocity network's output as it is; other parameterisations through the score.
+  at::Tensor velocity(const at::Tensor& x, const at::Tensor& t, const at::Tensor& y, const SDE& sde) override;
+  VelocityWithDivergence velocity_and_divergence(const at::Tensor& x, const at::Tensor& t, const at::Tensor& y,
+                                                 const SDE& sde) override;
 
  private:
+  // The network's output (guided when guidance is on) under the model's precision.
+  at::Tensor output(const at::Tensor& x, const at::Tensor& t, const at::Tensor& y);
+  // The output and its divergence, by forward tangents when the network prefers them, else autograd.
+  ValueWithDivergence output_and_divergence(const at::Tensor& x, const at::Tensor& t, const at::Tensor& y);
+
   std::shared_ptr<ScoreNet> net_;
   std::shared_ptr<const SDE> sde_;
   Parameterization output_;

@@ -27,6 +27,9 @@
 // error of the score at large noise levels through every decade down to the posterior's width
 // and come out too wide; the reverse SDE corrects such errors as it goes (run_defaults.cpp,
 // docs/sbi.md).
+//
+// A flow-matching model (model.objective = flow) takes the linear path (sde.type = linear) and
+// the probability-flow ODE (sample.sampler = ode), the only sampler that path has.
 
 #include <cstdint>
 #include <optional>

@@ -11,6 +11,8 @@
 
 namespace sbgm {
 
+class SDE;
+
 enum class SamplerKind { EulerMaruyama, PredictorCorrector, Ancestral, ProbabilityFlow, EDMHeun };
 std::string to_string(SamplerKind kind);  // em, pc, ancestral, ode, edm
 SamplerKind sampler_kind_from_string(const std::string& name);
@@ -27,5 +29,10 @@ struct SamplerOptions {
 
 // Throws InvalidArgument naming the bad option.
 std::unique_ptr<Sampler> make_sampler(const SamplerOptions& options);
+
+// Throws InvalidArgument when the sampler cannot run on sde: every sampler but the ODE integrates
+// the reverse SDE (or EDM's noise levels), which the linear path of flow matching does not have
+// at t = T (SDE::has_reverse_sde).
+void check_sampler_fits(SamplerKind kind, const SDE& sde);
 
 }  // namespace sbgm

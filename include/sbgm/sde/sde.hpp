@@ -15,7 +15,12 @@
 
 namespace sbgm {
 
-enum class SDEKind { VP, SubVP, VE, CosineVP };
+// Linear is not a diffusion but the straight path of flow matching (rectified flow), x_t =
+// (1 - t) x_0 + t z: m = 1 - t, sigma = t. Its f = -1/(1 - t) and g^2 = 2t/(1 - t) exist inside
+// [0, 1) and make the same marginals, but are infinite at t = T = 1, where the prior is exactly
+// N(0, I): only the probability-flow ODE, driven by a model's velocity (ScoreModel::velocity),
+// starts there.
+enum class SDEKind { VP, SubVP, VE, CosineVP, Linear };
 std::string to_string(SDEKind kind);
 SDEKind sde_kind_from_string(const std::string& name);  // throws on unknown names
 
@@ -27,7 +32,7 @@ struct SDEConfig {
   double sigma_max = 50.0;
   double cosine_s = 0.008;       // CosineVP: offset s of Nichol & Dhariwal
   double cosine_max_beta = 1000.0;  // CosineVP: beta at t = T (the schedule ends where beta reaches it; m(T) ~ 0.003)
-  double T = 1.0;
+  double T = 1.0;  // Linear: at most 1
   double t_eps = 1e-5;
 
   void validate() const;  // throws std::invalid_argument naming the bad value
@@ -48,12 +53,21 @@ class SDE {
   virtual double mean_coeff(double t) const = 0;    // m(t)
   virtual double marginal_std(double t) const = 0;  // sigma(t)
   virtual double prior_std() const = 0;             // p_T is approximated by N(0, prior_std^2 I)
+  // Whether f and g are finite on all of [t_eps, T], so that the reverse SDE can be integrated
+  // from T (every kind but Linear).
+  virtual bool has_reverse_sde() const { return true; }
+  // dm/dt and dsigma/dt: x_t = m x_0 + sigma z moves with velocity dm/dt x_0 + dsigma/dt z, the
+  // target of flow matching. By default f m and (g^2 / 2 + f sigma^2) / sigma; Linear's are -1, 1.
+  virtual double mean_coeff_rate(double t) const;
+  virtual double marginal_std_rate(double t) const;
 
   // Per-sample coefficients: t has shape [B]; results have shape [B, 1, ..., 1] (rank of like).
   virtual at::Tensor drift_coeff(const at::Tensor& t, const at::Tensor& like) const = 0;
   virtual at::Tensor diffusion_sq(const at::Tensor& t, const at::Tensor& like) const = 0;
   virtual at::Tensor mean_coeff(const at::Tensor& t, const at::Tensor& like) const = 0;
   virtual at::Tensor marginal_std(const at::Tensor& t, const at::Tensor& like) const = 0;
+  virtual at::Tensor mean_coeff_rate(const at::Tensor& t, const at::Tensor& like) const;
+  virtual at::Tensor marginal_std_rate(const at::Tensor& t, const at::Tensor& like) const;
 
   // f(x, t).
   at::Tensor drift(const at::Tensor& x, double t) const;

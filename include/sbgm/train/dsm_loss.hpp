@@ -1,6 +1,9 @@
 #pragma once
 // Denoising score matching: x_t = m(t) x0 + sigma(t) z, loss lambda(t) || s(x_t, t) + z / sigma(t) ||^2
-// summed over features and averaged over the batch.
+// summed over features and averaged over the batch. For a velocity network (Parameterization::
+// Velocity) the same draws give conditional flow matching (Lipman et al. 2023): loss
+// || v(x_t, t) - (m'(t) x0 + sigma'(t) z) ||^2, on the linear path || v - (z - x0) ||^2; its
+// minimiser is the marginal velocity E[m' x0 + sigma' z | x_t], the probability-flow ODE's drift.
 
 #include <ATen/core/Generator.h>
 #include <ATen/core/Tensor.h>
@@ -15,7 +18,7 @@ class SDE;
 class ScoreNet;
 
 enum class LossWeighting {
-  Sigma2,      // lambda = sigma^2: || sigma s + z ||^2 (the standard choice)
+  Sigma2,      // lambda = sigma^2: || sigma s + z ||^2 (the standard choice; flow matching's only one)
   Likelihood,  // lambda = g^2 (Song, Durkan et al. 2021): bounds the negative log-likelihood
 };
 std::string to_string(LossWeighting w);
