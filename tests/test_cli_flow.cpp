@@ -27,7 +27,9 @@ const fs::path& flow_runs() {
     write_npy((d / "y.npy").string(), y);
     write_npy((d / "two.npy").string(), at::tensor({-1.0f, 1.0f}).reshape({2, 1}));
     const std::string common = " --objective flow --steps 150 --model.width 32 --model.depth 2 --sample.n 50 --threads 1";
-    CliResult r = sbgm_cli("train --data " + (d / "x.npy").string() + " --out " + (d / "plain").string() + common);
+    // The unconditional run pairs its batches' data and noise by minibatch optimal transport.
+    CliResult r = sbgm_cli("train --data " + (d / "x.npy").string() + " --out " + (d / "plain").string() + common +
+                           " --train.ot_coupling true");
     EXPECT_EQ(r.code, 0) << r.err;
     r = sbgm_cli("train --data " + (d / "x.npy").string() + " --cond " + (d / "y.npy").string() +
                  " --cond-dropout 0.2 --out " + (d / "cond").string() + common);
@@ -64,6 +66,16 @@ TEST(CliFlow, RunRecordsItsChoicesAndSamplesAndEvaluates) {
   EXPECT_TRUE(at::isfinite(lp).all().item<bool>());
   r = sbgm_cli("loglik --divergence hutchinson --probes 4" + ck + " --data " + samples.string() + " --out " + ll.string());
   EXPECT_EQ(r.code, 0) << r.err;
+  // The pictures: the density map of a grid, and trajectories (the ODE's alone: no reverse SDE).
+  const fs::path grid = dir / "grid.npy", png = dir / "grid.png", paths = dir / "paths.png";
+  r = sbgm_cli("loglik" + ck + " --grid 5 --range -3,3,-3,3 --data " + samples.string() + " --png " + png.string() +
+               " --out " + grid.string());
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_EQ(read_npy(grid.string(), true).sizes(), (std::vector<int64_t>{5, 5}));
+  EXPECT_TRUE(fs::exists(png));
+  r = sbgm_cli("sample" + ck + " --n 30 --trajectories 5 --png " + paths.string() + " --out " + samples.string());
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_TRUE(fs::exists(paths));
 }
 
 TEST(CliFlow, ConditionalFlowWithGuidance) {
@@ -102,9 +114,13 @@ TEST(CliFlow, WhatAFlowModelCannotDoIsOneLine) {
   expect_one_line_error(sbgm_cli(train + " --sde linear"), "needs model.objective = flow");
   expect_one_line_error(sbgm_cli(train + " --objective flow --train.weighting likelihood"), "flow matching");
   expect_one_line_error(sbgm_cli(train + " --objective flow --sample.sampler em"), "ode sampler");
+  expect_one_line_error(sbgm_cli(train + " --train.ot_coupling true"), "train.ot_coupling");
+  expect_one_line_error(sbgm_cli(train + " --objective flow --train.ot_coupling true --cond " + (dir / "y.npy").string()),
+                        "unconditional data only");
   EXPECT_FALSE(fs::exists(never));
   // A flow run cannot be resumed as a score run: its path is flow matching's, its network a velocity.
   const std::string resume = "train --out " + (dir / "plain").string() + " --resume --steps 200 --threads 1";
   expect_one_line_error(sbgm_cli(resume + " --objective score"), "needs model.objective = flow");
-  expect_one_line_error(sbgm_cli(resume + " --objective score --sde vp"), "differs from the checkpoint's");
+  expect_one_line_error(sbgm_cli(resume + " --objective score --sde vp --train.ot_coupling false"),
+                        "differs from the checkpoint's");
 }

@@ -2,9 +2,13 @@
 // interpolation x_t = m x0 + sigma z; the exact velocity of a Gaussian mixture is the
 // probability-flow drift of its score (and stays finite at the linear path's t = 1); a network
 // that predicts the velocity gives back the score; and the ODE driven by the exact velocity
-// carries N(0, I) onto the mixture.
+// carries N(0, I) onto the mixture. Minibatch OT pairs at least total cost.
 #include <ATen/ATen.h>
 #include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <vector>
 
 #include "sbgm/nets/gaussian_mixture.hpp"
 #include "sbgm/nets/score_model.hpp"
@@ -13,6 +17,7 @@
 #include "sbgm/sample/probability_flow.hpp"
 #include "sbgm/sde/sde.hpp"
 #include "sbgm/train/dsm_loss.hpp"
+#include "sbgm/train/optimal_transport.hpp"
 #include "sbgm/util/error.hpp"
 #include "sbgm/util/runtime.hpp"
 
@@ -81,9 +86,13 @@ TEST(FlowMatchingLoss, IsTheConditionalVelocityResidual) {
   const double want_vp = (xt_vp * (1 + tc) + 0.25 - target).pow(2).sum(1).mean().item<double>();
   EXPECT_NEAR(dsm_loss(net, Parameterization::Velocity, *vp, LossWeighting::Sigma2, x0, {}, t, z).item<double>(), want_vp,
               1e-12);
-  // The likelihood weighting belongs to score matching.
-  EXPECT_THROW(dsm_loss(net, Parameterization::Velocity, *linear, LossWeighting::Likelihood, x0, {}, t, z),
-               InvalidArgument);
+  // The likelihood weighting belongs to score matching, minibatch OT to unconditional flow matching.
+  EXPECT_THROW(check_loss_config(DSMConfig{LossWeighting::Likelihood}, Parameterization::Velocity, false), InvalidArgument);
+  DSMConfig ot;
+  ot.ot_coupling = true;
+  EXPECT_NO_THROW(check_loss_config(ot, Parameterization::Velocity, false));
+  EXPECT_THROW(check_loss_config(ot, Parameterization::Velocity, true), InvalidArgument);
+  EXPECT_THROW(check_loss_config(ot, Parameterization::Noise, false), InvalidArgument);
 }
 
 // The velocity is the probability-flow drift f x - g^2 s / 2 wherever f and g^2 are finite, for
@@ -168,4 +177,48 @@ TEST(FlowODE, ExactVelocityReproducesTheMixturesMoments) {
     EXPECT_THROW(check_sampler_fits(kind, *sde), InvalidArgument);
   }
   EXPECT_NO_THROW(check_sampler_fits(SamplerKind::ProbabilityFlow, *sde));
+}
+
+// The assignment is a permutation of least total cost: against every permutation for n <= 7, on
+// random costs and on integer costs with ties; bad matrices are refused.
+TEST(MinibatchOT, AssignmentIsAPermutationOfLeastCost) {
+  at::Generator gen = make_generator(at::kCPU, 21);
+  for (int64_t n = 1; n <= 7; ++n) {
+    for (int trial = 0; trial < 6; ++trial) {
+      at::Tensor cost = at::rand({n, n}, gen, kDouble);
+      if (trial % 2 == 1) cost = at::floor(cost * 4);  // ties
+      const std::vector<int64_t> column = min_cost_assignment(cost);
+      std::vector<int64_t> sorted = column, perm(n);
+      std::sort(sorted.begin(), sorted.end());
+      for (int64_t i = 0; i < n; ++i) {
+        EXPECT_EQ(sorted[i], i);
+        perm[i] = i;
+      }
+      const auto total = [&](const std::vector<int64_t>& p) {
+        double sum = 0;
+        for (int64_t i = 0; i < n; ++i) sum += cost[i][p[i]].item<double>();
+        return sum;
+      };
+      double best = total(perm);
+      while (std::next_permutation(perm.begin(), perm.end())) best = std::min(best, total(perm));
+      EXPECT_NEAR(total(column), best, 1e-12) << "n " << n << " trial " << trial;
+    }
+  }
+  EXPECT_THROW(min_cost_assignment(at::zeros({2, 3}, kDouble)), InvalidArgument);
+  EXPECT_THROW(min_cost_assignment(at::full({2, 2}, NAN, kDouble)), InvalidArgument);
+}
+
+// Noise that is a shuffled, slightly moved copy of the data is paired back row for row; on random
+// batches the pairing never costs more than the independent one.
+TEST(MinibatchOT, PairsTheNoiseWithTheNearestData) {
+  at::Generator gen = make_generator(at::kCPU, 22);
+  const at::Tensor x0 = at::normal(0.0, 3.0, {64, 3}, gen, kDouble);
+  const at::Tensor shuffle = at::randperm(64, gen, at::TensorOptions().dtype(at::kLong));
+  const at::Tensor z = (x0 + 0.01 * at::normal(0.0, 1.0, {64, 3}, gen, kDouble)).index_select(0, shuffle);
+  EXPECT_TRUE(at::allclose(ot_paired_noise(x0, z), x0, 0, 0.1));
+  const at::Tensor a = at::normal(0.0, 1.0, {128, 2, 2}, gen, kDouble), b = at::normal(0.0, 1.0, {128, 2, 2}, gen, kDouble);
+  const at::Tensor paired = ot_paired_noise(a, b);
+  EXPECT_EQ(paired.sizes(), b.sizes());
+  EXPECT_LT((a - paired).pow(2).sum().item<double>(), (a - b).pow(2).sum().item<double>());
+  EXPECT_TRUE(at::equal(std::get<0>(paired.reshape({128, -1}).sum(1).sort()), std::get<0>(b.reshape({128, -1}).sum(1).sort())));
 }

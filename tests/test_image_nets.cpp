@@ -3,6 +3,8 @@
 // loss falls.
 #include <ATen/ATen.h>
 #include <gtest/gtest.h>
+
+#include <utility>
 #include <torch/nn/module.h>
 #include <torch/utils.h>
 
@@ -210,8 +212,11 @@ TEST(ImageNets, ShortTrainingRunLowersTheLoss) {
     if (i % 2) data[i][0].select(0, pos).fill_(1.0f);
     else data[i][0].select(1, pos).fill_(1.0f);
   }
+  // Score matching on VP and flow matching on the linear path.
+  for (const auto& [output, path] : {std::pair{Parameterization::Noise, SDEKind::VP},
+                                     std::pair{Parameterization::Velocity, SDEKind::Linear}})
   for (NetKind kind : {NetKind::UNet, NetKind::DiT, NetKind::Mixer}) {
-    SCOPED_TRACE(to_string(kind));
+    SCOPED_TRACE(to_string(kind) + " " + to_string(output));
     torch::manual_seed(0);
     auto net = make_score_net(small_config(kind), {1, 8, 8});
     TrainConfig tc;
@@ -220,7 +225,9 @@ TEST(ImageNets, ShortTrainingRunLowersTheLoss) {
     tc.lr = 2e-3;
     tc.warmup_steps = 5;
     tc.ema_decay = 0;
-    Trainer trainer(net, nullptr, make_sde(SDEConfig{}), Parameterization::Noise, tc, data);
+    SDEConfig sc;
+    sc.kind = path;
+    Trainer trainer(net, nullptr, make_sde(sc), output, tc, data);
     double first = 0, last = 0;
     for (int64_t s = 0; s < tc.steps; ++s) {
       const double loss = trainer.step().item<double>();

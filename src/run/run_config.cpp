@@ -244,6 +244,7 @@ const std::vector<Entry>& entries() {
     t.push_back(choice<LossWeighting>("train.weighting", "loss weighting: sigma2 or likelihood", [](C& c) -> auto& { return c.train.loss.weighting; }, loss_weighting_from_string, to_string));
     t.push_back(choice<Precision>("train.precision", "float32, or bfloat16 for the network's matrix products and convolutions (autocast; weights, optimiser and loss stay float32)", [](C& c) -> auto& { return c.train.precision; }, precision_from_string, to_string));
     t.push_back(field<bool>("train.stratified_time", "stratified times across the batch", [](C& c) -> auto& { return c.train.loss.stratified_time; }));
+    t.push_back(field<bool>("train.ot_coupling", "flow matching of unconditional data: pair each batch's rows with its noise by minibatch optimal transport (exact; straighter paths)", [](C& c) -> auto& { return c.train.loss.ot_coupling; }));
     t.push_back(auto_field<double>("train.validation_fraction", "fraction of the rows held out to measure the loss on; the best EMA weights are kept (0: off)", [](C& c) -> auto& { return c.train.validation_fraction; }, kAutoFraction));
     t.push_back(auto_field<int64_t>("train.patience", "stop after this many validations without a better held-out loss (0: never)", [](C& c) -> auto& { return c.train.patience; }, kAutoCount));
     t.push_back(auto_field<int64_t>("train.validate_every", "steps between validations of the held-out rows (0: at every log step)", [](C& c) -> auto& { return c.train.validate_every; }, kAutoCount));
@@ -393,9 +394,7 @@ void RunConfig::validate() const {
   if (settled.sde.kind == SDEKind::Linear && !flow)
     throw InvalidArgument("sde.type = linear is flow matching's path: it needs model.objective = flow (a score "
                           "model has no finite velocity at t = T there)");
-  if (flow && train.loss.weighting != LossWeighting::Sigma2)
-    throw InvalidArgument("train.weighting = " + to_string(train.loss.weighting) +
-                          " weights the score-matching loss; flow matching (model.objective = flow) is unweighted");
+  check_loss_config(train.loss, model.output, !data.cond.empty());
   // Names the sampler if it is unknown, or if it cannot sample the path.
   check_sampler_fits(sampler_kind_from_string(settled.sample.sampler), *make_sde(settled.sde));
   if (settled.sample.steps < 1) throw InvalidArgument("sample.steps must be at least 1");

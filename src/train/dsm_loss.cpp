@@ -4,6 +4,7 @@
 
 #include "sbgm/nets/score_net.hpp"
 #include "sbgm/sde/sde.hpp"
+#include "sbgm/train/optimal_transport.hpp"
 #include "sbgm/util/enum_names.hpp"
 #include "sbgm/util/error.hpp"
 
@@ -16,6 +17,19 @@ constexpr EnumNames<LossWeighting, 2> kWeightingNames{
 std::string to_string(LossWeighting w) { return enum_to_string(w, kWeightingNames); }
 LossWeighting loss_weighting_from_string(const std::string& s) {
   return enum_from_string(s, kWeightingNames, "loss weighting");
+}
+
+void check_loss_config(const DSMConfig& config, Parameterization output, bool conditional) {
+  const bool flow = output == Parameterization::Velocity;
+  if (flow && config.weighting != LossWeighting::Sigma2)
+    throw InvalidArgument("train.weighting = " + to_string(config.weighting) +
+                          " weights the score-matching loss; flow matching (model.objective = flow) is unweighted");
+  if (config.ot_coupling && !flow)
+    throw InvalidArgument("train.ot_coupling pairs data and noise for flow matching (model.objective = flow); score "
+                          "matching needs independent noise");
+  if (config.ot_coupling && conditional)
+    throw InvalidArgument("train.ot_coupling would pair each row's noise with rows of other conditions: it takes "
+                          "unconditional data only");
 }
 
 at::Tensor sample_times(const SDE& sde, int64_t batch, bool stratified, at::Generator gen,
@@ -40,9 +54,6 @@ Perturbed perturb(const SDE& sde, Parameterization output, LossWeighting weighti
   p.sigma = sde.marginal_std(t, x0);
   p.xt = at::addcmul(sde.mean_coeff(t, x0) * x0, p.sigma, z);
   if (output == Parameterization::Velocity) {
-    if (weighting != LossWeighting::Sigma2)
-      throw InvalidArgument("train.weighting = " + to_string(weighting) +
-                            " weights the score-matching loss; flow matching (model.objective = flow) is unweighted");
     p.velocity = at::addcmul(sde.mean_coeff_rate(t, x0) * x0, sde.marginal_std_rate(t, x0), z);
     return p;
   }
@@ -97,7 +108,8 @@ DSMManual dsm_loss_manual(ScoreNet& net, Parameterization output, const SDE& sde
 at::Tensor dsm_loss(ScoreNet& net, Parameterization output, const SDE& sde, const DSMConfig& config,
                     const at::Tensor& x0, const at::Tensor& y, at::Generator gen) {
   const at::Tensor t = sample_times(sde, x0.size(0), config.stratified_time, gen, x0.options());
-  const at::Tensor z = at::normal(0.0, 1.0, x0.sizes(), gen, x0.options());
+  at::Tensor z = at::normal(0.0, 1.0, x0.sizes(), gen, x0.options());
+  if (config.ot_coupling) z = ot_paired_noise(x0, z);
   return dsm_loss(net, output, sde, config.weighting, x0, y, t, z);
 }
 

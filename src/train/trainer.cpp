@@ -11,6 +11,7 @@
 
 #include "sbgm/nets/score_net.hpp"
 #include "sbgm/sde/sde.hpp"
+#include "sbgm/train/optimal_transport.hpp"
 #include "sbgm/util/error.hpp"
 #include "sbgm/util/runtime.hpp"
 
@@ -51,6 +52,7 @@ Trainer::Trainer(std::shared_ptr<ScoreNet> net, std::shared_ptr<ScoreNet> ema_ne
   if (config_.cond_dropout > 0 && !cond_.defined())
     throw InvalidArgument("train.cond_dropout needs conditions (data.cond)");
   if (cond_.defined()) condition_ = {cond_.numel() / cond_.size(0), config_.cond_dropout > 0};
+  check_loss_config(config_.loss, output_, cond_.defined());
   if (config_.batch_size % comm_.size() != 0)
     throw InvalidArgument("train.batch_size " + std::to_string(config_.batch_size) + " does not split evenly over " +
                           std::to_string(comm_.size()) + " processes");
@@ -149,7 +151,9 @@ bool Trainer::step(bool stop_requested, at::Tensor& loss_out) {
   }
   t_.mul_(sde_->T() - sde_->t_eps()).add_(sde_->t_eps());
   z_.normal_(0.0, 1.0, gen_);
-  const at::Tensor t = t_.narrow(0, first_row_, local_rows_), z = z_.narrow(0, first_row_, local_rows_);
+  const at::Tensor t = t_.narrow(0, first_row_, local_rows_);
+  at::Tensor z = z_.narrow(0, first_row_, local_rows_);
+  if (config_.loss.ot_coupling) z = ot_paired_noise(batch_, z);
   at::Tensor net_cond = condition_.present(batch_cond_);
   if (condition_.droppable)
     net_cond = condition_.dropped(batch_cond_, keep_.bernoulli_(1 - config_.cond_dropout, gen_).narrow(0, first_row_, local_rows_));
@@ -226,6 +230,11 @@ void Trainer::set_validation(at::Tensor data, at::Tensor cond) {
   const int64_t n = val_data_.size(0);
   val_t_ = at::empty({n}, val_data_.options()).uniform_(0.0, 1.0, gen).mul_(sde_->T() - sde_->t_eps()).add_(sde_->t_eps());
   val_z_ = at::empty_like(val_data_).normal_(0.0, 1.0, gen);
+  if (config_.loss.ot_coupling)  // paired as training pairs them, batch by batch (validation_loss's chunks)
+    for (int64_t start = 0; start < n; start += config_.batch_size) {
+      const int64_t len = std::min(config_.batch_size, n - start);
+      val_z_.narrow(0, start, len).copy_(ot_paired_noise(val_data_.narrow(0, start, len), val_z_.narrow(0, start, len)));
+    }
   best_ema_ = at::empty_like(ema_);
   best_ema_.copy_(ema_);
 }

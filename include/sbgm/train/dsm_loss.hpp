@@ -27,7 +27,14 @@ LossWeighting loss_weighting_from_string(const std::string& s);
 struct DSMConfig {
   LossWeighting weighting = LossWeighting::Sigma2;
   bool stratified_time = false;  // one t per stratum of [t_eps, T] instead of i.i.d. uniform
+  // Flow matching of unconditional data: pair each batch's rows with its noise by minibatch
+  // optimal transport (train/optimal_transport.hpp) instead of independently.
+  bool ot_coupling = false;
 };
+
+// Throws InvalidArgument naming the config key when config cannot train a network of this output
+// (on conditional data or not): the likelihood weighting and minibatch OT belong to one objective.
+void check_loss_config(const DSMConfig& config, Parameterization output, bool conditional);
 
 // Times for one batch: t ~ U[t_eps, T] (or stratified), shape [B].
 at::Tensor sample_times(const SDE& sde, int64_t batch, bool stratified, at::Generator gen, const at::TensorOptions& opts);
