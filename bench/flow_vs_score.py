@@ -65,8 +65,10 @@ def main():
         ckpts = {o: train(a.runs, dataset, o, a.threads) for o in OBJECTIVES}
         for objective, ckpt in ckpts.items():
             print(f"\n### {dataset}, {objective} model ({ckpt})\n", flush=True)
+            # The score model's reference (em 1000) and its ODE beside every ODE row of the flow model.
+            only = ["--only", "em 1000,ode"] if objective == "score" else []
             print(run([BENCH, "--checkpoint", ckpt, "--dataset", dataset, "--n", "10000", "--threads", str(a.threads),
-                       "--seeds", str(a.seeds)]), flush=True)
+                       "--seeds", str(a.seeds)] + only), flush=True)
         points = os.path.join(a.runs, f"{dataset}_points.npy")
         if not os.path.exists(points):
             run([SBGM, "sample", "--checkpoint", ckpts["score"], "--n", "500", "--seed", "7", "--out", points,

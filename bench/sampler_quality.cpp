@@ -1,7 +1,7 @@
 // Sample quality against network evaluations for every sampler (docs/samplers.md).
 //
 //   sbgm_bench_samplers (--checkpoint RUN_DIR | --gmm-dataset NAME [--sde KIND]) --dataset NAME [--n N]
-//                       [--threads T] [--seeds K] [--only PREFIX]
+//                       [--threads T] [--seeds K] [--only PREFIX[,PREFIX...]]
 //
 // The model is a trained run, or the exact diffused mixture of a toy dataset (ring8, bimodal1d)
 // under the SDE KIND (default VP; linear: flow matching's straight path, where only the ODE
@@ -102,11 +102,20 @@ int run(int argc, char** argv) {
   const std::string gmm_dataset = bench_arg(argc, argv, "--gmm-dataset", "");
   const std::string dataset = bench_arg(argc, argv, "--dataset", gmm_dataset);
   const int64_t n = bench_int_arg(argc, argv, "--n", 4000);
-  const std::string only = bench_arg(argc, argv, "--only", "");  // run the samplers whose names start with this
+  // Run the samplers whose names start with one of these comma-separated prefixes (all: empty).
+  const std::string only = bench_arg(argc, argv, "--only", "");
+  const auto chosen = [&](const std::string& name) {
+    for (size_t start = 0; start <= only.size();) {
+      const size_t end = std::min(only.find(',', start), only.size());
+      if (name.rfind(only.substr(start, end - start), 0) == 0) return true;
+      start = end + 1;
+    }
+    return false;
+  };
   const int64_t seeds = bench_int_arg(argc, argv, "--seeds", 1);
   configure_threads(static_cast<int>(bench_int_arg(argc, argv, "--threads", 0)));
   if (checkpoint.empty() == gmm_dataset.empty() || dataset.empty() || seeds < 1) {
-    std::fprintf(stderr, "usage: sbgm_bench_samplers (--checkpoint RUN_DIR | --gmm-dataset NAME) --dataset NAME [--n N] [--seeds K >= 1] [--only PREFIX]\n");
+    std::fprintf(stderr, "usage: sbgm_bench_samplers (--checkpoint RUN_DIR | --gmm-dataset NAME) --dataset NAME [--n N] [--seeds K >= 1] [--only PREFIX[,PREFIX...]]\n");
     return 2;
   }
   const std::optional<GaussianMixture> truth = toy_dataset_mixture(dataset);
@@ -144,7 +153,7 @@ int run(int argc, char** argv) {
               truth ? summary({mean_logp(other)}, "%.3f").c_str() : "–");
   auto inner = model.score_model();
   for (const Row& row : samplers()) {
-    if (row.name.rfind(only, 0) != 0) continue;
+    if (!chosen(row.name)) continue;
     if (row.options.kind != SamplerKind::ProbabilityFlow && !model.sde->has_reverse_sde()) continue;  // the ODE alone
     CountingScore counted(*inner);
     auto sampler = make_sampler(row.options);
