@@ -181,3 +181,25 @@ TEST(RunConfig, TomlReachesTheParserAsAscii) {
   EXPECT_EQ(c.data.dataset, "\xca\xa2 \\ \"");
   EXPECT_EQ(c.data.cond, "line \xc3\xa9\"");
 }
+
+// model.objective is a view of model.output: setting it chooses the velocity (flow) or a score
+// output; a flow run's written config reads back as flow, and a file stating both keys in
+// disagreement is refused instead of one silently winning.
+TEST(RunConfig, ObjectiveIsAViewOfTheOutput) {
+  RunConfig c;
+  EXPECT_EQ(c.get("model.objective"), "score");
+  c.set("model.objective", "flow");
+  EXPECT_EQ(c.model.output, Parameterization::Velocity);
+  const RunConfig settled = settle_auto_keys(c, DataFacts{1000, 0});
+  EXPECT_EQ(settled.sde.kind, SDEKind::Linear);
+  EXPECT_EQ(settled.sample.sampler, "ode");
+  RunConfig d;
+  d.merge_toml(c.to_toml(), "written");
+  EXPECT_EQ(d.model.output, Parameterization::Velocity);
+  c.set("model.objective", "score");
+  EXPECT_EQ(c.model.output, Parameterization::Noise);
+  EXPECT_THROW(c.set("model.objective", "flows"), InvalidArgument);
+  RunConfig e;
+  EXPECT_THROW(e.merge_toml("[model]\nobjective = \"score\"\noutput = \"velocity\"\n", "both.toml"), InvalidArgument);
+  EXPECT_NO_THROW(e.merge_toml("[model]\nobjective = \"flow\"\noutput = \"velocity\"\n", "both.toml"));
+}

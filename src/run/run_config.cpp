@@ -304,6 +304,7 @@ void RunConfig::merge_toml(const std::string& text, const std::string& origin) {
     const auto& where = err.source().begin;
     throw InvalidArgument(origin + ":" + std::to_string(where.line) + ": " + std::string(err.description()));
   }
+  std::string objective;  // as the file states it, checked against the output after every key
   for (const auto& [section, node] : root) {
     const auto* table = node.as_table();
     if (!table) throw InvalidArgument(origin + ": unknown config key '" + std::string(section.str()) + "' (keys live in [data], [sde], [model], [train], [sample] and [run] tables)");
@@ -314,8 +315,13 @@ void RunConfig::merge_toml(const std::string& text, const std::string& origin) {
       } catch (const InvalidArgument& err) {
         throw InvalidArgument(origin + ": " + err.what());
       }
+      if (key == "model.objective") objective = node_text(value, key);
     }
   }
+  // A file that states both keys must not let the later one overrule the earlier silently.
+  if (!objective.empty() && to_string(objective_of(model.output)) != objective)
+    throw InvalidArgument(origin + ": model.objective = " + objective + " disagrees with model.output = " +
+                          to_string(model.output) + " (velocity is the flow objective's output; score and noise the score objective's)");
 }
 
 void RunConfig::merge_toml_file(const std::string& path) {
