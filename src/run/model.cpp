@@ -178,7 +178,7 @@ at::Tensor model_conditions(const Model& model, const at::Tensor& cond, int64_t 
     throw InvalidArgument("got " + std::to_string(c.size(0)) + " condition rows for " + std::to_string(rows) +
                           " data rows (give one row per data row, or a single row)");
   if (!at::isfinite(c).all().item<bool>()) throw InvalidArgument("the conditions contain NaN or Inf");
-  c = model.cond_scaling.to_model(c.to(model.dtype));
+  c = model.cond_scaling.to_model(transform_conditions(model.config.data.cond_transform, c.to(model.dtype)));
   return c.expand({rows, model.cond_dim}).contiguous().to(model.device);
 }
 

@@ -42,7 +42,7 @@ constexpr int64_t kFlowSteps = 100;
 const std::vector<std::string>& auto_keys() {
   static const std::vector<std::string> keys{"sde.type",       "model.baseline",       "train.steps",
                                              "train.schedule", "train.validation_fraction", "train.patience",
-                                             "train.validate_every", "sample.sampler", "sample.steps"};
+                                             "train.validate_every", "sample.sampler", "sample.steps", "data.cond_transform"};
   return keys;
 }
 
@@ -73,6 +73,8 @@ RunConfig settle_auto_keys(RunConfig config, const DataFacts& facts) {
     const int64_t quarter = (t.steps / 4 + interval - 1) / interval, epochs = (kPatienceEpochs * epoch + interval - 1) / interval;
     t.patience = held_out ? std::max(quarter, epochs) : 0;
   }
+  if (config.data.cond_transform == CondTransform::Auto)
+    config.data.cond_transform = conditional && facts.cond_log_symmetrises ? CondTransform::Log : CondTransform::None;
   SampleConfig& s = config.sample;
   const bool posterior = conditional && !is_image_net(config.model.kind);
   const bool flow = objective_of(config.model.output) == Objective::Flow;

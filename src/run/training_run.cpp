@@ -322,7 +322,7 @@ TrainRunResult train_run(const RunConfig& given_config, const TrainingData& rows
   const bool choosing = selects_baseline(config, raw.size(0), cond_dim);
   const bool resuming = resume && !choosing;
   const RunConfig given = config;
-  if (!choosing) config = settle_auto_keys(config, DataFacts{raw.size(0), cond_dim});
+  if (!choosing) config = settle_auto_keys(config, DataFacts{raw.size(0), cond_dim, log_symmetrises(raw_cond)});
   validate(config);
   Checkpoint resumed;
   if (resuming) {
@@ -352,8 +352,12 @@ TrainRunResult train_run(const RunConfig& given_config, const TrainingData& rows
       throw InvalidArgument("train.dequantize needs pixel data (data.image_range, set for IDX and CIFAR-10 files)");
     train_config.level_width = 1.0 / scaling.scale.flatten()[0].item<double>();
   }
+  // The conditions as the network's standardisation sees them (their log for positive, heavy-tailed
+  // ones; data/condition_transform.hpp). raw_cond stays as given: the model applies the transform
+  // itself to whatever conditions it is handed (model_conditions).
+  const at::Tensor net_cond = raw_cond.defined() ? transform_conditions(config.data.cond_transform, raw_cond) : raw_cond;
   const Scaling fitted_cond_scaling =
-      config.data.standardize && raw_cond.defined() ? Scaling::standardize(raw_cond) : Scaling::identity();
+      config.data.standardize && net_cond.defined() ? Scaling::standardize(net_cond) : Scaling::identity();
   const Scaling cond_scaling = resuming ? resumed.cond_scaling : fitted_cond_scaling;
   if (resuming && !same_scaling(fitted_cond_scaling, cond_scaling))
     throw InvalidArgument("the conditions differ from the ones the checkpoint was trained on (another mean or spread)");
@@ -370,7 +374,7 @@ TrainRunResult train_run(const RunConfig& given_config, const TrainingData& rows
     const at::Tensor centred = rows - data_mean;
     data_cov = at::matmul(centred.t(), centred) / static_cast<double>(rows.size(0) - 1);
   }
-  at::Tensor cond = raw_cond.defined() ? cond_scaling.to_model(raw_cond).to(device) : at::Tensor();
+  at::Tensor cond = net_cond.defined() ? cond_scaling.to_model(net_cond).to(device) : at::Tensor();
   // Held-out rows, chosen by the seed and never trained on (the scaling above saw every row: it
   // is a fixed affine map, not something the network learns).
   at::Tensor held_out, held_out_cond;

@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "sbgm/data/condition_transform.hpp"
 #include "sbgm/nets/net_config.hpp"
 #include "sbgm/sde/sde.hpp"
 #include "sbgm/train/train_config.hpp"
@@ -29,6 +30,9 @@ struct DataConfig {
   // feature, inf / -inf for an open side, empty for none. A bounded run models its data through
   // the bijection of data/bounds.hpp, so no sample falls outside them.
   std::vector<double> lower, upper;
+  // Conditions given to the network as they are or as their logarithm (data/condition_transform.hpp);
+  // "auto": the run chooses from its conditions (run_defaults.hpp).
+  CondTransform cond_transform = CondTransform::Auto;
 
   // The pixel range, or nothing when the data is not scaled as pixels; image_file: the data file
   // is an IDX or CIFAR-10 file (what "auto" looks at).

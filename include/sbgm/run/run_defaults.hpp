@@ -21,6 +21,9 @@
 // against 0.579 — and harmful where it has fine structure — two moons 0.544 against 0.521;
 // docs/sbi.md). settle_auto_keys settles it to none, as for every other run.
 //
+// Conditions that are all positive and heavy-tailed (log_symmetrises) are given to the network as
+// their logarithm (data.cond_transform; data/condition_transform.hpp); other conditions as they are.
+//
 // Sampling: a conditional model of vectors (a posterior p(theta | x)) is sampled with
 // Euler-Maruyama at 200 steps; image and unconditional models with 1000. Deterministic samplers
 // (EDM's Heun at 50 levels was the posterior default until 2026-12-02) carry a small relative
@@ -45,6 +48,7 @@ namespace sbgm {
 struct DataFacts {
   int64_t rows = 0;      // training rows before any are held out (0: not known yet)
   int64_t cond_dim = 0;  // condition features (0: unconditional)
+  bool cond_log_symmetrises = false;  // the conditions are positive and heavy-tailed (log_symmetrises)
 };
 
 // The keys whose default is "auto".

@@ -1,0 +1,58 @@
+#include "sbgm/data/condition_transform.hpp"
+
+#include <ATen/ATen.h>
+
+#include <sstream>
+
+#include "sbgm/util/enum_names.hpp"
+#include "sbgm/util/error.hpp"
+
+namespace sbgm {
+namespace {
+
+constexpr EnumNames<CondTransform, 3> kNames{
+    {{CondTransform::Auto, "auto"}, {CondTransform::None, "none"}, {CondTransform::Log, "log"}}};
+
+// A right tail this heavy (a log-normal's with σ = 0.5 has skewness 1.75) is what the log is for;
+// a normal or uniform feature (skewness 0) keeps its values.
+constexpr double kSkewed = 1.0;
+
+// Mean over the varying features of |skewness| (columns of a [N, C] float64 tensor), or 0 when
+// none varies.
+double mean_abs_skewness(const at::Tensor& x) {
+  const at::Tensor centred = x - x.mean(0);
+  const at::Tensor var = centred.pow(2).mean(0);
+  const at::Tensor varies = var > 0;
+  if (!varies.any().item<bool>()) return 0.0;
+  const at::Tensor skew = centred.pow(3).mean(0) / at::where(varies, var, at::ones_like(var)).pow(1.5);
+  return skew.abs().masked_select(varies).mean().item<double>();
+}
+
+}  // namespace
+
+std::string to_string(CondTransform v) { return enum_to_string(v, kNames); }
+CondTransform cond_transform_from_string(const std::string& s) { return enum_from_string(s, kNames, "condition transform"); }
+
+bool log_symmetrises(const at::Tensor& rows) {
+  if (!rows.defined() || rows.size(0) < 3) return false;
+  const at::Tensor x = rows.reshape({rows.size(0), -1}).to(at::kDouble);
+  if (!(x > 0).all().item<bool>()) return false;
+  const double raw = mean_abs_skewness(x);
+  return raw > kSkewed && mean_abs_skewness(at::log(x)) < raw / 2;
+}
+
+at::Tensor transform_conditions(CondTransform transform, const at::Tensor& rows) {
+  if (transform != CondTransform::Log) return rows;
+  const at::Tensor flat = rows.reshape({rows.size(0), -1});
+  const at::Tensor bad = (flat <= 0).logical_or(at::isnan(flat)).nonzero();
+  if (bad.size(0) > 0) {
+    const int64_t row = bad[0][0].item<int64_t>(), feature = bad[0][1].item<int64_t>();
+    std::ostringstream msg;
+    msg << "condition row " << row << ", feature " << feature << " = " << flat[row][feature].item<double>()
+        << " is not positive, but the model takes the log of its conditions (data.cond_transform = log)";
+    throw InvalidArgument(msg.str());
+  }
+  return at::log(rows);
+}
+
+}  // namespace sbgm
