@@ -35,8 +35,10 @@ CondTransform cond_transform_from_string(const std::string& s) { return enum_fro
 
 bool log_symmetrises(const at::Tensor& rows) {
   if (!rows.defined() || rows.size(0) < 3) return false;
+  // Checked before the float64 copy: most conditions (any with a zero or a negative value, such as
+  // images' pixels) stop here without one.
+  if (!(rows > 0).all().item<bool>()) return false;
   const at::Tensor x = rows.reshape({rows.size(0), -1}).to(at::kDouble);
-  if (!(x > 0).all().item<bool>()) return false;
   const double raw = mean_abs_skewness(x);
   return raw > kSkewed && mean_abs_skewness(at::log(x)) < raw / 2;
 }

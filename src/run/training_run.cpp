@@ -355,7 +355,12 @@ TrainRunResult train_run(const RunConfig& given_config, const TrainingData& rows
   // The conditions as the network's standardisation sees them (their log for positive, heavy-tailed
   // ones; data/condition_transform.hpp). raw_cond stays as given: the model applies the transform
   // itself to whatever conditions it is handed (model_conditions).
-  const at::Tensor net_cond = raw_cond.defined() ? transform_conditions(config.data.cond_transform, raw_cond) : raw_cond;
+  at::Tensor net_cond = raw_cond;
+  try {
+    if (raw_cond.defined()) net_cond = transform_conditions(config.data.cond_transform, raw_cond);
+  } catch (const InvalidArgument& err) {
+    throw InvalidArgument(rows.cond_name + ": " + err.what());
+  }
   const Scaling fitted_cond_scaling =
       config.data.standardize && net_cond.defined() ? Scaling::standardize(net_cond) : Scaling::identity();
   const Scaling cond_scaling = resuming ? resumed.cond_scaling : fitted_cond_scaling;

@@ -5,7 +5,7 @@
 // network then cannot tell most observations apart. Their logarithm is what a practitioner would
 // feed instead; data.cond_transform = auto does it for them when every training condition is
 // positive and the log makes the features markedly more symmetric (log_symmetrises). On
-// lotka_volterra at 10^4 pairs it took the C2ST from 0.962 to 0.858 (docs/sbi.md).
+// lotka_volterra at 10^4 pairs it took the C2ST from 0.962 to 0.861 (docs/sbi.md).
 //
 // The transform applies to every feature or none: a model whose conditions are logs refuses a
 // condition that is not positive, naming it.
