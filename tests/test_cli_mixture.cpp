@@ -61,7 +61,9 @@ TEST_P(CliMixtureEverySDE, SamplersDrawTheMixture) {
   const double truth = mixture.log_prob(mixture.sample(20000, make_generator(at::kCPU, 5)).to(at::kDouble)).mean().item<double>();
   const std::string sde = GetParam();
   for (const std::string sampler : {"em --steps 500", "ode --rtol 1e-5 --atol 1e-5", "pc --steps 200", "pc --predictor ancestral --steps 200",
-                                   "ancestral --steps 300", "edm --steps 50", "edm --steps 50 --churn 10"}) {
+                                   "ancestral --steps 300", "edm --steps 50", "edm --steps 50 --churn 10", "ddim --steps 200",
+                                   "ddim --steps 200 --eta 1", "dpmpp2m --steps 50", "dpmpp2m --schedule karras --steps 50",
+                                   "dpmpp3m --steps 30", "unipc --schedule time --steps 50", "unipc --order 3 --steps 30"}) {
     const fs::path out = scratch() / ("mixture_samples_" + sde + ".npy");
     const CliResult r = sbgm_cli(std::string("sample --gmm ") + (dir / "gmm.npz").string() + " --sde " + sde +
                                  " --n 3000 --seed 3 --threads 1 --out " + out.string() + " --sampler " + sampler);
@@ -77,7 +79,8 @@ INSTANTIATE_TEST_SUITE_P(All, CliMixtureEverySDE, ::testing::ValuesIn(kSDEs));
 
 // The linear path of flow matching: its exact velocity's log-likelihood equals the oracle's
 // independent solve, and the mixture's own density to the t_eps blur (its prior is exact at
-// t = 1); the ODE samples the mixture; every other sampler is refused with one line, nothing written.
+// t = 1); the ODE and the multistep solvers sample the mixture; every other sampler is refused
+// with one line, nothing written, as are the schedules that need a finite noise level at t = T.
 TEST(CliMixture, LinearPathLoglikAndSamples) {
   const fs::path& dir = oracle_dir();
   const fs::path out = scratch() / "ll_linear.npy";
@@ -93,10 +96,16 @@ TEST(CliMixture, LinearPathLoglikAndSamples) {
   const fs::path samples = scratch() / "linear_samples.npy";
   const std::string sample = "sample --gmm " + (dir / "gmm.npz").string() + " --sde linear --n 3000 --seed 3 --threads 1 --out " +
                              samples.string();
-  r = sbgm_cli(sample + " --sampler ode");
-  ASSERT_EQ(r.code, 0) << r.err;
-  EXPECT_NEAR(mixture.log_prob(read_npy(samples.string(), true)).mean().item<double>(), truth, 0.08);
-  fs::remove(samples);
+  for (const char* sampler : {"ode", "dpmpp2m", "unipc", "ddim --steps 200"}) {
+    r = sbgm_cli(sample + " --sampler " + sampler);
+    ASSERT_EQ(r.code, 0) << r.err;
+    EXPECT_NEAR(mixture.log_prob(read_npy(samples.string(), true)).mean().item<double>(), truth, 0.08) << sampler;
+    fs::remove(samples);
+  }
+  for (const char* schedule : {"logsnr", "karras"}) {
+    expect_one_line_error(sbgm_cli(sample + " --sampler dpmpp2m --schedule " + schedule), "use the time schedule");
+    EXPECT_FALSE(fs::exists(samples)) << schedule;
+  }
   for (const char* sampler : {"em", "pc", "ancestral", "edm"}) {
     expect_one_line_error(sbgm_cli(sample + " --sampler " + sampler), "sample it with the ode sampler");
     EXPECT_FALSE(fs::exists(samples)) << sampler;
@@ -138,6 +147,13 @@ TEST(CliMixture, BadMixtureInputs) {
   expect_one_line_error(sbgm_cli(sample + " --sampler edm --rho 0"), "--rho");
   expect_one_line_error(sbgm_cli(sample + " --sampler edm --churn -1"), "--churn");
   expect_one_line_error(sbgm_cli(sample + " --sampler pc --predictor langevin"), "unknown predictor");
+  expect_one_line_error(sbgm_cli(sample + " --sampler dpmpp"), "unknown sampler 'dpmpp'");
+  expect_one_line_error(sbgm_cli(sample + " --sampler unipc --steps 0"), "--steps must be at least 1");
+  expect_one_line_error(sbgm_cli(sample + " --sampler ddim --eta 1.5"), "[0, 1]");
+  expect_one_line_error(sbgm_cli(sample + " --sampler dpmpp2m --eta 0.5"), "ddim sampler only");
+  expect_one_line_error(sbgm_cli(sample + " --sampler unipc --order 4"), "1, 2 or 3");
+  expect_one_line_error(sbgm_cli(sample + " --sampler dpmpp3m --schedule cosine"), "unknown step schedule");
+  expect_one_line_error(sbgm_cli(sample + " --sampler dpmpp3m --schedule karras --rho -1"), "--rho");
   expect_one_line_error(sbgm_cli(sample + " --precision bfloat16"), "bfloat16 applies to trained networks");
   expect_one_line_error(sbgm_cli("loglik --gmm " + (dir / "good.npz").string() + " --data " +
                                  (dir / "points3.npy").string() + " --out " + out.string()),

@@ -133,6 +133,23 @@ SolverConfig SolverFlags::resolve() const {
   return c;
 }
 
+void MultistepFlags::add_to(CLI::App& cmd) {
+  cmd.add_option("--schedule", schedule,
+                 "ddim, dpmpp2m, dpmpp3m, unipc: step times, logsnr (uniform in log-SNR), time (uniform in t) or "
+                 "karras (EDM's noise levels, curvature --rho); auto: logsnr, time on a flow model's linear path")
+      ->capture_default_str();
+  cmd.add_option("--eta", config.eta, "ddim: share of fresh noise per step, 0 (deterministic) to 1 (ancestral)")
+      ->capture_default_str();
+  cmd.add_option("--order", config.order, "unipc: the predictor's order (1-3; the corrector adds one)")
+      ->capture_default_str();
+}
+
+void MultistepFlags::apply(SamplerOptions& options) const {
+  options.multistep = config;
+  options.multistep.schedule = step_schedule_from_string(schedule);
+  options.multistep.rho = options.edm.rho;
+}
+
 SamplerOptions resolve_sampler(const Model& model, SamplerOptions flags, const std::string& name, bool steps_given) {
   SampleRequest request;
   request.sampler = name;

@@ -68,6 +68,17 @@ struct SolverFlags {
   SolverConfig resolve() const;
 };
 
+// The multistep solvers' flags (ddim, dpmpp2m, dpmpp3m, unipc): --schedule, --eta, --order. The
+// karras schedule's curvature is --rho, shared with edm.
+struct MultistepFlags {
+  std::string schedule = "auto";
+  MultistepConfig config;
+  void add_to(CLI::App& cmd);
+  // options with these flags' settings (rho from options.edm.rho); InvalidArgument for an unknown
+  // schedule (the values are checked with the sampler, make_sampler).
+  void apply(SamplerOptions& options) const;
+};
+
 // The sampler a command uses: the options its flags set, of the kind named by --sampler (empty:
 // the run's own, sample.sampler) with --steps if given, else the steps sampling_for chooses.
 SamplerOptions resolve_sampler(const Model& model, SamplerOptions flags, const std::string& name, bool steps_given);

@@ -80,6 +80,7 @@ void add_diagnose_command(CLI::App& app, Action& action) {
     ModelSource source;
     std::string theta, cond, out, csv, png, sampler, device = "cpu";
     SolverFlags solver;
+    MultistepFlags multistep;
     DiagnoseConfig config;
     int64_t threads = 0;
     uint64_t seed = 0;
@@ -100,8 +101,10 @@ void add_diagnose_command(CLI::App& app, Action& action) {
                   "of those, how many get a log-density through the probability-flow ODE for the highest-density "
                   "coverage (0: skip that check)")
       ->capture_default_str();
-  cmd->add_option("--sampler", opt->sampler, "em, pc, ancestral, ode or edm; default: the run's sample.sampler");
+  cmd->add_option("--sampler", opt->sampler,
+                  "em, pc, ancestral, ode, edm, ddim, dpmpp2m, dpmpp3m or unipc; default: the run's sample.sampler");
   opt->steps_option = cmd->add_option("--steps", opt->sampling.steps, "sampler steps (default as for sbgm sample)");
+  opt->multistep.add_to(*cmd);
   opt->solver.add_to(*cmd, "likelihood");
   cmd->add_option("--seed", opt->seed, "random seed")->capture_default_str();
   cmd->add_option("--device", opt->device, "cpu or cuda")->capture_default_str();
@@ -127,8 +130,11 @@ void add_diagnose_command(CLI::App& app, Action& action) {
       if (x.size(0) != theta.size(0))
         throw InvalidArgument("--theta has " + std::to_string(theta.size(0)) + " rows but --cond has " +
                               std::to_string(x.size(0)));
-      const SamplerOptions sampling = resolve_sampler(model, opt->sampling, opt->sampler, steps_given);
+      SamplerOptions flags = opt->sampling;
+      opt->multistep.apply(flags);
+      const SamplerOptions sampling = resolve_sampler(model, flags, opt->sampler, steps_given);
       const std::unique_ptr<Sampler> sampler = make_sampler(sampling);
+      check_sampler_fits(sampling.kind, *model.sde);
       ProgressLine line("diagnose");
       const CalibrationReport report = diagnose_model(model, *sampler, theta.reshape({theta.size(0), -1}), x, config,
                                                       opt->seed, [&](int64_t d, int64_t t) { line.update(d, t); });

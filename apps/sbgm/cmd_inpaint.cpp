@@ -23,6 +23,7 @@ void add_inpaint_command(CLI::App& app, Action& action) {
     ModelSource source;
     std::string data, mask, out, png, method, sampler = "em", device = "cpu", precision = "float32";
     SolverFlags solver;
+    MultistepFlags multistep;
     InpaintConfig config;
     int64_t threads = 0;
     int nproc = 1;
@@ -46,10 +47,13 @@ void add_inpaint_command(CLI::App& app, Action& action) {
                   " features; above, replace for exact observations, noise-level for denoising");
   cmd->add_option("--n", opt->config.n, "posterior samples per row (output [N, n, ...] when n > 1)")->capture_default_str();
   cmd->add_option("--out", opt->out, "output .npy: [N, ...] posterior samples ([N, n, ...] with --n > 1)")->required();
-  cmd->add_option("--sampler", opt->sampler, "moments: em, pc, ancestral, ode or edm; replace: em only; noise-level: em, pc or ancestral")
+  cmd->add_option("--sampler", opt->sampler,
+                  "moments: em, pc, ancestral, ode, edm, ddim, dpmpp2m, dpmpp3m or unipc; replace: em only; "
+                  "noise-level: em, pc or ancestral")
       ->capture_default_str();
-  opt->steps_option = cmd->add_option("--steps", opt->config.sampler.steps, "sampler steps (default: the run's sample.steps for its own kind of sampler, else 18 for edm and 1000 for the others)");
+  opt->steps_option = cmd->add_option("--steps", opt->config.sampler.steps, "sampler steps (default: the run's sample.steps for its own kind of sampler, else 18 for edm, 20 for the multistep solvers and 1000 for the others)");
   opt->solver.add_to(*cmd, "ode");
+  opt->multistep.add_to(*cmd);
   cmd->add_option("--png", opt->png, "also draw the samples beside the observations (images: a grid, one row per observation, unobserved pixels grey)");
   cmd->add_option("--seed", opt->seed, "random seed")->capture_default_str();
   cmd->add_option("--device", opt->device, "cpu or cuda")->capture_default_str();
@@ -62,6 +66,7 @@ void add_inpaint_command(CLI::App& app, Action& action) {
       if (!opt->method.empty()) config.method = inverse_method_from_string(opt->method);
       config.sampler.kind = sampler_kind_from_string(opt->sampler);
       config.sampler.solver = opt->solver.resolve();
+      opt->multistep.apply(config.sampler);
       if (opt->steps_option->count() > 0 && config.sampler.steps < 1) throw InvalidArgument("--steps must be at least 1");
       if (opt->mask.empty() && !(config.noise_std > 0))
         throw InvalidArgument("without --mask every feature is observed: give --noise-std > 0 (denoising)");

@@ -49,7 +49,7 @@ std::vector<PathPanel> trajectory_panels(const Model& model, const SamplerOption
                                          const at::Tensor& cond) {
   SamplerOptions sde = options, ode = options;
   sde.kind = SamplerKind::EulerMaruyama;
-  if (options.kind == SamplerKind::EDMHeun)
+  if (options.kind == SamplerKind::EDMHeun || is_multistep(options.kind))
     sde.steps = ode.steps = sampling_for(model.config, model.cond_dim, SamplerKind::EulerMaruyama).steps;
   ode.kind = SamplerKind::ProbabilityFlow;
   std::vector<PathPanel> panels;
@@ -75,6 +75,7 @@ void add_sample_command(CLI::App& app, Action& action) {
     double guidance = 0;
     std::string precision = "float32";
     SolverFlags solver;
+    MultistepFlags multistep;
     SamplerOptions sampling;
     int64_t n = 1000, threads = 0, trajectories = 0;
     uint64_t seed = 0;
@@ -114,16 +115,20 @@ void add_sample_command(CLI::App& app, Action& action) {
                   "classifier-free guidance scale w (a model trained with train.cond_dropout): (1+w) s(x|y) - w s(x); 0: plain conditional, -1: unconditional")
       ->capture_default_str();
   cmd->add_option("--sampler", opt->sampler,
-                  "em (reverse SDE), pc (predictor-corrector), ancestral, ode (probability flow) or edm (few-step "
-                  "Heun); default: the run's sample.sampler (edm for a conditional run, em otherwise)");
+                  "em (reverse SDE), pc (predictor-corrector), ancestral, ode (probability flow), edm (EDM's Heun), "
+                  "or the few-step solvers ddim, dpmpp2m, dpmpp3m (DPM-Solver++) and unipc; default: the run's "
+                  "sample.sampler");
   opt->steps_option = cmd->add_option(
-      "--steps", so.steps, "steps (edm: noise levels); default: the run's sample.steps for its own sampler, else 18 for edm and 1000 for the others");
+      "--steps", so.steps,
+      "steps (edm: noise levels); default: the run's sample.steps for its own sampler, else 18 for edm, 20 for "
+      "ddim, dpmpp2m, dpmpp3m and unipc, and 1000 for the others");
   cmd->add_option("--predictor", opt->predictor, "pc: em or ancestral")->capture_default_str();
   cmd->add_option("--corrector-steps", so.corrector_steps, "pc: Langevin steps after each predictor step")
       ->capture_default_str();
   cmd->add_option("--snr", so.snr, "pc: signal-to-noise ratio of the Langevin steps")->capture_default_str();
   opt->solver.add_to(*cmd, "ode");
-  cmd->add_option("--rho", so.edm.rho, "edm: curvature of the noise-level schedule")->capture_default_str();
+  opt->multistep.add_to(*cmd);
+  cmd->add_option("--rho", so.edm.rho, "edm, and --schedule karras: curvature of the noise-level schedule")->capture_default_str();
   cmd->add_option("--churn", so.edm.churn, "edm: stochasticity S_churn (0: deterministic)")->capture_default_str();
   cmd->add_option("--seed", opt->seed, "random seed")->capture_default_str();
   cmd->add_option("--png", opt->png, "also draw the samples (beside the training data when available)");
@@ -161,6 +166,7 @@ void add_sample_command(CLI::App& app, Action& action) {
       if (!opt->sampler.empty()) sampler_kind_from_string(opt->sampler);  // an unknown name fails before any work
       request.sampling.predictor = predictor_kind_from_string(opt->predictor);
       request.sampling.solver = opt->solver.resolve();
+      opt->multistep.apply(request.sampling);
       const Precision precision = precision_from_string(opt->precision);
       if (should_launch(opt->nproc)) return launch_local_job(opt->nproc);
       const Job job = join_model_job(opt->device, opt->threads);

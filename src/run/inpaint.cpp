@@ -87,7 +87,7 @@ at::Tensor model_inpaint(const Model& model, const at::Tensor& observed_given, c
   if (config.method == InverseMethod::NoiseLevel) {
     if (!(config.noise_std > 0)) throw InvalidArgument("--method noise-level denoises: give the noise std (> 0)");
     const SamplerKind k = config.sampler.kind;
-    if (k == SamplerKind::ProbabilityFlow || k == SamplerKind::EDMHeun)
+    if (k == SamplerKind::ProbabilityFlow || k == SamplerKind::EDMHeun || is_multistep(k))
       throw InvalidArgument("--method noise-level needs a stochastic sampler (em, pc or ancestral): an ODE from one "
                             "starting point gives one sample, not the posterior");
   }

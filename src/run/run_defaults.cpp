@@ -88,21 +88,30 @@ RunConfig settle_auto_keys(RunConfig config, const DataFacts& facts) {
   const bool ode = flow || config.sde.kind == SDEKind::Linear;
   if (own_sampler) s.sampler = to_string(ode ? SamplerKind::ProbabilityFlow : SamplerKind::EulerMaruyama);
   if (s.steps == kAutoCount) {
-    if (sampler_kind_from_string(s.sampler) == SamplerKind::EDMHeun) s.steps = kNoiseLevels;
+    const SamplerKind kind = sampler_kind_from_string(s.sampler);
+    if (kind == SamplerKind::EDMHeun) s.steps = kNoiseLevels;
+    else if (is_multistep(kind)) s.steps = MultistepConfig{}.steps;
     else if (ode && own_sampler) s.steps = kFlowSteps;
     else s.steps = posterior && own_sampler ? kPosteriorSteps : kEulerMaruyamaSteps;
   }
   return config;
 }
 
+namespace {
+// Samplers whose steps mean the same thing, so that a run's sample.steps carries over between
+// them: EDM's noise levels, the few steps of the multistep solvers, the many of the others.
+int step_family(SamplerKind kind) { return kind == SamplerKind::EDMHeun ? 1 : is_multistep(kind) ? 2 : 0; }
+}  // namespace
+
 SamplerOptions sampling_for(const RunConfig& config, int64_t cond_dim, std::optional<SamplerKind> asked) {
   const SampleConfig run = settle_auto_keys(config, DataFacts{0, cond_dim}).sample;
   const SamplerKind own = sampler_kind_from_string(run.sampler);
   SamplerOptions options;
   options.kind = asked.value_or(own);
-  const bool levels = options.kind == SamplerKind::EDMHeun, own_levels = own == SamplerKind::EDMHeun;
-  if (levels == own_levels) options.steps = run.steps;
-  else options.steps = levels ? EDMHeunConfig{}.steps : kEulerMaruyamaSteps;
+  if (step_family(options.kind) == step_family(own)) options.steps = run.steps;
+  else if (options.kind == SamplerKind::EDMHeun) options.steps = EDMHeunConfig{}.steps;
+  else if (is_multistep(options.kind)) options.steps = MultistepConfig{}.steps;
+  else options.steps = kEulerMaruyamaSteps;
   return options;
 }
 

@@ -23,8 +23,12 @@ void check_request(const Model& model, const SampleRequest& request) {
   if (request.n < 1) throw InvalidArgument("n must be at least 1, got " + std::to_string(request.n));
   if (request.steps_given && request.sampling.steps < 1)
     throw InvalidArgument("steps must be at least 1, got " + std::to_string(request.sampling.steps));
-  // An unknown sampler, or one the model's path cannot take, fails before any work.
-  check_sampler_fits(resolve_sampling(model, request).kind, *model.sde);
+  // An unknown sampler, options it cannot take, or a sampler the model's path cannot take, fail
+  // before any work.
+  const SamplerOptions sampling = resolve_sampling(model, request);
+  make_sampler(sampling);
+  check_sampler_fits(sampling.kind, *model.sde);
+  if (is_multistep(sampling.kind)) step_times(*model.sde, sampling.multistep.schedule, sampling.steps, sampling.multistep.rho);
   if (request.kind == Kind::IIDPosterior && !model.sde->has_reverse_sde())
     throw InvalidArgument("an iid posterior composes scores, which on the " + to_string(model.sde->kind()) +
                           " path of a flow model have no velocity at t = T: not available for flow models");

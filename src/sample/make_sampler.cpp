@@ -9,20 +9,30 @@
 
 namespace sbgm {
 namespace {
-constexpr EnumNames<SamplerKind, 5> kSamplerNames{{{SamplerKind::EulerMaruyama, "em"},
+constexpr EnumNames<SamplerKind, 9> kSamplerNames{{{SamplerKind::EulerMaruyama, "em"},
                                                    {SamplerKind::PredictorCorrector, "pc"},
                                                    {SamplerKind::Ancestral, "ancestral"},
                                                    {SamplerKind::ProbabilityFlow, "ode"},
-                                                   {SamplerKind::EDMHeun, "edm"}}};
+                                                   {SamplerKind::EDMHeun, "edm"},
+                                                   {SamplerKind::DDIM, "ddim"},
+                                                   {SamplerKind::DPMSolverPP2M, "dpmpp2m"},
+                                                   {SamplerKind::DPMSolverPP3M, "dpmpp3m"},
+                                                   {SamplerKind::UniPC, "unipc"}}};
 }  // namespace
 
 std::string to_string(SamplerKind kind) { return enum_to_string(kind, kSamplerNames); }
 SamplerKind sampler_kind_from_string(const std::string& name) { return enum_from_string(name, kSamplerNames, "sampler"); }
 
+bool is_multistep(SamplerKind kind) {
+  return kind == SamplerKind::DDIM || kind == SamplerKind::DPMSolverPP2M || kind == SamplerKind::DPMSolverPP3M ||
+         kind == SamplerKind::UniPC;
+}
+
 void check_sampler_fits(SamplerKind kind, const SDE& sde) {
-  if (kind == SamplerKind::ProbabilityFlow || sde.has_reverse_sde()) return;
+  if (kind == SamplerKind::ProbabilityFlow || is_multistep(kind) || sde.has_reverse_sde()) return;
   throw InvalidArgument("the " + to_string(kind) + " sampler needs a reverse SDE, which the " + to_string(sde.kind()) +
-                        " path (flow matching) does not have at t = T: sample it with the ode sampler");
+                        " path (flow matching) does not have at t = T: sample it with the ode sampler or a "
+                        "multistep one (ddim, dpmpp2m, dpmpp3m, unipc)");
 }
 
 std::unique_ptr<Sampler> make_sampler(const SamplerOptions& o) {
@@ -43,6 +53,18 @@ std::unique_ptr<Sampler> make_sampler(const SamplerOptions& o) {
       EDMHeunConfig edm = o.edm;
       edm.steps = o.steps;
       return std::make_unique<EDMHeunSampler>(edm);
+    }
+    case SamplerKind::DDIM:
+    case SamplerKind::DPMSolverPP2M:
+    case SamplerKind::DPMSolverPP3M:
+    case SamplerKind::UniPC: {
+      MultistepConfig multistep = o.multistep;
+      multistep.steps = o.steps;
+      multistep.method = o.kind == SamplerKind::DDIM            ? MultistepMethod::DDIM
+                         : o.kind == SamplerKind::DPMSolverPP2M ? MultistepMethod::DPMSolverPP2M
+                         : o.kind == SamplerKind::DPMSolverPP3M ? MultistepMethod::DPMSolverPP3M
+                                                                : MultistepMethod::UniPC;
+      return std::make_unique<MultistepSampler>(multistep);
     }
   }
   return nullptr;

@@ -62,8 +62,9 @@ RunConfig settle_auto_keys(RunConfig config, const DataFacts& facts);
 
 // How to sample a model of this config (taking conditions of cond_dim features): the run's
 // sampler and steps, or the sampler asked for by name with its steps — the run's when it samples
-// with that kind of steps (edm's noise levels or the others' steps), else that sampler's default
-// (18 levels for edm, 1000 steps for the others).
+// with that kind of steps (edm's noise levels, the multistep solvers' few steps, or the others'
+// many), else that sampler's default (18 levels for edm, 20 steps for ddim, dpmpp2m, dpmpp3m and
+// unipc, 1000 steps for the others).
 SamplerOptions sampling_for(const RunConfig& config, int64_t cond_dim, std::optional<SamplerKind> asked = {});
 
 }  // namespace sbgm

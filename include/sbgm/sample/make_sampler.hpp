@@ -5,6 +5,7 @@
 #include <string>
 
 #include "sbgm/sample/edm_heun.hpp"
+#include "sbgm/sample/multistep.hpp"
 #include "sbgm/sample/predictor_corrector.hpp"
 #include "sbgm/sample/sampler.hpp"
 #include "sbgm/solvers/ode.hpp"
@@ -13,26 +14,30 @@ namespace sbgm {
 
 class SDE;
 
-enum class SamplerKind { EulerMaruyama, PredictorCorrector, Ancestral, ProbabilityFlow, EDMHeun };
-std::string to_string(SamplerKind kind);  // em, pc, ancestral, ode, edm
+enum class SamplerKind { EulerMaruyama, PredictorCorrector, Ancestral, ProbabilityFlow, EDMHeun, DDIM, DPMSolverPP2M,
+                         DPMSolverPP3M, UniPC };
+std::string to_string(SamplerKind kind);  // em, pc, ancestral, ode, edm, ddim, dpmpp2m, dpmpp3m, unipc
 SamplerKind sampler_kind_from_string(const std::string& name);
+// The few-step solvers of sample/multistep.hpp (one network evaluation per step).
+bool is_multistep(SamplerKind kind);
 
 struct SamplerOptions {
   SamplerKind kind = SamplerKind::EulerMaruyama;
-  int64_t steps = 1000;  // em, pc, ancestral: steps; edm: noise levels; ode: steps of a fixed-step solver
+  int64_t steps = 1000;  // em, pc, ancestral, multistep: steps; edm: noise levels; ode: steps of a fixed-step solver
   PredictorKind predictor = PredictorKind::EulerMaruyama;  // pc
   int64_t corrector_steps = 1;                             // pc
   double snr = 0.16;                                       // pc
   SolverConfig solver;                                     // ode (its steps are taken from `steps`)
   EDMHeunConfig edm;                                       // edm (its steps are taken from `steps`)
+  MultistepConfig multistep;  // ddim, dpmpp2m, dpmpp3m, unipc (method and steps are taken from `kind`, `steps`)
 };
 
 // Throws InvalidArgument naming the bad option.
 std::unique_ptr<Sampler> make_sampler(const SamplerOptions& options);
 
-// Throws InvalidArgument when the sampler cannot run on sde: every sampler but the ODE integrates
-// the reverse SDE (or EDM's noise levels), which the linear path of flow matching does not have
-// at t = T (SDE::has_reverse_sde).
+// Throws InvalidArgument when the sampler cannot run on sde: every sampler but the ODE and the
+// multistep solvers (which need only m(t) and sigma(t)) integrates the reverse SDE (or EDM's noise
+// levels), which the linear path of flow matching does not have at t = T (SDE::has_reverse_sde).
 void check_sampler_fits(SamplerKind kind, const SDE& sde);
 
 }  // namespace sbgm

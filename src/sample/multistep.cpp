@@ -1,0 +1,208 @@
+#include "sbgm/sample/multistep.hpp"
+
+#include <ATen/ATen.h>
+
+#include <cmath>
+#include <string>
+#include <vector>
+
+#include "sbgm/nets/score_model.hpp"
+#include "sbgm/sample/make_sampler.hpp"
+#include "sbgm/sde/sde.hpp"
+#include "sbgm/util/error.hpp"
+
+namespace sbgm {
+namespace {
+
+// Below this many steps the last steps fall back to lower orders (DPM-Solver++'s threshold); the
+// very last is first order at any count.
+constexpr int64_t kLowerOrderFinalBelow = 15;
+
+SamplerKind kind_of(MultistepMethod method) {
+  switch (method) {
+    case MultistepMethod::DDIM: return SamplerKind::DDIM;
+    case MultistepMethod::DPMSolverPP2M: return SamplerKind::DPMSolverPP2M;
+    case MultistepMethod::DPMSolverPP3M: return SamplerKind::DPMSolverPP3M;
+    case MultistepMethod::UniPC: return SamplerKind::UniPC;
+  }
+  return SamplerKind::DDIM;
+}
+
+int64_t highest_order(const MultistepConfig& c) {
+  switch (c.method) {
+    case MultistepMethod::DDIM: return 1;
+    case MultistepMethod::DPMSolverPP2M: return 2;
+    case MultistepMethod::DPMSolverPP3M: return 3;
+    case MultistepMethod::UniPC: return c.order;
+  }
+  return 1;
+}
+
+double half_log_snr(const SDE& sde, double t) { return std::log(sde.mean_coeff(t)) - std::log(sde.marginal_std(t)); }
+
+// A visited point: its lambda and the model's denoised estimate there.
+struct Estimate {
+  double lambda;
+  at::Tensor x0;
+};
+
+// One step from s to t of the exponential integrator whose x0_hat is a polynomial in lambda:
+// x_t = (sigma_t / sigma_s) x_s + m_t [(1 - e^-h) c0 + sum_k w_k c_k]. Held as the pieces that
+// every method shares.
+struct Step {
+  double h, ratio, m_t;  // lambda_t - lambda_s, sigma_t / sigma_s, m(t)
+  double phi1() const { return -std::expm1(-h); }  // 1 - e^-h, the weight of a constant x0_hat
+};
+
+// UniPC's weights rho for the differences D_k = (x0_k - x0_0) / r_k at the nodes r_k = (lambda_k -
+// lambda_0) / h (Zhao et al. 2023, B(h) = e^-h - 1, "bh2"): the solution of R rho = b with
+// R_ik = r_k^(i-1) and b_i = i! psi_{i+1}(-h) / B(h), psi being the exponential integrator's
+// phi-functions times h. p = nodes.size().
+std::vector<double> unipc_weights(const std::vector<double>& nodes, double h) {
+  const int64_t p = static_cast<int64_t>(nodes.size());
+  const double hh = -h, b_h = std::expm1(hh);
+  std::vector<double> b(p);
+  double psi = std::expm1(hh) / hh - 1, factorial = 1;
+  for (int64_t i = 0; i < p; ++i) {
+    b[i] = psi * factorial / b_h;
+    factorial *= double(i + 2);
+    psi = psi / hh - 1 / factorial;
+  }
+  at::Tensor r = at::empty({p, p}, at::kDouble), rhs = at::tensor(b, at::kDouble);
+  for (int64_t i = 0; i < p; ++i)
+    for (int64_t k = 0; k < p; ++k) r[i][k] = std::pow(nodes[k], double(i));
+  const at::Tensor rho = at::linalg_solve(r, rhs).contiguous();
+  return std::vector<double>(rho.data_ptr<double>(), rho.data_ptr<double>() + p);
+}
+
+// sum_k rho_k (x0_k - x0_0) / r_k over the history's older estimates (history[0] is x0_0), plus
+// rho_last (new - x0_0) when the corrector brings the estimate at the step's end.
+at::Tensor unipc_sum(const std::vector<Estimate>& history, int64_t order, double h, const at::Tensor& at_end) {
+  const bool corrector = at_end.defined();
+  std::vector<double> nodes;
+  for (int64_t k = 1; k < order; ++k) nodes.push_back((history[k].lambda - history[0].lambda) / h);
+  if (corrector) nodes.push_back(1.0);
+  if (nodes.empty()) return at::Tensor();
+  // The simplified weights of UniPC for the lowest orders: UniP-2 is then DPM-Solver++ 2M and
+  // UniC-1 the trapezoidal rule.
+  const std::vector<double> rho = nodes.size() == 1 ? std::vector<double>{0.5} : unipc_weights(nodes, h);
+  at::Tensor sum = at::zeros_like(history[0].x0);
+  for (int64_t k = 1; k < order; ++k) sum.add_(history[k].x0 - history[0].x0, rho[k - 1] / nodes[k - 1]);
+  if (corrector) sum.add_(at_end - history[0].x0, rho.back());
+  return sum;
+}
+
+// UniPC's step from s (history[0]) to t: the predictor (at_end undefined) or the corrector.
+at::Tensor unipc_step(const at::Tensor& x_s, const std::vector<Estimate>& history, int64_t order, const Step& st,
+                      const at::Tensor& at_end) {
+  at::Tensor x = x_s * st.ratio + history[0].x0 * (st.m_t * st.phi1());
+  const at::Tensor sum = unipc_sum(history, order, st.h, at_end);
+  // - m_t B(h) sum with B(h) = e^-h - 1 = -phi1.
+  if (sum.defined()) x.add_(sum, st.m_t * st.phi1());
+  return x;
+}
+
+// DPM-Solver++'s multistep step of the given order from s (history[0]) to t.
+at::Tensor dpmpp_step(const at::Tensor& x_s, const std::vector<Estimate>& history, int64_t order, const Step& st) {
+  const at::Tensor& e0 = history[0].x0;
+  at::Tensor x = x_s * st.ratio + e0 * (st.m_t * st.phi1());
+  if (order == 2) {
+    // x0_hat linear through the last two estimates, its slope weighted as in DPM-Solver++ 2M.
+    const double r = (history[0].lambda - history[1].lambda) / st.h;
+    x.add_(e0 - history[1].x0, st.m_t * st.phi1() / (2 * r));
+  } else if (order == 3) {
+    // x0_hat quadratic through the last three (Newton form p(tau) = e0 + a1 tau + a2 tau (tau +
+    // h0), tau = lambda - lambda_s) integrated exactly against e^lambda: the slope term
+    // h phi2 (a1 + a2 h0) and the curvature term -2 h^2 phi3 a2, with phi2 = 1 - phi1 / h and
+    // phi3 = phi2 / h - 1/2. (The reference code weights the curvature by -h^2 phi3 a2, half of
+    // this, which makes the method second order; tests/test_multistep.cpp measures the order.)
+    const double h0 = history[0].lambda - history[1].lambda, h1 = history[1].lambda - history[2].lambda;
+    const at::Tensor a1 = (e0 - history[1].x0) / h0;
+    const at::Tensor a2 = (a1 - (history[1].x0 - history[2].x0) / h1) / (h0 + h1);
+    const double phi2 = 1 - st.phi1() / st.h, phi3 = phi2 / st.h - 0.5;
+    x.add_(a1 + a2 * h0, st.m_t * st.h * phi2).add_(a2, -2 * st.m_t * st.h * st.h * phi3);
+  }
+  return x;
+}
+
+}  // namespace
+
+void MultistepConfig::validate() const {
+  if (steps < 1) throw InvalidArgument("sampler steps must be at least 1");
+  if (!(rho > 0) || !std::isfinite(rho)) throw InvalidArgument("--rho (karras schedule) must be positive");
+  if (!(eta >= 0 && eta <= 1)) throw InvalidArgument("eta (--eta, ddim) must lie in [0, 1]");
+  if (eta > 0 && method != MultistepMethod::DDIM) throw InvalidArgument("eta (--eta) applies to the ddim sampler only");
+  if (order < 1 || order > 3) throw InvalidArgument("order (--order, unipc) must be 1, 2 or 3");
+}
+
+MultistepSampler::MultistepSampler(MultistepConfig config) : config_(config) { config_.validate(); }
+
+at::Tensor denoised_estimate(ScoreModel& model, const SDE& sde, const at::Tensor& x, const at::Tensor& y,
+                             const at::Tensor& t_buffer, double t) {
+  t_buffer.fill_(t);
+  const double m = sde.mean_coeff(t), sigma = sde.marginal_std(t);
+  if (sde.has_reverse_sde()) return model.score(x, t_buffer, y).mul_(sigma * sigma).add_(x).div_(m);
+  // x = m x0 + sigma z moves with v = m' x0 + sigma' z: eliminate z.
+  const double dm = sde.mean_coeff_rate(t), ds = sde.marginal_std_rate(t);
+  return model.velocity(x, t_buffer, y, sde).sub_(x, ds / sigma).div_(dm - ds * m / sigma);
+}
+
+at::Tensor MultistepSampler::run(ScoreModel& model, const SDE& sde, at::Tensor x, const at::Tensor& y,
+                                 at::Generator gen, const StepFn& on_step) {
+  check_sampler_fits(kind_of(config_.method), sde);
+  at::NoGradGuard no_grad;
+  const std::vector<double> times = step_times(sde, config_.schedule, config_.steps, config_.rho);
+  const at::Tensor t_buffer = at::empty({x.size(0)}, x.options());
+  const int64_t steps = config_.steps, top = highest_order(config_);
+  std::vector<Estimate> history;  // newest first, at most `top`
+  at::Tensor x_prev;              // unipc: the state the last predictor started from
+  int64_t last_order = 0;
+  for (int64_t i = 0; i < steps; ++i) {
+    const double s = times[i], t = times[i + 1];
+    const double lambda_s = half_log_snr(sde, s);
+    Step st{half_log_snr(sde, t) - lambda_s, sde.marginal_std(t) / sde.marginal_std(s), sde.mean_coeff(t)};
+    const at::Tensor x0 = denoised_estimate(model, sde, x, y, t_buffer, s);
+    if (config_.method == MultistepMethod::UniPC && i > 0 && std::isfinite(history[0].lambda)) {
+      // UniC: redo the last step with the estimate at its end, which the next step needs anyway
+      // (not the linear path's first step, from lambda = -inf, where no polynomial in lambda fits).
+      const double t_prev = times[i - 1];
+      Step back{lambda_s - history[0].lambda, sde.marginal_std(s) / sde.marginal_std(t_prev), sde.mean_coeff(s)};
+      x = unipc_step(x_prev, history, last_order, back, x0);
+    }
+    history.insert(history.begin(), Estimate{lambda_s, x0});
+    if (static_cast<int64_t>(history.size()) > top) history.pop_back();
+    // The order this step can take: the estimates at hand with a finite lambda (the linear
+    // path's first one has lambda = -inf), fewer near the end of a short run.
+    int64_t order = 0;
+    while (order < static_cast<int64_t>(history.size()) && std::isfinite(history[order].lambda)) ++order;
+    order = std::max<int64_t>(1, std::min(order, top));
+    if (config_.lower_order_final && (steps < kLowerOrderFinalBelow || i + 1 == steps)) order = std::min(order, steps - i);
+    switch (config_.method) {
+      case MultistepMethod::DDIM:
+        if (config_.eta > 0 && i + 1 < steps) {
+          // Of sigma_t's noise, the share c is drawn afresh and the rest carried from x_s.
+          const double sigma_t = sde.marginal_std(t), sigma_s = sde.marginal_std(s);
+          const double c = config_.eta * sigma_t * std::sqrt(-std::expm1(-2 * st.h));
+          const at::Tensor eps = (x - x0 * sde.mean_coeff(s)) / sigma_s;
+          x = x0 * st.m_t + eps * std::sqrt(std::max(sigma_t * sigma_t - c * c, 0.0)) +
+              at::normal(0.0, 1.0, x.sizes(), gen, x.options()) * c;
+        } else {
+          x = dpmpp_step(x, history, 1, st);
+        }
+        break;
+      case MultistepMethod::DPMSolverPP2M:
+      case MultistepMethod::DPMSolverPP3M:
+        x = dpmpp_step(x, history, order, st);
+        break;
+      case MultistepMethod::UniPC:
+        x_prev = x;
+        x = unipc_step(x, history, order, st, at::Tensor());
+        break;
+    }
+    last_order = order;
+    if (on_step) on_step(t, x);
+  }
+  return x;
+}
+
+}  // namespace sbgm

@@ -1,0 +1,59 @@
+#include "sbgm/sample/step_schedule.hpp"
+
+#include <cmath>
+
+#include "sbgm/sde/sde.hpp"
+#include "sbgm/util/enum_names.hpp"
+#include "sbgm/util/error.hpp"
+
+namespace sbgm {
+namespace {
+constexpr EnumNames<StepSchedule, 4> kScheduleNames{{{StepSchedule::Auto, "auto"},
+                                                     {StepSchedule::LogSNR, "logsnr"},
+                                                     {StepSchedule::Time, "time"},
+                                                     {StepSchedule::Karras, "karras"}}};
+}  // namespace
+
+std::string to_string(StepSchedule schedule) { return enum_to_string(schedule, kScheduleNames); }
+StepSchedule step_schedule_from_string(const std::string& name) {
+  return enum_from_string(name, kScheduleNames, "step schedule");
+}
+
+StepSchedule resolve_schedule(StepSchedule schedule, const SDE& sde) {
+  if (schedule != StepSchedule::Auto) return schedule;
+  return sde.kind() == SDEKind::Linear ? StepSchedule::Time : StepSchedule::LogSNR;
+}
+
+std::vector<double> step_times(const SDE& sde, StepSchedule schedule, int64_t steps, double rho) {
+  if (steps < 1) throw InvalidArgument("sampler steps must be at least 1");
+  if (!(rho > 0) || !std::isfinite(rho)) throw InvalidArgument("--rho (karras schedule) must be positive");
+  schedule = resolve_schedule(schedule, sde);
+  const double top = sde.noise_to_signal(sde.T()), bottom = sde.noise_to_signal(sde.t_eps());
+  if (schedule != StepSchedule::Time && !std::isfinite(top))
+    throw InvalidArgument("the " + to_string(schedule) + " schedule spaces noise levels, which are infinite at t = T on the " +
+                          to_string(sde.kind()) + " path: use the time schedule");
+  std::vector<double> times(steps + 1);
+  for (int64_t i = 0; i <= steps; ++i) {
+    const double u = double(i) / double(steps);  // 0 at T, 1 at t_eps
+    switch (schedule) {
+      case StepSchedule::Time:
+        times[i] = sde.T() + u * (sde.t_eps() - sde.T());
+        break;
+      case StepSchedule::LogSNR:  // lambda = -log(sigma / m), uniform
+        times[i] = sde.time_of_noise_to_signal(std::exp(std::log(top) + u * (std::log(bottom) - std::log(top))));
+        break;
+      case StepSchedule::Karras: {
+        const double hi = std::pow(top, 1 / rho), lo = std::pow(bottom, 1 / rho);
+        times[i] = sde.time_of_noise_to_signal(std::pow(hi + u * (lo - hi), rho));
+        break;
+      }
+      case StepSchedule::Auto:
+        break;
+    }
+  }
+  times.front() = sde.T();  // the ends exactly, whatever the inversion's rounding
+  times.back() = sde.t_eps();
+  return times;
+}
+
+}  // namespace sbgm
