@@ -4,8 +4,8 @@
 //                       [--threads T] [--seeds K] [--only PREFIX[,PREFIX...]]
 //
 // The model is a trained run, or the exact diffused mixture of a toy dataset (ring8, bimodal1d)
-// under the SDE KIND (default VP; linear: flow matching's straight path, where only the ODE
-// runs), which isolates each sampler's own error. Each sampler draws N samples
+// under the SDE KIND (default VP; linear: flow matching's straight path, where only the ODE and
+// the multistep solvers on the time schedule run), which isolates each sampler's own error. Each sampler draws N samples
 // (one chunk) with each of the seeds 1..K; quality is the energy distance to N held-out draws of
 // the dataset (seed 12345, never used in training), and where the dataset is a known mixture, the
 // mean log-density of the samples under it, each as the mean over the seeds ± its standard error
@@ -92,6 +92,24 @@ std::vector<Row> samplers() {
   for (double churn : {10.0, 20.0})
     add("edm 50, churn " + std::to_string(static_cast<int>(churn)), SamplerKind::EDMHeun, 50,
         [churn](SamplerOptions& o) { o.edm.churn = churn; });
+  // The few-step solvers (one evaluation per step) on each step schedule.
+  for (SamplerKind kind : {SamplerKind::DDIM, SamplerKind::DPMSolverPP2M, SamplerKind::DPMSolverPP3M, SamplerKind::UniPC})
+    for (int64_t k : {10, 20})
+      for (StepSchedule schedule : {StepSchedule::LogSNR, StepSchedule::Time, StepSchedule::Karras})
+        add(to_string(kind) + " " + std::to_string(k) + " " + to_string(schedule), kind, k,
+            [schedule](SamplerOptions& o) { o.multistep.schedule = schedule; });
+  add("ddim 50 logsnr", SamplerKind::DDIM, 50, none);
+  add("ddim 100 logsnr, eta 1", SamplerKind::DDIM, 100, [](SamplerOptions& o) { o.multistep.eta = 1; });
+  // The plug-in reverse SDEs between the reverse SDE (lambda 0) and the ODE (lambda 1).
+  for (double lambda : {0.0, 0.25, 0.5, 0.75, 1.0}) {
+    char name[64];
+    std::snprintf(name, sizeof name, "lambda %.2f: em 200", lambda);
+    add(name, SamplerKind::EulerMaruyama, 200, [lambda](SamplerOptions& o) { o.lambda = lambda; });
+    for (int64_t k : {20, 50}) {
+      std::snprintf(name, sizeof name, "lambda %.2f: dpmpp2m %lld logsnr", lambda, static_cast<long long>(k));
+      add(name, SamplerKind::DPMSolverPP2M, k, [lambda](SamplerOptions& o) { o.lambda = lambda; });
+    }
+  }
   return rows;
 }
 
@@ -154,7 +172,12 @@ int run(int argc, char** argv) {
   auto inner = model.score_model();
   for (const Row& row : samplers()) {
     if (!chosen(row.name)) continue;
-    if (row.options.kind != SamplerKind::ProbabilityFlow && !model.sde->has_reverse_sde()) continue;  // the ODE alone
+    try {
+      check_sampler_fits(row.options.kind, *model.sde);  // a flow path: the ODE and the multistep solvers
+      if (is_multistep(row.options.kind)) step_times(*model.sde, row.options.multistep.schedule, row.options.steps);
+    } catch (const std::exception&) {
+      continue;
+    }
     CountingScore counted(*inner);
     auto sampler = make_sampler(row.options);
     DrawConfig draw;

@@ -223,3 +223,49 @@ TEST(Multistep, BadOptionsAreRefused) {
   EXPECT_NE(error_of([] { sampler_kind_from_string("dpm"); }).find("dpmpp2m"), std::string::npos);
   EXPECT_EQ(to_string(sampler_kind_from_string("unipc")), "unipc");
 }
+
+// The plug-in reverse SDEs (Huang et al. 2021): every lambda has the model's marginals, so every
+// lambda draws the mixture — by Euler-Maruyama (em) and by the exponential integrator (ddim,
+// dpmpp2m); at lambda = 0 the integrator's first-order step is DDIM's ancestral (eta = 1) step,
+// draw for draw.
+TEST(PlugInReverseSDE, EveryLambdaDrawsTheMixture) {
+  MixtureCase g(SDEKind::VP);
+  const auto [mean, cov] = g.moments();
+  const at::Tensor x_T = g.prior_draws(20000, 11);
+  for (double lambda : {0.0, 0.5, 1.0}) {
+    SamplerOptions o;
+    o.lambda = lambda;
+    o.kind = SamplerKind::EulerMaruyama;
+    o.steps = 500;
+    at::Tensor x = make_sampler(o)->run(*g.score, *g.sde, x_T.clone(), at::Tensor(), make_generator(at::kCPU, 2), {});
+    EXPECT_LT(moment_distance(x, mean, cov), 0.05) << "em 500, lambda " << lambda;
+    o.kind = SamplerKind::DPMSolverPP2M;
+    o.steps = 50;
+    x = make_sampler(o)->run(*g.score, *g.sde, x_T.clone(), at::Tensor(), make_generator(at::kCPU, 2), {});
+    EXPECT_LT(moment_distance(x, mean, cov), 0.05) << "dpmpp2m 50, lambda " << lambda;
+  }
+  SamplerOptions ancestral, plug_in;
+  ancestral.kind = plug_in.kind = SamplerKind::DDIM;
+  ancestral.steps = plug_in.steps = 30;
+  ancestral.multistep.eta = 1;
+  plug_in.lambda = 0.0;
+  const at::Tensor a = make_sampler(ancestral)->run(*g.score, *g.sde, x_T.clone(), at::Tensor(), make_generator(at::kCPU, 4), {});
+  const at::Tensor b = make_sampler(plug_in)->run(*g.score, *g.sde, x_T.clone(), at::Tensor(), make_generator(at::kCPU, 4), {});
+  EXPECT_LT((a - b).abs().max().item<double>(), 1e-9);
+}
+
+TEST(PlugInReverseSDE, BadLambdaIsRefused) {
+  auto error = [](SamplerKind kind, double lambda, double eta = 0) {
+    SamplerOptions o;
+    o.kind = kind;
+    o.lambda = lambda;
+    o.multistep.eta = eta;
+    return error_of([&] { make_sampler(o); });
+  };
+  EXPECT_NE(error(SamplerKind::EulerMaruyama, 1.5).find("[0, 1]"), std::string::npos);
+  EXPECT_NE(error(SamplerKind::DPMSolverPP2M, -0.1).find("[0, 1]"), std::string::npos);
+  EXPECT_NE(error(SamplerKind::UniPC, 0.5).find("em, ddim and dpmpp2m samplers only"), std::string::npos);
+  EXPECT_NE(error(SamplerKind::ProbabilityFlow, 0.5).find("em, ddim and dpmpp2m samplers only"), std::string::npos);
+  EXPECT_NE(error(SamplerKind::DDIM, 0.5, 0.5).find("not both"), std::string::npos);
+  EXPECT_EQ(error(SamplerKind::DDIM, 1.0, 0.5), "");  // lambda 1 is the ODE: eta alone decides
+}

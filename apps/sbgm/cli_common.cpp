@@ -142,12 +142,17 @@ void MultistepFlags::add_to(CLI::App& cmd) {
       ->capture_default_str();
   cmd.add_option("--order", config.order, "unipc: the predictor's order (1-3; the corrector adds one)")
       ->capture_default_str();
+  lambda_option = cmd.add_option("--lambda", lambda,
+                                 "em, ddim, dpmpp2m: the plug-in reverse SDE dx = [f - (1 - lambda/2) g^2 s] dt + "
+                                 "sqrt(1 - lambda) g dw, from 0 (the reverse SDE; em's default) to 1 (the "
+                                 "probability-flow ODE; the default of ddim and dpmpp2m)");
 }
 
 void MultistepFlags::apply(SamplerOptions& options) const {
   options.multistep = config;
   options.multistep.schedule = step_schedule_from_string(schedule);
   options.multistep.rho = options.edm.rho;
+  if (lambda_option->count() > 0) options.lambda = lambda;
 }
 
 SamplerOptions resolve_sampler(const Model& model, SamplerOptions flags, const std::string& name, bool steps_given) {

@@ -68,11 +68,14 @@ struct SolverFlags {
   SolverConfig resolve() const;
 };
 
-// The multistep solvers' flags (ddim, dpmpp2m, dpmpp3m, unipc): --schedule, --eta, --order. The
-// karras schedule's curvature is --rho, shared with edm.
+// The multistep solvers' flags (ddim, dpmpp2m, dpmpp3m, unipc): --schedule, --eta, --order, and
+// the plug-in reverse SDE's --lambda (also em's). The karras schedule's curvature is --rho, shared
+// with edm.
 struct MultistepFlags {
   std::string schedule = "auto";
   MultistepConfig config;
+  double lambda = 0;
+  CLI::Option* lambda_option = nullptr;
   void add_to(CLI::App& cmd);
   // options with these flags' settings (rho from options.edm.rho); InvalidArgument for an unknown
   // schedule (the values are checked with the sampler, make_sampler).

@@ -123,9 +123,11 @@ class Model:
         """Draw `n` samples: shape [n, *data_shape] for an unconditional model, [M, n, *data_shape]
         for M condition rows `cond` [M, cond_dim] (a single row [cond_dim] gives [n, ...]).
 
-        sampler: "em" (reverse SDE), "pc", "ancestral", "ode" (probability flow) or "edm";
-        default the run's own (sample.sampler in its config). steps: that sampler's steps (edm:
-        noise levels); default the run's. guidance: classifier-free guidance scale for a model
+        sampler: "em" (reverse SDE), "pc", "ancestral", "ode" (probability flow), "edm", or the
+        few-step solvers "ddim", "dpmpp2m", "dpmpp3m" (DPM-Solver++) and "unipc" (one network
+        evaluation per step, on the log-SNR schedule); default the run's own (sample.sampler in
+        its config). steps: that sampler's steps (edm: noise levels); default the run's for its
+        own kind of sampler, else 18 for edm, 20 for the few-step solvers, 1000 for the others. guidance: classifier-free guidance scale for a model
         trained with condition dropout.
         """
         single = False

@@ -47,7 +47,8 @@ def test_log_prob_is_the_exact_density():
 def test_samplers_by_name_and_progress_callback():
     model = sbgm.gaussian_mixture(W, MU, COV)
     calls = []
-    for sampler, steps in [("em", 300), ("ode", None), ("edm", 30), ("pc", 200), ("ancestral", 300)]:
+    for sampler, steps in [("em", 300), ("ode", None), ("edm", 30), ("pc", 200), ("ancestral", 300), ("ddim", 100),
+                           ("dpmpp2m", None), ("dpmpp3m", 20), ("unipc", 20)]:
         x = model.sample(500, sampler=sampler, steps=steps, progress=lambda d, t: calls.append((d, t)))
         assert x.shape == (500, 2) and np.isfinite(x).all()
         assert abs(x[:, 0].mean() - (W @ MU)[0]) < 0.35, sampler

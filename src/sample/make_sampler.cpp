@@ -36,9 +36,11 @@ void check_sampler_fits(SamplerKind kind, const SDE& sde) {
 }
 
 std::unique_ptr<Sampler> make_sampler(const SamplerOptions& o) {
+  if (o.lambda && o.kind != SamplerKind::EulerMaruyama && o.kind != SamplerKind::DDIM && o.kind != SamplerKind::DPMSolverPP2M)
+    throw InvalidArgument("lambda (--lambda) applies to the em, ddim and dpmpp2m samplers only");
   switch (o.kind) {
     case SamplerKind::EulerMaruyama:
-      return std::make_unique<EulerMaruyama>(EulerMaruyamaConfig{o.steps, true});
+      return std::make_unique<EulerMaruyama>(EulerMaruyamaConfig{o.steps, true, o.lambda.value_or(0.0)});
     case SamplerKind::PredictorCorrector:
       return std::make_unique<PredictorCorrector>(
           PredictorCorrectorConfig{o.steps, o.predictor, o.corrector_steps, o.snr, true});
@@ -60,6 +62,7 @@ std::unique_ptr<Sampler> make_sampler(const SamplerOptions& o) {
     case SamplerKind::UniPC: {
       MultistepConfig multistep = o.multistep;
       multistep.steps = o.steps;
+      if (o.lambda) multistep.lambda = *o.lambda;
       multistep.method = o.kind == SamplerKind::DDIM            ? MultistepMethod::DDIM
                          : o.kind == SamplerKind::DPMSolverPP2M ? MultistepMethod::DPMSolverPP2M
                          : o.kind == SamplerKind::DPMSolverPP3M ? MultistepMethod::DPMSolverPP3M

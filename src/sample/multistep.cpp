@@ -125,6 +125,23 @@ at::Tensor dpmpp_step(const at::Tensor& x_s, const std::vector<Estimate>& histor
   return x;
 }
 
+// A step of the plug-in reverse SDE of this lambda (header), of order 1 or 2 in x0_hat (2: the
+// slope through the last two estimates, weighted as DPM-Solver++ 2M weights it, to which it
+// reduces at lambda = 1). noise: whether to draw the step's noise (not on the last step).
+at::Tensor plug_in_sde_step(const at::Tensor& x_s, const std::vector<Estimate>& history, int64_t order, const Step& st,
+                            double sigma_t, double lambda, bool noise, at::Generator gen) {
+  const double kappa = 2 - lambda, phi = -std::expm1(-kappa * st.h);
+  const at::Tensor& e0 = history[0].x0;
+  at::Tensor x = x_s * (st.ratio * std::exp(-(1 - lambda) * st.h)) + e0 * (st.m_t * phi);
+  if (order == 2) {
+    const double r = (history[0].lambda - history[1].lambda) / st.h;
+    x.add_(e0 - history[1].x0, st.m_t * phi / (2 * r));
+  }
+  const double spread = sigma_t * std::sqrt(-std::expm1(-2 * (1 - lambda) * st.h));
+  if (noise && spread > 0) x.add_(at::normal(0.0, 1.0, x.sizes(), gen, x.options()), spread);
+  return x;
+}
+
 }  // namespace
 
 void MultistepConfig::validate() const {
@@ -133,6 +150,10 @@ void MultistepConfig::validate() const {
   if (!(eta >= 0 && eta <= 1)) throw InvalidArgument("eta (--eta, ddim) must lie in [0, 1]");
   if (eta > 0 && method != MultistepMethod::DDIM) throw InvalidArgument("eta (--eta) applies to the ddim sampler only");
   if (order < 1 || order > 3) throw InvalidArgument("order (--order, unipc) must be 1, 2 or 3");
+  if (!(lambda >= 0 && lambda <= 1)) throw InvalidArgument("lambda (--lambda) must lie in [0, 1]");
+  if (lambda < 1 && method != MultistepMethod::DDIM && method != MultistepMethod::DPMSolverPP2M)
+    throw InvalidArgument("lambda (--lambda) below 1 applies to the em, ddim and dpmpp2m samplers only");
+  if (lambda < 1 && eta > 0) throw InvalidArgument("give ddim either eta (--eta) or lambda (--lambda), not both");
 }
 
 MultistepSampler::MultistepSampler(MultistepConfig config) : config_(config) { config_.validate(); }
@@ -179,20 +200,25 @@ at::Tensor MultistepSampler::run(ScoreModel& model, const SDE& sde, at::Tensor x
     if (config_.lower_order_final && (steps < kLowerOrderFinalBelow || i + 1 == steps)) order = std::min(order, steps - i);
     switch (config_.method) {
       case MultistepMethod::DDIM:
-        if (config_.eta > 0 && i + 1 < steps) {
-          // Of sigma_t's noise, the share c is drawn afresh and the rest carried from x_s.
+        if (config_.eta > 0) {
+          // Of sigma_t's noise, the share c is drawn afresh (not on the last step, which ends at
+          // the mean) and the rest carried from x_s.
           const double sigma_t = sde.marginal_std(t), sigma_s = sde.marginal_std(s);
           const double c = config_.eta * sigma_t * std::sqrt(-std::expm1(-2 * st.h));
           const at::Tensor eps = (x - x0 * sde.mean_coeff(s)) / sigma_s;
-          x = x0 * st.m_t + eps * std::sqrt(std::max(sigma_t * sigma_t - c * c, 0.0)) +
-              at::normal(0.0, 1.0, x.sizes(), gen, x.options()) * c;
+          x = x0 * st.m_t + eps * std::sqrt(std::max(sigma_t * sigma_t - c * c, 0.0));
+          if (i + 1 < steps) x.add_(at::normal(0.0, 1.0, x.sizes(), gen, x.options()), c);
+        } else if (config_.lambda < 1) {
+          x = plug_in_sde_step(x, history, 1, st, sde.marginal_std(t), config_.lambda, i + 1 < steps, gen);
         } else {
           x = dpmpp_step(x, history, 1, st);
         }
         break;
       case MultistepMethod::DPMSolverPP2M:
       case MultistepMethod::DPMSolverPP3M:
-        x = dpmpp_step(x, history, order, st);
+        x = config_.lambda < 1 ? plug_in_sde_step(x, history, order, st, sde.marginal_std(t), config_.lambda,
+                                                  i + 1 < steps, gen)
+                               : dpmpp_step(x, history, order, st);
         break;
       case MultistepMethod::UniPC:
         x_prev = x;

@@ -2,6 +2,7 @@
 // Every sampler by name, from one set of options: what the CLI and the benchmarks build from flags.
 
 #include <memory>
+#include <optional>
 #include <string>
 
 #include "sbgm/sample/edm_heun.hpp"
@@ -30,6 +31,9 @@ struct SamplerOptions {
   SolverConfig solver;                                     // ode (its steps are taken from `steps`)
   EDMHeunConfig edm;                                       // edm (its steps are taken from `steps`)
   MultistepConfig multistep;  // ddim, dpmpp2m, dpmpp3m, unipc (method and steps are taken from `kind`, `steps`)
+  // em, ddim, dpmpp2m: the plug-in reverse SDE's lambda (0: the reverse SDE, 1: the probability-
+  // flow ODE); unset, each sampler's own (em 0, the multistep solvers 1).
+  std::optional<double> lambda;
 };
 
 // Throws InvalidArgument naming the bad option.

@@ -9,6 +9,12 @@
 // - ddim: the step above (order 1); with eta > 0 part of the noise is drawn afresh each step,
 //   eta = 1 being the ancestral (DDPM) posterior q(x_t | x_s, x0_hat) (Song, Meng & Ermon 2021);
 // - dpmpp2m, dpmpp3m: DPM-Solver++ 2M and 3M (Lu et al. 2022), orders 2 and 3;
+// - ddim and dpmpp2m with lambda < 1: the same integrator for the plug-in reverse SDEs of Huang
+//   et al. (2021), dx = [f - (1 - lambda/2) g^2 s] dt + sqrt(1 - lambda) g dw, whose linear part
+//   and noise it integrates exactly (with kappa = 2 - lambda):
+//     x_t = (sigma_t / sigma_s) e^(-(1 - lambda) h) x_s + m_t (1 - e^(-kappa h)) x0_hat
+//           + sigma_t sqrt(1 - e^(-2 (1 - lambda) h)) z;
+//   lambda = 0 is SDE-DPM-Solver++ (the reverse SDE), lambda = 1 the ODE;
 // - unipc: UniPC (Zhao et al. 2023), the UniP predictor of order p (UniP-2 is DPM-Solver++ 2M)
 //   followed by the UniC corrector, which reuses the evaluation at the new point that the next
 //   step needs anyway and raises the order to p + 1. The last step is not corrected.
@@ -30,6 +36,7 @@ struct MultistepConfig {
   StepSchedule schedule = StepSchedule::Auto;
   double rho = 7.0;      // karras schedule
   double eta = 0.0;      // ddim: 0 deterministic, 1 ancestral
+  double lambda = 1.0;   // ddim, dpmpp2m: the plug-in reverse SDE's lambda (1: the ODE)
   int64_t order = 2;     // unipc: the predictor's order p (1-3)
   bool lower_order_final = true;
 
