@@ -1,7 +1,7 @@
 #include "sbgm/likelihood/log_likelihood.hpp"
+#include "sbgm/likelihood/variational_bound.hpp"
 
 #include <ATen/ATen.h>
-#include <torch/csrc/autograd/autograd.h>
 
 #include "sbgm/nets/score_model.hpp"
 #include "sbgm/sde/sde.hpp"
@@ -35,17 +35,10 @@ class AugmentedFlow {
       return at::cat({v.velocity.reshape({b, d}), v.divergence.unsqueeze(1)}, 1);
     }
     // eps^T J eps for each fixed probe, through autograd.
-    at::AutoGradMode grad(true);
-    const at::Tensor x = state.narrow(1, 0, d).detach().reshape(x_shape).requires_grad_(true);
-    const at::Tensor drift = model_.velocity(x, t, y, sde_).reshape({b, d});
-    std::vector<at::Tensor> estimates;
-    for (int64_t p = 0; p < probes_.size(0); ++p) {
-      const at::Tensor eps = rows.defined() ? probes_[p].index_select(0, rows) : probes_[p];
-      const at::Tensor g =
-          torch::autograd::grad({(drift * eps).sum()}, {x}, {}, /*retain_graph=*/p + 1 < probes_.size(0))[0];
-      estimates.push_back((g.reshape({b, d}) * eps).sum(1, /*keepdim=*/true));
-    }
-    return at::cat({drift.detach(), at::cat(estimates, 1)}, 1);
+    const at::Tensor probes = rows.defined() ? probes_.index_select(1, rows) : probes_;
+    const ValueWithDivergence v = hutchinson_divergence(
+        [&](const at::Tensor& xg) { return model_.velocity(xg, t, y, sde_); }, state.narrow(1, 0, d).reshape(x_shape), probes);
+    return at::cat({v.value.reshape({b, d}), v.divergence}, 1);
   }
 
   int64_t accumulators() const { return probes_.defined() ? probes_.size(0) : 1; }
@@ -64,9 +57,23 @@ std::string to_string(ProbeNoise v) { return enum_to_string(v, kNoiseNames); }
 DivergenceKind divergence_from_string(const std::string& s) { return enum_from_string(s, kDivergenceNames, "divergence"); }
 ProbeNoise probe_noise_from_string(const std::string& s) { return enum_from_string(s, kNoiseNames, "probe noise"); }
 
+namespace {
+constexpr EnumNames<TimeProposal, 2> kTimeNames{{{TimeProposal::Uniform, "uniform"}, {TimeProposal::LogSNR, "logsnr"}}};
+constexpr EnumNames<LikelihoodMethod, 3> kMethodNames{{{LikelihoodMethod::ODE, "ode"},
+                                                       {LikelihoodMethod::ELBO, "elbo"},
+                                                       {LikelihoodMethod::ELBODenoising, "elbo-dsm"}}};
+}  // namespace
+std::string to_string(LikelihoodMethod v) { return enum_to_string(v, kMethodNames); }
+LikelihoodMethod likelihood_method_from_string(const std::string& s) {
+  return enum_from_string(s, kMethodNames, "likelihood method (--bound)");
+}
+std::string to_string(TimeProposal v) { return enum_to_string(v, kTimeNames); }
+TimeProposal time_proposal_from_string(const std::string& s) { return enum_from_string(s, kTimeNames, "time proposal"); }
+
 void LikelihoodConfig::validate() const {
   solver.validate();
   if (probes < 1) throw InvalidArgument("--probes must be at least 1");
+  if (draws < 1) throw InvalidArgument("--draws (the bound's Monte-Carlo draws per row) must be at least 1");
   if (chunk_size < 1) throw InvalidArgument("likelihood chunk size must be at least 1");
 }
 
@@ -74,6 +81,7 @@ LikelihoodResult log_likelihood(ScoreModel& model, const SDE& sde, const at::Ten
                                 const LikelihoodConfig& config, at::Generator gen, const ProgressFn& progress,
                                 const Communicator& comm) {
   config.validate();
+  if (config.method != LikelihoodMethod::ODE) return variational_bound(model, sde, x, y, config, gen, progress);
   if (x.dim() < 2 || x.size(0) < 1) throw InvalidArgument("points must have shape [N, ...] with N >= 1");
   const int64_t n = x.size(0), d = x.numel() / n;
   const int64_t chunk = std::min(config.chunk_size, n);

@@ -5,6 +5,7 @@
 
 #include <cmath>
 #include <utility>
+#include <vector>
 
 #include "sbgm/nets/score_net.hpp"
 #include "sbgm/sde/sde.hpp"
@@ -23,6 +24,20 @@ ValueWithDivergence autograd_divergence(const std::function<at::Tensor(const at:
     div.add_(g.reshape({b, d}).select(1, i));
   }
   return {value.detach().reshape(x.sizes()), div};
+}
+
+ValueWithDivergence hutchinson_divergence(const std::function<at::Tensor(const at::Tensor&)>& fn, const at::Tensor& x,
+                                          const at::Tensor& probes) {
+  at::AutoGradMode grad(true);
+  const int64_t b = x.size(0), d = x.numel() / b, p = probes.size(0);
+  const at::Tensor xg = x.detach().requires_grad_(true);
+  const at::Tensor value = fn(xg).reshape({b, d});
+  std::vector<at::Tensor> estimates;
+  for (int64_t k = 0; k < p; ++k) {
+    const at::Tensor g = torch::autograd::grad({(value * probes[k]).sum()}, {xg}, {}, /*retain_graph=*/k + 1 < p)[0];
+    estimates.push_back((g.reshape({b, d}) * probes[k]).sum(1, /*keepdim=*/true));
+  }
+  return {value.detach().reshape(x.sizes()), at::cat(estimates, 1)};
 }
 
 ScoreModel::WithDivergence ScoreModel::score_and_divergence(const at::Tensor& x, const at::Tensor& t,

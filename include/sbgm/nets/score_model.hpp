@@ -51,6 +51,10 @@ struct ValueWithDivergence {
   at::Tensor value, divergence;
 };
 ValueWithDivergence autograd_divergence(const std::function<at::Tensor(const at::Tensor&)>& fn, const at::Tensor& x);
+// Hutchinson's estimates eps^T (d fn / d x) eps of that divergence, one per probe: probes [P, B, D]
+// (D the flattened features) -> divergence [B, P], one vector-Jacobian product per probe.
+ValueWithDivergence hutchinson_divergence(const std::function<at::Tensor(const at::Tensor&)>& fn, const at::Tensor& x,
+                                          const at::Tensor& probes);
 
 // A network's output turned into a score for a given SDE. With guidance w != 0 (a network trained
 // with condition dropout only) the score is classifier-free guided, (1 + w) s(x, t | y) - w s(x, t),
