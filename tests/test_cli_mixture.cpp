@@ -265,3 +265,36 @@ TEST(CliMixture, BadGridAndTrajectoryOptions) {
                         "--trajectories must not be negative");
   EXPECT_FALSE(fs::exists(out));
 }
+
+// `loglik --bound elbo|elbo-dsm`: the variational bound of the exact mixture score is tight, so
+// both forms agree with the mixture's own log-density within their Monte-Carlo standard errors
+// (written per row beside nothing else; the printed mean carries its standard error); the ODE's
+// flags are refused with the bound, its flags without it, and the flow path has no bound.
+TEST(CliMixture, VariationalBoundIsTightForTheExactScore) {
+  const fs::path& dir = oracle_dir();
+  const at::Tensor own = read_npy((dir / "mixture_logp.npy").string(), true);
+  const fs::path out = scratch() / "elbo.npy";
+  const std::string loglik = "loglik --gmm " + (dir / "gmm.npz").string() + " --data " + (dir / "points.npy").string() +
+                             " --out " + out.string() + " --threads 1 --draws 2000";
+  for (const char* bound : {"elbo", "elbo-dsm"}) {
+    const CliResult r = sbgm_cli(loglik + " --bound " + bound);
+    ASSERT_EQ(r.code, 0) << r.err;
+    EXPECT_NE(r.out.find("Monte-Carlo standard error"), std::string::npos) << r.out;
+    const at::Tensor got = read_npy(out.string(), true);
+    ASSERT_EQ(got.sizes(), own.sizes());
+    // 16 rows: the mean within 0.1 nats (about 4 standard errors of the mean at 2000 draws).
+    EXPECT_LT(std::abs((got - own).mean().item<double>()), 0.1) << bound;
+    fs::remove(out);
+  }
+  const std::string bad = "loglik --gmm " + (dir / "gmm.npz").string() + " --data " + (dir / "points.npy").string() +
+                          " --out " + out.string();
+  expect_one_line_error(sbgm_cli(bad + " --bound elbo --rtol 1e-3"), "--rtol applies to the ODE's log-likelihood");
+  expect_one_line_error(sbgm_cli(bad + " --bound elbo-dsm --solver rk4"), "--solver applies to the ODE's");
+  expect_one_line_error(sbgm_cli(bad + " --draws 10"), "--draws applies to --bound elbo or elbo-dsm");
+  expect_one_line_error(sbgm_cli(bad + " --bound elbo-dsm --divergence hutchinson"), "takes no divergence");
+  expect_one_line_error(sbgm_cli(bad + " --bound iwae"), "unknown likelihood method (--bound) 'iwae'");
+  expect_one_line_error(sbgm_cli(bad + " --bound elbo --draws 0"), "--draws");
+  expect_one_line_error(sbgm_cli(bad + " --bound elbo --bound-time beta"), "unknown time proposal");
+  expect_one_line_error(sbgm_cli(bad + " --bound elbo --sde linear"), "use the ODE's log-likelihood");
+  EXPECT_FALSE(fs::exists(out));
+}

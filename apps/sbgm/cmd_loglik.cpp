@@ -52,13 +52,14 @@ Grid make_grid(const Model& model, const at::Tensor& data, int64_t g, const std:
 }  // namespace
 
 void add_loglik_command(CLI::App& app, Action& action) {
-  auto* cmd = app.add_subcommand("loglik", "log-likelihood of data under a trained model (probability-flow ODE)");
+  auto* cmd = app.add_subcommand("loglik", "log-likelihood of data under a trained model (probability-flow ODE, or the variational bound)");
   struct Options {
     ModelSource source;
     int nproc = 1;
-    std::string data, cond, out, png, divergence = "exact", noise = "rademacher", device = "cpu";
+    std::string data, cond, out, png, divergence = "exact", noise = "rademacher", device = "cpu", bound = "ode",
+                                                                                    bound_time = "logsnr";
     SolverFlags solver;
-    int64_t probes = 1, threads = 0, chunk = LikelihoodConfig{}.chunk_size, grid = 0;
+    int64_t probes = 1, threads = 0, chunk = LikelihoodConfig{}.chunk_size, grid = 0, draws = LikelihoodConfig{}.draws;
     std::vector<double> range, dequantize_range{0.0, 1.0};
     Dequantization dequantization;
     CLI::Option* levels_option = nullptr;
@@ -91,6 +92,15 @@ void add_loglik_command(CLI::App& app, Action& action) {
       cmd->add_option("--dequantize-range", opt->dequantize_range, "with --dequantize: LO,HI the model's data range")
       ->delimiter(',')
       ->expected(2);
+  cmd->add_option("--bound", opt->bound,
+                  "ode (log p through the probability-flow ODE), or the variational lower bound of the reverse SDE "
+                  "with its Monte-Carlo standard error: elbo (its divergence form, --divergence) or elbo-dsm (its "
+                  "denoising form, no divergence: for high dimensions)")
+      ->capture_default_str();
+  cmd->add_option("--draws", opt->draws, "elbo, elbo-dsm: Monte-Carlo draws of (t, x_t) per row")->capture_default_str();
+  cmd->add_option("--bound-time", opt->bound_time,
+                  "elbo, elbo-dsm: the draws' times, logsnr (uniform in log-SNR: density g^2/sigma^2) or uniform")
+      ->capture_default_str();
   cmd->add_option("--divergence", opt->divergence, "exact or hutchinson")->capture_default_str();
   cmd->add_option("--probes", opt->probes, "Hutchinson probes, fixed through each solve")->capture_default_str();
   cmd->add_option("--noise", opt->noise, "Hutchinson probe noise: rademacher or gaussian")->capture_default_str();
@@ -102,8 +112,8 @@ void add_loglik_command(CLI::App& app, Action& action) {
   cmd->add_option("--seed", opt->seed, "seed of the Hutchinson probes")->capture_default_str();
   cmd->add_option("--device", opt->device, "cpu or cuda")->capture_default_str();
   cmd->add_option("--threads", opt->threads, "CPU threads (0: one per core)")->capture_default_str();
-  cmd->callback([&action, opt] {
-    action = [opt]() -> int {
+  cmd->callback([&action, opt, cmd] {
+    action = [opt, cmd]() -> int {
       check_output_path(opt->out, ".npy");
       if (opt->grid == 0 && opt->data.empty()) throw InvalidArgument("--data is required (or --grid G for a map)");
       if (opt->grid != 0 && opt->grid < 2) throw InvalidArgument("--grid must be at least 2");
@@ -114,6 +124,19 @@ void add_loglik_command(CLI::App& app, Action& action) {
         throw InvalidArgument("--levels and --dequantize-range go with --dequantize");
       if (!opt->png.empty()) check_output_path(opt->png, ".png");
       LikelihoodConfig lc;
+      lc.method = likelihood_method_from_string(opt->bound);
+      const bool elbo = lc.method != LikelihoodMethod::ODE;
+      // Options that only one of the two methods reads are refused by the other.
+      for (const char* flag : {"--solver", "--rtol", "--atol", "--controller", "--error-control", "--max-steps", "--steps"})
+        if (elbo && cmd->get_option(flag)->count() > 0)
+          throw InvalidArgument(std::string(flag) + " applies to the ODE's log-likelihood, not to --bound " + opt->bound);
+      for (const char* flag : {"--draws", "--bound-time"})
+        if (!elbo && cmd->get_option(flag)->count() > 0) throw InvalidArgument(std::string(flag) + " applies to --bound elbo or elbo-dsm");
+      if (lc.method == LikelihoodMethod::ELBODenoising &&
+          (cmd->get_option("--divergence")->count() > 0 || cmd->get_option("--probes")->count() > 0))
+        throw InvalidArgument("--bound elbo-dsm takes no divergence (--divergence, --probes)");
+      lc.draws = opt->draws;
+      lc.time = time_proposal_from_string(opt->bound_time);
       lc.divergence = divergence_from_string(opt->divergence);
       lc.noise = probe_noise_from_string(opt->noise);
       lc.probes = opt->probes;
@@ -166,13 +189,19 @@ void add_loglik_command(CLI::App& app, Action& action) {
       } else {
         write_npy(opt->out, out);
       }
-      std::cout << "mean " << (opt->bpd ? "bits/dim" : "log p (nats)") << " over " << x.size(0)
+      const double units = opt->bpd ? dims * std::log(2.0) : 1.0;
+      std::cout << "mean " << (elbo ? "ELBO, " : "") << (opt->bpd ? "bits/dim" : "log p (nats)") << " over " << x.size(0)
                 << " rows: " << out.mean().item<double>();
+      if (elbo) {
+        std::cout << " +- " << (r.std_error.pow(2).sum().sqrt() / x.size(0)).item<double>() / units
+                  << " (Monte-Carlo standard error of the mean; " << lc.draws << " draws per row, "
+                  << to_string(lc.time) << " times)\n";
+        return 0;
+      }
       if (lc.divergence == DivergenceKind::Hutchinson && lc.probes == 1) {
         std::cout << " (Hutchinson with 1 probe: --probes 2 or more also estimates its standard error)";
       } else if (lc.divergence == DivergenceKind::Hutchinson) {
-        const double se = (r.std_error.pow(2).sum().sqrt() / x.size(0)).item<double>() /
-                          (opt->bpd ? dims * std::log(2.0) : 1.0);
+        const double se = (r.std_error.pow(2).sum().sqrt() / x.size(0)).item<double>() / units;
         std::cout << " +- " << se << " (Hutchinson standard error of the mean, " << lc.probes << " probes)";
       }
       std::cout << "; " << static_cast<double>(r.stats.row_evals) / static_cast<double>(x.size(0))
