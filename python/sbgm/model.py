@@ -186,12 +186,20 @@ class Model:
         probes: int = 1,
         chunk: int = 0,
         return_std: bool = False,
+        bound: str = "ode",
+        draws: int = 100,
         progress: ProgressArg = True,
     ) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
         """log p(x) in nats for each row of `x` [N, *data_shape] (log p(x | cond) given one
         condition row per row of x, or a single row for all), through the probability-flow ODE
         (adaptive Dormand-Prince at rtol/atol). divergence: "exact" or "hutchinson" (with
-        `probes` probes; return_std=True also returns each value's standard error)."""
+        `probes` probes; return_std=True also returns each value's standard error).
+
+        bound="elbo" gives instead the variational lower bound of the reverse SDE per row, a
+        Monte-Carlo estimate over `draws` draws of (t, x_t) with its standard error (divergence as
+        above); bound="elbo-dsm" the same bound in its denoising form, which needs no divergence
+        (the form for images). Equal to the ODE's value for the true score, below the SDE's
+        density otherwise."""
         rows = _rows(x, "x", min_dim=1)
         if rows.ndim == 1:  # one row
             rows = rows.reshape(1, -1)
@@ -201,9 +209,11 @@ class Model:
             c = _rows(c.reshape(1, -1) if c.ndim == 1 else c, "cond")
         if probes < 1:
             raise ValueError(f"probes must be at least 1, got {probes}")
+        if draws < 1:
+            raise ValueError(f"draws must be at least 1, got {draws}")
         with Progress(progress, "log_prob") as report:
             logp, std, _ = self._core.log_prob(rows, c, int(seed), float(rtol), float(atol), divergence, int(probes),
-                                               int(chunk), report)
+                                               int(chunk), bound, int(draws), report)
         return (logp, std) if return_std else logp
 
     def _request(self, kind: str, n: int, cond: Optional[np.ndarray], seed: int, sampler: Optional[str],

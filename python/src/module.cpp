@@ -136,9 +136,11 @@ class PyModel {
   }
 
   py::tuple log_prob(const Array& x, const std::optional<Array>& cond, uint64_t seed, double rtol, double atol,
-                     const std::string& divergence, int64_t probes, int64_t chunk,
-                     const std::optional<py::function>& progress) {
+                     const std::string& divergence, int64_t probes, int64_t chunk, const std::string& bound,
+                     int64_t draws, const std::optional<py::function>& progress) {
     sbgm::LikelihoodConfig config;
+    config.method = sbgm::likelihood_method_from_string(bound);
+    config.draws = draws;
     config.solver.rtol = rtol;
     config.solver.atol = atol;
     config.divergence = sbgm::divergence_from_string(divergence);

@@ -44,6 +44,20 @@ def test_log_prob_is_the_exact_density():
     assert np.all(np.abs(est - exact_logp(x)) < 5 * std + 1e-2)
 
 
+def test_variational_bound_is_tight_for_the_exact_score():
+    model = sbgm.gaussian_mixture(W, MU, COV)
+    x = model.sample(50, seed=2, progress=False)
+    for bound in ("elbo", "elbo-dsm"):
+        est, std = model.log_prob(x, bound=bound, draws=400, seed=1, return_std=True, progress=False)
+        assert est.shape == (50,) and np.all(std > 0)
+        # The mean over rows within 4 standard errors of the exact mean log-density.
+        assert abs((est - exact_logp(x)).mean()) < 4 * np.sqrt((std ** 2).sum()) / 50 + 1e-2, bound
+    with pytest.raises(ValueError, match="iwae"):
+        model.log_prob(x, bound="iwae", progress=False)
+    with pytest.raises(ValueError, match="draws"):
+        model.log_prob(x, bound="elbo", draws=0, progress=False)
+
+
 def test_samplers_by_name_and_progress_callback():
     model = sbgm.gaussian_mixture(W, MU, COV)
     calls = []

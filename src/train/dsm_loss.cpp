@@ -19,8 +19,17 @@ LossWeighting loss_weighting_from_string(const std::string& s) {
   return enum_from_string(s, kWeightingNames, "loss weighting");
 }
 
+namespace {
+constexpr EnumNames<TimeSampling, 2> kTimeSamplingNames{{{TimeSampling::Uniform, "uniform"}, {TimeSampling::LogSNR, "logsnr"}}};
+}  // namespace
+std::string to_string(TimeSampling s) { return enum_to_string(s, kTimeSamplingNames); }
+TimeSampling time_sampling_from_string(const std::string& s) { return enum_from_string(s, kTimeSamplingNames, "time sampling"); }
+
 void check_loss_config(const DSMConfig& config, Parameterization output, bool conditional) {
   const bool flow = output == Parameterization::Velocity;
+  if (flow && config.time_sampling != TimeSampling::Uniform)
+    throw InvalidArgument("train.time_sampling = " + to_string(config.time_sampling) +
+                          " draws t by the log-SNR, which the linear path of flow matching has infinite at t = 1");
   if (flow && config.weighting != LossWeighting::Sigma2)
     throw InvalidArgument("train.weighting = " + to_string(config.weighting) +
                           " weights the score-matching loss; flow matching (model.objective = flow) is unweighted");
@@ -36,7 +45,26 @@ at::Tensor sample_times(const SDE& sde, int64_t batch, bool stratified, at::Gene
                         const at::TensorOptions& opts) {
   at::Tensor u = at::rand({batch}, gen, opts);
   if (stratified) u = (at::arange(batch, opts) + u) / static_cast<double>(batch);
-  return u * (sde.T() - sde.t_eps()) + sde.t_eps();
+  return times_from_uniform(sde, u, TimeSampling::Uniform).t;
+}
+
+ProposedTimes times_from_uniform(const SDE& sde, const at::Tensor& u, TimeSampling proposal) {
+  if (proposal == TimeSampling::Uniform) return {u * (sde.T() - sde.t_eps()) + sde.t_eps(), at::Tensor()};
+  // lambda = -log(sigma / m) uniform between its ends; t(lambda) by the SDE's inversion, and the
+  // weight (1 / (T - t_eps)) / q(t) with q = (g^2 / sigma^2) / (2 (lambda_max - lambda_min)).
+  const double log_top = std::log(sde.noise_to_signal(sde.T())), log_bottom = std::log(sde.noise_to_signal(sde.t_eps()));
+  const double span = (log_top - log_bottom) / (sde.T() - sde.t_eps());
+  const at::Tensor uc = u.to(at::kDouble).cpu().contiguous();
+  at::Tensor t = at::empty_like(uc), w = at::empty_like(uc);
+  const double* up = uc.data_ptr<double>();
+  double* tp = t.data_ptr<double>();
+  double* wp = w.data_ptr<double>();
+  for (int64_t i = 0; i < uc.numel(); ++i) {
+    tp[i] = sde.time_of_noise_to_signal(std::exp(log_top + up[i] * (log_bottom - log_top)));
+    const double sigma = sde.marginal_std(tp[i]);
+    wp[i] = 2 * span * sigma * sigma / sde.diffusion_sq(tp[i]);
+  }
+  return {t.to(u.options()), w.to(u.options())};
 }
 
 namespace {
@@ -49,18 +77,20 @@ struct Perturbed {
 };
 
 Perturbed perturb(const SDE& sde, Parameterization output, LossWeighting weighting, const at::Tensor& x0,
-                  const at::Tensor& t, const at::Tensor& z) {
+                  const at::Tensor& t, const at::Tensor& z, const at::Tensor& importance) {
   Perturbed p;
   p.sigma = sde.marginal_std(t, x0);
   p.xt = at::addcmul(sde.mean_coeff(t, x0) * x0, p.sigma, z);
   if (output == Parameterization::Velocity) {
     p.velocity = at::addcmul(sde.mean_coeff_rate(t, x0) * x0, sde.marginal_std_rate(t, x0), z);
+    p.weight = importance;
     return p;
   }
   if (weighting == LossWeighting::Likelihood) {
     const at::Tensor t_flat = t.reshape({-1});
     p.weight = sde.diffusion_sq(t_flat, t_flat) / p.sigma.reshape({-1}).pow(2);
   }
+  if (importance.defined()) p.weight = p.weight.defined() ? p.weight * importance : importance;
   return p;
 }
 
@@ -84,17 +114,19 @@ at::Tensor weighted_mean(const Perturbed& p, const at::Tensor& r) {
 }  // namespace
 
 at::Tensor dsm_loss(ScoreNet& net, Parameterization output, const SDE& sde, LossWeighting weighting,
-                    const at::Tensor& x0, const at::Tensor& y, const at::Tensor& t, const at::Tensor& z) {
-  const Perturbed p = perturb(sde, output, weighting, x0, t, z);
+                    const at::Tensor& x0, const at::Tensor& y, const at::Tensor& t, const at::Tensor& z,
+                    const at::Tensor& importance) {
+  const Perturbed p = perturb(sde, output, weighting, x0, t, z, importance);
   // In x0's precision whatever the network's (bfloat16 under autocast).
   const at::Tensor out = net.forward(p.xt, t, y).to(x0.scalar_type());
   return weighted_mean(p, residual(output, p, z, out));
 }
 
 DSMManual dsm_loss_manual(ScoreNet& net, Parameterization output, const SDE& sde, LossWeighting weighting,
-                          const at::Tensor& x0, const at::Tensor& y, const at::Tensor& t, const at::Tensor& z) {
+                          const at::Tensor& x0, const at::Tensor& y, const at::Tensor& t, const at::Tensor& z,
+                          const at::Tensor& importance) {
   at::NoGradGuard no_grad;
-  const Perturbed p = perturb(sde, output, weighting, x0, t, z);
+  const Perturbed p = perturb(sde, output, weighting, x0, t, z, importance);
   const at::Tensor r = residual(output, p, z, net.forward_for_backward(p.xt, t, y));
   // d/d out of mean_b w_b |r_b|^2 is 2 w_b r_b / B times d r / d out (sigma, -1 for noise, 1 for velocity).
   const double two_over_b = 2.0 / static_cast<double>(x0.size(0));
@@ -107,10 +139,12 @@ DSMManual dsm_loss_manual(ScoreNet& net, Parameterization output, const SDE& sde
 
 at::Tensor dsm_loss(ScoreNet& net, Parameterization output, const SDE& sde, const DSMConfig& config,
                     const at::Tensor& x0, const at::Tensor& y, at::Generator gen) {
-  const at::Tensor t = sample_times(sde, x0.size(0), config.stratified_time, gen, x0.options());
+  at::Tensor u = at::rand({x0.size(0)}, gen, x0.options());
+  if (config.stratified_time) u = (at::arange(x0.size(0), x0.options()) + u) / static_cast<double>(x0.size(0));
+  const ProposedTimes times = times_from_uniform(sde, u, config.time_sampling);
   at::Tensor z = at::normal(0.0, 1.0, x0.sizes(), gen, x0.options());
   if (config.ot_coupling) z = ot_paired_noise(x0, z);
-  return dsm_loss(net, output, sde, config.weighting, x0, y, t, z);
+  return dsm_loss(net, output, sde, config.weighting, x0, y, times.t, z, times.importance);
 }
 
 }  // namespace sbgm

@@ -149,9 +149,10 @@ bool Trainer::step(bool stop_requested, at::Tensor& loss_out) {
   if (config_.loss.stratified_time) {
     t_.add_(at::arange(config_.batch_size, t_.options())).div_(static_cast<double>(config_.batch_size));
   }
-  t_.mul_(sde_->T() - sde_->t_eps()).add_(sde_->t_eps());
+  const ProposedTimes times = times_from_uniform(*sde_, t_, config_.loss.time_sampling);
   z_.normal_(0.0, 1.0, gen_);
-  const at::Tensor t = t_.narrow(0, first_row_, local_rows_);
+  const at::Tensor t = times.t.narrow(0, first_row_, local_rows_);
+  const at::Tensor importance = times.importance.defined() ? times.importance.narrow(0, first_row_, local_rows_) : at::Tensor();
   at::Tensor z = z_.narrow(0, first_row_, local_rows_);
   if (config_.loss.ot_coupling) z = ot_paired_noise(batch_, z);
   at::Tensor net_cond = condition_.present(batch_cond_);
@@ -161,14 +162,14 @@ bool Trainer::step(bool stop_requested, at::Tensor& loss_out) {
   at::Tensor loss;
   if (manual) {
     // The network writes every gradient itself: no autograd graph, no zeroing pass.
-    DSMManual m = dsm_loss_manual(*net_, output_, *sde_, config_.loss.weighting, batch_, net_cond, t, z);
+    DSMManual m = dsm_loss_manual(*net_, output_, *sde_, config_.loss.weighting, batch_, net_cond, t, z, importance);
     net_->backward_into_grads(m.grad_output);
     loss = m.loss;
   } else {
     flat_.zero_grad();
     {
       const AutocastScope autocast(data_.device().type(), config_.precision);
-      loss = dsm_loss(*net_, output_, *sde_, config_.loss.weighting, batch_, net_cond, t, z);
+      loss = dsm_loss(*net_, output_, *sde_, config_.loss.weighting, batch_, net_cond, t, z, importance);
     }
     torch::autograd::backward({loss});
   }

@@ -24,8 +24,19 @@ enum class LossWeighting {
 std::string to_string(LossWeighting w);
 LossWeighting loss_weighting_from_string(const std::string& s);
 
+// How training draws t: uniform on [t_eps, T], or uniform in the half log-SNR lambda, i.e. with
+// density proportional to g^2 / sigma^2 — the importance-sampling proposal of Song, Durkan et al.
+// (2021) and Huang et al. (2021) for the likelihood weighting, under which that weighting's
+// per-sample weight is constant (the same objective as with uniform t, with less variance).
+// Every sample is weighted by (uniform density) / (proposal density), so the objective of each
+// weighting is the same under both.
+enum class TimeSampling { Uniform, LogSNR };
+std::string to_string(TimeSampling s);
+TimeSampling time_sampling_from_string(const std::string& s);
+
 struct DSMConfig {
   LossWeighting weighting = LossWeighting::Sigma2;
+  TimeSampling time_sampling = TimeSampling::Uniform;
   bool stratified_time = false;  // one t per stratum of [t_eps, T] instead of i.i.d. uniform
   // Flow matching of unconditional data: pair each batch's rows with its noise by minibatch
   // optimal transport (train/optimal_transport.hpp) instead of independently.
@@ -39,9 +50,18 @@ void check_loss_config(const DSMConfig& config, Parameterization output, bool co
 // Times for one batch: t ~ U[t_eps, T] (or stratified), shape [B].
 at::Tensor sample_times(const SDE& sde, int64_t batch, bool stratified, at::Generator gen, const at::TensorOptions& opts);
 
-// The loss for a batch x0 (and conditions y, or undefined) with the given times and noise.
+// Times from u ~ U[0, 1) by the proposal (u itself may be stratified) and each one's importance
+// weight, the uniform density over the proposal's ([B]; undefined for the uniform proposal).
+struct ProposedTimes {
+  at::Tensor t, importance;
+};
+ProposedTimes times_from_uniform(const SDE& sde, const at::Tensor& u, TimeSampling proposal);
+
+// The loss for a batch x0 (and conditions y, or undefined) with the given times and noise; each
+// sample's term times importance[b] when that is defined (times_from_uniform).
 at::Tensor dsm_loss(ScoreNet& net, Parameterization output, const SDE& sde, LossWeighting weighting,
-                    const at::Tensor& x0, const at::Tensor& y, const at::Tensor& t, const at::Tensor& z);
+                    const at::Tensor& x0, const at::Tensor& y, const at::Tensor& t, const at::Tensor& z,
+                    const at::Tensor& importance = {});
 
 // The loss and its gradient with respect to the network's output, computed without autograd by
 // the networks that support a manual backward (ScoreNet::supports_manual_backward). out must come
@@ -50,7 +70,8 @@ struct DSMManual {
   at::Tensor loss, grad_output;
 };
 DSMManual dsm_loss_manual(ScoreNet& net, Parameterization output, const SDE& sde, LossWeighting weighting,
-                          const at::Tensor& x0, const at::Tensor& y, const at::Tensor& t, const at::Tensor& z);
+                          const at::Tensor& x0, const at::Tensor& y, const at::Tensor& t, const at::Tensor& z,
+                          const at::Tensor& importance = {});
 
 // Draws t and z from gen, then dsm_loss.
 at::Tensor dsm_loss(ScoreNet& net, Parameterization output, const SDE& sde, const DSMConfig& config,
