@@ -1,5 +1,6 @@
 #include <ATen/ATen.h>
 
+#include <cstdio>
 #include <iostream>
 
 #include "cli_common.hpp"
@@ -44,18 +45,28 @@ at::Tensor reference_for_picture(const Model& model, const at::Tensor& cond, int
   }
 }
 
-// The same k prior draws taken down by Euler-Maruyama on the reverse SDE and by the ODE solver.
+// The same k prior draws taken down the plug-in reverse SDEs by Euler-Maruyama — the reverse SDE
+// (lambda 0) and one between it and the flow (the --lambda given, else 0.5), as in Huang et al.'s
+// figure 5 — and by the ODE solver. A flow path has the ODE alone.
 std::vector<PathPanel> trajectory_panels(const Model& model, const SamplerOptions& options, int64_t k, uint64_t seed,
                                          const at::Tensor& cond) {
   SamplerOptions sde = options, ode = options;
   sde.kind = SamplerKind::EulerMaruyama;
-  if (options.kind == SamplerKind::EDMHeun || is_multistep(options.kind))
+  if (options.kind != SamplerKind::EulerMaruyama)
     sde.steps = ode.steps = sampling_for(model.config, model.cond_dim, SamplerKind::EulerMaruyama).steps;
+  const double middle = options.lambda && *options.lambda > 0 && *options.lambda < 1 ? *options.lambda : 0.5;
+  SamplerOptions plug_in = sde;
+  sde.lambda = 0.0;
+  plug_in.lambda = middle;
   ode.kind = SamplerKind::ProbabilityFlow;
+  ode.lambda.reset();
+  char lambda_text[32];
+  std::snprintf(lambda_text, sizeof lambda_text, "%g", middle);
   std::vector<PathPanel> panels;
   for (const auto& [o, title] :
-       {std::pair{sde, "reverse SDE, Euler-Maruyama " + std::to_string(sde.steps) + " steps"},
-        std::pair{ode, "probability-flow ODE, " + to_string(ode.solver.kind)}}) {
+       {std::pair{sde, "reverse SDE (lambda 0), Euler-Maruyama " + std::to_string(sde.steps) + " steps"},
+        std::pair{plug_in, "plug-in reverse SDE, lambda " + std::string(lambda_text)},
+        std::pair{ode, "probability-flow ODE (lambda 1), " + to_string(ode.solver.kind)}}) {
     if (o.kind != SamplerKind::ProbabilityFlow && !model.sde->has_reverse_sde()) continue;  // a flow path: the ODE alone
     const std::unique_ptr<Sampler> sampler = make_sampler(o);
     Trajectories paths = model_trajectories(model, *sampler, k, seed, cond);
