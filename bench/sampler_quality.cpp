@@ -3,7 +3,8 @@
 //   sbgm_bench_samplers (--checkpoint RUN_DIR | --gmm-dataset NAME [--sde KIND]) --dataset NAME [--n N]
 //                       [--threads T] [--seeds K] [--only PREFIX[,PREFIX...]]
 //
-// The model is a trained run, or the exact diffused mixture of a toy dataset (ring8, bimodal1d)
+// The model is a trained run, or the exact diffused mixture of a toy dataset (ring8, bimodal1d,
+// or anisoSEED: a random mixture of six anisotropic Gaussians)
 // under the SDE KIND (default VP; linear: flow matching's straight path, where only the ODE and
 // the multistep solvers on the time schedule run), which isolates each sampler's own error. Each sampler draws N samples
 // (one chunk) with each of the seeds 1..K; quality is the energy distance to N held-out draws of
@@ -62,6 +63,23 @@ struct Row {
   std::string name;
   SamplerOptions options;
 };
+
+// A random 2-D mixture of six anisotropic Gaussians (--gmm-dataset anisoSEED): means uniform in
+// [-3, 3]^2, covariances R diag(a, b) R^T with a, b log-uniform in [0.005, 0.5] and R a random
+// rotation, weights from a Dirichlet(2) draw — narrow, tilted, unequal modes.
+GaussianMixture random_anisotropic_mixture(uint64_t seed) {
+  at::Generator gen = make_generator(at::kCPU, seed);
+  const auto dbl = at::TensorOptions().dtype(at::kDouble);
+  const int64_t k = 6;
+  const at::Tensor means = at::rand({k, 2}, gen, dbl) * 6 - 3;
+  const at::Tensor scales = at::exp(at::rand({k, 2}, gen, dbl) * std::log(100.0) + std::log(0.005));
+  const at::Tensor angle = at::rand({k}, gen, dbl) * M_PI;
+  const at::Tensor c = at::cos(angle), s = at::sin(angle);
+  const at::Tensor rot = at::stack({at::stack({c, -s}, 1), at::stack({s, c}, 1)}, 1);  // [k, 2, 2]
+  const at::Tensor covs = rot.matmul(at::diag_embed(scales)).matmul(rot.transpose(1, 2));
+  const at::Tensor gamma = -at::log(at::rand({k, 2}, gen, dbl)).sum(1);  // Gamma(2) draws
+  return GaussianMixture(gamma / gamma.sum(), means, covs);
+}
 
 std::vector<Row> samplers() {
   std::vector<Row> rows;
@@ -136,7 +154,9 @@ int run(int argc, char** argv) {
     std::fprintf(stderr, "usage: sbgm_bench_samplers (--checkpoint RUN_DIR | --gmm-dataset NAME) --dataset NAME [--n N] [--seeds K >= 1] [--only PREFIX[,PREFIX...]]\n");
     return 2;
   }
-  const std::optional<GaussianMixture> truth = toy_dataset_mixture(dataset);
+  const bool aniso = dataset.rfind("aniso", 0) == 0;
+  const std::optional<GaussianMixture> truth =
+      aniso ? std::optional(random_anisotropic_mixture(std::stoull("0" + dataset.substr(5)))) : toy_dataset_mixture(dataset);
   Model model;
   if (!checkpoint.empty()) {
     model = load_model(checkpoint);
@@ -146,8 +166,10 @@ int run(int argc, char** argv) {
     path.kind = sde_kind_from_string(bench_arg(argc, argv, "--sde", "vp"));
     model = mixture_model(*truth, path);
   }
-  const at::Tensor held_out = make_toy_dataset(dataset, n, 12345).to(at::kDouble);
-  const at::Tensor other = make_toy_dataset(dataset, n, 54321).to(at::kDouble);
+  auto draws = [&](uint64_t seed) {
+    return (aniso ? truth->sample(n, make_generator(at::kCPU, seed)) : make_toy_dataset(dataset, n, seed)).to(at::kDouble);
+  };
+  const at::Tensor held_out = draws(12345), other = draws(54321);
   auto mean_logp = [&](const at::Tensor& x) { return truth->log_prob(x).mean().item<double>(); };
   // "mean ± standard error" over the seeds (just the value for one seed).
   auto summary = [&](const std::vector<double>& v, const char* format) {
