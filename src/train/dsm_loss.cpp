@@ -41,13 +41,6 @@ void check_loss_config(const DSMConfig& config, Parameterization output, bool co
                           "unconditional data only");
 }
 
-at::Tensor sample_times(const SDE& sde, int64_t batch, bool stratified, at::Generator gen,
-                        const at::TensorOptions& opts) {
-  at::Tensor u = at::rand({batch}, gen, opts);
-  if (stratified) u = (at::arange(batch, opts) + u) / static_cast<double>(batch);
-  return times_from_uniform(sde, u, TimeSampling::Uniform).t;
-}
-
 ProposedTimes times_from_uniform(const SDE& sde, const at::Tensor& u, TimeSampling proposal) {
   if (proposal == TimeSampling::Uniform) return {u * (sde.T() - sde.t_eps()) + sde.t_eps(), at::Tensor()};
   // lambda = -log(sigma / m) uniform between its ends; t(lambda) by the SDE's inversion, and the

@@ -47,9 +47,6 @@ struct DSMConfig {
 // (on conditional data or not): the likelihood weighting and minibatch OT belong to one objective.
 void check_loss_config(const DSMConfig& config, Parameterization output, bool conditional);
 
-// Times for one batch: t ~ U[t_eps, T] (or stratified), shape [B].
-at::Tensor sample_times(const SDE& sde, int64_t batch, bool stratified, at::Generator gen, const at::TensorOptions& opts);
-
 // Times from u ~ U[0, 1) by the proposal (u itself may be stratified) and each one's importance
 // weight, the uniform density over the proposal's ([B]; undefined for the uniform proposal).
 struct ProposedTimes {
