@@ -207,6 +207,7 @@ TEST(CliInpaint, BadInputs) {
   expect_one_line_error(sbgm_cli(prior + " --data " + (tmp / "nan_observed.npy").string() + mask + out), "NaN");
   expect_one_line_error(sbgm_cli(prior + data + mask + " --method replace --noise-std 0.1" + out), "exact observations");
   expect_one_line_error(sbgm_cli(prior + data + mask + " --method replace --sampler ode" + out), "--sampler em");
+  expect_one_line_error(sbgm_cli(prior + data + mask + " --method replace --lambda 0.5" + out), "takes no --lambda");
   expect_one_line_error(sbgm_cli(prior + data + mask + " --method guess" + out), "guess");
   expect_one_line_error(sbgm_cli(prior + data + out), "--noise-std");
   expect_one_line_error(sbgm_cli(prior + data + mask + " --n 0" + out), "at least 1");

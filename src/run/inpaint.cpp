@@ -84,6 +84,8 @@ at::Tensor model_inpaint(const Model& model, const at::Tensor& observed_given, c
     throw InvalidArgument("the replace method needs exact observations (noise std 0); use the moments method");
   if (config.method == InverseMethod::Replace && config.sampler.kind != SamplerKind::EulerMaruyama)
     throw InvalidArgument("--method replace runs Euler-Maruyama only (--sampler em)");
+  if (config.method == InverseMethod::Replace && config.sampler.lambda)
+    throw InvalidArgument("--method replace runs the reverse SDE itself: it takes no --lambda");
   if (config.method == InverseMethod::NoiseLevel) {
     if (!(config.noise_std > 0)) throw InvalidArgument("--method noise-level denoises: give the noise std (> 0)");
     const SamplerKind k = config.sampler.kind;
