@@ -30,18 +30,8 @@ TimeDraws draw_times(const SDE& sde, TimeProposal proposal, int64_t b, at::Gener
   const at::Tensor u = at::rand({b}, gen, at::TensorOptions().dtype(at::kDouble));
   if (proposal == TimeProposal::Uniform)
     return {u * (sde.T() - sde.t_eps()) + sde.t_eps(), at::full({b}, sde.T() - sde.t_eps(), u.options())};
-  // lambda uniform between its values at T and t_eps; dt/dlambda = -2 sigma^2 / g^2.
-  const double log_top = std::log(sde.noise_to_signal(sde.T())), log_bottom = std::log(sde.noise_to_signal(sde.t_eps()));
-  at::Tensor t = at::empty({b}, u.options()), weight = at::empty({b}, u.options());
-  const double* up = u.data_ptr<double>();
-  double* tp = t.data_ptr<double>();
-  double* wp = weight.data_ptr<double>();
-  for (int64_t i = 0; i < b; ++i) {
-    tp[i] = sde.time_of_noise_to_signal(std::exp(log_top + up[i] * (log_bottom - log_top)));
-    const double sigma = sde.marginal_std(tp[i]);
-    wp[i] = (log_top - log_bottom) * 2 * sigma * sigma / sde.diffusion_sq(tp[i]);
-  }
-  return {t, weight};
+  const LogSNRTimes times = log_snr_times(sde, u);
+  return {times.t, times.dt_du};
 }
 
 }  // namespace

@@ -7,7 +7,6 @@
 #include <vector>
 
 #include "sbgm/nets/score_model.hpp"
-#include "sbgm/sample/make_sampler.hpp"
 #include "sbgm/sde/sde.hpp"
 #include "sbgm/util/error.hpp"
 
@@ -17,16 +16,6 @@ namespace {
 // Below this many steps the last steps fall back to lower orders (DPM-Solver++'s threshold); the
 // very last is first order at any count.
 constexpr int64_t kLowerOrderFinalBelow = 15;
-
-SamplerKind kind_of(MultistepMethod method) {
-  switch (method) {
-    case MultistepMethod::DDIM: return SamplerKind::DDIM;
-    case MultistepMethod::DPMSolverPP2M: return SamplerKind::DPMSolverPP2M;
-    case MultistepMethod::DPMSolverPP3M: return SamplerKind::DPMSolverPP3M;
-    case MultistepMethod::UniPC: return SamplerKind::UniPC;
-  }
-  return SamplerKind::DDIM;
-}
 
 int64_t highest_order(const MultistepConfig& c) {
   switch (c.method) {
@@ -38,7 +27,7 @@ int64_t highest_order(const MultistepConfig& c) {
   return 1;
 }
 
-double half_log_snr(const SDE& sde, double t) { return std::log(sde.mean_coeff(t)) - std::log(sde.marginal_std(t)); }
+double half_log_snr(const SDE& sde, double t) { return -std::log(sde.noise_to_signal(t)); }
 
 // A visited point: its lambda and the model's denoised estimate there.
 struct Estimate {
@@ -170,8 +159,7 @@ at::Tensor denoised_estimate(ScoreModel& model, const SDE& sde, const at::Tensor
 
 at::Tensor MultistepSampler::run(ScoreModel& model, const SDE& sde, at::Tensor x, const at::Tensor& y,
                                  at::Generator gen, const StepFn& on_step) {
-  check_sampler_fits(kind_of(config_.method), sde);
-  at::NoGradGuard no_grad;
+  at::NoGradGuard no_grad;  // every SDE serves: the solvers need m(t) and sigma(t) alone
   const std::vector<double> times = step_times(sde, config_.schedule, config_.steps, config_.rho);
   const at::Tensor t_buffer = at::empty({x.size(0)}, x.options());
   const int64_t steps = config_.steps, top = highest_order(config_);

@@ -1,5 +1,7 @@
 #include "sbgm/sample/step_schedule.hpp"
 
+#include <ATen/ATen.h>
+
 #include <cmath>
 
 #include "sbgm/sde/sde.hpp"
@@ -33,14 +35,16 @@ std::vector<double> step_times(const SDE& sde, StepSchedule schedule, int64_t st
     throw InvalidArgument("the " + to_string(schedule) + " schedule spaces noise levels, which are infinite at t = T on the " +
                           to_string(sde.kind()) + " path: use the time schedule");
   std::vector<double> times(steps + 1);
+  const at::Tensor grid = at::linspace(0.0, 1.0, steps + 1, at::TensorOptions().dtype(at::kDouble));
+  const at::Tensor log_snr = schedule == StepSchedule::LogSNR ? log_snr_times(sde, grid).t : at::Tensor();
   for (int64_t i = 0; i <= steps; ++i) {
     const double u = double(i) / double(steps);  // 0 at T, 1 at t_eps
     switch (schedule) {
       case StepSchedule::Time:
         times[i] = sde.T() + u * (sde.t_eps() - sde.T());
         break;
-      case StepSchedule::LogSNR:  // lambda = -log(sigma / m), uniform
-        times[i] = sde.time_of_noise_to_signal(std::exp(std::log(top) + u * (std::log(bottom) - std::log(top))));
+      case StepSchedule::LogSNR:
+        times[i] = log_snr.data_ptr<double>()[i];
         break;
       case StepSchedule::Karras: {
         const double hi = std::pow(top, 1 / rho), lo = std::pow(bottom, 1 / rho);

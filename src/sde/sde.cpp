@@ -273,6 +273,24 @@ at::Tensor SDE::prior_log_prob(const at::Tensor& x) const {
   return x.reshape({x.size(0), -1}).pow(2).sum(1).mul(-0.5 / (s * s)).add(norm);
 }
 
+LogSNRTimes log_snr_times(const SDE& sde, const at::Tensor& u) {
+  const double log_top = std::log(sde.noise_to_signal(sde.T())), log_bottom = std::log(sde.noise_to_signal(sde.t_eps()));
+  if (!std::isfinite(log_top))
+    throw InvalidArgument("the log-SNR is infinite at t = T on the " + to_string(sde.kind()) +
+                          " path: times cannot be spaced in it");
+  const at::Tensor uc = u.to(at::kDouble).cpu().contiguous();
+  at::Tensor t = at::empty_like(uc), dt_du = at::empty_like(uc);
+  const double* up = uc.data_ptr<double>();
+  double* tp = t.data_ptr<double>();
+  double* wp = dt_du.data_ptr<double>();
+  for (int64_t i = 0; i < uc.numel(); ++i) {
+    tp[i] = sde.time_of_noise_to_signal(std::exp(log_top + up[i] * (log_bottom - log_top)));
+    const double sigma = sde.marginal_std(tp[i]);
+    wp[i] = (log_top - log_bottom) * 2 * sigma * sigma / sde.diffusion_sq(tp[i]);
+  }
+  return {t.to(u.options()), dt_du.to(u.options())};
+}
+
 std::unique_ptr<SDE> make_sde(const SDEConfig& config) {
   config.validate();
   switch (config.kind) {

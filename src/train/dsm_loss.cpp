@@ -43,21 +43,9 @@ void check_loss_config(const DSMConfig& config, Parameterization output, bool co
 
 ProposedTimes times_from_uniform(const SDE& sde, const at::Tensor& u, TimeSampling proposal) {
   if (proposal == TimeSampling::Uniform) return {u * (sde.T() - sde.t_eps()) + sde.t_eps(), at::Tensor()};
-  // lambda = -log(sigma / m) uniform between its ends; t(lambda) by the SDE's inversion, and the
-  // weight (1 / (T - t_eps)) / q(t) with q = (g^2 / sigma^2) / (2 (lambda_max - lambda_min)).
-  const double log_top = std::log(sde.noise_to_signal(sde.T())), log_bottom = std::log(sde.noise_to_signal(sde.t_eps()));
-  const double span = (log_top - log_bottom) / (sde.T() - sde.t_eps());
-  const at::Tensor uc = u.to(at::kDouble).cpu().contiguous();
-  at::Tensor t = at::empty_like(uc), w = at::empty_like(uc);
-  const double* up = uc.data_ptr<double>();
-  double* tp = t.data_ptr<double>();
-  double* wp = w.data_ptr<double>();
-  for (int64_t i = 0; i < uc.numel(); ++i) {
-    tp[i] = sde.time_of_noise_to_signal(std::exp(log_top + up[i] * (log_bottom - log_top)));
-    const double sigma = sde.marginal_std(tp[i]);
-    wp[i] = 2 * span * sigma * sigma / sde.diffusion_sq(tp[i]);
-  }
-  return {t.to(u.options()), w.to(u.options())};
+  // The uniform density 1 / (T - t_eps) over the proposal's, 1 / |dt/du|.
+  const LogSNRTimes times = log_snr_times(sde, u);
+  return {times.t, times.dt_du / (sde.T() - sde.t_eps())};
 }
 
 namespace {

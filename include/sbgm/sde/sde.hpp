@@ -96,4 +96,15 @@ class SDE {
 
 std::unique_ptr<SDE> make_sde(const SDEConfig& config);
 
+// Times spaced uniformly in the half log-SNR lambda = -log(sigma / m): for u in [0, 1] ([B], any
+// float dtype) t(u) runs from T (u = 0) to t_eps (u = 1), and |dt/du| = (lambda(t_eps) -
+// lambda(T)) 2 sigma^2 / g^2 at t(u). Drawn with u ~ U[0, 1), t has density proportional to
+// g^2 / sigma^2 and |dt/du| is the inverse of that density, the weight that keeps an integral over
+// [t_eps, T] unbiased. Used by the step schedules, the variational bound and training. The
+// linear path's lambda(T) is -inf: InvalidArgument there.
+struct LogSNRTimes {
+  at::Tensor t, dt_du;  // [B], u's dtype and device
+};
+LogSNRTimes log_snr_times(const SDE& sde, const at::Tensor& u);
+
 }  // namespace sbgm
