@@ -52,7 +52,7 @@ std::vector<PathPanel> trajectory_panels(const Model& model, const SamplerOption
                                          const at::Tensor& cond) {
   SamplerOptions sde = options, ode = options;
   sde.kind = SamplerKind::EulerMaruyama;
-  if (options.kind != SamplerKind::EulerMaruyama)
+  if (options.kind == SamplerKind::EDMHeun || is_multistep(options.kind))  // steps of another kind
     sde.steps = ode.steps = sampling_for(model.config, model.cond_dim, SamplerKind::EulerMaruyama).steps;
   const double middle = options.lambda && *options.lambda > 0 && *options.lambda < 1 ? *options.lambda : 0.5;
   SamplerOptions plug_in = sde;
