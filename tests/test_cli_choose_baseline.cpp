@@ -35,7 +35,7 @@ fs::path linear_gaussian_pairs() {
   return dir;
 }
 
-const std::string kShort = " --steps 1500 --model.width 64 --model.depth 2 --threads 2";
+const std::string kShort = " --steps 1500 --model.width 64 --model.depth 2 --threads 1";
 
 }  // namespace
 
@@ -82,7 +82,7 @@ TEST(CliChooseBaseline, APosteriorRunKeepsTheCandidateWithTheLowerHeldOutLoss) {
   // A run stopped while training its candidates has only theirs: --resume finds the config
   // there and finishes the choice.
   fs::remove(run / "checkpoint.safetensors");
-  const CliResult again = sbgm_cli("train --out " + run.string() + " --resume --threads 2");
+  const CliResult again = sbgm_cli("train --out " + run.string() + " --resume --threads 1");
   ASSERT_EQ(again.code, 0) << again.err;
   EXPECT_EQ(file_bytes(run / "checkpoint.safetensors"), file_bytes(run / "candidates" / chosen / "checkpoint.safetensors"));
 
@@ -91,7 +91,7 @@ TEST(CliChooseBaseline, APosteriorRunKeepsTheCandidateWithTheLowerHeldOutLoss) {
   ASSERT_EQ(given.code, 0) << given.err;
   EXPECT_FALSE(fs::exists(dir / "given" / "candidates"));
   const CliResult plain = sbgm_cli("train --data " + (dir / "theta.npy").string() + " --out " + (dir / "plain").string() +
-                                   " --steps 200 --model.width 16 --threads 2");
+                                   " --steps 200 --model.width 16 --threads 1");
   ASSERT_EQ(plain.code, 0) << plain.err;
   EXPECT_FALSE(fs::exists(dir / "plain" / "candidates"));
 }

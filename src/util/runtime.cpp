@@ -49,15 +49,28 @@ int busy_cores(int cores) {
   return busy;
 }
 
+// OMP_NUM_THREADS, the variable every OpenMP program and PyTorch honour: its first entry when it is
+// a positive whole number, else 0 (unset or unreadable: the idle cores decide).
+int threads_from_environment() {
+  const char* value = std::getenv("OMP_NUM_THREADS");
+  if (!value) return 0;
+  char* end = nullptr;
+  const long n = std::strtol(value, &end, 10);
+  if (end == value || (*end != '\0' && *end != ',') || n <= 0 || n > 4096) return 0;
+  return static_cast<int>(n);
+}
+
 }  // namespace
 
 void configure_threads(int threads) {
-  // OpenMP may start with a single thread; 0 means one per idle core. OpenMP's workers spin
+  // OpenMP may start with a single thread; 0 means OMP_NUM_THREADS when it is set, else one per
+  // idle core. OpenMP's workers spin
   // while they wait for each other, so a worker sharing its core with another process stalls
   // the rest: with one of this machine's two cores busy, two threads trained 2.1x slower than one
   // (docs/benchmarks.md, "A busy machine"). The processes of a job on one machine
   // (LOCAL_WORLD_SIZE, set by torchrun and --nproc) share the cores instead of each taking all of
   // them (they start together, so they do not measure each other).
+  if (threads <= 0) threads = threads_from_environment();
   if (threads <= 0) {
     const int cores = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
     const char* local = std::getenv("LOCAL_WORLD_SIZE");

@@ -10,8 +10,8 @@ namespace sbgm {
 
 // Sets the intra-op thread count (OpenMP and BLAS alike) and flushes denormals to zero on every
 // worker thread: denormal activations late in training cost ~2.5x on small networks.
-// threads <= 0 means one thread per core, shared among the processes of a job on this machine
-// (LOCAL_WORLD_SIZE).
+// threads <= 0 means OMP_NUM_THREADS when it is set, else one thread per idle core, shared among
+// the processes of a job on this machine (LOCAL_WORLD_SIZE).
 void configure_threads(int threads);
 
 // Keeps large temporary buffers mapped between uses instead of returning them to the kernel
