@@ -235,12 +235,12 @@ TEST(CliConditioning, ImageConditionedUNetFollowsTheConditionImage) {
                          " --out " + run.string() +
                          " --data.image_range -1,1 --model unet --model.cond_channels 1 --model.width 16 --model.depth 1"
                          " --model.channel_mult 1,2 --model.attention_res 4 --model.heads 2 --steps 250 --batch-size 32"
-                         " --lr 2e-3 --train.warmup_steps 20 --train.ema_decay 0.99 --threads 2 --sample.n 8 --sample.steps 50");
+                         " --lr 2e-3 --train.warmup_steps 20 --train.ema_decay 0.99 --threads 1 --sample.n 8 --sample.steps 50");
   ASSERT_EQ(r.code, 0) << r.err;
   EXPECT_NE(sbgm_cli("info --checkpoint " + run.string()).out.find("condition"), std::string::npos);
   const fs::path samples = dir / "samples.npy";
   r = sbgm_cli("sample --checkpoint " + run.string() + " --cond " + (dir / "y_test.npy").string() +
-               " --n 4 --steps 100 --threads 2 --out " + samples.string());
+               " --n 4 --steps 100 --threads 1 --out " + samples.string());
   ASSERT_EQ(r.code, 0) << r.err;
   const at::Tensor x = read_npy(samples.string());  // [8, 4, 1, 8, 8] in pixel levels
   ASSERT_EQ(x.sizes(), (std::vector<int64_t>{8, 4, 1, 8, 8}));
@@ -346,7 +346,13 @@ TEST(CliIID, ComposesTheAnalyticPosteriorOfManyObservations) {
     const at::Tensor mean = read_npy((oracle / (std::string("iid_mean_") + n + ".npy")).string(), true);
     const at::Tensor cov = read_npy((oracle / (std::string("iid_cov_") + n + ".npy")).string(), true);
     const at::Tensor sd = cov.diagonal().sqrt();
-    EXPECT_TRUE(((s.mean(0) - mean).abs() < 4 * sd / std::sqrt(4000.0)).all().item<bool>()) << n << s.mean(0) << mean;
+    // The gauss composition weighs each observation's score by its posterior's covariance,
+    // estimated from --iid-draws draws; that estimate's error moves every composed sample alike,
+    // by up to 0.15 sd at n = 20 with 5000 draws (seeds 0-4 of the sampler: 0.01-0.15 sd), beside
+    // the 4000 samples' own error.
+    const double composed = 0.15 * (std::stod(n) - 1) / 19;
+    EXPECT_TRUE(((s.mean(0) - mean).abs() < (4 / std::sqrt(4000.0) + composed) * sd).all().item<bool>())
+        << n << s.mean(0) << mean;
     EXPECT_LT((at::cov(s.t()) - cov).abs().max().item<double>(), 0.1 * sd.max().item<double>() * sd.max().item<double>()) << n;
   }
 }
@@ -401,7 +407,7 @@ TEST(CliSummary, ACnnSummaryOfARawSeriesFindsTheAnalyticPosterior) {
   write_npy((dir / "xo.npy").string(), xo);
   const CliResult r = sbgm_cli("train --data " + (dir / "theta.npy").string() + " --cond " + (dir / "x.npy").string() +
                                " --out " + (dir / "run").string() +
-                               " --model.summary cnn --model.width 64 --model.depth 2 --steps 3000 --threads 2");
+                               " --model.summary cnn --model.width 64 --model.depth 2 --steps 3000 --threads 1");
   ASSERT_EQ(r.code, 0) << r.err;
   EXPECT_NE(slurp(dir / "run" / "config.toml").find("summary = \"cnn\""), std::string::npos);
   const fs::path out = dir / "post.npy";

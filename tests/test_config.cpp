@@ -64,6 +64,14 @@ TEST(RunConfig, ValidateRejectsImpossibleValues) {
   invalid("model.width", "0");
   invalid("sample.sampler", "bogus");
   invalid("sample.steps", "0");
+  invalid("sample.lambda", "1.5");
+  RunConfig pc;  // lambda is em's, ddim's and dpmpp2m's: pc follows the reverse SDE only
+  pc.data.dataset = "ring8";
+  pc.set("sample.sampler", "pc");
+  pc.set("sample.lambda", "0");
+  EXPECT_NO_THROW(pc.validate());
+  pc.set("sample.lambda", "0.5");
+  EXPECT_THROW(pc.validate(), InvalidArgument);
   invalid("train.ema_decay", "1");
   invalid("data.file", "x.npy");  // both a dataset and a file
   // The Gaussian baseline is for vector networks and has no unconditional mode.
@@ -117,13 +125,21 @@ TEST(RunConfig, AutoKeysRoundTripAndAreSettledFromTheData) {
   const RunConfig big = settle_auto_keys(cond, DataFacts{1000000, 3});
   EXPECT_EQ(big.train.validate_every, (900000 + 255) / 256);
   EXPECT_EQ(big.train.patience, 30);  // 30 epochs outlast a quarter of the run
-  EXPECT_EQ(s.sample.sampler, "em");  // a posterior: Euler-Maruyama at 200 steps
-  EXPECT_EQ(s.sample.steps, 200);
+  EXPECT_EQ(s.sample.sampler, "dpmpp2m");  // a posterior: the reverse SDE by dpmpp2m, 50 steps
+  EXPECT_EQ(s.sample.steps, 50);
+  EXPECT_EQ(s.sample.lambda, 0.0);
   RunConfig edm = cond;
   edm.sample.sampler = "edm";  // asked for without its steps: 50 noise levels
   EXPECT_EQ(settle_auto_keys(edm, DataFacts{10000, 3}).sample.steps, 50);
+  RunConfig em = cond;  // a posterior's em without its steps: 200
+  em.sample.sampler = "em";
+  EXPECT_EQ(settle_auto_keys(em, DataFacts{10000, 3}).sample.steps, 200);
+  RunConfig ode_solver = cond;  // a sampler named without its lambda follows its own
+  ode_solver.sample.sampler = "dpmpp2m";
+  EXPECT_EQ(settle_auto_keys(ode_solver, DataFacts{10000, 3}).sample.lambda, 1.0);
   EXPECT_EQ(u.sample.sampler, "em");
   EXPECT_EQ(u.sample.steps, 1000);
+  EXPECT_EQ(u.sample.lambda, 0.0);
   // A posterior is modelled with the VE SDE, anything else with VP; the Gaussian baseline is an
   // option (none unless asked for).
   EXPECT_EQ(s.sde.kind, SDEKind::VE);
@@ -147,6 +163,38 @@ TEST(RunConfig, AutoKeysRoundTripAndAreSettledFromTheData) {
   EXPECT_EQ(f.train.schedule, LRSchedule::Cosine);
   // Too few rows to hold a tenth out.
   EXPECT_EQ(settle_auto_keys(RunConfig{}, DataFacts{30, 2}).train.validation_fraction, 0.0);
+}
+
+// The sampler a command uses when it names none, or names one: the run's lambda goes with the
+// run's own sampler only, and a sampler named by the command takes its own steps (a posterior's).
+TEST(RunConfig, SamplingForCarriesTheRunsLambdaWithItsSampler) {
+  RunConfig cond;
+  cond.data.cond = "x.npy";
+  const SamplerOptions own = sampling_for(cond, 3);
+  EXPECT_EQ(own.kind, SamplerKind::DPMSolverPP2M);
+  EXPECT_EQ(own.steps, 50);
+  ASSERT_TRUE(own.lambda.has_value());
+  EXPECT_EQ(*own.lambda, 0.0);
+  const SamplerOptions em = sampling_for(cond, 3, SamplerKind::EulerMaruyama);
+  EXPECT_EQ(em.steps, 200);
+  EXPECT_FALSE(em.lambda.has_value());
+  const SamplerOptions unipc = sampling_for(cond, 3, SamplerKind::UniPC);
+  EXPECT_EQ(unipc.steps, 50);  // the run's steps: the same kind of steps
+  EXPECT_FALSE(unipc.lambda.has_value());
+  // A run written before sample.lambda existed (em, 200 steps) samples as it did.
+  RunConfig old = cond;
+  old.set("sample.sampler", "em");
+  old.set("sample.steps", "200");
+  const SamplerOptions before = sampling_for(old, 3);
+  EXPECT_EQ(before.kind, SamplerKind::EulerMaruyama);
+  EXPECT_EQ(before.steps, 200);
+  EXPECT_FALSE(before.lambda.has_value());
+  // Unconditional: em at 1000 steps on the reverse SDE; a multistep solver named takes 20 steps.
+  const SamplerOptions u = sampling_for(RunConfig{}, 0);
+  EXPECT_EQ(u.kind, SamplerKind::EulerMaruyama);
+  EXPECT_EQ(u.steps, 1000);
+  EXPECT_FALSE(u.lambda.has_value());
+  EXPECT_EQ(sampling_for(RunConfig{}, 0, SamplerKind::DPMSolverPP2M).steps, 20);
 }
 
 // Found by fuzz/fuzz_config.cpp: a non-ASCII character where toml++ looks for whitespace (error

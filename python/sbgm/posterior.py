@@ -18,8 +18,8 @@ class PosteriorEstimator:
     With no arguments the run chooses everything itself (the settings of `sbgm train` for
     conditional data: the VE SDE, 30,000 steps with a cosine decay, a tenth of the pairs held out
     and the best held-out weights kept, the network trained with a linear-Gaussian fit of the
-    pairs and without it and the one with the lower held-out loss kept, Euler-Maruyama at 200
-    steps for sampling), which is what docs/sbi.md measures on the sbibm benchmark.
+    pairs and without it and the one with the lower held-out loss kept, the reverse SDE by
+    DPM-Solver++ 2M in 50 steps for sampling), which is what docs/sbi.md measures on the sbibm benchmark.
 
     objective: "score" (neural posterior score estimation) or "flow" (flow matching posterior
     estimation, FMPE: the network learns the velocity of the straight path from noise to the

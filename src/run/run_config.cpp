@@ -254,8 +254,9 @@ const std::vector<Entry>& entries() {
     t.push_back(field<int64_t>("train.log_every", "steps between loss-log rows and progress updates", [](C& c) -> auto& { return c.train.log_every; }));
     t.push_back(field<int64_t>("train.checkpoint_every", "steps between checkpoints (0: at the end only)", [](C& c) -> auto& { return c.train.checkpoint_every; }));
     t.push_back(field<int64_t>("train.eval_every", "steps between evaluation sample pictures (0: off)", [](C& c) -> auto& { return c.train.eval_every; }));
-    t.push_back(field<std::string>("sample.sampler", "the sampler used when none is asked for: em, pc, ancestral, ode or edm", [](C& c) -> auto& { return c.sample.sampler; }));
+    t.push_back(field<std::string>("sample.sampler", "the sampler used when none is asked for: em, pc, ancestral, ode, edm, ddim, dpmpp2m, dpmpp3m or unipc", [](C& c) -> auto& { return c.sample.sampler; }));
     t.push_back(auto_field<int64_t>("sample.steps", "that sampler's steps (edm: noise levels)", [](C& c) -> auto& { return c.sample.steps; }, kAutoCount));
+    t.push_back(auto_field<double>("sample.lambda", "em, ddim, dpmpp2m: the plug-in reverse SDE dx = [f - (1 - lambda/2) g^2 s] dt + sqrt(1 - lambda) g dw that sample.sampler follows, 0 (the reverse SDE) to 1 (the probability-flow ODE); the other samplers follow their own (0: pc, ancestral; 1: ode, edm, dpmpp3m, unipc)", [](C& c) -> auto& { return c.sample.lambda; }, kAutoLambda));
     t.push_back(field<int64_t>("sample.n", "samples drawn at the end of training and at each evaluation", [](C& c) -> auto& { return c.sample.n; }));
     t.push_back(field<std::string>("run.device", "cpu, cuda or cuda:N", [](C& c) -> auto& { return c.device; }));
     t.push_back(field<int64_t>("run.threads", "CPU threads per process (0: the cores shared among this machine's processes)", [](C& c) -> auto& { return c.threads; }));
@@ -408,6 +409,11 @@ void RunConfig::validate() const {
   // Names the sampler if it is unknown, or if it cannot sample the path.
   check_sampler_fits(sampler_kind_from_string(settled.sample.sampler), *make_sde(settled.sde));
   if (settled.sample.steps < 1) throw InvalidArgument("sample.steps must be at least 1");
+  const SamplerKind kind = sampler_kind_from_string(settled.sample.sampler);
+  if (!(settled.sample.lambda >= 0 && settled.sample.lambda <= 1)) throw InvalidArgument("sample.lambda must lie in [0, 1]");
+  if (!takes_lambda(kind) && settled.sample.lambda != own_lambda(kind))
+    throw InvalidArgument("sample.lambda applies to the em, ddim and dpmpp2m samplers only (sample.sampler = " +
+                          settled.sample.sampler + ")");
   if (sample.n < 1) throw InvalidArgument("sample.n must be at least 1");
   if (threads < 0) throw InvalidArgument("run.threads must not be negative");
   if (!(timeout > 0)) throw InvalidArgument("run.timeout must be positive (seconds)");

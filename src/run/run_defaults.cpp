@@ -23,26 +23,39 @@ constexpr int64_t kFewestRowsToHoldOut = 50;  // below this a tenth is too few r
 // Unconditional runs: today's fixed recipe.
 constexpr int64_t kUnconditionalSteps = 20000;
 
-// Sampling (see the header). Posteriors: Euler-Maruyama at 200 steps. A deterministic sampler
-// (EDM's Heun, or the probability-flow ODE) carries a small relative error of the score at the
-// large noise levels through all the decades between sigma_max and the posterior's width, and
-// comes out too wide: a briefly trained posterior of sd 0.09 sampled with sd 0.32 by both, 0.095
-// by Euler-Maruyama at 100 or 1000 steps; the reverse SDE forgets such errors as it goes.
-// Measured at 10^4 pairs (docs/sbi.md): gaussian_linear 0.637 (EDM, 50 levels) -> 0.579 (EM 200;
-// EM 1000 0.582), two_moons 0.524 -> 0.521.
+// Sampling (see the header). Posteriors: the reverse SDE (lambda 0), by DPM-Solver++ 2M's
+// exponential integrator in 50 steps. A deterministic sampler (EDM's Heun, or the probability-flow
+// ODE) carries a small relative error of the score at the large noise levels through all the
+// decades between sigma_max and the posterior's width, and comes out too wide: a briefly trained
+// posterior of sd 0.09 sampled with sd 0.32 by both, 0.095 by Euler-Maruyama at 100 or 1000 steps;
+// the reverse SDE forgets such errors as it goes. Measured at 10^4 pairs (docs/sbi.md):
+// gaussian_linear 0.637 (EDM, 50 levels) -> 0.579 (EM 200; EM 1000 0.582), two_moons 0.524 ->
+// 0.521; and the reverse SDE by dpmpp2m in 50 steps matches Euler-Maruyama's 200 in a quarter of
+// the time on every sbibm task (docs/sbi.md, "The reverse SDE in 50 steps").
 constexpr int64_t kEulerMaruyamaSteps = 1000;
-constexpr int64_t kPosteriorSteps = 200;
+constexpr int64_t kPosteriorSteps = 200;           // em
+constexpr int64_t kPosteriorMultistepSteps = 50;   // ddim, dpmpp2m, dpmpp3m, unipc
+constexpr double kPosteriorLambda = 0;
 constexpr int64_t kNoiseLevels = 50;  // edm, when asked for in the config without its steps
 // Flow models: the ODE's steps when a fixed-step solver is asked for (the default solver is
 // adaptive and takes the steps its tolerance needs).
 constexpr int64_t kFlowSteps = 100;
+
+bool is_posterior(const RunConfig& config, int64_t cond_dim) { return cond_dim > 0 && !is_image_net(config.model.kind); }
+
+// A sampler's steps when neither the config nor the command gives them (edm: edm_levels).
+int64_t default_steps(SamplerKind kind, bool posterior, int64_t edm_levels) {
+  if (kind == SamplerKind::EDMHeun) return edm_levels;
+  if (is_multistep(kind)) return posterior ? kPosteriorMultistepSteps : MultistepConfig{}.steps;
+  return posterior ? kPosteriorSteps : kEulerMaruyamaSteps;
+}
 
 }  // namespace
 
 const std::vector<std::string>& auto_keys() {
   static const std::vector<std::string> keys{"sde.type",       "model.baseline",       "train.steps",
                                              "train.schedule", "train.validation_fraction", "train.patience",
-                                             "train.validate_every", "sample.sampler", "sample.steps", "data.cond_transform"};
+                                             "train.validate_every", "sample.sampler", "sample.steps", "sample.lambda", "data.cond_transform"};
   return keys;
 }
 
@@ -76,7 +89,7 @@ RunConfig settle_auto_keys(RunConfig config, const DataFacts& facts) {
   if (config.data.cond_transform == CondTransform::Auto)
     config.data.cond_transform = conditional && facts.cond_log_symmetrises ? CondTransform::Log : CondTransform::None;
   SampleConfig& s = config.sample;
-  const bool posterior = conditional && !is_image_net(config.model.kind);
+  const bool posterior = is_posterior(config, facts.cond_dim);
   const bool flow = objective_of(config.model.output) == Objective::Flow;
   if (config.sde_auto) config.sde.kind = flow ? SDEKind::Linear : posterior ? SDEKind::VE : SDEKind::VP;
   config.sde_auto = false;
@@ -86,14 +99,11 @@ RunConfig settle_auto_keys(RunConfig config, const DataFacts& facts) {
   const bool own_sampler = s.sampler == "auto";
   // A flow model, or any model on the linear path (which has no reverse SDE), samples by the ODE.
   const bool ode = flow || config.sde.kind == SDEKind::Linear;
-  if (own_sampler) s.sampler = to_string(ode ? SamplerKind::ProbabilityFlow : SamplerKind::EulerMaruyama);
-  if (s.steps == kAutoCount) {
-    const SamplerKind kind = sampler_kind_from_string(s.sampler);
-    if (kind == SamplerKind::EDMHeun) s.steps = kNoiseLevels;
-    else if (is_multistep(kind)) s.steps = MultistepConfig{}.steps;
-    else if (ode && own_sampler) s.steps = kFlowSteps;
-    else s.steps = posterior && own_sampler ? kPosteriorSteps : kEulerMaruyamaSteps;
-  }
+  if (own_sampler)
+    s.sampler = to_string(ode ? SamplerKind::ProbabilityFlow : posterior ? SamplerKind::DPMSolverPP2M : SamplerKind::EulerMaruyama);
+  const SamplerKind kind = sampler_kind_from_string(s.sampler);
+  if (s.lambda == kAutoLambda) s.lambda = own_sampler && posterior && !ode ? kPosteriorLambda : own_lambda(kind);
+  if (s.steps == kAutoCount) s.steps = ode && own_sampler ? kFlowSteps : default_steps(kind, posterior, kNoiseLevels);
   return config;
 }
 
@@ -108,10 +118,11 @@ SamplerOptions sampling_for(const RunConfig& config, int64_t cond_dim, std::opti
   const SamplerKind own = sampler_kind_from_string(run.sampler);
   SamplerOptions options;
   options.kind = asked.value_or(own);
-  if (step_family(options.kind) == step_family(own)) options.steps = run.steps;
-  else if (options.kind == SamplerKind::EDMHeun) options.steps = EDMHeunConfig{}.steps;
-  else if (is_multistep(options.kind)) options.steps = MultistepConfig{}.steps;
-  else options.steps = kEulerMaruyamaSteps;
+  options.steps = step_family(options.kind) == step_family(own)
+                      ? run.steps
+                      : default_steps(options.kind, is_posterior(config, cond_dim), EDMHeunConfig{}.steps);
+  // The run's lambda goes with its own sampler only.
+  if (options.kind == own && takes_lambda(own) && run.lambda != own_lambda(own)) options.lambda = run.lambda;
   return options;
 }
 

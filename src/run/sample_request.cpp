@@ -15,6 +15,7 @@ SamplerOptions resolve_sampling(const Model& model, const SampleRequest& request
   SamplerOptions options = request.sampling;
   options.kind = chosen.kind;
   if (!request.steps_given) options.steps = chosen.steps;
+  if (!options.lambda) options.lambda = chosen.lambda;
   return options;
 }
 

@@ -35,8 +35,18 @@ void check_sampler_fits(SamplerKind kind, const SDE& sde) {
                         "multistep one (ddim, dpmpp2m, dpmpp3m, unipc)");
 }
 
+bool takes_lambda(SamplerKind kind) {
+  return kind == SamplerKind::EulerMaruyama || kind == SamplerKind::DDIM || kind == SamplerKind::DPMSolverPP2M;
+}
+
+double own_lambda(SamplerKind kind) {
+  const bool reverse_sde = kind == SamplerKind::EulerMaruyama || kind == SamplerKind::PredictorCorrector ||
+                           kind == SamplerKind::Ancestral;
+  return reverse_sde ? 0.0 : 1.0;
+}
+
 std::unique_ptr<Sampler> make_sampler(const SamplerOptions& o) {
-  if (o.lambda && o.kind != SamplerKind::EulerMaruyama && o.kind != SamplerKind::DDIM && o.kind != SamplerKind::DPMSolverPP2M)
+  if (o.lambda && !takes_lambda(o.kind))
     throw InvalidArgument("lambda (--lambda) applies to the em, ddim and dpmpp2m samplers only");
   switch (o.kind) {
     case SamplerKind::EulerMaruyama:

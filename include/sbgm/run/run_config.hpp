@@ -42,8 +42,9 @@ struct DataConfig {
 // How the run's model is sampled when no sampler is asked for (sbgm sample, the pictures at the
 // end of training, inpainting); both keys default to "auto" (run_defaults.hpp).
 struct SampleConfig {
-  std::string sampler = "auto";  // em, pc, ancestral, ode or edm
+  std::string sampler = "auto";  // em, pc, ancestral, ode, edm, ddim, dpmpp2m, dpmpp3m or unipc
   int64_t steps = -1;            // that sampler's steps (edm: noise levels); -1: "auto"
+  double lambda = -1;            // em, ddim, dpmpp2m: the plug-in reverse SDE's lambda; -1: "auto"
   int64_t n = 2000;              // samples drawn (and pictured) at the end of training
 };
 

@@ -24,12 +24,13 @@
 // Conditions that are all positive and heavy-tailed (log_symmetrises) are given to the network as
 // their logarithm (data.cond_transform; data/condition_transform.hpp); other conditions as they are.
 //
-// Sampling: a conditional model of vectors (a posterior p(theta | x)) is sampled with
-// Euler-Maruyama at 200 steps; image and unconditional models with 1000. Deterministic samplers
-// (EDM's Heun at 50 levels was the posterior default until 2026-12-02) carry a small relative
-// error of the score at large noise levels through every decade down to the posterior's width
-// and come out too wide; the reverse SDE corrects such errors as it goes (run_defaults.cpp,
-// docs/sbi.md).
+// Sampling: a conditional model of vectors (a posterior p(theta | x)) is sampled along the
+// reverse SDE (sample.lambda = 0) by DPM-Solver++ 2M in 50 steps (Euler-Maruyama at 200 steps was
+// the default until 2026-12-03: the same posteriors in four times the time); image and
+// unconditional models with Euler-Maruyama at 1000 steps. Deterministic samplers (EDM's Heun at 50
+// levels was the posterior default until 2026-12-02) carry a small relative error of the score at
+// large noise levels through every decade down to the posterior's width and come out too wide; the
+// reverse SDE corrects such errors as it goes (run_defaults.cpp, docs/sbi.md).
 //
 // A flow-matching model (model.objective = flow) takes the linear path (sde.type = linear) and
 // the probability-flow ODE (sample.sampler = ode), the only sampler that path has.
@@ -56,15 +57,17 @@ const std::vector<std::string>& auto_keys();
 // How "auto" is held in a numeric field (a value no key accepts otherwise).
 constexpr int64_t kAutoCount = -1;
 constexpr double kAutoFraction = -1.0;
+constexpr double kAutoLambda = -1.0;
 
 // config with every "auto" key settled for data described by facts; other keys are kept.
 RunConfig settle_auto_keys(RunConfig config, const DataFacts& facts);
 
 // How to sample a model of this config (taking conditions of cond_dim features): the run's
-// sampler and steps, or the sampler asked for by name with its steps — the run's when it samples
-// with that kind of steps (edm's noise levels, the multistep solvers' few steps, or the others'
-// many), else that sampler's default (18 levels for edm, 20 steps for ddim, dpmpp2m, dpmpp3m and
-// unipc, 1000 steps for the others).
+// sampler, steps and lambda (sample.lambda, set only where it is not the sampler's own), or the
+// sampler asked for by name with its steps — the run's when it samples with that kind of steps
+// (edm's noise levels, the multistep solvers' few steps, or the others' many), else that sampler's
+// default (18 levels for edm; 20 steps for ddim, dpmpp2m, dpmpp3m and unipc, 50 for a posterior;
+// 1000 steps for the others, 200 for a posterior).
 SamplerOptions sampling_for(const RunConfig& config, int64_t cond_dim, std::optional<SamplerKind> asked = {});
 
 }  // namespace sbgm

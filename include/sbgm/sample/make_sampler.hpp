@@ -21,6 +21,11 @@ std::string to_string(SamplerKind kind);  // em, pc, ancestral, ode, edm, ddim, 
 SamplerKind sampler_kind_from_string(const std::string& name);
 // The few-step solvers of sample/multistep.hpp (one network evaluation per step).
 bool is_multistep(SamplerKind kind);
+// The samplers that follow any member of the plug-in reverse SDEs' lambda family (em, ddim,
+// dpmpp2m), and the member each sampler follows when none is given: 0 (the reverse SDE) for em,
+// pc and ancestral, 1 (the probability-flow ODE) for the others.
+bool takes_lambda(SamplerKind kind);
+double own_lambda(SamplerKind kind);
 
 struct SamplerOptions {
   SamplerKind kind = SamplerKind::EulerMaruyama;
