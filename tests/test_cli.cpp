@@ -56,6 +56,36 @@ TEST(Cli, TrainSampleInfo) {
   EXPECT_NE(info.out.find("[model]"), std::string::npos);
 }
 
+// model.ensemble and model.input_scaling go through a whole run: written to config.toml, an
+// ensemble of three holds three networks' weights, the checkpoint resumes and samples.
+TEST(Cli, EnsembleWithScaledInputsTrainsResumesAndSamples) {
+  const fs::path run = scratch() / "ensemble_run";
+  const std::string common = " --steps 20 --batch-size 30 --threads 1 --model.width 8 --sample.n 10 --sample.steps 3";
+  const CliResult r = sbgm_cli("train --dataset bimodal1d --sde.type ve --model.ensemble 3 --model.input_scaling unit --out " +
+                               run.string() + common);
+  ASSERT_EQ(r.code, 0) << r.err;
+  std::ifstream in(run / "config.toml");
+  const std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  EXPECT_NE(text.find("ensemble = 3"), std::string::npos) << text;
+  EXPECT_NE(text.find("input_scaling = \"unit\""), std::string::npos) << text;
+  auto parameters = [](const fs::path& dir) {
+    const CliResult info = sbgm_cli("info --checkpoint " + dir.string());
+    const auto at = info.out.find("parameters: ");
+    return at == std::string::npos ? -1L : std::stol(info.out.substr(at + 12));
+  };
+  const fs::path single = scratch() / "single_run";
+  ASSERT_EQ(sbgm_cli("train --dataset bimodal1d --sde.type ve --out " + single.string() + common).code, 0);
+  EXPECT_GT(parameters(single), 0);
+  EXPECT_EQ(parameters(run), 3 * parameters(single));
+  const CliResult again = sbgm_cli("train --out " + run.string() + " --resume --steps 30 --threads 1");
+  ASSERT_EQ(again.code, 0) << again.err;
+  const fs::path out = scratch() / "ensemble.npy";
+  ASSERT_EQ(sbgm_cli("sample --checkpoint " + run.string() + " --n 50 --steps 20 --out " + out.string()).code, 0);
+  EXPECT_TRUE(at::isfinite(read_npy(out.string())).all().item<bool>());
+  expect_one_line_error(sbgm_cli("train --dataset bimodal1d --model.ensemble 0 --out " + (scratch() / "never_ens").string()),
+                        "model.ensemble");
+}
+
 // A run directory has one owner: while a process holds RUN's lock (here this test process), a
 // second training run into RUN, fresh or resumed, refuses with one line naming the holder and
 // writes nothing; sample and info still read the run; once the holder lets go, training works.

@@ -117,6 +117,10 @@ class Model:
         seed: int = 0,
         sampler: Optional[str] = None,
         steps: Optional[int] = None,
+        lam: Optional[float] = None,
+        schedule: str = "auto",
+        eta: float = 0.0,
+        order: int = 2,
         guidance: float = 0.0,
         progress: ProgressArg = True,
     ) -> np.ndarray:
@@ -125,10 +129,15 @@ class Model:
 
         sampler: "em" (reverse SDE), "pc", "ancestral", "ode" (probability flow), "edm", or the
         few-step solvers "ddim", "dpmpp2m", "dpmpp3m" (DPM-Solver++) and "unipc" (one network
-        evaluation per step, on the log-SNR schedule); default the run's own (sample.sampler in
-        its config). steps: that sampler's steps (edm: noise levels); default the run's for its
-        own kind of sampler, else 18 for edm, 20 for the few-step solvers, 1000 for the others. guidance: classifier-free guidance scale for a model
-        trained with condition dropout.
+        evaluation per step); default the run's own (sample.sampler in its config). steps: that
+        sampler's steps (edm: noise levels); default the run's for its own kind of sampler, else
+        18 for edm, 20 for the few-step solvers (50 for a posterior), 1000 for the others (200 for
+        a posterior). lam: em, ddim and dpmpp2m follow the plug-in reverse SDE of this lambda, 0
+        (the reverse SDE) to 1 (the probability-flow ODE); default the run's (sample.lambda) with
+        its own sampler, else the sampler's own (em 0, ddim and dpmpp2m 1). schedule (the few-step
+        solvers' step times): "auto", "logsnr", "time" or "karras"; eta: ddim's share of fresh
+        noise per step; order: unipc's predictor order (1-3). guidance: classifier-free guidance
+        scale for a model trained with condition dropout.
         """
         single = False
         c = None
@@ -136,7 +145,8 @@ class Model:
             c = np.asarray(cond)
             single = c.ndim == 1
             c = _rows(c.reshape(1, -1) if single else c, "cond")
-        out = self._request("samples", n, c, seed, sampler, steps, guidance, 0, "gauss", progress, "sample")
+        out = self._request("samples", n, c, seed, sampler, steps, guidance, 0, "gauss", progress, "sample",
+                            (lam, schedule, eta, order))
         return out[0] if single else out
 
     def sample_iid(
@@ -218,7 +228,7 @@ class Model:
 
     def _request(self, kind: str, n: int, cond: Optional[np.ndarray], seed: int, sampler: Optional[str],
                  steps: Optional[int], guidance: float, draws: int, method: str, progress: ProgressArg,
-                 desc: str) -> np.ndarray:
+                 desc: str, solver: tuple = (None, "auto", 0.0, 2)) -> np.ndarray:
         if int(n) != n or n < 1:
             raise ValueError(f"n must be a positive integer, got {n}")
         if steps is not None and (int(steps) != steps or steps < 1):
@@ -226,8 +236,10 @@ class Model:
         if seed < 0:
             raise ValueError(f"seed must not be negative, got {seed}")
         with Progress(progress, desc) as report:
-            return self._core.sample(kind, int(n), cond, int(seed), sampler or "", int(steps or 0), float(guidance),
-                                     int(draws), method, report)
+            lam, schedule, eta, order = solver
+            return self._core.sample(kind, int(n), cond, int(seed), sampler or "", int(steps or 0),
+                                     None if lam is None else float(lam), schedule, float(eta), int(order),
+                                     float(guidance), int(draws), method, report)
 
 
 def load(path: str | os.PathLike, *, ema: bool = True) -> Model:

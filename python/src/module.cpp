@@ -108,7 +108,8 @@ class PyModel {
   explicit PyModel(sbgm::Model model) : model_(std::move(model)) {}
 
   py::array sample(const std::string& kind, int64_t n, const std::optional<Array>& cond, uint64_t seed,
-                   const std::string& sampler, int64_t steps, double guidance, int64_t iid_draws,
+                   const std::string& sampler, int64_t steps, const std::optional<double>& lambda,
+                   const std::string& schedule, double eta, int64_t order, double guidance, int64_t iid_draws,
                    const std::string& iid_method, const std::optional<py::function>& progress) {
     sbgm::SampleRequest request;
     request.kind = kind == "map"   ? sbgm::SampleRequest::Kind::Modes
@@ -120,6 +121,10 @@ class PyModel {
     request.sampler = sampler;
     request.steps_given = steps != 0;
     request.sampling.steps = steps;
+    request.sampling.lambda = lambda;
+    request.sampling.multistep.schedule = sbgm::step_schedule_from_string(schedule);
+    request.sampling.multistep.eta = eta;
+    request.sampling.multistep.order = order;
     request.iid.method = sbgm::iid_method_from_string(iid_method);
     request.iid.covariance_samples = iid_draws;
     if (request.kind == sbgm::SampleRequest::Kind::Modes) request.mode.starts = n;

@@ -22,6 +22,7 @@ constexpr EnumNames<Parameterization, 3> kOutputNames{
 constexpr EnumNames<Objective, 2> kObjectiveNames{{{Objective::Score, "score"}, {Objective::Flow, "flow"}}};
 constexpr EnumNames<Baseline, 3> kBaselineNames{
     {{Baseline::Auto, "auto"}, {Baseline::None, "none"}, {Baseline::Gaussian, "gaussian"}}};
+constexpr EnumNames<InputScaling, 2> kInputScalingNames{{{InputScaling::None, "none"}, {InputScaling::Unit, "unit"}}};
 constexpr EnumNames<SummaryKind, 3> kSummaryNames{
     {{SummaryKind::None, "none"}, {SummaryKind::MLP, "mlp"}, {SummaryKind::CNN, "cnn"}}};
 }  // namespace
@@ -30,6 +31,10 @@ std::string to_string(SummaryKind v) { return enum_to_string(v, kSummaryNames); 
 SummaryKind summary_kind_from_string(const std::string& s) { return enum_from_string(s, kSummaryNames, "summary"); }
 std::string to_string(Baseline v) { return enum_to_string(v, kBaselineNames); }
 Baseline baseline_from_string(const std::string& s) { return enum_from_string(s, kBaselineNames, "baseline"); }
+std::string to_string(InputScaling v) { return enum_to_string(v, kInputScalingNames); }
+InputScaling input_scaling_from_string(const std::string& s) {
+  return enum_from_string(s, kInputScalingNames, "input scaling");
+}
 
 std::string to_string(NetKind v) { return enum_to_string(v, kNetNames); }
 std::string to_string(Activation v) { return enum_to_string(v, kActivationNames); }
@@ -71,6 +76,7 @@ void NetConfig::validate() const {
   in_range("model.cond_channels", cond_channels, 0, 4096);
   if (cond_channels > 0 && !is_image_net(kind))
     throw InvalidArgument("model.cond_channels (image conditions) needs an image network: unet, dit or mixer");
+  in_range("model.ensemble", ensemble, 1, 64);
   in_range("model.summary_dim", summary_dim, 1, 65536);
   in_range("model.summary_channels", summary_channels, 1, 4096);
   if (summary != SummaryKind::None && cond_channels > 0)

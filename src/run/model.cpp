@@ -8,8 +8,10 @@
 
 #include "sbgm/io/npz.hpp"
 #include "sbgm/likelihood/log_likelihood.hpp"
+#include "sbgm/nets/ensemble.hpp"
 #include "sbgm/nets/gaussian_baseline.hpp"
 #include "sbgm/nets/gaussian_mixture.hpp"
+#include "sbgm/nets/scaled_input.hpp"
 #include "sbgm/nets/score_model.hpp"
 #include "sbgm/nets/score_net.hpp"
 #include "sbgm/nets/summary_net.hpp"
@@ -62,14 +64,22 @@ Bounds model_bounds(const RunConfig& config, const std::vector<int64_t>& data_sh
 std::shared_ptr<ScoreNet> build_net(const RunConfig& config, const std::vector<int64_t>& data_shape, int64_t cond_dim) {
   torch::manual_seed(config.train.seed);
   const bool droppable = config.train.cond_dropout > 0;
-  std::shared_ptr<ScoreNet> net;
-  if (config.model.summary == SummaryKind::None) {
-    net = make_score_net(config.model, data_shape, ConditionInput{cond_dim, droppable}.net_dim());
-  } else {
+  auto member = [&]() -> std::shared_ptr<ScoreNet> {
+    if (config.model.summary == SummaryKind::None)
+      return make_score_net(config.model, data_shape, ConditionInput{cond_dim, droppable}.net_dim());
     auto summary = std::make_shared<SummaryNet>(config.model, cond_dim);
-    net = make_score_net(config.model, data_shape, ConditionInput{config.model.summary_dim, droppable}.net_dim());
-    net = std::make_shared<SummarizedConditionNet>(std::move(summary), std::move(net), droppable);
+    auto net = make_score_net(config.model, data_shape, ConditionInput{config.model.summary_dim, droppable}.net_dim());
+    return std::make_shared<SummarizedConditionNet>(std::move(summary), std::move(net), droppable);
+  };
+  std::shared_ptr<ScoreNet> net;
+  if (config.model.ensemble > 1) {
+    std::vector<std::shared_ptr<ScoreNet>> members;
+    for (int64_t k = 0; k < config.model.ensemble; ++k) members.push_back(member());
+    net = std::make_shared<EnsembleNet>(std::move(members));
+  } else {
+    net = member();
   }
+  if (config.model.input_scaling == InputScaling::Unit) net = std::make_shared<ScaledInputNet>(net, make_sde(config.sde));
   if (config.model.baseline != Baseline::Gaussian) return net;
   return std::make_shared<GaussianBaselineNet>(net, make_sde(config.sde), config.model.output,
                                                c10::multiply_integers(data_shape), cond_dim);

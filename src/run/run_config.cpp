@@ -216,6 +216,8 @@ const std::vector<Entry>& entries() {
     t.push_back(objective);
     t.push_back(choice<Parameterization>("model.output", "what the network predicts: score or noise (score objective), velocity (flow objective)", [](C& c) -> auto& { return c.model.output; }, parameterization_from_string, to_string));
     t.push_back(choice<Baseline>("model.baseline", "none, or gaussian: the network learns what a linear-Gaussian fit of the training pairs leaves (mlp, resnet); auto: the run chooses", [](C& c) -> auto& { return c.model.baseline; }, baseline_from_string, to_string));
+    t.push_back(choice<InputScaling>("model.input_scaling", "none, or unit: the network sees x_t / sqrt(m(t)^2 + sigma(t)^2), at unit variance for standardised data (EDM's c_in; changes the VE path, where x_t spreads to sigma_max, and hardly the VP-type ones)", [](C& c) -> auto& { return c.model.input_scaling; }, input_scaling_from_string, to_string));
+    t.push_back(field<int64_t>("model.ensemble", "networks of this architecture trained side by side, each on its own part of every batch, and averaged (1: one network)", [](C& c) -> auto& { return c.model.ensemble; }));
     t.push_back(choice<SummaryKind>("model.summary", "none, or a summary network for the condition trained with the score network: mlp, or cnn (1-D, for series)", [](C& c) -> auto& { return c.model.summary; }, summary_kind_from_string, to_string));
     t.push_back(field<int64_t>("model.summary_dim", "features of the condition's summary", [](C& c) -> auto& { return c.model.summary_dim; }));
     t.push_back(field<int64_t>("model.summary_channels", "cnn summary: the condition's features are this many series, one after another", [](C& c) -> auto& { return c.model.summary_channels; }));

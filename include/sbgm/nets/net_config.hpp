@@ -38,6 +38,10 @@ Objective objective_from_string(const std::string& s);
 // What the network's output is added to (nets/gaussian_baseline.hpp): nothing, or the diffused
 // score of a linear-Gaussian fit of the training pairs. Auto is settled by the run.
 enum class Baseline { Auto, None, Gaussian };
+// How x_t reaches the network: as it is, or scaled to unit variance (nets/scaled_input.hpp).
+enum class InputScaling { None, Unit };
+std::string to_string(InputScaling v);
+InputScaling input_scaling_from_string(const std::string& s);
 // A learnt summary of the condition in front of the network (nets/summary_net.hpp).
 enum class SummaryKind { None, MLP, CNN };
 std::string to_string(SummaryKind v);
@@ -66,6 +70,8 @@ struct NetConfig {
   double fourier_scale = 16.0;    // Fourier: std of the random frequencies
   Parameterization output = Parameterization::Noise;
   Baseline baseline = Baseline::Auto;  // vector networks only
+  InputScaling input_scaling = InputScaling::None;
+  int64_t ensemble = 1;  // networks trained side by side and averaged (nets/ensemble.hpp)
   SummaryKind summary = SummaryKind::None;  // conditions only
   int64_t summary_dim = 32;                 // features of the summary
   int64_t summary_channels = 1;             // cnn: the condition is this many series, one after another
