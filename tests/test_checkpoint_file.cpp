@@ -242,3 +242,32 @@ TEST(CheckpointFile, DamageAndOldFormatsAreOneLineAndUpgradeConverts) {
   std::ofstream(scratch() / "junk.pt") << "PK\x03\x04 not really an archive";
   expect_one_line_error(sbgm_cli("upgrade " + (scratch() / "junk.pt").string()), "not a readable sbgm checkpoint");
 }
+
+// A key added after a run was written has, for that run, the meaning it had before: a posterior
+// run on the VE path settles model.input_scaling to unit now, but its checkpoint read without
+// the key (as a file written before it existed) has none, and loads, samples and resumes as such.
+TEST(CheckpointFile, AKeyTheFileDoesNotNameKeepsItsOldMeaning) {
+  const fs::path run = scratch() / "before_input_scaling";
+  const fs::path theta = scratch() / "theta_is.npy", x = scratch() / "x_is.npy";
+  ASSERT_EQ(run_python("-c \"import numpy as np; r = np.random.default_rng(0); t = r.normal(size=(200, 2)); "
+                       "np.save('" + theta.string() + "', t); np.save('" + x.string() + "', t + 0.1 * r.normal(size=(200, 2)))\""),
+            0);
+  ASSERT_EQ(sbgm_cli("train --data " + theta.string() + " --cond " + x.string() + " --out " + run.string() +
+                     " --steps 12 --batch-size 16 --threads 1 --model.width 8 --model.baseline none --sample.n 10 --sample.steps 3")
+                .code,
+            0);
+  EXPECT_EQ(load_checkpoint(run.string()).config.model.input_scaling, InputScaling::Unit);
+  const fs::path file = run / "checkpoint.safetensors";
+  TensorFile f = parse_tensor_file(file_bytes(file), "checkpoint");
+  std::string& config = f.metadata.at("config");
+  const auto at = config.find("input_scaling = \"unit\"\n");
+  ASSERT_NE(at, std::string::npos) << config;
+  config.erase(at, std::string("input_scaling = \"unit\"\n").size());
+  f.metadata.erase("crc32");
+  write_tensor_file(file.string(), f);
+  EXPECT_EQ(load_checkpoint(run.string()).config.model.input_scaling, InputScaling::None);
+  EXPECT_EQ(sbgm_cli("sample --checkpoint " + run.string() + " --cond " + x.string() + " --n 5 --out " +
+                     (scratch() / "is.npy").string()).code, 0);
+  EXPECT_EQ(sbgm_cli("train --out " + run.string() + " --resume --steps 14 --threads 1 --sample.n 10").code, 0);
+  EXPECT_EQ(load_checkpoint(run.string()).config.model.input_scaling, InputScaling::None);
+}

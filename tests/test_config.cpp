@@ -145,6 +145,8 @@ TEST(RunConfig, AutoKeysRoundTripAndAreSettledFromTheData) {
   EXPECT_EQ(s.sde.kind, SDEKind::VE);
   EXPECT_EQ(u.sde.kind, SDEKind::VP);
   EXPECT_EQ(s.model.baseline, Baseline::None);
+  EXPECT_EQ(s.model.input_scaling, InputScaling::Unit);  // x_t at unit variance on a posterior's VE path
+  EXPECT_EQ(u.model.input_scaling, InputScaling::None);
   EXPECT_EQ(s.get("sde.type"), "ve");
   RunConfig chosen = cond;
   chosen.set("sde.type", "vp");

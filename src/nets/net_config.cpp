@@ -22,7 +22,8 @@ constexpr EnumNames<Parameterization, 3> kOutputNames{
 constexpr EnumNames<Objective, 2> kObjectiveNames{{{Objective::Score, "score"}, {Objective::Flow, "flow"}}};
 constexpr EnumNames<Baseline, 3> kBaselineNames{
     {{Baseline::Auto, "auto"}, {Baseline::None, "none"}, {Baseline::Gaussian, "gaussian"}}};
-constexpr EnumNames<InputScaling, 2> kInputScalingNames{{{InputScaling::None, "none"}, {InputScaling::Unit, "unit"}}};
+constexpr EnumNames<InputScaling, 3> kInputScalingNames{
+    {{InputScaling::Auto, "auto"}, {InputScaling::None, "none"}, {InputScaling::Unit, "unit"}}};
 constexpr EnumNames<SummaryKind, 3> kSummaryNames{
     {{SummaryKind::None, "none"}, {SummaryKind::MLP, "mlp"}, {SummaryKind::CNN, "cnn"}}};
 }  // namespace

@@ -38,6 +38,7 @@ Checkpoint load_legacy_checkpoint(const std::string& path) {
     c.config.train.validate_every = 0;
     c.config.sample.sampler = "em";
     c.config.model.baseline = Baseline::None;
+    c.config.model.input_scaling = InputScaling::None;
     c.config.merge_toml(tensor_text(read(in, "config")), path + " (config)");
     const at::Tensor shape = read(in, "data_shape");
     c.data_shape.assign(shape.data_ptr<int64_t>(), shape.data_ptr<int64_t>() + shape.numel());

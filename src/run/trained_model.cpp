@@ -102,6 +102,8 @@ ModelSpec read_spec(const File& file) {
   const auto config = file.contents.metadata.find("config");
   if (config == file.contents.metadata.end()) throw IOError(file.path + ": the checkpoint has no config");
   try {
+    // A key the file does not name has the meaning it had before the key existed.
+    spec.config.model.input_scaling = InputScaling::None;
     spec.config.merge_toml(config->second, file.path + " (config)");
     spec.config.sde.validate();
     spec.config.model.validate();

@@ -39,7 +39,9 @@ Objective objective_from_string(const std::string& s);
 // score of a linear-Gaussian fit of the training pairs. Auto is settled by the run.
 enum class Baseline { Auto, None, Gaussian };
 // How x_t reaches the network: as it is, or scaled to unit variance (nets/scaled_input.hpp).
-enum class InputScaling { None, Unit };
+// Auto is settled by the run; a model read from a file that names none has None (it was trained
+// before the key existed).
+enum class InputScaling { Auto, None, Unit };
 std::string to_string(InputScaling v);
 InputScaling input_scaling_from_string(const std::string& s);
 // A learnt summary of the condition in front of the network (nets/summary_net.hpp).
@@ -70,7 +72,7 @@ struct NetConfig {
   double fourier_scale = 16.0;    // Fourier: std of the random frequencies
   Parameterization output = Parameterization::Noise;
   Baseline baseline = Baseline::Auto;  // vector networks only
-  InputScaling input_scaling = InputScaling::None;
+  InputScaling input_scaling = InputScaling::Auto;
   int64_t ensemble = 1;  // networks trained side by side and averaged (nets/ensemble.hpp)
   SummaryKind summary = SummaryKind::None;  // conditions only
   int64_t summary_dim = 32;                 // features of the summary
