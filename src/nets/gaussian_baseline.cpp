@@ -9,7 +9,7 @@ namespace sbgm {
 
 GaussianBaselineNet::GaussianBaselineNet(std::shared_ptr<ScoreNet> net, std::shared_ptr<const SDE> sde,
                                          Parameterization output, int64_t dim, int64_t cond_dim)
-    : net_(register_module("net", std::move(net))), sde_(std::move(sde)), output_(output) {
+    : WrappedScoreNet(std::move(net)), sde_(std::move(sde)), output_(output) {
   weight_ = register_buffer("baseline_weight", at::zeros({dim, cond_dim}));
   bias_ = register_buffer("baseline_bias", at::zeros({dim}));
   values_ = register_buffer("baseline_values", at::ones({dim}));

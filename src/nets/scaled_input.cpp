@@ -7,7 +7,7 @@
 namespace sbgm {
 
 ScaledInputNet::ScaledInputNet(std::shared_ptr<ScoreNet> net, std::shared_ptr<const SDE> sde)
-    : net_(register_module("net", std::move(net))), sde_(std::move(sde)) {}
+    : WrappedScoreNet(std::move(net)), sde_(std::move(sde)) {}
 
 at::Tensor ScaledInputNet::scale(const at::Tensor& t, const at::Tensor& x) const {
   const at::Tensor m = sde_->mean_coeff(t, x), sigma = sde_->marginal_std(t, x);

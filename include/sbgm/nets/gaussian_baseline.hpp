@@ -21,7 +21,7 @@ namespace sbgm {
 
 class SDE;
 
-class GaussianBaselineNet final : public ScoreNet {
+class GaussianBaselineNet final : public WrappedScoreNet {
  public:
   // dim features of a sample, cond_dim of a condition (0: unconditional).
   GaussianBaselineNet(std::shared_ptr<ScoreNet> net, std::shared_ptr<const SDE> sde, Parameterization output,
@@ -33,13 +33,9 @@ class GaussianBaselineNet final : public ScoreNet {
   at::Tensor baseline(const at::Tensor& x, const at::Tensor& t, const at::Tensor& y) const;
 
   at::Tensor forward(const at::Tensor& x, const at::Tensor& t, const at::Tensor& y) override;
-  bool supports_divergence() const override { return net_->supports_divergence(); }
   at::Tensor forward_with_divergence(const at::Tensor& x, const at::Tensor& t, const at::Tensor& y,
                                      at::Tensor& divergence) override;
-  bool prefers_own_divergence(const at::Tensor& x) const override { return net_->prefers_own_divergence(x); }
-  bool supports_manual_backward() const override { return net_->supports_manual_backward(); }
   at::Tensor forward_for_backward(const at::Tensor& x, const at::Tensor& t, const at::Tensor& y) override;
-  void backward_into_grads(const at::Tensor& grad_output) override { net_->backward_into_grads(grad_output); }
 
  private:
   // The baseline's output is U diag(gain) U^T (x - m mean) + shift mean: m and shift as [B, 1],
@@ -49,7 +45,6 @@ class GaussianBaselineNet final : public ScoreNet {
   };
   Coefficients coefficients(const at::Tensor& t, const at::Tensor& like) const;
 
-  std::shared_ptr<ScoreNet> net_;
   std::shared_ptr<const SDE> sde_;
   Parameterization output_;
   // The fit: weight W [D, C], bias b [D], and C = U diag(lambda) U^T as values [D], vectors [D, D].

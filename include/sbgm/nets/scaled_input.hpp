@@ -15,24 +15,18 @@ namespace sbgm {
 
 class SDE;
 
-class ScaledInputNet final : public ScoreNet {
+class ScaledInputNet final : public WrappedScoreNet {
  public:
   ScaledInputNet(std::shared_ptr<ScoreNet> net, std::shared_ptr<const SDE> sde);
   at::Tensor forward(const at::Tensor& x, const at::Tensor& t, const at::Tensor& y) override;
-  bool supports_divergence() const override { return net_->supports_divergence(); }
   // d out_k / d x_k = c * (d net_k / d u_k)(c x): the network's divergence times the scale.
   at::Tensor forward_with_divergence(const at::Tensor& x, const at::Tensor& t, const at::Tensor& y,
                                      at::Tensor& divergence) override;
-  bool prefers_own_divergence(const at::Tensor& x) const override { return net_->prefers_own_divergence(x); }
-  // The scale is no parameter, so the network's weight gradients pass through unchanged.
-  bool supports_manual_backward() const override { return net_->supports_manual_backward(); }
   at::Tensor forward_for_backward(const at::Tensor& x, const at::Tensor& t, const at::Tensor& y) override;
-  void backward_into_grads(const at::Tensor& grad_output) override { net_->backward_into_grads(grad_output); }
 
  private:
   at::Tensor scale(const at::Tensor& t, const at::Tensor& x) const;  // [B, 1, ...]
 
-  std::shared_ptr<ScoreNet> net_;
   std::shared_ptr<const SDE> sde_;
 };
 

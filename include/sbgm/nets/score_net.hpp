@@ -37,6 +37,21 @@ class ScoreNet : public torch::nn::Module {
   virtual void backward_into_grads(const at::Tensor& grad_output);
 };
 
+// A network around another (GaussianBaselineNet, ScaledInputNet): what the inner network does
+// without autograd the wrapper does too, and the weight gradients of its manual path are the
+// inner network's (a wrapper adds no parameters of its own).
+class WrappedScoreNet : public ScoreNet {
+ public:
+  bool supports_divergence() const override { return net_->supports_divergence(); }
+  bool prefers_own_divergence(const at::Tensor& x) const override { return net_->prefers_own_divergence(x); }
+  bool supports_manual_backward() const override { return net_->supports_manual_backward(); }
+  void backward_into_grads(const at::Tensor& grad_output) override { net_->backward_into_grads(grad_output); }
+
+ protected:
+  explicit WrappedScoreNet(std::shared_ptr<ScoreNet> net) : net_(register_module("net", std::move(net))) {}
+  std::shared_ptr<ScoreNet> net_;
+};
+
 // Builds the network described by config for samples of shape data_shape (without the batch
 // dimension) and conditions of cond_dim features (0: unconditional). Initialisation draws from
 // the global torch generator; seed it first for reproducible weights.
