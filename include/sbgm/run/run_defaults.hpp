@@ -22,8 +22,8 @@
 // docs/sbi.md). settle_auto_keys settles it to none, as for every other run.
 //
 // The network of a posterior on the VE path sees x_t at unit variance (model.input_scaling =
-// unit, nets/scaled_input.hpp): slcp at 10^4 0.759 and 0.772 against 0.796 and 0.792 (fast C2ST,
-// two seeds), the other tasks unchanged (docs/sbi.md). Other runs see x_t as it is.
+// unit, nets/scaled_input.hpp): slcp at 10^4 0.776 against 0.790 (fast C2ST, mean of three
+// seeds, within their spread), the other tasks unchanged (docs/sbi.md). Other runs see x_t as it is.
 //
 // Conditions that are all positive and heavy-tailed (log_symmetrises) are given to the network as
 // their logarithm (data.cond_transform; data/condition_transform.hpp); other conditions as they are.
