@@ -84,6 +84,14 @@ TEST(Cli, EnsembleWithScaledInputsTrainsResumesAndSamples) {
   EXPECT_TRUE(at::isfinite(read_npy(out.string())).all().item<bool>());
   expect_one_line_error(sbgm_cli("train --dataset bimodal1d --model.ensemble 0 --out " + (scratch() / "never_ens").string()),
                         "model.ensemble");
+  expect_one_line_error(sbgm_cli("train --dataset bimodal1d --model.input_scaling cubic --out " + (scratch() / "never_ens").string()),
+                        "input scaling");
+  expect_one_line_error(sbgm_cli("train --dataset bimodal1d --sample.lambda 2 --out " + (scratch() / "never_ens").string()),
+                        "sample.lambda");
+  expect_one_line_error(sbgm_cli("train --dataset bimodal1d --sample.sampler pc --sample.lambda 0.5 --out " +
+                                 (scratch() / "never_ens").string()),
+                        "sample.lambda");
+  EXPECT_FALSE(fs::exists(scratch() / "never_ens"));
 }
 
 // A run directory has one owner: while a process holds RUN's lock (here this test process), a

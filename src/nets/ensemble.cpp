@@ -25,12 +25,7 @@ EnsembleNet::EnsembleNet(std::vector<std::shared_ptr<ScoreNet>> members) : membe
 
 at::Tensor EnsembleNet::forward(const at::Tensor& x, const at::Tensor& t, const at::Tensor& y) {
   const int64_t k = size();
-  if (is_training()) {
-    const auto xs = split_rows(x, k), ts = split_rows(t, k), ys = split_rows(y, k);
-    std::vector<at::Tensor> outs;
-    for (int64_t i = 0; i < k; ++i) outs.push_back(members_[i]->forward(xs[i], ts[i], ys[i]));
-    return at::cat(outs, 0);
-  }
+  if (is_training()) return on_parts(x, t, y, /*manual=*/false);
   at::Tensor sum = members_[0]->forward(x, t, y);
   for (int64_t i = 1; i < k; ++i) sum = sum + members_[i]->forward(x, t, y);
   return sum / static_cast<double>(k);
@@ -67,12 +62,17 @@ bool EnsembleNet::supports_manual_backward() const {
 }
 
 at::Tensor EnsembleNet::forward_for_backward(const at::Tensor& x, const at::Tensor& t, const at::Tensor& y) {
+  return on_parts(x, t, y, /*manual=*/true);
+}
+
+at::Tensor EnsembleNet::on_parts(const at::Tensor& x, const at::Tensor& t, const at::Tensor& y, bool manual) {
   const int64_t k = size();
   const auto xs = split_rows(x, k), ts = split_rows(t, k), ys = split_rows(y, k);
   std::vector<at::Tensor> outs;
   parts_.clear();
   for (int64_t i = 0; i < k; ++i) {
-    outs.push_back(members_[i]->forward_for_backward(xs[i], ts[i], ys[i]));
+    ScoreNet& member = *members_[i];
+    outs.push_back(manual ? member.forward_for_backward(xs[i], ts[i], ys[i]) : member.forward(xs[i], ts[i], ys[i]));
     parts_.push_back(xs[i].size(0));
   }
   return at::cat(outs, 0);

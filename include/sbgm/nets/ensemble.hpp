@@ -33,8 +33,12 @@ class EnsembleNet final : public ScoreNet {
   void backward_into_grads(const at::Tensor& grad_output) override;
 
  private:
+  // Each member on its own part of the batch (by its manual path or through autograd), the parts
+  // concatenated in the batch's order.
+  at::Tensor on_parts(const at::Tensor& x, const at::Tensor& t, const at::Tensor& y, bool manual);
+
   std::vector<std::shared_ptr<ScoreNet>> members_;
-  std::vector<int64_t> parts_;  // the rows each member took in the last forward_for_backward
+  std::vector<int64_t> parts_;  // the rows each member took in the last on_parts
 };
 
 }  // namespace sbgm
