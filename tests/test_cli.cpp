@@ -150,6 +150,17 @@ TEST(Cli, DivergedTrainingIsAnError) {
   EXPECT_NE(r.code, 0);
   expect_one_line_error(r, "training diverged");
   EXPECT_FALSE(fs::exists(run / "samples.npy"));
+  // Skipping single bad steps says how many and does not hide a run that stays broken: the first
+  // step (lr 1e28 in the warm-up) leaves weights near 1e28, every later step overflows.
+  const CliResult skipping = sbgm_cli("train --dataset moons --out " + (scratch() / "diverged_skip").string() +
+                                      " --steps 200 --batch-size 16 --threads 1 --model.width 8 --train.lr 1e30 "
+                                      "--train.log_every 10 --train.skip_nonfinite true");
+  EXPECT_NE(skipping.code, 0);
+  EXPECT_NE(skipping.err.find("step 10: 9 of the last 10 steps skipped"), std::string::npos) << skipping.err;
+  EXPECT_NE(skipping.err.find("sbgm: error: training diverged: the loss or gradient was not finite at every step "
+                              "from 11 to 20"),
+            std::string::npos)
+      << skipping.err;
 
   const fs::path good = scratch() / "nan_resume";
   ASSERT_EQ(sbgm_cli("train --dataset moons --out " + good.string() +

@@ -243,6 +243,7 @@ const std::vector<Entry>& entries() {
     t.push_back(field<double>("train.cond_dropout", "probability of training without the condition, for classifier-free guidance (0: off)", [](C& c) -> auto& { return c.train.cond_dropout; }));
     t.push_back(field<bool>("train.hflip", "flip each training image left-right with probability 1/2", [](C& c) -> auto& { return c.train.hflip; }));
     t.push_back(field<bool>("train.dequantize", "train on pixel levels k + u, u ~ U[0, 1) (what bits/dim evaluates; pixel data only)", [](C& c) -> auto& { return c.train.dequantize; }));
+    t.push_back(field<bool>("train.skip_nonfinite", "a step whose loss or gradient is not finite changes nothing and training goes on (counted in the progress); off: it stops the run as diverged", [](C& c) -> auto& { return c.train.skip_nonfinite; }));
     t.push_back(field<double>("train.ema_decay", "EMA decay of the weights (0: off)", [](C& c) -> auto& { return c.train.ema_decay; }));
     t.push_back(choice<LossWeighting>("train.weighting", "loss weighting: sigma2 or likelihood", [](C& c) -> auto& { return c.train.loss.weighting; }, loss_weighting_from_string, to_string));
     t.push_back(choice<Precision>("train.precision", "float32, or bfloat16 for the network's matrix products and convolutions (autocast; weights, optimiser and loss stay float32)", [](C& c) -> auto& { return c.train.precision; }, precision_from_string, to_string));

@@ -459,7 +459,16 @@ TrainRunResult train_run(const RunConfig& given_config, const TrainingData& rows
     if (!root) return;
     log->append(p);
     if (callbacks.on_progress) callbacks.on_progress(p);
-    if (!std::isfinite(p.loss)) throw diverged("the loss is " + std::to_string(p.loss) + " at step " + std::to_string(p.step));
+    if (!std::isfinite(p.loss)) {
+      const std::string last = std::to_string(p.step - p.skipped + 1) + " to " + std::to_string(p.step);
+      throw diverged(p.skipped > 0 ? "the loss or gradient was not finite at every step from " + last +
+                                         " (train.skip_nonfinite passes over single bad steps, not a run that stays broken)"
+                                   : "the loss is " + std::to_string(p.loss) + " at step " + std::to_string(p.step));
+    }
+    if (p.skipped > 0)
+      message("step " + std::to_string(p.step) + ": " + std::to_string(p.skipped) + " of the last " +
+              std::to_string(std::min<int64_t>(p.step, config.train.log_every)) +
+              " steps skipped (loss or gradient not finite; train.skip_nonfinite)");
   };
   cb.on_checkpoint = [&](int64_t) { save(); };
   // The model the EMA weights make at a given step, to sample from.

@@ -184,6 +184,12 @@ bool Trainer::step(bool stop_requested, at::Tensor& loss_out) {
     loss = spare[kLossSlot].clone();
     stop = spare[kStopSlot].item<double>() > 0;
   }
+  if (config_.skip_nonfinite && !finite_update(loss)) {
+    adam_.skip();
+    ++step_;
+    loss_out = at::Tensor();
+    return stop;
+  }
   if (config_.grad_clip > 0) {
     const double norm = flat_.grads().norm().item<double>();
     if (norm > config_.grad_clip) flat_.grads().mul_(config_.grad_clip / (norm + 1e-12));
@@ -198,6 +204,10 @@ bool Trainer::step(bool stop_requested, at::Tensor& loss_out) {
   }
   loss_out = loss.detach();
   return stop;
+}
+
+bool Trainer::finite_update(const at::Tensor& loss) {
+  return at::isfinite(loss).all().item<bool>() && at::isfinite(flat_.grads()).all().item<bool>();
 }
 
 void Trainer::all_reduce_gradients() {
@@ -279,7 +289,7 @@ Trainer::Outcome Trainer::run(const TrainCallbacks& callbacks, const std::atomic
   using clock = std::chrono::steady_clock;
   net_->train();
   at::Tensor loss_sum = at::zeros({}, data_.options());
-  int64_t since_report = 0;
+  int64_t since_report = 0, skipped = 0;
   auto report_start = clock::now();
   const int64_t first_step = step_;
   const auto run_start = report_start;
@@ -302,7 +312,9 @@ Trainer::Outcome Trainer::run(const TrainCallbacks& callbacks, const std::atomic
     TrainProgress p;
     p.step = step_;
     p.total_steps = config_.steps;
-    p.loss = since_report > 0 ? loss_sum.item<double>() / since_report : 0.0;
+    p.loss = since_report > 0 ? loss_sum.item<double>() / since_report
+                              : (skipped > 0 ? std::numeric_limits<double>::quiet_NaN() : 0.0);
+    p.skipped = skipped;
     p.lr = config_.lr_at(std::max<int64_t>(step_ - 1, 0));
     const double elapsed = std::chrono::duration<double>(clock::now() - run_start).count();
     p.steps_per_second = elapsed > 0 ? (step_ - first_step) / elapsed : 0.0;
@@ -316,19 +328,24 @@ Trainer::Outcome Trainer::run(const TrainCallbacks& callbacks, const std::atomic
     if (callbacks.on_progress) callbacks.on_progress(p);
     loss_sum.zero_();
     since_report = 0;
+    skipped = 0;
   };
   at::Tensor loss;
   while (step_ < config_.steps) {
     const bool stop_requested = stop && stop->load();
     if (stop_requested && comm_.size() == 1) {
-      if (since_report > 0) report();
+      if (since_report + skipped > 0) report();
       sync_ema();
       return Outcome::Interrupted;
     }
     // Several ranks agree on stopping through the step's all-reduce: all of them finish it.
     const bool stopping = step(stop_requested, loss);
-    loss_sum.add_(loss);
-    ++since_report;
+    if (loss.defined()) {
+      loss_sum.add_(loss);
+      ++since_report;
+    } else {
+      ++skipped;
+    }
     const bool validating = val_data_.defined() && (step_ % validate_every == 0 || step_ == config_.steps);
     if (validating) validate();
     if (stopping && step_ < config_.steps) {

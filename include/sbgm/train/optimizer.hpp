@@ -20,6 +20,9 @@ class FusedAdam {
   // One update of params from grads at learning rate lr; step counts from 1.
   void step(at::Tensor& params, const at::Tensor& grads, double lr);
 
+  // A step that makes no update (its gradient was not finite) still counts, so that the count
+  // stays the trainer's step and a resumed run continues exactly as an uninterrupted one.
+  void skip() { ++step_; }
   int64_t step_count() const { return step_; }
   const at::Tensor& exp_avg() const { return m_; }
   const at::Tensor& exp_avg_sq() const { return v_; }

@@ -46,6 +46,10 @@ struct TrainConfig {
   int64_t log_every = 100;              // loss log rows and progress updates (and validations)
   int64_t checkpoint_every = 5000;      // 0: only at the end
   int64_t eval_every = 0;               // periodic evaluation samples (0: off)
+  // A step whose loss or gradient is not finite (a rare bad batch, an overflow under bfloat16)
+  // changes nothing — weights, Adam's moments and the EMA stay — and training goes on; the
+  // progress counts such steps. Off: the first one stops the run (training_run says it diverged).
+  bool skip_nonfinite = false;
 
   void validate() const;
   // The learning rate at a given step (0-based): warm-up, then constant or cosine decay.

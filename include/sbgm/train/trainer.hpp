@@ -42,6 +42,9 @@ struct TrainProgress {
   // With held-out rows: their loss under the EMA weights now, and the step of the best so far.
   double validation_loss = std::numeric_limits<double>::quiet_NaN();
   int64_t best_step = -1;
+  // Steps since the previous report that changed nothing because their loss or gradient was not
+  // finite (TrainConfig::skip_nonfinite); loss is the mean over the others (NaN if none).
+  int64_t skipped = 0;
 };
 
 struct TrainCallbacks {
@@ -87,7 +90,8 @@ class Trainer {
   // Trains until config.steps, until *stop becomes true on any rank (checked between steps;
   // the ranks agree on the step they stop after), or until the patience runs out.
   Outcome run(const TrainCallbacks& callbacks = {}, const std::atomic<bool>* stop = nullptr);
-  // One optimisation step; returns the loss over the global batch (a 0-d tensor, not synchronised).
+  // One optimisation step; returns the loss over the global batch (a 0-d tensor, not
+  // synchronised), or an undefined tensor for a step skipped as not finite.
   at::Tensor step();
 
   int64_t step_count() const { return step_; }
@@ -101,8 +105,11 @@ class Trainer {
   void next_batch();
   void sync_ema();
   // The step itself; with stop_requested, asks every rank to stop after it. Returns whether any
-  // rank asked.
+  // rank asked. loss: undefined after a skipped step.
   bool step(bool stop_requested, at::Tensor& loss);
+  // Whether the (global) loss and gradient are finite, which every rank sees alike after the
+  // all-reduce.
+  bool finite_update(const at::Tensor& loss);
   // Averages the gradients (and the loss and stop flag beside them) over the ranks.
   void all_reduce_gradients();
 
