@@ -114,31 +114,33 @@ void add_diagnose_command(CLI::App& app, Action& action) {
       check_output_path(opt->out, ".json");
       if (!opt->csv.empty()) check_output_path(opt->csv, ".csv");
       if (!opt->png.empty()) check_output_path(opt->png, ".png");
-      const bool steps_given = opt->steps_option->count() > 0;
-      if (steps_given && opt->sampling.steps < 1) throw InvalidArgument("--steps must be at least 1");
+      DiagnoseRequest request;
+      request.steps_given = opt->steps_option->count() > 0;
+      if (request.steps_given && opt->sampling.steps < 1) throw InvalidArgument("--steps must be at least 1");
       if (!opt->sampler.empty()) sampler_kind_from_string(opt->sampler);
       if (opt->threads < 0) throw InvalidArgument("--threads must not be negative");
-      DiagnoseConfig config = opt->config;
-      config.likelihood.solver = opt->solver.resolve();
-      config.validate();
+      request.config = opt->config;
+      request.config.likelihood.solver = opt->solver.resolve();
+      request.config.validate();
       const Job job = join_model_job(opt->device, opt->threads);
       Model model = opt->source.load(parse_device(job.device));
       if (model.cond_dim == 0)
         throw InvalidArgument(opt->source.describe() + " is unconditional: calibration needs a model of p(theta | x)");
-      const at::Tensor theta = load_data_file(opt->theta, 2, /*keep_double=*/true);
-      const at::Tensor x = load_data_file(opt->cond, 2, /*keep_double=*/true);
-      if (x.size(0) != theta.size(0))
-        throw InvalidArgument("--theta has " + std::to_string(theta.size(0)) + " rows but --cond has " +
-                              std::to_string(x.size(0)));
-      SamplerOptions flags = opt->sampling;
-      opt->multistep.apply(flags);
-      const SamplerOptions sampling = resolve_sampler(model, flags, opt->sampler, steps_given);
-      const std::unique_ptr<Sampler> sampler = make_sampler(sampling);
-      check_sampler_fits(sampling.kind, *model.sde);
+      request.theta = load_data_file(opt->theta, 2, /*keep_double=*/true);
+      request.x = load_data_file(opt->cond, 2, /*keep_double=*/true);
+      if (request.x.size(0) != request.theta.size(0))
+        throw InvalidArgument("--theta has " + std::to_string(request.theta.size(0)) + " rows but --cond has " +
+                              std::to_string(request.x.size(0)));
+      request.sampler = opt->sampler;
+      request.sampling = opt->sampling;
+      opt->multistep.apply(request.sampling);
+      request.seed = opt->seed;
       ProgressLine line("diagnose");
-      const CalibrationReport report = diagnose_model(model, *sampler, theta.reshape({theta.size(0), -1}), x, config,
-                                                      opt->seed, [&](int64_t d, int64_t t) { line.update(d, t); });
+      const Diagnosis diagnosis =
+          run_diagnose_request(model, request, [&](int64_t d, int64_t t) { line.update(d, t); });
       line.finish();
+      const CalibrationReport& report = diagnosis.report;
+      const SamplerOptions& sampling = diagnosis.sampling;
       write_json(opt->out, report, opt->source.describe(), sampling);
       if (!opt->csv.empty()) write_coverage_csv(opt->csv, report);
       if (!opt->png.empty()) {

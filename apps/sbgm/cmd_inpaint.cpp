@@ -62,13 +62,19 @@ void add_inpaint_command(CLI::App& app, Action& action) {
   add_nproc_option(*cmd, opt->nproc);
   cmd->callback([&action, opt] {
     action = [opt]() -> int {
-      InpaintConfig config = opt->config;
-      if (!opt->method.empty()) config.method = inverse_method_from_string(opt->method);
-      config.sampler.kind = sampler_kind_from_string(opt->sampler);
-      config.sampler.solver = opt->solver.resolve();
-      opt->multistep.apply(config.sampler);
-      if (opt->steps_option->count() > 0 && config.sampler.steps < 1) throw InvalidArgument("--steps must be at least 1");
-      if (opt->mask.empty() && !(config.noise_std > 0))
+      InpaintRequest request;
+      request.noise_std = opt->config.noise_std;
+      request.n = opt->config.n;
+      if (!opt->method.empty()) request.method = inverse_method_from_string(opt->method);
+      request.sampler = opt->sampler;
+      sampler_kind_from_string(opt->sampler);
+      request.sampling = opt->config.sampler;
+      request.sampling.solver = opt->solver.resolve();
+      opt->multistep.apply(request.sampling);
+      request.steps_given = opt->steps_option->count() > 0;
+      request.seed = opt->seed;
+      if (request.steps_given && request.sampling.steps < 1) throw InvalidArgument("--steps must be at least 1");
+      if (opt->mask.empty() && !(request.noise_std > 0))
         throw InvalidArgument("without --mask every feature is observed: give --noise-std > 0 (denoising)");
       if (opt->threads < 0) throw InvalidArgument("--threads must not be negative");
       check_output_path(opt->out, ".npy");
@@ -77,27 +83,24 @@ void add_inpaint_command(CLI::App& app, Action& action) {
       if (should_launch(opt->nproc)) return launch_local_job(opt->nproc);
       const Job job = join_model_job(opt->device, opt->threads);
       const c10::Device device = parse_device(job.device);
-      const at::Tensor observed = load_data_file(opt->data, 1, /*keep_double=*/true, /*allow_nan=*/true);
-      const at::Tensor mask = opt->mask.empty() ? at::ones(observed.sizes().slice(1), at::kDouble) : read_npy(opt->mask, true);
+      request.observed = load_data_file(opt->data, 1, /*keep_double=*/true, /*allow_nan=*/true);
+      if (!opt->mask.empty()) request.mask = read_npy(opt->mask, true);
       Model model = opt->source.load(device);
       model.comm = job.comm;
       model.precision = precision;
-      if (opt->method.empty()) config.method = default_inverse_method(observed[0].numel(), mask, config.noise_std);
-      config.sampler = resolve_sampler(model, config.sampler, opt->sampler, opt->steps_option->count() > 0);
       ProgressLine line("inpaint");
-      at::Tensor samples =
-          model_inpaint(model, observed, mask, config, opt->seed, [&](int64_t d, int64_t t) { line.update(d, t); });
+      at::Tensor samples = run_inpaint_request(model, request, [&](int64_t d, int64_t t) { line.update(d, t); });
       line.finish();
       if (!job.comm.is_root()) return 0;  // rank 0 writes what every rank holds
       check_finite(samples, "the samples (the model diverged)");
-      if (config.n == 1) samples = samples.squeeze(1);
+      if (request.n == 1) samples = samples.squeeze(1);
       write_npy(opt->out, samples);
       // The observed rows (unobserved entries at 0) beside every posterior sample.
       if (!opt->png.empty() && is_image_shape(model.data_shape)) {
-        const ObservedRows rows = observed_rows(model, observed, mask);
-        write_model_inverse_grid(opt->png, model, rows.values, rows.mask, config.n == 1 ? samples.unsqueeze(1) : samples);
+        const ObservedRows rows = observed_rows(model, request.observed, resolve_inpaint(model, request).mask);
+        write_model_inverse_grid(opt->png, model, rows.values, rows.mask, request.n == 1 ? samples.unsqueeze(1) : samples);
       } else if (!opt->png.empty())
-        plot_samples(opt->png, observed.nan_to_num(0.0), config.n == 1 ? samples : samples.flatten(0, 1),
+        plot_samples(opt->png, request.observed.nan_to_num(0.0), request.n == 1 ? samples : samples.flatten(0, 1),
                      "observations (grey; unobserved at 0)", "posterior samples (blue)");
       return 0;
     };

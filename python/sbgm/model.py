@@ -65,6 +65,16 @@ def _parse_config(toml: str) -> dict[str, Any]:
     return flat
 
 
+def _check_counts(*, n: int, steps: Optional[int], seed: int, n_name: str = "n") -> None:
+    """The counts every call takes, checked before any work."""
+    if int(n) != n or n < 1:
+        raise ValueError(f"{n_name} must be a positive integer, got {n}")
+    if steps is not None and (int(steps) != steps or steps < 1):
+        raise ValueError(f"steps must be a positive integer, got {steps}")
+    if seed < 0:
+        raise ValueError(f"seed must not be negative, got {seed}")
+
+
 class Model:
     """A trained score model (or an analytic one) ready to sample from and evaluate.
 
@@ -226,15 +236,81 @@ class Model:
                                                int(chunk), bound, int(draws), report)
         return (logp, std) if return_std else logp
 
+    def inpaint(
+        self,
+        observed: ArrayLike,
+        mask: Optional[ArrayLike] = None,
+        *,
+        noise_std: float = 0.0,
+        n: int = 1,
+        method: Optional[str] = None,
+        sampler: str = "em",
+        steps: Optional[int] = None,
+        lam: Optional[float] = None,
+        schedule: str = "auto",
+        eta: float = 0.0,
+        order: int = 2,
+        seed: int = 0,
+        progress: ProgressArg = True,
+    ) -> np.ndarray:
+        """Posterior samples of x given observations y = x + noise_std * n of the features `mask`
+        marks (inpainting; denoising when every feature is observed): `n` samples per row of
+        `observed` [N, *data_shape] (grey images may come as [N, H, W]; entries outside the mask may
+        be anything, NaN too), returned as [N, n, *data_shape]. mask: 0/1, one for every row
+        [*data_shape] or one per row [N, ...]; None observes every feature, which needs
+        noise_std > 0. method: "moments" (Tweedie moment projection, exact for Gaussian data),
+        "replace" (exact observations only, Euler-Maruyama) or "noise-level" (denoising from the
+        time whose noise is the observation's); default as `sbgm inpaint` chooses (moments up to
+        256 features). sampler, steps, lam, schedule, eta, order: as in :meth:`sample`, with
+        Euler-Maruyama ("em") unless named."""
+        rows = _rows(observed, "observed", min_dim=1)
+        m = None
+        if mask is not None:
+            m = np.ascontiguousarray(mask, dtype=np.float64)
+        _check_counts(n=n, steps=steps, seed=seed)
+        with Progress(progress, "inpaint") as report:
+            return self._core.inpaint(rows, m, float(noise_std), int(n), method or "", sampler, int(steps or 0),
+                                      None if lam is None else float(lam), schedule, float(eta), int(order),
+                                      int(seed), report)
+
+    def diagnose(
+        self,
+        theta: ArrayLike,
+        x: ArrayLike,
+        *,
+        samples: int = 1000,
+        hpd_samples: int = 100,
+        sampler: Optional[str] = None,
+        steps: Optional[int] = None,
+        lam: Optional[float] = None,
+        schedule: str = "auto",
+        eta: float = 0.0,
+        order: int = 2,
+        rtol: float = 1e-5,
+        atol: float = 1e-5,
+        seed: int = 0,
+        progress: ProgressArg = True,
+    ) -> dict[str, Any]:
+        """Calibration of this model of p(theta | x) on held-out simulations `theta` [S, D] and
+        `x` [S, C] (simulated independently of training), as `sbgm diagnose` reports it: `samples`
+        posterior samples per simulation give SBC ranks per parameter and TARP; the first
+        `hpd_samples` of them get log-densities through the probability-flow ODE (rtol, atol) for
+        the highest-density coverage (0: skip). Returns a dict: "ranks" [S, D], "levels" (the
+        credibility levels of the coverage curves), "checks" {name: {"ks_statistic", "p_value",
+        "mean_coverage_gap", "verdict", "coverage"}} for "sbc theta_d", "hpd" and "tarp", and the
+        sampler and steps used (default the run's own, as in :meth:`sample`)."""
+        t = _rows(theta, "theta")
+        c = _rows(x, "x")
+        _check_counts(n=samples, steps=steps, seed=seed, n_name="samples")
+        with Progress(progress, "diagnose") as report:
+            return self._core.diagnose(t, c, int(samples), int(hpd_samples), sampler or "", int(steps or 0),
+                                       None if lam is None else float(lam), schedule, float(eta), int(order),
+                                       float(rtol), float(atol), int(seed), report)
+
     def _request(self, kind: str, n: int, cond: Optional[np.ndarray], seed: int, sampler: Optional[str],
                  steps: Optional[int], guidance: float, draws: int, method: str, progress: ProgressArg,
                  desc: str, solver: tuple = (None, "auto", 0.0, 2)) -> np.ndarray:
-        if int(n) != n or n < 1:
-            raise ValueError(f"n must be a positive integer, got {n}")
-        if steps is not None and (int(steps) != steps or steps < 1):
-            raise ValueError(f"steps must be a positive integer, got {steps}")
-        if seed < 0:
-            raise ValueError(f"seed must not be negative, got {seed}")
+        _check_counts(n=n, steps=steps, seed=seed)
         with Progress(progress, desc) as report:
             lam, schedule, eta, order = solver
             return self._core.sample(kind, int(n), cond, int(seed), sampler or "", int(steps or 0),

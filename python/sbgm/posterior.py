@@ -99,6 +99,12 @@ class PosteriorEstimator:
         """The posterior mode at x ([P] for one observation [D], [M, P] for M)."""
         return self._fitted().map(x, starts=starts, seed=seed, progress=progress)
 
+    def diagnose(self, theta: ArrayLike, x: ArrayLike, *, progress: ProgressArg = True, **options: Any) -> dict[str, Any]:
+        """Calibration on held-out simulations theta [S, P], x [S, D] drawn from the prior and the
+        simulator apart from the training pairs: SBC, highest-density coverage and TARP, as
+        Model.diagnose returns them (options as there)."""
+        return self._fitted().diagnose(theta, x, progress=progress, **options)
+
     def __repr__(self) -> str:
         state = repr(self.model) if self.model is not None else "not fitted"
         return f"sbgm.PosteriorEstimator({state})"

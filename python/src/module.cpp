@@ -30,6 +30,8 @@
 #include "sbgm/nets/gaussian_mixture.hpp"
 #include "sbgm/nets/iid_score.hpp"
 #include "sbgm/nets/net_config.hpp"
+#include "sbgm/run/diagnose.hpp"
+#include "sbgm/run/inpaint.hpp"
 #include "sbgm/run/model.hpp"
 #include "sbgm/run/sample_request.hpp"
 #include "sbgm/run/training_run.hpp"
@@ -102,6 +104,19 @@ class FlushDenormals {
 #endif
 };
 
+// The sampler options every sampling call takes: steps (0: the run's), lambda (none: the run's or
+// the sampler's own) and the few-step solvers' schedule, eta and order.
+sbgm::SamplerOptions sampler_options(int64_t steps, const std::optional<double>& lambda, const std::string& schedule,
+                                     double eta, int64_t order) {
+  sbgm::SamplerOptions options;
+  options.steps = steps;
+  options.lambda = lambda;
+  options.multistep.schedule = sbgm::step_schedule_from_string(schedule);
+  options.multistep.eta = eta;
+  options.multistep.order = order;
+  return options;
+}
+
 // A model with the calls Python makes of it.
 class PyModel {
  public:
@@ -120,11 +135,7 @@ class PyModel {
     request.seed = seed;
     request.sampler = sampler;
     request.steps_given = steps != 0;
-    request.sampling.steps = steps;
-    request.sampling.lambda = lambda;
-    request.sampling.multistep.schedule = sbgm::step_schedule_from_string(schedule);
-    request.sampling.multistep.eta = eta;
-    request.sampling.multistep.order = order;
+    request.sampling = sampler_options(steps, lambda, schedule, eta, order);
     request.iid.method = sbgm::iid_method_from_string(iid_method);
     request.iid.covariance_samples = iid_draws;
     if (request.kind == sbgm::SampleRequest::Kind::Modes) request.mode.starts = n;
@@ -165,6 +176,77 @@ class PyModel {
       result = sbgm::model_log_likelihood(model_, data, config, seed, report, optional_tensor(cond));
     }
     return py::make_tuple(to_numpy(result.log_prob), to_numpy(result.std_error), result.stats.function_evals);
+  }
+
+  py::array inpaint(const Array& observed, const std::optional<Array>& mask, double noise_std, int64_t n,
+                    const std::string& method, const std::string& sampler, int64_t steps,
+                    const std::optional<double>& lambda, const std::string& schedule, double eta, int64_t order,
+                    uint64_t seed, const std::optional<py::function>& progress) {
+    sbgm::InpaintRequest request;
+    request.observed = to_tensor(observed);
+    request.mask = optional_tensor(mask);
+    request.noise_std = noise_std;
+    request.n = n;
+    if (!method.empty()) request.method = sbgm::inverse_method_from_string(method);
+    request.sampler = sampler;
+    request.sampling = sampler_options(steps, lambda, schedule, eta, order);
+    request.steps_given = steps != 0;
+    request.seed = seed;
+    const sbgm::ProgressFn report = progress_fn(progress);
+    at::Tensor out;
+    {
+      py::gil_scoped_release release;
+      FlushDenormals flush;
+      out = sbgm::run_inpaint_request(model_, request, report);
+    }
+    return to_numpy(out);
+  }
+
+  // The calibration report as a dict: simulations, samples, hpd_samples, sampler, steps, levels,
+  // ranks [S, D] and checks {name: {ks_statistic, p_value, mean_coverage_gap, verdict, coverage}}.
+  py::dict diagnose(const Array& theta, const Array& x, int64_t samples, int64_t hpd_samples, const std::string& sampler,
+                    int64_t steps, const std::optional<double>& lambda, const std::string& schedule, double eta,
+                    int64_t order, double rtol, double atol, uint64_t seed,
+                    const std::optional<py::function>& progress) {
+    sbgm::DiagnoseRequest request;
+    request.theta = to_tensor(theta);
+    request.x = to_tensor(x);
+    request.config.samples = samples;
+    request.config.hpd_samples = hpd_samples;
+    request.config.likelihood.solver.rtol = rtol;
+    request.config.likelihood.solver.atol = atol;
+    request.sampler = sampler;
+    request.sampling = sampler_options(steps, lambda, schedule, eta, order);
+    request.steps_given = steps != 0;
+    request.seed = seed;
+    const sbgm::ProgressFn report = progress_fn(progress);
+    sbgm::Diagnosis d;
+    {
+      py::gil_scoped_release release;
+      FlushDenormals flush;
+      d = sbgm::run_diagnose_request(model_, request, report);
+    }
+    py::dict checks;
+    for (const auto& c : d.report.checks) {
+      py::dict check;
+      check["ks_statistic"] = c.test.statistic;
+      check["p_value"] = c.test.p_value;
+      check["mean_coverage_gap"] = c.mean_gap;
+      check["verdict"] = sbgm::verdict(c);
+      check["coverage"] = py::array_t<double>(static_cast<py::ssize_t>(c.coverage.size()), c.coverage.data());
+      checks[py::str(c.name)] = check;
+    }
+    const std::vector<double> levels = sbgm::coverage_levels();
+    py::dict out;
+    out["simulations"] = d.report.simulations;
+    out["samples"] = d.report.samples;
+    out["hpd_samples"] = d.report.hpd_samples;
+    out["sampler"] = sbgm::to_string(d.sampling.kind);
+    out["steps"] = d.sampling.steps;
+    out["levels"] = py::array_t<double>(static_cast<py::ssize_t>(levels.size()), levels.data());
+    out["ranks"] = to_numpy(d.report.ranks.to(at::kDouble)).attr("astype")("int64");
+    out["checks"] = checks;
+    return out;
   }
 
   std::vector<int64_t> data_shape() const { return model_.data_shape; }
@@ -271,6 +353,8 @@ PYBIND11_MODULE(_sbgm, m) {
   py::class_<PyModel>(m, "Model")
       .def("sample", &PyModel::sample)
       .def("log_prob", &PyModel::log_prob)
+      .def("inpaint", &PyModel::inpaint)
+      .def("diagnose", &PyModel::diagnose)
       .def_property_readonly("data_shape", &PyModel::data_shape)
       .def_property_readonly("cond_dim", &PyModel::cond_dim)
       .def_property_readonly("step", &PyModel::step)

@@ -97,3 +97,32 @@ def test_repr_and_properties():
     model = sbgm.gaussian_mixture(W, MU, COV)
     assert model.data_shape == (2,) and model.cond_dim == 0 and model.step == 0 and model.parameter_count == 0
     assert "analytic mixture" in repr(model)
+
+
+def test_inpaint_gives_the_gaussian_conditional():
+    # One Gaussian, correlation 0.8: x1 | x0 = a is N(0.8 a, 0.36); noisy observations of both
+    # features (denoising) give the Gaussian posterior N(S (S + s^2 I)^-1 y, S - S (S + s^2 I)^-1 S).
+    cov = np.array([[1.0, 0.8], [0.8, 1.0]])
+    model = sbgm.gaussian_mixture([1.0], [[0.0, 0.0]], [cov])
+    observed = np.array([[1.0, np.nan], [-0.5, np.nan]])
+    x = model.inpaint(observed, [1.0, 0.0], n=3000, seed=1, progress=False)
+    assert x.shape == (2, 3000, 2)
+    np.testing.assert_array_equal(x[:, :, 0], np.array([[1.0], [-0.5]]) * np.ones((1, 3000)))
+    for row, a in enumerate([1.0, -0.5]):
+        se = 0.6 / np.sqrt(3000)
+        assert abs(x[row, :, 1].mean() - 0.8 * a) < 5 * se + 0.01
+        assert abs(x[row, :, 1].std() - 0.6) < 0.05
+    y = np.array([[0.7, -0.3]])
+    s2 = 0.25
+    gain = cov @ np.linalg.inv(cov + s2 * np.eye(2))
+    d = model.inpaint(y, noise_std=0.5, n=3000, seed=2, progress=False)
+    assert d.shape == (1, 3000, 2)
+    np.testing.assert_allclose(d[0].mean(0), gain @ y[0], atol=0.05)
+    np.testing.assert_allclose(np.cov(d[0].T), cov - gain @ cov, atol=0.03)
+    # What the request cannot be: no mask without noise, the replace method with noise.
+    with pytest.raises(ValueError, match="noise std > 0"):
+        model.inpaint(y, progress=False)
+    with pytest.raises(ValueError, match="exact observations"):
+        model.inpaint(y, [1.0, 0.0], noise_std=0.5, method="replace", progress=False)
+    with pytest.raises(ValueError, match="only 0 and 1"):
+        model.inpaint(y, [0.5, 0.0], progress=False)

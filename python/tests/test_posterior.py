@@ -50,6 +50,29 @@ def test_iid_observations(estimator):
     np.testing.assert_allclose(s.std(0), np.sqrt(1 / 21), rtol=0.3)
 
 
+def test_calibration_on_held_out_simulations(estimator):
+    rng = np.random.default_rng(7)
+    theta = rng.normal(size=(200, 2))
+    x = theta + 0.5 * rng.normal(size=theta.shape)
+    report = estimator.diagnose(theta, x, samples=200, hpd_samples=20, progress=False)
+    assert set(report["checks"]) == {"sbc theta_0", "sbc theta_1", "hpd", "tarp"}
+    assert report["ranks"].shape == (200, 2) and report["ranks"].dtype == np.int64
+    assert report["ranks"].min() >= 0 and report["ranks"].max() <= 200
+    assert report["simulations"] == 200 and report["samples"] == 200 and report["sampler"] == "dpmpp2m"
+    assert np.all(np.diff(report["levels"]) > 0)
+    for name, check in report["checks"].items():
+        assert check["coverage"].shape == report["levels"].shape
+        assert abs(check["mean_coverage_gap"]) < 0.1, name
+    # Parameters that did not make the observations are told apart: shifted by one prior sd,
+    # theta_0 falls above its posterior samples far too often.
+    wrong = estimator.diagnose(theta + [1.0, 0.0], x, samples=200, hpd_samples=0, progress=False)
+    assert "hpd" not in wrong["checks"]
+    assert wrong["checks"]["sbc theta_0"]["p_value"] < 1e-3
+    assert wrong["checks"]["sbc theta_0"]["verdict"] != "calibrated"
+    with pytest.raises(ValueError, match="rows"):
+        estimator.diagnose(theta, x[:10], progress=False)
+
+
 def test_load_the_run_again(estimator):
     again = sbgm.PosteriorEstimator.load(estimator.out)
     x_o = np.array([0.5, -1.0])

@@ -5,6 +5,7 @@
 #include <string>
 
 #include "sbgm/run/model.hpp"
+#include "sbgm/run/sample_request.hpp"
 #include "sbgm/util/error.hpp"
 #include "sbgm/util/runtime.hpp"
 
@@ -57,6 +58,30 @@ CalibrationReport diagnose_model(const Model& model, Sampler& sampler, const at:
   const at::Tensor f = tarp_fractions(samples, truth, make_generator(c10::kCPU, seed ^ 0x74617270ULL));
   report.checks.push_back(calibration_check("tarp", f, f));
   return report;
+}
+
+Diagnosis run_diagnose_request(const Model& model, const DiagnoseRequest& request, const ProgressFn& progress) {
+  request.config.validate();
+  if (model.cond_dim == 0)
+    throw InvalidArgument("calibration is a property of a conditional model, and this one was trained without conditions");
+  if (!request.theta.defined() || !request.x.defined() || request.theta.dim() < 1 || request.x.dim() < 1)
+    throw InvalidArgument("calibration needs the held-out parameters and their observations, one row each");
+  if (request.x.size(0) != request.theta.size(0))
+    throw InvalidArgument("the held-out parameters have " + std::to_string(request.theta.size(0)) +
+                          " rows but their observations " + std::to_string(request.x.size(0)));
+  if (request.steps_given && request.sampling.steps < 1)
+    throw InvalidArgument("steps must be at least 1, got " + std::to_string(request.sampling.steps));
+  SampleRequest sampling;
+  sampling.sampler = request.sampler;
+  sampling.sampling = request.sampling;
+  sampling.steps_given = request.steps_given;
+  Diagnosis d;
+  d.sampling = resolve_sampling(model, sampling);
+  const std::unique_ptr<Sampler> sampler = make_sampler(d.sampling);
+  check_sampler_fits(d.sampling.kind, *model.sde);
+  d.report = diagnose_model(model, *sampler, request.theta.reshape({request.theta.size(0), -1}), request.x,
+                            request.config, request.seed, progress);
+  return d;
 }
 
 }  // namespace sbgm

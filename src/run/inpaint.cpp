@@ -6,6 +6,7 @@
 #include <numeric>
 
 #include "sbgm/dist/communicator.hpp"
+#include "sbgm/run/sample_request.hpp"
 #include "sbgm/sde/sde.hpp"
 #include "sbgm/util/error.hpp"
 #include "sbgm/util/shape_text.hpp"
@@ -161,6 +162,32 @@ at::Tensor model_inpaint(const Model& model, const at::Tensor& observed_given, c
   std::vector<int64_t> result_shape{rows, n};
   result_shape.insert(result_shape.end(), shape.begin(), shape.end());
   return model.scaling.to_data(out).cpu().reshape(result_shape);
+}
+
+ResolvedInpaint resolve_inpaint(const Model& model, const InpaintRequest& request) {
+  if (!request.observed.defined() || request.observed.dim() < 1 || request.observed.size(0) < 1)
+    throw InvalidArgument("the observations must be rows [N, ...] with N >= 1");
+  if (request.steps_given && request.sampling.steps < 1)
+    throw InvalidArgument("steps must be at least 1, got " + std::to_string(request.sampling.steps));
+  if (!request.mask.defined() && !(request.noise_std > 0))
+    throw InvalidArgument("without a mask every feature is observed: denoising needs a noise std > 0");
+  ResolvedInpaint r;
+  r.mask = request.mask.defined() ? request.mask : at::ones(request.observed.sizes().slice(1), at::kDouble);
+  r.config.noise_std = request.noise_std;
+  r.config.n = request.n;
+  r.config.method = request.method ? *request.method
+                                   : default_inverse_method(request.observed[0].numel(), r.mask, request.noise_std);
+  SampleRequest sampling;
+  sampling.sampler = request.sampler;
+  sampling.sampling = request.sampling;
+  sampling.steps_given = request.steps_given;
+  r.config.sampler = resolve_sampling(model, sampling);
+  return r;
+}
+
+at::Tensor run_inpaint_request(const Model& model, const InpaintRequest& request, const ProgressFn& progress) {
+  const ResolvedInpaint r = resolve_inpaint(model, request);
+  return model_inpaint(model, request.observed, r.mask, r.config, request.seed, progress);
 }
 
 }  // namespace sbgm

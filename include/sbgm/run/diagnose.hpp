@@ -6,10 +6,12 @@
 #include <ATen/core/Tensor.h>
 
 #include <cstdint>
+#include <string>
 #include <vector>
 
 #include "sbgm/eval/calibration.hpp"
 #include "sbgm/likelihood/log_likelihood.hpp"
+#include "sbgm/sample/make_sampler.hpp"
 #include "sbgm/sample/sampler.hpp"
 
 namespace sbgm {
@@ -34,5 +36,25 @@ struct CalibrationReport {
 // draws, then the log-densities.
 CalibrationReport diagnose_model(const Model& model, Sampler& sampler, const at::Tensor& theta, const at::Tensor& x,
                                  const DiagnoseConfig& config, uint64_t seed, const ProgressFn& progress = {});
+
+// A calibration as a front end states it (`sbgm diagnose`, the Python package): the sampler by
+// name (empty: the run's own) with its steps settled against the model as SampleRequest's are.
+struct DiagnoseRequest {
+  at::Tensor theta, x;  // [S, D] and [S, C], data units
+  DiagnoseConfig config;
+  std::string sampler;
+  SamplerOptions sampling;
+  bool steps_given = false;
+  uint64_t seed = 0;
+};
+
+struct Diagnosis {
+  CalibrationReport report;
+  SamplerOptions sampling;  // the sampler the posterior draws came from
+};
+
+// Checks the request (rows of theta and x alike, steps >= 1, a sampler the model's path takes)
+// before any work, then diagnose_model.
+Diagnosis run_diagnose_request(const Model& model, const DiagnoseRequest& request, const ProgressFn& progress = {});
 
 }  // namespace sbgm

@@ -5,6 +5,9 @@
 
 #include <ATen/core/Tensor.h>
 
+#include <optional>
+#include <string>
+
 #include "sbgm/run/model.hpp"
 #include "sbgm/sample/inverse_problem.hpp"
 #include "sbgm/sample/make_sampler.hpp"
@@ -44,5 +47,32 @@ ObservedRows observed_rows(const Model& model, const at::Tensor& observed, const
 // sigma_y > 0 or a sampler other than Euler-Maruyama, or what noise-level cannot do.
 at::Tensor model_inpaint(const Model& model, const at::Tensor& observed, const at::Tensor& mask,
                          const InpaintConfig& config, uint64_t seed, const ProgressFn& progress = {});
+
+// One inverse problem as a front end states it (`sbgm inpaint`, the Python package), with what it
+// leaves unset settled against the model here, as SampleRequest does for sampling.
+struct InpaintRequest {
+  at::Tensor observed;  // [N, ...] in data space (grey images may come as [N, H, W])
+  at::Tensor mask;      // 0/1, [...] or [N, ...]; undefined: every feature (denoising)
+  double noise_std = 0;
+  int64_t n = 1;
+  std::optional<InverseMethod> method;  // unset: default_inverse_method
+  // The sampler by name ("em" unless given: the one every method runs); its other options as
+  // given, its steps the run's for that sampler unless steps_given.
+  std::string sampler = "em";
+  SamplerOptions sampling;
+  bool steps_given = false;
+  uint64_t seed = 0;
+};
+
+// The request's mask (every feature when it has none) and the settled method and sampler.
+// InvalidArgument for no mask without observation noise, or an unknown sampler.
+struct ResolvedInpaint {
+  at::Tensor mask;
+  InpaintConfig config;
+};
+ResolvedInpaint resolve_inpaint(const Model& model, const InpaintRequest& request);
+
+// [N, n, ...] posterior samples (model_inpaint's), after resolve_inpaint.
+at::Tensor run_inpaint_request(const Model& model, const InpaintRequest& request, const ProgressFn& progress = {});
 
 }  // namespace sbgm
