@@ -104,6 +104,16 @@ class FlushDenormals {
 #endif
 };
 
+// work(progress) run without the GIL and with denormals flushed, progress reporting to the
+// Python callable (with the GIL, where Ctrl-C is noticed).
+template <class Work>
+auto released(const std::optional<py::function>& progress, Work&& work) {
+  const sbgm::ProgressFn report = progress_fn(progress);
+  py::gil_scoped_release release;
+  FlushDenormals flush;
+  return work(report);
+}
+
 // The sampler options every sampling call takes: steps (0: the run's), lambda (none: the run's or
 // the sampler's own) and the few-step solvers' schedule, eta and order.
 sbgm::SamplerOptions sampler_options(int64_t steps, const std::optional<double>& lambda, const std::string& schedule,
@@ -141,14 +151,9 @@ class PyModel {
     if (request.kind == sbgm::SampleRequest::Kind::Modes) request.mode.starts = n;
     sbgm::Model model = model_;
     model.guidance = guidance;
-    const sbgm::ProgressFn report = progress_fn(progress);
-    at::Tensor out;
-    {
-      py::gil_scoped_release release;
-      FlushDenormals flush;
-      out = sbgm::run_sample_request(model, request, report);
-    }
-    return to_numpy(out);
+    return to_numpy(released(progress, [&](const sbgm::ProgressFn& report) {
+      return sbgm::run_sample_request(model, request, report);
+    }));
   }
 
   py::tuple log_prob(const Array& x, const std::optional<Array>& cond, uint64_t seed, double rtol, double atol,
@@ -167,14 +172,11 @@ class PyModel {
     config.validate();
     const at::Tensor rows = to_tensor(x);
     sbgm::check_data_rows(rows.dim() == 1 ? rows.reshape({1, -1}) : rows, "x");
-    const sbgm::ProgressFn report = progress_fn(progress);
-    sbgm::LikelihoodResult result;
-    {
-      py::gil_scoped_release release;
-      FlushDenormals flush;
+    const at::Tensor conds = optional_tensor(cond);
+    const sbgm::LikelihoodResult result = released(progress, [&](const sbgm::ProgressFn& report) {
       const at::Tensor data = sbgm::model_rows(model_, rows);  // float64, as the CLI passes a file's rows
-      result = sbgm::model_log_likelihood(model_, data, config, seed, report, optional_tensor(cond));
-    }
+      return sbgm::model_log_likelihood(model_, data, config, seed, report, conds);
+    });
     return py::make_tuple(to_numpy(result.log_prob), to_numpy(result.std_error), result.stats.function_evals);
   }
 
@@ -192,14 +194,9 @@ class PyModel {
     request.sampling = sampler_options(steps, lambda, schedule, eta, order);
     request.steps_given = steps != 0;
     request.seed = seed;
-    const sbgm::ProgressFn report = progress_fn(progress);
-    at::Tensor out;
-    {
-      py::gil_scoped_release release;
-      FlushDenormals flush;
-      out = sbgm::run_inpaint_request(model_, request, report);
-    }
-    return to_numpy(out);
+    return to_numpy(released(progress, [&](const sbgm::ProgressFn& report) {
+      return sbgm::run_inpaint_request(model_, request, report);
+    }));
   }
 
   // The calibration report as a dict: simulations, samples, hpd_samples, sampler, steps, levels,
@@ -219,13 +216,9 @@ class PyModel {
     request.sampling = sampler_options(steps, lambda, schedule, eta, order);
     request.steps_given = steps != 0;
     request.seed = seed;
-    const sbgm::ProgressFn report = progress_fn(progress);
-    sbgm::Diagnosis d;
-    {
-      py::gil_scoped_release release;
-      FlushDenormals flush;
-      d = sbgm::run_diagnose_request(model_, request, report);
-    }
+    const sbgm::Diagnosis d = released(progress, [&](const sbgm::ProgressFn& report) {
+      return sbgm::run_diagnose_request(model_, request, report);
+    });
     py::dict checks;
     for (const auto& c : d.report.checks) {
       py::dict check;
