@@ -195,13 +195,15 @@ TEST(Distributed, LauncherEnvironmentIsReadAndCheckedByName) {
   EXPECT_NE(error_with({{"WORLD_SIZE", "2"}, {"RANK", "1"}, {"MASTER_ADDR", ""}}).find("MASTER_ADDR"), std::string::npos);
 }
 
-// The correctness test: K steps of 2 processes, each with half of the global batch, give
-// the weights of K steps of 1 process with the whole batch (the manual-backward MLP path).
-TEST(Distributed, TwoProcessesTrainLikeOneWithTheWholeBatch) {
-  const fs::path one = scratch() / "dp_one", two = scratch() / "dp_two";
-  const CliResult a = sbgm_cli(kMoons + " --steps 40 --out " + one.string());
+namespace {
+
+// K steps of 2 processes, each with half of the global batch, give the weights of K steps of 1
+// process with the whole batch.
+void expect_two_processes_train_like_one(const std::string& args, const std::string& name) {
+  const fs::path one = scratch() / (name + "_one"), two = scratch() / (name + "_two");
+  const CliResult a = sbgm_cli(args + " --steps 40 --out " + one.string());
   ASSERT_EQ(a.code, 0) << a.err;
-  const CliResult b = sbgm_cli(kMoons + " --steps 40 --nproc 2 --out " + two.string());
+  const CliResult b = sbgm_cli(args + " --steps 40 --nproc 2 --out " + two.string());
   ASSERT_EQ(b.code, 0) << b.err;
   // Rank 0 alone reports and writes.
   const std::string wrote = "wrote " + two.string();
@@ -213,12 +215,22 @@ TEST(Distributed, TwoProcessesTrainLikeOneWithTheWholeBatch) {
   EXPECT_LT(max_relative_difference(y.state.params, x.state.params), 1e-5);
   EXPECT_LT(max_relative_difference(y.state.ema, x.state.ema), 1e-5);
   // Not equal by default: training moved the weights far more than the tolerance.
-  const fs::path early = scratch() / "dp_early";
-  ASSERT_EQ(sbgm_cli(kMoons + " --steps 1 --out " + early.string()).code, 0);
+  const fs::path early = scratch() / (name + "_early");
+  ASSERT_EQ(sbgm_cli(args + " --steps 1 --out " + early.string()).code, 0);
   EXPECT_GT(max_relative_difference(load_checkpoint(early.string()).state.params, x.state.params), 1e-2);
   // The logged loss is the global batch's: the two logs agree.
   const std::string log_one = slurp(one / "loss.csv"), log_two = slurp(two / "loss.csv");
   EXPECT_EQ(log_one.substr(0, log_one.find(',', 20)), log_two.substr(0, log_two.find(',', 20)));
+}
+
+}  // namespace
+
+// The correctness test, on the manual-backward MLP path.
+TEST(Distributed, TwoProcessesTrainLikeOneWithTheWholeBatch) { expect_two_processes_train_like_one(kMoons, "dp"); }
+
+// The same for flow matching (the velocity objective and the linear path).
+TEST(Distributed, TwoProcessesTrainAFlowModelLikeOne) {
+  expect_two_processes_train_like_one(kMoons + " --model.objective flow", "dp_flow");
 }
 
 // Held-out rows and early stopping: every rank scores the same rows with the same weights, so
