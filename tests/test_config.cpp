@@ -110,8 +110,9 @@ TEST(RunConfig, AutoKeysRoundTripAndAreSettledFromTheData) {
   EXPECT_EQ(u.train.validate_every, 0);
   for (const auto& key : auto_keys()) EXPECT_NE(u.get(key), "auto") << key;
 
-  // Conditional: 30,000 steps with a cosine decay, a tenth held out and validated a hundred
-  // times but at most once an epoch, patience a quarter of the run and at least 30 epochs.
+  // Conditional: 30,000 steps (or 300 epochs, up to 200,000 steps) with a cosine decay, a tenth
+  // held out and validated a hundred times but at most once an epoch, patience a quarter of the
+  // run and at least 30 epochs.
   RunConfig cond;
   cond.train.batch_size = 256;
   const RunConfig s = settle_auto_keys(cond, DataFacts{10000, 3});
@@ -121,8 +122,15 @@ TEST(RunConfig, AutoKeysRoundTripAndAreSettledFromTheData) {
   EXPECT_EQ(s.train.validate_every, 300);
   EXPECT_EQ(s.train.patience, 25);
   EXPECT_NO_THROW(s.train.validate());
-  // At 10^6 pairs an epoch (3516 steps) is longer than a hundredth of the run.
+  // At 10^5 pairs 300 epochs of 352 steps are longer than 30,000 steps.
+  const RunConfig mid = settle_auto_keys(cond, DataFacts{100000, 3});
+  EXPECT_EQ(mid.train.steps, 300 * 352);
+  EXPECT_EQ(mid.train.validate_every, 300 * 352 / 100);
+  EXPECT_EQ(mid.train.patience, 25);
+  // At 10^6 pairs the run is 200,000 steps, and an epoch (3516 steps) is longer than a
+  // hundredth of it.
   const RunConfig big = settle_auto_keys(cond, DataFacts{1000000, 3});
+  EXPECT_EQ(big.train.steps, 200000);
   EXPECT_EQ(big.train.validate_every, (900000 + 255) / 256);
   EXPECT_EQ(big.train.patience, 30);  // 30 epochs outlast a quarter of the run
   EXPECT_EQ(s.sample.sampler, "dpmpp2m");  // a posterior: the reverse SDE by dpmpp2m, 50 steps

@@ -5,8 +5,8 @@
 // checkpoint record, so every choice can be read back and overridden.
 //
 // Conditional data (simulation-based inference: θ in --data, x in --cond) gets the recipe that
-// needs no tuning at any simulation budget: 30,000 steps with a cosine decay of the learning
-// rate, a tenth of the pairs held out and validated about a hundred times (at most once an
+// needs no tuning at any simulation budget: 30,000 steps (or 300 epochs where that is more, up to
+// 200,000 steps) with a cosine decay of the learning rate, a tenth of the pairs held out and validated about a hundred times (at most once an
 // epoch), the best EMA weights kept, and training stopped early only when the held-out loss has
 // not improved for a quarter of the run (and 30 epochs): a run that memorises. Unconditional
 // data gets 20,000 steps with a cosine decay and no held-out rows, as before there were auto
