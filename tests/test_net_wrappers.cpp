@@ -3,12 +3,13 @@
 // weight gradients by the manual path agree with autograd; on the VP path (m^2 + sigma^2 = 1) it
 // is the inner network. The ensemble (nets/ensemble.hpp): in evaluation the members' mean, with
 // the mean divergence; in training each member on its own part of the batch, its manual
-// gradients those of autograd.
+// gradients those of autograd; on the linear-Gaussian baseline every member starts at zero.
 #include <ATen/ATen.h>
 #include <gtest/gtest.h>
 #include <torch/csrc/autograd/autograd.h>
 
 #include "sbgm/nets/ensemble.hpp"
+#include "sbgm/nets/gaussian_baseline.hpp"
 #include "sbgm/nets/mlp.hpp"
 #include "sbgm/nets/scaled_input.hpp"
 #include "sbgm/sde/sde.hpp"
@@ -119,4 +120,17 @@ TEST(Ensemble, EvaluatesTheMeanAndTrainsEachMemberOnItsPart) {
     EXPECT_TRUE(at::allclose(parts.narrow(0, 7, 3), nets[2]->forward(x.narrow(0, 7, 3), t.narrow(0, 7, 3), y.narrow(0, 7, 3)), 1e-12, 1e-12));
   }
   expect_manual_gradients_of_autograd(*ensemble, x, t, y);
+}
+
+// A network on the linear-Gaussian fit starts at zero, so that the model starts as the fit: under
+// an ensemble, every member's output layer is zeroed (not only the last one registered).
+TEST(Ensemble, OnTheGaussianBaselineEveryMemberStartsAtZero) {
+  torch::manual_seed(3);
+  const std::vector<std::shared_ptr<MLPScoreNet>> nets{small_mlp(), small_mlp(), small_mlp()};
+  const auto ensemble = std::make_shared<EnsembleNet>(std::vector<std::shared_ptr<ScoreNet>>(nets.begin(), nets.end()));
+  const at::Tensor x = at::randn({10, 3}), y = at::randn({10, 2}), t = at::linspace(0.01, 1.0, 10);
+  at::NoGradGuard no_grad;
+  for (const auto& member : nets) EXPECT_GT(member->forward(x, t, y).abs().max().item<double>(), 0);
+  GaussianBaselineNet baseline(ensemble, make_sde(SDEConfig{}), Parameterization::Noise, 3, 2);
+  for (const auto& member : nets) EXPECT_EQ(member->forward(x, t, y).abs().max().item<double>(), 0);
 }

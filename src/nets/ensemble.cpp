@@ -86,4 +86,8 @@ void EnsembleNet::backward_into_grads(const at::Tensor& grad_output) {
   }
 }
 
+void EnsembleNet::zero_output(int64_t dim) {
+  for (const auto& member : members_) member->zero_output(dim);
+}
+
 }  // namespace sbgm

@@ -14,16 +14,8 @@ GaussianBaselineNet::GaussianBaselineNet(std::shared_ptr<ScoreNet> net, std::sha
   bias_ = register_buffer("baseline_bias", at::zeros({dim}));
   values_ = register_buffer("baseline_values", at::ones({dim}));
   vectors_ = register_buffer("baseline_vectors", at::eye(dim));
-  // The network starts at zero, so the model starts as the fit: its output layer (registered last
-  // by the vector networks, a weight [dim, width] and a bias [dim]) is zeroed.
-  const auto params = net_->parameters();
-  if (params.empty()) return;  // nothing to train (a fixed stand-in)
-  if (params.size() < 2 || params.back().sizes() != at::IntArrayRef{dim} || params[params.size() - 2].dim() != 2 ||
-      params[params.size() - 2].size(0) != dim)
-    throw InvalidArgument("model.baseline = gaussian needs a vector network (mlp, resnet)");
-  at::NoGradGuard no_grad;
-  params.back().zero_();
-  params[params.size() - 2].zero_();
+  // The network starts at zero, so the model starts as the fit (every member of an ensemble).
+  net_->zero_output(dim);
 }
 
 void GaussianBaselineNet::fit(const at::Tensor& x, const at::Tensor& y) {

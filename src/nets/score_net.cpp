@@ -23,6 +23,16 @@ at::Tensor ScoreNet::forward_for_backward(const at::Tensor&, const at::Tensor&, 
 void ScoreNet::backward_into_grads(const at::Tensor&) {
   throw InvalidArgument("this network has no manual backward; train it through autograd");
 }
+void ScoreNet::zero_output(int64_t dim) {
+  const auto params = parameters();
+  if (params.empty()) return;
+  if (params.size() < 2 || params.back().sizes() != at::IntArrayRef{dim} || params[params.size() - 2].dim() != 2 ||
+      params[params.size() - 2].size(0) != dim)
+    throw InvalidArgument("model.baseline = gaussian needs a vector network (mlp, resnet)");
+  at::NoGradGuard no_grad;
+  params.back().zero_();
+  params[params.size() - 2].zero_();
+}
 
 std::shared_ptr<ScoreNet> make_score_net(const NetConfig& config, const std::vector<int64_t>& data_shape,
                                          int64_t cond_dim) {

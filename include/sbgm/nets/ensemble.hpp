@@ -31,6 +31,8 @@ class EnsembleNet final : public ScoreNet {
   bool supports_manual_backward() const override;
   at::Tensor forward_for_backward(const at::Tensor& x, const at::Tensor& t, const at::Tensor& y) override;
   void backward_into_grads(const at::Tensor& grad_output) override;
+  // Every member's output layer.
+  void zero_output(int64_t dim) override;
 
  private:
   // Each member on its own part of the batch (by its manual path or through autograd), the parts

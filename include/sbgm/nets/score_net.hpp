@@ -35,6 +35,10 @@ class ScoreNet : public torch::nn::Module {
   virtual bool supports_manual_backward() const { return false; }
   virtual at::Tensor forward_for_backward(const at::Tensor& x, const at::Tensor& t, const at::Tensor& y);
   virtual void backward_into_grads(const at::Tensor& grad_output);
+  // Zeroes the output layer, so that the network starts at 0 (a residual on a baseline): the
+  // vector networks register it last, a weight [dim, width] and a bias [dim]. InvalidArgument for
+  // a network without such a layer; nothing for one without parameters (a fixed stand-in).
+  virtual void zero_output(int64_t dim);
 };
 
 // A network around another (GaussianBaselineNet, ScaledInputNet): what the inner network does
@@ -46,6 +50,7 @@ class WrappedScoreNet : public ScoreNet {
   bool prefers_own_divergence(const at::Tensor& x) const override { return net_->prefers_own_divergence(x); }
   bool supports_manual_backward() const override { return net_->supports_manual_backward(); }
   void backward_into_grads(const at::Tensor& grad_output) override { net_->backward_into_grads(grad_output); }
+  void zero_output(int64_t dim) override { net_->zero_output(dim); }
 
  protected:
   explicit WrappedScoreNet(std::shared_ptr<ScoreNet> net) : net_(register_module("net", std::move(net))) {}
