@@ -233,6 +233,11 @@ TEST(Distributed, TwoProcessesTrainAFlowModelLikeOne) {
   expect_two_processes_train_like_one(kMoons + " --model.objective flow", "dp_flow");
 }
 
+// Dropout: each process draws the masks of its rows of the whole batch.
+TEST(Distributed, TwoProcessesTrainWithDropoutLikeOne) {
+  expect_two_processes_train_like_one(kMoons + " --model.dropout 0.2", "dp_dropout");
+}
+
 // Held-out rows and early stopping: every rank scores the same rows with the same weights, so
 // 2 processes log the held-out losses 1 process logs and stop at the same step. (Over hundreds
 // of steps the two runs' weights drift apart by the order of their floating-point sums, which

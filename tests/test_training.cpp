@@ -168,6 +168,14 @@ TEST(TrainingRun, ResumeEqualsUninterrupted) {
   expect_resume_equals_uninterrupted(c, "resume");
 }
 
+// Dropout's masks come from the trainer's generator, which the checkpoint keeps.
+TEST(TrainingRun, DropoutResumeEqualsUninterrupted) {
+  RunConfig c = small_run("moons", 60);
+  c.model.dropout = 0.2;
+  c.data.size = 300;
+  expect_resume_equals_uninterrupted(c, "dropout_resume");
+}
+
 // The same for a conditional run with condition dropout (the dropout draws are resumed too).
 TEST(TrainingRun, ConditionalResumeEqualsUninterrupted) {
   const std::string dir = scratch_dir("cond_files");

@@ -86,6 +86,10 @@ void EnsembleNet::backward_into_grads(const at::Tensor& grad_output) {
   }
 }
 
+void EnsembleNet::draw_dropout_from(const at::Generator& gen, int64_t, int64_t) {
+  for (const auto& member : members_) member->draw_dropout_from(gen, 0, 0);
+}
+
 void EnsembleNet::zero_output(int64_t dim) {
   for (const auto& member : members_) member->zero_output(dim);
 }

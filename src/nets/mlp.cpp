@@ -8,7 +8,7 @@
 namespace sbgm {
 
 MLPScoreNet::MLPScoreNet(const NetConfig& config, int64_t data_dim, int64_t cond_dim)
-    : activation_(config.activation), cond_dim_(cond_dim) {
+    : activation_(config.activation), cond_dim_(cond_dim), dropout_(config.dropout) {
   embedding_ = register_module(
       "embedding", std::make_shared<TimeEmbedding>(config.time_embedding, config.embedding_dim, config.fourier_scale));
   layers_ = register_module("layers", torch::nn::ModuleList());
@@ -42,7 +42,7 @@ at::Tensor MLPScoreNet::forward(const at::Tensor& x, const at::Tensor& t, const 
   const size_t n = layers_->size();
   for (size_t i = 0; i < n; ++i) {
     h = linear_[i]->forward(h);
-    if (i + 1 < n) h = activate(h, activation_);
+    if (i + 1 < n) h = dropout(activate(h, activation_), dropout_);
   }
   return h.reshape(x.sizes());
 }
@@ -105,6 +105,8 @@ at::Tensor MLPScoreNet::forward_for_backward(const at::Tensor& x, const at::Tens
     pre_.assign(n, at::Tensor());
     post_.assign(n, at::Tensor());
     delta_.assign(n, at::Tensor());
+    mask_.assign(n, at::Tensor());
+    dropped_.assign(n, at::Tensor());
     for (size_t i = 0; i < n; ++i) {
       const int64_t width = linear_[i]->weight.size(0);
       pre_[i] = at::empty({batch, width}, x.options());
@@ -121,6 +123,10 @@ at::Tensor MLPScoreNet::forward_for_backward(const at::Tensor& x, const at::Tens
     if (i + 1 == n) break;
     activate_out(post_[i], pre_[i], activation_);
     h = &post_[i];
+    if (dropout_ > 0 && is_training()) {
+      dropped_[i] = dropout(post_[i], dropout_, &mask_[i]);
+      h = &dropped_[i];
+    }
   }
   return pre_[n - 1].view(output_shape_);
 }
@@ -129,9 +135,10 @@ void MLPScoreNet::backward_into_grads(const at::Tensor& grad_output) {
   at::NoGradGuard no_grad;
   const size_t n = layers_->size();
   delta_[n - 1].copy_(grad_output.reshape({grad_output.size(0), -1}));
+  const bool dropped = dropout_ > 0 && is_training();
   for (size_t i = n; i-- > 0;) {
     torch::nn::LinearImpl* layer = linear_[i];
-    const at::Tensor& h = i == 0 ? input_ : post_[i - 1];
+    const at::Tensor& h = i == 0 ? input_ : dropped ? dropped_[i - 1] : post_[i - 1];
     at::Tensor& w_grad = layer->weight.mutable_grad();
     at::Tensor& b_grad = layer->bias.mutable_grad();
     if (!w_grad.defined()) w_grad = at::empty_like(layer->weight);
@@ -140,6 +147,7 @@ void MLPScoreNet::backward_into_grads(const at::Tensor& grad_output) {
     at::sum_out(b_grad, delta_[i], {0});
     if (i == 0) break;
     at::mm_out(delta_[i - 1], delta_[i], layer->weight);
+    if (dropped) delta_[i - 1].mul_(mask_[i - 1]);
     activation_backward_(delta_[i - 1], pre_[i - 1], post_[i - 1], activation_);
   }
 }

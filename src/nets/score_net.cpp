@@ -34,6 +34,27 @@ void ScoreNet::zero_output(int64_t dim) {
   params[params.size() - 2].zero_();
 }
 
+void ScoreNet::draw_dropout_from(const at::Generator& gen, int64_t first_row, int64_t total_rows) {
+  dropout_draws_ = {gen, first_row, total_rows};
+}
+
+at::Tensor ScoreNet::dropout(const at::Tensor& h, double p, at::Tensor* mask_out) const {
+  if (p == 0 || !is_training()) return h;
+  const int64_t rows = h.size(0);
+  const DropoutDraws& d = dropout_draws_;
+  at::Tensor mask;
+  if (d.gen.defined() && d.first_row + rows <= d.total_rows) {
+    std::vector<int64_t> shape = h.sizes().vec();
+    shape[0] = d.total_rows;
+    mask = at::empty(shape, h.options()).bernoulli_(1 - p, d.gen).narrow(0, d.first_row, rows);
+  } else {
+    mask = at::empty_like(h).bernoulli_(1 - p, d.gen.defined() ? c10::optional<at::Generator>(d.gen) : c10::nullopt);
+  }
+  mask.div_(1 - p);
+  if (mask_out) *mask_out = mask;
+  return h * mask;
+}
+
 std::shared_ptr<ScoreNet> make_score_net(const NetConfig& config, const std::vector<int64_t>& data_shape,
                                          int64_t cond_dim) {
   config.validate();

@@ -58,6 +58,7 @@ Trainer::Trainer(std::shared_ptr<ScoreNet> net, std::shared_ptr<ScoreNet> ema_ne
                           std::to_string(comm_.size()) + " processes");
   local_rows_ = config_.batch_size / comm_.size();
   first_row_ = comm_.rank() * local_rows_;
+  net_->draw_dropout_from(gen_, first_row_, config_.batch_size);
   {
     // Every rank starts from rank 0's weights (and buffers).
     at::NoGradGuard no_grad;

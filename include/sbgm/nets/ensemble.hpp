@@ -33,6 +33,8 @@ class EnsembleNet final : public ScoreNet {
   void backward_into_grads(const at::Tensor& grad_output) override;
   // Every member's output layer.
   void zero_output(int64_t dim) override;
+  // Every member draws its masks from gen for its own share of the rows.
+  void draw_dropout_from(const at::Generator& gen, int64_t first_row, int64_t total_rows) override;
 
  private:
   // Each member on its own part of the batch (by its manual path or through autograd), the parts

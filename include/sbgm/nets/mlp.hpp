@@ -1,6 +1,7 @@
 #pragma once
 // Multi-layer perceptron score network: [x, time features, y] -> width x depth hidden layers -> x.
 // With the tutorial time features, ReLU, width 256 and depth 4 it is the tutorial's model.
+// model.dropout > 0 drops hidden activations while training (after every hidden layer).
 
 #include <torch/nn/modules/container/modulelist.h>
 #include <torch/nn/modules/linear.h>
@@ -30,6 +31,7 @@ class MLPScoreNet final : public ScoreNet {
 
   Activation activation_;
   int64_t cond_dim_;
+  double dropout_;
   std::shared_ptr<TimeEmbedding> embedding_;
   torch::nn::ModuleList layers_;
   std::vector<torch::nn::LinearImpl*> linear_;  // the layers, without a shared_ptr copy per use
@@ -37,9 +39,10 @@ class MLPScoreNet final : public ScoreNet {
   // A ReLU network's exact divergence, kept up to date between calls (relu_jacobian_trace.hpp).
   std::shared_ptr<ReluJacobianTrace> relu_trace_;
   // The manual path's buffers, reused while the batch size stays the same: the input, every
-  // layer's pre-activation and activation, and the back-propagated gradient.
+  // layer's pre-activation and activation, and the back-propagated gradient; with dropout, each
+  // hidden layer's mask and its dropped activation (the next layer's input).
   at::Tensor input_;
-  std::vector<at::Tensor> pre_, post_, delta_;
+  std::vector<at::Tensor> pre_, post_, delta_, mask_, dropped_;
   std::vector<int64_t> output_shape_;
 };
 

@@ -83,7 +83,7 @@ struct NetConfig {
   // and added there.
   std::vector<int64_t> channel_mult{1, 2, 2};  // UNet: channels width * m at each resolution
   std::vector<int64_t> attention_res{16};      // UNet: feature-map sides with self-attention
-  double dropout = 0.0;                        // UNet residual blocks, DiT and Mixer MLPs
+  double dropout = 0.0;                        // MLP hidden layers, UNet residual blocks, DiT and Mixer MLPs
   int64_t heads = 4;                           // UNet and DiT attention heads
   int64_t patch_size = 2;                      // DiT and Mixer: side of a square patch
   double mlp_ratio = 4.0;                      // DiT and Mixer: channel-MLP width / width

@@ -2,6 +2,7 @@
 // A trainable score network: (x [B, ...], t [B], y [B, ...] or undefined) -> [B, ...] shaped
 // like x. What the output means is the NetConfig's Parameterization.
 
+#include <ATen/core/Generator.h>
 #include <torch/nn/module.h>
 
 #include <memory>
@@ -39,6 +40,22 @@ class ScoreNet : public torch::nn::Module {
   // vector networks register it last, a weight [dim, width] and a bias [dim]. InvalidArgument for
   // a network without such a layer; nothing for one without parameters (a fixed stand-in).
   virtual void zero_output(int64_t dim);
+  // Where dropout draws its masks while training (model.dropout > 0): from gen, one mask row per
+  // row of a batch of total_rows of which this process trains rows [first_row, first_row + its
+  // batch), so that a resumed or data-parallel run draws the masks one process would (the
+  // trainer passes its generator, whose state the checkpoint keeps). Without it the masks come
+  // from the global generator.
+  virtual void draw_dropout_from(const at::Generator& gen, int64_t first_row, int64_t total_rows);
+
+ protected:
+  struct DropoutDraws {
+    at::Generator gen;  // undefined: the global generator
+    int64_t first_row = 0, total_rows = 0;
+  };
+  // h with each element zeroed with probability p and the rest scaled by 1 / (1 - p), and the
+  // mask used (mask_out: 0 or 1 / (1 - p)); h itself when p is 0 or the network is not training.
+  at::Tensor dropout(const at::Tensor& h, double p, at::Tensor* mask_out = nullptr) const;
+  DropoutDraws dropout_draws_;
 };
 
 // A network around another (GaussianBaselineNet, ScaledInputNet): what the inner network does
@@ -51,6 +68,9 @@ class WrappedScoreNet : public ScoreNet {
   bool supports_manual_backward() const override { return net_->supports_manual_backward(); }
   void backward_into_grads(const at::Tensor& grad_output) override { net_->backward_into_grads(grad_output); }
   void zero_output(int64_t dim) override { net_->zero_output(dim); }
+  void draw_dropout_from(const at::Generator& gen, int64_t first_row, int64_t total_rows) override {
+    net_->draw_dropout_from(gen, first_row, total_rows);
+  }
 
  protected:
   explicit WrappedScoreNet(std::shared_ptr<ScoreNet> net) : net_(register_module("net", std::move(net))) {}

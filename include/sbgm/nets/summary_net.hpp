@@ -43,6 +43,9 @@ class SummarizedConditionNet final : public ScoreNet {
   at::Tensor forward_with_divergence(const at::Tensor& x, const at::Tensor& t, const at::Tensor& y,
                                      at::Tensor& divergence) override;
   bool prefers_own_divergence(const at::Tensor& x) const override { return net_->prefers_own_divergence(x); }
+  void draw_dropout_from(const at::Generator& gen, int64_t first_row, int64_t total_rows) override {
+    net_->draw_dropout_from(gen, first_row, total_rows);
+  }
   // Trained through autograd (the summary needs its gradients too).
 
  private:
