@@ -13,7 +13,8 @@ BUILD_DIR="${SBGM_BUILD_DIR:-$ROOT/build}"
 # python3-sklearn (C2ST) and python3-pytest run the SBI benchmark's checks (examples/sbi).
 # pybind11-dev and python3-dev build the Python package (python/); python3-venv, -pip, -setuptools
 # and -wheel install it offline into a virtual environment (docs/python.md); python3-matplotlib
-# draws the Python examples' pictures.
+# draws the Python examples' pictures; python3-torch (Debian's, the same LibTorch 1.13 as
+# libtorch-dev) lets the Python tests script a network of their own (model.type = torchscript).
 PACKAGES=(
   g++ cmake make pkg-config
   libtorch-dev libopenblas0-openmp
@@ -21,10 +22,8 @@ PACKAGES=(
   libgtest-dev libgmock-dev libbenchmark-dev
   python3-numpy python3-scipy python3-sklearn python3-pytest
   pybind11-dev python3-dev python3-venv python3-pip python3-setuptools python3-wheel python3-matplotlib
+  python3-torch
 )
-if [[ "${SBGM_WITH_BENCH_DEPS:-0}" == 1 ]]; then
-  PACKAGES+=(python3-torch)
-fi
 
 missing=()
 for p in "${PACKAGES[@]}"; do

@@ -9,6 +9,7 @@
 #include <fstream>
 
 #include "error_of.hpp"
+#include "scripted_mlp.hpp"
 #include "sbgm/data/toy.hpp"
 #include "sbgm/io/npy.hpp"
 #include "sbgm/nets/score_net.hpp"
@@ -320,13 +321,18 @@ TEST(TrainingRun, WritesEverythingARunPromises) {
 
 // End to end: a fixed budget on the ring of 8 Gaussians covers every mode with its share, and
 // the samples' mean log-density under the true mixture is close to that of true samples — for a
-// score model sampled by Euler-Maruyama and a flow-matching model sampled by the ODE (the defaults).
+// score model sampled by Euler-Maruyama and a flow-matching model sampled by the ODE (the defaults),
+// and for a network the user brings (a TorchScript MLP of the same size) in place of the built-in one.
 namespace {
-void expect_ring8_covered(const std::string& objective) {
-  const std::string dir = scratch_dir("ring8_" + objective);
+void expect_ring8_covered(const std::string& objective, std::shared_ptr<const std::string> script = nullptr) {
+  const std::string dir = scratch_dir("ring8_" + objective + (script ? "_script" : ""));
   RunConfig c;
   c.data.dataset = "ring8";
   c.set("model.objective", objective);
+  if (script) {
+    c.model.kind = NetKind::TorchScript;
+    c.model.script = std::move(script);
+  }
   c.model.width = 128;
   c.model.depth = 3;
   c.train.steps = 4000;
@@ -352,6 +358,10 @@ void expect_ring8_covered(const std::string& objective) {
 
 TEST(TrainingRun, Ring8SamplesCoverEveryMode) { expect_ring8_covered("score"); }
 TEST(TrainingRun, FlowMatchingRing8SamplesCoverEveryMode) { expect_ring8_covered("flow"); }
+TEST(TrainingRun, ScriptedNetworkRing8SamplesCoverEveryMode) {
+  torch::jit::Module mlp = sbgm_test::scripted_mlp(2, 0, 128, 3, 0);
+  expect_ring8_covered("score", std::make_shared<const std::string>(sbgm_test::saved(mlp)));
+}
 
 // train.skip_nonfinite: one NaN row among 256 spoils exactly one batch of 64 in every epoch; such a
 // step changes nothing (weights, Adam's moments, EMA) and is counted, the others train, and the

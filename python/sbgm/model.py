@@ -4,6 +4,7 @@ library (the same code as the `sbgm` command), with the GIL released."""
 
 from __future__ import annotations
 
+import io
 import math
 import os
 import sys
@@ -346,6 +347,7 @@ def train(
     config: Optional[Mapping[str, Any]] = None,
     resume: bool = False,
     progress: ProgressArg = True,
+    network: Any = None,
 ) -> Model:
     """Train a score model on rows `data` [N, ...] (with `cond` [N, C], a model of p(data | cond):
     for simulation-based inference, theta and x) into the run directory `out`, and return it.
@@ -354,10 +356,16 @@ def train(
     ({"train": {"steps": 5000}}); every key left out takes its default, and keys whose default is
     "auto" are settled from the data (written to out/config.toml). Ctrl-C stops the run with a
     checkpoint (resume=True continues it) and raises KeyboardInterrupt.
+
+    network: your own network instead of the built-in ones — a TorchScript module
+    (torch.jit.script(module) or torch.jit.trace) or the path of one saved by torch.jit.save,
+    whose forward(x, t, y: Optional[Tensor]) returns a tensor shaped like x (docs/python.md). It
+    is trained in place of a copy of it; the checkpoint keeps it.
     """
     x = _rows(data, "data")
     c = None if cond is None else _rows(cond, "cond")
     keys = _flatten_config(config)
+    script = _network(network, keys)
     for forbidden in ("data.file", "data.cond", "data.dataset"):
         if forbidden in keys:
             raise ValueError(f"{forbidden}: train() takes its rows as arrays; give the file's rows instead")
@@ -373,8 +381,27 @@ def train(
                 report.newline()
                 sys.stderr.write(text + "\n")
 
-        _sbgm.train(x, c, out, keys, bool(resume), on_progress, on_note)
+        _sbgm.train(x, c, out, keys, bool(resume), on_progress, on_note, script)
     return load(out)
+
+
+def _network(network: Any, keys: dict[str, str]) -> Optional[bytes]:
+    """Sets keys for a network the user brings; returns the bytes of a module given as an object."""
+    if network is None:
+        return None
+    keys["model.type"] = "torchscript"
+    if isinstance(network, (str, os.PathLike)):
+        keys["model.file"] = os.fspath(network)
+        return None
+    torch = sys.modules.get("torch")
+    if torch is not None and isinstance(network, torch.jit.ScriptModule):
+        buffer = io.BytesIO()
+        torch.jit.save(network, buffer)
+        keys["model.file"] = ""
+        return buffer.getvalue()
+    if torch is not None and isinstance(network, torch.nn.Module):
+        raise TypeError("network: script the module first, torch.jit.script(module) (or torch.jit.trace)")
+    raise TypeError(f"network: a TorchScript module or the path of one, not {type(network).__name__}")
 
 
 def config_keys() -> dict[str, str]:

@@ -28,7 +28,8 @@ class PosteriorEstimator:
     out: the run directory (checkpoint, config.toml, loss.csv); default a temporary directory
     kept as long as this estimator. lower / upper: the prior's box (one value for every
     parameter or one per parameter; +-inf for an open side), so that no posterior sample leaves
-    it. config: any other keys of the run's config ({"train.steps": 5000}).
+    it. config: any other keys of the run's config ({"train.steps": 5000}). network: your own
+    network of (theta_t, t, x) instead of the built-in ones, as for sbgm.train.
     """
 
     def __init__(
@@ -40,6 +41,7 @@ class PosteriorEstimator:
         config: Optional[Mapping[str, Any]] = None,
         objective: str = "score",
         seed: int = 0,
+        network: Any = None,
     ) -> None:
         self._tmp: Optional[tempfile.TemporaryDirectory[str]] = None
         if out is None:
@@ -54,6 +56,7 @@ class PosteriorEstimator:
         keys.setdefault("model.objective", objective)
         keys.setdefault("train.seed", seed)
         self.config = keys
+        self.network = network
         self.model: Optional[Model] = None
 
     @classmethod
@@ -72,7 +75,7 @@ class PosteriorEstimator:
         if t.shape[0] != xs.shape[0]:
             raise ValueError(f"theta has {t.shape[0]} rows but x has {xs.shape[0]}: one simulation per parameter row")
         self.model = train(t, xs.reshape(xs.shape[0], -1), out=self.out, config=self.config, resume=resume,
-                           progress=progress)
+                           progress=progress, network=self.network)
         return self
 
     def _fitted(self) -> Model:

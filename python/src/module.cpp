@@ -264,12 +264,15 @@ PyModel gaussian_mixture(const Array& weights, const Array& means, const Array& 
 
 // Trains into run_dir; returns (steps done, interrupted by Ctrl-C, checkpoint path). The report
 // callable gets (step, total steps, loss, held-out loss or NaN) at every log interval, note the
-// run's one-line messages (files written, the baseline chosen).
+// run's one-line messages (files written, the baseline chosen); script: the bytes of a
+// TorchScript network (model.type = torchscript) given as a module rather than a file.
 py::tuple train(const Array& data, const std::optional<Array>& cond, const std::string& run_dir,
                 const std::map<std::string, std::string>& keys, bool resume,
-                const std::optional<py::function>& report, const std::optional<py::function>& note) {
+                const std::optional<py::function>& report, const std::optional<py::function>& note,
+                const std::optional<py::bytes>& script) {
   sbgm::RunConfig config;
   for (const auto& [key, value] : keys) config.set(key, value);
+  if (script) config.model.script = std::make_shared<const std::string>(*script);  // a module from torch.jit.save
   sbgm::TrainingData rows;
   rows.data = to_tensor(data);
   rows.data_name = "data";

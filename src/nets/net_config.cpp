@@ -6,11 +6,12 @@
 
 namespace sbgm {
 namespace {
-constexpr EnumNames<NetKind, 5> kNetNames{{{NetKind::MLP, "mlp"},
+constexpr EnumNames<NetKind, 6> kNetNames{{{NetKind::MLP, "mlp"},
                                            {NetKind::ResNet, "resnet"},
                                            {NetKind::UNet, "unet"},
                                            {NetKind::DiT, "dit"},
-                                           {NetKind::Mixer, "mixer"}}};
+                                           {NetKind::Mixer, "mixer"},
+                                           {NetKind::TorchScript, "torchscript"}}};
 constexpr EnumNames<Activation, 4> kActivationNames{
     {{Activation::ReLU, "relu"}, {Activation::SiLU, "silu"}, {Activation::GELU, "gelu"}, {Activation::Tanh, "tanh"}}};
 constexpr EnumNames<TimeEmbeddingKind, 4> kEmbeddingNames{{{TimeEmbeddingKind::Tutorial, "tutorial"},
@@ -82,6 +83,12 @@ void NetConfig::validate() const {
   in_range("model.summary_channels", summary_channels, 1, 4096);
   if (summary != SummaryKind::None && cond_channels > 0)
     throw InvalidArgument("model.summary takes vector conditions, not image conditions (model.cond_channels)");
+  if (!(dropout >= 0 && dropout < 1)) throw InvalidArgument("model.dropout must be in [0, 1)");
+  if (kind == NetKind::TorchScript) {
+    if (ensemble > 1) throw InvalidArgument("model.ensemble > 1 needs a built-in network (a loaded module's members would all start alike)");
+    if (baseline == Baseline::Gaussian)
+      throw InvalidArgument("model.baseline = gaussian is for the built-in vector networks (mlp, resnet)");
+  }
   if (!is_image_net(kind)) return;
   if (baseline == Baseline::Gaussian) throw InvalidArgument("model.baseline = gaussian is for vector networks (mlp, resnet)");
   if (kind == NetKind::UNet) {
@@ -90,7 +97,6 @@ void NetConfig::validate() const {
     for (int64_t m : channel_mult) in_range("model.channel_mult", m, 1, 64);
     for (int64_t r : attention_res) in_range("model.attention_res", r, 1, 65536);
   }
-  if (!(dropout >= 0 && dropout < 1)) throw InvalidArgument("model.dropout must be in [0, 1)");
   in_range("model.heads", heads, 1, 1024);
   if (kind != NetKind::Mixer && width % heads != 0)
     throw InvalidArgument("model.width (" + std::to_string(width) + ") must be a multiple of model.heads (" +

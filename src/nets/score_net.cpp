@@ -5,6 +5,7 @@
 #include "sbgm/nets/mlp.hpp"
 #include "sbgm/nets/patch_net.hpp"
 #include "sbgm/nets/resnet.hpp"
+#include "sbgm/nets/torchscript_net.hpp"
 #include "sbgm/nets/unet.hpp"
 #include "sbgm/util/error.hpp"
 
@@ -67,6 +68,9 @@ std::shared_ptr<ScoreNet> make_score_net(const NetConfig& config, const std::vec
     case NetKind::UNet: return std::make_shared<UNetScoreNet>(config, data_shape, cond_dim);
     case NetKind::DiT:
     case NetKind::Mixer: return std::make_shared<PatchScoreNet>(config, data_shape, cond_dim);
+    case NetKind::TorchScript:
+      if (!config.script) throw InvalidArgument("model.type = torchscript: the module (model.file) was not read");
+      return std::make_shared<TorchScriptNet>(*config.script, data_shape, cond_dim);
   }
   throw InvalidArgument("unknown model kind");
 }

@@ -5,7 +5,8 @@
 // Metadata: "format" = "sbgm checkpoint 2", "config" = the run's config.toml.
 // Tensors of the model: data_shape (int64 [rank]), cond_dim, step (int64 scalars), weights (the
 // EMA weights, or the best validated ones; flat), buffers.I, and where present scaling.shift,
-// scaling.scale, cond_scaling.shift, cond_scaling.scale, data_mean, data_cov.
+// scaling.scale, cond_scaling.shift, cond_scaling.scale, data_mean, data_cov; for model.type =
+// torchscript, model.script (uint8: the module's file).
 // Tensors of the training state (absent in a file that holds only a model): train.params,
 // train.exp_avg, train.exp_avg_sq, train.rng_state, train.buffers.I; with held-out rows
 // train.ema (the running EMA; otherwise it is `weights`), train.best_loss, train.best_step and

@@ -192,7 +192,8 @@ const std::vector<Entry>& entries() {
     t.push_back(field<double>("sde.cosine_max_beta", "cosine schedule: beta where the schedule ends", [](C& c) -> auto& { return c.sde.cosine_max_beta; }));
     t.push_back(field<double>("sde.T", "end time of the diffusion", [](C& c) -> auto& { return c.sde.T; }));
     t.push_back(field<double>("sde.t_eps", "smallest time trained on and sampled to", [](C& c) -> auto& { return c.sde.t_eps; }));
-    t.push_back(choice<NetKind>("model.type", "mlp, resnet, unet, dit or mixer", [](C& c) -> auto& { return c.model.kind; }, net_kind_from_string, to_string));
+    t.push_back(choice<NetKind>("model.type", "mlp, resnet, unet, dit, mixer, or torchscript (a module of your own: model.file)", [](C& c) -> auto& { return c.model.kind; }, net_kind_from_string, to_string));
+    t.push_back(field<std::string>("model.file", "model.type = torchscript: the module, saved by torch.jit.save; forward(x, t, y: Optional[Tensor]) returns a tensor shaped like x (the checkpoint keeps the module)", [](C& c) -> auto& { return c.model.file; }));
     t.push_back(field<int64_t>("model.width", "hidden width (mlp, resnet), base channels (unet), token width (dit, mixer)", [](C& c) -> auto& { return c.model.width; }));
     t.push_back(field<int64_t>("model.depth", "hidden layers (mlp), residual blocks (resnet), residual blocks per resolution (unet), blocks (dit, mixer)", [](C& c) -> auto& { return c.model.depth; }));
     t.push_back(choice<Activation>("model.activation", "relu, silu, gelu or tanh", [](C& c) -> auto& { return c.model.activation; }, activation_from_string, to_string));
@@ -223,7 +224,7 @@ const std::vector<Entry>& entries() {
     t.push_back(field<int64_t>("model.summary_channels", "cnn summary: the condition's features are this many series, one after another", [](C& c) -> auto& { return c.model.summary_channels; }));
     t.push_back(field<std::vector<int64_t>>("model.channel_mult", "unet: channel multiplier of each resolution, e.g. 1,2,2", [](C& c) -> auto& { return c.model.channel_mult; }));
     t.push_back(field<std::vector<int64_t>>("model.attention_res", "unet: feature-map sides with self-attention, e.g. 16 (empty: none)", [](C& c) -> auto& { return c.model.attention_res; }));
-    t.push_back(field<double>("model.dropout", "dropout in unet residual blocks and dit/mixer MLPs", [](C& c) -> auto& { return c.model.dropout; }));
+    t.push_back(field<double>("model.dropout", "dropout after every hidden layer of mlp, in unet residual blocks and dit/mixer MLPs", [](C& c) -> auto& { return c.model.dropout; }));
     t.push_back(field<int64_t>("model.heads", "attention heads (unet, dit)", [](C& c) -> auto& { return c.model.heads; }));
     t.push_back(field<int64_t>("model.patch_size", "dit, mixer: side of a square patch", [](C& c) -> auto& { return c.model.patch_size; }));
     t.push_back(field<double>("model.mlp_ratio", "dit, mixer: channel-MLP width as a multiple of model.width", [](C& c) -> auto& { return c.model.mlp_ratio; }));

@@ -120,6 +120,11 @@ ModelSpec read_spec(const File& file) {
     spec.data_shape.push_back(size);
   }
   spec.cond_dim = take_count(file, "cond_dim");
+  if (spec.config.model.kind == NetKind::TorchScript) {
+    const at::Tensor script = take(file, "model.script", Kind::Byte, 1).contiguous();
+    spec.config.model.script =
+        std::make_shared<const std::string>(static_cast<const char*>(script.data_ptr()), script.numel());
+  }
   spec.scaling = take_scaling(file, "scaling", spec.data_shape);
   spec.cond_scaling = take_scaling(file, "cond_scaling", {spec.cond_dim});
   if (has(file, "data_mean")) {
@@ -136,6 +141,11 @@ void write_spec(TensorFile& out, const ModelSpec& spec) {
   out.metadata["config"] = spec.config.to_toml();
   out.tensors["data_shape"] = at::tensor(spec.data_shape, at::kLong);
   out.tensors["cond_dim"] = at::scalar_tensor(spec.cond_dim, at::kLong);
+  if (spec.config.model.kind == NetKind::TorchScript) {
+    const std::string& script = *spec.config.model.script;
+    out.tensors["model.script"] =
+        at::from_blob(const_cast<char*>(script.data()), {static_cast<int64_t>(script.size())}, at::kByte).clone();
+  }
   const auto scaling = [&](const std::string& prefix, const Scaling& s) {
     if (s.is_identity()) return;
     out.tensors[prefix + ".shift"] = s.shift;

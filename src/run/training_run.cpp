@@ -17,6 +17,7 @@
 #include "sbgm/io/npy.hpp"
 #include "sbgm/io/run_lock.hpp"
 #include "sbgm/nets/gaussian_baseline.hpp"
+#include "sbgm/nets/torchscript_net.hpp"
 #include "sbgm/nets/score_net.hpp"
 #include "sbgm/plot/plots.hpp"
 #include "sbgm/run/checkpoint.hpp"
@@ -166,7 +167,9 @@ class LossLog {
 // posterior is near Gaussian (Gaussian-linear: 0.516 against 0.579), the network alone where it
 // has fine structure (two moons, the Gaussian mixture).
 bool selects_baseline(const RunConfig& config, int64_t rows, int64_t cond_dim) {
-  if (config.model.baseline != Baseline::Auto || cond_dim == 0 || is_image_net(config.model.kind)) return false;
+  if (config.model.baseline != Baseline::Auto || cond_dim == 0 || is_image_net(config.model.kind) ||
+      config.model.kind == NetKind::TorchScript)
+    return false;
   if (config.train.cond_dropout > 0) return false;  // the fit has no unconditional mode
   return settle_auto_keys(config, DataFacts{rows, cond_dim}).train.validation_fraction > 0;
 }
@@ -292,6 +295,8 @@ TrainRunResult train_run(const RunConfig& given_config, const TrainingData& rows
   };
   validate(given_config);
   RunConfig config = settle_image_range(given_config);
+  if (config.model.kind == NetKind::TorchScript && !config.model.script)
+    config.model.script = read_torchscript_file(config.model.file);
   const bool root = comm.is_root();
   auto message = [&](const std::string& m) {
     if (root && callbacks.on_message) callbacks.on_message(m);

@@ -3,6 +3,7 @@
 // stored in every checkpoint, so a model can be rebuilt from the file alone.
 
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -10,7 +11,7 @@ namespace sbgm {
 
 // MLP and ResNet take samples of any shape, flattened; UNet, DiT and Mixer take images
 // [B, C, H, W] (image networks).
-enum class NetKind { MLP, ResNet, UNet, DiT, Mixer };
+enum class NetKind { MLP, ResNet, UNet, DiT, Mixer, TorchScript };
 bool is_image_net(NetKind kind);
 enum class Activation { ReLU, SiLU, GELU, Tanh };
 enum class TimeEmbeddingKind {
@@ -92,6 +93,12 @@ struct NetConfig {
   // image of C channels at the data's height and width, taken as extra input channels
   // (concatenated to x in the UNet, patchified with x in DiT and Mixer).
   int64_t cond_channels = 0;
+
+  // model.type = torchscript: the file the module was read from (empty when it came from
+  // Python), and the module itself (its bytes; the checkpoint keeps them, so a trained model
+  // does not need the file). Not a config key: read_torchscript_file or the caller fills it.
+  std::string file;
+  std::shared_ptr<const std::string> script;
 
   void validate() const;
   // Checks that an image network can take samples of this shape ([C, H, W]); throws
