@@ -142,6 +142,21 @@ TEST(AdaptiveSolvers, MaxStepsAndBadTolerancesAreClearErrors) {
   EXPECT_THROW(step_control_from_string("p"), InvalidArgument);
 }
 
+// A field nearly still at t0 that is not defined past t1 (as a VE path's velocity at t_eps, whose
+// coefficients overflow beyond T): the starting step's trial stays inside [t0, t1].
+// y' = 1e-9 exp(5 t) on [0, 1], infinite beyond 1.
+TEST(AdaptiveSolvers, TheStartingStepStaysInsideTheInterval) {
+  const ODEFunction f = [](double t, const at::Tensor& y) {
+    return at::full_like(y, t <= 1.0 + 1e-12 ? 1e-9 * std::exp(5 * t) : INFINITY);
+  };
+  SolverConfig c;
+  const at::Tensor y0 = at::ones({1, 1}, kDouble);
+  const at::Tensor y = odeint(f, y0, 0.0, 1.0, c);
+  EXPECT_NEAR(y.item<double>(), 1.0 + 1e-9 * (std::exp(5.0) - 1) / 5, 1e-8);  // within rtol of y
+  const at::Tensor back = odeint([&f](double t, const at::Tensor& z) { return f(1.0 - t, z); }, y0, 0.0, 1.0, c);
+  EXPECT_TRUE(back.isfinite().all().item<bool>());
+}
+
 // Forced Van der Pol oscillators, one per row with its own stiffness mu: rows that need very
 // different steps, and a right-hand side that depends on each row's own time.
 at::Tensor forced_van_der_pol(const at::Tensor& t, const at::Tensor& y, const at::Tensor& mu) {

@@ -13,6 +13,7 @@
 #include "sbgm/io/npy.hpp"
 #include "sbgm/plot/plots.hpp"
 #include "sbgm/likelihood/log_likelihood.hpp"
+#include "sbgm/run/likelihood_request.hpp"
 #include "sbgm/run/model.hpp"
 #include "sbgm/util/error.hpp"
 #include "sbgm/util/runtime.hpp"
@@ -150,61 +151,47 @@ void add_loglik_command(CLI::App& app, Action& action) {
       const at::Tensor data = opt->data.empty() ? at::Tensor() : load_data_file(opt->data, 1, /*keep_double=*/true);
       Model model = opt->source.load(device);
       model.comm = job.comm;
-      if (opt->chunk_option->count() == 0 && !model.analytic() && is_image_net(model.config.model.kind))
-        lc.chunk_size = kImageLikelihoodChunkRows;
-      if (opt->dequantize) {
-        // A model of pixel data works on the levels themselves: each level k dequantises to
-        // k + u, and the levels default to the model's.
-        const bool pixels = model.config.data.pixel_range(false).has_value();
-        if (pixels && opt->levels_option->count() == 0) opt->dequantization.levels = model.config.data.levels;
-        if (pixels && opt->dequantize_range_option->count() == 0)
-          opt->dequantize_range = {0.0, static_cast<double>(opt->dequantization.levels)};
-        opt->dequantization.lo = opt->dequantize_range[0];
-        opt->dequantization.hi = opt->dequantize_range[1];
-        opt->dequantization.validate();
-      }
-      const at::Tensor cond = opt->cond.empty() ? at::Tensor() : load_data_file(opt->cond, 1, /*keep_double=*/true);
+      LikelihoodRequest request;
+      request.config = lc;
+      if (opt->chunk_option->count() == 0) request.config.chunk_size = 0;  // the model's default
+      request.cond = opt->cond.empty() ? at::Tensor() : load_data_file(opt->cond, 1, /*keep_double=*/true);
+      request.seed = opt->seed;
+      request.dequantize = opt->dequantize;
+      if (opt->levels_option->count() > 0) request.levels = opt->dequantization.levels;
+      if (opt->dequantize_range_option->count() > 0)
+        request.range = std::make_pair(opt->dequantize_range[0], opt->dequantize_range[1]);
+      request.bits_per_dim = opt->bpd;
       Grid grid;
       if (opt->grid > 0) grid = make_grid(model, data, opt->grid, opt->range);
-      at::Tensor x = opt->grid > 0 ? grid.points : model_rows(model, data);
-      double log_jacobian = 0;  // of the map from the levels to the model's range, per row
-      if (opt->dequantize) {
-        x = opt->dequantization.apply(x, make_generator(c10::kCPU, opt->seed + 1));
-        log_jacobian = opt->dequantization.log_jacobian(x.numel() / x.size(0));
-      }
+      request.x = opt->grid > 0 ? grid.points : data;
+      if (opt->dequantize) resolve_dequantization(model, request);  // a bad one fails before any work
       ProgressLine line("loglik");
-      const LikelihoodResult r =
-          model_log_likelihood(model, x, lc, opt->seed, [&](int64_t d, int64_t t) { line.update(d, t); }, cond);
+      const LikelihoodReport r = run_likelihood_request(model, request, [&](int64_t d, int64_t t) { line.update(d, t); });
       line.finish();
+      lc = r.config;
       if (!job.comm.is_root()) return 0;  // rank 0 writes what every rank holds
-      const double dims = static_cast<double>(x.numel() / x.size(0));
-      const at::Tensor log_p = r.log_prob + log_jacobian;
-      const at::Tensor out = opt->bpd ? -log_p / (dims * std::log(2.0)) : log_p;
       if (opt->grid > 0) {
-        const at::Tensor map = out.reshape({opt->grid, opt->grid});
-        write_npy(opt->out, map);
+        write_npy(opt->out, r.value.reshape({opt->grid, opt->grid}));
         if (!opt->png.empty())
-          plot_density_map(opt->png, log_p.reshape({opt->grid, opt->grid}), grid.x_range, grid.y_range, data,
-                           cond.defined() ? "log p(x | y) of the model" : "log p(x) of the model");
+          plot_density_map(opt->png, r.log_prob.reshape({opt->grid, opt->grid}), grid.x_range, grid.y_range, data,
+                           request.cond.defined() ? "log p(x | y) of the model" : "log p(x) of the model");
       } else {
-        write_npy(opt->out, out);
+        write_npy(opt->out, r.value);
       }
-      const double units = opt->bpd ? dims * std::log(2.0) : 1.0;
-      std::cout << "mean " << (elbo ? "ELBO, " : "") << (opt->bpd ? "bits/dim" : "log p (nats)") << " over " << x.size(0)
-                << " rows: " << out.mean().item<double>();
+      const int64_t rows = r.value.size(0);
+      std::cout << "mean " << (elbo ? "ELBO, " : "") << (opt->bpd ? "bits/dim" : "log p (nats)") << " over " << rows
+                << " rows: " << r.mean;
       if (elbo) {
-        std::cout << " +- " << (r.std_error.pow(2).sum().sqrt() / x.size(0)).item<double>() / units
-                  << " (Monte-Carlo standard error of the mean; " << lc.draws << " draws per row, "
-                  << to_string(lc.time) << " times)\n";
+        std::cout << " +- " << r.mean_std_error << " (Monte-Carlo standard error of the mean; " << lc.draws
+                  << " draws per row, " << to_string(lc.time) << " times)\n";
         return 0;
       }
       if (lc.divergence == DivergenceKind::Hutchinson && lc.probes == 1) {
         std::cout << " (Hutchinson with 1 probe: --probes 2 or more also estimates its standard error)";
       } else if (lc.divergence == DivergenceKind::Hutchinson) {
-        const double se = (r.std_error.pow(2).sum().sqrt() / x.size(0)).item<double>() / units;
-        std::cout << " +- " << se << " (Hutchinson standard error of the mean, " << lc.probes << " probes)";
+        std::cout << " +- " << r.mean_std_error << " (Hutchinson standard error of the mean, " << lc.probes << " probes)";
       }
-      std::cout << "; " << static_cast<double>(r.stats.row_evals) / static_cast<double>(x.size(0))
+      std::cout << "; " << static_cast<double>(r.stats.row_evals) / static_cast<double>(rows)
                 << " function evaluations per point (" << r.stats.function_evals << " batched), " << r.stats.accepted
                 << " accepted / " << r.stats.rejected << " rejected steps\n";
       return 0;

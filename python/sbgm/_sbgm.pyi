@@ -17,7 +17,8 @@ class Model:
                guidance: float, iid_draws: int, iid_method: str,
                progress: Optional[Callable[[int, int], None]]) -> np.ndarray: ...
     def log_prob(self, x: np.ndarray, cond: Optional[np.ndarray], seed: int, rtol: float, atol: float,
-                 divergence: str, probes: int, chunk: int, bound: str, draws: int,
+                 divergence: str, probes: int, chunk: int, bound: str, draws: int, bits_per_dim: bool,
+                 dequantize: bool, levels: Optional[int], dequantize_range: Optional[tuple[float, float]],
                  progress: Optional[Callable[[int, int], None]]) -> tuple[np.ndarray, np.ndarray, int]: ...
     def inpaint(self, observed: np.ndarray, mask: Optional[np.ndarray], noise_std: float, n: int, method: str,
                 sampler: str, steps: int, lam: Optional[float], schedule: str, eta: float, order: int, seed: int,

@@ -209,6 +209,10 @@ class Model:
         return_std: bool = False,
         bound: str = "ode",
         draws: int = 100,
+        bits_per_dim: bool = False,
+        dequantize: bool = False,
+        levels: Optional[int] = None,
+        dequantize_range: Optional[tuple[float, float]] = None,
         progress: ProgressArg = True,
     ) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
         """log p(x) in nats for each row of `x` [N, *data_shape] (log p(x | cond) given one
@@ -220,7 +224,13 @@ class Model:
         Monte-Carlo estimate over `draws` draws of (t, x_t) with its standard error (divergence as
         above); bound="elbo-dsm" the same bound in its denoising form, which needs no divergence
         (the form for images). Equal to the ODE's value for the true score, below the SDE's
-        density otherwise."""
+        density otherwise.
+
+        bits_per_dim=True: -log p / (D ln 2) instead of nats (and the standard error likewise).
+        dequantize=True: the rows are integer levels in [0, levels), each dequantised to k + u,
+        and the value is the bound on the discrete log-likelihood (`sbgm loglik --dequantize`);
+        levels and dequantize_range (lo, hi) default to the model's pixel levels, or 256 and
+        (0, 1) for a model of other data."""
         rows = _rows(x, "x", min_dim=1)
         if rows.ndim == 1:  # one row
             rows = rows.reshape(1, -1)
@@ -233,8 +243,10 @@ class Model:
         if draws < 1:
             raise ValueError(f"draws must be at least 1, got {draws}")
         with Progress(progress, "log_prob") as report:
+            span = None if dequantize_range is None else (float(dequantize_range[0]), float(dequantize_range[1]))
             logp, std, _ = self._core.log_prob(rows, c, int(seed), float(rtol), float(atol), divergence, int(probes),
-                                               int(chunk), bound, int(draws), report)
+                                               int(chunk), bound, int(draws), bool(bits_per_dim), bool(dequantize),
+                                               None if levels is None else int(levels), span, report)
         return (logp, std) if return_std else logp
 
     def inpaint(

@@ -32,6 +32,7 @@
 #include "sbgm/nets/net_config.hpp"
 #include "sbgm/run/diagnose.hpp"
 #include "sbgm/run/inpaint.hpp"
+#include "sbgm/run/likelihood_request.hpp"
 #include "sbgm/run/model.hpp"
 #include "sbgm/run/sample_request.hpp"
 #include "sbgm/run/training_run.hpp"
@@ -158,26 +159,30 @@ class PyModel {
 
   py::tuple log_prob(const Array& x, const std::optional<Array>& cond, uint64_t seed, double rtol, double atol,
                      const std::string& divergence, int64_t probes, int64_t chunk, const std::string& bound,
-                     int64_t draws, const std::optional<py::function>& progress) {
-    sbgm::LikelihoodConfig config;
-    config.method = sbgm::likelihood_method_from_string(bound);
-    config.draws = draws;
-    config.solver.rtol = rtol;
-    config.solver.atol = atol;
-    config.divergence = sbgm::divergence_from_string(divergence);
-    config.probes = probes;
-    if (chunk > 0) config.chunk_size = chunk;
-    else if (!model_.analytic() && sbgm::is_image_net(model_.config.model.kind))
-      config.chunk_size = sbgm::kImageLikelihoodChunkRows;
-    config.validate();
-    const at::Tensor rows = to_tensor(x);
-    sbgm::check_data_rows(rows.dim() == 1 ? rows.reshape({1, -1}) : rows, "x");
-    const at::Tensor conds = optional_tensor(cond);
-    const sbgm::LikelihoodResult result = released(progress, [&](const sbgm::ProgressFn& report) {
-      const at::Tensor data = sbgm::model_rows(model_, rows);  // float64, as the CLI passes a file's rows
-      return sbgm::model_log_likelihood(model_, data, config, seed, report, conds);
+                     int64_t draws, bool bits_per_dim, bool dequantize, const std::optional<int64_t>& levels,
+                     const std::optional<std::pair<double, double>>& dequantize_range,
+                     const std::optional<py::function>& progress) {
+    sbgm::LikelihoodRequest request;
+    request.config.method = sbgm::likelihood_method_from_string(bound);
+    request.config.draws = draws;
+    request.config.solver.rtol = rtol;
+    request.config.solver.atol = atol;
+    request.config.divergence = sbgm::divergence_from_string(divergence);
+    request.config.probes = probes;
+    request.config.chunk_size = chunk;  // 0: the model's default
+    request.x = to_tensor(x);
+    sbgm::check_data_rows(request.x.dim() == 1 ? request.x.reshape({1, -1}) : request.x, "x");
+    request.cond = optional_tensor(cond);
+    request.seed = seed;
+    request.bits_per_dim = bits_per_dim;
+    request.dequantize = dequantize;
+    request.levels = levels;
+    request.range = dequantize_range;
+    sbgm::resolve_likelihood(model_, request).validate();
+    const sbgm::LikelihoodReport report = released(progress, [&](const sbgm::ProgressFn& progress_of) {
+      return sbgm::run_likelihood_request(model_, request, progress_of);
     });
-    return py::make_tuple(to_numpy(result.log_prob), to_numpy(result.std_error), result.stats.function_evals);
+    return py::make_tuple(to_numpy(report.value), to_numpy(report.std_error), report.stats.function_evals);
   }
 
   py::array inpaint(const Array& observed, const std::optional<Array>& mask, double noise_std, int64_t n,

@@ -104,11 +104,15 @@ using FlatRows = std::function<at::Tensor(const at::Tensor& t, const at::Tensor&
 
 // Hairer, Norsett & Wanner's starting step (II.4; HINIT of DOPRI5, select_initial_step of scipy)
 // for each row of y0 [G, n], for a method whose local error is O(h^order): [G], float64, CPU.
-at::Tensor initial_steps(const FlatRows& f, double t0, const at::Tensor& y0, const at::Tensor& f0,
+// The trial step stays within the interval [t0, t0 + direction * span]: a field that is nearly
+// still at t0 (a VE path's velocity at t_eps) would otherwise send it far past the end, where
+// the SDE's coefficients overflow.
+at::Tensor initial_steps(const FlatRows& f, double t0, double span, const at::Tensor& y0, const at::Tensor& f0,
                          const at::Tensor& rows, double direction, int order, const SolverConfig& c) {
   const at::Tensor scale = y0.abs() * c.rtol + c.atol;
   const at::Tensor d0 = rms_rows(y0 / scale), d1 = rms_rows(f0 / scale);
-  const at::Tensor h0 = at::where((d0 < 1e-5).logical_or(d1 < 1e-5), at::full_like(d0, 1e-6), 0.01 * d0 / d1);
+  const at::Tensor h0 =
+      at::where((d0 < 1e-5).logical_or(d1 < 1e-5), at::full_like(d0, 1e-6), 0.01 * d0 / d1).clamp_max(span);
   const at::Tensor dh = (direction * h0).to(y0.options()).unsqueeze(1);
   const at::Tensor f1 = f(t0 + direction * h0, y0 + f0 * dh, rows);
   const at::Tensor d2 = rms_rows((f1 - f0) / scale) / h0;
@@ -165,7 +169,7 @@ at::Tensor adaptive_solve(const FlatRows& f, const at::Tensor& y0, double t0, do
   at::Tensor t = at::full({batch}, t0, cpu);
   k[0] = eval(t, y, rows);
   at::Tensor h = c.first_step > 0 ? at::full({batch}, c.first_step, cpu)
-                                  : initial_steps(eval, t0, y, k[0], rows, direction, tab.order, c);
+                                  : initial_steps(eval, t0, std::abs(t1 - t0), y, k[0], rows, direction, tab.order, c);
   h.clamp_max_(std::abs(t1 - t0));
   at::Tensor err_prev = at::ones({batch}, cpu), after_rejection = at::zeros({batch}, cpu.dtype(at::kBool));
   at::Tensor attempts = at::zeros({batch}, cpu.dtype(at::kLong));

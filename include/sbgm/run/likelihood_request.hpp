@@ -1,0 +1,62 @@
+#pragma once
+// One request for log-densities of rows under a model — the probability-flow ODE's log p or the
+// variational bound — with what the caller leaves unset settled against the model: the rows
+// integrated together (fewer for an image network, whose activations autograd keeps), and for
+// integer data the dequantisation's levels and range (the model's own pixel levels). The result
+// is in the units asked for (nats, or bits per dimension) with its standard error. Every front
+// end (`sbgm loglik`, the Python package) states what it wants here.
+
+#include <ATen/core/Tensor.h>
+
+#include <cstdint>
+#include <optional>
+#include <utility>
+
+#include "sbgm/data/dequantize.hpp"
+#include "sbgm/likelihood/log_likelihood.hpp"
+
+namespace sbgm {
+
+struct Model;
+
+struct LikelihoodRequest {
+  at::Tensor x;     // rows in data space [N, ...] (any real dtype; float64 is kept)
+  at::Tensor cond;  // conditions, one row per row of x or a single row for all; undefined: none
+  // The method, solver, divergence and draws as given; chunk_size 0: the model's default.
+  LikelihoodConfig config = [] {
+    LikelihoodConfig c;
+    c.chunk_size = 0;
+    return c;
+  }();
+  uint64_t seed = 0;  // the Hutchinson probes' and the bound's draws; seed + 1 the dequantisation's
+  // Integer data: levels k in [0, levels) dequantised to k + u and scored by the discrete
+  // likelihood's bound. Unset levels or range: the model's pixel levels and range where it was
+  // trained on pixels, otherwise Dequantization's defaults.
+  bool dequantize = false;
+  std::optional<int64_t> levels;
+  std::optional<std::pair<double, double>> range;
+  bool bits_per_dim = false;  // -log p / (D ln 2) instead of nats
+};
+
+struct LikelihoodReport {
+  at::Tensor log_prob;   // [N] float64: log p in nats (the bound for an ELBO; with the dequantisation's Jacobian)
+  at::Tensor value;      // [N] what was asked for: log_prob, or bits per dimension
+  at::Tensor std_error;  // [N] its standard error in the same units (zeros where exact)
+  double mean = 0;       // over the rows
+  double mean_std_error = 0;
+  LikelihoodConfig config;  // as settled
+  SolveStats stats;
+};
+
+// The likelihood settings a request comes to for this model (chunk_size settled).
+LikelihoodConfig resolve_likelihood(const Model& model, const LikelihoodRequest& request);
+// The dequantisation a request comes to for this model; InvalidArgument for a bad one.
+Dequantization resolve_dequantization(const Model& model, const LikelihoodRequest& request);
+
+// Runs the request: checks it against the model (rows finite and of the model's shape, the
+// settings valid; InvalidArgument naming the problem), then integrates. Every rank of
+// model.comm gets the whole result.
+LikelihoodReport run_likelihood_request(const Model& model, const LikelihoodRequest& request,
+                                        const ProgressFn& progress = {});
+
+}  // namespace sbgm

@@ -1,0 +1,66 @@
+#include "sbgm/run/likelihood_request.hpp"
+
+#include <ATen/ATen.h>
+
+#include <cmath>
+
+#include "sbgm/data/dataset.hpp"
+#include "sbgm/run/model.hpp"
+#include "sbgm/util/error.hpp"
+#include "sbgm/util/runtime.hpp"
+
+namespace sbgm {
+
+LikelihoodConfig resolve_likelihood(const Model& model, const LikelihoodRequest& request) {
+  LikelihoodConfig config = request.config;
+  if (config.chunk_size == 0)
+    config.chunk_size = !model.analytic() && is_image_net(model.config.model.kind) ? kImageLikelihoodChunkRows
+                                                                                   : LikelihoodConfig{}.chunk_size;
+  return config;
+}
+
+Dequantization resolve_dequantization(const Model& model, const LikelihoodRequest& request) {
+  // A model of pixel data works on the levels themselves: level k dequantises to k + u.
+  const bool pixels = !model.analytic() && model.config.data.pixel_range(false).has_value();
+  Dequantization d;
+  if (request.levels) d.levels = *request.levels;
+  else if (pixels) d.levels = model.config.data.levels;
+  if (request.range) {
+    d.lo = request.range->first;
+    d.hi = request.range->second;
+  } else if (pixels) {
+    d.lo = 0.0;
+    d.hi = static_cast<double>(d.levels);
+  }
+  d.validate();
+  return d;
+}
+
+LikelihoodReport run_likelihood_request(const Model& model, const LikelihoodRequest& request,
+                                        const ProgressFn& progress) {
+  LikelihoodReport report;
+  report.config = resolve_likelihood(model, request);
+  report.config.validate();
+  if (!request.dequantize && (request.levels || request.range))
+    throw InvalidArgument("dequantisation levels and range go with dequantize");
+  if (!request.x.defined()) throw InvalidArgument("no rows to evaluate");
+  at::Tensor x = model_rows(model, request.x);
+  double log_jacobian = 0;  // of the map from the levels to the model's range, per row
+  if (request.dequantize) {
+    const Dequantization d = resolve_dequantization(model, request);
+    x = d.apply(x, make_generator(c10::kCPU, request.seed + 1));
+    log_jacobian = d.log_jacobian(x.numel() / x.size(0));
+  }
+  const LikelihoodResult r = model_log_likelihood(model, x, report.config, request.seed, progress, request.cond);
+  report.stats = r.stats;
+  report.log_prob = r.log_prob + log_jacobian;
+  const double dims = static_cast<double>(x.numel() / x.size(0));
+  const double units = request.bits_per_dim ? dims * std::log(2.0) : 1.0;
+  report.value = request.bits_per_dim ? -report.log_prob / units : report.log_prob;
+  report.std_error = r.std_error / units;
+  report.mean = report.value.mean().item<double>();
+  report.mean_std_error = (report.std_error.pow(2).sum().sqrt() / static_cast<double>(x.size(0))).item<double>();
+  return report;
+}
+
+}  // namespace sbgm
