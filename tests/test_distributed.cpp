@@ -13,14 +13,17 @@
 #include <filesystem>
 #include <fstream>
 #include <optional>
+#include <set>
 #include <sstream>
 #include <thread>
 
 #include "cli_harness.hpp"
 #include "sbgm/dist/communicator.hpp"
+#include "sbgm/dist/row_chunks.hpp"
 #include "sbgm/io/npy.hpp"
 #include "sbgm/run/checkpoint.hpp"
 #include "sbgm/util/error.hpp"
+#include "sbgm/util/runtime.hpp"
 
 using namespace sbgm;
 namespace fs = std::filesystem;
@@ -145,6 +148,45 @@ TEST(Distributed, ChunksOfRankCoverEveryRowOnceInOrderAndBalanced) {
       }
     }
   }
+}
+
+TEST(Distributed, RowChunksVisitEveryRowOnceWithItsOwnSeedAndReportProgressInOrder) {
+  // 23 rows in chunks of 5: chunks of 5, 5, 5, 5, 3, each with its own seed and generator.
+  const RowChunks chunks(23, 5, make_generator(at::kCPU, 11), at::TensorOptions().dtype(at::kDouble));
+  EXPECT_EQ(chunks.local_rows(), 23);
+  EXPECT_EQ(chunks.local_begin(), 0);
+  at::Tensor local = at::full({23}, -1.0, at::kDouble);
+  std::vector<uint64_t> seeds;
+  std::vector<std::pair<int64_t, int64_t>> reports;
+  chunks.for_each(
+      [&](const RowChunk& c) {
+        EXPECT_EQ(c.start, 5 * c.index);
+        EXPECT_EQ(c.rows, c.index < 4 ? 5 : 3);
+        EXPECT_EQ(c.local_start, c.start);
+        EXPECT_TRUE(at::equal(at::rand({3}, c.gen), at::rand({3}, make_generator(at::kCPU, c.seed))));
+        seeds.push_back(c.seed);
+        c.report(0.5);
+        c.report(0.25);  // a step back (a rejected solver step) is not reported
+        c.report(2.0);   // clamped to the chunk's end
+        local.narrow(0, c.local_start, c.rows).fill_(static_cast<double>(c.index));
+      },
+      [&](int64_t done, int64_t total) { reports.emplace_back(done, total); });
+  ASSERT_EQ(seeds.size(), 5u);
+  EXPECT_EQ(std::set<uint64_t>(seeds.begin(), seeds.end()).size(), 5u);
+  for (size_t i = 1; i < reports.size(); ++i) EXPECT_GE(reports[i].first, reports[i - 1].first);
+  ASSERT_FALSE(reports.empty());
+  EXPECT_EQ(reports.front(), std::make_pair(int64_t{500}, int64_t{5000}));
+  EXPECT_EQ(reports.back(), std::make_pair(int64_t{5000}, int64_t{5000}));
+  const at::Tensor all = chunks.gather(local);
+  for (int64_t row = 0; row < 23; ++row) EXPECT_EQ(all[row].item<double>(), static_cast<double>(row / 5));
+  // The same generator seed draws the same chunk seeds: results depend on it and the chunk size only.
+  std::vector<uint64_t> again;
+  RowChunks(23, 5, make_generator(at::kCPU, 11), at::TensorOptions().dtype(at::kDouble))
+      .for_each([&](const RowChunk& c) { again.push_back(c.seed); });
+  EXPECT_EQ(again, seeds);
+  EXPECT_THROW(RowChunks(0, 5, make_generator(at::kCPU, 1), at::TensorOptions()), InvalidArgument);
+  EXPECT_THROW(RowChunks(5, 0, make_generator(at::kCPU, 1), at::TensorOptions()), InvalidArgument);
+  EXPECT_THROW(chunks.gather(at::zeros({22})), InvalidArgument);
 }
 
 TEST(Distributed, OneProcessCommunicatorIsTheIdentity) {
@@ -302,12 +344,15 @@ TEST(Distributed, SamplesAndLikelihoodsDoNotDependOnTheNumberOfProcesses) {
   r = sbgm_cli("sample --n 300 --steps 20 --nproc 2" + ck + " --out " + s2.string());
   ASSERT_EQ(r.code, 0) << r.err;
   EXPECT_TRUE(at::allclose(read_npy(s1.string()), read_npy(s2.string()), 1e-5, 1e-6));
-  // Likelihood in chunks of 7 rows: 3 chunks on one rank, 3 on the other (20 rows).
+  // Likelihood in chunks of 7 rows: 2 chunks on one rank, 1 on the other (20 rows).
   const fs::path points = scratch() / "dp_points.npy";
   write_npy(points.string(), at::randn({20, 2}, at::TensorOptions().dtype(at::kDouble)));
-  for (const std::string div : {"exact", "hutchinson"}) {
+  // The ODE with either divergence, and the variational bound (Monte-Carlo draws per chunk).
+  const std::vector<std::pair<std::string, std::string>> methods{
+      {"exact", "--divergence exact"}, {"hutchinson", "--divergence hutchinson"}, {"bound", "--bound elbo-dsm --draws 5"}};
+  for (const auto& [div, flags] : methods) {
     const fs::path l1 = scratch() / ("dp_l1_" + div + ".npy"), l2 = scratch() / ("dp_l2_" + div + ".npy");
-    const std::string common = "loglik --chunk 7 --divergence " + div + ck + " --data " + points.string();
+    const std::string common = "loglik --chunk 7 " + flags + ck + " --data " + points.string();
     r = sbgm_cli(common + " --out " + l1.string());
     ASSERT_EQ(r.code, 0) << r.err;
     const CliResult r2 = sbgm_cli(common + " --nproc 2 --out " + l2.string());

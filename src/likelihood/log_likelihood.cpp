@@ -3,11 +3,11 @@
 
 #include <ATen/ATen.h>
 
+#include "sbgm/dist/row_chunks.hpp"
 #include "sbgm/nets/score_model.hpp"
 #include "sbgm/sde/sde.hpp"
 #include "sbgm/util/enum_names.hpp"
 #include "sbgm/util/error.hpp"
-#include "sbgm/util/runtime.hpp"
 
 namespace sbgm {
 namespace {
@@ -70,6 +70,12 @@ LikelihoodMethod likelihood_method_from_string(const std::string& s) {
 std::string to_string(TimeProposal v) { return enum_to_string(v, kTimeNames); }
 TimeProposal time_proposal_from_string(const std::string& s) { return enum_from_string(s, kTimeNames, "time proposal"); }
 
+at::Tensor draw_probes(const LikelihoodConfig& config, at::IntArrayRef shape, at::Generator gen,
+                       const at::TensorOptions& options) {
+  return config.noise == ProbeNoise::Gaussian ? at::normal(0.0, 1.0, shape, gen, options)
+                                              : at::bernoulli(at::full(shape, 0.5, options), gen) * 2 - 1;
+}
+
 void LikelihoodConfig::validate() const {
   solver.validate();
   if (probes < 1) throw InvalidArgument("--probes must be at least 1");
@@ -81,54 +87,49 @@ LikelihoodResult log_likelihood(ScoreModel& model, const SDE& sde, const at::Ten
                                 const LikelihoodConfig& config, at::Generator gen, const ProgressFn& progress,
                                 const Communicator& comm) {
   config.validate();
-  if (config.method != LikelihoodMethod::ODE) return variational_bound(model, sde, x, y, config, gen, progress);
+  if (config.method != LikelihoodMethod::ODE) return variational_bound(model, sde, x, y, config, gen, progress, comm);
   if (x.dim() < 2 || x.size(0) < 1) throw InvalidArgument("points must have shape [N, ...] with N >= 1");
   const int64_t n = x.size(0), d = x.numel() / n;
-  const int64_t chunk = std::min(config.chunk_size, n);
-  const int64_t chunks = (n + chunk - 1) / chunk;
-  const std::vector<uint64_t> seeds = chunk_seeds(gen, chunks, x.options());
-  const ChunkRange mine = chunks_of_rank(n, chunk, comm.rank(), comm.size());
-  const int64_t local = mine.end - mine.begin;
+  const RowChunks chunks(n, config.chunk_size, gen, x.options(), comm);
+  const int64_t local = chunks.local_rows();
   at::Tensor log_prob = at::empty({local}, x.options().dtype(at::kDouble));
   at::Tensor std_error = at::zeros({local}, x.options().dtype(at::kDouble));
-  at::Tensor x_T_local = at::empty_like(x.narrow(0, mine.begin, local));
+  at::Tensor x_T_local = at::empty_like(x.narrow(0, chunks.local_begin(), local));
   // Solver statistics, summed over chunks and then over ranks.
   at::Tensor stats = at::zeros({4}, x.options().dtype(at::kDouble));
-  for (int64_t c = mine.first_chunk; c < mine.end_chunk; ++c) {
-    const int64_t start = c * chunk, rows = std::min(chunk, n - start), at_row = start - mine.begin;
-    const at::Tensor xc = x.narrow(0, start, rows);
-    std::vector<int64_t> shape = xc.sizes().vec();
-    at::Tensor probes;
-    if (config.divergence == DivergenceKind::Hutchinson) {
-      at::Generator chunk_gen = make_generator(x.device(), seeds[c]);
-      probes = config.noise == ProbeNoise::Gaussian
-                   ? at::normal(0.0, 1.0, {config.probes, rows, d}, chunk_gen, x.options())
-                   : at::bernoulli(at::full({config.probes, rows, d}, 0.5, x.options()), chunk_gen) * 2 - 1;
-    }
-    AugmentedFlow flow(model, sde, shape, y.defined() ? y.narrow(0, start, rows) : at::Tensor(), probes);
-    const at::Tensor state0 = at::cat({xc.reshape({rows, d}), at::zeros({rows, flow.accumulators()}, x.options())}, 1);
-    SolveStats s;
-    const at::Tensor state1 =
-        config.solver.per_row
-            ? odeint_rowwise(std::cref(flow), state0, sde.t_eps(), sde.T(), config.solver, &s)
-            : odeint([&](double t, const at::Tensor& state) { return flow(at::full({rows}, t, state.options()), state); },
-                     state0, sde.t_eps(), sde.T(), config.solver, &s);
-    stats += at::tensor({static_cast<double>(s.accepted), static_cast<double>(s.rejected),
-                         static_cast<double>(s.function_evals), static_cast<double>(s.row_evals)},
-                        stats.options());
-    const at::Tensor x_T = state1.narrow(1, 0, d).reshape(shape);
-    const at::Tensor delta = state1.narrow(1, d, flow.accumulators()).to(at::kDouble);
-    const at::Tensor prior = sde.prior_log_prob(x_T).to(at::kDouble);
-    log_prob.narrow(0, at_row, rows).copy_(prior + delta.mean(1));
-    if (flow.accumulators() > 1) std_error.narrow(0, at_row, rows).copy_(delta.std(1) / std::sqrt(flow.accumulators()));
-    x_T_local.narrow(0, at_row, rows).copy_(x_T);
-    if (progress) progress(c + 1 - mine.first_chunk, mine.end_chunk - mine.first_chunk);
-  }
+  chunks.for_each(
+      [&](const RowChunk& c) {
+        const at::Tensor xc = x.narrow(0, c.start, c.rows);
+        std::vector<int64_t> shape = xc.sizes().vec();
+        const at::Tensor probes = config.divergence == DivergenceKind::Hutchinson
+                                      ? draw_probes(config, {config.probes, c.rows, d}, c.gen, x.options())
+                                      : at::Tensor();
+        AugmentedFlow flow(model, sde, shape, y.defined() ? y.narrow(0, c.start, c.rows) : at::Tensor(), probes);
+        const at::Tensor state0 =
+            at::cat({xc.reshape({c.rows, d}), at::zeros({c.rows, flow.accumulators()}, x.options())}, 1);
+        SolveStats s;
+        const at::Tensor state1 =
+            config.solver.per_row
+                ? odeint_rowwise(std::cref(flow), state0, sde.t_eps(), sde.T(), config.solver, &s)
+                : odeint([&](double t, const at::Tensor& state) { return flow(at::full({c.rows}, t, state.options()), state); },
+                         state0, sde.t_eps(), sde.T(), config.solver, &s);
+        stats += at::tensor({static_cast<double>(s.accepted), static_cast<double>(s.rejected),
+                             static_cast<double>(s.function_evals), static_cast<double>(s.row_evals)},
+                            stats.options());
+        const at::Tensor x_T = state1.narrow(1, 0, d).reshape(shape);
+        const at::Tensor delta = state1.narrow(1, d, flow.accumulators()).to(at::kDouble);
+        const at::Tensor prior = sde.prior_log_prob(x_T).to(at::kDouble);
+        log_prob.narrow(0, c.local_start, c.rows).copy_(prior + delta.mean(1));
+        if (flow.accumulators() > 1)
+          std_error.narrow(0, c.local_start, c.rows).copy_(delta.std(1) / std::sqrt(flow.accumulators()));
+        x_T_local.narrow(0, c.local_start, c.rows).copy_(x_T);
+      },
+      progress);
   comm.all_reduce_sum({stats});
   LikelihoodResult result;
-  result.log_prob = gather_rows(comm, log_prob, n, chunk);
-  result.std_error = gather_rows(comm, std_error, n, chunk);
-  result.x_T = gather_rows(comm, x_T_local, n, chunk);
+  result.log_prob = chunks.gather(log_prob);
+  result.std_error = chunks.gather(std_error);
+  result.x_T = chunks.gather(x_T_local);
   const at::Tensor totals = stats.cpu();
   result.stats.accepted = static_cast<int64_t>(totals[0].item<double>());
   result.stats.rejected = static_cast<int64_t>(totals[1].item<double>());

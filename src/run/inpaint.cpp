@@ -5,7 +5,7 @@
 #include <cmath>
 #include <numeric>
 
-#include "sbgm/dist/communicator.hpp"
+#include "sbgm/dist/row_chunks.hpp"
 #include "sbgm/run/sample_request.hpp"
 #include "sbgm/sde/sde.hpp"
 #include "sbgm/util/error.hpp"
@@ -120,43 +120,34 @@ at::Tensor model_inpaint(const Model& model, const at::Tensor& observed_given, c
   const int64_t per_row = config.method == InverseMethod::Moments ? features * features : features;
   const int64_t memory_bound = (int64_t{1} << 22) / std::max<int64_t>(per_row, 1);
   const int64_t chunk = std::clamp<int64_t>(std::min(memory_bound, (total_rows + 7) / 8), 1, total_rows);
-  const int64_t chunks = (total_rows + chunk - 1) / chunk;
   // Each chunk has its own generator, so the result does not depend on how many processes share
-  // the chunks (model.comm): each takes a run of whole chunks and the rows are gathered in order.
-  const std::vector<uint64_t> seeds = chunk_seeds(make_generator(model.device, seed), chunks, opts);
-  const ChunkRange mine = chunks_of_rank(total_rows, chunk, model.comm.rank(), model.comm.size());
-  constexpr int64_t kUnits = 1000;
-  std::vector<int64_t> local_shape{mine.end - mine.begin};
+  // the chunks (model.comm).
+  const RowChunks chunks(total_rows, chunk, make_generator(model.device, seed), opts, model.comm);
+  std::vector<int64_t> local_shape{chunks.local_rows()};
   local_shape.insert(local_shape.end(), shape.begin(), shape.end());
   const at::Tensor local = at::empty(local_shape, opts);
-  for (int64_t c = mine.first_chunk; c < mine.end_chunk; ++c) {
-    const int64_t start = c * chunk, b = std::min(chunk, total_rows - start);
-    StepFn on_step;
-    if (progress)
-      on_step = [&](double t, const at::Tensor&) {
-        const double done = std::clamp((sde->T() - t) / (sde->T() - sde->t_eps()), 0.0, 1.0);
-        progress((c - mine.first_chunk) * kUnits + static_cast<int64_t>(std::floor(kUnits * done + 1e-9)),
-                 (mine.end_chunk - mine.first_chunk) * kUnits);
-      };
-    at::Generator gen = make_generator(model.device, seeds[c]);
-    Observation obs{model_values.narrow(0, start, b), model_mask.narrow(0, start, b), noise_std};
-    at::Tensor target = local.narrow(0, start - mine.begin, b);
-    std::vector<int64_t> x_shape{b};
-    x_shape.insert(x_shape.end(), shape.begin(), shape.end());
-    if (config.method == InverseMethod::NoiseLevel) {
-      const at::Tensor x = obs.values * sde->mean_coeff(sde->T());  // distributed as x_t* given x_0
-      target.copy_(sampler->run(*prior, *sde, x.clone(), at::Tensor(), gen, on_step));
-      continue;
-    }
-    const at::Tensor x = model.sde->prior_sample(x_shape, gen, opts);
-    if (config.method == InverseMethod::Replace) {
-      target.copy_(sample_by_replacement(*prior, *model.sde, obs, x, at::Tensor(), config.sampler.steps, gen, on_step));
-    } else {
-      ObservedScore posterior(*prior, model.sde, obs);
-      target.copy_(sampler->run(posterior, *model.sde, x, at::Tensor(), gen, on_step));
-    }
-  }
-  const at::Tensor out = gather_rows(model.comm, local, total_rows, chunk);
+  chunks.for_each(
+      [&](const RowChunk& c) {
+        const StepFn on_step = progress_of(*sde, c);
+        Observation obs{model_values.narrow(0, c.start, c.rows), model_mask.narrow(0, c.start, c.rows), noise_std};
+        at::Tensor target = local.narrow(0, c.local_start, c.rows);
+        std::vector<int64_t> x_shape{c.rows};
+        x_shape.insert(x_shape.end(), shape.begin(), shape.end());
+        if (config.method == InverseMethod::NoiseLevel) {
+          const at::Tensor x = obs.values * sde->mean_coeff(sde->T());  // distributed as x_t* given x_0
+          target.copy_(sampler->run(*prior, *sde, x.clone(), at::Tensor(), c.gen, on_step));
+          return;
+        }
+        const at::Tensor x = model.sde->prior_sample(x_shape, c.gen, opts);
+        if (config.method == InverseMethod::Replace) {
+          target.copy_(sample_by_replacement(*prior, *model.sde, obs, x, at::Tensor(), config.sampler.steps, c.gen, on_step));
+        } else {
+          ObservedScore posterior(*prior, model.sde, obs);
+          target.copy_(sampler->run(posterior, *model.sde, x, at::Tensor(), c.gen, on_step));
+        }
+      },
+      progress);
+  const at::Tensor out = chunks.gather(local);
   // An exact observation is the posterior's value there (the sampler leaves the t_eps residual).
   if (config.noise_std == 0) out.copy_(out * (1 - model_mask) + model_values * model_mask);
   std::vector<int64_t> result_shape{rows, n};

@@ -4,7 +4,6 @@
 #include <c10/core/InferenceMode.h>
 
 #include <algorithm>
-#include <limits>
 #include <cmath>
 #include <numeric>
 
@@ -23,13 +22,6 @@ void for_each_reverse_step(const SDE& sde, int64_t steps, const std::function<vo
   }
 }
 
-std::vector<uint64_t> chunk_seeds(at::Generator gen, int64_t chunks, const at::TensorOptions& options) {
-  const at::Tensor drawn =
-      at::randint(std::numeric_limits<int64_t>::max(), {chunks}, gen, options.dtype(at::kLong)).cpu();
-  const int64_t* p = drawn.data_ptr<int64_t>();
-  return std::vector<uint64_t>(p, p + chunks);
-}
-
 at::Tensor draw_samples(Sampler& sampler, ScoreModel& model, const SDE& sde, const std::vector<int64_t>& sample_shape,
                         const DrawConfig& config, const at::Tensor& y, at::Generator gen,
                         const at::TensorOptions& options, const ProgressFn& progress, const Communicator& comm) {
@@ -39,40 +31,30 @@ at::Tensor draw_samples(Sampler& sampler, ScoreModel& model, const SDE& sde, con
                           " samples");
   const int64_t per_sample =
       std::accumulate(sample_shape.begin(), sample_shape.end(), int64_t{1}, std::multiplies<>());
-  int64_t chunk = config.chunk_size > 0 ? config.chunk_size
-                                        : std::max<int64_t>(1, config.max_chunk_elements / std::max<int64_t>(per_sample, 1));
-  chunk = std::min(chunk, config.n);
-  const int64_t chunks = (config.n + chunk - 1) / chunk;
-  const std::vector<uint64_t> seeds = chunk_seeds(gen, chunks, options);
-  const ChunkRange mine = chunks_of_rank(config.n, chunk, comm.rank(), comm.size());
-
-  std::vector<int64_t> out_shape{mine.end - mine.begin};
+  const int64_t chunk = config.chunk_size > 0
+                            ? config.chunk_size
+                            : std::max<int64_t>(1, config.max_chunk_elements / std::max<int64_t>(per_sample, 1));
+  const RowChunks chunks(config.n, chunk, gen, options, comm);
+  std::vector<int64_t> out_shape{chunks.local_rows()};
   out_shape.insert(out_shape.end(), sample_shape.begin(), sample_shape.end());
   at::Tensor out = at::empty(out_shape, options);
-
-  // Progress in thousandths of [t_eps, T] per chunk, whatever the sampler's steps.
-  constexpr int64_t kUnits = 1000;
-  const int64_t total = (mine.end_chunk - mine.first_chunk) * kUnits;
-  int64_t done_chunks = 0;
-  StepFn on_step;
-  if (progress) {
-    on_step = [&](double t, const at::Tensor&) {
-      const double fraction = std::clamp((sde.T() - t) / (sde.T() - sde.t_eps()), 0.0, 1.0);
-      progress(done_chunks * kUnits + static_cast<int64_t>(std::floor(kUnits * fraction + 1e-9)), total);
-    };
-  }
   c10::InferenceMode no_autograd;  // sampling never differentiates: skip autograd's dispatch too
-  for (int64_t c = mine.first_chunk; c < mine.end_chunk; ++c) {
-    const int64_t start = c * chunk, rows = std::min(chunk, config.n - start);
-    std::vector<int64_t> shape{rows};
-    shape.insert(shape.end(), sample_shape.begin(), sample_shape.end());
-    at::Generator chunk_gen = make_generator(options.device(), seeds[c]);
-    at::Tensor x = sde.prior_sample(shape, chunk_gen, options);
-    at::Tensor y_chunk = y.defined() ? y.narrow(0, start, rows) : at::Tensor();
-    out.narrow(0, start - mine.begin, rows).copy_(sampler.run(model, sde, x, y_chunk, chunk_gen, on_step));
-    ++done_chunks;
-  }
-  return gather_rows(comm, out, config.n, chunk);
+  chunks.for_each(
+      [&](const RowChunk& c) {
+        std::vector<int64_t> shape{c.rows};
+        shape.insert(shape.end(), sample_shape.begin(), sample_shape.end());
+        const at::Tensor x = sde.prior_sample(shape, c.gen, options);
+        const at::Tensor y_chunk = y.defined() ? y.narrow(0, c.start, c.rows) : at::Tensor();
+        out.narrow(0, c.local_start, c.rows).copy_(sampler.run(model, sde, x, y_chunk, c.gen, progress_of(sde, c)));
+      },
+      progress);
+  return chunks.gather(out);
+}
+
+StepFn progress_of(const SDE& sde, const RowChunk& chunk) {
+  return [&sde, report = chunk.report](double t, const at::Tensor&) {
+    report((sde.T() - t) / (sde.T() - sde.t_eps()));
+  };
 }
 
 Trajectories record_trajectories(Sampler& sampler, ScoreModel& model, const SDE& sde,

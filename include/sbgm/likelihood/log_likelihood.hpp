@@ -12,8 +12,9 @@
 #include <functional>
 #include <string>
 
-#include "sbgm/sample/sampler.hpp"
+#include "sbgm/dist/communicator.hpp"
 #include "sbgm/solvers/ode.hpp"
+#include "sbgm/util/progress.hpp"
 
 namespace sbgm {
 
@@ -62,10 +63,15 @@ struct LikelihoodResult {
   SolveStats stats;       // summed over chunks
 };
 
+// Hutchinson's probes of the configured noise (Rademacher or Gaussian), shaped [P, rows, D].
+at::Tensor draw_probes(const LikelihoodConfig& config, at::IntArrayRef shape, at::Generator gen,
+                       const at::TensorOptions& options);
+
 // x: [N, ...] in the model's space; y: conditions or undefined. config.method ELBO computes
-// variational_bound instead. The ranks of comm share the
-// chunks; each chunk's Hutchinson probes come from its own generator (seeded from gen), so the
-// result does not depend on the number of ranks, and every rank gets all of it.
+// variational_bound instead. The rows are a RowChunks (dist/row_chunks.hpp) of config.chunk_size:
+// the ranks of comm share the chunks, each chunk's Hutchinson probes come from its own generator
+// (seeded from gen), so the result does not depend on the number of ranks, and every rank gets
+// all of it. Progress in thousandths of a chunk.
 LikelihoodResult log_likelihood(ScoreModel& model, const SDE& sde, const at::Tensor& x, const at::Tensor& y,
                                 const LikelihoodConfig& config, at::Generator gen, const ProgressFn& progress = {},
                                 const Communicator& comm = Communicator());

@@ -30,8 +30,11 @@ namespace sbgm {
 
 // The bound per row of x ([N, ...], the model's space), its Monte-Carlo standard error per row,
 // and the evaluations taken (stats.function_evals, row_evals). InvalidArgument for an SDE without
-// a reverse SDE (the linear path of flow matching). Every rank of comm computes every row.
+// a reverse SDE (the linear path of flow matching). The rows are a RowChunks of config.chunk_size,
+// shared by the ranks of comm as log_likelihood's are (each chunk draws its times, noise and
+// probes from its own seed), and every rank gets every row.
 LikelihoodResult variational_bound(ScoreModel& model, const SDE& sde, const at::Tensor& x, const at::Tensor& y,
-                                   const LikelihoodConfig& config, at::Generator gen, const ProgressFn& progress = {});
+                                   const LikelihoodConfig& config, at::Generator gen, const ProgressFn& progress = {},
+                                   const Communicator& comm = Communicator());
 
 }  // namespace sbgm

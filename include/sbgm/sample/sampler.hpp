@@ -9,15 +9,14 @@
 #include <functional>
 #include <vector>
 
-#include "sbgm/dist/communicator.hpp"
+#include "sbgm/dist/row_chunks.hpp"
+#include "sbgm/util/progress.hpp"
 
 namespace sbgm {
 
 class SDE;
 class ScoreModel;
 
-// Called with (work done, total work), e.g. by draw_samples in thousandths of [t_eps, T] per chunk.
-using ProgressFn = std::function<void(int64_t done, int64_t total)>;
 // Called after every step of a sampler (or accepted step of a solver) with the time reached and
 // the state there, in the SDE's space: for progress and for recording trajectories.
 using StepFn = std::function<void(double t, const at::Tensor& x)>;
@@ -42,16 +41,16 @@ struct DrawConfig {
 };
 
 // Draws config.n samples of shape sample_shape ([n, ...sample_shape]). y: one condition row per
-// sample ([n, ...]) or undefined. Each chunk of rows draws from its own generator, seeded from
-// gen, so the samples do not depend on how many ranks of comm share the chunks; every rank gets
-// all n rows.
+// sample ([n, ...]) or undefined. The chunks of rows are a RowChunks: the samples do not depend on
+// how many ranks of comm share them, and every rank gets all n rows. Progress in thousandths of
+// [t_eps, T] per chunk.
 at::Tensor draw_samples(Sampler& sampler, ScoreModel& model, const SDE& sde, const std::vector<int64_t>& sample_shape,
                         const DrawConfig& config, const at::Tensor& y, at::Generator gen,
                         const at::TensorOptions& options, const ProgressFn& progress = {},
                         const Communicator& comm = Communicator());
 
-// One seed for each of `chunks` chunks, drawn from gen (the same on every rank).
-std::vector<uint64_t> chunk_seeds(at::Generator gen, int64_t chunks, const at::TensorOptions& options);
+// A sampler's step callback that reports how far through [t_eps, T] it is as the chunk's progress.
+StepFn progress_of(const SDE& sde, const RowChunk& chunk);
 
 // K paths through the reverse process, for pictures: times[0] = T (the prior draws) and then
 // the time after every step; states [steps + 1, K, ...sample_shape] in the SDE's space.
