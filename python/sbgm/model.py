@@ -9,20 +9,60 @@ import math
 import os
 import sys
 import tomllib
-from typing import Any, Mapping, Optional
+from typing import TYPE_CHECKING, Any, Mapping, Optional, Union
 
 import numpy as np
 
 from . import _sbgm
 from ._progress import Progress, ProgressArg
 
-ArrayLike = Any  # anything numpy.asarray takes: arrays, lists, torch tensors on the CPU
+ArrayLike = Any  # anything numpy.asarray takes (arrays, nested lists), or a torch tensor
+if TYPE_CHECKING:
+    import torch
+
+    Result = Union[np.ndarray, torch.Tensor]  # a torch tensor when an array argument was one
+else:
+    Result = np.ndarray
+
+
+def _torch_tensor(a: Any) -> bool:
+    """Whether `a` is a torch tensor (without importing torch: it is optional)."""
+    torch = sys.modules.get("torch")
+    return torch is not None and isinstance(a, torch.Tensor)
+
+
+def _as_numpy(a: ArrayLike) -> np.ndarray:
+    """`a` as a NumPy array, a CPU torch tensor as a view of its memory (no copy)."""
+    if _torch_tensor(a):
+        t = a.detach()
+        if t.device.type != "cpu":
+            t = t.cpu()
+        if t.dtype.is_complex or not (t.dtype.is_floating_point or t.dtype in _torch_integer_types()):
+            raise TypeError(f"expected a tensor of real numbers, got dtype {t.dtype}")
+        if t.dtype not in _torch_numpy_float_types():  # bfloat16 and half: NumPy has no bfloat16
+            t = t.double()
+        return t.numpy()
+    return np.asarray(a)
+
+
+def _torch_integer_types() -> tuple[Any, ...]:
+    torch = sys.modules["torch"]
+    return (torch.uint8, torch.int8, torch.int16, torch.int32, torch.int64)
+
+
+def _torch_numpy_float_types() -> tuple[Any, ...]:
+    torch = sys.modules["torch"]
+    return (torch.float32, torch.float64)
 
 
 def _rows(a: ArrayLike, name: str, *, min_dim: int = 2) -> np.ndarray:
-    """A float64 C-contiguous copy-if-needed of `a`, checked to hold real numbers."""
+    """`a` as a C-contiguous float32 or float64 array, checked to hold real numbers. A float32 or
+    float64 array (or CPU torch tensor) that is C-contiguous already is used as it is, not copied;
+    anything else becomes float64."""
     try:
-        arr = np.asarray(a)
+        arr = _as_numpy(a)
+    except TypeError as e:
+        raise TypeError(f"{name}: {e}") from None
     except Exception as e:  # ragged lists and the like
         raise TypeError(f"{name}: not an array of numbers ({e})") from None
     if arr.dtype == np.bool_ or not (np.issubdtype(arr.dtype, np.floating) or np.issubdtype(arr.dtype, np.integer)):
@@ -31,7 +71,19 @@ def _rows(a: ArrayLike, name: str, *, min_dim: int = 2) -> np.ndarray:
         raise ValueError(f"{name}: expected an array of shape [N, D] (or [N, ...]), got shape {arr.shape}")
     if arr.shape[0] == 0:
         raise ValueError(f"{name}: has 0 rows, need at least 1")
+    if arr.dtype in (np.float32, np.float64):
+        return np.ascontiguousarray(arr)
     return np.ascontiguousarray(arr, dtype=np.float64)
+
+
+def _like_inputs(out: Any, *inputs: Any) -> Any:
+    """Results as torch tensors (sharing the arrays' memory) when any input was one, else as they are."""
+    if not any(_torch_tensor(a) for a in inputs):
+        return out
+    torch = sys.modules["torch"]
+    if isinstance(out, tuple):
+        return tuple(torch.from_numpy(o) for o in out)
+    return torch.from_numpy(out)
 
 
 def _flatten_config(config: Optional[Mapping[str, Any]]) -> dict[str, str]:
@@ -134,7 +186,7 @@ class Model:
         order: int = 2,
         guidance: float = 0.0,
         progress: ProgressArg = True,
-    ) -> np.ndarray:
+    ) -> Result:
         """Draw `n` samples: shape [n, *data_shape] for an unconditional model, [M, n, *data_shape]
         for M condition rows `cond` [M, cond_dim] (a single row [cond_dim] gives [n, ...]).
 
@@ -153,12 +205,12 @@ class Model:
         single = False
         c = None
         if cond is not None:
-            c = np.asarray(cond)
+            c = _as_numpy(cond)
             single = c.ndim == 1
             c = _rows(c.reshape(1, -1) if single else c, "cond")
         out = self._request("samples", n, c, seed, sampler, steps, guidance, 0, "gauss", progress, "sample",
                             (lam, schedule, eta, order))
-        return out[0] if single else out
+        return _like_inputs(out[0] if single else out, cond)
 
     def sample_iid(
         self,
@@ -171,13 +223,14 @@ class Model:
         sampler: Optional[str] = None,
         steps: Optional[int] = None,
         progress: ProgressArg = True,
-    ) -> np.ndarray:
+    ) -> Result:
         """`n` samples [n, *data_shape] of p(theta | x_1, ..., x_M) for M independent observations
         `cond` [M, cond_dim] of one theta, composed from this model of p(theta | x). method:
         "gauss" (scores weighted by Gaussian fits, exact for Gaussian posteriors; `draws` per
         observation for them) or "factorized" (the plain sum of scores)."""
         c = _rows(cond, "cond")
-        return self._request("iid", n, c, seed, sampler, steps, 0.0, draws, method, progress, "iid posterior")
+        return _like_inputs(self._request("iid", n, c, seed, sampler, steps, 0.0, draws, method, progress, "iid posterior"),
+                            cond)
 
     def map(
         self,
@@ -186,14 +239,15 @@ class Model:
         starts: int = 100,
         seed: int = 0,
         progress: ProgressArg = True,
-    ) -> np.ndarray:
+    ) -> Result:
         """The mode of p(theta | x) for each condition row ([M, *data_shape]; [*data_shape] for a
         single row or an unconditional model): gradient ascent along the score from `starts`
         posterior samples, the end point of highest density kept."""
-        single = cond is None or np.asarray(cond).ndim == 1
-        c = None if cond is None else _rows(np.asarray(cond).reshape(1, -1) if np.asarray(cond).ndim == 1 else cond, "cond")
+        given = None if cond is None else _as_numpy(cond)
+        single = given is None or given.ndim == 1
+        c = None if given is None else _rows(given.reshape(1, -1) if given.ndim == 1 else given, "cond")
         out = self._request("map", starts, c, seed, None, None, 0.0, 0, "gauss", progress, "map")
-        return out[0] if single else out
+        return _like_inputs(out[0] if single else out, cond)
 
     def log_prob(
         self,
@@ -214,7 +268,7 @@ class Model:
         levels: Optional[int] = None,
         dequantize_range: Optional[tuple[float, float]] = None,
         progress: ProgressArg = True,
-    ) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
+    ) -> Result | tuple[Result, Result]:
         """log p(x) in nats for each row of `x` [N, *data_shape] (log p(x | cond) given one
         condition row per row of x, or a single row for all), through the probability-flow ODE
         (adaptive Dormand-Prince at rtol/atol). divergence: "exact" or "hutchinson" (with
@@ -236,7 +290,7 @@ class Model:
             rows = rows.reshape(1, -1)
         c = None
         if cond is not None:
-            c = np.asarray(cond)
+            c = _as_numpy(cond)
             c = _rows(c.reshape(1, -1) if c.ndim == 1 else c, "cond")
         if probes < 1:
             raise ValueError(f"probes must be at least 1, got {probes}")
@@ -247,7 +301,7 @@ class Model:
             logp, std, _ = self._core.log_prob(rows, c, int(seed), float(rtol), float(atol), divergence, int(probes),
                                                int(chunk), bound, int(draws), bool(bits_per_dim), bool(dequantize),
                                                None if levels is None else int(levels), span, report)
-        return (logp, std) if return_std else logp
+        return _like_inputs((logp, std) if return_std else logp, x, cond)
 
     def inpaint(
         self,
@@ -265,7 +319,7 @@ class Model:
         order: int = 2,
         seed: int = 0,
         progress: ProgressArg = True,
-    ) -> np.ndarray:
+    ) -> Result:
         """Posterior samples of x given observations y = x + noise_std * n of the features `mask`
         marks (inpainting; denoising when every feature is observed): `n` samples per row of
         `observed` [N, *data_shape] (grey images may come as [N, H, W]; entries outside the mask may
@@ -279,12 +333,13 @@ class Model:
         rows = _rows(observed, "observed", min_dim=1)
         m = None
         if mask is not None:
-            m = np.ascontiguousarray(mask, dtype=np.float64)
+            m = np.ascontiguousarray(_as_numpy(mask), dtype=np.float64)
         _check_counts(n=n, steps=steps, seed=seed)
         with Progress(progress, "inpaint") as report:
-            return self._core.inpaint(rows, m, float(noise_std), int(n), method or "", sampler, int(steps or 0),
-                                      None if lam is None else float(lam), schedule, float(eta), int(order),
-                                      int(seed), report)
+            out = self._core.inpaint(rows, m, float(noise_std), int(n), method or "", sampler, int(steps or 0),
+                                     None if lam is None else float(lam), schedule, float(eta), int(order),
+                                     int(seed), report)
+        return _like_inputs(out, observed, mask)
 
     def diagnose(
         self,
@@ -345,9 +400,9 @@ def gaussian_mixture(weights: ArrayLike, means: ArrayLike, covs: ArrayLike, *, s
     """The exact model of a Gaussian mixture (weights [K], means [K, D], covs [K, D, D]) diffused by
     the SDE ("vp", "ve", "subvp" or "cosine"): sample it and evaluate log p exactly as a trained
     model is, to check a pipeline against the truth."""
-    w = np.ascontiguousarray(weights, dtype=np.float64)
-    m = np.ascontiguousarray(means, dtype=np.float64)
-    c = np.ascontiguousarray(covs, dtype=np.float64)
+    w = np.ascontiguousarray(_as_numpy(weights), dtype=np.float64)
+    m = np.ascontiguousarray(_as_numpy(means), dtype=np.float64)
+    c = np.ascontiguousarray(_as_numpy(covs), dtype=np.float64)
     return Model(_sbgm.gaussian_mixture(w, m, c, sde))
 
 

@@ -7,9 +7,8 @@ import os
 import tempfile
 from typing import Any, Mapping, Optional, Sequence
 
-import numpy as np
 
-from .model import ArrayLike, Model, ProgressArg, _rows, load, train
+from .model import ArrayLike, Model, ProgressArg, Result, _rows, load, train
 
 
 class PosteriorEstimator:
@@ -84,7 +83,7 @@ class PosteriorEstimator:
         return self.model
 
     def sample(self, n: int, x: ArrayLike, *, iid: bool = False, seed: int = 0, progress: ProgressArg = True,
-               **sampling: Any) -> np.ndarray:
+               **sampling: Any) -> Result:
         """n posterior samples at the observation x: [n, P] for one observation [D], [M, n, P] for M
         observations [M, D] each on its own, or with iid=True [n, P] of p(theta | all M of them).
         Further keywords (sampler, steps) as in Model.sample."""
@@ -93,12 +92,14 @@ class PosteriorEstimator:
             return model.sample_iid(n, x, seed=seed, progress=progress, **sampling)
         return model.sample(n, x, seed=seed, progress=progress, **sampling)
 
-    def log_prob(self, theta: ArrayLike, x: ArrayLike, *, progress: ProgressArg = True, **options: Any) -> np.ndarray:
+    def log_prob(self, theta: ArrayLike, x: ArrayLike, *, progress: ProgressArg = True, **options: Any) -> Result:
         """log p(theta | x) in nats for each row of theta [N, P], at one observation x [D] or one
         per row [N, D] (with the bounds' log-Jacobian when the prior has a box)."""
-        return self._fitted().log_prob(theta, x, progress=progress, **options)
+        model = self._fitted()
+        _rows(theta, "theta", min_dim=1)  # errors name theta, not the model's x
+        return model.log_prob(theta, x, progress=progress, **options)
 
-    def map(self, x: ArrayLike, *, starts: int = 100, seed: int = 0, progress: ProgressArg = True) -> np.ndarray:
+    def map(self, x: ArrayLike, *, starts: int = 100, seed: int = 0, progress: ProgressArg = True) -> Result:
         """The posterior mode at x ([P] for one observation [D], [M, P] for M)."""
         return self._fitted().map(x, starts=starts, seed=seed, progress=progress)
 

@@ -1,5 +1,6 @@
-// sbgm._sbgm: the library's request API for Python. Arrays come in as C-contiguous float64 NumPy
-// arrays (the Python layer converts and checks types) and go out as NumPy arrays; every long call
+// sbgm._sbgm: the library's request API for Python. Arrays come in as C-contiguous float32 or
+// float64 NumPy arrays (the Python layer converts and checks types) and go out as NumPy arrays,
+// neither way copied; every long call
 // releases the GIL and takes it back only to report progress, which is also where Ctrl-C is
 // noticed: training then stops at the next report with a checkpoint, sampling and likelihoods
 // stop by unwinding. Library errors become ValueError (a value the user gave) or OSError (a
@@ -19,7 +20,6 @@
 #endif
 
 #include <atomic>
-#include <cstring>
 #include <map>
 #include <optional>
 #include <string>
@@ -44,31 +44,34 @@ namespace py = pybind11;
 
 namespace {
 
-using Array = py::array_t<double, py::array::c_style | py::array::forcecast>;
+// Arrays come in as C-contiguous float32 or float64 NumPy arrays: the Python layer converts
+// anything else, and passes CPU torch tensors as NumPy views of their memory.
+using Array = py::array;
 
-// A NumPy array as a tensor of its own (a copy: the array may be freed while the GIL is released).
-at::Tensor to_tensor(const Array& a) {
-  std::vector<int64_t> shape(a.shape(), a.shape() + a.ndim());
-  at::Tensor t = at::empty(shape, at::TensorOptions().dtype(at::kDouble));
-  if (t.numel() > 0) std::memcpy(t.data_ptr<double>(), a.data(), sizeof(double) * static_cast<size_t>(t.numel()));
-  return t;
+// The array's memory as a tensor, not copied: the call's reference keeps the array alive while
+// the GIL is released, and the library never writes to its inputs (python/tests/test_torch.py).
+at::Tensor as_tensor(const Array& a) {
+  const bool is_float = a.dtype().is(py::dtype::of<float>());
+  if (!is_float && !a.dtype().is(py::dtype::of<double>()))
+    throw sbgm::InvalidArgument("arrays must be float32 or float64 (the sbgm package converts them)");
+  if (!(a.flags() & py::array::c_style))
+    throw sbgm::InvalidArgument("arrays must be C-contiguous (the sbgm package makes them so)");
+  const std::vector<int64_t> shape(a.shape(), a.shape() + a.ndim());
+  return at::from_blob(const_cast<void*>(a.data()), shape, at::TensorOptions().dtype(is_float ? at::kFloat : at::kDouble));
 }
 
-at::Tensor optional_tensor(const std::optional<Array>& a) { return a ? to_tensor(*a) : at::Tensor(); }
+at::Tensor optional_tensor(const std::optional<Array>& a) { return a ? as_tensor(*a) : at::Tensor(); }
 
-// A tensor as a new NumPy array of float32 or float64 (its own type; anything else as float64).
+// A tensor as a NumPy array of float32 or float64 (its own type; anything else as float64) that
+// shares the tensor's memory: the array's base owns the tensor.
 py::array to_numpy(const at::Tensor& tensor) {
   at::Tensor t = tensor.cpu().contiguous();
   if (t.scalar_type() != at::kFloat && t.scalar_type() != at::kDouble) t = t.to(at::kDouble);
   const std::vector<py::ssize_t> shape(t.sizes().begin(), t.sizes().end());
-  if (t.scalar_type() == at::kFloat) {
-    py::array_t<float> out(shape);
-    if (t.numel() > 0) std::memcpy(out.mutable_data(), t.data_ptr<float>(), sizeof(float) * static_cast<size_t>(t.numel()));
-    return std::move(out);
-  }
-  py::array_t<double> out(shape);
-  if (t.numel() > 0) std::memcpy(out.mutable_data(), t.data_ptr<double>(), sizeof(double) * static_cast<size_t>(t.numel()));
-  return std::move(out);
+  const py::dtype dtype = t.scalar_type() == at::kFloat ? py::dtype::of<float>() : py::dtype::of<double>();
+  void* data = t.data_ptr();
+  py::capsule owner(new at::Tensor(std::move(t)), [](void* p) { delete static_cast<at::Tensor*>(p); });
+  return py::array(dtype, shape, data, owner);
 }
 
 // A Python progress callable (done, total) as the library's ProgressFn, called with the GIL held.
@@ -170,7 +173,7 @@ class PyModel {
     request.config.divergence = sbgm::divergence_from_string(divergence);
     request.config.probes = probes;
     request.config.chunk_size = chunk;  // 0: the model's default
-    request.x = to_tensor(x);
+    request.x = as_tensor(x);
     sbgm::check_data_rows(request.x.dim() == 1 ? request.x.reshape({1, -1}) : request.x, "x");
     request.cond = optional_tensor(cond);
     request.seed = seed;
@@ -190,7 +193,7 @@ class PyModel {
                     const std::optional<double>& lambda, const std::string& schedule, double eta, int64_t order,
                     uint64_t seed, const std::optional<py::function>& progress) {
     sbgm::InpaintRequest request;
-    request.observed = to_tensor(observed);
+    request.observed = as_tensor(observed);
     request.mask = optional_tensor(mask);
     request.noise_std = noise_std;
     request.n = n;
@@ -211,8 +214,8 @@ class PyModel {
                     int64_t order, double rtol, double atol, uint64_t seed,
                     const std::optional<py::function>& progress) {
     sbgm::DiagnoseRequest request;
-    request.theta = to_tensor(theta);
-    request.x = to_tensor(x);
+    request.theta = as_tensor(theta);
+    request.x = as_tensor(x);
     request.config.samples = samples;
     request.config.hpd_samples = hpd_samples;
     request.config.likelihood.solver.rtol = rtol;
@@ -263,7 +266,8 @@ PyModel load(const std::string& path, bool ema) { return PyModel(sbgm::load_mode
 PyModel gaussian_mixture(const Array& weights, const Array& means, const Array& covs, const std::string& sde) {
   sbgm::SDEConfig config;
   config.kind = sbgm::sde_kind_from_string(sde);
-  const sbgm::GaussianMixture mixture(to_tensor(weights), to_tensor(means), to_tensor(covs));
+  // The model keeps the mixture beyond this call: its own copies.
+  const sbgm::GaussianMixture mixture(as_tensor(weights).clone(), as_tensor(means).clone(), as_tensor(covs).clone());
   return PyModel(sbgm::mixture_model(mixture, config));
 }
 
@@ -279,7 +283,7 @@ py::tuple train(const Array& data, const std::optional<Array>& cond, const std::
   for (const auto& [key, value] : keys) config.set(key, value);
   if (script) config.model.script = std::make_shared<const std::string>(*script);  // a module from torch.jit.save
   sbgm::TrainingData rows;
-  rows.data = to_tensor(data);
+  rows.data = as_tensor(data);
   rows.data_name = "data";
   rows.cond = optional_tensor(cond);
   rows.cond_name = "cond";

@@ -1,5 +1,4 @@
 """Bad input from Python: a clear exception with a one-line message, and nothing written."""
-import os
 
 import numpy as np
 import pytest

@@ -99,6 +99,7 @@ LikelihoodResult log_likelihood(ScoreModel& model, const SDE& sde, const at::Ten
   at::Tensor stats = at::zeros({4}, x.options().dtype(at::kDouble));
   chunks.for_each(
       [&](const RowChunk& c) {
+        model.forget_kept_state();  // each chunk's values depend on its rows only
         const at::Tensor xc = x.narrow(0, c.start, c.rows);
         std::vector<int64_t> shape = xc.sizes().vec();
         const at::Tensor probes = config.divergence == DivergenceKind::Hutchinson

@@ -55,6 +55,7 @@ LikelihoodResult variational_bound(ScoreModel& model, const SDE& sde, const at::
   at::Tensor evals = at::zeros({2}, dbl);
   chunks.for_each(
       [&](const RowChunk& c) {
+        model.forget_kept_state();  // each chunk's values depend on its rows only
         const int64_t start = c.start, rows = c.rows;
         const at::Tensor xc = x.narrow(0, start, rows);
         const at::Tensor yc = y.defined() ? y.narrow(0, start, rows) : at::Tensor();

@@ -25,6 +25,10 @@ MLPScoreNet::MLPScoreNet(const NetConfig& config, int64_t data_dim, int64_t cond
   if (activation_ == Activation::ReLU) relu_trace_ = std::make_shared<ReluJacobianTrace>();
 }
 
+void MLPScoreNet::forget_own_kept_state() {
+  if (relu_trace_) relu_trace_->forget();
+}
+
 bool MLPScoreNet::prefers_own_divergence(const at::Tensor& x) const {
   return (relu_trace_ && ReluJacobianTrace::applies(widths_, x)) ||
          ScoreNet::prefers_own_divergence(x);

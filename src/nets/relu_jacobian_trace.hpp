@@ -17,7 +17,9 @@
 // their version counters, which raw-pointer updates such as the fused optimiser's bypass), so a
 // call with anything else starts afresh: any sequence of calls gives the exact trace, and only
 // the cost depends on how far the masks moved since the last call. It is in the network's dtype
-// and computed afresh every kRefreshCalls calls, which bounds the rounding that updates add up.
+// and computed afresh every kRefreshCalls calls, which bounds the rounding that updates add up; forget()
+// makes the next call start afresh (before each likelihood solve, so that its value does not depend
+// on the solves before it).
 
 #include <ATen/ATen.h>
 
@@ -36,6 +38,10 @@ class ReluJacobianTrace {
   // weights: every Linear weight, first to last ([out, in]); the first dim inputs of weights[0]
   // are x. pre: the hidden layers' pre-activations of this call, [B, width_i]. Returns [B].
   at::Tensor operator()(const std::vector<at::Tensor>& weights, int64_t dim, const std::vector<at::Tensor>& pre);
+
+  // The next call starts afresh, so that its result does not carry the rounding of the updates
+  // before it (a likelihood's solve gives the same value whatever was solved before it).
+  void forget() { batch_ = -1; }
 
  private:
   bool built_for(const std::vector<at::Tensor>& weights, int64_t batch) const;

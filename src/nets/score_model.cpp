@@ -71,6 +71,8 @@ NetworkScore::NetworkScore(std::shared_ptr<ScoreNet> net, std::shared_ptr<const 
     throw InvalidArgument("guidance needs a conditional model trained with condition dropout (train.cond_dropout > 0)");
 }
 
+void NetworkScore::forget_kept_state() { net_->forget_kept_state(); }
+
 namespace {
 
 // Rows [0, b) of a doubled batch were evaluated with the condition, rows [b, 2b) without it.

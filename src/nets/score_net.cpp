@@ -35,6 +35,12 @@ void ScoreNet::zero_output(int64_t dim) {
   params[params.size() - 2].zero_();
 }
 
+void ScoreNet::forget_kept_state() {
+  forget_own_kept_state();
+  for (const auto& module : modules(/*include_self=*/false))
+    if (auto* net = dynamic_cast<ScoreNet*>(module.get())) net->forget_own_kept_state();
+}
+
 void ScoreNet::draw_dropout_from(const at::Generator& gen, int64_t first_row, int64_t total_rows) {
   dropout_draws_ = {gen, first_row, total_rows};
 }

@@ -26,6 +26,9 @@ class MLPScoreNet final : public ScoreNet {
   at::Tensor forward_for_backward(const at::Tensor& x, const at::Tensor& t, const at::Tensor& y) override;
   void backward_into_grads(const at::Tensor& grad_output) override;
 
+ protected:
+  void forget_own_kept_state() override;
+
  private:
   at::Tensor input_features(const at::Tensor& x, const at::Tensor& t, const at::Tensor& y);
 

@@ -29,6 +29,9 @@ class ScoreModel {
     at::Tensor score, divergence;
   };
   virtual WithDivergence score_and_divergence(const at::Tensor& x, const at::Tensor& t, const at::Tensor& y);
+  // Drops what the model keeps between calls to save work (ScoreNet::forget_kept_state), so that
+  // what follows depends on its own inputs only; called before each likelihood solve.
+  virtual void forget_kept_state() {}
 
   // The velocity of the probability-flow ODE of sde, f x - g^2 s / 2: what carries p_T to the data.
   // By default from score(); a model that knows the velocity itself (a flow-matching network, an
@@ -69,6 +72,7 @@ class NetworkScore final : public ScoreModel {
  public:
   NetworkScore(std::shared_ptr<ScoreNet> net, std::shared_ptr<const SDE> sde, Parameterization output,
                ConditionInput condition = {}, double guidance = 0, Precision precision = Precision::Float32);
+  void forget_kept_state() override;
   at::Tensor score(const at::Tensor& x, const at::Tensor& t, const at::Tensor& y) override;
   WithDivergence score_and_divergence(const at::Tensor& x, const at::Tensor& t, const at::Tensor& y) override;
   // A velocity network's output as it is; other parameterisations through the score.

@@ -46,8 +46,14 @@ class ScoreNet : public torch::nn::Module {
   // trainer passes its generator, whose state the checkpoint keeps). Without it the masks come
   // from the global generator.
   virtual void draw_dropout_from(const at::Generator& gen, int64_t first_row, int64_t total_rows);
+  // Drops what this network and every network inside it keep from one call to the next to save
+  // work (the ReLU MLP's Jacobian trace), so that the next call's result depends on its own
+  // inputs only, not on the calls before it: a likelihood calls it before each solve.
+  void forget_kept_state();
 
  protected:
+  // This network's own part of forget_kept_state (the networks inside it are called apart).
+  virtual void forget_own_kept_state() {}
   struct DropoutDraws {
     at::Generator gen;  // undefined: the global generator
     int64_t first_row = 0, total_rows = 0;
