@@ -78,6 +78,28 @@ void print_train_progress(const TrainProgress& p, ProgressLine& line) {
   line.update(p.step, p.total_steps, extra);
 }
 
+namespace {
+
+std::map<std::string, std::string>& setting_flags() {
+  static std::map<std::string, std::string> flags{
+      {"bound", "--bound"},   {"churn", "--churn"},   {"cond", "--cond"},     {"device", "--device"},
+      {"draws", "--draws"},   {"eta", "--eta"},       {"lambda", "--lambda"}, {"levels", "--levels"},
+      {"mask", "--mask"},     {"method", "--method"}, {"noise_std", "--noise-std"}, {"order", "--order"},
+      {"out", "--out"},       {"prior", "--prior"},   {"probes", "--probes"}, {"rho", "--rho"},
+      {"sampler", "--sampler"}, {"snr", "--snr"}};
+  return flags;
+}
+
+}  // namespace
+
+void name_setting(const std::string& key, const std::string& flag) { setting_flags()[key] = flag; }
+
+std::string flag_for(const std::string& key) {
+  const auto& flags = setting_flags();
+  const auto it = flags.find(key);
+  return it == flags.end() ? key : it->second;
+}
+
 void ConfigFlags::add_to(CLI::App& app) {
   for (const auto& key : RunConfig::keys()) {
     app.add_option_function<std::string>(
@@ -89,6 +111,7 @@ void ConfigFlags::add_to(CLI::App& app) {
 }
 
 void ConfigFlags::add_shortcut(CLI::App& app, const std::string& flag, const std::string& key, const std::string& help) {
+  name_setting(key, flag);
   app.add_option_function<std::string>(flag, [this, key](const std::string& v) { values_[key] = v; }, help);
 }
 

@@ -40,6 +40,14 @@ class ProgressLine {
 void print_train_progress(const TrainProgress& p, ProgressLine& line);
 std::string format_duration(double seconds);
 
+// How this invocation names the settings that library errors mention as {key} (util/error.hpp):
+// by the flags that set them. Request parameters ({probes}, {lambda}, ...) have their flags, a
+// config key with a shortcut flag its shortcut (add_shortcut registers it), and any other config
+// key stays as written (a config file's spelling; train also takes it as --key). A command that
+// spells a key its own way says so with name_setting before its work (the --gmm SDE flags).
+void name_setting(const std::string& key, const std::string& flag);
+std::string flag_for(const std::string& key);
+
 // --precision, for the commands that sample (never for likelihoods, which stay full precision).
 void add_precision_option(CLI::App& cmd, std::string& precision);
 

@@ -9,6 +9,7 @@
 #include <new>
 #include <string>
 
+#include "cli_common.hpp"
 #include "commands.hpp"
 #include "job.hpp"
 #include "sbgm/util/error.hpp"
@@ -62,7 +63,8 @@ int main(int argc, char** argv) {
   try {
     return action ? action() : 2;
   } catch (const sbgm::InvalidArgument& e) {
-    if (!sbgm::cli::quiet_about_input_errors()) std::cerr << "\nsbgm: error: " << e.what() << "\n";
+    if (!sbgm::cli::quiet_about_input_errors())
+      std::cerr << "\nsbgm: error: " << e.worded(sbgm::cli::flag_for) << "\n";
     return 2;
   } catch (const sbgm::IOError& e) {
     if (!sbgm::cli::quiet_about_input_errors()) std::cerr << "\nsbgm: error: " << e.what() << "\n";

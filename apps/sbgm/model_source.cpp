@@ -1,5 +1,8 @@
 #include "model_source.hpp"
 
+#include <algorithm>
+
+#include "cli_common.hpp"
 #include "sbgm/nets/gaussian_mixture.hpp"
 #include "sbgm/run/trained_model.hpp"
 #include "sbgm/util/error.hpp"
@@ -29,29 +32,21 @@ Model ModelSource::load(c10::Device device) const {
   if (checkpoint_.empty() == gmm_.empty()) throw InvalidArgument("give exactly one of --checkpoint and --gmm");
   if (!dtype_.empty() && dtype_ != "float32" && dtype_ != "float64")
     throw InvalidArgument("unknown --dtype '" + dtype_ + "' (expected float32 or float64)");
+  if (t_eps_->count() > 0) name_setting("sde.t_eps", "--t-eps");
   const auto with_dtype = [this](Model m) {
     if (!dtype_.empty()) m.set_dtype(dtype_ == "float64" ? at::kDouble : at::kFloat);
     return m;
-  };
-  auto checked = [](const SDEConfig& c) {
-    try {
-      c.validate();
-    } catch (const InvalidArgument& e) {
-      // The flags spell the keys with dashes: sde.beta_min -> --beta-min.
-      std::string why = e.what();
-      if (why.rfind("sde.", 0) == 0) {
-        why = "--" + why.substr(4);
-        for (size_t i = 0; i < why.size() && why[i] != ' '; ++i)
-          if (why[i] == '_') why[i] = '-';
-      }
-      throw InvalidArgument(why);
-    }
   };
   if (analytic()) {
     if (raw_weights_) throw InvalidArgument("--raw-weights applies only with --checkpoint (a mixture has no weights)");
     SDEConfig sde = sde_config_;
     sde.kind = sde_kind_from_string(sde_);
-    checked(sde);
+    for (const char* key : {"beta_min", "beta_max", "sigma_min", "sigma_max", "T"}) {
+      std::string flag = std::string("--") + key;  // sde.beta_min is --beta-min here
+      std::replace(flag.begin(), flag.end(), '_', '-');
+      name_setting(std::string("sde.") + key, flag);
+    }
+    sde.validate();
     return with_dtype(mixture_model(read_gaussian_mixture(gmm_), sde, device));
   }
   for (const CLI::Option* o : sde_options_)
@@ -60,7 +55,7 @@ Model ModelSource::load(c10::Device device) const {
   TrainedModel c = load_trained_model(checkpoint_, raw_weights_ ? Weights::Raw : Weights::Averaged);
   if (t_eps_->count() > 0) {
     c.config.sde.t_eps = sde_config_.t_eps;
-    checked(c.config.sde);
+    c.config.sde.validate();
   }
   return with_dtype(model_from(c, device));
 }

@@ -84,6 +84,15 @@ sbgm::ProgressFn progress_fn(const std::optional<py::function>& report) {
   };
 }
 
+// The settings library errors name as {key} (util/error.hpp), as this package's keywords call
+// them: a request's parameter by its keyword argument, a config key as the config's key.
+std::string keyword_for(const std::string& key) {
+  if (key == "lambda") return "lam";
+  if (key == "data.cond") return "cond";
+  if (key == "data.file" || key == "data.dataset") return "data";
+  return key;
+}
+
 // LibTorch's messages on one line, an allocation failure said plainly (as the CLI says them).
 std::string library_error_line(const std::string& what) {
   if (what.find("not enough memory") != std::string::npos || what.find("you tried to allocate ") != std::string::npos)
@@ -342,7 +351,7 @@ PYBIND11_MODULE(_sbgm, m) {
     try {
       if (p) std::rethrow_exception(p);
     } catch (const sbgm::InvalidArgument& e) {
-      PyErr_SetString(PyExc_ValueError, e.what());
+      PyErr_SetString(PyExc_ValueError, e.worded(keyword_for).c_str());
     } catch (const sbgm::IOError& e) {
       PyErr_SetString(PyExc_OSError, e.what());
     } catch (const c10::Error& e) {

@@ -87,6 +87,21 @@ def test_bad_sampling_requests(tmp_path):
     assert "guess" in one_line(e)
 
 
+def test_errors_name_the_keywords_not_the_cli_flags():
+    model = sbgm.gaussian_mixture([1.0], [[0.0, 0.0]], [np.eye(2)])
+    for call, words in [
+        (lambda: model.sample(10, sampler="dpmpp2m", lam=1.5, progress=False), "lam must lie in [0, 1]"),
+        (lambda: model.sample(10, sampler="ddim", eta=0.5, lam=0.5, progress=False), "give ddim either eta or lam"),
+        (lambda: model.sample(10, sampler="unipc", order=7, progress=False), "order (unipc) must be 1, 2 or 3"),
+        (lambda: model.sample(10, cond=[[1.0]], progress=False), "it takes no conditions (cond)"),
+        (lambda: model.inpaint(np.zeros((1, 2)), [1.0, 0.0], method="replace", sampler="pc", progress=False),
+         "method replace runs Euler-Maruyama only (sampler em)"),
+    ]:
+        with pytest.raises(ValueError) as e:
+            call()
+        assert words in one_line(e) and "--" not in one_line(e), one_line(e)
+
+
 def test_bad_mixtures():
     with pytest.raises(ValueError) as e:
         sbgm.gaussian_mixture([0.5, 0.5], [[0.0, 0.0]], [np.eye(2)])

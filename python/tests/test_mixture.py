@@ -83,9 +83,9 @@ def test_few_step_solver_options():
     y = model.sample(500, sampler="ddim", steps=30, eta=1.0, schedule="time", progress=False)
     z = model.sample(500, sampler="unipc", steps=10, order=3, schedule="karras", progress=False)
     assert np.isfinite(y).all() and np.isfinite(z).all()
-    with pytest.raises(ValueError, match="lambda"):
+    with pytest.raises(ValueError, match="lam must lie in"):
         model.sample(10, sampler="dpmpp2m", lam=1.5, progress=False)
-    with pytest.raises(ValueError, match="lambda"):
+    with pytest.raises(ValueError, match="lam applies to"):
         model.sample(10, sampler="pc", lam=0.5, progress=False)
     with pytest.raises(ValueError, match="schedule"):
         model.sample(10, sampler="dpmpp2m", schedule="cubic", progress=False)

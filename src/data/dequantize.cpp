@@ -10,7 +10,7 @@
 namespace sbgm {
 
 void Dequantization::validate() const {
-  if (levels < 2) throw InvalidArgument("--levels must be at least 2 (got " + std::to_string(levels) + ")");
+  if (levels < 2) throw InvalidArgument("{levels} must be at least 2 (got " + std::to_string(levels) + ")");
   if (!std::isfinite(lo) || !std::isfinite(hi) || !(hi > lo))
     throw InvalidArgument("the dequantisation range must have LO < HI (got " + std::to_string(lo) + ", " +
                           std::to_string(hi) + ")");

@@ -25,7 +25,7 @@ RunLock::RunLock(const std::string& dir) {
     std::string holder = n > 0 ? std::string(text, static_cast<size_t>(n)) : std::string();
     holder = holder.substr(0, holder.find_first_not_of("0123456789"));
     throw InvalidArgument(dir + ": another sbgm run" + (holder.empty() ? "" : " (process " + holder + ")") +
-                          " is training into this directory; wait for it or choose another --out");
+                          " is training into this directory; wait for it or choose another {out}");
   }
   const std::string pid = std::to_string(::getpid()) + "\n";
   // The id is for the message above only: failing to write it does not endanger the run.

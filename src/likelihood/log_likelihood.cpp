@@ -65,7 +65,7 @@ constexpr EnumNames<LikelihoodMethod, 3> kMethodNames{{{LikelihoodMethod::ODE, "
 }  // namespace
 std::string to_string(LikelihoodMethod v) { return enum_to_string(v, kMethodNames); }
 LikelihoodMethod likelihood_method_from_string(const std::string& s) {
-  return enum_from_string(s, kMethodNames, "likelihood method (--bound)");
+  return enum_from_string(s, kMethodNames, "likelihood method ({bound})");
 }
 std::string to_string(TimeProposal v) { return enum_to_string(v, kTimeNames); }
 TimeProposal time_proposal_from_string(const std::string& s) { return enum_from_string(s, kTimeNames, "time proposal"); }
@@ -78,8 +78,8 @@ at::Tensor draw_probes(const LikelihoodConfig& config, at::IntArrayRef shape, at
 
 void LikelihoodConfig::validate() const {
   solver.validate();
-  if (probes < 1) throw InvalidArgument("--probes must be at least 1");
-  if (draws < 1) throw InvalidArgument("--draws (the bound's Monte-Carlo draws per row) must be at least 1");
+  if (probes < 1) throw InvalidArgument("{probes} must be at least 1");
+  if (draws < 1) throw InvalidArgument("{draws} (the bound's Monte-Carlo draws per row) must be at least 1");
   if (chunk_size < 1) throw InvalidArgument("likelihood chunk size must be at least 1");
 }
 

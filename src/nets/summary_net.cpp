@@ -17,7 +17,7 @@ constexpr int64_t kKernel = 5, kPool = 2;
 }  // namespace
 
 SummaryNet::SummaryNet(const NetConfig& config, int64_t cond_dim) : activation_(config.activation) {
-  if (cond_dim < 1) throw InvalidArgument("model.summary needs conditions: train with --cond");
+  if (cond_dim < 1) throw InvalidArgument("{model.summary} needs conditions: train with {data.cond}");
   int64_t features = cond_dim;
   if (config.summary == SummaryKind::CNN) {
     channels_ = config.summary_channels;

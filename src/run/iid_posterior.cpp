@@ -65,7 +65,7 @@ std::string iid_prior_source(const Model& model, const IIDConfig& config) {
   if (config.prior) return "the given prior";
   if (model.condition_input().droppable) return "the network's unconditional mode (trained with condition dropout)";
   if (model.data_mean.defined()) return "a Gaussian fitted to the training parameters";
-  throw InvalidArgument("iid sampling needs the prior's score: give the prior as a Gaussian mixture (--prior FILE.npz), "
+  throw InvalidArgument("iid sampling needs the prior's score: give the prior as a Gaussian mixture ({prior} FILE.npz), "
                         "or train with condition dropout (train.cond_dropout)");
 }
 
@@ -102,7 +102,7 @@ at::Tensor sample_model_iid(const Model& model, Sampler& sampler, const at::Tens
   if (config.method == IIDMethod::Gauss) {
     if (!prior_cov.defined())
       throw InvalidArgument("the gauss iid method needs the prior's covariance, which this checkpoint does not keep: give "
-                            "the prior (--prior FILE.npz) or use the factorized method");
+                            "the prior ({prior} FILE.npz) or use the factorized method");
     const int64_t k = config.covariance_samples;
     const at::Tensor draws = sample_model_given(model, sampler, observations, k, seed ^ 0x696964ULL, progress);
     std::vector<int64_t> rows{m * k};

@@ -33,8 +33,8 @@ at::Tensor checked_mask(const at::Tensor& mask, const at::Tensor& observed, at::
 std::shared_ptr<const SDE> sde_ending_at_noise_level(const Model& model, const at::Tensor& noise_std) {
   const double lo = noise_std.min().item<double>(), hi = noise_std.max().item<double>();
   if (hi - lo > 1e-9 * hi)
-    throw InvalidArgument("--method noise-level needs the same noise std in every feature of the model's space, but the "
-                          "model standardised its features with different scales: use --method moments");
+    throw InvalidArgument("{method} noise-level needs the same noise std in every feature of the model's space, but the "
+                          "model standardised its features with different scales: use {method} moments");
   const SDE& sde = *model.sde;
   if (hi <= sde.noise_to_signal(sde.t_eps()))
     throw InvalidArgument("the noise std " + std::to_string(hi) + " (model units) is below the SDE's smallest noise "
@@ -84,18 +84,18 @@ at::Tensor model_inpaint(const Model& model, const at::Tensor& observed_given, c
   if (config.method == InverseMethod::Replace && config.noise_std > 0)
     throw InvalidArgument("the replace method needs exact observations (noise std 0); use the moments method");
   if (config.method == InverseMethod::Replace && config.sampler.kind != SamplerKind::EulerMaruyama)
-    throw InvalidArgument("--method replace runs Euler-Maruyama only (--sampler em)");
+    throw InvalidArgument("{method} replace runs Euler-Maruyama only ({sampler} em)");
   if (config.method == InverseMethod::Replace && config.sampler.lambda)
-    throw InvalidArgument("--method replace runs the reverse SDE itself: it takes no --lambda");
+    throw InvalidArgument("{method} replace runs the reverse SDE itself: it takes no {lambda}");
   if (config.method == InverseMethod::NoiseLevel) {
-    if (!(config.noise_std > 0)) throw InvalidArgument("--method noise-level denoises: give the noise std (> 0)");
+    if (!(config.noise_std > 0)) throw InvalidArgument("{method} noise-level denoises: give the noise std ({noise_std} > 0)");
     const SamplerKind k = config.sampler.kind;
     if (k == SamplerKind::ProbabilityFlow || k == SamplerKind::EDMHeun || is_multistep(k))
-      throw InvalidArgument("--method noise-level needs a stochastic sampler (em, pc or ancestral): an ODE from one "
+      throw InvalidArgument("{method} noise-level needs a stochastic sampler (em, pc or ancestral): an ODE from one "
                             "starting point gives one sample, not the posterior");
   }
   if (config.method == InverseMethod::NoiseLevel && !(m == 1).all().item<bool>())
-    throw InvalidArgument("--method noise-level denoises: every feature must be observed (no mask, or a mask of ones)");
+    throw InvalidArgument("{method} noise-level denoises: every feature must be observed (no {mask}, or a mask of ones)");
   const at::Tensor values = observed.to(at::kDouble).where(m > 0, at::zeros({}, at::kDouble));
   if (!at::isfinite(values).all().item<bool>()) throw InvalidArgument("the observed values contain NaN or Inf");
 

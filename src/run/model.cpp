@@ -172,13 +172,13 @@ at::Tensor draw_from_model(const Model& model, Sampler& sampler, int64_t n, cons
 void require_unconditional(const Model& model) {
   if (model.cond_dim > 0)
     throw InvalidArgument("the model is conditional on " + std::to_string(model.cond_dim) +
-                          "-feature conditions: give conditions (--cond)");
+                          "-feature conditions: give conditions ({cond})");
 }
 
 }  // namespace
 
 at::Tensor model_conditions(const Model& model, const at::Tensor& cond, int64_t rows) {
-  if (model.cond_dim == 0) throw InvalidArgument("the model is unconditional: it takes no conditions (--cond)");
+  if (model.cond_dim == 0) throw InvalidArgument("the model is unconditional: it takes no conditions ({cond})");
   if (!cond.defined()) require_unconditional(model);  // throws: the model is conditional
   at::Tensor c = cond.dim() <= 1 ? cond.reshape({1, -1}) : cond.reshape({cond.size(0), -1});
   if (c.size(1) != model.cond_dim)

@@ -392,13 +392,13 @@ std::optional<std::array<double, 2>> DataConfig::pixel_range(bool image_file) co
 
 void RunConfig::validate() const {
   if (data.dataset.empty() == data.file.empty())
-    throw InvalidArgument("give exactly one of a built-in dataset (--dataset) or a data file (--data)");
+    throw InvalidArgument("give exactly one of a built-in dataset ({data.dataset}) or a data file ({data.file})");
   if (data.size < 1) throw InvalidArgument("data.size must be at least 1");
   if (data.levels < 2) throw InvalidArgument("data.levels must be at least 2");
   data.pixel_range(false);  // checks the text
-  if (train.cond_dropout > 0 && data.cond.empty()) throw InvalidArgument("train.cond_dropout needs conditions (--cond)");
+  if (train.cond_dropout > 0 && data.cond.empty()) throw InvalidArgument("{train.cond_dropout} needs conditions ({data.cond})");
   if (data.cond_transform == CondTransform::Log && data.cond.empty())
-    throw InvalidArgument("data.cond_transform = log needs conditions (--cond)");
+    throw InvalidArgument("{data.cond_transform} = log needs conditions ({data.cond})");
   if (train.cond_dropout > 0 && model.baseline == Baseline::Gaussian)
     throw InvalidArgument("model.baseline = gaussian fits p(x | y) and has no unconditional mode: it cannot be trained with train.cond_dropout");
   sde.validate();

@@ -13,8 +13,8 @@ namespace sbgm {
 
 EDMHeunSampler::EDMHeunSampler(EDMHeunConfig config) : config_(config) {
   if (config_.steps < 1) throw InvalidArgument("sampler steps must be at least 1");
-  if (!(config_.rho > 0)) throw InvalidArgument("--rho (EDM schedule) must be positive");
-  if (!(config_.churn >= 0)) throw InvalidArgument("--churn (EDM) must not be negative");
+  if (!(config_.rho > 0)) throw InvalidArgument("{rho} (EDM schedule) must be positive");
+  if (!(config_.churn >= 0)) throw InvalidArgument("{churn} (EDM) must not be negative");
   if (!(config_.churn_noise >= 0)) throw InvalidArgument("EDM churn noise must not be negative");
 }
 

@@ -13,7 +13,7 @@ namespace sbgm {
 
 EulerMaruyama::EulerMaruyama(EulerMaruyamaConfig config) : config_(config) {
   if (config_.steps < 1) throw InvalidArgument("sampler steps must be at least 1");
-  if (!(config_.lambda >= 0 && config_.lambda <= 1)) throw InvalidArgument("lambda (--lambda) must lie in [0, 1]");
+  if (!(config_.lambda >= 0 && config_.lambda <= 1)) throw InvalidArgument("{lambda} must lie in [0, 1]");
 }
 
 at::Tensor& reverse_euler_maruyama_step(ScoreModel& model, const SDE& sde, at::Tensor& x, const at::Tensor& y,

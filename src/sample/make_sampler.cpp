@@ -47,7 +47,7 @@ double own_lambda(SamplerKind kind) {
 
 std::unique_ptr<Sampler> make_sampler(const SamplerOptions& o) {
   if (o.lambda && !takes_lambda(o.kind))
-    throw InvalidArgument("lambda (--lambda) applies to the em, ddim and dpmpp2m samplers only");
+    throw InvalidArgument("{lambda} applies to the em, ddim and dpmpp2m samplers only");
   switch (o.kind) {
     case SamplerKind::EulerMaruyama:
       return std::make_unique<EulerMaruyama>(EulerMaruyamaConfig{o.steps, true, o.lambda.value_or(0.0)});

@@ -135,14 +135,14 @@ at::Tensor plug_in_sde_step(const at::Tensor& x_s, const std::vector<Estimate>& 
 
 void MultistepConfig::validate() const {
   if (steps < 1) throw InvalidArgument("sampler steps must be at least 1");
-  if (!(rho > 0) || !std::isfinite(rho)) throw InvalidArgument("--rho (karras schedule) must be positive");
-  if (!(eta >= 0 && eta <= 1)) throw InvalidArgument("eta (--eta, ddim) must lie in [0, 1]");
-  if (eta > 0 && method != MultistepMethod::DDIM) throw InvalidArgument("eta (--eta) applies to the ddim sampler only");
-  if (order < 1 || order > 3) throw InvalidArgument("order (--order, unipc) must be 1, 2 or 3");
-  if (!(lambda >= 0 && lambda <= 1)) throw InvalidArgument("lambda (--lambda) must lie in [0, 1]");
+  if (!(rho > 0) || !std::isfinite(rho)) throw InvalidArgument("{rho} (karras schedule) must be positive");
+  if (!(eta >= 0 && eta <= 1)) throw InvalidArgument("{eta} (ddim) must lie in [0, 1]");
+  if (eta > 0 && method != MultistepMethod::DDIM) throw InvalidArgument("{eta} applies to the ddim sampler only");
+  if (order < 1 || order > 3) throw InvalidArgument("{order} (unipc) must be 1, 2 or 3");
+  if (!(lambda >= 0 && lambda <= 1)) throw InvalidArgument("{lambda} must lie in [0, 1]");
   if (lambda < 1 && method != MultistepMethod::DDIM && method != MultistepMethod::DPMSolverPP2M)
-    throw InvalidArgument("lambda (--lambda) below 1 applies to the em, ddim and dpmpp2m samplers only");
-  if (lambda < 1 && eta > 0) throw InvalidArgument("give ddim either eta (--eta) or lambda (--lambda), not both");
+    throw InvalidArgument("{lambda} below 1 applies to the em, ddim and dpmpp2m samplers only");
+  if (lambda < 1 && eta > 0) throw InvalidArgument("give ddim either {eta} or {lambda}, not both");
 }
 
 MultistepSampler::MultistepSampler(MultistepConfig config) : config_(config) { config_.validate(); }

@@ -26,7 +26,7 @@ PredictorKind predictor_kind_from_string(const std::string& name) {
 PredictorCorrector::PredictorCorrector(PredictorCorrectorConfig config) : config_(config) {
   if (config_.steps < 1) throw InvalidArgument("sampler steps must be at least 1");
   if (config_.corrector_steps < 0) throw InvalidArgument("corrector steps must not be negative");
-  if (!(config_.snr > 0)) throw InvalidArgument("--snr must be positive");
+  if (!(config_.snr > 0)) throw InvalidArgument("{snr} must be positive");
 }
 
 at::Tensor PredictorCorrector::run(ScoreModel& model, const SDE& sde, at::Tensor x, const at::Tensor& y,

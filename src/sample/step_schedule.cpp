@@ -28,7 +28,7 @@ StepSchedule resolve_schedule(StepSchedule schedule, const SDE& sde) {
 
 std::vector<double> step_times(const SDE& sde, StepSchedule schedule, int64_t steps, double rho) {
   if (steps < 1) throw InvalidArgument("sampler steps must be at least 1");
-  if (!(rho > 0) || !std::isfinite(rho)) throw InvalidArgument("--rho (karras schedule) must be positive");
+  if (!(rho > 0) || !std::isfinite(rho)) throw InvalidArgument("{rho} (karras schedule) must be positive");
   schedule = resolve_schedule(schedule, sde);
   const double top = sde.noise_to_signal(sde.T()), bottom = sde.noise_to_signal(sde.t_eps());
   if (schedule != StepSchedule::Time && !std::isfinite(top))

@@ -44,26 +44,26 @@ SDEKind sde_kind_from_string(const std::string& name) { return enum_from_string(
 
 void SDEConfig::validate() const {
   auto positive_finite = [](double v) { return std::isfinite(v) && v > 0; };
-  if (!positive_finite(T)) throw InvalidArgument("sde.T must be positive");
-  if (!(t_eps > 0 && t_eps < T)) throw InvalidArgument("sde.t_eps must lie in (0, T)");
+  if (!positive_finite(T)) throw InvalidArgument("{sde.T} must be positive");
+  if (!(t_eps > 0 && t_eps < T)) throw InvalidArgument("{sde.t_eps} must lie in (0, T)");
   switch (kind) {
     case SDEKind::VP:
     case SDEKind::SubVP:
-      if (!positive_finite(beta_min)) throw InvalidArgument("sde.beta_min must be positive");
+      if (!positive_finite(beta_min)) throw InvalidArgument("{sde.beta_min} must be positive");
       if (!(std::isfinite(beta_max) && beta_max > beta_min))
-        throw InvalidArgument("sde.beta_max must be greater than sde.beta_min");
+        throw InvalidArgument("{sde.beta_max} must be greater than {sde.beta_min}");
       break;
     case SDEKind::VE:
-      if (!positive_finite(sigma_min)) throw InvalidArgument("sde.sigma_min must be positive");
+      if (!positive_finite(sigma_min)) throw InvalidArgument("{sde.sigma_min} must be positive");
       if (!(std::isfinite(sigma_max) && sigma_max > sigma_min))
-        throw InvalidArgument("sde.sigma_max must be greater than sde.sigma_min");
+        throw InvalidArgument("{sde.sigma_max} must be greater than {sde.sigma_min}");
       break;
     case SDEKind::CosineVP:
-      if (!(std::isfinite(cosine_s) && cosine_s > 0)) throw InvalidArgument("sde.cosine_s must be positive");
-      if (!positive_finite(cosine_max_beta)) throw InvalidArgument("sde.cosine_max_beta must be positive");
+      if (!(std::isfinite(cosine_s) && cosine_s > 0)) throw InvalidArgument("{sde.cosine_s} must be positive");
+      if (!positive_finite(cosine_max_beta)) throw InvalidArgument("{sde.cosine_max_beta} must be positive");
       break;
     case SDEKind::Linear:
-      if (T > 1) throw InvalidArgument("sde.T must be at most 1 on the linear path (x_t = (1 - t) x_0 + t z)");
+      if (T > 1) throw InvalidArgument("{sde.T} must be at most 1 on the linear path (x_t = (1 - t) x_0 + t z)");
       break;
   }
 }
@@ -169,7 +169,7 @@ class CosineVPSDE final : public LinearSDE<CosineVPSDE> {
   CosineVPSDE(const SDEConfig& c) : LinearSDE(c.T, c.t_eps), s_(c.cosine_s) {
     const double phi_max = std::atan(c.cosine_max_beta * (1 + s_) / M_PI);
     u_max_ = phi_max * 2 * (1 + s_) / M_PI - s_;
-    if (!(u_max_ > 0)) throw InvalidArgument("sde.cosine_max_beta is too small for sde.cosine_s");
+    if (!(u_max_ > 0)) throw InvalidArgument("{sde.cosine_max_beta} is too small for {sde.cosine_s}");
     scale_ = u_max_ / c.T;
     phi0_ = s_ / (1 + s_) * M_PI / 2;
     cos0_ = std::cos(phi0_);

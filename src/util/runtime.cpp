@@ -101,7 +101,7 @@ at::Generator make_generator(c10::Device device, uint64_t seed) {
 c10::Device parse_device(const std::string& name) {
   if (name == "cpu") return c10::Device(c10::kCPU);
   if (name.rfind("cuda", 0) == 0) {
-    if (!at::hasCUDA()) throw InvalidArgument("--device " + name + ": this build or machine has no CUDA");
+    if (!at::hasCUDA()) throw InvalidArgument("{device} " + name + ": this build or machine has no CUDA");
     try {
       return c10::Device(name);
     } catch (const std::exception&) {
