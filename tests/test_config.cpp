@@ -58,6 +58,10 @@ TEST(RunConfig, ValidateRejectsImpossibleValues) {
   };
   invalid("train.steps", "0");
   invalid("train.batch_size", "-1");
+  // Found by fuzz/fuzz_config.cpp: a batch of 0 rows (or reports every 0 steps) divided by zero
+  // while the auto keys were settled, before their own check.
+  invalid("train.batch_size", "0");
+  invalid("train.log_every", "0");
   invalid("train.lr", "0");
   invalid("sde.beta_min", "30");
   invalid("sde.t_eps", "2");

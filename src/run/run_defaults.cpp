@@ -1,5 +1,7 @@
 #include "sbgm/run/run_defaults.hpp"
 
+#include "sbgm/util/error.hpp"
+
 #include <algorithm>
 #include <cmath>
 
@@ -78,6 +80,9 @@ TrainConfig train_config_with_auto_keys() {
 
 RunConfig settle_auto_keys(RunConfig config, const DataFacts& facts) {
   TrainConfig& t = config.train;
+  // What the settling divides by, checked before it does (the rest is checked once settled).
+  if (t.batch_size < 1) throw InvalidArgument("train.batch_size must be at least 1");
+  if (t.log_every < 1) throw InvalidArgument("train.log_every must be at least 1");
   const bool conditional = facts.cond_dim > 0;
   if (t.validation_fraction == kAutoFraction)
     t.validation_fraction = conditional && facts.rows >= kFewestRowsToHoldOut ? kHeldOutFraction : 0.0;
