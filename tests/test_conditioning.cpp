@@ -253,8 +253,7 @@ TEST(ConditionalTraining, LearnsTheConditionalAndTheMarginal) {
     EXPECT_NEAR(given[i].mean().item<double>(), i == 0 ? -1.5 : 1.5, 0.12) << i;
     EXPECT_NEAR(given[i].std().item<double>(), 0.3, 0.08) << i;
   }
-  model.guidance = -1;
-  const at::Tensor marginal = sample_model_given(model, em, at::zeros({1, 1}, kDouble), 4000, 2);
+  const at::Tensor marginal = sample_model_given(model, em, at::zeros({1, 1}, kDouble), 4000, 2, {}, ScoreOptions{-1});
   EXPECT_NEAR(marginal.mean().item<double>(), 0.0, 0.15);
   EXPECT_NEAR(marginal.std().item<double>(), std::sqrt(4.0 / 3 + 0.09), 0.15);
   EXPECT_THROW(sample_model(model, em, 10, 0), InvalidArgument);

@@ -87,7 +87,7 @@ void add_inpaint_command(CLI::App& app, Action& action) {
       if (!opt->mask.empty()) request.mask = read_npy(opt->mask, true);
       Model model = opt->source.load(device);
       model.comm = job.comm;
-      model.precision = precision;
+      request.precision = precision;
       ProgressLine line("inpaint");
       at::Tensor samples = run_inpaint_request(model, request, [&](int64_t d, int64_t t) { line.update(d, t); });
       line.finish();

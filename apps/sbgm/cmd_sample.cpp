@@ -49,7 +49,7 @@ at::Tensor reference_for_picture(const Model& model, const at::Tensor& cond, int
 // (lambda 0) and one between it and the flow (the --lambda given, else 0.5), as in Huang et al.'s
 // figure 5 — and by the ODE solver. A flow path has the ODE alone.
 std::vector<PathPanel> trajectory_panels(const Model& model, const SamplerOptions& options, int64_t k, uint64_t seed,
-                                         const at::Tensor& cond) {
+                                         const at::Tensor& cond, const ScoreOptions& score) {
   SamplerOptions sde = options, ode = options;
   sde.kind = SamplerKind::EulerMaruyama;
   if (options.kind == SamplerKind::EDMHeun || is_multistep(options.kind))  // steps of another kind
@@ -69,7 +69,7 @@ std::vector<PathPanel> trajectory_panels(const Model& model, const SamplerOption
         std::pair{ode, "probability-flow ODE (lambda 1), " + to_string(ode.solver.kind)}}) {
     if (o.kind != SamplerKind::ProbabilityFlow && !model.sde->has_reverse_sde()) continue;  // a flow path: the ODE alone
     const std::unique_ptr<Sampler> sampler = make_sampler(o);
-    Trajectories paths = model_trajectories(model, *sampler, k, seed, cond);
+    Trajectories paths = model_trajectories(model, *sampler, k, seed, cond, score);
     panels.push_back({title, std::move(paths.times), paths.states});
   }
   return panels;
@@ -184,8 +184,7 @@ void add_sample_command(CLI::App& app, Action& action) {
       const c10::Device device = parse_device(job.device);
       Model model = opt->source.load(device);
       model.comm = job.comm;
-      model.guidance = opt->guidance;
-      model.precision = precision;
+      request.score = {opt->guidance, precision};
       if (!opt->cond.empty()) request.cond = load_data_file(opt->cond, 1, /*keep_double=*/true);
       check_request(model, request);  // a bad condition file or a missing iid prior fails before any work
       const at::Tensor& cond = request.cond;
@@ -210,9 +209,9 @@ void add_sample_command(CLI::App& app, Action& action) {
       const std::unique_ptr<Sampler> sampler = make_sampler(sampling);
       const at::Tensor first = cond.defined() ? cond.narrow(0, 0, 1) : at::Tensor();
       if (opt->trajectories > 0 && images) {
-        write_model_denoising_strip(opt->png, model, model_trajectories(model, *sampler, opt->trajectories, opt->seed, first));
+        write_model_denoising_strip(opt->png, model, model_trajectories(model, *sampler, opt->trajectories, opt->seed, first, request.score));
       } else if (opt->trajectories > 0) {
-        plot_trajectories(opt->png, trajectory_panels(model, sampling, opt->trajectories, opt->seed, first));
+        plot_trajectories(opt->png, trajectory_panels(model, sampling, opt->trajectories, opt->seed, first, request.score));
       } else if (!opt->png.empty() && opt->iid) {
         if (images) write_model_sample_grid(opt->png, model, samples);
         else plot_samples_alone(opt->png, samples);

@@ -162,10 +162,9 @@ class PyModel {
     request.iid.method = sbgm::iid_method_from_string(iid_method);
     request.iid.covariance_samples = iid_draws;
     if (request.kind == sbgm::SampleRequest::Kind::Modes) request.mode.starts = n;
-    sbgm::Model model = model_;
-    model.guidance = guidance;
+    request.score.guidance = guidance;
     return to_numpy(released(progress, [&](const sbgm::ProgressFn& report) {
-      return sbgm::run_sample_request(model, request, report);
+      return sbgm::run_sample_request(model_, request, report);
     }));
   }
 

@@ -70,7 +70,8 @@ std::string iid_prior_source(const Model& model, const IIDConfig& config) {
 }
 
 at::Tensor sample_model_iid(const Model& model, Sampler& sampler, const at::Tensor& observations, int64_t n,
-                            const IIDConfig& config, uint64_t seed, const ProgressFn& progress) {
+                            const IIDConfig& config, uint64_t seed, const ProgressFn& progress,
+                            const ScoreOptions& options) {
   if (model.cond_dim == 0) throw InvalidArgument("iid sampling composes a conditional model's posteriors: the model is unconditional");
   if (n < 1) throw InvalidArgument("the number of samples must be at least 1");
   if (config.method == IIDMethod::Gauss && config.covariance_samples < feature_count(model) + 3)
@@ -87,9 +88,8 @@ at::Tensor sample_model_iid(const Model& model, Sampler& sampler, const at::Tens
     prior = std::make_shared<GaussianMixtureScore>(g, model.sde);
     prior_cov = mixture_covariance(g);
   } else if (model.condition_input().droppable) {
-    Model unconditional = model;
-    unconditional.guidance = -1;  // (1 + w) s(x | y) - w s(x) at w = -1
-    prior = std::make_shared<WithFixedCondition>(unconditional.score_model(), y.narrow(0, 0, 1));
+    // (1 + w) s(x | y) - w s(x) at w = -1: the network's unconditional mode.
+    prior = std::make_shared<WithFixedCondition>(model.score_model({-1, options.precision}), y.narrow(0, 0, 1));
     prior_cov = model.data_cov;
   } else {
     const GaussianMixture g(at::ones({1}, at::kDouble), model.data_mean.to(at::kDouble).unsqueeze(0),
@@ -104,13 +104,13 @@ at::Tensor sample_model_iid(const Model& model, Sampler& sampler, const at::Tens
       throw InvalidArgument("the gauss iid method needs the prior's covariance, which this checkpoint does not keep: give "
                             "the prior ({prior} FILE.npz) or use the factorized method");
     const int64_t k = config.covariance_samples;
-    const at::Tensor draws = sample_model_given(model, sampler, observations, k, seed ^ 0x696964ULL, progress);
+    const at::Tensor draws = sample_model_given(model, sampler, observations, k, seed ^ 0x696964ULL, progress, options);
     std::vector<int64_t> rows{m * k};
     rows.insert(rows.end(), model.data_shape.begin(), model.data_shape.end());
     const at::Tensor in_model_space = model.to_model_space(draws.reshape(rows).to(model.dtype));
     posterior_covs = covariances(in_model_space.reshape({m, k, d}).to(at::kDouble));
   }
-  std::shared_ptr<ScoreModel> posterior = model.score_model();
+  std::shared_ptr<ScoreModel> posterior = model.score_model(options);
   IIDScore score(posterior, prior, model.sde, y, config.method, posterior_covs, prior_cov);
   return sample_model_with(model, score, sampler, n, at::Tensor(), seed, progress);
 }

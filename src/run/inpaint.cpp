@@ -108,7 +108,7 @@ at::Tensor model_inpaint(const Model& model, const at::Tensor& observed_given, c
   at::Tensor noise_std = at::full({}, config.noise_std, opts);
   if (!model.scaling.is_identity()) noise_std = noise_std / model.scaling.scale.to(opts);
 
-  auto prior = model.score_model();
+  auto prior = model.score_model({0, config.precision});
   std::unique_ptr<Sampler> sampler = make_sampler(config.sampler);
   // The noise-level method runs the unconditional reverse process from t* < T.
   const std::shared_ptr<const SDE> sde =
@@ -166,6 +166,7 @@ ResolvedInpaint resolve_inpaint(const Model& model, const InpaintRequest& reques
   r.mask = request.mask.defined() ? request.mask : at::ones(request.observed.sizes().slice(1), at::kDouble);
   r.config.noise_std = request.noise_std;
   r.config.n = request.n;
+  r.config.precision = request.precision;
   r.config.method = request.method ? *request.method
                                    : default_inverse_method(request.observed[0].numel(), r.mask, request.noise_std);
   SampleRequest sampling;

@@ -25,13 +25,16 @@
 
 namespace sbgm {
 
-std::unique_ptr<ScoreModel> Model::score_model() const {
+std::unique_ptr<ScoreModel> Model::score_model(const ScoreOptions& options) const {
   if (mixture) {
-    if (guidance != 0) throw InvalidArgument("guidance applies to trained models with condition dropout, not to a mixture");
-    if (precision != Precision::Float32) throw InvalidArgument("bfloat16 applies to trained networks, not to a mixture");
+    if (options.guidance != 0)
+      throw InvalidArgument("{guidance} applies to trained models with condition dropout, not to a mixture");
+    if (options.precision != Precision::Float32)
+      throw InvalidArgument("bfloat16 ({precision}) applies to trained networks, not to a mixture");
     return std::make_unique<GaussianMixtureScore>(*mixture, sde);
   }
-  return std::make_unique<NetworkScore>(net, sde, config.model.output, condition_input(), guidance, precision);
+  return std::make_unique<NetworkScore>(net, sde, config.model.output, condition_input(), options.guidance,
+                                        options.precision);
 }
 
 at::Tensor Model::to_model_space(const at::Tensor& x) const { return scaling.to_model(bounds.to_unbounded(x)); }
@@ -164,8 +167,8 @@ namespace {
 
 // Draws one sample per row of y (model space, [n, cond_dim], or undefined): [n, ...sample_shape].
 at::Tensor draw_from_model(const Model& model, Sampler& sampler, int64_t n, const at::Tensor& y, uint64_t seed,
-                           const ProgressFn& progress) {
-  auto score = model.score_model();
+                           const ProgressFn& progress, const ScoreOptions& options) {
+  auto score = model.score_model(options);
   return sample_model_with(model, *score, sampler, n, y, seed, progress);
 }
 
@@ -192,19 +195,20 @@ at::Tensor model_conditions(const Model& model, const at::Tensor& cond, int64_t 
   return c.expand({rows, model.cond_dim}).contiguous().to(model.device);
 }
 
-at::Tensor sample_model(const Model& model, Sampler& sampler, int64_t n, uint64_t seed, const ProgressFn& progress) {
+at::Tensor sample_model(const Model& model, Sampler& sampler, int64_t n, uint64_t seed, const ProgressFn& progress,
+                        const ScoreOptions& score) {
   require_unconditional(model);
-  return draw_from_model(model, sampler, n, at::Tensor(), seed, progress);
+  return draw_from_model(model, sampler, n, at::Tensor(), seed, progress, score);
 }
 
 at::Tensor sample_model_given(const Model& model, Sampler& sampler, const at::Tensor& cond, int64_t n, uint64_t seed,
-                              const ProgressFn& progress) {
+                              const ProgressFn& progress, const ScoreOptions& score) {
   if (n < 1) throw InvalidArgument("the number of samples per condition must be at least 1");
   const int64_t m = cond.dim() <= 1 ? 1 : cond.size(0);
   const at::Tensor y = model_conditions(model, cond, m).repeat_interleave(n, 0);
   std::vector<int64_t> shape{m, n};
   shape.insert(shape.end(), model.data_shape.begin(), model.data_shape.end());
-  return draw_from_model(model, sampler, m * n, y, seed, progress).reshape(shape);
+  return draw_from_model(model, sampler, m * n, y, seed, progress, score).reshape(shape);
 }
 
 at::Tensor sample_model(const Model& model, int64_t n, int64_t steps, uint64_t seed, const ProgressFn& progress) {
@@ -212,9 +216,10 @@ at::Tensor sample_model(const Model& model, int64_t n, int64_t steps, uint64_t s
   return sample_model(model, sampler, n, seed, progress);
 }
 
-Trajectories model_trajectories(const Model& model, Sampler& sampler, int64_t k, uint64_t seed, const at::Tensor& cond) {
+Trajectories model_trajectories(const Model& model, Sampler& sampler, int64_t k, uint64_t seed, const at::Tensor& cond,
+                                const ScoreOptions& options) {
   const at::Tensor y = model.cond_dim > 0 || cond.defined() ? model_conditions(model, cond, 1).expand({k, -1}) : at::Tensor();
-  auto score = model.score_model();
+  auto score = model.score_model(options);
   Trajectories paths = record_trajectories(sampler, *score, *model.sde, model.data_shape, k, y,
                                            make_generator(model.device, seed),
                                            at::TensorOptions().device(model.device).dtype(model.dtype));
@@ -240,9 +245,7 @@ LikelihoodResult model_log_likelihood(const Model& model, const at::Tensor& x_gi
                           shape_text(model.data_shape));
   const at::Tensor y = model.cond_dim > 0 || cond.defined() ? model_conditions(model, cond, x.size(0)) : at::Tensor();
   const c10::Device device = model.device;
-  Model full_precision = model;
-  full_precision.precision = Precision::Float32;
-  auto score = full_precision.score_model();
+  auto score = model.score_model();  // full precision, unguided
   LikelihoodResult r = log_likelihood(*score, *model.sde, model.to_model_space(x.to(model.dtype)).to(device, model.dtype),
                                       y, config, make_generator(device, seed), progress, model.comm);
   // Outside the bounds the density is zero.

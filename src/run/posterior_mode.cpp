@@ -44,11 +44,11 @@ void ModeConfig::validate() const {
 }
 
 at::Tensor model_mode(const Model& model, Sampler& sampler, const at::Tensor& cond, const ModeConfig& config,
-                      uint64_t seed, const ProgressFn& progress) {
+                      uint64_t seed, const ProgressFn& progress, const ScoreOptions& options) {
   config.validate();
   const int64_t k = config.starts;
-  const at::Tensor starts = cond.defined() ? sample_model_given(model, sampler, cond, k, seed, progress)
-                                           : sample_model(model, sampler, k, seed, progress).unsqueeze(0);
+  const at::Tensor starts = cond.defined() ? sample_model_given(model, sampler, cond, k, seed, progress, options)
+                                           : sample_model(model, sampler, k, seed, progress, options).unsqueeze(0);
   const int64_t m = starts.size(0);
   std::vector<int64_t> rows{m * k};
   rows.insert(rows.end(), model.data_shape.begin(), model.data_shape.end());
@@ -56,7 +56,7 @@ at::Tensor model_mode(const Model& model, Sampler& sampler, const at::Tensor& co
 
   // Adam on the samples in the model's space, where one step size suits every feature. The mode
   // sought is the data's: with bounds, the gradient of the map's log-Jacobian joins the score.
-  auto score = model.score_model();
+  auto score = model.score_model(options);
   auto jacobian_gradient = [&](const at::Tensor& z) {
     at::AutoGradMode grad_mode(true);
     const at::Tensor leaf = z.detach().requires_grad_(true);

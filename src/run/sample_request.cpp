@@ -36,6 +36,7 @@ void check_request(const Model& model, const SampleRequest& request) {
   if (request.kind == Kind::IIDPosterior && !request.cond.defined())
     throw InvalidArgument("an iid posterior needs the observations (one condition row each)");
   if (request.kind == Kind::Modes) request.mode.validate();
+  model.score_model(request.score);  // guidance or bfloat16 a model cannot take, and guidance < -1
   // Conditions of the wrong width, or given to an unconditional model, fail here; none for a
   // conditional model fails in the sampling below, before any work.
   if (request.cond.defined()) model_conditions(model, request.cond, request.cond.size(0));
@@ -47,14 +48,15 @@ at::Tensor run_sample_request(const Model& model, const SampleRequest& request, 
   const std::unique_ptr<Sampler> sampler = make_sampler(resolve_sampling(model, request));
   switch (request.kind) {
     case SampleRequest::Kind::Modes:
-      return model_mode(model, *sampler, request.cond, request.mode, request.seed, progress);
+      return model_mode(model, *sampler, request.cond, request.mode, request.seed, progress, request.score);
     case SampleRequest::Kind::IIDPosterior:
-      return sample_model_iid(model, *sampler, request.cond, request.n, request.iid, request.seed, progress);
+      return sample_model_iid(model, *sampler, request.cond, request.n, request.iid, request.seed, progress, request.score);
     case SampleRequest::Kind::Samples:
       break;
   }
-  if (request.cond.defined()) return sample_model_given(model, *sampler, request.cond, request.n, request.seed, progress);
-  return sample_model(model, *sampler, request.n, request.seed, progress);
+  if (request.cond.defined())
+    return sample_model_given(model, *sampler, request.cond, request.n, request.seed, progress, request.score);
+  return sample_model(model, *sampler, request.n, request.seed, progress, request.score);
 }
 
 }  // namespace sbgm

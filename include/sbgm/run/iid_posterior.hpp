@@ -14,6 +14,7 @@
 #include <string>
 
 #include "sbgm/nets/iid_score.hpp"
+#include "sbgm/run/score_options.hpp"
 #include "sbgm/sample/sampler.hpp"
 
 namespace sbgm {
@@ -34,7 +35,10 @@ std::string iid_prior_source(const Model& model, const IIDConfig& config);
 // n samples [n, ...] in data space of p(theta | x_1..x_m) for observations [m, ...] (data space).
 // InvalidArgument for an unconditional model, observations of the wrong width or with NaN, a
 // prior of another dimension, or one given in data space to a model with bounds.
+// score: guidance and precision of the posterior network's evaluations (a prior taken from the
+// network's unconditional mode is its evaluation at w = -1, in that precision).
 at::Tensor sample_model_iid(const Model& model, Sampler& sampler, const at::Tensor& observations, int64_t n,
-                            const IIDConfig& config, uint64_t seed, const ProgressFn& progress = {});
+                            const IIDConfig& config, uint64_t seed, const ProgressFn& progress = {},
+                            const ScoreOptions& score = {});
 
 }  // namespace sbgm

@@ -19,6 +19,7 @@ struct InpaintConfig {
   SamplerOptions sampler;  // moments: any sampler; replace: Euler-Maruyama in sampler.steps steps
   double noise_std = 0;    // sigma_y, in data units
   int64_t n = 1;           // posterior samples per observed row
+  Precision precision = Precision::Float32;  // the prior network's evaluations (bfloat16: autocast)
 };
 
 // Moment projection's D reverse passes per step are affordable for vector data, not for images.
@@ -62,6 +63,7 @@ struct InpaintRequest {
   SamplerOptions sampling;
   bool steps_given = false;
   uint64_t seed = 0;
+  Precision precision = Precision::Float32;
 };
 
 // The request's mask (every feature when it has none) and the settled method and sampler.

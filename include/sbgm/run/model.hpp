@@ -15,8 +15,8 @@
 #include "sbgm/dist/communicator.hpp"
 #include "sbgm/nets/condition.hpp"
 #include "sbgm/run/run_config.hpp"
+#include "sbgm/run/score_options.hpp"
 #include "sbgm/sample/sampler.hpp"
-#include "sbgm/util/autocast.hpp"
 
 namespace sbgm {
 
@@ -38,10 +38,6 @@ struct Model {
   int64_t step = 0;
   c10::Device device = c10::kCPU;
   at::ScalarType dtype = at::kFloat;  // what samples and likelihoods are computed in
-  double guidance = 0;  // classifier-free guidance scale w for a model trained with condition dropout
-  // The network's evaluations while sampling and inpainting: bfloat16 runs them under autocast
-  // (trained networks only). Likelihoods are computed in `dtype` whatever this says.
-  Precision precision = Precision::Float32;
   std::shared_ptr<const SDE> sde;
   std::shared_ptr<ScoreNet> net;                   // a trained model's network, or null
   std::shared_ptr<const GaussianMixture> mixture;  // an analytic model's mixture, or null
@@ -49,7 +45,9 @@ struct Model {
   // rows and every rank gets all rows back, in order and equal to a one-process run's.
   Communicator comm;
 
-  std::unique_ptr<ScoreModel> score_model() const;
+  // The model's score as one call evaluates it. InvalidArgument for guidance or bfloat16 asked of
+  // an analytic mixture.
+  std::unique_ptr<ScoreModel> score_model(const ScoreOptions& options = {}) const;
   // Rows x [N, ...] in data space -> the space the network models (the bounds' bijection, then
   // the scaling), and back; to_data_space always lands within the bounds.
   at::Tensor to_model_space(const at::Tensor& x) const;
@@ -97,16 +95,17 @@ at::Tensor model_conditions(const Model& model, const at::Tensor& cond, int64_t 
 at::Tensor sample_model_with(const Model& model, ScoreModel& score, Sampler& sampler, int64_t n, const at::Tensor& y,
                              uint64_t seed, const ProgressFn& progress = {});
 // n samples in data space drawn with the given sampler (an unconditional model).
-at::Tensor sample_model(const Model& model, Sampler& sampler, int64_t n, uint64_t seed, const ProgressFn& progress = {});
+at::Tensor sample_model(const Model& model, Sampler& sampler, int64_t n, uint64_t seed, const ProgressFn& progress = {},
+                        const ScoreOptions& score = {});
 // The same with Euler-Maruyama in `steps` steps.
 at::Tensor sample_model(const Model& model, int64_t n, int64_t steps, uint64_t seed, const ProgressFn& progress = {});
 // n samples for each of the M conditions cond [M, ...] (data space): [M, n, ...sample_shape].
 at::Tensor sample_model_given(const Model& model, Sampler& sampler, const at::Tensor& cond, int64_t n, uint64_t seed,
-                              const ProgressFn& progress = {});
+                              const ProgressFn& progress = {}, const ScoreOptions& score = {});
 // k sample paths through the sampler's reverse process, in data space (the scaling undone); a
 // conditional model takes one condition (cond [1, ...]) for all of them.
 Trajectories model_trajectories(const Model& model, Sampler& sampler, int64_t k, uint64_t seed,
-                                const at::Tensor& cond = {});
+                                const at::Tensor& cond = {}, const ScoreOptions& score = {});
 
 // Rows of data as the model takes them: grey images [N, H, W] gain their channel axis for a
 // model of [1, H, W] images; anything else is returned as is.

@@ -33,6 +33,7 @@ struct SampleRequest {
   bool steps_given = false;  // sampling.steps as given; otherwise the run's steps for that sampler
   IIDConfig iid;
   ModeConfig mode;
+  ScoreOptions score;  // guidance and the network's precision
 };
 
 // The sampler options a request comes to for this model: the named sampler (or the run's) with
