@@ -43,10 +43,10 @@ void RowChunks::for_each(const std::function<void(const RowChunk&)>& work, const
     chunk.local_start = chunk.start - mine_.begin;
     chunk.seed = seeds_[c];
     chunk.gen = make_generator(device_, chunk.seed);
+    // Never backwards, even when a solver's step is rejected and tried again shorter.
+    int64_t reported = units_before;
     if (progress) {
-      // Never backwards, even when a solver's step is rejected and tried again shorter.
-      int64_t reported = units_before;
-      chunk.report = [&, units_before](double fraction) {
+      chunk.report = [&reported, &progress, total, units_before](double fraction) {
         const double f = std::clamp(fraction, 0.0, 1.0);
         const int64_t done = units_before + static_cast<int64_t>(std::floor(kUnitsPerChunk * f + 1e-9));
         if (done < reported) return;
