@@ -30,7 +30,7 @@ std::unique_ptr<ScoreModel> Model::score_model(const ScoreOptions& options) cons
     if (options.guidance != 0)
       throw InvalidArgument("{guidance} applies to trained models with condition dropout, not to a mixture");
     if (options.precision != Precision::Float32)
-      throw InvalidArgument("bfloat16 ({precision}) applies to trained networks, not to a mixture");
+      throw InvalidArgument("bfloat16 applies to trained networks, not to a mixture");
     return std::make_unique<GaussianMixtureScore>(*mixture, sde);
   }
   return std::make_unique<NetworkScore>(net, sde, config.model.output, condition_input(), options.guidance,
