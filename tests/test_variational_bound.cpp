@@ -135,7 +135,7 @@ TEST(VariationalBound, BadInput) {
             std::string::npos);
   auto vp = sde_of(SDEKind::VP);
   EXPECT_NE(error_of([&] { log_likelihood(score, *vp, x, at::Tensor(), bound_config(0), make_generator(at::kCPU, 0)); })
-                .find("--draws"),
+                .find("draws (the bound's Monte-Carlo draws per row) must be at least 1"),
             std::string::npos);
   EXPECT_NE(error_of([] { time_proposal_from_string("gamma"); }).find("uniform, logsnr"), std::string::npos);
   EXPECT_NE(error_of([] { likelihood_method_from_string("iwae"); }).find("ode, elbo, elbo-dsm"), std::string::npos);
