@@ -82,7 +82,7 @@ def hog():
 subprocess.run(train_cmd("one thread"), check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 have_torch = subprocess.run([sys.executable, "-c", "import torch"], capture_output=True).returncode == 0
 if not have_torch:
-    print("(python3-torch is not installed: the PyTorch rows are left out; SBGM_WITH_BENCH_DEPS=1 scripts/setup.sh installs it)")
+    print("(python3-torch is not installed: the PyTorch rows are left out; scripts/setup.sh installs it)")
 CASES = [("train", train_cmd), ("sample", sample_cmd)] + ([("pytorch tutorial", torch_cmd)] if have_torch else [])
 results = {}
 for contended in (False, True):
