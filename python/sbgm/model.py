@@ -32,27 +32,17 @@ def _torch_tensor(a: Any) -> bool:
 
 
 def _as_numpy(a: ArrayLike) -> np.ndarray:
-    """`a` as a NumPy array, a CPU torch tensor as a view of its memory (no copy)."""
+    """`a` as a NumPy array, a CPU torch tensor of float32 or float64 as a view of its memory (no
+    copy); other real tensors (integers, bfloat16, half, on a GPU) are converted to float64."""
     if _torch_tensor(a):
+        torch = sys.modules["torch"]
         t = a.detach()
-        if t.device.type != "cpu":
-            t = t.cpu()
-        if t.dtype.is_complex or not (t.dtype.is_floating_point or t.dtype in _torch_integer_types()):
+        if t.dtype == torch.bool or t.dtype.is_complex:
             raise TypeError(f"expected a tensor of real numbers, got dtype {t.dtype}")
-        if t.dtype not in _torch_numpy_float_types():  # bfloat16 and half: NumPy has no bfloat16
+        if t.dtype not in (torch.float32, torch.float64):
             t = t.double()
-        return t.numpy()
+        return t.cpu().numpy()
     return np.asarray(a)
-
-
-def _torch_integer_types() -> tuple[Any, ...]:
-    torch = sys.modules["torch"]
-    return (torch.uint8, torch.int8, torch.int16, torch.int32, torch.int64)
-
-
-def _torch_numpy_float_types() -> tuple[Any, ...]:
-    torch = sys.modules["torch"]
-    return (torch.float32, torch.float64)
 
 
 def _rows(a: ArrayLike, name: str, *, min_dim: int = 2) -> np.ndarray:
