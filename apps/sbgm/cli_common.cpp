@@ -82,11 +82,13 @@ namespace {
 
 std::map<std::string, std::string>& setting_flags() {
   static std::map<std::string, std::string> flags{
-      {"bound", "--bound"},   {"churn", "--churn"},   {"cond", "--cond"},     {"device", "--device"},
-      {"draws", "--draws"},   {"eta", "--eta"},       {"guidance", "--guidance"}, {"lambda", "--lambda"}, {"levels", "--levels"},
-      {"mask", "--mask"},     {"method", "--method"}, {"noise_std", "--noise-std"}, {"order", "--order"}, {"precision", "--precision"},
-      {"out", "--out"},       {"prior", "--prior"},   {"probes", "--probes"}, {"rho", "--rho"},
-      {"sampler", "--sampler"}, {"snr", "--snr"}};
+      {"bound", "--bound"},       {"churn", "--churn"},         {"cond", "--cond"},
+      {"device", "--device"},     {"draws", "--draws"},         {"eta", "--eta"},
+      {"guidance", "--guidance"}, {"lambda", "--lambda"},       {"levels", "--levels"},
+      {"mask", "--mask"},         {"method", "--method"},       {"noise_std", "--noise-std"},
+      {"order", "--order"},       {"precision", "--precision"}, {"out", "--out"},
+      {"prior", "--prior"},       {"probes", "--probes"},       {"rho", "--rho"},
+      {"sampler", "--sampler"},   {"snr", "--snr"}};
   return flags;
 }
 
