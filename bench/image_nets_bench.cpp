@@ -1,8 +1,9 @@
 // Forward+backward throughput of one image network, for bench/compare_image_nets.py:
 //   sbgm_bench_image_nets --shape C,H,W --batch B --iters N --threads T [--precision bfloat16]
-//                         [--channels-last 1] [--model.KEY VALUE ...]
+//                         [--channels-last 1] [--device cuda] [--model.KEY VALUE ...]
 // prints {"parameters": P, "images_per_s": R} (the loss is the mean squared output, the work of
-// one training step without the optimiser).
+// one training step without the optimiser). On CUDA each step ends by reading the loss back, so
+// the clock stops when the GPU has finished, not when the kernels were queued.
 #include <ATen/ATen.h>
 #include <torch/utils.h>
 
@@ -29,17 +30,19 @@ int main(int argc, char** argv) {
   const int iters = std::stoi(bench_arg(argc, argv, "--iters", "10"));
   const Precision precision = precision_from_string(bench_arg(argc, argv, "--precision", "float32"));
   const bool channels_last = bench_arg(argc, argv, "--channels-last", "0") == "1";
+  const c10::Device device = parse_device(bench_arg(argc, argv, "--device", "cpu"));
   configure_threads(std::stoi(bench_arg(argc, argv, "--threads", "0")));
   tune_allocator();
 
   torch::manual_seed(0);
   auto net = make_score_net(config.model, shape);
+  net->to(device);
   int64_t parameters = 0;
   for (const auto& p : net->parameters()) parameters += p.numel();
   std::vector<int64_t> full{batch};
   full.insert(full.end(), shape.begin(), shape.end());
-  at::Tensor x = at::randn(full);
-  const at::Tensor t = at::rand({batch});
+  at::Tensor x = at::randn(full).to(device);
+  const at::Tensor t = at::rand({batch}).to(device);
   if (channels_last) x = x.contiguous(at::MemoryFormat::ChannelsLast);
   auto step = [&] {
     net->zero_grad();
@@ -48,7 +51,9 @@ int main(int argc, char** argv) {
       const AutocastScope autocast(x.device().type(), precision);
       out = net->forward(x, t, at::Tensor()).to(at::kFloat);
     }
-    out.square().mean().backward();
+    const at::Tensor loss = out.square().mean();
+    loss.backward();
+    return loss.item<double>();
   };
   for (int i = 0; i < 3; ++i) step();  // warm-up: allocator, OpenMP pool, kernel selection
   const auto start = std::chrono::steady_clock::now();

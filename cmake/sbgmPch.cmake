@@ -5,7 +5,6 @@ function(sbgm_reuse_pch target)
     set_target_properties(${target} PROPERTIES POSITION_INDEPENDENT_CODE OFF)
     target_compile_options(${target} PRIVATE -fPIC)
     target_precompile_headers(${target} REUSE_FROM sbgm)
-    find_package(OpenMP REQUIRED)
-    target_link_libraries(${target} PRIVATE OpenMP::OpenMP_CXX)  # -fopenmp defines _REENTRANT, as for the PCH
+    target_link_libraries(${target} PRIVATE sbgm_openmp)  # -fopenmp defines _REENTRANT, as for the PCH
   endif()
 endfunction()

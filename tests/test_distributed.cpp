@@ -28,6 +28,11 @@
 using namespace sbgm;
 namespace fs = std::filesystem;
 
+// Jobs of several processes need a build with Gloo (Communicator::processes_supported).
+#define SBGM_REQUIRE_PROCESSES()                                                              \
+  if (!Communicator::processes_supported())                                                   \
+  GTEST_SKIP() << "this build has no Gloo process groups (its LibTorch installation has no gloo headers)"
+
 namespace {
 
 // Sets environment variables for one scope and restores what was there.
@@ -268,15 +273,20 @@ void expect_two_processes_train_like_one(const std::string& args, const std::str
 }  // namespace
 
 // The correctness test, on the manual-backward MLP path.
-TEST(Distributed, TwoProcessesTrainLikeOneWithTheWholeBatch) { expect_two_processes_train_like_one(kMoons, "dp"); }
+TEST(Distributed, TwoProcessesTrainLikeOneWithTheWholeBatch) {
+  SBGM_REQUIRE_PROCESSES();
+  expect_two_processes_train_like_one(kMoons, "dp");
+}
 
 // The same for flow matching (the velocity objective and the linear path).
 TEST(Distributed, TwoProcessesTrainAFlowModelLikeOne) {
+  SBGM_REQUIRE_PROCESSES();
   expect_two_processes_train_like_one(kMoons + " --model.objective flow", "dp_flow");
 }
 
 // Dropout: each process draws the masks of its rows of the whole batch.
 TEST(Distributed, TwoProcessesTrainWithDropoutLikeOne) {
+  SBGM_REQUIRE_PROCESSES();
   expect_two_processes_train_like_one(kMoons + " --model.dropout 0.2", "dp_dropout");
 }
 
@@ -285,6 +295,7 @@ TEST(Distributed, TwoProcessesTrainWithDropoutLikeOne) {
 // of steps the two runs' weights drift apart by the order of their floating-point sums, which
 // training amplifies; the 40-step test above bounds that drift where it is still small.)
 TEST(Distributed, ValidationAndEarlyStoppingAgreeAcrossProcesses) {
+  SBGM_REQUIRE_PROCESSES();
   const std::string args = kMoons + " --data.size 200 --steps 2000 --train.validation_fraction 0.25"
                                     " --train.patience 2 --train.log_every 10";
   const fs::path one = scratch() / "dp_val_one", two = scratch() / "dp_val_two";
@@ -315,6 +326,7 @@ TEST(Distributed, ValidationAndEarlyStoppingAgreeAcrossProcesses) {
 // The autograd path (a UNet), with the per-row random draws of augmentation (flips,
 // dequantisation) split across the ranks too.
 TEST(Distributed, TwoProcessesTrainAUNetLikeOne) {
+  SBGM_REQUIRE_PROCESSES();
   const fs::path images = scratch() / "dp_images.npy";
   write_npy(images.string(), at::randint(0, 256, {48, 8, 8}, at::TensorOptions().dtype(at::kFloat)));
   const std::string args = "train --data " + images.string() +
@@ -333,6 +345,7 @@ TEST(Distributed, TwoProcessesTrainAUNetLikeOne) {
 
 // Sampling and likelihoods split their chunks over the ranks and give what one process gives.
 TEST(Distributed, SamplesAndLikelihoodsDoNotDependOnTheNumberOfProcesses) {
+  SBGM_REQUIRE_PROCESSES();
   const fs::path run = scratch() / "dp_sample_run";
   ASSERT_EQ(sbgm_cli(kMoons + " --steps 20 --out " + run.string()).code, 0);
   const std::string ck = " --checkpoint " + run.string() + " --threads 1";
@@ -373,6 +386,7 @@ TEST(Distributed, SamplesAndLikelihoodsDoNotDependOnTheNumberOfProcesses) {
 }
 
 TEST(Distributed, ImageSamplesSplitIntoChunksMatchOneProcess) {
+  SBGM_REQUIRE_PROCESSES();
   const fs::path images = scratch() / "dp_sample_images.npy";
   write_npy(images.string(), at::randint(0, 256, {32, 8, 8}, at::TensorOptions().dtype(at::kFloat)));
   const fs::path run = scratch() / "dp_unet_sample_run";
@@ -397,6 +411,10 @@ TEST(Distributed, ImageSamplesSplitIntoChunksMatchOneProcess) {
 TEST(Distributed, BadJobsGiveOneLine) {
   const fs::path run = scratch() / "dp_bad";
   expect_one_line_error(sbgm_cli(kMoons + " --steps 5 --nproc 0 --out " + run.string()), "--nproc");
+  if (!Communicator::processes_supported()) {
+    expect_one_line_error(sbgm_cli(kMoons + " --steps 5 --nproc 2 --out " + run.string()), "no Gloo process groups");
+    return;
+  }
   // Every process finds the same problem; only rank 0 says it.
   expect_one_line_error(sbgm_cli("train --dataset moons --batch-size 63 --steps 5 --nproc 2 --threads 1 --out " + run.string()),
                         "does not split evenly over 2 processes");
@@ -412,6 +430,7 @@ TEST(Distributed, BadJobsGiveOneLine) {
 // A process that dies makes the job stop with a clear error at once (its peers' collectives
 // fail when its connections close); --resume continues from the last checkpoint.
 TEST(Distributed, ADeadProcessStopsTheJobAndResumeContinues) {
+  SBGM_REQUIRE_PROCESSES();
   const fs::path run = scratch() / "dp_dies", err = scratch() / "dp_dies.err";
   const pid_t launcher = start_endless_job(run, err, {"--train.checkpoint_every", "10"});
   ASSERT_TRUE(wait_for_step(run, 30)) << slurp(err);
@@ -441,6 +460,7 @@ TEST(Distributed, ADeadProcessStopsTheJobAndResumeContinues) {
 // A process that stops answering (here: stopped by SIGSTOP) makes the others give up after
 // run.timeout instead of hanging.
 TEST(Distributed, AHungProcessTimesOut) {
+  SBGM_REQUIRE_PROCESSES();
   const fs::path run = scratch() / "dp_hangs", err = scratch() / "dp_hangs.err";
   const pid_t launcher = start_endless_job(run, err, {"--run.timeout", "3"});
   ASSERT_TRUE(wait_for_step(run, 20)) << slurp(err);
@@ -458,6 +478,7 @@ TEST(Distributed, AHungProcessTimesOut) {
 // SIGTERM to the launcher reaches every process; they agree on a step, rank 0 saves, and the
 // run resumes on a different number of processes.
 TEST(Distributed, InterruptedJobSavesOnceAndResumesOnOneProcess) {
+  SBGM_REQUIRE_PROCESSES();
   const fs::path run = scratch() / "dp_interrupted", err = scratch() / "dp_interrupted.err";
   fs::remove_all(run);  // a repeated run (--gtest_repeat) must not find the last one's loss log
   const pid_t launcher = start_endless_job(run, err, {});

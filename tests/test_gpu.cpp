@@ -165,7 +165,12 @@ TEST(Gpu, CliTrainsSamplesAndComputesLikelihoodsOnCuda) {
   ASSERT_EQ(sbgm_cli(common + " --out " + lc.string()).code, 0);
   r = sbgm_cli(common + " --device cuda --out " + lg.string());
   ASSERT_EQ(r.code, 0) << r.err;
-  EXPECT_LT((read_npy(lc.string()) - read_npy(lg.string())).abs().max().item<double>(), 1e-3);
+  // Row by row the two agree only as far as the float32 solve is reproducible at all: on the CPU
+  // alone, one thread against two moved single rows of such a model by up to 0.009 nats, and
+  // another chunk size by 0.011 (docs/benchmarks.md, "On an NVIDIA GPU"); the mean agreed to 1e-4.
+  const at::Tensor cpu_rows = read_npy(lc.string()), gpu_rows = read_npy(lg.string());
+  EXPECT_LT((cpu_rows.mean() - gpu_rows.mean()).abs().item<double>(), 1e-3);
+  EXPECT_LT((cpu_rows - gpu_rows).abs().max().item<double>(), 0.05);
 }
 
 // NCCL: two processes on two GPUs, each with half of the global batch, train the weights one

@@ -346,7 +346,9 @@ std::string default_config_value(const std::string& key) { return sbgm::RunConfi
 
 PYBIND11_MODULE(_sbgm, m) {
   m.doc() = "sbgm's C++ library (use the sbgm package, not this module)";
-  py::register_exception_translator([](std::exception_ptr p) {
+  // Local: the translator sees this module's exceptions only, not those of other modules built
+  // with pybind11 (PyTorch's among them) that may share its registry.
+  py::register_local_exception_translator([](std::exception_ptr p) {
     try {
       if (p) std::rethrow_exception(p);
     } catch (const sbgm::InvalidArgument& e) {

@@ -8,11 +8,11 @@
 
 #include "sbgm/util/error.hpp"
 
-#ifdef USE_C10D_GLOO
+#ifdef SBGM_WITH_GLOO
 #include <torch/csrc/distributed/c10d/ProcessGroupGloo.hpp>
 #include <torch/csrc/distributed/c10d/TCPStore.hpp>
 #endif
-#ifdef USE_C10D_NCCL
+#ifdef SBGM_WITH_NCCL
 #include <torch/csrc/distributed/c10d/ProcessGroupNCCL.hpp>
 #endif
 
@@ -60,12 +60,12 @@ std::optional<ProcessGroupEnv> process_group_env_from_environment() {
   return e;
 }
 
-#ifdef USE_C10D_GLOO
+#ifdef SBGM_WITH_GLOO
 struct Communicator::Group {
   int rank = 0, size = 1;
   c10::intrusive_ptr<c10d::Store> store;
   c10::intrusive_ptr<c10d::ProcessGroupGloo> gloo;
-#ifdef USE_C10D_NCCL
+#ifdef SBGM_WITH_NCCL
   c10::intrusive_ptr<c10d::ProcessGroupNCCL> nccl;
 #endif
 
@@ -73,7 +73,7 @@ struct Communicator::Group {
   template <class Op>
   void run(const at::Tensor& t, const char* what, Op op) const {
     try {
-#ifdef USE_C10D_NCCL
+#ifdef SBGM_WITH_NCCL
       if (nccl && t.defined() && t.is_cuda()) {
         op(*nccl)->wait();
         return;
@@ -97,7 +97,7 @@ Communicator::Communicator() = default;
 Communicator Communicator::connect(const ProcessGroupEnv& env, c10::Device device, std::chrono::milliseconds timeout) {
   Communicator comm;
   if (env.world_size <= 1) return comm;
-#ifdef USE_C10D_GLOO
+#ifdef SBGM_WITH_GLOO
   auto group = std::make_shared<Group>();
   group->rank = env.rank;
   group->size = env.world_size;
@@ -116,7 +116,7 @@ Communicator Communicator::connect(const ProcessGroupEnv& env, c10::Device devic
     options->devices.push_back(loopback ? c10d::ProcessGroupGloo::createDeviceForHostname("127.0.0.1")
                                         : c10d::ProcessGroupGloo::createDefaultDevice());
     group->gloo = c10::make_intrusive<c10d::ProcessGroupGloo>(group->store, env.rank, env.world_size, options);
-#ifdef USE_C10D_NCCL
+#ifdef SBGM_WITH_NCCL
     if (device.is_cuda()) {
       auto nccl_options = c10d::ProcessGroupNCCL::Options::create();
       nccl_options->timeout = timeout;
@@ -138,12 +138,20 @@ Communicator Communicator::connect(const ProcessGroupEnv& env, c10::Device devic
 #endif
 }
 
+bool Communicator::processes_supported() {
+#ifdef SBGM_WITH_GLOO
+  return true;
+#else
+  return false;
+#endif
+}
+
 int Communicator::rank() const { return group_ ? group_->rank : 0; }
 int Communicator::size() const { return group_ ? group_->size : 1; }
 
 void Communicator::broadcast(at::Tensor& t) const {
   if (size() == 1) return;
-#ifdef USE_C10D_GLOO
+#ifdef SBGM_WITH_GLOO
   std::vector<at::Tensor> tensors{t};
   group_->run(t, "broadcast", [&](auto& pg) { return pg.broadcast(tensors); });
 #endif
@@ -151,7 +159,7 @@ void Communicator::broadcast(at::Tensor& t) const {
 
 void Communicator::all_reduce_sum(const std::vector<at::Tensor>& tensors) const {
   if (size() == 1 || tensors.empty()) return;
-#ifdef USE_C10D_GLOO
+#ifdef SBGM_WITH_GLOO
   // One work item per bucket, all in flight before the first wait.
   std::vector<std::vector<at::Tensor>> lists;
   lists.reserve(tensors.size());
@@ -167,7 +175,7 @@ void Communicator::all_reduce_sum(const std::vector<at::Tensor>& tensors) const 
 
 at::Tensor Communicator::all_gather(const at::Tensor& t) const {
   if (size() == 1) return t.unsqueeze(0);
-#ifdef USE_C10D_GLOO
+#ifdef SBGM_WITH_GLOO
   // The process group's threads write the outputs outside any InferenceMode, which they may
   // only do to ordinary tensors.
   c10::InferenceMode ordinary_tensors(false);
@@ -184,7 +192,7 @@ at::Tensor Communicator::all_gather(const at::Tensor& t) const {
 
 void Communicator::barrier() const {
   if (size() == 1) return;
-#ifdef USE_C10D_GLOO
+#ifdef SBGM_WITH_GLOO
   group_->run(at::Tensor(), "barrier", [&](auto& pg) { return pg.barrier(); });
 #endif
 }

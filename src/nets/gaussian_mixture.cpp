@@ -160,7 +160,8 @@ at::Tensor GaussianMixtureScore::score(const at::Tensor& x, const at::Tensor& t,
     return mixture_.diffused(sde_->mean_coeff(ti), sde_->marginal_std(ti)).score(rows, conds);
   };
   const double t0 = tc[0].item<double>();
-  if ((tc == t0).all().item<bool>()) return score_at(t0, flat, y_flat).reshape(x.sizes());
+  if ((tc == t0).all().item<bool>())
+    return score_at(t0, flat.cpu(), y_flat.defined() ? y_flat.cpu() : y_flat).to(x.device()).reshape(x.sizes());
   const at::Tensor like = at::empty({x.size(0)}, tc.options());
   return mixture_
       .diffused_score(flat.cpu(), sde_->mean_coeff(tc, like), sde_->marginal_std(tc, like),
@@ -189,7 +190,8 @@ ScoreModel::VelocityWithDivergence GaussianMixtureScore::velocity_and_divergence
 
 at::Tensor GaussianMixtureScore::log_prob(const at::Tensor& x, double t, const at::Tensor& y) const {
   return mixture_.diffused(sde_->mean_coeff(t), sde_->marginal_std(t))
-      .log_prob(x.reshape({x.size(0), -1}), y.defined() ? y.reshape({y.size(0), -1}) : y);
+      .log_prob(x.reshape({x.size(0), -1}).cpu(), y.defined() ? y.reshape({y.size(0), -1}).cpu() : y)
+      .to(x.device());
 }
 
 }  // namespace sbgm

@@ -93,7 +93,7 @@ void tune_allocator() {
 
 at::Generator make_generator(c10::Device device, uint64_t seed) {
   if (device.is_cpu()) return at::make_generator<at::CPUGeneratorImpl>(seed);
-  at::Generator gen = at::detail::getCUDAHooks().getDefaultCUDAGenerator(device.has_index() ? device.index() : 0);
+  at::Generator gen = at::globalContext().defaultGenerator(c10::Device(device.type(), device.has_index() ? device.index() : 0));
   gen.set_current_seed(seed);
   return gen;
 }

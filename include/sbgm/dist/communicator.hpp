@@ -49,6 +49,9 @@ class Communicator {
   // the other processes. CPU tensors go through Gloo; CUDA tensors through NCCL when this build
   // has it, Gloo otherwise.
   static Communicator connect(const ProcessGroupEnv& env, c10::Device device, std::chrono::milliseconds timeout);
+  // Whether this build can join jobs of several processes: it needs Gloo's headers at build time
+  // (Debian's libgloo-dev; not every PyTorch installation ships them).
+  static bool processes_supported();
 
   int rank() const;
   int size() const;

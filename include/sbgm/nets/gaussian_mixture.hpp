@@ -81,6 +81,8 @@ GaussianMixture linear_gaussian_posterior(const at::Tensor& prior_mean, const at
 
 // The exact score of a mixture diffused by an SDE, as a ScoreModel (one t for the whole batch, as
 // in most samplers, or one per row, as in per-row ODE solves and training).
+// The mixture's arithmetic stays on the CPU in float64 whatever the device of x: results are
+// moved to x's device, so a solver on a GPU uses the exact score as it does on the CPU.
 class GaussianMixtureScore final : public ScoreModel {
  public:
   GaussianMixtureScore(GaussianMixture mixture, std::shared_ptr<const SDE> sde);
