@@ -80,7 +80,8 @@ Model model_from(const TrainedModel& trained, c10::Device device);
 // A mixture read from an .npz with arrays weights [K], means [K, D] and covs [K, D, D]. IOError
 // for a malformed file, InvalidArgument (naming the file) for parameters that make no mixture.
 GaussianMixture read_gaussian_mixture(const std::string& npz_path);
-// The exact model of that mixture diffused by the SDE, in float64 (CPU only: the mixture is tiny).
+// The exact model of that mixture diffused by the SDE, in float64. On a GPU the solvers run there
+// and the mixture's own arithmetic stays on the CPU (it is tiny; nets/gaussian_mixture.hpp).
 Model mixture_model(const GaussianMixture& mixture, const SDEConfig& sde, c10::Device device = c10::kCPU);
 
 // Conditions in data space ([M, ...] or [...] for one) checked against the model and mapped
