@@ -23,6 +23,9 @@ def ring(k=8, radius=4.0, sd=0.5):
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--steps", type=int, default=0, help="training steps (0: the run chooses)")
+    ap.add_argument("--width", type=int, default=0, help="the network's width (0: the library's)")
+    ap.add_argument("--depth", type=int, default=0, help="the network's hidden layers (0: the library's)")
+    ap.add_argument("--samples", type=int, default=4000, help="samples drawn for the picture")
     ap.add_argument("--rows", type=int, default=20_000)
     ap.add_argument("--grid", type=int, default=60, help="points per side of the density map")
     ap.add_argument("--out", default="runs/python_density")
@@ -34,9 +37,10 @@ def main():
     component = rng.choice(len(weights), size=args.rows, p=weights)
     data = means[component] + rng.normal(size=(args.rows, 2)) * np.sqrt(covs[0, 0, 0])
 
-    config = {"train.steps": args.steps} if args.steps else {}
+    sizes = {"train.steps": args.steps, "model.width": args.width, "model.depth": args.depth}
+    config = {key: value for key, value in sizes.items() if value}
     model = sbgm.train(data, out=os.path.join(args.out, "run"), config=config)
-    samples = model.sample(4000, progress=False)
+    samples = model.sample(args.samples, progress=False)
 
     lin = np.linspace(-6.5, 6.5, args.grid)
     grid = np.stack(np.meshgrid(lin, lin), -1).reshape(-1, 2)

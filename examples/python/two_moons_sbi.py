@@ -26,6 +26,8 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--simulations", type=int, default=10_000)
     ap.add_argument("--steps", type=int, default=0, help="training steps (0: the run chooses)")
+    ap.add_argument("--width", type=int, default=0, help="the network's width (0: the library's)")
+    ap.add_argument("--depth", type=int, default=0, help="the network's hidden layers (0: the library's)")
     ap.add_argument("--out", default="runs/python_two_moons")
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args()
@@ -36,7 +38,8 @@ def main():
     theta = task.prior(args.simulations, rng)
     x = task.simulate(theta, rng)
 
-    config = {"train.steps": args.steps} if args.steps else {}
+    sizes = {"train.steps": args.steps, "model.width": args.width, "model.depth": args.depth}
+    config = {key: value for key, value in sizes.items() if value}
     start = time.time()
     est = sbgm.PosteriorEstimator(os.path.join(args.out, "run"), config=config, seed=args.seed).fit(theta, x)
     trained = time.time() - start
