@@ -31,7 +31,7 @@ void add_train_command(CLI::App& app, Action& action) {
   opt->flags.add_shortcut(*cmd, "--lr", "train.lr", "learning rate");
   opt->flags.add_shortcut(*cmd, "--objective", "model.objective", "score (denoising score matching) or flow (flow matching)");
   opt->flags.add_shortcut(*cmd, "--sde", "sde.type", "vp, subvp, ve, cosine or linear (flow matching)");
-  opt->flags.add_shortcut(*cmd, "--model", "model.type", "mlp, resnet, unet, dit, mixer or torchscript (with --model.file)");
+  opt->flags.add_shortcut(*cmd, "--model", "model.type", "mlp, resnet, transformer, unet, dit, mixer or torchscript (with --model.file)");
   opt->flags.add_shortcut(*cmd, "--png-every", "train.eval_every",
                           "draw samples (an image grid for images) into RUN_DIR/samples_stepN.png every N steps");
   opt->flags.add_shortcut(*cmd, "--seed", "train.seed", "random seed");

@@ -6,12 +6,13 @@
 
 namespace sbgm {
 namespace {
-constexpr EnumNames<NetKind, 6> kNetNames{{{NetKind::MLP, "mlp"},
+constexpr EnumNames<NetKind, 7> kNetNames{{{NetKind::MLP, "mlp"},
                                            {NetKind::ResNet, "resnet"},
                                            {NetKind::UNet, "unet"},
                                            {NetKind::DiT, "dit"},
                                            {NetKind::Mixer, "mixer"},
-                                           {NetKind::TorchScript, "torchscript"}}};
+                                           {NetKind::TorchScript, "torchscript"},
+                                           {NetKind::Transformer, "transformer"}}};
 constexpr EnumNames<Activation, 4> kActivationNames{
     {{Activation::ReLU, "relu"}, {Activation::SiLU, "silu"}, {Activation::GELU, "gelu"}, {Activation::Tanh, "tanh"}}};
 constexpr EnumNames<TimeEmbeddingKind, 4> kEmbeddingNames{{{TimeEmbeddingKind::Tutorial, "tutorial"},
@@ -87,10 +88,11 @@ void NetConfig::validate() const {
   if (kind == NetKind::TorchScript) {
     if (ensemble > 1) throw InvalidArgument("model.ensemble > 1 needs a built-in network (a loaded module's members would all start alike)");
     if (baseline == Baseline::Gaussian)
-      throw InvalidArgument("model.baseline = gaussian is for the built-in vector networks (mlp, resnet)");
+      throw InvalidArgument("model.baseline = gaussian is for the built-in vector networks (mlp, resnet, transformer)");
   }
-  if (!is_image_net(kind)) return;
-  if (baseline == Baseline::Gaussian) throw InvalidArgument("model.baseline = gaussian is for vector networks (mlp, resnet)");
+  if (is_image_net(kind) && baseline == Baseline::Gaussian)
+    throw InvalidArgument("model.baseline = gaussian is for vector networks (mlp, resnet, transformer)");
+  if (!is_image_net(kind) && kind != NetKind::Transformer) return;
   if (kind == NetKind::UNet) {
     if (channel_mult.empty()) throw InvalidArgument("model.channel_mult must list at least one multiplier");
     if (channel_mult.size() > 12) throw InvalidArgument("model.channel_mult lists more than 12 resolutions");

@@ -5,6 +5,7 @@
 #include "sbgm/nets/mlp.hpp"
 #include "sbgm/nets/patch_net.hpp"
 #include "sbgm/nets/resnet.hpp"
+#include "sbgm/nets/token_net.hpp"
 #include "sbgm/nets/torchscript_net.hpp"
 #include "sbgm/nets/unet.hpp"
 #include "sbgm/util/error.hpp"
@@ -71,6 +72,7 @@ std::shared_ptr<ScoreNet> make_score_net(const NetConfig& config, const std::vec
   switch (config.kind) {
     case NetKind::MLP: return std::make_shared<MLPScoreNet>(config, data_dim, cond_dim);
     case NetKind::ResNet: return std::make_shared<ResNetScoreNet>(config, data_dim, cond_dim);
+    case NetKind::Transformer: return std::make_shared<TokenScoreNet>(config, data_dim, cond_dim);
     case NetKind::UNet: return std::make_shared<UNetScoreNet>(config, data_shape, cond_dim);
     case NetKind::DiT:
     case NetKind::Mixer: return std::make_shared<PatchScoreNet>(config, data_shape, cond_dim);

@@ -192,10 +192,10 @@ const std::vector<Entry>& entries() {
     t.push_back(field<double>("sde.cosine_max_beta", "cosine schedule: beta where the schedule ends", [](C& c) -> auto& { return c.sde.cosine_max_beta; }));
     t.push_back(field<double>("sde.T", "end time of the diffusion", [](C& c) -> auto& { return c.sde.T; }));
     t.push_back(field<double>("sde.t_eps", "smallest time trained on and sampled to", [](C& c) -> auto& { return c.sde.t_eps; }));
-    t.push_back(choice<NetKind>("model.type", "mlp, resnet, unet, dit, mixer, or torchscript (a module of your own: model.file)", [](C& c) -> auto& { return c.model.kind; }, net_kind_from_string, to_string));
+    t.push_back(choice<NetKind>("model.type", "mlp, resnet, transformer (a token per feature; posteriors), unet, dit, mixer, or torchscript (a module of your own: model.file)", [](C& c) -> auto& { return c.model.kind; }, net_kind_from_string, to_string));
     t.push_back(field<std::string>("model.file", "model.type = torchscript: the module, saved by torch.jit.save; forward(x, t, y: Optional[Tensor]) returns a tensor shaped like x (the checkpoint keeps the module)", [](C& c) -> auto& { return c.model.file; }));
-    t.push_back(field<int64_t>("model.width", "hidden width (mlp, resnet), base channels (unet), token width (dit, mixer)", [](C& c) -> auto& { return c.model.width; }));
-    t.push_back(field<int64_t>("model.depth", "hidden layers (mlp), residual blocks (resnet), residual blocks per resolution (unet), blocks (dit, mixer)", [](C& c) -> auto& { return c.model.depth; }));
+    t.push_back(field<int64_t>("model.width", "hidden width (mlp, resnet), base channels (unet), token width (transformer, dit, mixer)", [](C& c) -> auto& { return c.model.width; }));
+    t.push_back(field<int64_t>("model.depth", "hidden layers (mlp), residual blocks (resnet), residual blocks per resolution (unet), blocks (transformer, dit, mixer)", [](C& c) -> auto& { return c.model.depth; }));
     t.push_back(choice<Activation>("model.activation", "relu, silu, gelu or tanh", [](C& c) -> auto& { return c.model.activation; }, activation_from_string, to_string));
     t.push_back(choice<TimeEmbeddingKind>("model.time_embedding", "tutorial, fourier, sinusoidal or log-time", [](C& c) -> auto& { return c.model.time_embedding; }, time_embedding_from_string, to_string));
     t.push_back(field<int64_t>("model.embedding_dim", "features of the fourier/sinusoidal time embedding", [](C& c) -> auto& { return c.model.embedding_dim; }));
@@ -216,7 +216,7 @@ const std::vector<Entry>& entries() {
     objective.get = [](const C& c) { return to_string(objective_of(c.model.output)); };
     t.push_back(objective);
     t.push_back(choice<Parameterization>("model.output", "what the network predicts: score or noise (score objective), velocity (flow objective)", [](C& c) -> auto& { return c.model.output; }, parameterization_from_string, to_string));
-    t.push_back(choice<Baseline>("model.baseline", "none, or gaussian: the network learns what a linear-Gaussian fit of the training pairs leaves (mlp, resnet); auto: the run chooses", [](C& c) -> auto& { return c.model.baseline; }, baseline_from_string, to_string));
+    t.push_back(choice<Baseline>("model.baseline", "none, or gaussian: the network learns what a linear-Gaussian fit of the training pairs leaves (mlp, resnet, transformer); auto: the run chooses", [](C& c) -> auto& { return c.model.baseline; }, baseline_from_string, to_string));
     t.push_back(choice<InputScaling>("model.input_scaling", "none, or unit: the network sees x_t / sqrt(m(t)^2 + sigma(t)^2), at unit variance for standardised data (EDM's c_in; changes the VE path, where x_t spreads to sigma_max, and hardly the VP-type ones); auto: unit for a posterior on the VE path, else none", [](C& c) -> auto& { return c.model.input_scaling; }, input_scaling_from_string, to_string));
     t.push_back(field<int64_t>("model.ensemble", "networks of this architecture trained side by side, each on its own part of every batch, and averaged (1: one network)", [](C& c) -> auto& { return c.model.ensemble; }));
     t.push_back(choice<SummaryKind>("model.summary", "none, or a summary network for the condition trained with the score network: mlp, or cnn (1-D, for series)", [](C& c) -> auto& { return c.model.summary; }, summary_kind_from_string, to_string));
@@ -224,10 +224,10 @@ const std::vector<Entry>& entries() {
     t.push_back(field<int64_t>("model.summary_channels", "cnn summary: the condition's features are this many series, one after another", [](C& c) -> auto& { return c.model.summary_channels; }));
     t.push_back(field<std::vector<int64_t>>("model.channel_mult", "unet: channel multiplier of each resolution, e.g. 1,2,2", [](C& c) -> auto& { return c.model.channel_mult; }));
     t.push_back(field<std::vector<int64_t>>("model.attention_res", "unet: feature-map sides with self-attention, e.g. 16 (empty: none)", [](C& c) -> auto& { return c.model.attention_res; }));
-    t.push_back(field<double>("model.dropout", "dropout after every hidden layer of mlp, in unet residual blocks and dit/mixer MLPs", [](C& c) -> auto& { return c.model.dropout; }));
-    t.push_back(field<int64_t>("model.heads", "attention heads (unet, dit)", [](C& c) -> auto& { return c.model.heads; }));
+    t.push_back(field<double>("model.dropout", "dropout after every hidden layer of mlp, in unet residual blocks and transformer/dit/mixer MLPs", [](C& c) -> auto& { return c.model.dropout; }));
+    t.push_back(field<int64_t>("model.heads", "attention heads (unet, transformer, dit)", [](C& c) -> auto& { return c.model.heads; }));
     t.push_back(field<int64_t>("model.patch_size", "dit, mixer: side of a square patch", [](C& c) -> auto& { return c.model.patch_size; }));
-    t.push_back(field<double>("model.mlp_ratio", "dit, mixer: channel-MLP width as a multiple of model.width", [](C& c) -> auto& { return c.model.mlp_ratio; }));
+    t.push_back(field<double>("model.mlp_ratio", "transformer, dit, mixer: channel-MLP width as a multiple of model.width", [](C& c) -> auto& { return c.model.mlp_ratio; }));
     t.push_back(field<int64_t>("model.token_mlp_dim", "mixer: token-MLP hidden size (0: width / 2)", [](C& c) -> auto& { return c.model.token_mlp_dim; }));
     t.push_back(field<int64_t>("model.cond_channels", "unet, dit, mixer: 0 = vector conditions; C = conditions are images of C channels at the data's size, taken as input channels", [](C& c) -> auto& { return c.model.cond_channels; }));
     t.push_back(auto_field<int64_t>("train.steps", "optimisation steps (at most, when training stops early)", [](C& c) -> auto& { return c.train.steps; }, kAutoCount));

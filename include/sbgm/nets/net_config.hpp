@@ -9,9 +9,9 @@
 
 namespace sbgm {
 
-// MLP and ResNet take samples of any shape, flattened; UNet, DiT and Mixer take images
-// [B, C, H, W] (image networks).
-enum class NetKind { MLP, ResNet, UNet, DiT, Mixer, TorchScript };
+// MLP, ResNet and Transformer take samples of any shape, flattened (the transformer one token per
+// feature); UNet, DiT and Mixer take images [B, C, H, W] (image networks).
+enum class NetKind { MLP, ResNet, UNet, DiT, Mixer, TorchScript, Transformer };
 bool is_image_net(NetKind kind);
 enum class Activation { ReLU, SiLU, GELU, Tanh };
 enum class TimeEmbeddingKind {
@@ -62,9 +62,9 @@ Parameterization parameterization_from_string(const std::string& s);
 
 struct NetConfig {
   NetKind kind = NetKind::MLP;
-  // width: hidden width (MLP, ResNet), base channels (UNet), token width (DiT, Mixer).
+  // width: hidden width (MLP, ResNet), base channels (UNet), token width (DiT, Mixer, Transformer).
   // depth: hidden layers (MLP), residual blocks (ResNet), residual blocks per resolution (UNet),
-  // transformer or mixer blocks (DiT, Mixer).
+  // transformer or mixer blocks (DiT, Mixer, Transformer).
   int64_t width = 256;
   int64_t depth = 4;
   Activation activation = Activation::ReLU;
@@ -84,10 +84,10 @@ struct NetConfig {
   // and added there.
   std::vector<int64_t> channel_mult{1, 2, 2};  // UNet: channels width * m at each resolution
   std::vector<int64_t> attention_res{16};      // UNet: feature-map sides with self-attention
-  double dropout = 0.0;                        // MLP hidden layers, UNet residual blocks, DiT and Mixer MLPs
-  int64_t heads = 4;                           // UNet and DiT attention heads
+  double dropout = 0.0;                        // MLP hidden layers, UNet residual blocks, DiT, Mixer, Transformer MLPs
+  int64_t heads = 4;                           // UNet, DiT and Transformer attention heads
   int64_t patch_size = 2;                      // DiT and Mixer: side of a square patch
-  double mlp_ratio = 4.0;                      // DiT and Mixer: channel-MLP width / width
+  double mlp_ratio = 4.0;                      // DiT, Mixer, Transformer: channel-MLP width / width
   int64_t token_mlp_dim = 0;                   // Mixer: token-MLP hidden size (0: width / 2)
   // Image networks: 0 = the condition y is a vector, embedded with the time; C > 0 = y is an
   // image of C channels at the data's height and width, taken as extra input channels

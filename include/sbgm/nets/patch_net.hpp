@@ -12,7 +12,6 @@
 
 #include <torch/nn/modules/container/modulelist.h>
 #include <torch/nn/modules/conv.h>
-#include <torch/nn/modules/linear.h>
 
 #include <memory>
 #include <vector>
@@ -21,6 +20,7 @@
 
 namespace sbgm {
 
+class AdaLNOutput;
 class ConditioningEmbedding;
 class ImageCondition;
 
@@ -37,7 +37,7 @@ class PatchScoreNet final : public ScoreNet {
   torch::nn::Conv2d patchify_{nullptr};
   at::Tensor position_;  // [1, N, width] buffer, or undefined (Mixer)
   torch::nn::ModuleList blocks_;
-  torch::nn::Linear final_modulation_{nullptr}, final_{nullptr};
+  std::shared_ptr<AdaLNOutput> output_;
 };
 
 }  // namespace sbgm
