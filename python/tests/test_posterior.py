@@ -6,6 +6,10 @@ import pytest
 
 import sbgm
 
+# A 3 x 128 network: these posteriors are smooth, and the default 4 x 256 one, trained on one
+# thread, would take this file past its time limit.
+SMALL = {"model.width": 128, "model.depth": 3}
+
 
 @pytest.fixture(scope="module")
 def estimator(tmp_path_factory):
@@ -13,7 +17,7 @@ def estimator(tmp_path_factory):
     theta = rng.normal(size=(4000, 2))
     x = theta + 0.5 * rng.normal(size=theta.shape)
     out = tmp_path_factory.mktemp("post") / "run"
-    est = sbgm.PosteriorEstimator(out, config={"train.steps": 4000}).fit(theta, x, progress=False)
+    est = sbgm.PosteriorEstimator(out, config={"train.steps": 4000, **SMALL}).fit(theta, x, progress=False)
     return est
 
 
@@ -85,7 +89,7 @@ def test_bounded_prior_keeps_samples_inside(tmp_path):
     rng = np.random.default_rng(1)
     theta = rng.uniform(-1, 1, size=(2000, 1))
     x = theta + 0.3 * rng.normal(size=theta.shape)
-    est = sbgm.PosteriorEstimator(tmp_path / "b", lower=-1, upper=1, config={"train.steps": 1000})
+    est = sbgm.PosteriorEstimator(tmp_path / "b", lower=-1, upper=1, config={"train.steps": 1000, **SMALL})
     est.fit(theta, x, progress=False)
     s = est.sample(2000, x=[0.95], progress=False)
     assert s.min() > -1 and s.max() < 1
@@ -107,7 +111,7 @@ def test_flow_matching_posterior(tmp_path):
     rng = np.random.default_rng(1)
     theta = rng.normal(size=(4000, 2))
     x = theta + 0.5 * rng.normal(size=theta.shape)
-    est = sbgm.PosteriorEstimator(tmp_path / "flow", objective="flow", config={"train.steps": 3000})
+    est = sbgm.PosteriorEstimator(tmp_path / "flow", objective="flow", config={"train.steps": 3000, **SMALL})
     est.fit(theta, x, progress=False)
     assert est.model.config["model.objective"] == "flow"
     assert est.model.config["sde.type"] == "linear"
@@ -132,7 +136,7 @@ def test_log_normal_conditions_are_taken_as_logs(tmp_path):
     rng = np.random.default_rng(4)
     theta = rng.normal(size=(4000, 1))
     x = np.exp(2 * theta + 0.5 * rng.normal(size=theta.shape))
-    est = sbgm.PosteriorEstimator(tmp_path / "log", config={"train.steps": 3000, "model.baseline": "none"})
+    est = sbgm.PosteriorEstimator(tmp_path / "log", config={"train.steps": 3000, "model.baseline": "none", **SMALL})
     est.fit(theta, x, progress=False)
     assert est.model.config["data.cond_transform"] == "log"
     s = est.sample(4000, x=[np.exp(1.0)], progress=False)
