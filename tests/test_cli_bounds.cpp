@@ -8,6 +8,7 @@
 
 #include "cli_harness.hpp"
 #include "sbgm/io/npy.hpp"
+#include "sbgm/run/run_config.hpp"
 #include "sbgm/util/runtime.hpp"
 
 using namespace sbgm;
@@ -73,6 +74,46 @@ TEST(CliBounds, PosteriorSamplesStayInsideThePriorsBox) {
   ASSERT_EQ(m.code, 0) << m.err;
   const at::Tensor modes = read_npy(map.string(), true);
   EXPECT_TRUE(((modes.select(1, 0).abs() <= 1) & (modes.select(1, 1) >= 0) & (modes.select(1, 1) <= 2)).all().item<bool>());
+}
+
+// With the defaults a posterior run finds the prior's box in its parameters, says so, writes it
+// to config.toml, and its samples stay inside; data.bounds = none turns it off.
+TEST(CliBounds, APosteriorRunFindsThePriorsBoxByItself) {
+  const fs::path& dir = bounded_run();
+  const std::string data = " --data " + (dir / "theta.npy").string() + " --cond " + (dir / "x.npy").string();
+  const std::string brief = " --steps 200 --model.width 32 --model.depth 2 --sample.n 50 --threads 1";
+  const fs::path run = dir / "found";
+  const CliResult r = sbgm_cli("train" + data + " --out " + run.string() + brief);
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_NE(r.err.find("data.bounds = find: the training rows show a box (2 of 2 features bounded on both sides"),
+            std::string::npos) << r.err;
+  RunConfig written;
+  written.merge_toml(slurp(run / "config.toml"), "config.toml");
+  EXPECT_EQ(written.get("data.bounds"), "find");
+  ASSERT_EQ(written.data.lower.size(), 2u);
+  ASSERT_EQ(written.data.upper.size(), 2u);
+  EXPECT_NEAR(written.data.lower[0], -1, 0.01);
+  EXPECT_NEAR(written.data.lower[1], 0, 0.01);
+  EXPECT_NEAR(written.data.upper[0], 1, 0.01);
+  EXPECT_NEAR(written.data.upper[1], 2, 0.01);
+  const fs::path out = dir / "found_post.npy";
+  const CliResult s = sbgm_cli("sample --checkpoint " + run.string() + " --cond " + (dir / "xo.npy").string() +
+                               " --n 500 --out " + out.string());
+  ASSERT_EQ(s.code, 0) << s.err;
+  const at::Tensor post = read_npy(out.string(), true);
+  const at::Tensor first = post.select(2, 0), second = post.select(2, 1);
+  EXPECT_TRUE(((first >= written.data.lower[0]) & (first <= written.data.upper[0]) & (second >= written.data.lower[1]) &
+               (second <= written.data.upper[1]))
+                  .all()
+                  .item<bool>());
+
+  const fs::path unbounded = dir / "unbounded";
+  const CliResult u = sbgm_cli("train" + data + " --out " + unbounded.string() + brief + " --data.bounds none");
+  ASSERT_EQ(u.code, 0) << u.err;
+  EXPECT_EQ(u.err.find("data.bounds = find"), std::string::npos) << u.err;
+  RunConfig off;
+  off.merge_toml(slurp(unbounded / "config.toml"), "config.toml");
+  EXPECT_TRUE(off.data.lower.empty());
 }
 
 TEST(CliBounds, BadBounds) {

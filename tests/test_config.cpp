@@ -1,6 +1,8 @@
 // The run config: TOML in, keys set one by one, TOML out, and every bad value rejected.
 #include <gtest/gtest.h>
 
+#include <limits>
+
 #include "sbgm/run/run_config.hpp"
 #include "sbgm/run/run_defaults.hpp"
 #include "sbgm/util/error.hpp"
@@ -177,6 +179,52 @@ TEST(RunConfig, AutoKeysRoundTripAndAreSettledFromTheData) {
   EXPECT_EQ(f.train.schedule, LRSchedule::Cosine);
   // Too few rows to hold a tenth out.
   EXPECT_EQ(settle_auto_keys(RunConfig{}, DataFacts{30, 2}).train.validation_fraction, 0.0);
+}
+
+// data.bounds: a posterior takes the box its parameters show, written to data.lower / data.upper;
+// bounds the user gives, or an unconditional run, are left as they are.
+TEST(RunConfig, APosteriorTakesTheBoundsItsParametersShow) {
+  const double inf = std::numeric_limits<double>::infinity();
+  DataFacts facts{10000, 3};
+  facts.found = Bounds::from_lists({-1, -inf}, {1, inf}, 2);
+  const RunConfig s = settle_auto_keys(RunConfig{}, facts);
+  EXPECT_EQ(s.data.bounds, BoundsRule::Find);
+  EXPECT_EQ(s.data.lower, (std::vector<double>{-1, -inf}));
+  EXPECT_EQ(s.data.upper, (std::vector<double>{1, inf}));
+  RunConfig read;  // written to config.toml as they are
+  read.merge_toml(s.to_toml(), "config.toml");
+  EXPECT_EQ(read.data.lower, s.data.lower);
+  EXPECT_EQ(read.get("data.bounds"), "find");
+  // Nothing found: no bounds.
+  EXPECT_TRUE(settle_auto_keys(RunConfig{}, DataFacts{10000, 3}).data.lower.empty());
+  // The user's bounds win, and say none is looked for.
+  RunConfig given;
+  given.set("data.lower", "-2");
+  const RunConfig g = settle_auto_keys(given, facts);
+  EXPECT_EQ(g.data.bounds, BoundsRule::None);
+  EXPECT_EQ(g.data.lower, (std::vector<double>{-2}));
+  EXPECT_TRUE(g.data.upper.empty());
+  // Unconditional, or turned off: none.
+  DataFacts unconditional = facts;
+  unconditional.cond_dim = 0;
+  EXPECT_EQ(settle_auto_keys(RunConfig{}, unconditional).data.bounds, BoundsRule::None);
+  EXPECT_TRUE(settle_auto_keys(RunConfig{}, unconditional).data.lower.empty());
+  RunConfig off;
+  off.set("data.bounds", "none");
+  EXPECT_TRUE(settle_auto_keys(off, facts).data.lower.empty());
+  // Asked for on an unconditional run of vectors, it is taken; on pixels it is refused.
+  RunConfig find;
+  find.set("data.bounds", "find");
+  EXPECT_EQ(settle_auto_keys(find, unconditional).data.lower, (std::vector<double>{-1, -inf}));
+  find.set("data.dataset", "moons");
+  find.set("model.type", "unet");
+  try {
+    find.validate();
+    ADD_FAILURE() << "data.bounds = find on an image network was accepted";
+  } catch (const InvalidArgument& e) {
+    EXPECT_NE(std::string(e.what()).find("data.bounds = find"), std::string::npos) << e.what();
+  }
+  EXPECT_THROW(find.set("data.bounds", "box"), InvalidArgument);
 }
 
 // The sampler a command uses when it names none, or names one: the run's lambda goes with the

@@ -2,16 +2,44 @@
 
 #include <ATen/ATen.h>
 
+#include <algorithm>
 #include <cmath>
 #include <limits>
+#include <optional>
 #include <sstream>
 
+#include "sbgm/util/enum_names.hpp"
 #include "sbgm/util/error.hpp"
 
 namespace sbgm {
 namespace {
 
 constexpr double kInside = 1e-6;  // how far a point on a bound is moved in (see to_unbounded)
+
+constexpr EnumNames<BoundsRule, 3> kRuleNames{{{BoundsRule::Auto, "auto"}, {BoundsRule::Find, "find"}, {BoundsRule::None, "none"}}};
+
+// Bounds::find. Near an edge a where the density f stays positive, the smallest values are evenly
+// spaced (x_(j) - a ~ j / (n f(a))), so the (2k+1)-th smallest lies twice as far from the minimum
+// as the (k+1)-th; where the density vanishes like (x - a)^alpha the ratio is 2^(1 / (1 + alpha)),
+// and where it falls off into a tail (Gaussian, Student, log-normal) the extreme values spread out
+// and it is 1.1-1.3. A side is bounded at a ratio of 1.6 or more, with k a twentieth of the rows
+// (at least 50). In 200 draws each at 500, 1000, 10^4 and 10^5 rows (docs/sbi.md; the test checks
+// 100 at 500 and 10^4): a uniform's sides found in 99-100%, an exponential's zero and a Gaussian
+// truncated at 1 sd in 93-100%; a side of a Gaussian, a Student t_3 or a mixture of two narrow
+// Gaussians never. Edges that are real but where the density vanishes (log-normal, Gamma(2),
+// Beta(2, 2)) are found now and then at 500-1000 rows (4-50%), never at 10^4 or more.
+constexpr int64_t kFewestRowsToFind = 500;
+constexpr int64_t kFewestEdgeRows = 50;
+constexpr int64_t kEdgeRowsPart = 20;  // k: this part of the rows
+constexpr double kEdgeRatio = 1.6;
+
+// The bound a side shows, or nothing: distances [n] of the sorted values from the extreme (the
+// first 0), increasing.
+std::optional<double> edge_distance(const double* d, int64_t n) {
+  const int64_t k = std::max(kFewestEdgeRows, n / kEdgeRowsPart);
+  if (d[k] <= 0 || d[2 * k] < kEdgeRatio * d[k]) return std::nullopt;
+  return d[k] / static_cast<double>(k);  // the mean spacing: how far beyond the extreme the edge lies
+}
 
 // Every term of the bijection for rows of x [N, D] (float64), with the kinds of feature as masks.
 struct Parts {
@@ -62,7 +90,44 @@ std::string number(double v) {
   return s.str();
 }
 
+std::vector<double> to_list(const at::Tensor& t) {
+  if (!t.defined()) return {};
+  const at::Tensor c = t.to(at::kDouble).contiguous().cpu();
+  return std::vector<double>(c.data_ptr<double>(), c.data_ptr<double>() + c.numel());
+}
+
 }  // namespace
+
+std::string to_string(BoundsRule v) { return enum_to_string(v, kRuleNames); }
+BoundsRule bounds_rule_from_string(const std::string& s) { return enum_from_string(s, kRuleNames, "bounds rule"); }
+
+Bounds Bounds::find(const at::Tensor& rows) {
+  const int64_t n = rows.size(0);
+  if (n < kFewestRowsToFind) return {};
+  const at::Tensor sorted = std::get<0>(rows.reshape({n, -1}).to(at::kDouble).cpu().sort(0)).t().contiguous();
+  const int64_t features = sorted.size(0);
+  const double inf = std::numeric_limits<double>::infinity();
+  std::vector<double> lower(features, -inf), upper(features, inf), distances(n);
+  bool found = false;
+  for (int64_t f = 0; f < features; ++f) {
+    const double* v = sorted[f].data_ptr<double>();
+    for (int64_t j = 0; j < n; ++j) distances[j] = v[j] - v[0];
+    if (const auto gap = edge_distance(distances.data(), n)) {
+      lower[f] = v[0] - *gap;
+      found = true;
+    }
+    for (int64_t j = 0; j < n; ++j) distances[j] = v[n - 1] - v[n - 1 - j];
+    if (const auto gap = edge_distance(distances.data(), n)) {
+      upper[f] = v[n - 1] + *gap;
+      found = true;
+    }
+  }
+  if (!found) return {};
+  return Bounds{at::tensor(lower, at::kDouble), at::tensor(upper, at::kDouble)};
+}
+
+std::vector<double> Bounds::lower_list() const { return to_list(lower); }
+std::vector<double> Bounds::upper_list() const { return to_list(upper); }
 
 Bounds Bounds::from_lists(const std::vector<double>& lower, const std::vector<double>& upper, int64_t features) {
   if (lower.empty() && upper.empty()) return {};

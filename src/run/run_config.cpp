@@ -176,6 +176,7 @@ const std::vector<Entry>& entries() {
     t.push_back(field<int64_t>("data.levels", "pixel levels of image data (256 for 8-bit images)", [](C& c) -> auto& { return c.data.levels; }));
     t.push_back(field<std::vector<double>>("data.lower", "lower bounds of the data's features (a prior's support): one for all or one per feature, -inf for none (empty: unbounded)", [](C& c) -> auto& { return c.data.lower; }));
     t.push_back(field<std::vector<double>>("data.upper", "upper bounds of the data's features: one for all or one per feature, inf for none (empty: unbounded)", [](C& c) -> auto& { return c.data.upper; }));
+    t.push_back(choice<BoundsRule>("data.bounds", "find: bounds the training rows show (a prior's box support; data/bounds.hpp) are written to data.lower / data.upper where those are empty; none: only data.lower / data.upper; auto: find for a posterior (conditional vectors)", [](C& c) -> auto& { return c.data.bounds; }, bounds_rule_from_string, to_string));
     t.push_back(choice<CondTransform>("data.cond_transform", "none, or log: the conditions' logarithm (every value must be positive) is standardised and given to the network; auto: log for positive, heavy-tailed conditions", [](C& c) -> auto& { return c.data.cond_transform; }, cond_transform_from_string, to_string));
     Entry sde_type = choice<SDEKind>("sde.type", "vp, subvp, ve, cosine, or linear (flow matching's straight path x_t = (1 - t) x_0 + t z); auto: the run chooses from its data and objective", [](C& c) -> auto& { return c.sde.kind; }, sde_kind_from_string, to_string);
     sde_type.set = [set = sde_type.set](C& c, const std::string& text) {
@@ -399,6 +400,8 @@ void RunConfig::validate() const {
   if (train.cond_dropout > 0 && data.cond.empty()) throw InvalidArgument("{train.cond_dropout} needs conditions ({data.cond})");
   if (data.cond_transform == CondTransform::Log && data.cond.empty())
     throw InvalidArgument("{data.cond_transform} = log needs conditions ({data.cond})");
+  if (data.bounds == BoundsRule::Find && is_image_net(model.kind))
+    throw InvalidArgument("data.bounds = find looks for bounds in vectors; an image network's pixels have data.image_range");
   if (train.cond_dropout > 0 && model.baseline == Baseline::Gaussian)
     throw InvalidArgument("model.baseline = gaussian fits p(x | y) and has no unconditional mode: it cannot be trained with train.cond_dropout");
   sde.validate();

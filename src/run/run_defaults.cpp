@@ -64,7 +64,7 @@ const std::vector<std::string>& auto_keys() {
   static const std::vector<std::string> keys{"sde.type",       "model.baseline",       "train.steps",
                                              "train.schedule", "train.validation_fraction", "train.patience",
                                              "train.validate_every", "sample.sampler", "sample.steps", "sample.lambda", "data.cond_transform",
-                                             "model.input_scaling"};
+                                             "model.input_scaling", "data.bounds"};
   return keys;
 }
 
@@ -103,6 +103,13 @@ RunConfig settle_auto_keys(RunConfig config, const DataFacts& facts) {
     config.data.cond_transform = conditional && facts.cond_log_symmetrises ? CondTransform::Log : CondTransform::None;
   SampleConfig& s = config.sample;
   const bool posterior = is_posterior(config, facts.cond_dim);
+  DataConfig& d = config.data;
+  const bool given_bounds = !d.lower.empty() || !d.upper.empty();
+  if (d.bounds == BoundsRule::Auto) d.bounds = posterior && !given_bounds ? BoundsRule::Find : BoundsRule::None;
+  if (d.bounds == BoundsRule::Find && !given_bounds && !facts.found.none()) {
+    d.lower = facts.found.lower_list();
+    d.upper = facts.found.upper_list();
+  }
   const bool flow = objective_of(config.model.output) == Objective::Flow;
   if (config.sde_auto) config.sde.kind = flow ? SDEKind::Linear : posterior ? SDEKind::VE : SDEKind::VP;
   config.sde_auto = false;

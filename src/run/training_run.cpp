@@ -186,6 +186,15 @@ void copy_file_atomically(const std::string& from, const std::string& to) {
   write_file_atomically(to, [&](std::ostream& out) { out << in.rdbuf(); });
 }
 
+// What data.bounds = find found, said before training.
+std::string found_bounds_text(const Bounds& found) {
+  const at::Tensor lower = at::isfinite(found.lower), upper = at::isfinite(found.upper);
+  const int64_t both = (lower & upper).sum().item<int64_t>(), one = (lower ^ upper).sum().item<int64_t>();
+  return "data.bounds = find: the training rows show a box (" + std::to_string(both) + " of " +
+         std::to_string(found.lower.numel()) + " features bounded on both sides, " + std::to_string(one) +
+         " on one); the data are modelled within it (data.lower, data.upper in config.toml; data.bounds = none turns this off)";
+}
+
 }  // namespace
 
 TrainingData load_training_data(const RunConfig& config) {
@@ -327,7 +336,16 @@ TrainRunResult train_run(const RunConfig& given_config, const TrainingData& rows
   const bool choosing = selects_baseline(config, raw.size(0), cond_dim);
   const bool resuming = resume && !choosing;
   const RunConfig given = config;
-  if (!choosing) config = settle_auto_keys(config, DataFacts{raw.size(0), cond_dim, log_symmetrises(raw_cond)});
+  std::string found_text;  // what data.bounds = find found, said once the directory is taken
+  if (!choosing) {
+    DataFacts facts{raw.size(0), cond_dim, log_symmetrises(raw_cond)};
+    const DataConfig unsettled = settle_auto_keys(config, facts).data;
+    if (unsettled.bounds == BoundsRule::Find && unsettled.lower.empty() && unsettled.upper.empty()) {
+      facts.found = Bounds::find(raw);
+      if (!facts.found.none()) found_text = found_bounds_text(facts.found);
+    }
+    config = settle_auto_keys(config, facts);
+  }
   validate(config);
   Checkpoint resumed;
   if (resuming) {
@@ -419,6 +437,7 @@ TrainRunResult train_run(const RunConfig& given_config, const TrainingData& rows
     // (a checkpoint's can be large enough to keep a disk full) go.
     if (const int stale = remove_stale_temporary_files(run_dir); stale > 0)
       message("removed " + std::to_string(stale) + " temporary file(s) a killed run left in " + run_dir);
+    if (!found_text.empty()) message(found_text);
   }
   net->to(device);
   ema_net->to(device);

@@ -8,6 +8,10 @@
 //   hi only:          u = -log(hi - x)
 //   neither:          u = x
 // Each map is increasing, so ranks and quantiles are the same on both sides.
+//
+// A run's bounds come from data.lower / data.upper, or are found in its training rows
+// (data.bounds = find; Bounds::find): a posterior's parameters are draws from the prior, so a
+// prior with a box support shows its edges in them.
 
 #include <ATen/core/Tensor.h>
 
@@ -17,6 +21,15 @@
 
 namespace sbgm {
 
+// How a run gets its bounds (data.bounds).
+enum class BoundsRule {
+  Auto,  // find for a posterior (conditional vectors) given no data.lower / data.upper; none otherwise (run_defaults.hpp)
+  Find,  // Bounds::find on the training rows, where data.lower and data.upper are empty
+  None,  // data.lower and data.upper only (empty: unbounded)
+};
+std::string to_string(BoundsRule v);
+BoundsRule bounds_rule_from_string(const std::string& s);
+
 struct Bounds {
   at::Tensor lower, upper;  // [D] float64, -inf / +inf for an open side; undefined: no bounds
 
@@ -25,7 +38,17 @@ struct Bounds {
   // naming the key for another length, NaN, or lower >= upper.
   static Bounds from_lists(const std::vector<double>& lower, const std::vector<double>& upper, int64_t features);
 
+  // The edges rows [N, D] show: a side of a feature is bounded where the density of its values
+  // stays up to their extreme instead of falling off into a tail (bounds.cpp says how this is
+  // told), just beyond the extreme by the mean spacing of the values nearest it; other sides
+  // open. No bounds (none()) when no side shows an edge, or for fewer than 500 rows.
+  static Bounds find(const at::Tensor& rows);
+
   bool none() const { return !lower.defined(); }
+  // The bounds as the config's lists (data.lower, data.upper): one value per feature, -inf / inf
+  // for an open side; both empty for none().
+  std::vector<double> lower_list() const;
+  std::vector<double> upper_list() const;
   // Rows x [N, ...] (D features each): [N] true where every feature lies within its closed bounds.
   at::Tensor inside(const at::Tensor& x) const;
   // The first row of x outside the bounds described for an error ("row 3: feature 2 = 1.5 is

@@ -28,6 +28,12 @@
 // Conditions that are all positive and heavy-tailed (log_symmetrises) are given to the network as
 // their logarithm (data.cond_transform; data/condition_transform.hpp); other conditions as they are.
 //
+// The parameters of a posterior are draws from its prior: where they show a box (a uniform
+// prior's, on any side; data.bounds = auto -> find, data/bounds.hpp), the run models them within
+// it (data.lower, data.upper), so that no posterior draw falls outside the prior's support. A
+// network that sees the box only through its training pairs leaks: on gaussian_linear_uniform at
+// 10^4 a third of its draws fell outside [-1, 1]^10, which alone makes C2ST 0.67 (docs/sbi.md).
+//
 // Sampling: a conditional model of vectors (a posterior p(theta | x)) is sampled along the
 // reverse SDE (sample.lambda = 0) by DPM-Solver++ 2M in 50 steps (Euler-Maruyama at 200 steps was
 // the default until 2026-12-03: the same posteriors in four times the time); image and
@@ -54,6 +60,7 @@ struct DataFacts {
   int64_t rows = 0;      // training rows before any are held out (0: not known yet)
   int64_t cond_dim = 0;  // condition features (0: unconditional)
   bool cond_log_symmetrises = false;  // the conditions are positive and heavy-tailed (log_symmetrises)
+  Bounds found{};        // the bounds the training rows show (Bounds::find; none: none, or not looked for)
 };
 
 // The keys whose default is "auto".
