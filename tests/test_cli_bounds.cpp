@@ -76,14 +76,14 @@ TEST(CliBounds, PosteriorSamplesStayInsideThePriorsBox) {
   EXPECT_TRUE(((modes.select(1, 0).abs() <= 1) & (modes.select(1, 1) >= 0) & (modes.select(1, 1) <= 2)).all().item<bool>());
 }
 
-// With the defaults a posterior run finds the prior's box in its parameters, says so, writes it
-// to config.toml, and its samples stay inside; data.bounds = none turns it off.
-TEST(CliBounds, APosteriorRunFindsThePriorsBoxByItself) {
+// With data.bounds = find a posterior run finds the prior's box in its parameters, says so,
+// writes it to config.toml, and its samples stay inside; by default it looks for none.
+TEST(CliBounds, APosteriorRunFindsThePriorsBoxWhenAsked) {
   const fs::path& dir = bounded_run();
   const std::string data = " --data " + (dir / "theta.npy").string() + " --cond " + (dir / "x.npy").string();
   const std::string brief = " --steps 200 --model.width 32 --model.depth 2 --sample.n 50 --threads 1";
   const fs::path run = dir / "found";
-  const CliResult r = sbgm_cli("train" + data + " --out " + run.string() + brief);
+  const CliResult r = sbgm_cli("train" + data + " --out " + run.string() + brief + " --data.bounds find");
   ASSERT_EQ(r.code, 0) << r.err;
   EXPECT_NE(r.err.find("data.bounds = find: the training rows show a box (2 of 2 features bounded on both sides"),
             std::string::npos) << r.err;
@@ -108,7 +108,7 @@ TEST(CliBounds, APosteriorRunFindsThePriorsBoxByItself) {
                   .item<bool>());
 
   const fs::path unbounded = dir / "unbounded";
-  const CliResult u = sbgm_cli("train" + data + " --out " + unbounded.string() + brief + " --data.bounds none");
+  const CliResult u = sbgm_cli("train" + data + " --out " + unbounded.string() + brief);
   ASSERT_EQ(u.code, 0) << u.err;
   EXPECT_EQ(u.err.find("data.bounds = find"), std::string::npos) << u.err;
   RunConfig off;

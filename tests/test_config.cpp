@@ -181,40 +181,33 @@ TEST(RunConfig, AutoKeysRoundTripAndAreSettledFromTheData) {
   EXPECT_EQ(settle_auto_keys(RunConfig{}, DataFacts{30, 2}).train.validation_fraction, 0.0);
 }
 
-// data.bounds: a posterior takes the box its parameters show, written to data.lower / data.upper;
-// bounds the user gives, or an unconditional run, are left as they are.
-TEST(RunConfig, APosteriorTakesTheBoundsItsParametersShow) {
+// data.bounds = find: the box the training rows show is settled into data.lower / data.upper;
+// bounds the user gives are left as they are; by default nothing is looked for.
+TEST(RunConfig, FoundBoundsAreSettledIntoTheLists) {
   const double inf = std::numeric_limits<double>::infinity();
   DataFacts facts{10000, 3};
   facts.found = Bounds::from_lists({-1, -inf}, {1, inf}, 2);
-  const RunConfig s = settle_auto_keys(RunConfig{}, facts);
-  EXPECT_EQ(s.data.bounds, BoundsRule::Find);
+  EXPECT_EQ(RunConfig{}.get("data.bounds"), "none");
+  EXPECT_TRUE(settle_auto_keys(RunConfig{}, facts).data.lower.empty());
+  RunConfig find;
+  find.set("data.bounds", "find");
+  const RunConfig s = settle_auto_keys(find, facts);
   EXPECT_EQ(s.data.lower, (std::vector<double>{-1, -inf}));
   EXPECT_EQ(s.data.upper, (std::vector<double>{1, inf}));
   RunConfig read;  // written to config.toml as they are
   read.merge_toml(s.to_toml(), "config.toml");
   EXPECT_EQ(read.data.lower, s.data.lower);
   EXPECT_EQ(read.get("data.bounds"), "find");
-  // Nothing found: no bounds.
-  EXPECT_TRUE(settle_auto_keys(RunConfig{}, DataFacts{10000, 3}).data.lower.empty());
-  // The user's bounds win, and say none is looked for.
-  RunConfig given;
+  // Nothing found: no bounds. The user's bounds win.
+  EXPECT_TRUE(settle_auto_keys(find, DataFacts{10000, 3}).data.lower.empty());
+  RunConfig given = find;
   given.set("data.lower", "-2");
   const RunConfig g = settle_auto_keys(given, facts);
-  EXPECT_EQ(g.data.bounds, BoundsRule::None);
   EXPECT_EQ(g.data.lower, (std::vector<double>{-2}));
   EXPECT_TRUE(g.data.upper.empty());
-  // Unconditional, or turned off: none.
+  // Unconditional vectors too; pixels are refused.
   DataFacts unconditional = facts;
   unconditional.cond_dim = 0;
-  EXPECT_EQ(settle_auto_keys(RunConfig{}, unconditional).data.bounds, BoundsRule::None);
-  EXPECT_TRUE(settle_auto_keys(RunConfig{}, unconditional).data.lower.empty());
-  RunConfig off;
-  off.set("data.bounds", "none");
-  EXPECT_TRUE(settle_auto_keys(off, facts).data.lower.empty());
-  // Asked for on an unconditional run of vectors, it is taken; on pixels it is refused.
-  RunConfig find;
-  find.set("data.bounds", "find");
   EXPECT_EQ(settle_auto_keys(find, unconditional).data.lower, (std::vector<double>{-1, -inf}));
   find.set("data.dataset", "moons");
   find.set("model.type", "unet");
@@ -224,7 +217,7 @@ TEST(RunConfig, APosteriorTakesTheBoundsItsParametersShow) {
   } catch (const InvalidArgument& e) {
     EXPECT_NE(std::string(e.what()).find("data.bounds = find"), std::string::npos) << e.what();
   }
-  EXPECT_THROW(find.set("data.bounds", "box"), InvalidArgument);
+  EXPECT_THROW(find.set("data.bounds", "auto"), InvalidArgument);
 }
 
 // The sampler a command uses when it names none, or names one: the run's lambda goes with the

@@ -16,7 +16,7 @@ namespace {
 
 constexpr double kInside = 1e-6;  // how far a point on a bound is moved in (see to_unbounded)
 
-constexpr EnumNames<BoundsRule, 3> kRuleNames{{{BoundsRule::Auto, "auto"}, {BoundsRule::Find, "find"}, {BoundsRule::None, "none"}}};
+constexpr EnumNames<BoundsRule, 2> kRuleNames{{{BoundsRule::None, "none"}, {BoundsRule::Find, "find"}}};
 
 // Bounds::find. Near an edge a where the density f stays positive, the smallest values are evenly
 // spaced (x_(j) - a ~ j / (n f(a))), so the (2k+1)-th smallest lies twice as far from the minimum

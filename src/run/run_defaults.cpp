@@ -64,7 +64,7 @@ const std::vector<std::string>& auto_keys() {
   static const std::vector<std::string> keys{"sde.type",       "model.baseline",       "train.steps",
                                              "train.schedule", "train.validation_fraction", "train.patience",
                                              "train.validate_every", "sample.sampler", "sample.steps", "sample.lambda", "data.cond_transform",
-                                             "model.input_scaling", "data.bounds"};
+                                             "model.input_scaling"};
   return keys;
 }
 
@@ -104,9 +104,7 @@ RunConfig settle_auto_keys(RunConfig config, const DataFacts& facts) {
   SampleConfig& s = config.sample;
   const bool posterior = is_posterior(config, facts.cond_dim);
   DataConfig& d = config.data;
-  const bool given_bounds = !d.lower.empty() || !d.upper.empty();
-  if (d.bounds == BoundsRule::Auto) d.bounds = posterior && !given_bounds ? BoundsRule::Find : BoundsRule::None;
-  if (d.bounds == BoundsRule::Find && !given_bounds && !facts.found.none()) {
+  if (d.bounds == BoundsRule::Find && d.lower.empty() && d.upper.empty() && !facts.found.none()) {
     d.lower = facts.found.lower_list();
     d.upper = facts.found.upper_list();
   }

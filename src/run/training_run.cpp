@@ -192,7 +192,7 @@ std::string found_bounds_text(const Bounds& found) {
   const int64_t both = (lower & upper).sum().item<int64_t>(), one = (lower ^ upper).sum().item<int64_t>();
   return "data.bounds = find: the training rows show a box (" + std::to_string(both) + " of " +
          std::to_string(found.lower.numel()) + " features bounded on both sides, " + std::to_string(one) +
-         " on one); the data are modelled within it (data.lower, data.upper in config.toml; data.bounds = none turns this off)";
+         " on one); the data are modelled within it (data.lower, data.upper in config.toml)";
 }
 
 }  // namespace
@@ -339,8 +339,7 @@ TrainRunResult train_run(const RunConfig& given_config, const TrainingData& rows
   std::string found_text;  // what data.bounds = find found, said once the directory is taken
   if (!choosing) {
     DataFacts facts{raw.size(0), cond_dim, log_symmetrises(raw_cond)};
-    const DataConfig unsettled = settle_auto_keys(config, facts).data;
-    if (unsettled.bounds == BoundsRule::Find && unsettled.lower.empty() && unsettled.upper.empty()) {
+    if (config.data.bounds == BoundsRule::Find && config.data.lower.empty() && config.data.upper.empty()) {
       facts.found = Bounds::find(raw);
       if (!facts.found.none()) found_text = found_bounds_text(facts.found);
     }

@@ -23,9 +23,8 @@ namespace sbgm {
 
 // How a run gets its bounds (data.bounds).
 enum class BoundsRule {
-  Auto,  // find for a posterior (conditional vectors) given no data.lower / data.upper; none otherwise (run_defaults.hpp)
-  Find,  // Bounds::find on the training rows, where data.lower and data.upper are empty
   None,  // data.lower and data.upper only (empty: unbounded)
+  Find,  // Bounds::find on the training rows, where data.lower and data.upper are empty
 };
 std::string to_string(BoundsRule v);
 BoundsRule bounds_rule_from_string(const std::string& s);

@@ -31,9 +31,9 @@ struct DataConfig {
   // feature, inf / -inf for an open side, empty for none. A bounded run models its data through
   // the bijection of data/bounds.hpp, so no sample falls outside them.
   std::vector<double> lower, upper;
-  // Whether the run also looks for bounds in its training rows (data/bounds.hpp): "auto" finds
-  // them for a posterior given none (run_defaults.hpp); what it finds is written to lower / upper.
-  BoundsRule bounds = BoundsRule::Auto;
+  // Whether the run also looks for bounds in its training rows (data/bounds.hpp); what it finds
+  // is written to lower / upper.
+  BoundsRule bounds = BoundsRule::None;
   // Conditions given to the network as they are or as their logarithm (data/condition_transform.hpp);
   // "auto": the run chooses from its conditions (run_defaults.hpp).
   CondTransform cond_transform = CondTransform::Auto;
