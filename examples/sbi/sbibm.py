@@ -805,6 +805,16 @@ def _sh(cmd):
     return time.time() - t0
 
 
+def outside_prior(task, post):
+    """Per observation, the fraction of posterior draws [k, n, d] outside the prior's box (a draw
+    there is told apart by the classifier for nothing: a fraction f alone puts C2ST at 0.5 + f/2),
+    or None for a prior without a box. Non-finite draws count as outside."""
+    t = get_task(task)
+    if t.bounds is None:
+        return None
+    return (~t._in_box(post)).mean(-1).tolist()
+
+
 def run_cell(task, budget, seed=0, out=None, sbgm=None, fast_c2st=False, n_obs=N_OBS, extra_train_args=(),
              bounded=False):
     t = get_task(task)
@@ -853,6 +863,7 @@ def run_cell(task, budget, seed=0, out=None, sbgm=None, fast_c2st=False, n_obs=N
         "task": task, "budget": budget, "seed": seed, "observations": k,
         "c2st": acc, "c2st_mean": float(np.mean(scored)) if len(scored) == k else None,
         "c2st_mode": c2st_mode(fast_c2st), "nonfinite_samples": (~finite).sum(1).tolist(),
+        "outside_prior": outside_prior(task, post),
         "logp_true": logp.tolist(), "logp_true_mean": float(logp.mean()),
         "train_steps": _training_steps(run),
         "simulate_seconds": round(sim_s, 2), "train_seconds": round(train_s, 2),
@@ -868,8 +879,10 @@ def run_cell(task, budget, seed=0, out=None, sbgm=None, fast_c2st=False, n_obs=N
     score = (f"{result['c2st_mean']:.3f}" if result["c2st_mean"] is not None else "n/a") + \
         (f" ({result['c2st_mode']}, {k} obs, {min(scored):.3f}-{max(scored):.3f})" if scored else "")
     bad = sum(result["nonfinite_samples"])
+    leak = result["outside_prior"]
     print(f"{task} budget {budget} seed {seed}: C2ST {score}"
           + (f" [{bad} non-finite draws left out]" if bad else "")
+          + (f", {100 * np.mean(leak):.1f}% of draws outside the prior's box" if leak is not None else "")
           + f", mean log p(theta_true | x_o) {result['logp_true_mean']:.2f}{extra}, "
           f"{result['train_steps']} steps, train {train_s:.0f} s, sample {sample_s:.0f} s -> {out / 'result.json'}")
     return result

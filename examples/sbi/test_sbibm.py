@@ -86,6 +86,18 @@ def test_ode_solutions_match_scipy():
         assert np.abs(row - ref).max() < 1e-4                         # in log population; noise is 0.1
 
 
+def test_outside_prior_counts_the_draws_out_of_the_box():
+    rng = np.random.default_rng(0)
+    post = rng.uniform(-2, 2, size=(3, 20000, 2))   # two_moons' box is [-1, 1]^2: a quarter inside
+    post[2, :10] = 0.0                                # ten draws inside ...
+    before = S.outside_prior("two_moons", post)
+    np.testing.assert_allclose(before, 0.75, atol=0.01)
+    post[2, :10] = np.nan                             # ... become non-finite: outside
+    assert S.outside_prior("two_moons", post)[2] == pytest.approx(before[2] + 10 / 20000)
+    assert S.outside_prior("two_moons", rng.uniform(-1, 1, size=(2, 1000, 2))) == [0.0, 0.0]
+    assert S.outside_prior("gaussian_linear", rng.normal(size=(2, 100, 10))) is None
+
+
 def test_c2st_same_and_separated():
     rng = np.random.default_rng(2)
     a, b = rng.standard_normal((2000, 2)), rng.standard_normal((2000, 2))
