@@ -126,6 +126,8 @@ TEST(CliBounds, BadBounds) {
   expect_one_line_error(sbgm_cli("train" + data + " --lower=-1,2 --upper 1,2" + never), "feature 1 has bounds [2, 2]");
   expect_one_line_error(sbgm_cli("train" + data + " --lower=-1,0,0 --upper 1,2,2" + never), "3 values for samples of 2");
   expect_one_line_error(sbgm_cli("train" + data + " --lower nan" + never), "data.lower");
+  expect_one_line_error(sbgm_cli("train" + data + " --data.bounds box" + never), "unknown bounds rule 'box'");
+  expect_one_line_error(sbgm_cli("train --dataset moons --model.type unet --data.bounds find" + never), "data.bounds = find");
   EXPECT_FALSE(fs::exists(dir / "never"));
   // Resuming with other bounds would change what the network's space means.
   expect_one_line_error(sbgm_cli("train --resume --out " + (dir / "run").string() + " --upper 1,3"), "differs from the checkpoint");

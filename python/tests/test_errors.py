@@ -37,6 +37,7 @@ def test_bad_training_rows(tmp_path, data, error, words):
     ({"train.steps": "many"}, "train.steps"),
     ({"model.depth": 100000}, "model.depth"),
     ({"data.file": "x.npy"}, "data.file"),
+    ({"data.bounds": "box"}, "data.bounds"),
 ])
 def test_bad_config(tmp_path, config, words):
     with pytest.raises(ValueError) as e:
