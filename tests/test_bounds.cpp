@@ -142,6 +142,85 @@ TEST(Bounds, ABoundedModelSamplesInsideWithExactLogDensities) {
   }
 }
 
+// A model kept within its box by rejection (data.keep_within = reject): the exact model of a
+// conditional Gaussian whose mean moves with y, truncated to [-1, 1]^2. Its samples are the
+// truncated Gaussian's (moments in closed form), its log-densities the Gaussian's less log Z(y),
+// the mass inside, estimated per distinct condition with the error bar it reports.
+TEST(Bounds, AModelKeptWithinItsSupportByRejection) {
+  // Independent features: mean (0.5 + y, -1), sds 0.6 and 0.8.
+  const double mu[2] = {0.5, -1.0}, sd[2] = {0.6, 0.8};
+  const GaussianMixture gaussian(at::ones({1}, at::kDouble), at::tensor({mu[0], mu[1]}, at::kDouble).reshape({1, 2}),
+                                 at::diag(at::tensor({sd[0] * sd[0], sd[1] * sd[1]}, at::kDouble)).reshape({1, 2, 2}),
+                                 at::tensor({1.0, 0.0}, at::kDouble).reshape({1, 2, 1}));
+  Model model = mixture_model(gaussian, SDEConfig{});
+  model.set_box(Bounds::from_lists({-1}, {1}, 2), KeepWithin::Reject);
+  ASSERT_TRUE(model.bounds.none());
+
+  const auto phi = [](double z) { return std::exp(-0.5 * z * z) / std::sqrt(2 * M_PI); };
+  const auto Phi = [](double z) { return 0.5 * std::erfc(-z / std::sqrt(2.0)); };
+  const double ys[2] = {0.0, 0.8};
+  EDMHeunConfig edm;
+  edm.steps = 40;
+  EDMHeunSampler sampler(edm);
+  const int64_t n = 4000;
+  const at::Tensor cond = at::tensor({ys[0], ys[1]}, at::kDouble).reshape({2, 1});
+  const at::Tensor x = sample_model_given(model, sampler, cond, n, 5);
+  ASSERT_EQ(x.sizes(), (std::vector<int64_t>{2, n, 2}));
+  EXPECT_TRUE(model.inside(x.reshape({2 * n, 2})).all().item<bool>());
+  double z[2];
+  for (int c = 0; c < 2; ++c) {
+    z[c] = 1;
+    for (int d = 0; d < 2; ++d) {
+      const double m = mu[d] + (d == 0 ? ys[c] : 0.0), a = (-1 - m) / sd[d], b = (1 - m) / sd[d];
+      const double mass = Phi(b) - Phi(a), mean = m + sd[d] * (phi(a) - phi(b)) / mass;
+      z[c] *= mass;
+      EXPECT_NEAR(x[c].select(1, d).mean().item<double>(), mean, 0.04) << "condition " << c << ", feature " << d;
+    }
+  }
+
+  // log p at points inside for each condition, and one outside.
+  const at::Tensor points = at::tensor({0.2, -0.4, 0.9, -0.8, 0.0, 0.5, 1.5, 0.0}, at::kDouble).reshape({4, 2});
+  const at::Tensor point_cond = at::tensor({ys[0], ys[1], ys[1], ys[0]}, at::kDouble).reshape({4, 1});
+  LikelihoodConfig tight;
+  tight.solver.rtol = tight.solver.atol = 1e-7;
+  const LikelihoodResult r = model_log_likelihood(model, points, tight, 0, {}, point_cond);
+  const GaussianMixture shifted[2] = {
+      GaussianMixture(gaussian.weights(), gaussian.means(), gaussian.covs()),
+      GaussianMixture(gaussian.weights(), gaussian.means() + at::tensor({ys[1], 0.0}, at::kDouble), gaussian.covs())};
+  const int which[3] = {0, 1, 1};
+  for (int i = 0; i < 3; ++i) {
+    const double exact = shifted[which[i]].log_prob(points.narrow(0, i, 1))[0].item<double>() - std::log(z[which[i]]);
+    const double expected_error = std::sqrt((1 - z[which[i]]) / (z[which[i]] * kSupportDraws));
+    const double error = r.std_error[i].item<double>();
+    EXPECT_NEAR(error, expected_error, 0.2 * expected_error) << "row " << i;
+    // p_T is taken as N(0, I): the ODE's log-density is the Gaussian's to within hundredths.
+    EXPECT_NEAR(r.log_prob[i].item<double>(), exact, 4 * expected_error + 0.03) << "row " << i;
+  }
+  EXPECT_TRUE(std::isinf(r.log_prob[3].item<double>()) && r.log_prob[3].item<double>() < 0);
+  // The rows of one condition share one Z: the unnormalised log-densities differ by log Z only.
+  const LikelihoodResult q = model_log_likelihood_unnormalised(model, points, tight, 0, {}, point_cond);
+  EXPECT_NEAR((q.log_prob[1] - r.log_prob[1]).item<double>(), (q.log_prob[2] - r.log_prob[2]).item<double>(), 1e-9);
+
+  // A condition whose mass lies almost all outside (Z ~ 1e-20): its samples are moved onto the
+  // box without a hundred rounds of draws, and its log-density comes with the error bar of a
+  // share that no draw found.
+  const at::Tensor far = at::tensor({6.0}, at::kDouble).reshape({1, 1});
+  const at::Tensor moved = sample_model_given(model, sampler, far, 500, 5).reshape({500, 2});
+  EXPECT_TRUE(model.inside(moved).all().item<bool>());
+  EXPECT_NEAR(moved.select(1, 0).min().item<double>(), 1.0, 1e-12);  // all on the face x_0 = 1
+  const LikelihoodResult lost = model_log_likelihood(model, points.narrow(0, 0, 1), tight, 0, {}, far);
+  EXPECT_TRUE(std::isfinite(lost.log_prob[0].item<double>()));
+  EXPECT_GT(lost.std_error[0].item<double>(), 1.0);
+}
+
+TEST(Bounds, ClampMovesEachFeatureOntoItsBox) {
+  const Bounds b = four_kinds();
+  const at::Tensor x = at::tensor({-3.0, 0.0, 5.0, 9.0, 0.5, 1.0, -2.0, -9.0}, at::kDouble).reshape({2, 4});
+  const at::Tensor expected = at::tensor({-1.0, 0.5, 3.0, 9.0, 0.5, 1.0, -2.0, -9.0}, at::kDouble).reshape({2, 4});
+  EXPECT_TRUE(at::equal(b.clamp(x), expected)) << b.clamp(x);
+  EXPECT_TRUE(at::equal(Bounds{}.clamp(x), x));
+}
+
 // Bounds::find: the sides where a feature's density stays up to its extreme (a uniform's, an
 // exponential's zero) are bounded just beyond the extreme; tails (a Gaussian's, a Student's, a
 // log-normal's) are not; nor is anything with too few rows, or a constant.

@@ -1,6 +1,7 @@
-// Bounded parameters through the CLI (data.lower / data.upper, --lower / --upper): a posterior
-// over a box-uniform prior whose samples never leave the box, whose log-densities are -inf
-// outside it, and the bad bounds a user can give, each refused in one line with nothing written.
+// Bounded parameters through the CLI (data.lower / data.upper, --lower / --upper, or the box a
+// posterior run finds): a posterior over a box-uniform prior whose samples never leave the box,
+// whose log-densities are -inf outside it, and the bad bounds a user can give, each refused in
+// one line with nothing written.
 #include <ATen/ATen.h>
 #include <gtest/gtest.h>
 
@@ -76,41 +77,49 @@ TEST(CliBounds, PosteriorSamplesStayInsideThePriorsBox) {
   EXPECT_TRUE(((modes.select(1, 0).abs() <= 1) & (modes.select(1, 1) >= 0) & (modes.select(1, 1) <= 2)).all().item<bool>());
 }
 
-// With data.bounds = find a posterior run finds the prior's box in its parameters, says so,
-// writes it to config.toml, and its samples stay inside; by default it looks for none.
-TEST(CliBounds, APosteriorRunFindsThePriorsBoxWhenAsked) {
+// By default (data.bounds = auto) a posterior run finds the prior's box in its parameters, says
+// so, writes it to config.toml with how it keeps within it (rejection), and its samples stay
+// inside; asked to, it maps the box instead, or looks for none.
+TEST(CliBounds, APosteriorRunFindsThePriorsBoxByDefault) {
   const fs::path& dir = bounded_run();
   const std::string data = " --data " + (dir / "theta.npy").string() + " --cond " + (dir / "x.npy").string();
   const std::string brief = " --steps 200 --model.width 32 --model.depth 2 --sample.n 50 --threads 1";
-  const fs::path run = dir / "found";
-  const CliResult r = sbgm_cli("train" + data + " --out " + run.string() + brief + " --data.bounds find");
-  ASSERT_EQ(r.code, 0) << r.err;
-  EXPECT_NE(r.err.find("data.bounds = find: the training rows show a box (2 of 2 features bounded on both sides"),
-            std::string::npos) << r.err;
-  RunConfig written;
-  written.merge_toml(slurp(run / "config.toml"), "config.toml");
-  EXPECT_EQ(written.get("data.bounds"), "find");
-  ASSERT_EQ(written.data.lower.size(), 2u);
-  ASSERT_EQ(written.data.upper.size(), 2u);
-  EXPECT_NEAR(written.data.lower[0], -1, 0.01);
-  EXPECT_NEAR(written.data.lower[1], 0, 0.01);
-  EXPECT_NEAR(written.data.upper[0], 1, 0.01);
-  EXPECT_NEAR(written.data.upper[1], 2, 0.01);
-  const fs::path out = dir / "found_post.npy";
-  const CliResult s = sbgm_cli("sample --checkpoint " + run.string() + " --cond " + (dir / "xo.npy").string() +
-                               " --n 500 --out " + out.string());
-  ASSERT_EQ(s.code, 0) << s.err;
-  const at::Tensor post = read_npy(out.string(), true);
-  const at::Tensor first = post.select(2, 0), second = post.select(2, 1);
-  EXPECT_TRUE(((first >= written.data.lower[0]) & (first <= written.data.upper[0]) & (second >= written.data.lower[1]) &
-               (second <= written.data.upper[1]))
-                  .all()
-                  .item<bool>());
+  for (const std::string keep : {"reject", "map"}) {
+    const fs::path run = dir / ("found_" + keep);
+    const CliResult r = sbgm_cli("train" + data + " --out " + run.string() + brief +
+                                 (keep == "map" ? " --data.keep_within map" : ""));
+    ASSERT_EQ(r.code, 0) << r.err;
+    EXPECT_NE(r.err.find("data.bounds: the training rows show a box (2 of 2 features bounded on both sides"),
+              std::string::npos) << r.err;
+    RunConfig written;
+    written.merge_toml(slurp(run / "config.toml"), "config.toml");
+    EXPECT_EQ(written.get("data.bounds"), "find");
+    EXPECT_EQ(written.get("data.keep_within"), keep);
+    ASSERT_EQ(written.data.lower.size(), 2u);
+    ASSERT_EQ(written.data.upper.size(), 2u);
+    EXPECT_NEAR(written.data.lower[0], -1, 0.01);
+    EXPECT_NEAR(written.data.lower[1], 0, 0.01);
+    EXPECT_NEAR(written.data.upper[0], 1, 0.01);
+    EXPECT_NEAR(written.data.upper[1], 2, 0.01);
+    const CliResult info = sbgm_cli("info --checkpoint " + run.string());
+    ASSERT_EQ(info.code, 0) << info.err;
+    EXPECT_NE(info.out.find(keep == "map" ? "logit / log map" : "samples outside drawn again"), std::string::npos) << info.out;
+    const fs::path out = dir / ("found_post_" + keep + ".npy");
+    const CliResult s = sbgm_cli("sample --checkpoint " + run.string() + " --cond " + (dir / "xo.npy").string() +
+                                 " --n 500 --out " + out.string());
+    ASSERT_EQ(s.code, 0) << s.err;
+    const at::Tensor post = read_npy(out.string(), true);
+    const at::Tensor first = post.select(2, 0), second = post.select(2, 1);
+    EXPECT_TRUE(((first >= written.data.lower[0]) & (first <= written.data.upper[0]) &
+                 (second >= written.data.lower[1]) & (second <= written.data.upper[1]))
+                    .all()
+                    .item<bool>());
+  }
 
   const fs::path unbounded = dir / "unbounded";
-  const CliResult u = sbgm_cli("train" + data + " --out " + unbounded.string() + brief);
+  const CliResult u = sbgm_cli("train" + data + " --out " + unbounded.string() + brief + " --data.bounds none");
   ASSERT_EQ(u.code, 0) << u.err;
-  EXPECT_EQ(u.err.find("data.bounds = find"), std::string::npos) << u.err;
+  EXPECT_EQ(u.err.find("data.bounds"), std::string::npos) << u.err;
   RunConfig off;
   off.merge_toml(slurp(unbounded / "config.toml"), "config.toml");
   EXPECT_TRUE(off.data.lower.empty());
@@ -127,6 +136,7 @@ TEST(CliBounds, BadBounds) {
   expect_one_line_error(sbgm_cli("train" + data + " --lower=-1,0,0 --upper 1,2,2" + never), "3 values for samples of 2");
   expect_one_line_error(sbgm_cli("train" + data + " --lower nan" + never), "data.lower");
   expect_one_line_error(sbgm_cli("train" + data + " --data.bounds box" + never), "unknown bounds rule 'box'");
+  expect_one_line_error(sbgm_cli("train" + data + " --data.keep_within clip" + never), "unknown data.keep_within value 'clip'");
   expect_one_line_error(sbgm_cli("train --dataset moons --model.type unet --data.bounds find" + never), "data.bounds = find");
   EXPECT_FALSE(fs::exists(dir / "never"));
   // Resuming with other bounds would change what the network's space means.

@@ -182,13 +182,27 @@ TEST(RunConfig, AutoKeysRoundTripAndAreSettledFromTheData) {
 }
 
 // data.bounds = find: the box the training rows show is settled into data.lower / data.upper;
-// bounds the user gives are left as they are; by default nothing is looked for.
+// bounds the user gives are left as they are. By default (auto) a posterior looks for its box and
+// keeps within it by rejection; other runs look for none; bounds the user gives are mapped.
 TEST(RunConfig, FoundBoundsAreSettledIntoTheLists) {
   const double inf = std::numeric_limits<double>::infinity();
   DataFacts facts{10000, 3};
   facts.found = Bounds::from_lists({-1, -inf}, {1, inf}, 2);
-  EXPECT_EQ(RunConfig{}.get("data.bounds"), "none");
-  EXPECT_TRUE(settle_auto_keys(RunConfig{}, facts).data.lower.empty());
+  EXPECT_EQ(RunConfig{}.get("data.bounds"), "auto");
+  EXPECT_EQ(RunConfig{}.get("data.keep_within"), "auto");
+  const RunConfig posterior = settle_auto_keys(RunConfig{}, facts);
+  EXPECT_EQ(posterior.get("data.bounds"), "find");
+  EXPECT_EQ(posterior.get("data.keep_within"), "reject");
+  EXPECT_EQ(posterior.data.lower, (std::vector<double>{-1, -inf}));
+  EXPECT_TRUE(looks_for_bounds(RunConfig{}, 3));
+  EXPECT_FALSE(looks_for_bounds(RunConfig{}, 0));
+  DataFacts unconditional = facts;
+  unconditional.cond_dim = 0;
+  const RunConfig plain = settle_auto_keys(RunConfig{}, unconditional);
+  EXPECT_EQ(plain.get("data.bounds"), "none");
+  EXPECT_EQ(plain.get("data.keep_within"), "map");
+  EXPECT_TRUE(plain.data.lower.empty());
+
   RunConfig find;
   find.set("data.bounds", "find");
   const RunConfig s = settle_auto_keys(find, facts);
@@ -198,17 +212,22 @@ TEST(RunConfig, FoundBoundsAreSettledIntoTheLists) {
   read.merge_toml(s.to_toml(), "config.toml");
   EXPECT_EQ(read.data.lower, s.data.lower);
   EXPECT_EQ(read.get("data.bounds"), "find");
-  // Nothing found: no bounds. The user's bounds win.
+  EXPECT_EQ(read.get("data.keep_within"), "reject");
+  // Nothing found: no bounds. The user's bounds win, and none is looked for.
   EXPECT_TRUE(settle_auto_keys(find, DataFacts{10000, 3}).data.lower.empty());
   RunConfig given = find;
   given.set("data.lower", "-2");
+  EXPECT_FALSE(looks_for_bounds(given, 3));
   const RunConfig g = settle_auto_keys(given, facts);
   EXPECT_EQ(g.data.lower, (std::vector<double>{-2}));
   EXPECT_TRUE(g.data.upper.empty());
-  // Unconditional vectors too; pixels are refused.
-  DataFacts unconditional = facts;
-  unconditional.cond_dim = 0;
+  EXPECT_EQ(g.get("data.keep_within"), "map");
+  // Unconditional vectors when asked; pixels are refused.
+  EXPECT_TRUE(looks_for_bounds(find, 0));
   EXPECT_EQ(settle_auto_keys(find, unconditional).data.lower, (std::vector<double>{-1, -inf}));
+  RunConfig mapped = find;
+  mapped.set("data.keep_within", "map");
+  EXPECT_EQ(settle_auto_keys(mapped, facts).get("data.keep_within"), "map");
   find.set("data.dataset", "moons");
   find.set("model.type", "unet");
   try {
@@ -217,7 +236,7 @@ TEST(RunConfig, FoundBoundsAreSettledIntoTheLists) {
   } catch (const InvalidArgument& e) {
     EXPECT_NE(std::string(e.what()).find("data.bounds = find"), std::string::npos) << e.what();
   }
-  EXPECT_THROW(find.set("data.bounds", "auto"), InvalidArgument);
+  EXPECT_THROW(find.set("data.keep_within", "clip"), InvalidArgument);
 }
 
 // The sampler a command uses when it names none, or names one: the run's lambda goes with the

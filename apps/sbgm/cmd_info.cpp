@@ -22,7 +22,9 @@ std::string number_text(double v) {
   return s.str();
 }
 
-std::string bounds_text(const Bounds& b) {
+std::string bounds_text(const Model& m) {
+  const bool mapped = !m.bounds.none();
+  const Bounds& b = mapped ? m.bounds : m.support;
   if (b.none()) return "none";
   std::string text;
   const int64_t n = b.lower.numel(), shown = std::min<int64_t>(n, 8);
@@ -30,7 +32,7 @@ std::string bounds_text(const Bounds& b) {
     text += std::string(i ? ", " : "") + "[" + number_text(b.lower[i].item<double>()) + ", " +
             number_text(b.upper[i].item<double>()) + "]";
   if (shown < n) text += ", ... (" + std::to_string(n) + " features)";
-  return text + " (modelled through a logit / log map)";
+  return text + (mapped ? " (modelled through a logit / log map)" : " (samples outside drawn again)");
 }
 
 std::string scaling_text(const Model& m) {
@@ -65,7 +67,7 @@ void add_info_command(CLI::App& app, Action& action) {
       std::cout << "step: " << m.step << " of " << m.config.train.steps << "\n";
       print_shape(m.data_shape);
       std::cout << "condition features: " << m.cond_dim << "\n";
-      std::cout << "bounds: " << bounds_text(m.bounds) << "\n";
+      std::cout << "bounds: " << bounds_text(m) << "\n";
       std::cout << "scaling: " << scaling_text(m) << "\n";
       std::cout << "parameters: " << m.parameter_count() << "\n";
       std::cout << "objective: "

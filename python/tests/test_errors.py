@@ -38,6 +38,7 @@ def test_bad_training_rows(tmp_path, data, error, words):
     ({"model.depth": 100000}, "model.depth"),
     ({"data.file": "x.npy"}, "data.file"),
     ({"data.bounds": "box"}, "data.bounds"),
+    ({"data.keep_within": "clip"}, "data.keep_within"),
 ])
 def test_bad_config(tmp_path, config, words):
     with pytest.raises(ValueError) as e:

@@ -96,14 +96,16 @@ def test_bounded_prior_keeps_samples_inside(tmp_path):
     assert est.model.config["data.lower"] == [-1.0] or est.model.config["data.lower"] == -1.0
 
 
-def test_a_uniform_priors_box_is_found_when_asked(tmp_path):
-    """data.bounds = find: the box the parameters show is the model's, recorded in its config."""
+def test_a_uniform_priors_box_is_found_by_default(tmp_path):
+    """data.bounds = auto: the box the parameters show is the model's, recorded in its config,
+    and samples outside it are drawn again."""
     rng = np.random.default_rng(1)
     theta = rng.uniform(-1, 1, size=(2000, 1))
     x = theta + 0.3 * rng.normal(size=theta.shape)
-    est = sbgm.PosteriorEstimator(tmp_path / "found", config={"train.steps": 300, "data.bounds": "find", **SMALL})
+    est = sbgm.PosteriorEstimator(tmp_path / "found", config={"train.steps": 300, **SMALL})
     est.fit(theta, x, progress=False)
     assert est.model.config["data.bounds"] == "find"
+    assert est.model.config["data.keep_within"] == "reject"
     lower, upper = (np.ravel(est.model.config[k])[0] for k in ("data.lower", "data.upper"))
     assert -1.01 < lower < theta.min() and theta.max() < upper < 1.01
     s = est.sample(1000, x=[0.95], progress=False)

@@ -16,7 +16,10 @@ namespace {
 
 constexpr double kInside = 1e-6;  // how far a point on a bound is moved in (see to_unbounded)
 
-constexpr EnumNames<BoundsRule, 2> kRuleNames{{{BoundsRule::None, "none"}, {BoundsRule::Find, "find"}}};
+constexpr EnumNames<BoundsRule, 3> kRuleNames{
+    {{BoundsRule::Auto, "auto"}, {BoundsRule::None, "none"}, {BoundsRule::Find, "find"}}};
+constexpr EnumNames<KeepWithin, 3> kKeepNames{
+    {{KeepWithin::Auto, "auto"}, {KeepWithin::Map, "map"}, {KeepWithin::Reject, "reject"}}};
 
 // Bounds::find. Near an edge a where the density f stays positive, the smallest values are evenly
 // spaced (x_(j) - a ~ j / (n f(a))), so the (2k+1)-th smallest lies twice as far from the minimum
@@ -100,6 +103,8 @@ std::vector<double> to_list(const at::Tensor& t) {
 
 std::string to_string(BoundsRule v) { return enum_to_string(v, kRuleNames); }
 BoundsRule bounds_rule_from_string(const std::string& s) { return enum_from_string(s, kRuleNames, "bounds rule"); }
+std::string to_string(KeepWithin v) { return enum_to_string(v, kKeepNames); }
+KeepWithin keep_within_from_string(const std::string& s) { return enum_from_string(s, kKeepNames, "data.keep_within value"); }
 
 Bounds Bounds::find(const at::Tensor& rows) {
   const int64_t n = rows.size(0);
@@ -160,6 +165,12 @@ std::string Bounds::first_outside(const at::Tensor& x) const {
                             : v < lo       ? "is below its lower bound " + number(lo)
                                            : "is above its upper bound " + number(hi);
   return "row " + std::to_string(row) + ": feature " + std::to_string(f) + " = " + number(v) + " " + where;
+}
+
+at::Tensor Bounds::clamp(const at::Tensor& x) const {
+  if (none()) return x;
+  const at::Tensor r = rows_of(*this, x);
+  return at::max(at::min(r, upper.to(r.device())), lower.to(r.device())).to(x.scalar_type()).reshape(x.sizes());
 }
 
 at::Tensor Bounds::to_unbounded(const at::Tensor& x) const {

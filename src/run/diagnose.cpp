@@ -51,7 +51,7 @@ CalibrationReport diagnose_model(const Model& model, Sampler& sampler, const at:
     const int64_t k = config.hpd_samples;
     const at::Tensor rows = at::cat({truth, samples.narrow(1, 0, k).reshape({sims * k, dim})});
     const at::Tensor conds = at::cat({x, x.repeat_interleave(k, 0)});
-    const at::Tensor log_p = model_log_likelihood(model, rows, config.likelihood, seed, progress, conds).log_prob;
+    const at::Tensor log_p = model_log_likelihood_unnormalised(model, rows, config.likelihood, seed, progress, conds).log_prob;
     const at::Tensor h = hpd_fractions(log_p.narrow(0, sims, sims * k).reshape({sims, k}), log_p.narrow(0, 0, sims));
     report.checks.push_back(calibration_check("hpd", h, h));
   }

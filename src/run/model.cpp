@@ -4,6 +4,8 @@
 #include <c10/util/accumulate.h>
 #include <torch/utils.h>
 
+#include <algorithm>
+#include <cmath>
 #include <limits>
 
 #include "sbgm/io/npz.hpp"
@@ -17,6 +19,7 @@
 #include "sbgm/nets/summary_net.hpp"
 #include "sbgm/run/trained_model.hpp"
 #include "sbgm/sample/euler_maruyama.hpp"
+#include "sbgm/sample/make_sampler.hpp"
 #include "sbgm/sde/sde.hpp"
 #include "sbgm/train/flat_parameters.hpp"
 #include "sbgm/util/error.hpp"
@@ -43,6 +46,18 @@ at::Tensor Model::to_data_space(const at::Tensor& z) const { return bounds.to_bo
 
 at::Tensor Model::log_abs_det_jacobian(const at::Tensor& x) const {
   return bounds.log_abs_det_jacobian(x) + scaling.log_abs_det_jacobian();
+}
+
+at::Tensor Model::inside(const at::Tensor& x) const {
+  const at::Tensor rows = x.cpu();
+  return bounds.inside(rows) & support.inside(rows);
+}
+
+void Model::set_box(const Bounds& box, KeepWithin keep) {
+  // Auto: a checkpoint written before data.keep_within, whose bounds were all mapped.
+  const bool reject = keep == KeepWithin::Reject;
+  bounds = reject ? Bounds{} : box;
+  support = reject ? box : Bounds{};
 }
 
 ConditionInput Model::condition_input() const { return {cond_dim, !mixture && config.train.cond_dropout > 0}; }
@@ -93,7 +108,7 @@ Model model_from(const TrainedModel& c, c10::Device device) {
   m.config = c.config;
   m.data_shape = c.data_shape;
   m.cond_dim = c.cond_dim;
-  m.bounds = model_bounds(c.config, c.data_shape);
+  m.set_box(model_bounds(c.config, c.data_shape), c.config.data.keep_within);
   m.scaling = c.scaling;
   m.cond_scaling = c.cond_scaling;
   m.data_mean = c.data_mean;
@@ -150,8 +165,11 @@ Model mixture_model(const GaussianMixture& mixture, const SDEConfig& sde, c10::D
   return m;
 }
 
-at::Tensor sample_model_with(const Model& model, ScoreModel& score, Sampler& sampler, int64_t n, const at::Tensor& y,
-                             uint64_t seed, const ProgressFn& progress) {
+namespace {
+
+// The sampler's draws mapped into data space, no matter the support.
+at::Tensor draw_in_data_space(const Model& model, ScoreModel& score, Sampler& sampler, int64_t n, const at::Tensor& y,
+                              uint64_t seed, const ProgressFn& progress) {
   const c10::Device device = model.device;
   DrawConfig draw;
   draw.n = n;
@@ -160,6 +178,74 @@ at::Tensor sample_model_with(const Model& model, ScoreModel& score, Sampler& sam
   at::Tensor x = draw_samples(sampler, score, *model.sde, model.data_shape, draw, y, make_generator(device, seed),
                               at::TensorOptions().device(device).dtype(model.dtype), progress, model.comm);
   return model.to_data_space(x).cpu();
+}
+
+// A generator seed of its own for each further round of draws.
+uint64_t round_seed(uint64_t seed, uint64_t round) { return seed ^ (0x9E3779B97F4A7C15ULL * round); }
+
+// The distinct rows of model-space conditions y [n, C] (undefined: one group of n rows): the
+// group of each row [n] and the rows of each group's first member.
+struct ConditionGroups {
+  at::Tensor group;  // [n] long
+  at::Tensor first;  // [groups] long
+  int64_t count() const { return first.numel(); }
+};
+ConditionGroups condition_groups(const at::Tensor& y, int64_t n) {
+  if (!y.defined()) return {at::zeros({n}, at::kLong), at::zeros({1}, at::kLong)};
+  const at::Tensor inverse = std::get<1>(at::unique_dim(y.cpu(), 0, /*sorted=*/true, /*return_inverse=*/true));
+  const int64_t groups = inverse.numel() > 0 ? inverse.max().item<int64_t>() + 1 : 0;
+  // Any member stands for its group: scatter writes one row index per group.
+  const at::Tensor first = at::zeros({groups}, at::kLong).scatter_(0, inverse, at::arange(n, at::kLong));
+  return {inverse, first};
+}
+
+// Rows x [n, ...] whose rows outside the support are drawn again (sample_model_with).
+at::Tensor redraw_outside(const Model& model, ScoreModel& score, Sampler& sampler, at::Tensor x, const at::Tensor& y,
+                          uint64_t seed, const ProgressFn& progress) {
+  const int64_t n = x.size(0);
+  const at::Tensor in = model.support.inside(x);
+  // The rows of a condition whose first draws all but miss the support would spend a hundred
+  // times the sampling and still miss: they go onto the box at once.
+  const ConditionGroups groups = condition_groups(y, n);
+  const at::Tensor kept = at::zeros({groups.count()}, at::kDouble).index_add_(0, groups.group, in.to(at::kDouble));
+  const at::Tensor sizes = at::bincount(groups.group, {}, groups.count()).to(at::kDouble);
+  const at::Tensor starved = ((kept * kMostDrawsPerSample < sizes) & (sizes >= kMostDrawsPerSample)).index_select(0, groups.group);
+  const at::Tensor share = in.to(at::kDouble).mean();
+  const double acceptance = std::max(share.item<double>(), 1.0 / kMostDrawsPerSample);
+  at::Tensor outside = (~in & ~starved).nonzero().squeeze(1);
+  at::Tensor given_up = (~in & starved).nonzero().squeeze(1);
+  int64_t used = 1;  // draws each row still outside has had
+  for (uint64_t round = 1; outside.numel() > 0; ++round) {
+    const int64_t k = outside.numel();
+    // Enough copies per row that most rows find a draw inside, doubling for the rows that do not;
+    // no round larger than four times the sample.
+    const int64_t wanted = static_cast<int64_t>(std::ceil(2.0 / acceptance)) << std::min<uint64_t>(round - 1, 20);
+    const int64_t copies = std::min({wanted, kMostDrawsPerSample - used, std::max<int64_t>(1, 4 * n / k)});
+    if (copies < 1) {
+      given_up = at::cat({given_up, outside});
+      break;
+    }
+    used += copies;
+    const at::Tensor rows_y = y.defined() ? y.index_select(0, outside.to(y.device())).repeat_interleave(copies, 0) : y;
+    const at::Tensor draws = draw_in_data_space(model, score, sampler, k * copies, rows_y, round_seed(seed, round), progress);
+    const at::Tensor hits = model.support.inside(draws).reshape({k, copies});
+    const at::Tensor found = hits.any(1);
+    // The first copy inside: a draw from the model given the support.
+    const at::Tensor pick = at::arange(k, at::kLong) * copies + hits.to(at::kInt).argmax(1);
+    x.index_copy_(0, outside.masked_select(found), draws.index_select(0, pick.masked_select(found)));
+    outside = outside.masked_select(~found);
+  }
+  if (given_up.numel() > 0) x.index_copy_(0, given_up, model.support.clamp(x.index_select(0, given_up)));
+  return x;
+}
+
+}  // namespace
+
+at::Tensor sample_model_with(const Model& model, ScoreModel& score, Sampler& sampler, int64_t n, const at::Tensor& y,
+                             uint64_t seed, const ProgressFn& progress) {
+  const at::Tensor x = draw_in_data_space(model, score, sampler, n, y, seed, progress);
+  if (model.support.none()) return x;
+  return redraw_outside(model, score, sampler, x, y, seed, progress);
 }
 
 namespace {
@@ -235,8 +321,9 @@ at::Tensor model_rows(const Model& model, const at::Tensor& x) {
   return x;
 }
 
-LikelihoodResult model_log_likelihood(const Model& model, const at::Tensor& x_given, const LikelihoodConfig& config,
-                                      uint64_t seed, const ProgressFn& progress, const at::Tensor& cond) {
+LikelihoodResult model_log_likelihood_unnormalised(const Model& model, const at::Tensor& x_given,
+                                                   const LikelihoodConfig& config, uint64_t seed,
+                                                   const ProgressFn& progress, const at::Tensor& cond) {
   const at::Tensor x = model_rows(model, x_given);
   const std::vector<int64_t> shape(x.sizes().begin() + 1, x.sizes().end());
   if (shape != model.data_shape)
@@ -249,8 +336,37 @@ LikelihoodResult model_log_likelihood(const Model& model, const at::Tensor& x_gi
                                       y, config, make_generator(device, seed), progress, model.comm);
   // Outside the bounds the density is zero.
   const at::Tensor log_prob = r.log_prob.cpu() + model.log_abs_det_jacobian(x.cpu()).to(r.log_prob.dtype());
-  r.log_prob = at::where(model.bounds.inside(x), log_prob, at::full_like(log_prob, -std::numeric_limits<double>::infinity()));
+  r.log_prob = at::where(model.inside(x), log_prob, at::full_like(log_prob, -std::numeric_limits<double>::infinity()));
   r.std_error = r.std_error.cpu();
+  return r;
+}
+
+LikelihoodResult model_log_likelihood(const Model& model, const at::Tensor& x, const LikelihoodConfig& config,
+                                      uint64_t seed, const ProgressFn& progress, const at::Tensor& cond) {
+  LikelihoodResult r = model_log_likelihood_unnormalised(model, x, config, seed, progress, cond);
+  if (model.support.none()) return r;
+  // Z(y) per distinct condition, from kSupportDraws draws of the model given it.
+  const int64_t n = r.log_prob.numel();
+  const at::Tensor y = model.cond_dim > 0 ? model_conditions(model, cond, n) : at::Tensor();
+  const ConditionGroups groups = condition_groups(y, n);
+  const int64_t m = kSupportDraws;
+  const at::Tensor draws_y = y.defined() ? y.index_select(0, groups.first.to(y.device())).repeat_interleave(m, 0) : y;
+  // Z is the mass inside of the density log q is, the probability-flow ODE's: drawn by that ODE,
+  // solved as the likelihood's.
+  auto score = model.score_model();
+  SamplerOptions ode;
+  ode.kind = SamplerKind::ProbabilityFlow;
+  ode.solver = config.solver;
+  ode.steps = config.solver.steps;
+  auto sampler = make_sampler(ode);
+  const at::Tensor draws = draw_in_data_space(model, *score, *sampler, groups.count() * m, draws_y,
+                                              round_seed(seed, 0x5a), progress);
+  // No draw inside: half a draw's worth, with the large error that comes with it.
+  const at::Tensor inside_draws = model.support.inside(draws).reshape({groups.count(), m}).to(at::kDouble).sum(1);
+  const at::Tensor z = inside_draws.clamp_min(0.5).div(static_cast<double>(m)).index_select(0, groups.group);
+  r.log_prob = r.log_prob - at::log(z).to(r.log_prob.dtype());
+  const at::Tensor z_error2 = (1 - z) / (z * static_cast<double>(m));
+  r.std_error = at::sqrt(r.std_error.to(at::kDouble).square() + z_error2).to(r.std_error.dtype());
   return r;
 }
 

@@ -81,13 +81,16 @@ at::Tensor model_mode(const Model& model, Sampler& sampler, const at::Tensor& co
     const double lr = config.lr * (kFinalFraction + (1 - kFinalFraction) * cosine);
     const double c1 = 1 - std::pow(kBeta1, static_cast<double>(i + 1)), c2 = 1 - std::pow(kBeta2, static_cast<double>(i + 1));
     x.addcdiv_(first / c1, (second / c2).sqrt_().add_(kEps), lr);
+    // A model kept within its support by rejection has no density outside: the ascent is projected
+    // back onto the box.
+    if (!model.support.none()) x = model.to_model_space(model.support.clamp(model.to_data_space(x))).to(x.device());
     if (progress) progress(i + 1, config.iterations);
   }
   const at::Tensor ends = model.to_data_space(x).cpu();
   if (!at::isfinite(ends).all().item<bool>()) throw InvalidArgument("the mode search diverged (the score is not finite)");
   const at::Tensor conds =
       cond.defined() ? (cond.dim() <= 1 ? cond.reshape({1, -1}) : cond.reshape({m, -1})).repeat_interleave(k, 0) : at::Tensor();
-  const at::Tensor log_p = model_log_likelihood(model, ends, config.likelihood, seed, progress, conds).log_prob;
+  const at::Tensor log_p = model_log_likelihood_unnormalised(model, ends, config.likelihood, seed, progress, conds).log_prob;
   const at::Tensor best = log_p.reshape({m, k}).argmax(1) + at::arange(m, at::kLong) * k;
   return ends.index_select(0, best);
 }

@@ -49,7 +49,6 @@ constexpr int64_t kNoiseLevels = 50;  // edm, when asked for in the config witho
 // adaptive and takes the steps its tolerance needs).
 constexpr int64_t kFlowSteps = 100;
 
-bool is_posterior(const RunConfig& config, int64_t cond_dim) { return cond_dim > 0 && !is_image_net(config.model.kind); }
 
 // A sampler's steps when neither the config nor the command gives them (edm: edm_levels).
 int64_t default_steps(SamplerKind kind, bool posterior, int64_t edm_levels) {
@@ -64,7 +63,7 @@ const std::vector<std::string>& auto_keys() {
   static const std::vector<std::string> keys{"sde.type",       "model.baseline",       "train.steps",
                                              "train.schedule", "train.validation_fraction", "train.patience",
                                              "train.validate_every", "sample.sampler", "sample.steps", "sample.lambda", "data.cond_transform",
-                                             "model.input_scaling"};
+                                             "model.input_scaling", "data.bounds", "data.keep_within"};
   return keys;
 }
 
@@ -76,6 +75,14 @@ TrainConfig train_config_with_auto_keys() {
   t.patience = kAutoCount;
   t.validate_every = kAutoCount;
   return t;
+}
+
+bool is_posterior(const RunConfig& config, int64_t cond_dim) { return cond_dim > 0 && !is_image_net(config.model.kind); }
+
+bool looks_for_bounds(const RunConfig& config, int64_t cond_dim) {
+  const BoundsRule rule = config.data.bounds;
+  const bool finding = rule == BoundsRule::Find || (rule == BoundsRule::Auto && is_posterior(config, cond_dim));
+  return finding && config.data.lower.empty() && config.data.upper.empty();
 }
 
 RunConfig settle_auto_keys(RunConfig config, const DataFacts& facts) {
@@ -104,10 +111,13 @@ RunConfig settle_auto_keys(RunConfig config, const DataFacts& facts) {
   SampleConfig& s = config.sample;
   const bool posterior = is_posterior(config, facts.cond_dim);
   DataConfig& d = config.data;
-  if (d.bounds == BoundsRule::Find && d.lower.empty() && d.upper.empty() && !facts.found.none()) {
+  if (d.bounds == BoundsRule::Auto) d.bounds = posterior ? BoundsRule::Find : BoundsRule::None;
+  const bool found = d.bounds == BoundsRule::Find && d.lower.empty() && d.upper.empty() && !facts.found.none();
+  if (found) {
     d.lower = facts.found.lower_list();
     d.upper = facts.found.upper_list();
   }
+  if (d.keep_within == KeepWithin::Auto) d.keep_within = found ? KeepWithin::Reject : KeepWithin::Map;
   const bool flow = objective_of(config.model.output) == Objective::Flow;
   if (config.sde_auto) config.sde.kind = flow ? SDEKind::Linear : posterior ? SDEKind::VE : SDEKind::VP;
   config.sde_auto = false;

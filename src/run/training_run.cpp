@@ -190,9 +190,9 @@ void copy_file_atomically(const std::string& from, const std::string& to) {
 std::string found_bounds_text(const Bounds& found) {
   const at::Tensor lower = at::isfinite(found.lower), upper = at::isfinite(found.upper);
   const int64_t both = (lower & upper).sum().item<int64_t>(), one = (lower ^ upper).sum().item<int64_t>();
-  return "data.bounds = find: the training rows show a box (" + std::to_string(both) + " of " +
+  return "data.bounds: the training rows show a box (" + std::to_string(both) + " of " +
          std::to_string(found.lower.numel()) + " features bounded on both sides, " + std::to_string(one) +
-         " on one); the data are modelled within it (data.lower, data.upper in config.toml)";
+         " on one); samples are kept within it (data.lower, data.upper, data.keep_within in config.toml)";
 }
 
 }  // namespace
@@ -339,7 +339,7 @@ TrainRunResult train_run(const RunConfig& given_config, const TrainingData& rows
   std::string found_text;  // what data.bounds = find found, said once the directory is taken
   if (!choosing) {
     DataFacts facts{raw.size(0), cond_dim, log_symmetrises(raw_cond)};
-    if (config.data.bounds == BoundsRule::Find && config.data.lower.empty() && config.data.upper.empty()) {
+    if (looks_for_bounds(config, cond_dim)) {
       facts.found = Bounds::find(raw);
       if (!facts.found.none()) found_text = found_bounds_text(facts.found);
     }
@@ -355,15 +355,17 @@ TrainRunResult train_run(const RunConfig& given_config, const TrainingData& rows
     if (resumed.cond_dim != cond_dim) throw InvalidArgument("the conditions' width differs from the checkpoint's");
   }
   if (resuming) check_resumable(resumed, config);
-  // Bounded features are modelled through the bounds' bijection (data/bounds.hpp).
-  const Bounds bounds = model_bounds(config, data_shape);
-  if (!bounds.none()) {
+  // Bounded features are modelled through the bounds' bijection (data/bounds.hpp), or as they are
+  // and their samples outside the box drawn again (data.keep_within).
+  const Bounds box = model_bounds(config, data_shape);
+  if (!box.none()) {
     if (config.data.pixel_range(false))
       throw InvalidArgument("data.lower / data.upper do not apply to pixel data (data.image_range)");
-    const std::string outside = bounds.first_outside(raw);
+    const std::string outside = box.first_outside(raw);
     if (!outside.empty()) throw InvalidArgument(rows.data_name + ": " + outside + " (data.lower / data.upper)");
   }
-  const at::Tensor unbounded = bounds.to_unbounded(raw);
+  const Bounds mapped = config.data.keep_within == KeepWithin::Reject ? Bounds{} : box;
+  const at::Tensor unbounded = mapped.to_unbounded(raw);
   const Scaling fitted_scaling = fit_scaling(config, unbounded, rows.data_name);
   const Scaling scaling = resuming ? resumed.scaling : fitted_scaling;
   if (resuming && !same_scaling(fitted_scaling, scaling))
@@ -500,7 +502,7 @@ TrainRunResult train_run(const RunConfig& given_config, const TrainingData& rows
     m.config = config;
     m.data_shape = data_shape;
     m.cond_dim = cond_dim;
-    m.bounds = bounds;
+    m.set_box(box, config.data.keep_within);
     m.scaling = scaling;
     m.cond_scaling = cond_scaling;
     m.data_mean = data_mean;

@@ -11,7 +11,9 @@
 //
 // A run's bounds come from data.lower / data.upper, or are found in its training rows
 // (data.bounds = find; Bounds::find): a posterior's parameters are draws from the prior, so a
-// prior with a box support shows its edges in them.
+// prior with a box support shows its edges in them. A run keeps its samples within the bounds
+// either by that map or by modelling the data as they are and drawing again every sample that
+// falls outside (data.keep_within; run/model.hpp).
 
 #include <ATen/core/Tensor.h>
 
@@ -23,11 +25,21 @@ namespace sbgm {
 
 // How a run gets its bounds (data.bounds).
 enum class BoundsRule {
+  Auto,  // the run chooses (run/run_defaults.hpp)
   None,  // data.lower and data.upper only (empty: unbounded)
   Find,  // Bounds::find on the training rows, where data.lower and data.upper are empty
 };
 std::string to_string(BoundsRule v);
 BoundsRule bounds_rule_from_string(const std::string& s);
+
+// How a run keeps its samples within its bounds (data.keep_within).
+enum class KeepWithin {
+  Auto,    // the run chooses (run/run_defaults.hpp)
+  Map,     // the network models the bijection's image of the data (below)
+  Reject,  // the network models the data as they are; samples outside are drawn again
+};
+std::string to_string(KeepWithin v);
+KeepWithin keep_within_from_string(const std::string& s);
 
 struct Bounds {
   at::Tensor lower, upper;  // [D] float64, -inf / +inf for an open side; undefined: no bounds
@@ -53,6 +65,8 @@ struct Bounds {
   // The first row of x outside the bounds described for an error ("row 3: feature 2 = 1.5 is
   // above its upper bound 1"), or "" when every row is inside.
   std::string first_outside(const at::Tensor& x) const;
+  // Rows x [N, ...] with every feature moved onto its nearest point within the bounds.
+  at::Tensor clamp(const at::Tensor& x) const;
   // x -> u, in x's dtype (computed in float64). Points on a bound are moved just inside it (by a
   // millionth of the box, or of the distance scale for an open side) so that u stays finite.
   at::Tensor to_unbounded(const at::Tensor& x) const;

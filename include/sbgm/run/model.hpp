@@ -31,7 +31,10 @@ struct Model {
   RunConfig config;  // for a mixture only config.sde is meaningful
   std::vector<int64_t> data_shape;
   int64_t cond_dim = 0;  // features of a condition y (0: unconditional model)
-  Bounds bounds;    // the data's box bounds (data.lower, data.upper), mapped onto unbounded space first
+  // The data's box bounds (data.lower, data.upper), in one of two ways (data.keep_within): mapped
+  // onto unbounded space first (bounds), or kept by drawing again every sample outside them
+  // (support; log-densities are then normalised by the share of draws inside). The other is none.
+  Bounds bounds, support;
   Scaling scaling;  // then this affine map onto the space the network models
   Scaling cond_scaling;  // data-space conditions -> the conditions the model was trained on
   at::Tensor data_mean, data_cov;  // the training rows' moments in the model's space (checkpoint.hpp), or undefined
@@ -55,6 +58,10 @@ struct Model {
   // [N] float64: log |det dz/dx| of each row x in data space, which turns the model's log-density
   // into the data's.
   at::Tensor log_abs_det_jacobian(const at::Tensor& x) const;
+  // [N]: true for the rows x in data space that lie within the model's bounds (all, for none).
+  at::Tensor inside(const at::Tensor& x) const;
+  // Takes the box a config gives (model_bounds) the way the config keeps within it.
+  void set_box(const Bounds& box, KeepWithin keep);
   // How the network takes its condition (trained with condition dropout or not).
   ConditionInput condition_input() const;
   int64_t parameter_count() const;
@@ -92,9 +99,13 @@ at::Tensor model_conditions(const Model& model, const at::Tensor& cond, int64_t 
 
 // n samples in data space drawn with the given score (a composition built on the model's own,
 // such as an iid posterior's) through the model's SDE, shape and maps; y: one model-space
-// condition per row, or undefined.
+// condition per row, or undefined. A model with a support draws every sample outside it again,
+// with that row's condition, until all are inside. A row still outside after kMostDrawsPerSample
+// draws (under 1% of the model's mass inside given its condition; at once for a condition under
+// 1% of whose first draws fell inside) is moved onto the box's nearest point.
 at::Tensor sample_model_with(const Model& model, ScoreModel& score, Sampler& sampler, int64_t n, const at::Tensor& y,
                              uint64_t seed, const ProgressFn& progress = {});
+constexpr int64_t kMostDrawsPerSample = 100;
 // n samples in data space drawn with the given sampler (an unconditional model).
 at::Tensor sample_model(const Model& model, Sampler& sampler, int64_t n, uint64_t seed, const ProgressFn& progress = {},
                         const ScoreOptions& score = {});
@@ -120,8 +131,18 @@ constexpr int64_t kImageLikelihoodChunkRows = 16;
 struct LikelihoodConfig;
 struct LikelihoodResult;
 // log p(x) (log p(x | y) for conditions cond, one row per row of x or a single row for all) in
-// nats for rows of x in data space (the scaling's log-Jacobian included).
+// nats for rows of x in data space (the scaling's log-Jacobian included); -inf outside the bounds.
+// A model with a support is normalised by the share Z(y) of its draws that fall inside it,
+// estimated from kSupportDraws draws for each distinct condition: log p = log q - log Z, its
+// Monte-Carlo error sqrt((1 - Z) / (Z m)) joined to the standard error (no draw inside counts
+// as half a draw: Z = 1 / (2m), its error 1.4 nats).
 LikelihoodResult model_log_likelihood(const Model& model, const at::Tensor& x, const LikelihoodConfig& config,
                                       uint64_t seed, const ProgressFn& progress = {}, const at::Tensor& cond = {});
+// The same without that normalisation: log q(x | y) within the support. Enough to compare rows of
+// one condition (Z is the same for them), at no extra cost.
+LikelihoodResult model_log_likelihood_unnormalised(const Model& model, const at::Tensor& x, const LikelihoodConfig& config,
+                                                   uint64_t seed, const ProgressFn& progress = {},
+                                                   const at::Tensor& cond = {});
+constexpr int64_t kSupportDraws = 1000;
 
 }  // namespace sbgm

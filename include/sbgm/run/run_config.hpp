@@ -28,12 +28,14 @@ struct DataConfig {
   std::string image_range = "auto";
   int64_t levels = 256;
   // Box bounds on the data's features (a prior's support): one value for every feature or one per
-  // feature, inf / -inf for an open side, empty for none. A bounded run models its data through
-  // the bijection of data/bounds.hpp, so no sample falls outside them.
+  // feature, inf / -inf for an open side, empty for none. No sample falls outside them.
   std::vector<double> lower, upper;
   // Whether the run also looks for bounds in its training rows (data/bounds.hpp); what it finds
-  // is written to lower / upper.
-  BoundsRule bounds = BoundsRule::None;
+  // is written to lower / upper. "auto": the run chooses (run_defaults.hpp).
+  BoundsRule bounds = BoundsRule::Auto;
+  // How samples are kept within the bounds: through the bijection of data/bounds.hpp, or by
+  // drawing again those that fall outside (run/model.hpp). "auto": the run chooses.
+  KeepWithin keep_within = KeepWithin::Auto;
   // Conditions given to the network as they are or as their logarithm (data/condition_transform.hpp);
   // "auto": the run chooses from its conditions (run_defaults.hpp).
   CondTransform cond_transform = CondTransform::Auto;

@@ -28,12 +28,15 @@
 // Conditions that are all positive and heavy-tailed (log_symmetrises) are given to the network as
 // their logarithm (data.cond_transform; data/condition_transform.hpp); other conditions as they are.
 //
-// data.bounds = find (not a default): the bounds the training rows show are settled into
-// data.lower / data.upper (facts.found). A posterior modelled through the box's logit map leaks no
-// draw out of a uniform prior (on gaussian_linear_uniform at 10^4 the unbounded network put a
-// third of its draws outside [-1, 1]^10: C2ST 0.636 -> 0.610), but the map bends the geometry of
-// posteriors well inside the box (two moons 0.521 -> 0.534), so it is asked for, not assumed
-// (docs/sbi.md).
+// A posterior looks for the box of its prior in its training parameters (data.bounds = find,
+// Bounds::find; the bounds found are settled into data.lower / data.upper, facts.found) and keeps
+// its samples within it by drawing again those that fall outside (data.keep_within = reject): on
+// gaussian_linear_uniform at 10^4 the unbounded network put a third of its draws outside the
+// prior's [-1, 1]^10. Modelling the parameters through the box's logit map instead leaks nothing
+// either but bends the geometry of posteriors well inside the box (two moons 0.521 -> 0.534,
+// slcp 0.76 -> 0.80), where dropping the draws outside changes nothing. Bounds the user gives are
+// mapped (data.keep_within = map): they state a support whose map may suit the parameters (the
+// log map of lotka_volterra's positive, log-normal parameters: 0.860 -> 0.824; docs/sbi.md).
 //
 // Sampling: a conditional model of vectors (a posterior p(theta | x)) is sampled along the
 // reverse SDE (sample.lambda = 0) by DPM-Solver++ 2M in 50 steps (Euler-Maruyama at 200 steps was
@@ -63,6 +66,13 @@ struct DataFacts {
   bool cond_log_symmetrises = false;  // the conditions are positive and heavy-tailed (log_symmetrises)
   Bounds found{};        // the bounds the training rows show (Bounds::find; none: none, or not looked for)
 };
+
+// Whether the model of this config (conditions of cond_dim features) is a posterior: conditional
+// vectors, the runs the SBI recipe above is for.
+bool is_posterior(const RunConfig& config, int64_t cond_dim);
+// Whether a run of this config looks for bounds in its training rows (data.bounds, settled or
+// not, and no bounds given).
+bool looks_for_bounds(const RunConfig& config, int64_t cond_dim);
 
 // The keys whose default is "auto".
 const std::vector<std::string>& auto_keys();
