@@ -2,10 +2,11 @@
 
     python3 bench/flow_vs_score.py [--runs DIR] [--datasets ring8,moons] [--seeds 3] [--threads 2]
 
-For each dataset, trains (unless already there) a score model and a flow model with the main
+For each dataset, trains (unless already there) a score model and two flow models with the main
 job's config (examples/ring8.toml: MLP 128 x 3, 6000 steps, batch 256, EMA) — the score model on
-its VP SDE predicting the noise, the flow model on the linear path predicting the velocity — and
-then measures:
+its VP SDE predicting the noise, the flow models on the linear path predicting the velocity, one
+with independent data-noise pairs and one with minibatch optimal transport (train.ot_coupling) —
+and then measures:
 
 - sample quality against network evaluations: build/bench/sbgm_bench_samplers on each checkpoint
   (energy distance to held-out draws, mean true log p for ring8; mean ± standard error over seeds);
@@ -25,9 +26,11 @@ import tempfile
 import numpy as np
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-SBGM = os.path.join(ROOT, "build", "apps", "sbgm", "sbgm")
+SBGM = os.environ.get("SBGM", os.path.join(ROOT, "build", "apps", "sbgm", "sbgm"))  # or a copy of the binary
 BENCH = os.path.join(ROOT, "build", "bench", "sbgm_bench_samplers")
-OBJECTIVES = {"score": [], "flow": ["--objective", "flow", "--sde", "linear"]}
+# The flow model twice: with independent pairs of data and noise, and with minibatch optimal transport.
+OBJECTIVES = {"score": [], "flow": ["--objective", "flow", "--sde", "linear"],
+              "flow_ot": ["--objective", "flow", "--sde", "linear", "--train.ot_coupling", "true"]}
 
 
 def run(args, **kw):
@@ -74,8 +77,8 @@ def main():
             run([SBGM, "sample", "--checkpoint", ckpts["score"], "--n", "500", "--seed", "7", "--out", points,
                  "--threads", str(a.threads)])
         print(f"\n### {dataset}: log-likelihood error against a tight solve (1e-8), 500 points\n")
-        print("| rtol = atol | score: mean abs error (nats) | score: evaluations per point "
-              "| flow: mean abs error (nats) | flow: evaluations per point |\n|---|---|---|---|---|")
+        print("| rtol = atol | " + " | ".join(f"{o}: mean abs error (nats) | {o}: evaluations per point" for o in ckpts)
+              + " |\n|---|" + "---|---|" * len(ckpts))
         tight = {o: loglik(c, points, 1e-8, a.threads)[0] for o, c in ckpts.items()}
         for tol in (1e-2, 1e-3, 1e-4, 1e-5):
             cells = []

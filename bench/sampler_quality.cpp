@@ -116,15 +116,16 @@ std::vector<Row> samplers() {
       for (StepSchedule schedule : {StepSchedule::LogSNR, StepSchedule::Time, StepSchedule::Karras})
         add(to_string(kind) + " " + std::to_string(k) + " " + to_string(schedule), kind, k,
             [schedule](SamplerOptions& o) { o.multistep.schedule = schedule; });
-  add("ddim 50 logsnr", SamplerKind::DDIM, 50, none);
-  add("ddim 100 logsnr, eta 1", SamplerKind::DDIM, 100, [](SamplerOptions& o) { o.multistep.eta = 1; });
+  // {schedule}: the schedule these rows leave to the path (logsnr; time on a flow model's linear path).
+  add("ddim 50 {schedule}", SamplerKind::DDIM, 50, none);
+  add("ddim 100 {schedule}, eta 1", SamplerKind::DDIM, 100, [](SamplerOptions& o) { o.multistep.eta = 1; });
   // The plug-in reverse SDEs between the reverse SDE (lambda 0) and the ODE (lambda 1).
   for (double lambda : {0.0, 0.25, 0.5, 0.75, 1.0}) {
     char name[64];
     std::snprintf(name, sizeof name, "lambda %.2f: em 200", lambda);
     add(name, SamplerKind::EulerMaruyama, 200, [lambda](SamplerOptions& o) { o.lambda = lambda; });
     for (int64_t k : {20, 50}) {
-      std::snprintf(name, sizeof name, "lambda %.2f: dpmpp2m %lld logsnr", lambda, static_cast<long long>(k));
+      std::snprintf(name, sizeof name, "lambda %.2f: dpmpp2m %lld {schedule}", lambda, static_cast<long long>(k));
       add(name, SamplerKind::DPMSolverPP2M, k, [lambda](SamplerOptions& o) { o.lambda = lambda; });
     }
   }
@@ -216,7 +217,10 @@ int run(int argc, char** argv) {
       distances.push_back(energy_distance(x, held_out));
       if (truth) logps.push_back(mean_logp(x));
     }
-    std::printf("| %s | %lld | %s | %s | %.2f |\n", row.name.c_str(), static_cast<long long>(counted.calls / (n * seeds)),
+    std::string label = row.name;
+    if (const auto at = label.find("{schedule}"); at != std::string::npos)
+      label.replace(at, 10, to_string(resolve_schedule(row.options.multistep.schedule, *model.sde)));
+    std::printf("| %s | %lld | %s | %s | %.2f |\n", label.c_str(), static_cast<long long>(counted.calls / (n * seeds)),
                 summary(distances, "%.4f").c_str(), truth ? summary(logps, "%.3f").c_str() : "–", secs / static_cast<double>(seeds));
     std::fflush(stdout);
   }

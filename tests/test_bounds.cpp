@@ -164,7 +164,8 @@ TEST(Bounds, AModelKeptWithinItsSupportByRejection) {
   EDMHeunSampler sampler(edm);
   const int64_t n = 4000;
   const at::Tensor cond = at::tensor({ys[0], ys[1]}, at::kDouble).reshape({2, 1});
-  const at::Tensor x = sample_model_given(model, sampler, cond, n, 5);
+  SupportStats stats;
+  const at::Tensor x = sample_model_given(model, sampler, cond, n, 5, {}, {}, &stats);
   ASSERT_EQ(x.sizes(), (std::vector<int64_t>{2, n, 2}));
   EXPECT_TRUE(model.inside(x.reshape({2 * n, 2})).all().item<bool>());
   double z[2];
@@ -177,6 +178,20 @@ TEST(Bounds, AModelKeptWithinItsSupportByRejection) {
       EXPECT_NEAR(x[c].select(1, d).mean().item<double>(), mean, 0.04) << "condition " << c << ", feature " << d;
     }
   }
+  // What the report says: the share of first draws outside is 1 - Z on average over the two
+  // conditions (binomial sd 0.006 here), the lower Z is the lowest share inside, nothing clamped.
+  EXPECT_EQ(stats.rows, 2 * n);
+  EXPECT_EQ(stats.conditions, 2);
+  EXPECT_NEAR(double(stats.outside) / double(stats.rows), 1 - (z[0] + z[1]) / 2, 0.025);
+  EXPECT_NEAR(stats.lowest_share, std::min(z[0], z[1]), 0.03);
+  EXPECT_GE(stats.redraws, stats.outside);
+  EXPECT_EQ(stats.clamped, 0);
+  EXPECT_NE(stats.summary().find("drawn again"), std::string::npos) << stats.summary();
+  EXPECT_EQ(stats.summary().find("moved onto"), std::string::npos) << stats.summary();
+  SupportStats unbounded;  // a model without a support reports nothing
+  sample_model_given(mixture_model(gaussian, SDEConfig{}), sampler, cond, 10, 5, {}, {}, &unbounded);
+  EXPECT_EQ(unbounded.rows, 0);
+  EXPECT_TRUE(unbounded.summary().empty());
 
   // log p at points inside for each condition, and one outside.
   const at::Tensor points = at::tensor({0.2, -0.4, 0.9, -0.8, 0.0, 0.5, 1.5, 0.0}, at::kDouble).reshape({4, 2});
@@ -205,8 +220,12 @@ TEST(Bounds, AModelKeptWithinItsSupportByRejection) {
   // box without a hundred rounds of draws, and its log-density comes with the error bar of a
   // share that no draw found.
   const at::Tensor far = at::tensor({6.0}, at::kDouble).reshape({1, 1});
-  const at::Tensor moved = sample_model_given(model, sampler, far, 500, 5).reshape({500, 2});
+  SupportStats lost_stats;
+  const at::Tensor moved = sample_model_given(model, sampler, far, 500, 5, {}, {}, &lost_stats).reshape({500, 2});
   EXPECT_TRUE(model.inside(moved).all().item<bool>());
+  EXPECT_EQ(lost_stats.clamped, 500);
+  EXPECT_LT(lost_stats.lowest_share, 0.01);
+  EXPECT_NE(lost_stats.summary().find("moved onto the box"), std::string::npos) << lost_stats.summary();
   EXPECT_NEAR(moved.select(1, 0).min().item<double>(), 1.0, 1e-12);  // all on the face x_0 = 1
   const LikelihoodResult lost = model_log_likelihood(model, points.narrow(0, 0, 1), tight, 0, {}, far);
   EXPECT_TRUE(std::isfinite(lost.log_prob[0].item<double>()));
@@ -219,6 +238,16 @@ TEST(Bounds, ClampMovesEachFeatureOntoItsBox) {
   const at::Tensor expected = at::tensor({-1.0, 0.5, 3.0, 9.0, 0.5, 1.0, -2.0, -9.0}, at::kDouble).reshape({2, 4});
   EXPECT_TRUE(at::equal(b.clamp(x), expected)) << b.clamp(x);
   EXPECT_TRUE(at::equal(Bounds{}.clamp(x), x));
+  // Bounds float32 cannot hold (a found box's): what lands on them in float32 stays inside, by
+  // clamping and by the logit map's saturated ends alike (rounding to nearest would step outside).
+  const Bounds odd = Bounds::from_lists({-1.0008548319339752}, {1.0005154240131378}, 1);
+  const at::Tensor far = at::tensor({-40.0f, 40.0f}).reshape({2, 1});
+  for (const at::Tensor& y : {odd.clamp(far), odd.to_bounded(far)}) {
+    ASSERT_EQ(y.scalar_type(), at::kFloat);
+    EXPECT_TRUE(odd.inside(y).all().item<bool>()) << y;
+    EXPECT_NEAR(y[0].item<double>(), -1.0008548319339752, 1e-6);
+    EXPECT_NEAR(y[1].item<double>(), 1.0005154240131378, 1e-6);
+  }
 }
 
 // Bounds::find: the sides where a feature's density stays up to its extreme (a uniform's, an

@@ -67,7 +67,8 @@ std::vector<PathPanel> trajectory_panels(const Model& model, const SamplerOption
        {std::pair{sde, "reverse SDE (lambda 0), Euler-Maruyama " + std::to_string(sde.steps) + " steps"},
         std::pair{plug_in, "plug-in reverse SDE, lambda " + std::string(lambda_text)},
         std::pair{ode, "probability-flow ODE (lambda 1), " + to_string(ode.solver.kind)}}) {
-    if (o.kind != SamplerKind::ProbabilityFlow && !model.sde->has_reverse_sde()) continue;  // a flow path: the ODE alone
+    // A flow path, or a model whose score is not its path's: the ODE alone.
+    if (o.kind != SamplerKind::ProbabilityFlow && (!model.sde->has_reverse_sde() || !model.has_path_score())) continue;
     const std::unique_ptr<Sampler> sampler = make_sampler(o);
     Trajectories paths = model_trajectories(model, *sampler, k, seed, cond, score);
     panels.push_back({title, std::move(paths.times), paths.states});
@@ -193,7 +194,8 @@ void add_sample_command(CLI::App& app, Action& action) {
                   << "), the prior's score from " << iid_prior_source(model, request.iid) << "\n";
       const SamplerOptions sampling = resolve_sampling(model, request);
       ProgressLine line("sample");
-      const at::Tensor samples = run_sample_request(model, request, [&](int64_t d, int64_t t) { line.update(d, t); });
+      const SampleReport report = run_sample_request(model, request, [&](int64_t d, int64_t t) { line.update(d, t); });
+      const at::Tensor& samples = report.samples;
       if (opt->map) {
         line.finish();
         if (!job.comm.is_root()) return 0;
@@ -205,6 +207,7 @@ void add_sample_command(CLI::App& app, Action& action) {
       if (!job.comm.is_root()) return 0;  // rank 0 writes what every rank holds
       check_finite(samples, "the samples (the model diverged)");
       write_npy(opt->out, samples);
+      if (const std::string kept = report.support.summary(); !kept.empty()) std::cout << kept << "\n";
       const bool images = is_image_shape(model.data_shape);
       const std::unique_ptr<Sampler> sampler = make_sampler(sampling);
       const at::Tensor first = cond.defined() ? cond.narrow(0, 0, 1) : at::Tensor();

@@ -9,6 +9,7 @@ import math
 import os
 import sys
 import tomllib
+import warnings
 from typing import TYPE_CHECKING, Any, Mapping, Optional, Union
 
 import numpy as np
@@ -371,9 +372,16 @@ class Model:
         _check_counts(n=n, steps=steps, seed=seed)
         with Progress(progress, desc) as report:
             lam, schedule, eta, order = solver
-            return self._core.sample(kind, int(n), cond, int(seed), sampler or "", int(steps or 0),
-                                     None if lam is None else float(lam), schedule, float(eta), int(order),
-                                     float(guidance), int(draws), method, report)
+            samples, kept, clamped = self._core.sample(kind, int(n), cond, int(seed), sampler or "", int(steps or 0),
+                                                       None if lam is None else float(lam), schedule, float(eta),
+                                                       int(order), float(guidance), int(draws), method, report)
+        # How the draws met the prior's box (data.keep_within = reject): a warning where the model
+        # all but misses the box for some condition, a line beside the progress bar otherwise.
+        if clamped:
+            warnings.warn(kept, UserWarning, stacklevel=3)
+        elif kept and progress is True:
+            sys.stderr.write(kept + "\n")
+        return samples
 
 
 def load(path: str | os.PathLike, *, ema: bool = True) -> Model:

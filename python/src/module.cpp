@@ -145,7 +145,9 @@ class PyModel {
  public:
   explicit PyModel(sbgm::Model model) : model_(std::move(model)) {}
 
-  py::array sample(const std::string& kind, int64_t n, const std::optional<Array>& cond, uint64_t seed,
+  // The samples, how they met the model's support (one line, empty if every first draw was
+  // inside) and the samples moved onto the box.
+  py::tuple sample(const std::string& kind, int64_t n, const std::optional<Array>& cond, uint64_t seed,
                    const std::string& sampler, int64_t steps, const std::optional<double>& lambda,
                    const std::string& schedule, double eta, int64_t order, double guidance, int64_t iid_draws,
                    const std::string& iid_method, const std::optional<py::function>& progress) {
@@ -163,9 +165,10 @@ class PyModel {
     request.iid.covariance_samples = iid_draws;
     if (request.kind == sbgm::SampleRequest::Kind::Modes) request.mode.starts = n;
     request.score.guidance = guidance;
-    return to_numpy(released(progress, [&](const sbgm::ProgressFn& report) {
-      return sbgm::run_sample_request(model_, request, report);
-    }));
+    const sbgm::SampleReport report = released(progress, [&](const sbgm::ProgressFn& progress_of) {
+      return sbgm::run_sample_request(model_, request, progress_of);
+    });
+    return py::make_tuple(to_numpy(report.samples), report.support.summary(), report.support.clamped);
   }
 
   py::tuple log_prob(const Array& x, const std::optional<Array>& cond, uint64_t seed, double rtol, double atol,

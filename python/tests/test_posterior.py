@@ -96,9 +96,10 @@ def test_bounded_prior_keeps_samples_inside(tmp_path):
     assert est.model.config["data.lower"] == [-1.0] or est.model.config["data.lower"] == -1.0
 
 
-def test_a_uniform_priors_box_is_found_by_default(tmp_path):
+def test_a_uniform_priors_box_is_found_by_default(tmp_path, capsys):
     """data.bounds = auto: the box the parameters show is the model's, recorded in its config,
-    and samples outside it are drawn again."""
+    and samples outside it are drawn again — said under the progress bar, and a warning where the
+    model puts its mass outside the box for a condition."""
     rng = np.random.default_rng(1)
     theta = rng.uniform(-1, 1, size=(2000, 1))
     x = theta + 0.3 * rng.normal(size=theta.shape)
@@ -110,6 +111,12 @@ def test_a_uniform_priors_box_is_found_by_default(tmp_path):
     assert -1.01 < lower < theta.min() and theta.max() < upper < 1.01
     s = est.sample(1000, x=[0.95], progress=False)
     assert s.min() >= lower and s.max() <= upper
+    capsys.readouterr()
+    est.sample(1000, x=[0.95])  # near the edge: the posterior's mass beyond it is drawn again
+    assert "first draws fell outside data.lower .. data.upper and were drawn again" in capsys.readouterr().err
+    with pytest.warns(UserWarning, match="moved onto the box"):  # far beyond anything trained on
+        far = est.sample(100, x=[40.0], progress=False)
+    assert far.min() >= lower and far.max() <= upper
 
 
 def test_a_temporary_directory_by_default():

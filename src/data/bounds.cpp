@@ -167,10 +167,26 @@ std::string Bounds::first_outside(const at::Tensor& x) const {
   return "row " + std::to_string(row) + ": feature " + std::to_string(f) + " = " + number(v) + " " + where;
 }
 
+namespace {
+
+// Rows r (float64, within the bounds) in the precision `type`, still within them: rounding can
+// carry a value on a bound outward (the float32 nearest 1.00051542 is 1.0005155), and such values
+// step one representable number inward.
+at::Tensor inside_in_precision(const Bounds& b, const at::Tensor& r, at::ScalarType type) {
+  const at::Tensor c = r.to(type), back = c.to(at::kDouble);
+  const at::Tensor lo = b.lower.to(r.device()), hi = b.upper.to(r.device());
+  const double inf = std::numeric_limits<double>::infinity();
+  return at::where(back > hi, at::nextafter(c, at::full_like(c, -inf)),
+                   at::where(back < lo, at::nextafter(c, at::full_like(c, inf)), c));
+}
+
+}  // namespace
+
 at::Tensor Bounds::clamp(const at::Tensor& x) const {
   if (none()) return x;
   const at::Tensor r = rows_of(*this, x);
-  return at::max(at::min(r, upper.to(r.device())), lower.to(r.device())).to(x.scalar_type()).reshape(x.sizes());
+  return inside_in_precision(*this, at::max(at::min(r, upper.to(r.device())), lower.to(r.device())), x.scalar_type())
+      .reshape(x.sizes());
 }
 
 at::Tensor Bounds::to_unbounded(const at::Tensor& x) const {
@@ -190,7 +206,7 @@ at::Tensor Bounds::to_bounded(const at::Tensor& u) const {
   const at::Tensor x = at::where(p.both, p.lo + p.width * at::sigmoid(r),
                                  at::where(p.lower_only, p.lo + at::exp(r),
                                            at::where(p.upper_only, p.hi - at::exp(-r), r)));
-  return x.to(u.scalar_type()).reshape(u.sizes());
+  return inside_in_precision(*this, x, u.scalar_type()).reshape(u.sizes());
 }
 
 at::Tensor Bounds::log_abs_det_jacobian(const at::Tensor& x) const {

@@ -71,7 +71,7 @@ std::string iid_prior_source(const Model& model, const IIDConfig& config) {
 
 at::Tensor sample_model_iid(const Model& model, Sampler& sampler, const at::Tensor& observations, int64_t n,
                             const IIDConfig& config, uint64_t seed, const ProgressFn& progress,
-                            const ScoreOptions& options) {
+                            const ScoreOptions& options, SupportStats* report) {
   if (model.cond_dim == 0) throw InvalidArgument("iid sampling composes a conditional model's posteriors: the model is unconditional");
   if (n < 1) throw InvalidArgument("the number of samples must be at least 1");
   if (config.method == IIDMethod::Gauss && config.covariance_samples < feature_count(model) + 3)
@@ -112,7 +112,7 @@ at::Tensor sample_model_iid(const Model& model, Sampler& sampler, const at::Tens
   }
   std::shared_ptr<ScoreModel> posterior = model.score_model(options);
   IIDScore score(posterior, prior, model.sde, y, config.method, posterior_covs, prior_cov);
-  return sample_model_with(model, score, sampler, n, at::Tensor(), seed, progress);
+  return sample_model_with(model, score, sampler, n, at::Tensor(), seed, progress, report);
 }
 
 }  // namespace sbgm

@@ -75,6 +75,7 @@ at::Tensor model_inpaint(const Model& model, const at::Tensor& observed_given, c
   if (!model.sde->has_reverse_sde())
     throw InvalidArgument("inpainting guides the reverse process by the score, which a flow model on the " +
                           to_string(model.sde->kind()) + " path does not have at t = T: not available for this model");
+  require_path_score(model, "inpainting");
   if (!model.bounds.none() || !model.support.none())
     throw InvalidArgument("inpainting observes the data linearly, which a model of bounded data (data.lower, data.upper) "
                           "does not take");

@@ -6,7 +6,9 @@
 
 #include <algorithm>
 #include <cmath>
+#include <iomanip>
 #include <limits>
+#include <sstream>
 
 #include "sbgm/io/npz.hpp"
 #include "sbgm/likelihood/log_likelihood.hpp"
@@ -46,6 +48,15 @@ at::Tensor Model::to_data_space(const at::Tensor& z) const { return bounds.to_bo
 
 at::Tensor Model::log_abs_det_jacobian(const at::Tensor& x) const {
   return bounds.log_abs_det_jacobian(x) + scaling.log_abs_det_jacobian();
+}
+
+bool Model::has_path_score() const { return !config.train.loss.ot_coupling; }
+
+void require_path_score(const Model& model, const std::string& what) {
+  if (model.has_path_score()) return;
+  throw InvalidArgument(what + " uses the path's score, which a flow model trained with minibatch optimal transport "
+                               "(train.ot_coupling) does not have: sample it by the ODE (ode; ddim, dpmpp2m at lambda "
+                               "1; dpmpp3m; unipc; edm without churn) and evaluate it by the ODE's log-likelihood");
 }
 
 at::Tensor Model::inside(const at::Tensor& x) const {
@@ -201,7 +212,7 @@ ConditionGroups condition_groups(const at::Tensor& y, int64_t n) {
 
 // Rows x [n, ...] whose rows outside the support are drawn again (sample_model_with).
 at::Tensor redraw_outside(const Model& model, ScoreModel& score, Sampler& sampler, at::Tensor x, const at::Tensor& y,
-                          uint64_t seed, const ProgressFn& progress) {
+                          uint64_t seed, const ProgressFn& progress, SupportStats* report) {
   const int64_t n = x.size(0);
   const at::Tensor in = model.support.inside(x);
   // The rows of a condition whose first draws all but miss the support would spend a hundred
@@ -214,6 +225,12 @@ at::Tensor redraw_outside(const Model& model, ScoreModel& score, Sampler& sample
   const double acceptance = std::max(share.item<double>(), 1.0 / kMostDrawsPerSample);
   at::Tensor outside = (~in & ~starved).nonzero().squeeze(1);
   at::Tensor given_up = (~in & starved).nonzero().squeeze(1);
+  if (report) {
+    report->rows += n;
+    report->outside += n - in.sum().item<int64_t>();
+    report->conditions += groups.count();
+    if (groups.count() > 0) report->lowest_share = std::min(report->lowest_share, (kept / sizes).min().item<double>());
+  }
   int64_t used = 1;  // draws each row still outside has had
   for (uint64_t round = 1; outside.numel() > 0; ++round) {
     const int64_t k = outside.numel();
@@ -226,6 +243,7 @@ at::Tensor redraw_outside(const Model& model, ScoreModel& score, Sampler& sample
       break;
     }
     used += copies;
+    if (report) report->redraws += k * copies;
     const at::Tensor rows_y = y.defined() ? y.index_select(0, outside.to(y.device())).repeat_interleave(copies, 0) : y;
     const at::Tensor draws = draw_in_data_space(model, score, sampler, k * copies, rows_y, round_seed(seed, round), progress);
     const at::Tensor hits = model.support.inside(draws).reshape({k, copies});
@@ -236,25 +254,45 @@ at::Tensor redraw_outside(const Model& model, ScoreModel& score, Sampler& sample
     outside = outside.masked_select(~found);
   }
   if (given_up.numel() > 0) x.index_copy_(0, given_up, model.support.clamp(x.index_select(0, given_up)));
+  if (report) report->clamped += given_up.numel();
   return x;
 }
 
 }  // namespace
 
+std::string SupportStats::summary() const {
+  if (outside == 0 && clamped == 0) return {};
+  const auto percent = [](double share) {
+    std::ostringstream text;
+    text << std::setprecision(share < 0.1 ? 2 : 3) << 100 * share << "%";
+    return text.str();
+  };
+  std::string line = percent(double(outside) / double(rows)) + " of the " + std::to_string(rows) +
+                     " samples' first draws fell outside data.lower .. data.upper and were drawn again (" +
+                     std::to_string(redraws) + " more draws";
+  if (conditions > 1) line += "; the lowest share inside for one condition: " + percent(lowest_share);
+  line += ")";
+  if (clamped > 0)
+    line += "; " + std::to_string(clamped) +
+            " samples were moved onto the box's nearest point, their conditions having under 1% of the model's draws "
+            "inside: the model puts its mass outside the prior there";
+  return line;
+}
+
 at::Tensor sample_model_with(const Model& model, ScoreModel& score, Sampler& sampler, int64_t n, const at::Tensor& y,
-                             uint64_t seed, const ProgressFn& progress) {
+                             uint64_t seed, const ProgressFn& progress, SupportStats* report) {
   const at::Tensor x = draw_in_data_space(model, score, sampler, n, y, seed, progress);
   if (model.support.none()) return x;
-  return redraw_outside(model, score, sampler, x, y, seed, progress);
+  return redraw_outside(model, score, sampler, x, y, seed, progress, report);
 }
 
 namespace {
 
 // Draws one sample per row of y (model space, [n, cond_dim], or undefined): [n, ...sample_shape].
 at::Tensor draw_from_model(const Model& model, Sampler& sampler, int64_t n, const at::Tensor& y, uint64_t seed,
-                           const ProgressFn& progress, const ScoreOptions& options) {
+                           const ProgressFn& progress, const ScoreOptions& options, SupportStats* report) {
   auto score = model.score_model(options);
-  return sample_model_with(model, *score, sampler, n, y, seed, progress);
+  return sample_model_with(model, *score, sampler, n, y, seed, progress, report);
 }
 
 void require_unconditional(const Model& model) {
@@ -281,19 +319,19 @@ at::Tensor model_conditions(const Model& model, const at::Tensor& cond, int64_t 
 }
 
 at::Tensor sample_model(const Model& model, Sampler& sampler, int64_t n, uint64_t seed, const ProgressFn& progress,
-                        const ScoreOptions& score) {
+                        const ScoreOptions& score, SupportStats* report) {
   require_unconditional(model);
-  return draw_from_model(model, sampler, n, at::Tensor(), seed, progress, score);
+  return draw_from_model(model, sampler, n, at::Tensor(), seed, progress, score, report);
 }
 
 at::Tensor sample_model_given(const Model& model, Sampler& sampler, const at::Tensor& cond, int64_t n, uint64_t seed,
-                              const ProgressFn& progress, const ScoreOptions& score) {
+                              const ProgressFn& progress, const ScoreOptions& score, SupportStats* report) {
   if (n < 1) throw InvalidArgument("the number of samples per condition must be at least 1");
   const int64_t m = cond.dim() <= 1 ? 1 : cond.size(0);
   const at::Tensor y = model_conditions(model, cond, m).repeat_interleave(n, 0);
   std::vector<int64_t> shape{m, n};
   shape.insert(shape.end(), model.data_shape.begin(), model.data_shape.end());
-  return draw_from_model(model, sampler, m * n, y, seed, progress, score).reshape(shape);
+  return draw_from_model(model, sampler, m * n, y, seed, progress, score, report).reshape(shape);
 }
 
 at::Tensor sample_model(const Model& model, int64_t n, int64_t steps, uint64_t seed, const ProgressFn& progress) {
@@ -329,6 +367,7 @@ LikelihoodResult model_log_likelihood_unnormalised(const Model& model, const at:
   if (shape != model.data_shape)
     throw InvalidArgument("the data's rows have shape " + shape_text(shape) + " but the model was trained on " +
                           shape_text(model.data_shape));
+  if (config.method != LikelihoodMethod::ODE) require_path_score(model, "the variational bound");
   const at::Tensor y = model.cond_dim > 0 || cond.defined() ? model_conditions(model, cond, x.size(0)) : at::Tensor();
   const c10::Device device = model.device;
   auto score = model.score_model();  // full precision, unguided

@@ -422,6 +422,13 @@ void RunConfig::validate() const {
   if (!takes_lambda(kind) && settled.sample.lambda != own_lambda(kind))
     throw InvalidArgument("sample.lambda applies to the em, ddim and dpmpp2m samplers only (sample.sampler = " +
                           settled.sample.sampler + ")");
+  SamplerOptions run_sampling;
+  run_sampling.kind = kind;
+  run_sampling.lambda = settled.sample.lambda;
+  if (settled.train.loss.ot_coupling && !follows_the_ode(run_sampling))
+    throw InvalidArgument("sample.sampler = " + settled.sample.sampler +
+                          " draws fresh noise along the path's score, which train.ot_coupling's flow model does not "
+                          "have: sample it by the ODE (ode; ddim, dpmpp2m at lambda 1; dpmpp3m; unipc)");
   if (sample.n < 1) throw InvalidArgument("sample.n must be at least 1");
   if (threads < 0) throw InvalidArgument("run.threads must not be negative");
   if (!(timeout > 0)) throw InvalidArgument("run.timeout must be positive (seconds)");

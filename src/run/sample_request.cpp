@@ -29,6 +29,7 @@ void check_request(const Model& model, const SampleRequest& request) {
   const SamplerOptions sampling = resolve_sampling(model, request);
   make_sampler(sampling);
   check_sampler_fits(sampling.kind, *model.sde);
+  if (!follows_the_ode(sampling)) require_path_score(model, "the " + to_string(sampling.kind) + " sampler (with fresh noise)");
   if (is_multistep(sampling.kind)) step_times(*model.sde, sampling.multistep.schedule, sampling.steps, sampling.multistep.rho);
   if (request.kind == Kind::IIDPosterior && !model.sde->has_reverse_sde())
     throw InvalidArgument("an iid posterior composes scores, which on the " + to_string(model.sde->kind()) +
@@ -43,20 +44,26 @@ void check_request(const Model& model, const SampleRequest& request) {
   if (request.kind == Kind::IIDPosterior) iid_prior_source(model, request.iid);  // a prior must be had
 }
 
-at::Tensor run_sample_request(const Model& model, const SampleRequest& request, const ProgressFn& progress) {
+SampleReport run_sample_request(const Model& model, const SampleRequest& request, const ProgressFn& progress) {
   check_request(model, request);
   const std::unique_ptr<Sampler> sampler = make_sampler(resolve_sampling(model, request));
+  SampleReport report;
   switch (request.kind) {
     case SampleRequest::Kind::Modes:
-      return model_mode(model, *sampler, request.cond, request.mode, request.seed, progress, request.score);
+      report.samples = model_mode(model, *sampler, request.cond, request.mode, request.seed, progress, request.score);
+      break;
     case SampleRequest::Kind::IIDPosterior:
-      return sample_model_iid(model, *sampler, request.cond, request.n, request.iid, request.seed, progress, request.score);
+      report.samples = sample_model_iid(model, *sampler, request.cond, request.n, request.iid, request.seed, progress,
+                                        request.score, &report.support);
+      break;
     case SampleRequest::Kind::Samples:
+      report.samples = request.cond.defined() ? sample_model_given(model, *sampler, request.cond, request.n, request.seed,
+                                                                   progress, request.score, &report.support)
+                                              : sample_model(model, *sampler, request.n, request.seed, progress,
+                                                             request.score, &report.support);
       break;
   }
-  if (request.cond.defined())
-    return sample_model_given(model, *sampler, request.cond, request.n, request.seed, progress, request.score);
-  return sample_model(model, *sampler, request.n, request.seed, progress, request.score);
+  return report;
 }
 
 }  // namespace sbgm

@@ -45,6 +45,27 @@ double own_lambda(SamplerKind kind) {
   return reverse_sde ? 0.0 : 1.0;
 }
 
+bool follows_the_ode(const SamplerOptions& o) {
+  const double lambda = o.lambda.value_or(is_multistep(o.kind) ? o.multistep.lambda : own_lambda(o.kind));
+  switch (o.kind) {
+    case SamplerKind::ProbabilityFlow:
+    case SamplerKind::DPMSolverPP3M:
+    case SamplerKind::UniPC:
+      return true;
+    case SamplerKind::EDMHeun:
+      return o.edm.churn == 0;
+    case SamplerKind::EulerMaruyama:
+    case SamplerKind::DPMSolverPP2M:
+      return lambda == 1;
+    case SamplerKind::DDIM:
+      return lambda == 1 && o.multistep.eta == 0;
+    case SamplerKind::PredictorCorrector:
+    case SamplerKind::Ancestral:
+      return false;
+  }
+  return false;
+}
+
 std::unique_ptr<Sampler> make_sampler(const SamplerOptions& o) {
   if (o.lambda && !takes_lambda(o.kind))
     throw InvalidArgument("{lambda} applies to the em, ddim and dpmpp2m samplers only");

@@ -20,6 +20,7 @@
 namespace sbgm {
 
 struct Model;
+struct SupportStats;
 class GaussianMixture;
 
 struct IIDConfig {
@@ -37,8 +38,9 @@ std::string iid_prior_source(const Model& model, const IIDConfig& config);
 // prior of another dimension, or one given in data space to a model with bounds.
 // score: guidance and precision of the posterior network's evaluations (a prior taken from the
 // network's unconditional mode is its evaluation at w = -1, in that precision).
+// report (optional) gains how the posterior's draws met a support the model keeps.
 at::Tensor sample_model_iid(const Model& model, Sampler& sampler, const at::Tensor& observations, int64_t n,
                             const IIDConfig& config, uint64_t seed, const ProgressFn& progress = {},
-                            const ScoreOptions& score = {});
+                            const ScoreOptions& score = {}, SupportStats* report = nullptr);
 
 }  // namespace sbgm

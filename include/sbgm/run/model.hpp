@@ -62,6 +62,11 @@ struct Model {
   at::Tensor inside(const at::Tensor& x) const;
   // Takes the box a config gives (model_bounds) the way the config keeps within it.
   void set_box(const Bounds& box, KeepWithin keep);
+  // Whether the score the network gives is its path's: not for a flow model trained with
+  // minibatch optimal transport (train.ot_coupling), whose coupled pairs carry the data along
+  // other marginals than the Gaussian path's. Its velocity's ODE is then the model: the samplers
+  // that follow it and the ODE's log-likelihood, not a reverse SDE or the variational bound.
+  bool has_path_score() const;
   // How the network takes its condition (trained with condition dropout or not).
   ConditionInput condition_input() const;
   int64_t parameter_count() const;
@@ -97,23 +102,44 @@ Model mixture_model(const GaussianMixture& mixture, const SDEConfig& sde, c10::D
 // conditions given to an unconditional model.
 at::Tensor model_conditions(const Model& model, const at::Tensor& cond, int64_t rows);
 
+// How a model's draws met its support (data.keep_within = reject), summed over the draws of one
+// request: what `sbgm sample` prints and the Python package warns of. A share of draws outside is
+// the network's mass beyond the prior's box; rows moved onto the box mean that, for their
+// condition, the model all but misses the prior — a posterior not to trust there.
+struct SupportStats {
+  int64_t rows = 0;         // samples asked of a model with a support
+  int64_t outside = 0;      // of them, those whose first draw fell outside it
+  int64_t redraws = 0;      // the further draws made for those
+  int64_t clamped = 0;      // rows moved onto the box's nearest point
+  int64_t conditions = 0;   // distinct conditions (1 for an unconditional model)
+  double lowest_share = 1;  // the smallest share of first draws inside, over the conditions
+  // One line, or empty when every first draw was inside (or the model keeps no support).
+  std::string summary() const;
+};
+
+// InvalidArgument naming `what` (a sampler, inpainting, the variational bound) for a model whose
+// score is not its path's (Model::has_path_score).
+void require_path_score(const Model& model, const std::string& what);
+
 // n samples in data space drawn with the given score (a composition built on the model's own,
 // such as an iid posterior's) through the model's SDE, shape and maps; y: one model-space
 // condition per row, or undefined. A model with a support draws every sample outside it again,
 // with that row's condition, until all are inside. A row still outside after kMostDrawsPerSample
 // draws (under 1% of the model's mass inside given its condition; at once for a condition under
-// 1% of whose first draws fell inside) is moved onto the box's nearest point.
+// 1% of whose first draws fell inside) is moved onto the box's nearest point. report (optional)
+// gains how the draws met the support.
 at::Tensor sample_model_with(const Model& model, ScoreModel& score, Sampler& sampler, int64_t n, const at::Tensor& y,
-                             uint64_t seed, const ProgressFn& progress = {});
+                             uint64_t seed, const ProgressFn& progress = {}, SupportStats* report = nullptr);
 constexpr int64_t kMostDrawsPerSample = 100;
 // n samples in data space drawn with the given sampler (an unconditional model).
 at::Tensor sample_model(const Model& model, Sampler& sampler, int64_t n, uint64_t seed, const ProgressFn& progress = {},
-                        const ScoreOptions& score = {});
+                        const ScoreOptions& score = {}, SupportStats* report = nullptr);
 // The same with Euler-Maruyama in `steps` steps.
 at::Tensor sample_model(const Model& model, int64_t n, int64_t steps, uint64_t seed, const ProgressFn& progress = {});
 // n samples for each of the M conditions cond [M, ...] (data space): [M, n, ...sample_shape].
 at::Tensor sample_model_given(const Model& model, Sampler& sampler, const at::Tensor& cond, int64_t n, uint64_t seed,
-                              const ProgressFn& progress = {}, const ScoreOptions& score = {});
+                              const ProgressFn& progress = {}, const ScoreOptions& score = {},
+                              SupportStats* report = nullptr);
 // k sample paths through the sampler's reverse process, in data space (the scaling undone); a
 // conditional model takes one condition (cond [1, ...]) for all of them.
 Trajectories model_trajectories(const Model& model, Sampler& sampler, int64_t k, uint64_t seed,

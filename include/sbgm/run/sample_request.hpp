@@ -10,13 +10,12 @@
 #include <string>
 
 #include "sbgm/run/iid_posterior.hpp"
+#include "sbgm/run/model.hpp"
 #include "sbgm/run/posterior_mode.hpp"
 #include "sbgm/sample/make_sampler.hpp"
 #include "sbgm/sample/sampler.hpp"
 
 namespace sbgm {
-
-struct Model;
 
 struct SampleRequest {
   // What is drawn: n samples of the model (per row of cond), n samples of the posterior given all
@@ -44,8 +43,14 @@ SamplerOptions resolve_sampling(const Model& model, const SampleRequest& request
 // width the model takes (and finite), an iid prior to be had. InvalidArgument naming the problem.
 void check_request(const Model& model, const SampleRequest& request);
 
-// Runs the request (after check_request): [n, ...] samples of an unconditional model, [M, n, ...]
-// for M conditions, [n, ...] of an iid posterior, [M, ...] modes; in data space.
-at::Tensor run_sample_request(const Model& model, const SampleRequest& request, const ProgressFn& progress = {});
+struct SampleReport {
+  // [n, ...] samples of an unconditional model, [M, n, ...] for M conditions, [n, ...] of an iid
+  // posterior, [M, ...] modes; in data space.
+  at::Tensor samples;
+  SupportStats support;  // how the samples met the model's support (none for modes, which keep to it)
+};
+
+// Runs the request (after check_request).
+SampleReport run_sample_request(const Model& model, const SampleRequest& request, const ProgressFn& progress = {});
 
 }  // namespace sbgm

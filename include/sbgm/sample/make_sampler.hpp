@@ -44,6 +44,12 @@ struct SamplerOptions {
 // Throws InvalidArgument naming the bad option.
 std::unique_ptr<Sampler> make_sampler(const SamplerOptions& options);
 
+// Whether the sampler draws no fresh noise after its start, so that its draws follow the
+// probability-flow ODE (by a solver of it, or by the score through the path's exact relation to
+// the velocity, which gives back the same field): ode, deterministic edm (churn 0), em, ddim and
+// dpmpp2m at lambda 1 (ddim with eta 0), dpmpp3m, unipc. Not pc, ancestral or a reverse SDE.
+bool follows_the_ode(const SamplerOptions& options);
+
 // Throws InvalidArgument when the sampler cannot run on sde: every sampler but the ODE and the
 // multistep solvers (which need only m(t) and sigma(t)) integrates the reverse SDE (or EDM's noise
 // levels), which the linear path of flow matching does not have at t = T (SDE::has_reverse_sde).
