@@ -9,7 +9,8 @@ size (width --width, one block per resolution, no dropout, batch 64, lr 1e-3, EM
 model on the VP SDE and a flow model on the linear path — and measures:
 
 - sample quality against network evaluations: --samples images from each sampler, energy distance
-  (pixels in [0, 1]) to as many test images, beside the floor (two disjoint sets of test images);
+  (pixels in [0, 1]) to as many test images, beside the floor (two disjoint sets of test images),
+  and a grid of the first 64 in the runs folder (OBJECTIVE_SAMPLER.png);
 - log-likelihood accuracy against cost: `sbgm loglik --dequantize --bpd` of the first --test test
   images (Hutchinson, one fixed probe, the same dequantisation noise) with dopri5 at rtol = atol =
   1e-2, 1e-3, 1e-4 against a tight solve (1e-6): mean |error| in bits/dim and network evaluations
@@ -35,11 +36,14 @@ SAMPLERS = {
     "score": [("em 1000", 1000, ["--sampler", "em", "--steps", "1000"]),
               ("ode euler 20", 20, ["--sampler", "ode", "--solver", "euler", "--steps", "20"]),
               ("dpmpp2m 20", 20, ["--sampler", "dpmpp2m", "--steps", "20"]),
-              ("unipc 20", 20, ["--sampler", "unipc", "--steps", "20"])],
+              ("dpmpp2m 20, lambda 0", 20, ["--sampler", "dpmpp2m", "--steps", "20", "--lambda", "0"]),
+              ("unipc 20", 20, ["--sampler", "unipc", "--steps", "20"]),
+              ("unipc 10", 10, ["--sampler", "unipc", "--steps", "10"])],
     "flow": [("ode heun 10", 20, ["--sampler", "ode", "--solver", "heun", "--steps", "10"]),
              ("ode euler 20", 20, ["--sampler", "ode", "--solver", "euler", "--steps", "20"]),
              ("ode euler 10", 10, ["--sampler", "ode", "--solver", "euler", "--steps", "10"]),
              ("unipc 20", 20, ["--sampler", "unipc", "--steps", "20"]),
+             ("dpmpp2m 20, lambda 0", 20, ["--sampler", "dpmpp2m", "--steps", "20", "--lambda", "0"]),
              ("unipc 10", 10, ["--sampler", "unipc", "--steps", "10"])],
 }
 
@@ -109,8 +113,9 @@ def main():
         for objective, ckpt in ckpts.items():
             for name, evals, flags in SAMPLERS[objective]:
                 out = os.path.join(tmp, "samples.npy")
-                run([SBGM, "sample", "--checkpoint", ckpt, "--n", str(a.samples), "--seed", "1", "--out", out]
-                    + threads + flags)
+                png = os.path.join(a.runs, f"{objective}_{re.sub('[^a-z0-9]+', '_', name)}.png")
+                run([SBGM, "sample", "--checkpoint", ckpt, "--n", str(a.samples), "--seed", "1", "--out", out,
+                     "--png", png] + threads + flags)
                 x = np.clip(np.load(out).astype(np.float64), 0, 255) / 255  # samples come back as pixel levels
                 print(f"| {objective} | {name} | {evals} | {energy_distance(x, reference):.3f} |", flush=True)
 
