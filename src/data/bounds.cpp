@@ -171,13 +171,22 @@ namespace {
 
 // Rows r (float64, within the bounds) in the precision `type`, still within them: rounding can
 // carry a value on a bound outward (the float32 nearest 1.00051542 is 1.0005155), and such values
-// step one representable number inward.
+// step one representable number inward. The step is a constant to autograd (the MAP ascends
+// through the map), so gradients pass as through the rounding alone.
 at::Tensor inside_in_precision(const Bounds& b, const at::Tensor& r, at::ScalarType type) {
-  const at::Tensor c = r.to(type), back = c.to(at::kDouble);
-  const at::Tensor lo = b.lower.to(r.device()), hi = b.upper.to(r.device());
-  const double inf = std::numeric_limits<double>::infinity();
-  return at::where(back > hi, at::nextafter(c, at::full_like(c, -inf)),
-                   at::where(back < lo, at::nextafter(c, at::full_like(c, inf)), c));
+  const at::Tensor c = r.to(type);
+  at::Tensor step;
+  {
+    at::NoGradGuard no_grad;
+    const at::Tensor d = c.detach(), back = d.to(at::kDouble);
+    const at::Tensor lo = b.lower.to(r.device()), hi = b.upper.to(r.device());
+    const double inf = std::numeric_limits<double>::infinity();
+    const at::Tensor inward = at::where(back > hi, at::nextafter(d, at::full_like(d, -inf)),
+                                        at::where(back < lo, at::nextafter(d, at::full_like(d, inf)), d));
+    // Exact: a difference of neighbouring floats; 0 where nothing moved (an infinite value too).
+    step = at::where(inward == d, at::zeros_like(d), inward - d);
+  }
+  return c + step;
 }
 
 }  // namespace
