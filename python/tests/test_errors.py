@@ -134,3 +134,13 @@ def test_set_threads_checks_its_argument():
     with pytest.raises(ValueError):
         sbgm.set_threads(-1)
     sbgm.set_threads(2)
+
+
+def test_an_optimal_transport_flow_model_is_sampled_by_the_ode_only(tmp_path):
+    """Its marginals are not the path's, so samplers that draw fresh noise along the score are refused."""
+    config = {**FAST, "model.objective": "flow", "train.ot_coupling": True}
+    m = sbgm.train(GOOD, out=tmp_path / "ot", config=config, progress=False)
+    assert m.sample(5, sampler="unipc", steps=5, progress=False).shape == (5, 2)
+    with pytest.raises(ValueError) as e:
+        m.sample(5, sampler="dpmpp2m", lam=0.0, progress=False)
+    assert "uses the path's score" in one_line(e)
