@@ -99,6 +99,20 @@ TEST(Bounds, ListsAreCheckedAndBroadcast) {
   EXPECT_THROW(one.to_unbounded(at::zeros({4, 2}, at::kDouble)), InvalidArgument);
 }
 
+TEST(Bounds, ABoxIsMappedOrRejectedNeverBoth) {
+  const Bounds box = Bounds::from_lists({-1}, {1}, 2);
+  const BoxUse reject = use_box(box, KeepWithin::Reject);
+  EXPECT_TRUE(reject.mapped.none());
+  EXPECT_TRUE(at::equal(reject.rejected.upper, box.upper));
+  // Auto is how a checkpoint written before data.keep_within reads: its bounds were all mapped.
+  for (const KeepWithin keep : {KeepWithin::Map, KeepWithin::Auto}) {
+    const BoxUse map = use_box(box, keep);
+    EXPECT_TRUE(at::equal(map.mapped.lower, box.lower));
+    EXPECT_TRUE(map.rejected.none());
+  }
+  EXPECT_TRUE(use_box(Bounds{}, KeepWithin::Reject).rejected.none());
+}
+
 TEST(Bounds, ABoundedModelSamplesInsideWithExactLogDensities) {
   // A Gaussian in unbounded space (the exact diffused mixture) behind the logit map of [-1, 1]^2:
   // its samples stay inside, their logits have the Gaussian's moments, and log p(x) is the

@@ -106,6 +106,11 @@ BoundsRule bounds_rule_from_string(const std::string& s) { return enum_from_stri
 std::string to_string(KeepWithin v) { return enum_to_string(v, kKeepNames); }
 KeepWithin keep_within_from_string(const std::string& s) { return enum_from_string(s, kKeepNames, "data.keep_within value"); }
 
+BoxUse use_box(const Bounds& box, KeepWithin keep) {
+  if (keep == KeepWithin::Reject) return {Bounds{}, box};
+  return {box, Bounds{}};
+}
+
 Bounds Bounds::find(const at::Tensor& rows) {
   const int64_t n = rows.size(0);
   if (n < kFewestRowsToFind) return {};

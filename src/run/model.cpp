@@ -55,8 +55,8 @@ bool Model::has_path_score() const { return !config.train.loss.ot_coupling; }
 void require_path_score(const Model& model, const std::string& what) {
   if (model.has_path_score()) return;
   throw InvalidArgument(what + " uses the path's score, which a flow model trained with minibatch optimal transport "
-                               "(train.ot_coupling) does not have: sample it by the ODE (ode; ddim, dpmpp2m at lambda "
-                               "1; dpmpp3m; unipc; edm without churn) and evaluate it by the ODE's log-likelihood");
+                               "(train.ot_coupling) does not have: sample it by the ODE (" +
+                               samplers_that_follow_the_ode + ") and evaluate it by the ODE's log-likelihood");
 }
 
 at::Tensor Model::inside(const at::Tensor& x) const {
@@ -65,10 +65,9 @@ at::Tensor Model::inside(const at::Tensor& x) const {
 }
 
 void Model::set_box(const Bounds& box, KeepWithin keep) {
-  // Auto: a checkpoint written before data.keep_within, whose bounds were all mapped.
-  const bool reject = keep == KeepWithin::Reject;
-  bounds = reject ? Bounds{} : box;
-  support = reject ? box : Bounds{};
+  const BoxUse use = use_box(box, keep);
+  bounds = use.mapped;
+  support = use.rejected;
 }
 
 ConditionInput Model::condition_input() const { return {cond_dim, !mixture && config.train.cond_dropout > 0}; }

@@ -428,7 +428,7 @@ void RunConfig::validate() const {
   if (settled.train.loss.ot_coupling && !follows_the_ode(run_sampling))
     throw InvalidArgument("sample.sampler = " + settled.sample.sampler +
                           " draws fresh noise along the path's score, which train.ot_coupling's flow model does not "
-                          "have: sample it by the ODE (ode; ddim, dpmpp2m at lambda 1; dpmpp3m; unipc)");
+                          "have: sample it by the ODE (" + samplers_that_follow_the_ode + ")");
   if (sample.n < 1) throw InvalidArgument("sample.n must be at least 1");
   if (threads < 0) throw InvalidArgument("run.threads must not be negative");
   if (!(timeout > 0)) throw InvalidArgument("run.timeout must be positive (seconds)");

@@ -364,8 +364,7 @@ TrainRunResult train_run(const RunConfig& given_config, const TrainingData& rows
     const std::string outside = box.first_outside(raw);
     if (!outside.empty()) throw InvalidArgument(rows.data_name + ": " + outside + " (data.lower / data.upper)");
   }
-  const Bounds mapped = config.data.keep_within == KeepWithin::Reject ? Bounds{} : box;
-  const at::Tensor unbounded = mapped.to_unbounded(raw);
+  const at::Tensor unbounded = use_box(box, config.data.keep_within).mapped.to_unbounded(raw);
   const Scaling fitted_scaling = fit_scaling(config, unbounded, rows.data_name);
   const Scaling scaling = resuming ? resumed.scaling : fitted_scaling;
   if (resuming && !same_scaling(fitted_scaling, scaling))

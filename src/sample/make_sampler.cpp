@@ -45,6 +45,9 @@ double own_lambda(SamplerKind kind) {
   return reverse_sde ? 0.0 : 1.0;
 }
 
+const char* const samplers_that_follow_the_ode =
+    "ode; em, ddim (eta 0) or dpmpp2m at lambda 1; dpmpp3m; unipc; edm without churn";
+
 bool follows_the_ode(const SamplerOptions& o) {
   const double lambda = o.lambda.value_or(is_multistep(o.kind) ? o.multistep.lambda : own_lambda(o.kind));
   switch (o.kind) {

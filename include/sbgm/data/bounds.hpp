@@ -76,4 +76,12 @@ struct Bounds {
   at::Tensor log_abs_det_jacobian(const at::Tensor& x) const;
 };
 
+// A box as a model uses it: the bounds its bijection maps (KeepWithin::Map, and Auto, as a
+// checkpoint written before data.keep_within means) or those its samples are drawn again to meet
+// (Reject); the other one is none().
+struct BoxUse {
+  Bounds mapped, rejected;
+};
+BoxUse use_box(const Bounds& box, KeepWithin keep);
+
 }  // namespace sbgm

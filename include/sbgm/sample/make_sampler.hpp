@@ -50,6 +50,9 @@ std::unique_ptr<Sampler> make_sampler(const SamplerOptions& options);
 // dpmpp2m at lambda 1 (ddim with eta 0), dpmpp3m, unipc. Not pc, ancestral or a reverse SDE.
 bool follows_the_ode(const SamplerOptions& options);
 
+// The samplers follows_the_ode accepts, in words, for the errors that send a user to them.
+extern const char* const samplers_that_follow_the_ode;
+
 // Throws InvalidArgument when the sampler cannot run on sde: every sampler but the ODE and the
 // multistep solvers (which need only m(t) and sigma(t)) integrates the reverse SDE (or EDM's noise
 // levels), which the linear path of flow matching does not have at t = T (SDE::has_reverse_sde).
