@@ -1,7 +1,7 @@
 """Flow matching against score matching on Fashion-MNIST with a small CPU UNet (docs/flow_matching.md).
 
     python3 bench/flow_vs_score_images.py [--runs DIR] [--data DIR] [--steps 1500] [--width 16]
-                                          [--test 100] [--samples 1000] [--threads 2]
+                                          [--test 100] [--samples 500] [--threads 2]
 
 Needs Debian's dataset-fashion-mnist (/usr/share/datasets/fashion-mnist, or --data). Trains (unless
 already there) two UNets on the same budget — examples/images/fashion_mnist_unet.toml cut to a CPU's
@@ -10,7 +10,7 @@ model on the VP SDE and a flow model on the linear path — and measures:
 
 - sample quality against network evaluations: --samples images from each sampler, energy distance
   (pixels in [0, 1]) to as many test images, beside the floor (two disjoint sets of test images),
-  and a grid of the first 64 in the runs folder (OBJECTIVE_SAMPLER.png);
+  and a grid of the first 100 in the runs folder (OBJECTIVE_SAMPLER.png);
 - log-likelihood accuracy against cost: `sbgm loglik --dequantize --bpd` of the first --test test
   images (Hutchinson, one fixed probe, the same dequantisation noise) with dopri5 at rtol = atol =
   1e-2, 1e-3, 1e-4 against a tight solve (1e-6): mean |error| in bits/dim and network evaluations
@@ -81,7 +81,7 @@ def main():
     p.add_argument("--steps", type=int, default=1500)
     p.add_argument("--width", type=int, default=16)
     p.add_argument("--test", type=int, default=100)
-    p.add_argument("--samples", type=int, default=1000)
+    p.add_argument("--samples", type=int, default=500)
     p.add_argument("--threads", type=int, default=2)
     a = p.parse_args()
     train_file = os.path.join(a.data, "train-images-idx3-ubyte.gz")
