@@ -23,8 +23,8 @@
 
 #include "bench_args.hpp"
 #include "sbgm/nets/net_config.hpp"
-#include "sbgm/nets/score_model.hpp"
 #include "sbgm/nets/score_net.hpp"
+#include "sbgm/score/score_model.hpp"
 #include "sbgm/sde/sde.hpp"
 #include "sbgm/util/runtime.hpp"
 

@@ -25,9 +25,9 @@
 #include "sbgm/data/toy.hpp"
 #include "sbgm/io/npy.hpp"
 #include "sbgm/likelihood/log_likelihood.hpp"
-#include "sbgm/nets/score_model.hpp"
 #include "sbgm/nets/score_net.hpp"
 #include "sbgm/run/model.hpp"
+#include "sbgm/score/score_model.hpp"
 #include "sbgm/sde/sde.hpp"
 #include "sbgm/util/runtime.hpp"
 

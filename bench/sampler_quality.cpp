@@ -27,12 +27,12 @@
 #include <vector>
 
 #include "bench_args.hpp"
+#include "sbgm/data/gaussian_mixture.hpp"
 #include "sbgm/data/toy.hpp"
 #include "sbgm/eval/metrics.hpp"
-#include "sbgm/nets/gaussian_mixture.hpp"
-#include "sbgm/nets/score_model.hpp"
 #include "sbgm/run/model.hpp"
 #include "sbgm/sample/make_sampler.hpp"
+#include "sbgm/score/score_model.hpp"
 #include "sbgm/sde/sde.hpp"
 #include "sbgm/util/runtime.hpp"
 

@@ -13,11 +13,11 @@
 #include <string>
 
 #include "sbgm/data/toy.hpp"
-#include "sbgm/nets/score_model.hpp"
 #include "sbgm/nets/score_net.hpp"
 #include "sbgm/run/model.hpp"
 #include "sbgm/run/run_config.hpp"
 #include "sbgm/sample/euler_maruyama.hpp"
+#include "sbgm/score/score_model.hpp"
 #include "sbgm/sde/sde.hpp"
 #include "sbgm/train/trainer.hpp"
 #include "sbgm/util/runtime.hpp"

@@ -10,8 +10,8 @@
 #include <limits>
 
 #include "sbgm/data/bounds.hpp"
+#include "sbgm/data/gaussian_mixture.hpp"
 #include "sbgm/likelihood/log_likelihood.hpp"
-#include "sbgm/nets/gaussian_mixture.hpp"
 #include "sbgm/run/inpaint.hpp"
 #include "sbgm/run/model.hpp"
 #include "sbgm/sample/edm_heun.hpp"

@@ -4,8 +4,8 @@
 #include <ATen/ATen.h>
 #include <gtest/gtest.h>
 
+#include "sbgm/data/gaussian_mixture.hpp"
 #include "sbgm/eval/calibration.hpp"
-#include "sbgm/nets/gaussian_mixture.hpp"
 #include "sbgm/run/diagnose.hpp"
 #include "sbgm/run/model.hpp"
 #include "sbgm/sample/edm_heun.hpp"

@@ -7,8 +7,8 @@
 #include <fstream>
 
 #include "cli_harness.hpp"
+#include "sbgm/data/gaussian_mixture.hpp"
 #include "sbgm/io/npy.hpp"
-#include "sbgm/nets/gaussian_mixture.hpp"
 #include "sbgm/run/model.hpp"
 #include "sbgm/util/runtime.hpp"
 

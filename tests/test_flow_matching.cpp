@@ -10,11 +10,11 @@
 #include <cmath>
 #include <vector>
 
-#include "sbgm/nets/gaussian_mixture.hpp"
-#include "sbgm/nets/score_model.hpp"
 #include "sbgm/nets/score_net.hpp"
 #include "sbgm/sample/make_sampler.hpp"
 #include "sbgm/sample/probability_flow.hpp"
+#include "sbgm/score/mixture_score.hpp"
+#include "sbgm/score/score_model.hpp"
 #include "sbgm/sde/sde.hpp"
 #include "sbgm/train/dsm_loss.hpp"
 #include "sbgm/train/optimal_transport.hpp"

@@ -6,8 +6,8 @@
 #include <torch/csrc/autograd/autograd.h>
 
 #include "sbgm/nets/gaussian_baseline.hpp"
-#include "sbgm/nets/gaussian_mixture.hpp"
 #include "sbgm/nets/mlp.hpp"
+#include "sbgm/score/mixture_score.hpp"
 #include "sbgm/sde/sde.hpp"
 #include "sbgm/util/error.hpp"
 

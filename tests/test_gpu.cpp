@@ -10,10 +10,10 @@
 #include <filesystem>
 
 #include "cli_harness.hpp"
+#include "sbgm/data/gaussian_mixture.hpp"
 #include "sbgm/data/toy.hpp"
 #include "sbgm/io/npy.hpp"
 #include "sbgm/likelihood/log_likelihood.hpp"
-#include "sbgm/nets/gaussian_mixture.hpp"
 #include "sbgm/nets/score_net.hpp"
 #include "sbgm/run/checkpoint.hpp"
 #include "sbgm/run/model.hpp"

@@ -1,15 +1,15 @@
-// Posteriors given several independent observations (nets/iid_score.hpp, run/iid_posterior.hpp)
+// Posteriors given several independent observations (score/iid_score.hpp, run/iid_posterior.hpp)
 // against the linear-Gaussian model, where p(theta | x_1..x_n) is Gaussian in closed form: the
 // gauss composition is the exact diffused score at every time, the factorized one only as t -> 0,
 // and samples drawn through the composition have the exact posterior's moments.
 #include <ATen/ATen.h>
 #include <gtest/gtest.h>
 
-#include "sbgm/nets/gaussian_mixture.hpp"
-#include "sbgm/nets/iid_score.hpp"
 #include "sbgm/run/iid_posterior.hpp"
 #include "sbgm/run/model.hpp"
 #include "sbgm/sample/edm_heun.hpp"
+#include "sbgm/score/iid_score.hpp"
+#include "sbgm/score/mixture_score.hpp"
 #include "sbgm/sde/sde.hpp"
 #include "sbgm/util/error.hpp"
 

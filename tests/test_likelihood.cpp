@@ -6,10 +6,10 @@
 
 #include "sbgm/data/toy.hpp"
 #include "sbgm/likelihood/log_likelihood.hpp"
-#include "sbgm/nets/gaussian_mixture.hpp"
-#include "sbgm/nets/score_model.hpp"
 #include "sbgm/nets/score_net.hpp"
 #include "sbgm/sample/probability_flow.hpp"
+#include "sbgm/score/mixture_score.hpp"
+#include "sbgm/score/score_model.hpp"
 #include "sbgm/sde/sde.hpp"
 #include "sbgm/util/runtime.hpp"
 

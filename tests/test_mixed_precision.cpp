@@ -5,9 +5,9 @@
 #include <torch/csrc/autograd/autograd.h>
 
 #include "sbgm/data/toy.hpp"
-#include "sbgm/nets/score_model.hpp"
 #include "sbgm/nets/score_net.hpp"
 #include "sbgm/sample/euler_maruyama.hpp"
+#include "sbgm/score/score_model.hpp"
 #include "sbgm/sde/sde.hpp"
 #include "sbgm/train/dsm_loss.hpp"
 #include "sbgm/train/trainer.hpp"

@@ -7,11 +7,11 @@
 #include <cmath>
 
 #include "error_of.hpp"
-#include "sbgm/nets/gaussian_mixture.hpp"
 #include "sbgm/sample/make_sampler.hpp"
 #include "sbgm/sample/multistep.hpp"
 #include "sbgm/sample/probability_flow.hpp"
 #include "sbgm/sample/step_schedule.hpp"
+#include "sbgm/score/mixture_score.hpp"
 #include "sbgm/sde/sde.hpp"
 #include "sbgm/util/runtime.hpp"
 

@@ -3,12 +3,12 @@
 #include <gtest/gtest.h>
 
 #include "sbgm/data/toy.hpp"
-#include "sbgm/nets/gaussian_mixture.hpp"
 #include "sbgm/sample/ancestral.hpp"
 #include "sbgm/sample/edm_heun.hpp"
 #include "sbgm/sample/euler_maruyama.hpp"
-#include "sbgm/sample/probability_flow.hpp"
 #include "sbgm/sample/predictor_corrector.hpp"
+#include "sbgm/sample/probability_flow.hpp"
+#include "sbgm/score/mixture_score.hpp"
 #include "sbgm/sde/sde.hpp"
 #include "sbgm/util/runtime.hpp"
 

@@ -10,7 +10,7 @@
 #include "error_of.hpp"
 #include "sbgm/likelihood/log_likelihood.hpp"
 #include "sbgm/likelihood/variational_bound.hpp"
-#include "sbgm/nets/gaussian_mixture.hpp"
+#include "sbgm/score/mixture_score.hpp"
 #include "sbgm/sde/sde.hpp"
 #include "sbgm/util/runtime.hpp"
 

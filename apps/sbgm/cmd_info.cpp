@@ -4,7 +4,7 @@
 #include "cli_common.hpp"
 #include "commands.hpp"
 #include "model_source.hpp"
-#include "sbgm/nets/gaussian_mixture.hpp"
+#include "sbgm/data/gaussian_mixture.hpp"
 #include "sbgm/run/trained_model.hpp"
 
 namespace sbgm::cli {

@@ -3,7 +3,7 @@
 #include <algorithm>
 
 #include "cli_common.hpp"
-#include "sbgm/nets/gaussian_mixture.hpp"
+#include "sbgm/data/gaussian_mixture.hpp"
 #include "sbgm/run/trained_model.hpp"
 #include "sbgm/util/error.hpp"
 

@@ -26,9 +26,8 @@
 #include <vector>
 
 #include "sbgm/data/dataset.hpp"
+#include "sbgm/data/gaussian_mixture.hpp"
 #include "sbgm/likelihood/log_likelihood.hpp"
-#include "sbgm/nets/gaussian_mixture.hpp"
-#include "sbgm/nets/iid_score.hpp"
 #include "sbgm/nets/net_config.hpp"
 #include "sbgm/run/diagnose.hpp"
 #include "sbgm/run/inpaint.hpp"
@@ -36,6 +35,7 @@
 #include "sbgm/run/model.hpp"
 #include "sbgm/run/sample_request.hpp"
 #include "sbgm/run/training_run.hpp"
+#include "sbgm/score/iid_score.hpp"
 #include "sbgm/sde/sde.hpp"
 #include "sbgm/util/error.hpp"
 #include "sbgm/util/runtime.hpp"

@@ -4,7 +4,7 @@
 #include <ATen/ATen.h>
 
 #include "sbgm/dist/row_chunks.hpp"
-#include "sbgm/nets/score_model.hpp"
+#include "sbgm/score/score_model.hpp"
 #include "sbgm/sde/sde.hpp"
 #include "sbgm/util/enum_names.hpp"
 #include "sbgm/util/error.hpp"

@@ -5,7 +5,7 @@
 #include <cmath>
 
 #include "sbgm/dist/row_chunks.hpp"
-#include "sbgm/nets/score_model.hpp"
+#include "sbgm/score/score_model.hpp"
 #include "sbgm/sde/sde.hpp"
 #include "sbgm/util/error.hpp"
 #include "sbgm/util/runtime.hpp"

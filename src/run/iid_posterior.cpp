@@ -3,8 +3,8 @@
 #include <ATen/ATen.h>
 #include <c10/util/accumulate.h>
 
-#include "sbgm/nets/gaussian_mixture.hpp"
 #include "sbgm/run/model.hpp"
+#include "sbgm/score/mixture_score.hpp"
 #include "sbgm/util/error.hpp"
 
 namespace sbgm {

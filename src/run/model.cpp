@@ -14,19 +14,19 @@
 #include "sbgm/likelihood/log_likelihood.hpp"
 #include "sbgm/nets/ensemble.hpp"
 #include "sbgm/nets/gaussian_baseline.hpp"
-#include "sbgm/nets/gaussian_mixture.hpp"
 #include "sbgm/nets/scaled_input.hpp"
-#include "sbgm/nets/score_model.hpp"
 #include "sbgm/nets/score_net.hpp"
 #include "sbgm/nets/summary_net.hpp"
 #include "sbgm/run/trained_model.hpp"
 #include "sbgm/sample/euler_maruyama.hpp"
 #include "sbgm/sample/make_sampler.hpp"
+#include "sbgm/score/mixture_score.hpp"
+#include "sbgm/score/score_model.hpp"
 #include "sbgm/sde/sde.hpp"
 #include "sbgm/train/flat_parameters.hpp"
 #include "sbgm/util/error.hpp"
-#include "sbgm/util/shape_text.hpp"
 #include "sbgm/util/runtime.hpp"
+#include "sbgm/util/shape_text.hpp"
 
 namespace sbgm {
 

@@ -5,8 +5,8 @@
 
 #include <cmath>
 
-#include "sbgm/nets/score_model.hpp"
 #include "sbgm/run/model.hpp"
+#include "sbgm/score/score_model.hpp"
 #include "sbgm/sde/sde.hpp"
 #include "sbgm/util/error.hpp"
 

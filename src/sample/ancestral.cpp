@@ -4,8 +4,8 @@
 
 #include <cmath>
 
-#include "sbgm/nets/score_model.hpp"
 #include "sbgm/sample/make_sampler.hpp"
+#include "sbgm/score/score_model.hpp"
 #include "sbgm/sde/sde.hpp"
 #include "sbgm/util/error.hpp"
 

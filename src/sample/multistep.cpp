@@ -6,7 +6,7 @@
 #include <string>
 #include <vector>
 
-#include "sbgm/nets/score_model.hpp"
+#include "sbgm/score/score_model.hpp"
 #include "sbgm/sde/sde.hpp"
 #include "sbgm/util/error.hpp"
 

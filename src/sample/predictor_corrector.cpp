@@ -4,10 +4,10 @@
 
 #include <cmath>
 
-#include "sbgm/nets/score_model.hpp"
 #include "sbgm/sample/ancestral.hpp"
 #include "sbgm/sample/euler_maruyama.hpp"
 #include "sbgm/sample/make_sampler.hpp"
+#include "sbgm/score/score_model.hpp"
 #include "sbgm/sde/sde.hpp"
 #include "sbgm/util/enum_names.hpp"
 #include "sbgm/util/error.hpp"

@@ -3,7 +3,7 @@
 #include <ATen/ATen.h>
 
 
-#include "sbgm/nets/score_model.hpp"
+#include "sbgm/score/score_model.hpp"
 #include "sbgm/sde/sde.hpp"
 
 namespace sbgm {

@@ -1,5 +1,5 @@
 // Uses the installed library: exact-score sampling of a 1-D Gaussian mixture with Euler-Maruyama.
-#include <sbgm/nets/gaussian_mixture.hpp>
+#include <sbgm/score/mixture_score.hpp>
 #include <sbgm/sample/euler_maruyama.hpp>
 #include <sbgm/sde/sde.hpp>
 #include <sbgm/util/runtime.hpp>

@@ -13,7 +13,7 @@
 #include <string>
 #include <vector>
 
-#include "sbgm/nets/gaussian_mixture.hpp"
+#include "sbgm/data/gaussian_mixture.hpp"
 
 namespace sbgm {
 

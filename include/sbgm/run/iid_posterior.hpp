@@ -1,6 +1,6 @@
 #pragma once
 // Posterior samples given several independent observations of one parameter, from a model of
-// p(theta | x) trained on single observations (nets/iid_score.hpp composes the scores). The
+// p(theta | x) trained on single observations (score/iid_score.hpp composes the scores). The
 // prior's score is taken from, in order: a Gaussian mixture the caller gives (data space); the
 // network itself when it was trained with condition dropout (its unconditional mode); a Gaussian
 // fitted to the training parameters (kept in the checkpoint). The gauss method weighs the terms
@@ -13,9 +13,9 @@
 #include <memory>
 #include <string>
 
-#include "sbgm/nets/iid_score.hpp"
 #include "sbgm/run/score_options.hpp"
 #include "sbgm/sample/sampler.hpp"
+#include "sbgm/score/iid_score.hpp"
 
 namespace sbgm {
 

@@ -93,7 +93,7 @@ Model model_from(const TrainedModel& trained, c10::Device device);
 // for a malformed file, InvalidArgument (naming the file) for parameters that make no mixture.
 GaussianMixture read_gaussian_mixture(const std::string& npz_path);
 // The exact model of that mixture diffused by the SDE, in float64. On a GPU the solvers run there
-// and the mixture's own arithmetic stays on the CPU (it is tiny; nets/gaussian_mixture.hpp).
+// and the mixture's own arithmetic stays on the CPU (it is tiny; data/gaussian_mixture.hpp).
 Model mixture_model(const GaussianMixture& mixture, const SDEConfig& sde, c10::Device device = c10::kCPU);
 
 // Conditions in data space ([M, ...] or [...] for one) checked against the model and mapped

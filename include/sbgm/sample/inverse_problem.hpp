@@ -22,37 +22,16 @@
 #include <ATen/core/Generator.h>
 #include <ATen/core/Tensor.h>
 
-#include <memory>
 #include <string>
 
-#include "sbgm/nets/score_model.hpp"
 #include "sbgm/sample/sampler.hpp"
+#include "sbgm/score/observed_score.hpp"
 
 namespace sbgm {
-
-// One observation per row, in the model's space.
-struct Observation {
-  at::Tensor values;     // [B, ...]: y where mask is 1 (ignored elsewhere)
-  at::Tensor mask;       // [B, ...] of 0/1, 1 where observed
-  at::Tensor noise_std;  // sigma_y, a scalar tensor or one value per feature ([...]); 0: exact
-};
 
 enum class InverseMethod { Moments, Replace, NoiseLevel };
 std::string to_string(InverseMethod m);
 InverseMethod inverse_method_from_string(const std::string& s);
-
-// The score of p_t(x_t | y) by Tweedie moment projection, around a prior score model (whose own
-// condition, if any, is passed through as y).
-class ObservedScore final : public ScoreModel {
- public:
-  ObservedScore(ScoreModel& prior, std::shared_ptr<const SDE> sde, Observation observation);
-  at::Tensor score(const at::Tensor& x, const at::Tensor& t, const at::Tensor& y) override;
-
- private:
-  ScoreModel& prior_;
-  std::shared_ptr<const SDE> sde_;
-  Observation obs_;
-};
 
 // Euler-Maruyama in `steps` steps with the observed features replaced after every step.
 at::Tensor sample_by_replacement(ScoreModel& prior, const SDE& sde, const Observation& observation, at::Tensor x,

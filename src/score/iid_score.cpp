@@ -1,4 +1,4 @@
-#include "sbgm/nets/iid_score.hpp"
+#include "sbgm/score/iid_score.hpp"
 
 #include <ATen/ATen.h>
 

@@ -15,7 +15,7 @@
 #include <memory>
 #include <string>
 
-#include "sbgm/nets/score_model.hpp"
+#include "sbgm/score/score_model.hpp"
 
 namespace sbgm {
 

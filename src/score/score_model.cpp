@@ -1,4 +1,4 @@
-#include "sbgm/nets/score_model.hpp"
+#include "sbgm/score/score_model.hpp"
 
 #include <ATen/ATen.h>
 #include <torch/csrc/autograd/autograd.h>

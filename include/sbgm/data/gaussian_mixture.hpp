@@ -1,7 +1,8 @@
 #pragma once
-// A Gaussian mixture sum_k w_k N(mu_k, Sigma_k), and its exact score after diffusion by an SDE:
-// p_t is again a mixture, with components N(m(t) mu_k, m(t)^2 Sigma_k + sigma(t)^2 I). It is the
-// analytic reference that samplers, solvers and likelihoods are tested against.
+// A Gaussian mixture sum_k w_k N(mu_k, Sigma_k), and its exact score after diffusion, x -> m x +
+// sigma z (as by an SDE at time t): again a mixture, with components N(m mu_k, m^2 Sigma_k +
+// sigma^2 I). It is the analytic reference that samplers, solvers and likelihoods are tested
+// against (as a score model: score/mixture_score.hpp).
 //
 // A conditional mixture p(x | y) has means affine in a condition y: mu_k(y) = mu_k + A_k y. With
 // one component that is every Gaussian posterior of a linear-Gaussian model (the analytic
@@ -9,10 +10,6 @@
 
 #include <ATen/core/Generator.h>
 #include <ATen/core/Tensor.h>
-
-#include <memory>
-
-#include "sbgm/nets/score_model.hpp"
 
 namespace sbgm {
 
@@ -78,26 +75,5 @@ class GaussianMixture {
 // noise_cov^-1 x. prior_mean [P], prior_cov [P, P], H [X, P], noise_cov [X, X].
 GaussianMixture linear_gaussian_posterior(const at::Tensor& prior_mean, const at::Tensor& prior_cov, const at::Tensor& H,
                                           const at::Tensor& noise_cov);
-
-// The exact score of a mixture diffused by an SDE, as a ScoreModel (one t for the whole batch, as
-// in most samplers, or one per row, as in per-row ODE solves and training).
-// The mixture's arithmetic stays on the CPU in float64 whatever the device of x: results are
-// moved to x's device, so a solver on a GPU uses the exact score as it does on the CPU.
-class GaussianMixtureScore final : public ScoreModel {
- public:
-  GaussianMixtureScore(GaussianMixture mixture, std::shared_ptr<const SDE> sde);
-  at::Tensor score(const at::Tensor& x, const at::Tensor& t, const at::Tensor& y) override;
-  // Exact, also where the SDE's f and g^2 are infinite (diffused_velocity); the divergence by autograd.
-  at::Tensor velocity(const at::Tensor& x, const at::Tensor& t, const at::Tensor& y, const SDE& sde) override;
-  VelocityWithDivergence velocity_and_divergence(const at::Tensor& x, const at::Tensor& t, const at::Tensor& y,
-                                                 const SDE& sde) override;
-  // log p_t(x | y) at a single time t.
-  at::Tensor log_prob(const at::Tensor& x, double t, const at::Tensor& y = {}) const;
-  const GaussianMixture& mixture() const { return mixture_; }
-
- private:
-  GaussianMixture mixture_;
-  std::shared_ptr<const SDE> sde_;
-};
 
 }  // namespace sbgm
