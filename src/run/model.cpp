@@ -113,20 +113,25 @@ std::shared_ptr<ScoreNet> build_net(const RunConfig& config, const std::vector<i
                                                c10::multiply_integers(data_shape), cond_dim);
 }
 
-Model model_from(const TrainedModel& c, c10::Device device) {
+Model model_with(const ModelSpec& spec, std::shared_ptr<ScoreNet> net, int64_t step, c10::Device device) {
   Model m;
-  m.config = c.config;
-  m.data_shape = c.data_shape;
-  m.cond_dim = c.cond_dim;
-  m.set_box(model_bounds(c.config, c.data_shape), c.config.data.keep_within);
-  m.scaling = c.scaling;
-  m.cond_scaling = c.cond_scaling;
-  m.data_mean = c.data_mean;
-  m.data_cov = c.data_cov;
-  m.step = c.step;
+  m.config = spec.config;
+  m.data_shape = spec.data_shape;
+  m.cond_dim = spec.cond_dim;
+  m.set_box(model_bounds(spec.config, spec.data_shape), spec.config.data.keep_within);
+  m.scaling = spec.scaling;
+  m.cond_scaling = spec.cond_scaling;
+  m.data_mean = spec.data_mean;
+  m.data_cov = spec.data_cov;
+  m.step = step;
   m.device = device;
-  m.sde = make_sde(c.config.sde);
-  m.net = build_net(c.config, c.data_shape, c.cond_dim);
+  m.sde = make_sde(spec.config.sde);
+  m.net = std::move(net);
+  return m;
+}
+
+Model model_from(const TrainedModel& c, c10::Device device) {
+  Model m = model_with(c, build_net(c.config, c.data_shape, c.cond_dim), c.step, device);
   at::NoGradGuard no_grad;
   int64_t offset = 0;
   const auto params = m.net->parameters();

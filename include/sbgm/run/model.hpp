@@ -24,6 +24,7 @@ class SDE;
 class ScoreNet;
 class ScoreModel;
 class GaussianMixture;
+struct ModelSpec;
 struct TrainedModel;
 struct SDEConfig;
 
@@ -88,6 +89,9 @@ std::shared_ptr<ScoreNet> build_net(const RunConfig& config, const std::vector<i
 Model load_model(const std::string& run_dir_or_file, bool use_ema = true, c10::Device device = c10::kCPU);
 // The model a checkpoint's model part defines (run/trained_model.hpp).
 Model model_from(const TrainedModel& trained, c10::Device device);
+// The model a spec defines with a network whose weights are in place (a training run's EMA
+// network), at the given step.
+Model model_with(const ModelSpec& spec, std::shared_ptr<ScoreNet> net, int64_t step, c10::Device device);
 
 // A mixture read from an .npz with arrays weights [K], means [K, D] and covs [K, D, D]. IOError
 // for a malformed file, InvalidArgument (naming the file) for parameters that make no mixture.

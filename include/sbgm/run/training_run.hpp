@@ -1,7 +1,8 @@
 #pragma once
-// A whole training run in a run directory: data, model, training with periodic checkpoints,
-// loss log (loss.csv), and at the end samples (samples.npy) and pictures (samples.png,
-// loss.png). What the CLI's `sbgm train` does, callable from C++.
+// A whole training run in a run directory: the data prepared (run/training_data.hpp), the model
+// built, training with periodic checkpoints and a loss log in the directory
+// (run/run_directory.hpp), and at the end samples (samples.npy) and pictures (samples.png,
+// loss.png). What the CLI's `sbgm train` and the Python package's fit do.
 
 #include <ATen/core/Tensor.h>
 
@@ -10,6 +11,7 @@
 #include <string>
 
 #include "sbgm/run/run_config.hpp"
+#include "sbgm/run/training_data.hpp"
 #include "sbgm/sample/sampler.hpp"
 #include "sbgm/train/trainer.hpp"
 
@@ -26,16 +28,6 @@ struct TrainRunResult {
   int64_t step = 0;
   std::string checkpoint;
 };
-
-// The rows a run trains on, in data space: data [N, ...] and the conditions of its rows [N, ...]
-// (undefined for an unconditional run), and the names messages call them by.
-struct TrainingData {
-  at::Tensor data, cond;
-  std::string data_name = "the data", cond_name = "the conditions";
-};
-
-// The rows config.data names: its file (data.file, with data.cond) or its built-in dataset.
-TrainingData load_training_data(const RunConfig& config);
 
 // The config of the run in run_dir, read from its checkpoint (for --resume).
 RunConfig resume_config(const std::string& run_dir);
