@@ -86,8 +86,8 @@ void add_inpaint_command(CLI::App& app, Action& action) {
       request.observed = load_data_file(opt->data, 1, /*keep_double=*/true, /*allow_nan=*/true);
       if (!opt->mask.empty()) request.mask = read_npy(opt->mask, true);
       Model model = opt->source.load(device);
-      model.comm = job.comm;
       request.precision = precision;
+      request.comm = job.comm;
       ProgressLine line("inpaint");
       at::Tensor samples = run_inpaint_request(model, request, [&](int64_t d, int64_t t) { line.update(d, t); });
       line.finish();

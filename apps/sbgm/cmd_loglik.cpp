@@ -150,8 +150,8 @@ void add_loglik_command(CLI::App& app, Action& action) {
       const c10::Device device = parse_device(job.device);
       const at::Tensor data = opt->data.empty() ? at::Tensor() : load_data_file(opt->data, 1, /*keep_double=*/true);
       Model model = opt->source.load(device);
-      model.comm = job.comm;
       LikelihoodRequest request;
+      request.comm = job.comm;
       request.config = lc;
       if (opt->chunk_option->count() == 0) request.config.chunk_size = 0;  // the model's default
       request.cond = opt->cond.empty() ? at::Tensor() : load_data_file(opt->cond, 1, /*keep_double=*/true);

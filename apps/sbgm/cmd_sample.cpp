@@ -184,8 +184,8 @@ void add_sample_command(CLI::App& app, Action& action) {
       const Job job = join_model_job(opt->device, opt->threads);
       const c10::Device device = parse_device(job.device);
       Model model = opt->source.load(device);
-      model.comm = job.comm;
       request.score = {opt->guidance, precision};
+      request.comm = job.comm;
       if (!opt->cond.empty()) request.cond = load_data_file(opt->cond, 1, /*keep_double=*/true);
       check_request(model, request);  // a bad condition file or a missing iid prior fails before any work
       const at::Tensor& cond = request.cond;

@@ -71,7 +71,7 @@ std::string iid_prior_source(const Model& model, const IIDConfig& config) {
 
 at::Tensor sample_model_iid(const Model& model, Sampler& sampler, const at::Tensor& observations, int64_t n,
                             const IIDConfig& config, uint64_t seed, const ProgressFn& progress,
-                            const ScoreOptions& options, SupportStats* report) {
+                            const ScoreOptions& options, SupportStats* report, const Communicator& comm) {
   if (model.cond_dim == 0) throw InvalidArgument("iid sampling composes a conditional model's posteriors: the model is unconditional");
   if (n < 1) throw InvalidArgument("the number of samples must be at least 1");
   if (config.method == IIDMethod::Gauss && config.covariance_samples < feature_count(model) + 3)
@@ -104,7 +104,8 @@ at::Tensor sample_model_iid(const Model& model, Sampler& sampler, const at::Tens
       throw InvalidArgument("the gauss iid method needs the prior's covariance, which this checkpoint does not keep: give "
                             "the prior ({prior} FILE.npz) or use the factorized method");
     const int64_t k = config.covariance_samples;
-    const at::Tensor draws = sample_model_given(model, sampler, observations, k, seed ^ 0x696964ULL, progress, options);
+    const at::Tensor draws = sample_model_given(model, sampler, observations, k, seed ^ 0x696964ULL, progress, options,
+                                                  nullptr, comm);
     std::vector<int64_t> rows{m * k};
     rows.insert(rows.end(), model.data_shape.begin(), model.data_shape.end());
     const at::Tensor in_model_space = model.to_model_space(draws.reshape(rows).to(model.dtype));
@@ -112,7 +113,7 @@ at::Tensor sample_model_iid(const Model& model, Sampler& sampler, const at::Tens
   }
   std::shared_ptr<ScoreModel> posterior = model.score_model(options);
   IIDScore score(posterior, prior, model.sde, y, config.method, posterior_covs, prior_cov);
-  return sample_model_with(model, score, sampler, n, at::Tensor(), seed, progress, report);
+  return sample_model_with(model, score, sampler, n, at::Tensor(), seed, progress, report, comm);
 }
 
 }  // namespace sbgm

@@ -68,7 +68,8 @@ ObservedRows observed_rows(const Model& model, const at::Tensor& observed_given,
 }
 
 at::Tensor model_inpaint(const Model& model, const at::Tensor& observed_given, const at::Tensor& mask_given,
-                         const InpaintConfig& config, uint64_t seed, const ProgressFn& progress) {
+                         const InpaintConfig& config, uint64_t seed, const ProgressFn& progress,
+                         const Communicator& comm) {
   const auto [observed, m] = observed_rows(model, observed_given, mask_given);
   const std::vector<int64_t> shape(observed.sizes().begin() + 1, observed.sizes().end());
   if (model.cond_dim > 0) throw InvalidArgument("inpainting takes an unconditional model");
@@ -122,8 +123,8 @@ at::Tensor model_inpaint(const Model& model, const at::Tensor& observed_given, c
   const int64_t memory_bound = (int64_t{1} << 22) / std::max<int64_t>(per_row, 1);
   const int64_t chunk = std::clamp<int64_t>(std::min(memory_bound, (total_rows + 7) / 8), 1, total_rows);
   // Each chunk has its own generator, so the result does not depend on how many processes share
-  // the chunks (model.comm).
-  const RowChunks chunks(total_rows, chunk, make_generator(model.device, seed), opts, model.comm);
+  // the chunks (comm).
+  const RowChunks chunks(total_rows, chunk, make_generator(model.device, seed), opts, comm);
   std::vector<int64_t> local_shape{chunks.local_rows()};
   local_shape.insert(local_shape.end(), shape.begin(), shape.end());
   const at::Tensor local = at::empty(local_shape, opts);
@@ -180,7 +181,7 @@ ResolvedInpaint resolve_inpaint(const Model& model, const InpaintRequest& reques
 
 at::Tensor run_inpaint_request(const Model& model, const InpaintRequest& request, const ProgressFn& progress) {
   const ResolvedInpaint r = resolve_inpaint(model, request);
-  return model_inpaint(model, request.observed, r.mask, r.config, request.seed, progress);
+  return model_inpaint(model, request.observed, r.mask, r.config, request.seed, progress, request.comm);
 }
 
 }  // namespace sbgm

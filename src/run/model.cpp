@@ -184,14 +184,14 @@ namespace {
 
 // The sampler's draws mapped into data space, no matter the support.
 at::Tensor draw_in_data_space(const Model& model, ScoreModel& score, Sampler& sampler, int64_t n, const at::Tensor& y,
-                              uint64_t seed, const ProgressFn& progress) {
+                              uint64_t seed, const ProgressFn& progress, const Communicator& comm) {
   const c10::Device device = model.device;
   DrawConfig draw;
   draw.n = n;
   // An image network's activations outweigh the state many times over: chunk by rows.
   if (!model.analytic() && is_image_net(model.config.model.kind)) draw.chunk_size = kImageChunkRows;
   at::Tensor x = draw_samples(sampler, score, *model.sde, model.data_shape, draw, y, make_generator(device, seed),
-                              at::TensorOptions().device(device).dtype(model.dtype), progress, model.comm);
+                              at::TensorOptions().device(device).dtype(model.dtype), progress, comm);
   return model.to_data_space(x).cpu();
 }
 
@@ -216,7 +216,7 @@ ConditionGroups condition_groups(const at::Tensor& y, int64_t n) {
 
 // Rows x [n, ...] whose rows outside the support are drawn again (sample_model_with).
 at::Tensor redraw_outside(const Model& model, ScoreModel& score, Sampler& sampler, at::Tensor x, const at::Tensor& y,
-                          uint64_t seed, const ProgressFn& progress, SupportStats* report) {
+                          uint64_t seed, const ProgressFn& progress, SupportStats* report, const Communicator& comm) {
   const int64_t n = x.size(0);
   const at::Tensor in = model.support.inside(x);
   // The rows of a condition whose first draws all but miss the support would spend a hundred
@@ -249,7 +249,8 @@ at::Tensor redraw_outside(const Model& model, ScoreModel& score, Sampler& sample
     used += copies;
     if (report) report->redraws += k * copies;
     const at::Tensor rows_y = y.defined() ? y.index_select(0, outside.to(y.device())).repeat_interleave(copies, 0) : y;
-    const at::Tensor draws = draw_in_data_space(model, score, sampler, k * copies, rows_y, round_seed(seed, round), progress);
+    const at::Tensor draws =
+        draw_in_data_space(model, score, sampler, k * copies, rows_y, round_seed(seed, round), progress, comm);
     const at::Tensor hits = model.support.inside(draws).reshape({k, copies});
     const at::Tensor found = hits.any(1);
     // The first copy inside: a draw from the model given the support.
@@ -284,19 +285,20 @@ std::string SupportStats::summary() const {
 }
 
 at::Tensor sample_model_with(const Model& model, ScoreModel& score, Sampler& sampler, int64_t n, const at::Tensor& y,
-                             uint64_t seed, const ProgressFn& progress, SupportStats* report) {
-  const at::Tensor x = draw_in_data_space(model, score, sampler, n, y, seed, progress);
+                             uint64_t seed, const ProgressFn& progress, SupportStats* report, const Communicator& comm) {
+  const at::Tensor x = draw_in_data_space(model, score, sampler, n, y, seed, progress, comm);
   if (model.support.none()) return x;
-  return redraw_outside(model, score, sampler, x, y, seed, progress, report);
+  return redraw_outside(model, score, sampler, x, y, seed, progress, report, comm);
 }
 
 namespace {
 
 // Draws one sample per row of y (model space, [n, cond_dim], or undefined): [n, ...sample_shape].
 at::Tensor draw_from_model(const Model& model, Sampler& sampler, int64_t n, const at::Tensor& y, uint64_t seed,
-                           const ProgressFn& progress, const ScoreOptions& options, SupportStats* report) {
+                           const ProgressFn& progress, const ScoreOptions& options, SupportStats* report,
+                           const Communicator& comm) {
   auto score = model.score_model(options);
-  return sample_model_with(model, *score, sampler, n, y, seed, progress, report);
+  return sample_model_with(model, *score, sampler, n, y, seed, progress, report, comm);
 }
 
 void require_unconditional(const Model& model) {
@@ -323,19 +325,20 @@ at::Tensor model_conditions(const Model& model, const at::Tensor& cond, int64_t 
 }
 
 at::Tensor sample_model(const Model& model, Sampler& sampler, int64_t n, uint64_t seed, const ProgressFn& progress,
-                        const ScoreOptions& score, SupportStats* report) {
+                        const ScoreOptions& score, SupportStats* report, const Communicator& comm) {
   require_unconditional(model);
-  return draw_from_model(model, sampler, n, at::Tensor(), seed, progress, score, report);
+  return draw_from_model(model, sampler, n, at::Tensor(), seed, progress, score, report, comm);
 }
 
 at::Tensor sample_model_given(const Model& model, Sampler& sampler, const at::Tensor& cond, int64_t n, uint64_t seed,
-                              const ProgressFn& progress, const ScoreOptions& score, SupportStats* report) {
+                              const ProgressFn& progress, const ScoreOptions& score, SupportStats* report,
+                              const Communicator& comm) {
   if (n < 1) throw InvalidArgument("the number of samples per condition must be at least 1");
   const int64_t m = cond.dim() <= 1 ? 1 : cond.size(0);
   const at::Tensor y = model_conditions(model, cond, m).repeat_interleave(n, 0);
   std::vector<int64_t> shape{m, n};
   shape.insert(shape.end(), model.data_shape.begin(), model.data_shape.end());
-  return draw_from_model(model, sampler, m * n, y, seed, progress, score, report).reshape(shape);
+  return draw_from_model(model, sampler, m * n, y, seed, progress, score, report, comm).reshape(shape);
 }
 
 at::Tensor sample_model(const Model& model, int64_t n, int64_t steps, uint64_t seed, const ProgressFn& progress) {
@@ -365,7 +368,8 @@ at::Tensor model_rows(const Model& model, const at::Tensor& x) {
 
 LikelihoodResult model_log_likelihood_unnormalised(const Model& model, const at::Tensor& x_given,
                                                    const LikelihoodConfig& config, uint64_t seed,
-                                                   const ProgressFn& progress, const at::Tensor& cond) {
+                                                   const ProgressFn& progress, const at::Tensor& cond,
+                                                   const Communicator& comm) {
   const at::Tensor x = model_rows(model, x_given);
   const std::vector<int64_t> shape(x.sizes().begin() + 1, x.sizes().end());
   if (shape != model.data_shape)
@@ -376,7 +380,7 @@ LikelihoodResult model_log_likelihood_unnormalised(const Model& model, const at:
   const c10::Device device = model.device;
   auto score = model.score_model();  // full precision, unguided
   LikelihoodResult r = log_likelihood(*score, *model.sde, model.to_model_space(x.to(model.dtype)).to(device, model.dtype),
-                                      y, config, make_generator(device, seed), progress, model.comm);
+                                      y, config, make_generator(device, seed), progress, comm);
   // Outside the bounds the density is zero.
   const at::Tensor log_prob = r.log_prob.cpu() + model.log_abs_det_jacobian(x.cpu()).to(r.log_prob.dtype());
   r.log_prob = at::where(model.inside(x), log_prob, at::full_like(log_prob, -std::numeric_limits<double>::infinity()));
@@ -385,8 +389,9 @@ LikelihoodResult model_log_likelihood_unnormalised(const Model& model, const at:
 }
 
 LikelihoodResult model_log_likelihood(const Model& model, const at::Tensor& x, const LikelihoodConfig& config,
-                                      uint64_t seed, const ProgressFn& progress, const at::Tensor& cond) {
-  LikelihoodResult r = model_log_likelihood_unnormalised(model, x, config, seed, progress, cond);
+                                      uint64_t seed, const ProgressFn& progress, const at::Tensor& cond,
+                                      const Communicator& comm) {
+  LikelihoodResult r = model_log_likelihood_unnormalised(model, x, config, seed, progress, cond, comm);
   if (model.support.none()) return r;
   // Z(y) per distinct condition, from kSupportDraws draws of the model given it.
   const int64_t n = r.log_prob.numel();
@@ -403,7 +408,7 @@ LikelihoodResult model_log_likelihood(const Model& model, const at::Tensor& x, c
   ode.steps = config.solver.steps;
   auto sampler = make_sampler(ode);
   const at::Tensor draws = draw_in_data_space(model, *score, *sampler, groups.count() * m, draws_y,
-                                              round_seed(seed, 0x5a), progress);
+                                              round_seed(seed, 0x5a), progress, comm);
   // No draw inside: half a draw's worth, with the large error that comes with it.
   const at::Tensor inside_draws = model.support.inside(draws).reshape({groups.count(), m}).to(at::kDouble).sum(1);
   const at::Tensor z = inside_draws.clamp_min(0.5).div(static_cast<double>(m)).index_select(0, groups.group);

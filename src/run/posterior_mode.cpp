@@ -44,11 +44,12 @@ void ModeConfig::validate() const {
 }
 
 at::Tensor model_mode(const Model& model, Sampler& sampler, const at::Tensor& cond, const ModeConfig& config,
-                      uint64_t seed, const ProgressFn& progress, const ScoreOptions& options) {
+                      uint64_t seed, const ProgressFn& progress, const ScoreOptions& options, const Communicator& comm) {
   config.validate();
   const int64_t k = config.starts;
-  const at::Tensor starts = cond.defined() ? sample_model_given(model, sampler, cond, k, seed, progress, options)
-                                           : sample_model(model, sampler, k, seed, progress, options).unsqueeze(0);
+  const at::Tensor starts = cond.defined()
+                                ? sample_model_given(model, sampler, cond, k, seed, progress, options, nullptr, comm)
+                                : sample_model(model, sampler, k, seed, progress, options, nullptr, comm).unsqueeze(0);
   const int64_t m = starts.size(0);
   std::vector<int64_t> rows{m * k};
   rows.insert(rows.end(), model.data_shape.begin(), model.data_shape.end());
@@ -90,7 +91,8 @@ at::Tensor model_mode(const Model& model, Sampler& sampler, const at::Tensor& co
   if (!at::isfinite(ends).all().item<bool>()) throw InvalidArgument("the mode search diverged (the score is not finite)");
   const at::Tensor conds =
       cond.defined() ? (cond.dim() <= 1 ? cond.reshape({1, -1}) : cond.reshape({m, -1})).repeat_interleave(k, 0) : at::Tensor();
-  const at::Tensor log_p = model_log_likelihood_unnormalised(model, ends, config.likelihood, seed, progress, conds).log_prob;
+  const at::Tensor log_p =
+      model_log_likelihood_unnormalised(model, ends, config.likelihood, seed, progress, conds, comm).log_prob;
   const at::Tensor best = log_p.reshape({m, k}).argmax(1) + at::arange(m, at::kLong) * k;
   return ends.index_select(0, best);
 }

@@ -50,17 +50,18 @@ SampleReport run_sample_request(const Model& model, const SampleRequest& request
   SampleReport report;
   switch (request.kind) {
     case SampleRequest::Kind::Modes:
-      report.samples = model_mode(model, *sampler, request.cond, request.mode, request.seed, progress, request.score);
+      report.samples =
+          model_mode(model, *sampler, request.cond, request.mode, request.seed, progress, request.score, request.comm);
       break;
     case SampleRequest::Kind::IIDPosterior:
       report.samples = sample_model_iid(model, *sampler, request.cond, request.n, request.iid, request.seed, progress,
-                                        request.score, &report.support);
+                                        request.score, &report.support, request.comm);
       break;
     case SampleRequest::Kind::Samples:
       report.samples = request.cond.defined() ? sample_model_given(model, *sampler, request.cond, request.n, request.seed,
-                                                                   progress, request.score, &report.support)
+                                                                   progress, request.score, &report.support, request.comm)
                                               : sample_model(model, *sampler, request.n, request.seed, progress,
-                                                             request.score, &report.support);
+                                                             request.score, &report.support, request.comm);
       break;
   }
   return report;

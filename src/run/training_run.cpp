@@ -43,12 +43,14 @@ Checkpoint resumable_checkpoint(const std::string& run_dir) {
 
 // n samples from the model, in data space. A conditional model draws one sample for each of the
 // first n training conditions (cycled), so the picture compares with the data's marginal.
+// The ranks of comm share the sampling.
 at::Tensor final_samples(const Model& model, const at::Tensor& raw_cond, int64_t n, uint64_t seed,
-                         const ProgressFn& progress) {
+                         const ProgressFn& progress, const Communicator& comm) {
   const std::unique_ptr<Sampler> sampler = make_sampler(sampling_for(model.config, model.cond_dim));
-  if (!raw_cond.defined()) return sample_model(model, *sampler, n, seed, progress);
+  if (!raw_cond.defined()) return sample_model(model, *sampler, n, seed, progress, {}, nullptr, comm);
   const at::Tensor rows = at::arange(n, at::TensorOptions().dtype(at::kLong)).remainder(raw_cond.size(0));
-  const at::Tensor x = sample_model_given(model, *sampler, raw_cond.index_select(0, rows), 1, seed, progress);
+  const at::Tensor x =
+      sample_model_given(model, *sampler, raw_cond.index_select(0, rows), 1, seed, progress, {}, nullptr, comm);
   return x.squeeze(1);
 }
 
@@ -232,15 +234,9 @@ TrainRunResult train_run(const RunConfig& given_config, const TrainingData& rows
     check_progress(p, d.config.train.log_every, message);
   };
   cb.on_checkpoint = [&](int64_t) { save(); };
-  // The model the EMA weights make at a given step, to sample from; the ranks share the sampling.
-  auto ema_model = [&](int64_t step) {
-    Model m = model_with(d, ema_net, step, device);
-    m.comm = comm;
-    return m;
-  };
   cb.on_eval = [&](int64_t step) {
-    const Model m = ema_model(step);
-    const at::Tensor samples = final_samples(m, d.raw_cond, d.config.sample.n, d.config.train.seed + 1, {});
+    const Model m = model_with(d, ema_net, step, device);  // the EMA weights now
+    const at::Tensor samples = final_samples(m, d.raw_cond, d.config.sample.n, d.config.train.seed + 1, {}, comm);
     if (root) dir->picture_samples("samples_step" + std::to_string(step) + ".png", m, d.raw, samples);
   };
   const auto outcome = trainer.run(cb, stop);
@@ -259,9 +255,9 @@ TrainRunResult train_run(const RunConfig& given_config, const TrainingData& rows
     trainer.use_best_ema();
   }
 
-  const Model m = ema_model(trainer.step_count());
+  const Model m = model_with(d, ema_net, trainer.step_count(), device);
   const at::Tensor samples = final_samples(m, d.raw_cond, d.config.sample.n, d.config.train.seed + 1,
-                                           root ? callbacks.on_sample_progress : ProgressFn());
+                                           root ? callbacks.on_sample_progress : ProgressFn(), comm);
   if (!root) return result;
   if (!at::isfinite(samples).all().item<bool>()) throw diverged("the model's samples are not finite");
   dir->write_samples(m, d.raw, samples);

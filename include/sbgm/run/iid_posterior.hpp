@@ -13,6 +13,7 @@
 #include <memory>
 #include <string>
 
+#include "sbgm/dist/communicator.hpp"
 #include "sbgm/run/score_options.hpp"
 #include "sbgm/sample/sampler.hpp"
 #include "sbgm/score/iid_score.hpp"
@@ -41,6 +42,6 @@ std::string iid_prior_source(const Model& model, const IIDConfig& config);
 // report (optional) gains how the posterior's draws met a support the model keeps.
 at::Tensor sample_model_iid(const Model& model, Sampler& sampler, const at::Tensor& observations, int64_t n,
                             const IIDConfig& config, uint64_t seed, const ProgressFn& progress = {},
-                            const ScoreOptions& score = {}, SupportStats* report = nullptr);
+                            const ScoreOptions& score = {}, SupportStats* report = nullptr, const Communicator& comm = Communicator());
 
 }  // namespace sbgm

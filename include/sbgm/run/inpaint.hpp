@@ -42,12 +42,12 @@ ObservedRows observed_rows(const Model& model, const at::Tensor& observed, const
 // observed [N, ...] (data space; entries outside the mask may be anything, NaN included) and
 // mask [...] or [N, ...] of 0/1 -> n posterior samples per row, [N, n, ...] (with sigma_y = 0 the
 // observed features are the observation itself); grey images may come as [N, H, W]. The rows
-// are shared by the processes of model.comm and gathered (the result does not depend on how
-// many). InvalidArgument naming the problem for a shape the model does not take, a mask that is
+// are shared by the processes of comm and gathered (the result does not depend on how many). InvalidArgument naming the problem for a shape the model does not take, a mask that is
 // not 0/1 or of the wrong shape, NaN or Inf among the observed values, sigma_y < 0, replace with
 // sigma_y > 0 or a sampler other than Euler-Maruyama, or what noise-level cannot do.
 at::Tensor model_inpaint(const Model& model, const at::Tensor& observed, const at::Tensor& mask,
-                         const InpaintConfig& config, uint64_t seed, const ProgressFn& progress = {});
+                         const InpaintConfig& config, uint64_t seed, const ProgressFn& progress = {},
+                         const Communicator& comm = Communicator());
 
 // One inverse problem as a front end states it (`sbgm inpaint`, the Python package), with what it
 // leaves unset settled against the model here, as SampleRequest does for sampling.
@@ -64,6 +64,7 @@ struct InpaintRequest {
   bool steps_given = false;
   uint64_t seed = 0;
   Precision precision = Precision::Float32;
+  Communicator comm;  // the processes that share the rows (this one alone by default)
 };
 
 // The request's mask (every feature when it has none) and the settled method and sampler.

@@ -13,6 +13,7 @@
 #include <utility>
 
 #include "sbgm/data/dequantize.hpp"
+#include "sbgm/dist/communicator.hpp"
 #include "sbgm/likelihood/log_likelihood.hpp"
 
 namespace sbgm {
@@ -36,6 +37,7 @@ struct LikelihoodRequest {
   std::optional<int64_t> levels;
   std::optional<std::pair<double, double>> range;
   bool bits_per_dim = false;  // -log p / (D ln 2) instead of nats
+  Communicator comm;  // the processes that share the rows (this one alone by default)
 };
 
 struct LikelihoodReport {
@@ -55,7 +57,7 @@ Dequantization resolve_dequantization(const Model& model, const LikelihoodReques
 
 // Runs the request: checks it against the model (rows finite and of the model's shape, the
 // settings valid; InvalidArgument naming the problem), then integrates. Every rank of
-// model.comm gets the whole result.
+// request.comm gets the whole result.
 LikelihoodReport run_likelihood_request(const Model& model, const LikelihoodRequest& request,
                                         const ProgressFn& progress = {});
 

@@ -45,9 +45,6 @@ struct Model {
   std::shared_ptr<const SDE> sde;
   std::shared_ptr<ScoreNet> net;                   // a trained model's network, or null
   std::shared_ptr<const GaussianMixture> mixture;  // an analytic model's mixture, or null
-  // The processes that share sampling and likelihoods: each takes a run of whole chunks of the
-  // rows and every rank gets all rows back, in order and equal to a one-process run's.
-  Communicator comm;
 
   // The model's score as one call evaluates it. InvalidArgument for guidance or bfloat16 asked of
   // an analytic mixture.
@@ -125,6 +122,10 @@ struct SupportStats {
 // score is not its path's (Model::has_path_score).
 void require_path_score(const Model& model, const std::string& what);
 
+// The functions below that draw or integrate rows take comm, the processes that share the work:
+// each takes a run of whole chunks of the rows (each chunk with its own seed) and every rank gets
+// all rows back, in order and equal to a one-process run's. The default is this process alone.
+
 // n samples in data space drawn with the given score (a composition built on the model's own,
 // such as an iid posterior's) through the model's SDE, shape and maps; y: one model-space
 // condition per row, or undefined. A model with a support draws every sample outside it again,
@@ -133,17 +134,18 @@ void require_path_score(const Model& model, const std::string& what);
 // 1% of whose first draws fell inside) is moved onto the box's nearest point. report (optional)
 // gains how the draws met the support.
 at::Tensor sample_model_with(const Model& model, ScoreModel& score, Sampler& sampler, int64_t n, const at::Tensor& y,
-                             uint64_t seed, const ProgressFn& progress = {}, SupportStats* report = nullptr);
+                             uint64_t seed, const ProgressFn& progress = {}, SupportStats* report = nullptr,
+                             const Communicator& comm = Communicator());
 constexpr int64_t kMostDrawsPerSample = 100;
 // n samples in data space drawn with the given sampler (an unconditional model).
 at::Tensor sample_model(const Model& model, Sampler& sampler, int64_t n, uint64_t seed, const ProgressFn& progress = {},
-                        const ScoreOptions& score = {}, SupportStats* report = nullptr);
+                        const ScoreOptions& score = {}, SupportStats* report = nullptr, const Communicator& comm = Communicator());
 // The same with Euler-Maruyama in `steps` steps.
 at::Tensor sample_model(const Model& model, int64_t n, int64_t steps, uint64_t seed, const ProgressFn& progress = {});
 // n samples for each of the M conditions cond [M, ...] (data space): [M, n, ...sample_shape].
 at::Tensor sample_model_given(const Model& model, Sampler& sampler, const at::Tensor& cond, int64_t n, uint64_t seed,
                               const ProgressFn& progress = {}, const ScoreOptions& score = {},
-                              SupportStats* report = nullptr);
+                              SupportStats* report = nullptr, const Communicator& comm = Communicator());
 // k sample paths through the sampler's reverse process, in data space (the scaling undone); a
 // conditional model takes one condition (cond [1, ...]) for all of them.
 Trajectories model_trajectories(const Model& model, Sampler& sampler, int64_t k, uint64_t seed,
@@ -167,12 +169,13 @@ struct LikelihoodResult;
 // Monte-Carlo error sqrt((1 - Z) / (Z m)) joined to the standard error (no draw inside counts
 // as half a draw: Z = 1 / (2m), its error 1.4 nats).
 LikelihoodResult model_log_likelihood(const Model& model, const at::Tensor& x, const LikelihoodConfig& config,
-                                      uint64_t seed, const ProgressFn& progress = {}, const at::Tensor& cond = {});
+                                      uint64_t seed, const ProgressFn& progress = {}, const at::Tensor& cond = {},
+                                      const Communicator& comm = Communicator());
 // The same without that normalisation: log q(x | y) within the support. Enough to compare rows of
 // one condition (Z is the same for them), at no extra cost.
 LikelihoodResult model_log_likelihood_unnormalised(const Model& model, const at::Tensor& x, const LikelihoodConfig& config,
                                                    uint64_t seed, const ProgressFn& progress = {},
-                                                   const at::Tensor& cond = {});
+                                                   const at::Tensor& cond = {}, const Communicator& comm = Communicator());
 constexpr int64_t kSupportDraws = 1000;
 
 }  // namespace sbgm

@@ -10,6 +10,7 @@
 
 #include <cstdint>
 
+#include "sbgm/dist/communicator.hpp"
 #include "sbgm/likelihood/log_likelihood.hpp"
 #include "sbgm/run/score_options.hpp"
 #include "sbgm/sample/sampler.hpp"
@@ -32,6 +33,7 @@ struct ModeConfig {
 // unconditional model (cond undefined) gives [1, ...]. Progress counts the sampling, the
 // ascent's steps, then the ranking.
 at::Tensor model_mode(const Model& model, Sampler& sampler, const at::Tensor& cond, const ModeConfig& config,
-                      uint64_t seed, const ProgressFn& progress = {}, const ScoreOptions& score = {});
+                      uint64_t seed, const ProgressFn& progress = {}, const ScoreOptions& score = {},
+                      const Communicator& comm = Communicator());
 
 }  // namespace sbgm

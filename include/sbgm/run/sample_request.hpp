@@ -33,6 +33,7 @@ struct SampleRequest {
   IIDConfig iid;
   ModeConfig mode;
   ScoreOptions score;  // guidance and the network's precision
+  Communicator comm;   // the processes that share the rows (this one alone by default)
 };
 
 // The sampler options a request comes to for this model: the named sampler (or the run's) with
