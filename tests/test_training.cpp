@@ -9,6 +9,7 @@
 #include <fstream>
 
 #include "error_of.hpp"
+#include "scratch_dir.hpp"
 #include "scripted_mlp.hpp"
 #include "sbgm/data/toy.hpp"
 #include "sbgm/io/npy.hpp"
@@ -26,12 +27,6 @@ using namespace sbgm;
 namespace fs = std::filesystem;
 
 namespace {
-
-std::string scratch_dir(const std::string& name) {
-  const fs::path p = fs::temp_directory_path() / ("sbgm_test_" + name + "_" + std::to_string(::getpid()));
-  fs::remove_all(p);
-  return p.string();
-}
 
 RunConfig small_run(const std::string& dataset, int64_t steps) {
   RunConfig c;

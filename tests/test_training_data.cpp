@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "error_of.hpp"
+#include "scratch_dir.hpp"
 #include "sbgm/run/checkpoint.hpp"
 #include "sbgm/run/run_directory.hpp"
 #include "sbgm/run/training_data.hpp"
@@ -18,12 +19,6 @@ using namespace sbgm;
 namespace fs = std::filesystem;
 
 namespace {
-
-std::string scratch_dir(const std::string& name) {
-  const fs::path p = fs::temp_directory_path() / ("sbgm_test_" + name + "_" + std::to_string(::getpid()));
-  fs::remove_all(p);
-  return p.string();
-}
 
 // 500 pairs: theta [500, 3] with unequal means and spreads, x [500, 2].
 TrainingData pairs(double theta_scale = 1.0) {
