@@ -6,18 +6,8 @@ set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 OUT="${1:-$ROOT/runs/digits}"
 SBGM="${SBGM:-$ROOT/build/apps/sbgm/sbgm}"
-CSV=/usr/lib/python3/dist-packages/sklearn/datasets/data/digits.csv.gz
-[[ -f "$CSV" ]] || { echo "digits.sh: $CSV not found (apt install python3-sklearn)" >&2; exit 1; }
 mkdir -p "$OUT"
-# The CSV's rows are 64 pixel levels (0-16) and a label: images [N, 8, 8] for training, the last
-# 297 held out for bits/dim.
-/usr/bin/python3 - "$CSV" "$OUT" <<'PY'
-import sys, numpy as np
-rows = np.loadtxt(sys.argv[1], delimiter=",")
-images = rows[:, :64].reshape(-1, 8, 8).astype(np.uint8)
-np.save(sys.argv[2] + "/digits_train.npy", images[:1500])
-np.save(sys.argv[2] + "/digits_test.npy", images[1500:])
-PY
+/usr/bin/python3 "$ROOT/examples/images/digits_data.py" "$OUT"
 "$SBGM" train --config "$ROOT/examples/images/digits.toml" --data "$OUT/digits_train.npy" --out "$OUT/run"
 "$SBGM" sample --checkpoint "$OUT/run" --n 100 --out "$OUT/samples.npy" --png "$OUT/samples.png"
 "$SBGM" sample --checkpoint "$OUT/run" --n 8 --trajectories 8 --out "$OUT/strip_samples.npy" --png "$OUT/denoising.png"
