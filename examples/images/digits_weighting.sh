@@ -5,11 +5,12 @@
 # importance sampling under which that weighting's per-sample weight is constant). For each, the
 # test set's variational bound in bits/dim with its Monte-Carlo standard error at every
 # checkpoint of training (as sdeflow-light plots it), and the ODE's bits/dim at the end.
-# Usage: examples/images/digits_weighting.sh [OUT_DIR] [STEPS]   (two trainings: ~25 min each on 2 cores)
+# Usage: examples/images/digits_weighting.sh [OUT_DIR] [STEPS] [SEED]   (two trainings: ~10 min each on 2 cores)
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 OUT="${1:-$ROOT/runs/digits_weighting}"
 STEPS="${2:-6000}"
+SEED="${3:-0}"
 EVERY=$((STEPS / 6))
 SBGM="${SBGM:-$ROOT/build/apps/sbgm/sbgm}"
 mkdir -p "$OUT"
@@ -42,7 +43,7 @@ for variant in "sigma2 uniform" "likelihood logsnr"; do
   read -r weighting times <<<"$variant"
   run="$OUT/$weighting"
   "$SBGM" train --config "$ROOT/examples/images/digits.toml" --data "$OUT/digits_train.npy" --out "$run" \
-    --steps "$STEPS" --train.checkpoint_every "$EVERY" --train.eval_every 0 \
+    --steps "$STEPS" --train.seed "$SEED" --train.checkpoint_every "$EVERY" --train.eval_every 0 \
     --train.weighting "$weighting" --train.time_sampling "$times" &
   train_pid=$!
   keep_checkpoints "$run" "$train_pid"
