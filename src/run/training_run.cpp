@@ -9,6 +9,7 @@
 
 #include "sbgm/io/atomic_file.hpp"
 #include "sbgm/nets/gaussian_baseline.hpp"
+#include "sbgm/nets/module_buffers.hpp"
 #include "sbgm/nets/score_net.hpp"
 #include "sbgm/run/checkpoint.hpp"
 #include "sbgm/run/model.hpp"
@@ -16,7 +17,6 @@
 #include "sbgm/run/run_directory.hpp"
 #include "sbgm/sample/make_sampler.hpp"
 #include "sbgm/sde/sde.hpp"
-#include "sbgm/train/flat_parameters.hpp"
 #include "sbgm/util/error.hpp"
 #include "sbgm/util/runtime.hpp"
 

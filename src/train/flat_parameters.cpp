@@ -2,7 +2,6 @@
 
 #include <ATen/ATen.h>
 
-#include "sbgm/util/error.hpp"
 
 namespace sbgm {
 
@@ -23,18 +22,6 @@ FlatParameters::FlatParameters(torch::nn::Module& module, int64_t spare) {
     p.set_data(value_view);
     p.mutable_grad() = grads_.narrow(0, offset, n).view(p.sizes());
     offset += n;
-  }
-}
-
-std::vector<at::Tensor> module_buffers(torch::nn::Module& module) { return module.buffers(/*recurse=*/true); }
-
-void load_module_buffers(torch::nn::Module& module, const std::vector<at::Tensor>& saved) {
-  auto buffers = module_buffers(module);
-  if (buffers.size() != saved.size()) throw IOError("saved buffers do not match the network");
-  at::NoGradGuard no_grad;
-  for (size_t i = 0; i < buffers.size(); ++i) {
-    if (!buffers[i].sizes().equals(saved[i].sizes())) throw IOError("saved buffers do not match the network");
-    buffers[i].copy_(saved[i]);
   }
 }
 

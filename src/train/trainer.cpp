@@ -9,6 +9,7 @@
 #include <chrono>
 #include <optional>
 
+#include "sbgm/nets/module_buffers.hpp"
 #include "sbgm/nets/score_net.hpp"
 #include "sbgm/sde/sde.hpp"
 #include "sbgm/train/optimal_transport.hpp"

@@ -29,9 +29,4 @@ class FlatParameters {
   at::Tensor grads_;  // the first numel() elements of grad_buffer_
 };
 
-// The module's buffers (non-trained state such as fixed Fourier frequencies) in a stable order.
-std::vector<at::Tensor> module_buffers(torch::nn::Module& module);
-// Copies saved buffers (from module_buffers of the same architecture) into the module.
-void load_module_buffers(torch::nn::Module& module, const std::vector<at::Tensor>& saved);
-
 }  // namespace sbgm
