@@ -4,9 +4,13 @@
 
 #include <algorithm>
 
+#include "error_of.hpp"
+#include "sbgm/data/gaussian_mixture.hpp"
 #include "sbgm/data/toy.hpp"
 #include "sbgm/likelihood/log_likelihood.hpp"
 #include "sbgm/nets/score_net.hpp"
+#include "sbgm/run/likelihood_request.hpp"
+#include "sbgm/run/model.hpp"
 #include "sbgm/sample/probability_flow.hpp"
 #include "sbgm/score/mixture_score.hpp"
 #include "sbgm/score/score_model.hpp"
@@ -294,4 +298,35 @@ TEST(ExactDivergence, ALikelihoodDoesNotDependOnTheSolvesBeforeIt) {
     log_p(other);
     EXPECT_TRUE(at::equal(log_p(x), first)) << to_string(method) << ": after other points";
   }
+}
+
+// The density map's grid: over the data's extent with a tenth of its span (and 1e-3) added on
+// each side, or over the range given; points[i G + j] = (x_j, y_i).
+TEST(DensityGrid, SpansTheDataOrTheRangeRowByRow) {
+  auto mixture = [](int64_t d) {
+    const auto f64 = at::TensorOptions().dtype(at::kDouble);
+    return mixture_model(GaussianMixture(at::ones({1}, f64), at::zeros({1, d}, f64), at::eye(d, f64).unsqueeze(0)), SDEConfig{});
+  };
+  const Model model = mixture(2);
+  const at::Tensor data = at::tensor({0.0, 0.0, 2.0, 4.0}, at::kDouble).reshape({2, 2});
+  const DensityGrid grid = density_grid(model, 3, std::nullopt, data);
+  EXPECT_NEAR(grid.x_range[0], -0.201, 1e-12);
+  EXPECT_NEAR(grid.x_range[1], 2.201, 1e-12);
+  EXPECT_NEAR(grid.y_range[0], -0.401, 1e-12);
+  EXPECT_NEAR(grid.y_range[1], 4.401, 1e-12);
+  ASSERT_EQ(grid.points.sizes(), at::IntArrayRef({9, 2}));
+  EXPECT_NEAR(grid.points[1][0].item<double>(), 1.0, 1e-12);   // (x_1, y_0)
+  EXPECT_NEAR(grid.points[1][1].item<double>(), -0.401, 1e-12);
+  EXPECT_NEAR(grid.points[3][0].item<double>(), -0.201, 1e-12);  // (x_0, y_1)
+  EXPECT_NEAR(grid.points[3][1].item<double>(), 2.0, 1e-12);
+  const DensityGrid given = density_grid(model, 2, std::array<double, 4>{-1, 1, 0, 3});
+  EXPECT_TRUE(at::equal(given.points, at::tensor({-1.0, 0.0, 1.0, 0.0, -1.0, 3.0, 1.0, 3.0}, at::kDouble).reshape({4, 2})));
+
+  EXPECT_EQ(error_of([&] { density_grid(mixture(3), 5, std::array<double, 4>{0, 1, 0, 1}); }),
+            "grid needs a model of 2-D points");
+  EXPECT_EQ(error_of([&] { density_grid(model, 1, std::array<double, 4>{0, 1, 0, 1}); }), "grid must be at least 2");
+  EXPECT_EQ(error_of([&] { density_grid(model, 5, std::nullopt); }),
+            "grid needs range XMIN,XMAX,YMIN,YMAX or data to set its extent");
+  EXPECT_EQ(error_of([&] { density_grid(model, 5, std::array<double, 4>{0, 1, 1, 0}); }),
+            "range needs XMIN < XMAX and YMIN < YMAX");
 }

@@ -83,11 +83,12 @@ namespace {
 std::map<std::string, std::string>& setting_flags() {
   static std::map<std::string, std::string> flags{
       {"bound", "--bound"},       {"churn", "--churn"},         {"cond", "--cond"},
-      {"device", "--device"},     {"draws", "--draws"},         {"eta", "--eta"},
-      {"guidance", "--guidance"}, {"lambda", "--lambda"},       {"levels", "--levels"},
-      {"mask", "--mask"},         {"method", "--method"},       {"noise_std", "--noise-std"},
-      {"order", "--order"},       {"precision", "--precision"}, {"out", "--out"},
-      {"prior", "--prior"},       {"probes", "--probes"},       {"rho", "--rho"},
+      {"data", "--data"},         {"device", "--device"},       {"draws", "--draws"},
+      {"eta", "--eta"},           {"grid", "--grid"},           {"guidance", "--guidance"},
+      {"lambda", "--lambda"},     {"levels", "--levels"},       {"mask", "--mask"},
+      {"method", "--method"},     {"noise_std", "--noise-std"}, {"order", "--order"},
+      {"precision", "--precision"}, {"out", "--out"},           {"prior", "--prior"},
+      {"probes", "--probes"},     {"range", "--range"},         {"rho", "--rho"},
       {"sampler", "--sampler"},   {"snr", "--snr"}};
   return flags;
 }

@@ -3,6 +3,7 @@
 #include <array>
 #include <cmath>
 #include <iostream>
+#include <optional>
 
 #include "cli_common.hpp"
 #include "commands.hpp"
@@ -19,38 +20,6 @@
 #include "sbgm/util/runtime.hpp"
 
 namespace sbgm::cli {
-namespace {
-
-// A G x G grid of 2-D points, row i at y_i and column j at x_j (points[i G + j] = (x_j, y_i)).
-struct Grid {
-  at::Tensor points;  // [G * G, 2] float64
-  std::array<double, 2> x_range{}, y_range{};
-};
-
-Grid make_grid(const Model& model, const at::Tensor& data, int64_t g, const std::vector<double>& range) {
-  if (model.data_shape != std::vector<int64_t>{2}) throw InvalidArgument("--grid needs a model of 2-D points");
-  Grid grid;
-  if (!range.empty()) {
-    grid.x_range = {range[0], range[1]};
-    grid.y_range = {range[2], range[3]};
-  } else {
-    if (!data.defined()) throw InvalidArgument("--grid needs --range XMIN,XMAX,YMIN,YMAX or --data to set its extent");
-    if (data.dim() != 2 || data.size(1) != 2) throw InvalidArgument("--grid: the data must be [N, 2]");
-    const at::Tensor lo = std::get<0>(data.min(0)), hi = std::get<0>(data.max(0)), pad = (hi - lo) * 0.1 + 1e-3;
-    grid.x_range = {(lo[0] - pad[0]).item<double>(), (hi[0] + pad[0]).item<double>()};
-    grid.y_range = {(lo[1] - pad[1]).item<double>(), (hi[1] + pad[1]).item<double>()};
-  }
-  for (const auto& r : {grid.x_range, grid.y_range})
-    if (!std::isfinite(r[0]) || !std::isfinite(r[1]) || !(r[1] > r[0]))
-      throw InvalidArgument("--range needs XMIN < XMAX and YMIN < YMAX");
-  const auto opts = at::TensorOptions().dtype(at::kDouble);
-  const at::Tensor xs = at::linspace(grid.x_range[0], grid.x_range[1], g, opts);
-  const at::Tensor ys = at::linspace(grid.y_range[0], grid.y_range[1], g, opts);
-  grid.points = at::stack({xs.repeat({g}), ys.repeat_interleave(g)}, 1);
-  return grid;
-}
-
-}  // namespace
 
 void add_loglik_command(CLI::App& app, Action& action) {
   auto* cmd = app.add_subcommand("loglik", "log-likelihood of data under a trained model (probability-flow ODE, or the variational bound)");
@@ -161,8 +130,12 @@ void add_loglik_command(CLI::App& app, Action& action) {
       if (opt->dequantize_range_option->count() > 0)
         request.range = std::make_pair(opt->dequantize_range[0], opt->dequantize_range[1]);
       request.bits_per_dim = opt->bpd;
-      Grid grid;
-      if (opt->grid > 0) grid = make_grid(model, data, opt->grid, opt->range);
+      DensityGrid grid;
+      if (opt->grid > 0) {
+        std::optional<std::array<double, 4>> range;
+        if (!opt->range.empty()) range = std::array<double, 4>{opt->range[0], opt->range[1], opt->range[2], opt->range[3]};
+        grid = density_grid(model, opt->grid, range, data);
+      }
       request.x = opt->grid > 0 ? grid.points : data;
       if (opt->dequantize) resolve_dequantization(model, request);  // a bad one fails before any work
       ProgressLine line("loglik");

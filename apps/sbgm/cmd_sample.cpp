@@ -9,7 +9,6 @@
 #include "model_source.hpp"
 #include "sbgm/data/dataset.hpp"
 #include "sbgm/data/gaussian_mixture.hpp"
-#include "sbgm/data/toy.hpp"
 #include "sbgm/io/npy.hpp"
 #include "sbgm/plot/plots.hpp"
 #include "sbgm/run/iid_posterior.hpp"
@@ -24,26 +23,6 @@
 
 namespace sbgm::cli {
 namespace {
-
-// What the samples are drawn beside: the mixture itself (for the same conditions), or the training
-// data of an unconditional run when it can still be had (a built-in dataset, or the file if it is
-// still there); undefined otherwise.
-at::Tensor reference_for_picture(const Model& model, const at::Tensor& cond, int64_t n) {
-  const at::Generator gen = make_generator(c10::kCPU, 1);
-  if (model.mixture && cond.defined()) {
-    const at::Tensor rows = model_conditions(model, cond, cond.size(0)).cpu().repeat_interleave(n, 0);
-    return model.mixture->sample(rows.size(0), gen, rows);
-  }
-  if (model.mixture) return model.mixture->sample(5000, gen);
-  if (cond.defined()) return at::Tensor();
-  const RunConfig& c = model.config;
-  try {
-    if (!c.data.dataset.empty()) return make_toy_dataset(c.data.dataset, std::min<int64_t>(c.data.size, 5000), c.train.seed);
-    return load_data_file(c.data.file);
-  } catch (const std::exception&) {
-    return at::Tensor();
-  }
-}
 
 // The same k prior draws taken down the plug-in reverse SDEs by Euler-Maruyama — the reverse SDE
 // (lambda 0) and one between it and the flow (the --lambda given, else 0.5), as in Huang et al.'s
@@ -221,7 +200,7 @@ void add_sample_command(CLI::App& app, Action& action) {
       } else if (!opt->png.empty()) {
         const at::Tensor all = cond.defined() ? samples.flatten(0, 1) : samples;
         if (images) write_model_sample_grid(opt->png, model, all);
-        else plot_samples(opt->png, reference_for_picture(model, cond, opt->n), all,
+        else plot_samples(opt->png, picture_reference(model, request), all,
                           model.mixture ? "exact draws (grey)" : "data (grey)", "samples (blue)");
       }
       return 0;

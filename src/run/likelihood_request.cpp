@@ -64,4 +64,29 @@ LikelihoodReport run_likelihood_request(const Model& model, const LikelihoodRequ
   return report;
 }
 
+DensityGrid density_grid(const Model& model, int64_t g, const std::optional<std::array<double, 4>>& range,
+                         const at::Tensor& data) {
+  if (model.data_shape != std::vector<int64_t>{2}) throw InvalidArgument("{grid} needs a model of 2-D points");
+  if (g < 2) throw InvalidArgument("{grid} must be at least 2");
+  DensityGrid grid;
+  if (range) {
+    grid.x_range = {(*range)[0], (*range)[1]};
+    grid.y_range = {(*range)[2], (*range)[3]};
+  } else {
+    if (!data.defined()) throw InvalidArgument("{grid} needs {range} XMIN,XMAX,YMIN,YMAX or {data} to set its extent");
+    if (data.dim() != 2 || data.size(1) != 2) throw InvalidArgument("{grid}: the data must be [N, 2]");
+    const at::Tensor lo = std::get<0>(data.min(0)), hi = std::get<0>(data.max(0)), pad = (hi - lo) * 0.1 + 1e-3;
+    grid.x_range = {(lo[0] - pad[0]).item<double>(), (hi[0] + pad[0]).item<double>()};
+    grid.y_range = {(lo[1] - pad[1]).item<double>(), (hi[1] + pad[1]).item<double>()};
+  }
+  for (const auto& r : {grid.x_range, grid.y_range})
+    if (!std::isfinite(r[0]) || !std::isfinite(r[1]) || !(r[1] > r[0]))
+      throw InvalidArgument("{range} needs XMIN < XMAX and YMIN < YMAX");
+  const auto opts = at::TensorOptions().dtype(at::kDouble);
+  const at::Tensor xs = at::linspace(grid.x_range[0], grid.x_range[1], g, opts);
+  const at::Tensor ys = at::linspace(grid.y_range[0], grid.y_range[1], g, opts);
+  grid.points = at::stack({xs.repeat({g}), ys.repeat_interleave(g)}, 1);
+  return grid;
+}
+
 }  // namespace sbgm

@@ -1,10 +1,15 @@
 #include "sbgm/run/sample_request.hpp"
 
+#include <algorithm>
 #include <optional>
 
+#include "sbgm/data/dataset.hpp"
+#include "sbgm/data/gaussian_mixture.hpp"
+#include "sbgm/data/toy.hpp"
 #include "sbgm/run/model.hpp"
 #include "sbgm/run/run_defaults.hpp"
 #include "sbgm/util/error.hpp"
+#include "sbgm/util/runtime.hpp"
 
 namespace sbgm {
 
@@ -65,6 +70,24 @@ SampleReport run_sample_request(const Model& model, const SampleRequest& request
       break;
   }
   return report;
+}
+
+at::Tensor picture_reference(const Model& model, const SampleRequest& request) {
+  const at::Generator gen = make_generator(c10::kCPU, 1);
+  const at::Tensor& cond = request.cond;
+  if (model.mixture && cond.defined()) {
+    const at::Tensor rows = model_conditions(model, cond, cond.size(0)).cpu().repeat_interleave(request.n, 0);
+    return model.mixture->sample(rows.size(0), gen, rows);
+  }
+  if (model.mixture) return model.mixture->sample(5000, gen);
+  if (cond.defined()) return at::Tensor();
+  const RunConfig& c = model.config;
+  try {
+    if (!c.data.dataset.empty()) return make_toy_dataset(c.data.dataset, std::min<int64_t>(c.data.size, 5000), c.train.seed);
+    return load_data_file(c.data.file);
+  } catch (const std::exception&) {
+    return at::Tensor();  // the file has moved or changed: the samples are pictured alone
+  }
 }
 
 }  // namespace sbgm

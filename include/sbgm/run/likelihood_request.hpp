@@ -8,6 +8,7 @@
 
 #include <ATen/core/Tensor.h>
 
+#include <array>
 #include <cstdint>
 #include <optional>
 #include <utility>
@@ -60,5 +61,18 @@ Dequantization resolve_dequantization(const Model& model, const LikelihoodReques
 // request.comm gets the whole result.
 LikelihoodReport run_likelihood_request(const Model& model, const LikelihoodRequest& request,
                                         const ProgressFn& progress = {});
+
+// A G x G grid of 2-D points over which a model's log-density is mapped: row i at y_i and column
+// j at x_j (points[i G + j] = (x_j, y_i)).
+struct DensityGrid {
+  at::Tensor points;  // [G * G, 2] float64
+  std::array<double, 2> x_range{}, y_range{};
+};
+// The grid of g >= 2 points a side over range {XMIN, XMAX, YMIN, YMAX}, or unset: the extent of
+// data [N, 2] with a tenth of its span added on each side. InvalidArgument naming {grid},
+// {range} or {data} for a model that is not of 2-D points, no extent to be had, or a range
+// that is empty or not finite.
+DensityGrid density_grid(const Model& model, int64_t g, const std::optional<std::array<double, 4>>& range,
+                         const at::Tensor& data = {});
 
 }  // namespace sbgm

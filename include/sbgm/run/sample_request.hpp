@@ -54,4 +54,10 @@ struct SampleReport {
 // Runs the request (after check_request).
 SampleReport run_sample_request(const Model& model, const SampleRequest& request, const ProgressFn& progress = {});
 
+// What a picture of the request's samples shows them beside: an analytic mixture's own draws (n
+// for each of the request's conditions, or 5,000), or an unconditional trained model's training
+// rows while they can still be had (its built-in dataset, at most 5,000 rows, or its data file if
+// it is still there); undefined otherwise.
+at::Tensor picture_reference(const Model& model, const SampleRequest& request);
+
 }  // namespace sbgm
