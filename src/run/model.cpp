@@ -211,7 +211,7 @@ int64_t widest_activation_per_row(const Model& model) {
 // Rows sampled at once. An image network's activations outweigh the state many times over: it
 // goes by rows. A vector network's chunk is sized by its widest activation: on a CPU to stay in
 // cache (a 4 x 64 transformer on 20 tokens drew a row in 9.1 ms in chunks of 409 rows, 11.6 ms in
-// chunks of 6,553, 31 ms in one chunk of 20,000, where glibc maps and faults each activation in
+// chunks of 6,553, 26.5 ms in one chunk of 20,000, where glibc maps and faults each activation in
 // afresh; an MLP's speed did not change from 8,192 rows to 100,000), on a GPU to fill it.
 int64_t sampling_chunk_rows(const Model& model) {
   if (model.analytic()) return 0;
