@@ -1,5 +1,6 @@
-// model.baseline = auto: a posterior run trains the network with the linear-Gaussian fit and
-// without it, and keeps the one with the lower held-out loss (run/training_run.cpp).
+// model.baseline = auto: a posterior run trains the networks of model.candidates — by default the
+// network with the linear-Gaussian fit and without it — and keeps the one with the lowest held-out
+// loss (run/training_run.cpp).
 
 #include <ATen/ATen.h>
 #include <gtest/gtest.h>
@@ -49,13 +50,15 @@ TEST(CliChooseBaseline, APosteriorRunKeepsTheCandidateWithTheLowerHeldOutLoss) {
   std::ifstream csv(run / "candidates.csv");
   std::string line, chosen;
   std::getline(csv, line);
-  EXPECT_EQ(line, "model.baseline,best_held_out_loss,best_step,steps,chosen");
+  EXPECT_EQ(line, "candidate,model.type,best_held_out_loss,best_step,steps,chosen");
   double lowest = 1e300, chosen_loss = 0;
   int rows = 0;
   while (std::getline(csv, line)) {
     std::stringstream row(line);
-    std::string name, loss, best_step, steps, flag;
+    std::string name, network, loss, best_step, steps, flag;
     std::getline(row, name, ',');
+    std::getline(row, network, ',');
+    EXPECT_EQ(network, "mlp");
     std::getline(row, loss, ',');
     std::getline(row, best_step, ',');
     std::getline(row, steps, ',');
@@ -74,7 +77,8 @@ TEST(CliChooseBaseline, APosteriorRunKeepsTheCandidateWithTheLowerHeldOutLoss) {
   // The run's files are the chosen candidate's, and config.toml records the choice.
   EXPECT_EQ(file_bytes(run / "checkpoint.safetensors"), file_bytes(run / "candidates" / chosen / "checkpoint.safetensors"));
   EXPECT_NE(file_bytes(run / "config.toml").find("baseline = \"" + chosen + "\""), std::string::npos);
-  EXPECT_NE(r.err.find("model.baseline = " + chosen), std::string::npos) << r.err;
+  EXPECT_NE(file_bytes(run / "config.toml").find("candidates = \"none,gaussian\""), std::string::npos);
+  EXPECT_NE(r.err.find("model.candidates: kept " + chosen), std::string::npos) << r.err;
   const CliResult s = sbgm_cli("sample --checkpoint " + run.string() + " --cond " + (dir / "x.npy").string() +
                                " --n 10 --out " + (dir / "post.npy").string());
   ASSERT_EQ(s.code, 0) << s.err;
@@ -94,4 +98,48 @@ TEST(CliChooseBaseline, APosteriorRunKeepsTheCandidateWithTheLowerHeldOutLoss) {
                                    " --steps 200 --model.width 16 --threads 1");
   ASSERT_EQ(plain.code, 0) << plain.err;
   EXPECT_FALSE(fs::exists(dir / "plain" / "candidates"));
+}
+
+// model.candidates names the networks: the transformer beside the MLP here, trained in that
+// order whatever the list's, each in its own directory, with the network in candidates.csv.
+TEST(CliChooseBaseline, TheCandidatesListNamesTheNetworks) {
+  const fs::path dir = linear_gaussian_pairs(), run = dir / "listed";
+  const std::string data = " --data " + (dir / "theta.npy").string() + " --cond " + (dir / "x.npy").string();
+  const std::string train = "train" + data + " --steps 300 --model.width 32 --model.depth 2 --threads 1";
+  const CliResult r = sbgm_cli(train + " --out " + run.string() + " --model.candidates transformer,none");
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_FALSE(fs::exists(run / "candidates" / "gaussian"));
+  EXPECT_LT(r.err.find("training none"), r.err.find("training transformer")) << r.err;
+  std::ifstream csv(run / "candidates.csv");
+  std::string header, none_row, transformer_row;
+  std::getline(csv, header);
+  std::getline(csv, none_row);
+  std::getline(csv, transformer_row);
+  EXPECT_EQ(none_row.rfind("none,mlp,", 0), 0u) << none_row;
+  EXPECT_EQ(transformer_row.rfind("transformer,transformer,", 0), 0u) << transformer_row;
+  // The transformer candidate is the small one, whatever model.width says for the MLP.
+  const std::string config = file_bytes(run / "candidates" / "transformer" / "config.toml");
+  EXPECT_NE(config.find("type = \"transformer\""), std::string::npos) << config;
+  EXPECT_NE(config.find("width = 32"), std::string::npos) << config;
+  EXPECT_NE(config.find("candidates = \"none,transformer\""), std::string::npos) << config;
+  const bool transformer_kept = transformer_row.back() == '1';
+  EXPECT_NE(transformer_kept, none_row.back() == '1');
+  EXPECT_EQ(file_bytes(run / "checkpoint.safetensors"),
+            file_bytes(run / "candidates" / (transformer_kept ? "transformer" : "none") / "checkpoint.safetensors"));
+
+  // Stopped while training the transformer: --resume finds the run's config in none's directory.
+  fs::remove(run / "checkpoint.safetensors");
+  fs::remove(run / "candidates" / "transformer" / "checkpoint.safetensors");
+  const CliResult again = sbgm_cli("train --out " + run.string() + " --resume --threads 1");
+  ASSERT_EQ(again.code, 0) << again.err;
+  EXPECT_NE(file_bytes(run / "candidates" / "transformer" / "config.toml").find("width = 32"), std::string::npos);
+  EXPECT_TRUE(fs::exists(run / "checkpoint.safetensors"));
+
+  // Names that are no candidate: one line, nothing written.
+  for (const char* bad : {"none,mlp", "none,none", "\"\""}) {
+    const fs::path out = dir / "bad";
+    const CliResult b = sbgm_cli(train + " --out " + out.string() + " --model.candidates " + bad);
+    expect_one_line_error(b, "model.candidates");
+    EXPECT_FALSE(fs::exists(out)) << bad;
+  }
 }

@@ -80,6 +80,9 @@ TEST(RunConfig, ValidateRejectsImpossibleValues) {
   EXPECT_THROW(pc.validate(), InvalidArgument);
   invalid("train.ema_decay", "1");
   invalid("data.file", "x.npy");  // both a dataset and a file
+  invalid("model.candidates", "none,mlp");  // names that are no candidate, twice, none at all
+  invalid("model.candidates", "gaussian,gaussian");
+  invalid("model.candidates", "");
   // The Gaussian baseline is for vector networks and has no unconditional mode.
   RunConfig image;
   image.data.dataset = "ring8";
@@ -169,6 +172,17 @@ TEST(RunConfig, AutoKeysRoundTripAndAreSettledFromTheData) {
   EXPECT_EQ(settle_auto_keys(chosen, DataFacts{10000, 3}).model.baseline, Baseline::Gaussian);
   chosen.set("sde.type", "auto");
   EXPECT_EQ(chosen.get("sde.type"), "auto");
+  // The networks a posterior with held-out pairs chooses among: the transformer as well on a GPU;
+  // a run that chooses nothing records its one network.
+  EXPECT_EQ(s.candidates, "none,gaussian");
+  RunConfig on_gpu = cond;
+  on_gpu.device = "cuda:1";
+  EXPECT_EQ(settle_auto_keys(on_gpu, DataFacts{10000, 3}).candidates, "none,gaussian,transformer");
+  EXPECT_EQ(u.candidates, "none");
+  EXPECT_EQ(settle_auto_keys(chosen, DataFacts{10000, 3}).candidates, "gaussian");
+  EXPECT_TRUE(chooses_among_candidates(cond, DataFacts{10000, 3}));
+  EXPECT_FALSE(chooses_among_candidates(cond, DataFacts{30, 3}));  // nothing held out
+  EXPECT_FALSE(chooses_among_candidates(chosen, DataFacts{10000, 3}));
 
   // What the user set is kept; without held-out rows a conditional run has a fixed length again.
   cond.train.validation_fraction = 0;
@@ -324,4 +338,26 @@ TEST(RunConfig, ObjectiveIsAViewOfTheOutput) {
   RunConfig e;
   EXPECT_THROW(e.merge_toml("[model]\nobjective = \"score\"\noutput = \"velocity\"\n", "both.toml"), InvalidArgument);
   EXPECT_NO_THROW(e.merge_toml("[model]\nobjective = \"flow\"\noutput = \"velocity\"\n", "both.toml"));
+}
+
+// model.candidates: read in the order they are trained; the transformer is the small one.
+TEST(RunConfig, CandidatesAreReadInTrainingOrder) {
+  RunConfig c;
+  c.set("model.candidates", "transformer, none");
+  EXPECT_EQ(candidates_of(c), (std::vector<std::string>{"none", "transformer"}));
+  c.merge_toml("[model]\ncandidates = [\"gaussian\", \"none\"]\n", "list.toml");
+  EXPECT_EQ(candidates_of(c), (std::vector<std::string>{"none", "gaussian"}));
+  c.model.width = 512;
+  const RunConfig t = candidate_config(c, "transformer", DataFacts{10000, 3});
+  EXPECT_EQ(t.model.kind, NetKind::Transformer);
+  EXPECT_EQ(t.train.steps, 10000);  // a third of the run's 30,000
+  c.train.steps = 900;
+  EXPECT_EQ(candidate_config(c, "transformer", DataFacts{10000, 3}).train.steps, 300);
+  EXPECT_EQ(t.model.width, 32);
+  EXPECT_EQ(t.model.depth, 2);
+  EXPECT_EQ(t.model.baseline, Baseline::None);
+  const RunConfig g = candidate_config(c, "gaussian", DataFacts{10000, 3});
+  EXPECT_EQ(g.model.baseline, Baseline::Gaussian);
+  EXPECT_EQ(g.model.width, 512);
+  EXPECT_EQ(g.train.steps, 900);
 }

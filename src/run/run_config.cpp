@@ -219,6 +219,7 @@ const std::vector<Entry>& entries() {
     t.push_back(objective);
     t.push_back(choice<Parameterization>("model.output", "what the network predicts: score or noise (score objective), velocity (flow objective)", [](C& c) -> auto& { return c.model.output; }, parameterization_from_string, to_string));
     t.push_back(choice<Baseline>("model.baseline", "none, or gaussian: the network learns what a linear-Gaussian fit of the training pairs leaves (mlp, resnet, transformer); auto: the run chooses", [](C& c) -> auto& { return c.model.baseline; }, baseline_from_string, to_string));
+    t.push_back(field<std::string>("model.candidates", "the networks a posterior run with held-out pairs and model.baseline = auto trains, keeping the one with the lowest held-out loss; comma-separated: none and gaussian (model.type without and with the linear-Gaussian fit), transformer (2 blocks of 32 features, without the fit); auto: none,gaussian, and transformer as well on cuda", [](C& c) -> auto& { return c.candidates; }));
     t.push_back(choice<InputScaling>("model.input_scaling", "none, or unit: the network sees x_t / sqrt(m(t)^2 + sigma(t)^2), at unit variance for standardised data (EDM's c_in; changes the VE path, where x_t spreads to sigma_max, and hardly the VP-type ones); auto: unit for a posterior on the VE path, else none", [](C& c) -> auto& { return c.model.input_scaling; }, input_scaling_from_string, to_string));
     t.push_back(field<int64_t>("model.ensemble", "networks of this architecture trained side by side, each on its own part of every batch, and averaged (1: one network)", [](C& c) -> auto& { return c.model.ensemble; }));
     t.push_back(choice<SummaryKind>("model.summary", "none, or a summary network for the condition trained with the score network: mlp, or cnn (1-D, for series)", [](C& c) -> auto& { return c.model.summary; }, summary_kind_from_string, to_string));
@@ -405,6 +406,7 @@ void RunConfig::validate() const {
     throw InvalidArgument("data.bounds = find looks for bounds in vectors; an image network's pixels have data.image_range");
   if (train.cond_dropout > 0 && model.baseline == Baseline::Gaussian)
     throw InvalidArgument("model.baseline = gaussian fits p(x | y) and has no unconditional mode: it cannot be trained with train.cond_dropout");
+  if (candidates != "auto") candidates_of(*this);
   sde.validate();
   model.validate();
   const RunConfig settled = settle_auto_keys(*this, DataFacts{1000, data.cond.empty() ? 0 : 1});

@@ -69,51 +69,62 @@ void check_progress(const TrainProgress& p, int64_t log_every, const RunDirector
             " steps skipped (loss or gradient not finite; train.skip_nonfinite)");
 }
 
-// model.baseline = auto on a posterior with held-out pairs: the network alone and the network on
-// the linear-Gaussian fit are both trained (each in run_dir/candidates/NAME, on the same split and
-// the same held-out draws) and the one with the lower held-out loss becomes the run's model. On
-// sbibm's tasks that loss ordered the two as C2ST did (docs/sbi.md): the fit wins where the
-// posterior is near Gaussian (Gaussian-linear: 0.516 against 0.579), the network alone where it
-// has fine structure (two moons, the Gaussian mixture).
-bool selects_baseline(const RunConfig& config, const TrainingData& rows) {
-  if (config.model.baseline != Baseline::Auto || !rows.cond.defined() || is_image_net(config.model.kind) ||
-      config.model.kind == NetKind::TorchScript)
-    return false;
-  if (config.train.cond_dropout > 0) return false;  // the fit has no unconditional mode
-  if (!rows.data.defined() || rows.data.dim() < 1 || rows.cond.dim() < 1 || rows.cond.size(0) == 0) return false;
-  const int64_t cond_dim = rows.cond.numel() / rows.cond.size(0);
-  return cond_dim > 0 && settle_auto_keys(config, DataFacts{rows.data.size(0), cond_dim}).train.validation_fraction > 0;
+// model.baseline = auto on a posterior with held-out pairs: the networks of model.candidates — the
+// network alone, the network on the linear-Gaussian fit, a small transformer — are trained (each
+// in run_dir/candidates/NAME, on the same split and the same held-out draws) and the one with the
+// lowest held-out loss becomes the run's model. On sbibm's tasks that loss ordered them as C2ST
+// did (docs/sbi.md): the fit wins where the posterior is near Gaussian (Gaussian-linear: 0.516
+// against 0.579), the network alone where it has fine structure (two moons, the Gaussian
+// mixture), the transformer where each parameter depends on a few features of x
+// (Gaussian-linear-uniform: 0.549 against 0.626).
+// What the choice depends on: the rows and their condition's features (0 where there are none).
+DataFacts facts_of(const TrainingData& rows) {
+  if (!rows.cond.defined() || !rows.data.defined() || rows.data.dim() < 1 || rows.cond.dim() < 1 || rows.cond.size(0) == 0)
+    return DataFacts{};
+  return DataFacts{rows.data.size(0), rows.cond.numel() / rows.cond.size(0)};
+}
+
+bool selects_network(const RunConfig& config, const TrainingData& rows) {
+  return chooses_among_candidates(config, facts_of(rows));
 }
 
 constexpr const char* kCandidatesDir = "candidates";
-const std::vector<std::pair<Baseline, std::string>>& baseline_candidates() {
-  static const std::vector<std::pair<Baseline, std::string>> c{{Baseline::None, "none"}, {Baseline::Gaussian, "gaussian"}};
-  return c;
-}
+// The run's config as asked for, from which each candidate's is made (what --resume reads).
+constexpr const char* kRunConfigFile = "candidates/config.toml";
 
 }  // namespace
 
 RunConfig resume_config(const std::string& run_dir) {
-  // A run stopped while it trained its candidates (model.baseline = auto) has only theirs.
-  const std::string first = run_dir + "/" + kCandidatesDir + "/" + baseline_candidates().front().second;
-  if (!std::filesystem::exists(checkpoint_path(run_dir)) && std::filesystem::exists(checkpoint_path(first))) {
-    RunConfig config = load_checkpoint(first).config;
-    config.model.baseline = Baseline::Auto;
-    return config;
+  // A run stopped while it trained its candidates (model.baseline = auto) has only theirs, and the
+  // config they were made from.
+  if (!std::filesystem::exists(checkpoint_path(run_dir))) {
+    const std::string asked = run_dir + "/" + kRunConfigFile;
+    if (std::filesystem::exists(asked)) {
+      RunConfig config;
+      config.merge_toml_file(asked);
+      return config;
+    }
+    // Written before the file above was: its first candidate differs from the run in its baseline.
+    const std::string first = run_dir + "/" + kCandidatesDir + "/none";
+    if (std::filesystem::exists(checkpoint_path(first))) {
+      RunConfig config = load_checkpoint(first).config;
+      config.model.baseline = Baseline::Auto;
+      return config;
+    }
   }
   return load_checkpoint(run_dir).config;
 }
 
 namespace {
 
-// Trains each candidate of selects_baseline() and makes the best the run's: its checkpoint,
+// Trains each candidate of selects_network() and makes the best the run's: its checkpoint,
 // config.toml, loss log, samples and pictures copied into run_dir, and the comparison written to
 // run_dir/candidates.csv.
-TrainRunResult train_choosing_baseline(const RunConfig& config, const TrainingData& rows, const std::string& run_dir,
-                                       bool resume, const TrainRunCallbacks& callbacks, const std::atomic<bool>* stop,
-                                       const Communicator& comm) {
+TrainRunResult train_choosing_network(const RunConfig& config, const TrainingData& rows, const std::string& run_dir,
+                                      bool resume, const TrainRunCallbacks& callbacks, const std::atomic<bool>* stop,
+                                      const Communicator& comm) {
   struct Result {
-    std::string name, dir;
+    std::string name, network, dir;
     double loss = 0;
     int64_t best_step = 0, steps = 0;
   };
@@ -121,42 +132,53 @@ TrainRunResult train_choosing_baseline(const RunConfig& config, const TrainingDa
   auto message = [&](const std::string& m) {
     if (root && callbacks.on_message) callbacks.on_message(m);
   };
+  // Every candidate records the list it was chosen from (config.toml's model.candidates).
+  const DataFacts facts = facts_of(rows);
+  RunConfig listed = config;
+  const std::vector<std::string> names = candidates_of(settle_auto_keys(config, facts));
+  listed.candidates.clear();
+  for (const auto& name : names) listed.candidates += (listed.candidates.empty() ? "" : ",") + name;
   // Every candidate's data and network are prepared once before anything is said or written, so
   // that rows or a config no candidate can train on fail with one line.
-  for (const auto& candidate : baseline_candidates()) {
-    RunConfig c = config;
-    c.model.baseline = candidate.first;
-    const PreparedData d = prepare_training_data(c, rows);
+  for (const auto& name : names) {
+    const PreparedData d = prepare_training_data(candidate_config(listed, name, facts), rows);
     build_net(d.config, d.data_shape, d.cond_dim);
   }
+  // run_dir is held from here (each candidate holds its own directory below it).
+  std::optional<RunDirectory> out;
+  if (root) {
+    out.emplace(run_dir, message);
+    std::filesystem::create_directories(out->file(kCandidatesDir));
+    write_file_atomically(out->file(kRunConfigFile), [&](std::ostream& file) { file << listed.to_toml(); });
+  }
   std::vector<Result> results;
-  for (const auto& [baseline, name] : baseline_candidates()) {
-    RunConfig candidate = config;
-    candidate.model.baseline = baseline;
-    const std::string dir = run_dir + "/" + kCandidatesDir + "/" + name;
-    message("model.baseline = auto: training the candidate with model.baseline = " + name + " in " + dir);
+  for (const auto& name : names) {
+    const RunConfig candidate = candidate_config(listed, name, facts);
+    const std::string dir = run_dir + "/" + kCandidatesDir + "/" + name, network = to_string(candidate.model.kind);
+    message("model.candidates: training " + name + " (model.type = " + network + ", model.baseline = " +
+            to_string(candidate.model.baseline) + ") in " + dir);
     const bool started = std::filesystem::exists(checkpoint_path(dir));
     const TrainRunResult r = train_run(candidate, rows, dir, resume && started, callbacks, stop, comm);
     if (r.interrupted) return r;  // --resume continues with the candidates
     const Checkpoint done = load_checkpoint(dir);
-    results.push_back({name, dir, done.state.best_loss, done.state.best_step, done.state.step});
+    results.push_back({name, network, dir, done.state.best_loss, done.state.best_step, done.state.step});
   }
   const Result& best = *std::min_element(results.begin(), results.end(),
                                           [](const Result& a, const Result& b) { return a.loss < b.loss; });
   if (root) {
-    const RunDirectory out(run_dir, message);  // no other run writes into run_dir while its files are replaced
-    out.adopt(best.dir, {kCheckpointFile, "config.toml", "loss.csv", "loss.png", "samples.npy", "samples.png"});
-    write_file_atomically(out.file("candidates.csv"), [&](std::ostream& csv) {
-      csv << "model.baseline,best_held_out_loss,best_step,steps,chosen\n";
+    out->adopt(best.dir, {kCheckpointFile, "config.toml", "loss.csv", "loss.png", "samples.npy", "samples.png"});
+    write_file_atomically(out->file("candidates.csv"), [&](std::ostream& csv) {
+      csv << "candidate,model.type,best_held_out_loss,best_step,steps,chosen\n";
       for (const Result& r : results)
-        csv << r.name << "," << r.loss << "," << r.best_step << "," << r.steps << "," << (&r == &best ? 1 : 0) << "\n";
+        csv << r.name << "," << r.network << "," << r.loss << "," << r.best_step << "," << r.steps << ","
+            << (&r == &best ? 1 : 0) << "\n";
     });
   }
   std::string against;
   for (const Result& r : results)
     if (&r != &best) against += (against.empty() ? "" : ", ") + std::to_string(r.loss) + " with " + r.name;
-  message("model.baseline = " + best.name + ": the lower best held-out loss (" + std::to_string(best.loss) +
-          ", against " + against + "); wrote " + run_dir + "/{" + kCheckpointFile +
+  message("model.candidates: kept " + best.name + ", the lowest best held-out loss (" + std::to_string(best.loss) +
+          (against.empty() ? std::string() : ", against " + against) + "); wrote " + run_dir + "/{" + kCheckpointFile +
           ", config.toml, loss.csv, loss.png, samples.npy, samples.png, candidates.csv}");
   return TrainRunResult{false, best.steps, run_dir + "/" + kCheckpointFile};
 }
@@ -180,7 +202,7 @@ TrainRunResult train_run(const RunConfig& given_config, const TrainingData& rows
   configure_threads(static_cast<int>(config.threads));
   // model.baseline = auto on a posterior: its candidates are trained, each settling and resuming
   // for itself.
-  if (selects_baseline(config, rows)) return train_choosing_baseline(config, rows, run_dir, resume, callbacks, stop, comm);
+  if (selects_network(config, rows)) return train_choosing_network(config, rows, run_dir, resume, callbacks, stop, comm);
 
   // Everything that can fail on bad input is checked before the run directory is taken.
   std::optional<Checkpoint> resumed;

@@ -67,6 +67,10 @@ struct RunConfig {
   // until then sde.kind holds VP.
   bool sde_auto = true;
   NetConfig model;
+  // model.candidates: the networks a posterior run with model.baseline = auto trains and keeps the
+  // best of by held-out loss (run/training_run.cpp), comma-separated (run_defaults.hpp,
+  // network_candidates()); "auto": the run chooses.
+  std::string candidates = "auto";
   TrainConfig train = train_config_with_auto_keys();
   SampleConfig sample;
   std::string device = "cpu";

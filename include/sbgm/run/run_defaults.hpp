@@ -19,7 +19,11 @@
 // pairs trains the network with the fit and without it and keeps the one with the lower held-out
 // loss (train_run; the fit is best where the posterior is near Gaussian — Gaussian-linear 0.516
 // against 0.579 — and harmful where it has fine structure — two moons 0.544 against 0.521;
-// docs/sbi.md). settle_auto_keys settles it to none, as for every other run.
+// docs/sbi.md). settle_auto_keys settles it to none, as for every other run. Which networks are
+// trained is model.candidates: on a GPU a small transformer as well (candidate_config below),
+// which beat the MLP where each parameter depends on a few features of x and lost to it
+// elsewhere, the held-out loss ordering them as C2ST did on all six tasks tried; on a CPU, where
+// it costs as much as the other two together, only when asked for.
 //
 // The network of a posterior on the VE path sees x_t at unit variance (model.input_scaling =
 // unit, nets/scaled_input.hpp): slcp at 10^4 0.776 against 0.790 (fast C2ST, mean of three
@@ -83,6 +87,23 @@ constexpr double kAutoLambda = -1.0;
 
 // config with every "auto" key settled for data described by facts; other keys are kept.
 RunConfig settle_auto_keys(RunConfig config, const DataFacts& facts);
+
+// Whether a run of this config on data described by facts trains the networks of
+// model.candidates and keeps the one with the lowest held-out loss: a posterior with held-out
+// pairs and model.baseline = auto (not with train.cond_dropout, which the fit cannot train with,
+// nor with a TorchScript module).
+bool chooses_among_candidates(const RunConfig& config, const DataFacts& facts);
+// The networks model.baseline = auto chooses among (model.candidates), in the order they are
+// trained: "none" and "gaussian" are model.type without and with the linear-Gaussian fit,
+// "transformer" the transformer of candidate_config.
+const std::vector<std::string>& network_candidates();
+// The names a model.candidates other than "auto" lists, in network_candidates()' order;
+// InvalidArgument naming an empty list or an unknown or repeated name.
+std::vector<std::string> candidates_of(const RunConfig& config);
+// The config the candidate called name trains on data described by facts: run's, with
+// model.baseline none or gaussian, or for "transformer" model.type = transformer of 2 blocks of 32
+// features (mlp_ratio 4, 4 heads) without the fit, trained for a third of run's train.steps.
+RunConfig candidate_config(const RunConfig& run, const std::string& name, const DataFacts& facts);
 
 // How to sample a model of this config (taking conditions of cond_dim features): the run's
 // sampler, steps and lambda (sample.lambda, set only where it is not the sampler's own), or the

@@ -29,7 +29,8 @@ struct TrainRunResult {
   std::string checkpoint;
 };
 
-// The config of the run in run_dir, read from its checkpoint (for --resume).
+// The config of the run in run_dir, read from its checkpoint (for --resume), or for a run stopped
+// while it trained its candidates (model.candidates) from run_dir/candidates/config.toml.
 RunConfig resume_config(const std::string& run_dir);
 
 // Trains into run_dir (created if missing). With resume, continues from run_dir's checkpoint and
