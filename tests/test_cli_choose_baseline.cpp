@@ -135,6 +135,20 @@ TEST(CliChooseBaseline, TheCandidatesListNamesTheNetworks) {
   EXPECT_NE(file_bytes(run / "candidates" / "transformer" / "config.toml").find("width = 32"), std::string::npos);
   EXPECT_TRUE(fs::exists(run / "checkpoint.safetensors"));
 
+  // Parameters in a box: the bounds the rows show are said once, not by every candidate.
+  at::Generator gen = make_generator(at::kCPU, 12);
+  const at::Tensor theta = at::rand({2000, 2}, gen, at::kDouble) * 2 - 1;
+  write_npy((dir / "box_theta.npy").string(), theta);
+  write_npy((dir / "box_x.npy").string(), theta + 0.3 * at::randn({2000, 2}, gen, at::kDouble));
+  const CliResult box = sbgm_cli("train --data " + (dir / "box_theta.npy").string() + " --cond " +
+                                 (dir / "box_x.npy").string() + " --out " + (dir / "box").string() +
+                                 " --steps 100 --model.width 16 --model.depth 1 --threads 1");
+  ASSERT_EQ(box.code, 0) << box.err;
+  const size_t first = box.err.find("data.bounds:");
+  ASSERT_NE(first, std::string::npos) << box.err;
+  EXPECT_EQ(box.err.find("data.bounds:", first + 1), std::string::npos) << box.err;
+  EXPECT_TRUE(fs::exists(dir / "box" / "candidates" / "gaussian" / "checkpoint.safetensors"));
+
   // Names that are no candidate: one line, nothing written.
   for (const char* bad : {"none,mlp", "none,none", "\"\""}) {
     const fs::path out = dir / "bad";

@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <filesystem>
 #include <optional>
+#include <set>
 
 #include "sbgm/io/atomic_file.hpp"
 #include "sbgm/nets/gaussian_baseline.hpp"
@@ -132,6 +133,12 @@ TrainRunResult train_choosing_network(const RunConfig& config, const TrainingDat
   auto message = [&](const std::string& m) {
     if (root && callbacks.on_message) callbacks.on_message(m);
   };
+  // What every candidate says alike (the bounds its rows show) is said once.
+  std::set<std::string> said;
+  TrainRunCallbacks each = callbacks;
+  each.on_message = [&](const std::string& m) {
+    if (said.insert(m).second) message(m);
+  };
   // Every candidate records the list it was chosen from (config.toml's model.candidates).
   const DataFacts facts = facts_of(rows);
   RunConfig listed = config;
@@ -158,7 +165,7 @@ TrainRunResult train_choosing_network(const RunConfig& config, const TrainingDat
     message("model.candidates: training " + name + " (model.type = " + network + ", model.baseline = " +
             to_string(candidate.model.baseline) + ") in " + dir);
     const bool started = std::filesystem::exists(checkpoint_path(dir));
-    const TrainRunResult r = train_run(candidate, rows, dir, resume && started, callbacks, stop, comm);
+    const TrainRunResult r = train_run(candidate, rows, dir, resume && started, each, stop, comm);
     if (r.interrupted) return r;  // --resume continues with the candidates
     const Checkpoint done = load_checkpoint(dir);
     results.push_back({name, network, dir, done.state.best_loss, done.state.best_step, done.state.step});
