@@ -167,3 +167,22 @@ def test_log_normal_conditions_are_taken_as_logs(tmp_path):
     np.testing.assert_allclose(s.std(), np.sqrt(1 / 17), rtol=0.15)
     with pytest.raises(ValueError, match="is not positive"):
         est.sample(10, x=[-1.0], progress=False)
+
+
+def test_the_candidates_name_the_networks(tmp_path):
+    """model.candidates: the transformer trained beside the MLP and the one with the lower held-out
+    loss kept, its config recording the list; a name that is no candidate is a ValueError."""
+    rng = np.random.default_rng(3)
+    theta = rng.normal(size=(1000, 2))
+    x = theta + 0.5 * rng.normal(size=theta.shape)
+    config = {"train.steps": 300, "model.width": 16, "model.depth": 1, "model.candidates": "none,transformer"}
+    est = sbgm.PosteriorEstimator(tmp_path / "listed", config=config).fit(theta, x, progress=False)
+    rows = (tmp_path / "listed" / "candidates.csv").read_text().splitlines()
+    assert rows[0] == "candidate,model.type,best_held_out_loss,best_step,steps,chosen"
+    assert [r.split(",")[:2] for r in rows[1:]] == [["none", "mlp"], ["transformer", "transformer"]]
+    assert est.model.config["model.candidates"] == "none,transformer"
+    kept = [r.split(",")[1] for r in rows[1:] if r.endswith(",1")]
+    assert est.model.config["model.type"] == kept[0]
+    with pytest.raises(ValueError, match="model.candidates"):
+        sbgm.PosteriorEstimator(tmp_path / "bad", config={"model.candidates": "none,mlp"}).fit(theta, x, progress=False)
+    assert not (tmp_path / "bad").exists()
