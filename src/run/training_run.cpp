@@ -70,6 +70,13 @@ void check_progress(const TrainProgress& p, int64_t log_every, const RunDirector
             " steps skipped (loss or gradient not finite; train.skip_nonfinite)");
 }
 
+// What the choice depends on: the rows and their condition's features (0 where there are none).
+DataFacts facts_of(const TrainingData& rows) {
+  if (!rows.cond.defined() || !rows.data.defined() || rows.data.dim() < 1 || rows.cond.dim() < 1 || rows.cond.size(0) == 0)
+    return DataFacts{};
+  return DataFacts{rows.data.size(0), rows.cond.numel() / rows.cond.size(0)};
+}
+
 // model.baseline = auto on a posterior with held-out pairs: the networks of model.candidates — the
 // network alone, the network on the linear-Gaussian fit, a small transformer — are trained (each
 // in run_dir/candidates/NAME, on the same split and the same held-out draws) and the one with the
@@ -78,13 +85,6 @@ void check_progress(const TrainProgress& p, int64_t log_every, const RunDirector
 // against 0.579), the network alone where it has fine structure (two moons, the Gaussian
 // mixture), the transformer where each parameter depends on a few features of x
 // (Gaussian-linear-uniform: 0.549 against 0.626).
-// What the choice depends on: the rows and their condition's features (0 where there are none).
-DataFacts facts_of(const TrainingData& rows) {
-  if (!rows.cond.defined() || !rows.data.defined() || rows.data.dim() < 1 || rows.cond.dim() < 1 || rows.cond.size(0) == 0)
-    return DataFacts{};
-  return DataFacts{rows.data.size(0), rows.cond.numel() / rows.cond.size(0)};
-}
-
 bool selects_network(const RunConfig& config, const TrainingData& rows) {
   return chooses_among_candidates(config, facts_of(rows));
 }
