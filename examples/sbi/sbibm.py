@@ -994,6 +994,9 @@ def main(argv=None):
     except (KeyError, ValueError) as e:
         print(f"sbibm.py: error: {e.args[0] if e.args else e}", file=sys.stderr)
         return 2
+    except OSError as e:   # a file named on the command line that cannot be read or written
+        print(f"sbibm.py: error: {e.filename or ''}: {e.strerror or e}", file=sys.stderr)
+        return 2
     return 0
 
 

@@ -154,6 +154,12 @@ def test_cli_simulate_and_c2st(tmp_path):
     assert "c2st (fast" in r.stdout and "c2st mean:" in r.stdout
 
 
+def test_cli_c2st_of_a_missing_file_is_one_line(tmp_path):
+    r = subprocess.run([sys.executable, str(HERE / "sbibm.py"), "c2st", str(tmp_path / "absent.npy"),
+                        str(tmp_path / "r.npy"), "--fast"], capture_output=True, text=True)
+    assert r.returncode == 2 and r.stderr.count("\n") == 1 and "absent.npy: No such file" in r.stderr
+
+
 # --- against sbibm's data -----------------------------------------------------------------------
 
 @needs_data
