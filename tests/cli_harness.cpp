@@ -1,5 +1,7 @@
 #include "cli_harness.hpp"
 
+#include "scratch_dir.hpp"
+
 #include <gtest/gtest.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -11,15 +13,7 @@
 
 namespace fs = std::filesystem;
 
-fs::path scratch() {
-  static const fs::path p = [] {
-    const fs::path d = fs::temp_directory_path() / ("sbgm_cli_" + std::to_string(::getpid()));
-    fs::remove_all(d);
-    fs::create_directories(d);
-    return d;
-  }();
-  return p;
-}
+fs::path scratch() { return scratch_root(); }
 
 std::string slurp(const fs::path& p) {
   std::ifstream in(p);

@@ -9,6 +9,7 @@
 #include <filesystem>
 
 #include "sbgm/io/npy.hpp"
+#include "scratch_dir.hpp"
 #include "sbgm/likelihood/log_likelihood.hpp"
 #include "sbgm/nets/condition.hpp"
 #include "sbgm/nets/score_net.hpp"
@@ -222,8 +223,7 @@ TEST(ClassifierFreeGuidance, CombinesConditionalAndUnconditionalScores) {
 // x = y + 0.3 n with y ~ U(-2, 2), samples given y = +-1.5 have mean +-1.5 and std 0.3, and the
 // unconditional model (w = -1) has the marginal's mean 0 and std sqrt(4/3 + 0.09).
 TEST(ConditionalTraining, LearnsTheConditionalAndTheMarginal) {
-  const fs::path dir = fs::temp_directory_path() / ("sbgm_test_conditional_" + std::to_string(::getpid()));
-  fs::remove_all(dir);
+  const fs::path dir = scratch_dir("conditional");
   fs::create_directories(dir);
   at::Generator gen = make_generator(at::kCPU, 11);
   const at::Tensor y = at::rand({4000, 1}, gen, kDouble) * 4 - 2;

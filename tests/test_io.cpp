@@ -15,6 +15,7 @@
 #include "sbgm/io/npy.hpp"
 #include "sbgm/io/npz.hpp"
 #include "error_of.hpp"
+#include "scratch_dir.hpp"
 #include "sbgm/util/error.hpp"
 
 using namespace sbgm;
@@ -22,11 +23,7 @@ namespace fs = std::filesystem;
 
 namespace {
 
-fs::path scratch() {
-  const fs::path p = fs::temp_directory_path() / ("sbgm_io_" + std::to_string(::getpid()));
-  fs::create_directories(p);
-  return p;
-}
+fs::path scratch() { return scratch_root(); }
 
 int python(const std::string& code) {
   const fs::path script = scratch() / "script.py";

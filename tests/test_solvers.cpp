@@ -9,6 +9,7 @@
 #include <fstream>
 
 #include "sbgm/io/npy.hpp"
+#include "scratch_dir.hpp"
 #include "sbgm/solvers/ode.hpp"
 #include "sbgm/util/error.hpp"
 
@@ -81,7 +82,7 @@ TEST(AdaptiveSolvers, MeetTheirTolerance) {
 // RK23 at a loose one, which the integral controller must reproduce step for step (same evaluations).
 TEST(AdaptiveSolvers, AgreeWithScipy) {
   namespace fs = std::filesystem;
-  const fs::path dir = fs::temp_directory_path() / ("sbgm_ode_" + std::to_string(::getpid()));
+  const fs::path dir = scratch_dir("ode");
   fs::create_directories(dir);
   const std::string out = (dir / "scipy.npy").string();
   const std::string script =

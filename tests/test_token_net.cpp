@@ -10,6 +10,7 @@
 #include <filesystem>
 
 #include "sbgm/io/npy.hpp"
+#include "scratch_dir.hpp"
 #include "sbgm/nets/score_net.hpp"
 #include "sbgm/run/model.hpp"
 #include "sbgm/run/training_run.hpp"
@@ -115,8 +116,7 @@ TEST(TokenNet, HeadsMustDivideTheWidth) {
 // of 1,200 steps (the run's defaults for a posterior: VE, unit inputs; the Gaussian baseline left out)
 // reproduces its means and standard deviations at two observations.
 TEST(TokenNet, LearnsALinearGaussianPosterior) {
-  const fs::path dir = fs::temp_directory_path() / ("sbgm_test_token_" + std::to_string(::getpid()));
-  fs::remove_all(dir);
+  const fs::path dir = scratch_dir("token");
   fs::create_directories(dir);
   const auto kDouble = at::TensorOptions().dtype(at::kDouble);
   at::Generator gen = make_generator(at::kCPU, 5);

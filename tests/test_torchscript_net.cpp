@@ -8,6 +8,7 @@
 #include <filesystem>
 
 #include "cli_harness.hpp"
+#include "scratch_dir.hpp"
 #include "scripted_mlp.hpp"
 #include "sbgm/io/npy.hpp"
 #include "sbgm/nets/torchscript_net.hpp"
@@ -78,8 +79,7 @@ TEST(TorchScriptNet, ModulesThatBreakTheContractAreRefusedInOneLine) {
 }
 
 TEST(Cli, TrainsSamplesAndScoresWithAScriptedNetwork) {
-  const fs::path dir = fs::temp_directory_path() / ("sbgm_torchscript_" + std::to_string(::getpid()));
-  fs::remove_all(dir);
+  const fs::path dir = scratch_dir("torchscript");
   fs::create_directories(dir);
   torch::jit::Module module = sbgm_test::scripted_mlp(2, 0, 32, 2, 3);
   sbgm_test::save_to(module, (dir / "net.pt").string());
