@@ -23,10 +23,8 @@ namespace fs = std::filesystem;
 
 namespace {
 
-fs::path scratch() { return scratch_root(); }
-
 int python(const std::string& code) {
-  const fs::path script = scratch() / "script.py";
+  const fs::path script = scratch_root() / "script.py";
   std::ofstream(script) << code;
   return std::system((std::string(SBGM_PYTHON) + " " + script.string()).c_str());
 }
@@ -36,7 +34,7 @@ void write_bytes(const fs::path& p, const std::string& bytes) { std::ofstream(p,
 }  // namespace
 
 TEST(Npy, RoundTripWithNumPy) {
-  const fs::path dir = scratch();
+  const fs::path dir = scratch_root();
   // NumPy writes float32 and float64 arrays of several ranks; we read them, write them back, and
   // NumPy checks that what we wrote equals what it wrote.
   ASSERT_EQ(python("import numpy as np\n"
@@ -62,7 +60,7 @@ TEST(Npy, RoundTripWithNumPy) {
 
 // Masks, labels and 8-bit images come as bool and integers: read exactly, as floats.
 TEST(Npy, ReadsBooleanAndIntegerArraysAsFloats) {
-  const fs::path dir = scratch();
+  const fs::path dir = scratch_root();
   ASSERT_EQ(python("import numpy as np\n"
                    "np.save('" + (dir / "b.npy").string() + "', np.array([[True, False], [False, True]]))\n"
                    "for t in ['uint8', 'int8', 'int16', 'int32', 'int64']:\n"
@@ -79,7 +77,7 @@ TEST(Npy, ReadsBooleanAndIntegerArraysAsFloats) {
 }
 
 TEST(Npy, RejectsMalformedFiles) {
-  const fs::path dir = scratch();
+  const fs::path dir = scratch_root();
   write_npy((dir / "good.npy").string(), at::arange(12, at::kFloat).reshape({4, 3}));
   std::ifstream in(dir / "good.npy", std::ios::binary);
   const std::string good((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
@@ -108,7 +106,7 @@ TEST(Npy, RejectsMalformedFiles) {
 // np.savez (stored) and np.savez_compressed (deflated) archives read back exactly, any dtype the
 // .npy reader takes becoming float64; malformed archives are rejected naming the member.
 TEST(Npz, ReadsNumPyArchives) {
-  const fs::path dir = scratch();
+  const fs::path dir = scratch_root();
   ASSERT_EQ(python("import numpy as np\n"
                    "rng = np.random.default_rng(1)\n"
                    "a, b = rng.normal(size=(3, 4)), rng.normal(size=(5,)).astype(np.float32)\n"
@@ -135,7 +133,7 @@ TEST(Npz, ReadsNumPyArchives) {
 }
 
 TEST(DataFiles, ChecksRankAndFiniteness) {
-  const fs::path dir = scratch();
+  const fs::path dir = scratch_root();
   write_npy((dir / "rank1.npy").string(), at::ones({5}));
   EXPECT_NE(error_of([&] { load_data_file((dir / "rank1.npy").string()); }).find("rank 1"), std::string::npos);
   at::Tensor bad = at::ones({4, 2});
@@ -148,7 +146,7 @@ TEST(DataFiles, ChecksRankAndFiniteness) {
 }
 
 TEST(DataFiles, ReadsCsvWithOptionalHeader) {
-  const fs::path dir = scratch();
+  const fs::path dir = scratch_root();
   std::ofstream(dir / "h.csv") << "x,y\n1,2\n3.5,-4e-1\n\n";
   const at::Tensor t = read_csv((dir / "h.csv").string());
   EXPECT_EQ(t.scalar_type(), at::kDouble);  // read_csv keeps full precision; load_data_file gives float32
@@ -162,7 +160,7 @@ TEST(DataFiles, ReadsCsvWithOptionalHeader) {
 // Atomic writes: the content lands whole, a failed write leaves the old file and no temporary
 // file and names the reason, and temporary files of dead processes are cleaned up.
 TEST(AtomicFile, WritesWholeAndFailsCleanly) {
-  const fs::path dir = scratch() / "atomic";
+  const fs::path dir = scratch_root() / "atomic";
   fs::create_directories(dir);
   const fs::path file = dir / "f.bin";
   write_bytes_atomically(file.string(), "first");
@@ -204,7 +202,7 @@ TEST(AtomicFile, WritesWholeAndFailsCleanly) {
 // files that declare far more data than they hold, decompression bombs, rows too wide, values
 // beyond float32's arithmetic. Each is one IOError naming the file, before any large allocation.
 TEST(HostileFiles, NpyHeadersAreParsedStrictly) {
-  const fs::path dir = scratch();
+  const fs::path dir = scratch_root();
   write_npy((dir / "good.npy").string(), at::arange(20, at::kFloat).reshape({10, 2}));
   std::ifstream in(dir / "good.npy", std::ios::binary);
   const std::string good((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
@@ -245,7 +243,7 @@ TEST(HostileFiles, NpyHeadersAreParsedStrictly) {
 }
 
 TEST(HostileFiles, NpzArchivesCannotDeclareMoreThanTheyHold) {
-  const fs::path dir = scratch();
+  const fs::path dir = scratch_root();
   // Archives patched after writing: a stored member and a deflated one each claiming 3.5 GB,
   // and a second directory entry pointing at the first member's data (overlapping members).
   ASSERT_EQ(python("import numpy as np, struct, zipfile\n"
@@ -280,7 +278,7 @@ TEST(HostileFiles, NpzArchivesCannotDeclareMoreThanTheyHold) {
 }
 
 TEST(HostileFiles, IdxHeadersAreCheckedBeforeDecompressing) {
-  const fs::path dir = scratch();
+  const fs::path dir = scratch_root();
   // A gzip file whose IDX header declares 2^32 x 2^32 x 2^32 doubles, and one declaring 1 GB of
   // bytes while holding 400: each refused from the header.
   ASSERT_EQ(python("import gzip, struct\n"
@@ -296,7 +294,7 @@ TEST(HostileFiles, IdxHeadersAreCheckedBeforeDecompressing) {
 }
 
 TEST(HostileFiles, WideCsvRowsAndHugeValuesAreRefused) {
-  const fs::path dir = scratch();
+  const fs::path dir = scratch_root();
   {
     std::ofstream wide(dir / "wide.csv");
     for (int i = 0; i < 70000; ++i) wide << (i ? ",1" : "1");
