@@ -434,3 +434,57 @@ TEST(CliSummary, ACnnSummaryOfARawSeriesFindsTheAnalyticPosterior) {
                         "summary_channels");
   EXPECT_FALSE(fs::exists(scratch() / "never_summary"));
 }
+
+// A condition that is a set of iid points, learnt through a set summary: theta ~ N(0, I_2) and x
+// eight points theta + 1.5 eps in the plane, so that p(theta | x) is N(S sum_j x_j / 1.5^2, S I)
+// with S = 1 / (1 + 8 / 1.5^2) (sd 0.47). The samples must find it, and the same points in another
+// order must give the same samples: the summary and the conditions' standardisation (one shift
+// and scale per coordinate, pooled over the points) are blind to the order.
+TEST(CliSummary, ASetSummaryOfIidPointsFindsTheAnalyticPosteriorInAnyOrder) {
+  const fs::path dir = scratch() / "set_run";
+  fs::create_directories(dir);
+  at::Generator gen = make_generator(at::kCPU, 6);
+  const int64_t points = 8;
+  const double noise = 1.5;
+  const at::Tensor theta = at::randn({6000, 2}, gen, at::kDouble);
+  const auto simulate = [&](const at::Tensor& th) {
+    return (th.unsqueeze(1) + noise * at::randn({th.size(0), points, 2}, gen, at::kDouble)).reshape({th.size(0), -1});
+  };
+  write_npy((dir / "theta.npy").string(), theta);
+  write_npy((dir / "x.npy").string(), simulate(theta));
+  const at::Tensor xo = simulate(at::tensor({0.9, -0.6, -1.1, 0.4}, at::kDouble).reshape({2, 2}));
+  const at::Tensor reordered =
+      xo.reshape({2, points, 2}).index_select(1, at::tensor({5, 2, 7, 0, 3, 6, 1, 4}, at::kLong)).reshape({2, -1});
+  write_npy((dir / "xo.npy").string(), xo);
+  write_npy((dir / "xo_reordered.npy").string(), reordered);
+  const CliResult r = sbgm_cli("train --data " + (dir / "theta.npy").string() + " --cond " + (dir / "x.npy").string() +
+                               " --out " + (dir / "run").string() +
+                               " --model.summary set --model.summary_channels 2 --model.width 64 --model.depth 2"
+                               " --steps 3000 --threads 1");
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_NE(slurp(dir / "run" / "config.toml").find("summary = \"set\""), std::string::npos);
+  const auto sample = [&](const std::string& cond, const std::string& name) {
+    const fs::path out = dir / name;
+    const CliResult s = sbgm_cli("sample --checkpoint " + (dir / "run").string() + " --cond " + (dir / cond).string() +
+                                 " --n 2000 --seed 3 --out " + out.string());
+    EXPECT_EQ(s.code, 0) << s.err;
+    return read_npy(out.string(), true);
+  };
+  const at::Tensor post = sample("xo.npy", "post.npy");
+  ASSERT_EQ(post.sizes(), (std::vector<int64_t>{2, 2000, 2}));
+  const double S = 1.0 / (1.0 + points / (noise * noise)), sd = std::sqrt(S);
+  for (int64_t m = 0; m < 2; ++m) {
+    const at::Tensor mean = xo[m].reshape({points, 2}).sum(0) * (S / (noise * noise));
+    for (int64_t i = 0; i < 2; ++i) {
+      EXPECT_NEAR(post[m].select(1, i).mean().item<double>(), mean[i].item<double>(), 0.5 * sd) << m << " " << i;
+      EXPECT_NEAR(post[m].select(1, i).std().item<double>(), sd, 0.3 * sd) << m << " " << i;
+    }
+  }
+  EXPECT_TRUE(at::allclose(sample("xo_reordered.npy", "post_reordered.npy"), post, 1e-4, 1e-4));
+  // the condition must be whole points
+  expect_one_line_error(sbgm_cli("train --data " + (dir / "theta.npy").string() + " --cond " + (dir / "x.npy").string() +
+                                 " --model.summary set --model.summary_channels 3 --out " +
+                                 (scratch() / "never_set").string()),
+                        "summary_channels");
+  EXPECT_FALSE(fs::exists(scratch() / "never_set"));
+}

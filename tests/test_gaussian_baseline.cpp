@@ -1,6 +1,7 @@
 // The linear-Gaussian baseline (nets/gaussian_baseline.hpp): its least-squares fit recovers a
-// linear-Gaussian model, its output is the exact diffused score of the fitted Gaussian in every
-// parameterisation (the exact velocity for flow matching), and its divergence agrees with autograd.
+// linear-Gaussian model (weighing exchangeable elements alike where asked), its output is the
+// exact diffused score of the fitted Gaussian in every parameterisation (the exact velocity for
+// flow matching), and its divergence agrees with autograd.
 #include <ATen/ATen.h>
 #include <gtest/gtest.h>
 #include <torch/csrc/autograd/autograd.h>
@@ -53,6 +54,33 @@ TEST(GaussianBaseline, FitRecoversALinearGaussianModel) {
   const at::Tensor U = buffer(net, "baseline_vectors"), values = buffer(net, "baseline_values");
   EXPECT_TRUE(at::allclose(at::matmul(U * values, U.t()), p.C, 0, 0.01));
   EXPECT_THROW(net.fit(p.theta.narrow(0, 0, 3), p.x.narrow(0, 0, 3)), InvalidArgument);
+}
+
+// With exchangeable elements (a set summary's condition) the fit is least squares over the rows
+// with their elements in every order: each element weighed alike.
+TEST(GaussianBaseline, AFitOverExchangeableElementsIsTheFitOverEveryOrder) {
+  at::manual_seed(4);
+  const int64_t n = 500;
+  const at::Tensor y = at::randn({n, 3, 2}, at::kDouble);  // three elements of two features
+  const at::Tensor theta = at::matmul(y.sum(1), at::tensor({1.0, 0.5, -0.3, 2.0}, at::kDouble).reshape({2, 2})) +
+                           0.3 * at::randn({n, 2}, at::kDouble) + at::randn({n, 1}, at::kDouble) * y.select(1, 0);
+  const std::shared_ptr<const SDE> sde = make_sde(SDEConfig{});
+  GaussianBaselineNet tied(std::make_shared<ZeroNet>(), sde, Parameterization::Score, 2, 6);
+  GaussianBaselineNet every_order(std::make_shared<ZeroNet>(), sde, Parameterization::Score, 2, 6);
+  tied.to(at::kDouble);
+  every_order.to(at::kDouble);
+  tied.fit(theta, y.reshape({n, 6}), /*elements=*/3);
+  std::vector<at::Tensor> ys, thetas;
+  for (const auto& order : std::vector<std::vector<int64_t>>{{0, 1, 2}, {0, 2, 1}, {1, 0, 2}, {1, 2, 0}, {2, 0, 1}, {2, 1, 0}}) {
+    ys.push_back(y.index_select(1, at::tensor(order, at::kLong)).reshape({n, 6}));
+    thetas.push_back(theta);
+  }
+  every_order.fit(at::cat(thetas), at::cat(ys));
+  const at::Tensor W = buffer(tied, "baseline_weight");
+  EXPECT_TRUE(at::allclose(W, buffer(every_order, "baseline_weight"), 1e-6, 1e-8)) << W;
+  EXPECT_TRUE(at::allclose(buffer(tied, "baseline_bias"), buffer(every_order, "baseline_bias"), 1e-6, 1e-8));
+  EXPECT_TRUE(at::allclose(W.narrow(1, 0, 2), W.narrow(1, 4, 2), 0, 1e-12));
+  EXPECT_THROW(tied.fit(theta, y.reshape({n, 6}), 4), InvalidArgument);  // 6 features are not 4 elements
 }
 
 TEST(GaussianBaseline, OutputIsTheFittedGaussiansDiffusedScore) {

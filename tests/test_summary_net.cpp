@@ -1,5 +1,5 @@
 // Summary networks for the condition (nets/summary_net.hpp): shapes and the errors of bad
-// series, the wrapper is the score network on the summary, its divergence is the score
+// series, a set's summary ignores its elements' order, the wrapper is the score network on the summary, its divergence is the score
 // network's (checked with autograd), condition dropout keeps an absent condition at zero, and
 // the summary's weights receive gradients.
 #include <ATen/ATen.h>
@@ -49,10 +49,29 @@ TEST(SummaryNet, ShapesOfTheMLPAndTheCNN) {
   EXPECT_FALSE(at::allclose(cnn.forward(y), cnn.forward(swapped)));
 }
 
+// A set's summary is the same for every order of its elements and changes with an element's
+// features, which stay together: element after element, channels_ features each.
+TEST(SummaryNet, TheSetSummaryIgnoresTheElementsOrder) {
+  torch::manual_seed(5);
+  SummaryNet set(summary_config(SummaryKind::Set, 2), 4 * 2);  // four points in the plane
+  const at::Tensor y = at::randn({3, 8});
+  const at::Tensor points = y.reshape({3, 4, 2});
+  const at::Tensor reordered = points.index_select(1, at::tensor({2, 0, 3, 1}, at::kLong)).reshape({3, 8});
+  const at::Tensor s = set.forward(y);
+  EXPECT_EQ(s.sizes(), (at::IntArrayRef{3, 6}));
+  EXPECT_TRUE(at::allclose(s, set.forward(reordered), 1e-5, 1e-6));
+  // swapping the two coordinates of one point is another set
+  const at::Tensor flipped = at::cat({points.narrow(1, 0, 1).flip(2), points.narrow(1, 1, 3)}, 1).reshape({3, 8});
+  EXPECT_FALSE(at::allclose(s, set.forward(flipped), 1e-3, 1e-4));
+  // and each row is its own set: the batch's rows do not mix
+  EXPECT_TRUE(at::allclose(set.forward(y.narrow(0, 1, 1)), s.narrow(0, 1, 1), 1e-5, 1e-6));
+}
+
 TEST(SummaryNet, BadSeriesAreRefused) {
   EXPECT_THROW(SummaryNet(summary_config(SummaryKind::CNN, 3), 40), InvalidArgument);  // 40 is not 3 series
   EXPECT_THROW(SummaryNet(summary_config(SummaryKind::CNN, 1), 3), InvalidArgument);   // too short to pool twice
   EXPECT_THROW(SummaryNet(summary_config(SummaryKind::MLP), 0), InvalidArgument);      // no condition
+  EXPECT_THROW(SummaryNet(summary_config(SummaryKind::Set, 2), 7), InvalidArgument);   // 7 is not points of 2
   NetConfig c = summary_config(SummaryKind::MLP);
   c.summary_dim = 0;
   EXPECT_THROW(c.validate(), InvalidArgument);

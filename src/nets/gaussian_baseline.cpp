@@ -18,15 +18,18 @@ GaussianBaselineNet::GaussianBaselineNet(std::shared_ptr<ScoreNet> net, std::sha
   net_->zero_output(dim);
 }
 
-void GaussianBaselineNet::fit(const at::Tensor& x, const at::Tensor& y) {
-  const int64_t n = x.size(0), d = bias_.size(0), c = weight_.size(1);
+void GaussianBaselineNet::fit(const at::Tensor& x, const at::Tensor& y, int64_t elements) {
+  const int64_t n = x.size(0), d = bias_.size(0);
+  if (elements < 1 || weight_.size(1) % elements != 0)
+    throw InvalidArgument("the baseline's condition is not whole elements");
+  const int64_t c = weight_.size(1) / elements;  // the features the fit regresses on
   if (n < c + 2) throw InvalidArgument("a Gaussian baseline needs more rows than condition features");
   const at::Tensor xs = x.reshape({n, -1}).to(at::kCPU, at::kDouble);
   if (xs.size(1) != d) throw InvalidArgument("the baseline's rows have another width than the network's");
   const at::Tensor x_mean = xs.mean(0), xc = xs - x_mean;
   at::Tensor weight = at::zeros({d, c}, at::kDouble), bias = x_mean, residual = xc;
   if (c > 0) {
-    const at::Tensor ys = y.reshape({n, -1}).to(at::kCPU, at::kDouble);
+    const at::Tensor ys = y.reshape({n, elements, c}).to(at::kCPU, at::kDouble).mean(1);
     const at::Tensor y_mean = ys.mean(0), yc = ys - y_mean;
     // Least squares W = X_c^T Y_c (Y_c^T Y_c)^-1, with a whisper of ridge for collinear conditions.
     at::Tensor gram = at::matmul(yc.t(), yc);
@@ -41,7 +44,7 @@ void GaussianBaselineNet::fit(const at::Tensor& x, const at::Tensor& y) {
   cov = 0.5 * (cov + cov.t()) + floor * at::eye(d, at::kDouble);
   auto [values, vectors] = at::linalg_eigh(cov);
   at::NoGradGuard no_grad;
-  weight_.copy_(weight);
+  weight_.copy_(weight.repeat({1, elements}) / static_cast<double>(elements));  // W y = weight · mean(y's elements)
   bias_.copy_(bias);
   values_.copy_(values.clamp_min(floor));
   vectors_.copy_(vectors);

@@ -26,8 +26,8 @@ constexpr EnumNames<Baseline, 3> kBaselineNames{
     {{Baseline::Auto, "auto"}, {Baseline::None, "none"}, {Baseline::Gaussian, "gaussian"}}};
 constexpr EnumNames<InputScaling, 3> kInputScalingNames{
     {{InputScaling::Auto, "auto"}, {InputScaling::None, "none"}, {InputScaling::Unit, "unit"}}};
-constexpr EnumNames<SummaryKind, 3> kSummaryNames{
-    {{SummaryKind::None, "none"}, {SummaryKind::MLP, "mlp"}, {SummaryKind::CNN, "cnn"}}};
+constexpr EnumNames<SummaryKind, 4> kSummaryNames{
+    {{SummaryKind::None, "none"}, {SummaryKind::MLP, "mlp"}, {SummaryKind::CNN, "cnn"}, {SummaryKind::Set, "set"}}};
 }  // namespace
 
 std::string to_string(SummaryKind v) { return enum_to_string(v, kSummaryNames); }

@@ -16,6 +16,12 @@ constexpr int64_t kConvChannels[2] = {16, 32};      // channels of the cnn's two
 constexpr int64_t kKernel = 5, kPool = 2;
 }  // namespace
 
+int64_t exchangeable_elements(const NetConfig& config, int64_t cond_dim) {
+  const int64_t channels = config.summary_channels;
+  if (config.summary != SummaryKind::Set || channels < 1 || cond_dim % channels != 0) return 1;
+  return cond_dim / channels;
+}
+
 SummaryNet::SummaryNet(const NetConfig& config, int64_t cond_dim) : activation_(config.activation) {
   if (cond_dim < 1) throw InvalidArgument("{model.summary} needs conditions: train with {data.cond}");
   int64_t features = cond_dim;
@@ -36,6 +42,16 @@ SummaryNet::SummaryNet(const NetConfig& config, int64_t cond_dim) : activation_(
       length /= kPool;
     }
     features = in * length;
+  } else if (config.summary == SummaryKind::Set) {
+    channels_ = config.summary_channels;
+    if (cond_dim % channels_ != 0)
+      throw InvalidArgument("model.summary = set: the condition's " + std::to_string(cond_dim) +
+                            " features are not elements of model.summary_channels = " + std::to_string(channels_) +
+                            " features each");
+    set_ = true;
+    element_->push_back(torch::nn::Linear(channels_, kHidden));
+    element_->push_back(torch::nn::Linear(kHidden, kHidden));
+    features = kHidden;
   } else if (config.summary != SummaryKind::MLP) {
     throw InvalidArgument("SummaryNet built without model.summary");
   }
@@ -43,12 +59,19 @@ SummaryNet::SummaryNet(const NetConfig& config, int64_t cond_dim) : activation_(
   if (config.summary == SummaryKind::MLP) linear_->push_back(torch::nn::Linear(kHidden, kHidden));
   linear_->push_back(torch::nn::Linear(kHidden, config.summary_dim));
   register_module("convolutions", convolutions_);
+  register_module("element", element_);
   register_module("linear", linear_);
 }
 
 at::Tensor SummaryNet::forward(const at::Tensor& y) {
   at::Tensor h = y.reshape({y.size(0), -1});
-  if (channels_ > 0) {
+  if (set_) {
+    // [B, elements, channels]: each element through the same layers, then their mean, which no
+    // order of the elements changes.
+    h = h.reshape({y.size(0), -1, channels_});
+    for (const auto& layer : *element_) h = activate(layer->as<torch::nn::Linear>()->forward(h), activation_);
+    h = h.mean(1);
+  } else if (channels_ > 0) {
     h = h.reshape({y.size(0), channels_, -1});
     for (const auto& conv : *convolutions_)
       h = at::max_pool1d(activate(conv->as<torch::nn::Conv1d>()->forward(h), activation_), kPool);

@@ -9,6 +9,7 @@
 #include "sbgm/data/dataset.hpp"
 #include "sbgm/data/image_files.hpp"
 #include "sbgm/data/toy.hpp"
+#include "sbgm/nets/summary_net.hpp"
 #include "sbgm/nets/torchscript_net.hpp"
 #include "sbgm/run/checkpoint.hpp"
 #include "sbgm/run/model.hpp"
@@ -27,6 +28,16 @@ RunConfig settle_image_range(RunConfig config) {
   const bool image_file = !file.empty() && (is_cifar10_file(file) || is_idx_file(file));
   config.data.image_range = image_file ? "-1,1" : "off";
   return config;
+}
+
+// The conditions' standardisation: per feature, or for a set summary's exchangeable elements per
+// feature of an element, over all elements together (the same shift and scale in each).
+Scaling fit_condition_scaling(const RunConfig& config, const at::Tensor& cond) {
+  if (!config.data.standardize || !cond.defined()) return Scaling::identity();
+  const int64_t elements = cond.dim() == 2 ? exchangeable_elements(config.model, cond.size(1)) : 1;
+  if (elements == 1) return Scaling::standardize(cond);
+  const Scaling element = Scaling::standardize(cond.reshape({-1, cond.size(1) / elements}));
+  return {element.shift.repeat({elements}), element.scale.repeat({elements})};
 }
 
 // The rows are given: the config's data source (data.file / data.dataset, data.cond) is not
@@ -220,9 +231,8 @@ PreparedData prepare_training_data(const RunConfig& given, const TrainingData& r
   } catch (const InvalidArgument& err) {
     throw InvalidArgument(rows.cond_name + ": " + err.what());
   }
-  const Scaling fitted_cond =
-      config.data.standardize && net_cond.defined() ? Scaling::standardize(net_cond) : Scaling::identity();
-  d.cond_scaling = fitted_or_resumed(fitted_cond, resumed ? &resumed->cond_scaling : nullptr, "the conditions");
+  d.cond_scaling = fitted_or_resumed(fit_condition_scaling(config, net_cond), resumed ? &resumed->cond_scaling : nullptr,
+                                     "the conditions");
 
   const c10::Device device = parse_device(config.device);
   d.data = d.scaling.to_model(unbounded).to(device);

@@ -46,7 +46,7 @@ enum class InputScaling { Auto, None, Unit };
 std::string to_string(InputScaling v);
 InputScaling input_scaling_from_string(const std::string& s);
 // A learnt summary of the condition in front of the network (nets/summary_net.hpp).
-enum class SummaryKind { None, MLP, CNN };
+enum class SummaryKind { None, MLP, CNN, Set };
 std::string to_string(SummaryKind v);
 SummaryKind summary_kind_from_string(const std::string& s);
 std::string to_string(NetKind v);
@@ -77,7 +77,9 @@ struct NetConfig {
   int64_t ensemble = 1;  // networks trained side by side and averaged (nets/ensemble.hpp)
   SummaryKind summary = SummaryKind::None;  // conditions only
   int64_t summary_dim = 32;                 // features of the summary
-  int64_t summary_channels = 1;             // cnn: the condition is this many series, one after another
+  // Features at one position: cnn, the condition is this many series, one after another; set,
+  // it is elements of this many features each, one element after another.
+  int64_t summary_channels = 1;
 
   // Image networks. Their time features (the tutorial's four are replaced by sinusoidal ones of
   // `width` features) pass through a two-layer MLP to 4 * width, and a condition y is embedded
