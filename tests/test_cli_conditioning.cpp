@@ -459,10 +459,11 @@ TEST(CliSummary, ASetSummaryOfIidPointsFindsTheAnalyticPosteriorInAnyOrder) {
   write_npy((dir / "xo_reordered.npy").string(), reordered);
   const CliResult r = sbgm_cli("train --data " + (dir / "theta.npy").string() + " --cond " + (dir / "x.npy").string() +
                                " --out " + (dir / "run").string() +
-                               " --model.summary set --model.summary_channels 2 --model.width 64 --model.depth 2"
+                               " --model.summary set --data.cond_set 2 --model.width 64 --model.depth 2"
                                " --steps 3000 --threads 1");
   ASSERT_EQ(r.code, 0) << r.err;
   EXPECT_NE(slurp(dir / "run" / "config.toml").find("summary = \"set\""), std::string::npos);
+  EXPECT_NE(slurp(dir / "run" / "config.toml").find("cond_set = 2"), std::string::npos);
   const auto sample = [&](const std::string& cond, const std::string& name) {
     const fs::path out = dir / name;
     const CliResult s = sbgm_cli("sample --checkpoint " + (dir / "run").string() + " --cond " + (dir / cond).string() +
@@ -481,10 +482,12 @@ TEST(CliSummary, ASetSummaryOfIidPointsFindsTheAnalyticPosteriorInAnyOrder) {
     }
   }
   EXPECT_TRUE(at::allclose(sample("xo_reordered.npy", "post_reordered.npy"), post, 1e-4, 1e-4));
-  // the condition must be whole points
-  expect_one_line_error(sbgm_cli("train --data " + (dir / "theta.npy").string() + " --cond " + (dir / "x.npy").string() +
-                                 " --model.summary set --model.summary_channels 3 --out " +
-                                 (scratch() / "never_set").string()),
-                        "summary_channels");
+  // the condition must be whole points, and a set summary needs to know them
+  const std::string pairs = "train --data " + (dir / "theta.npy").string() + " --cond " + (dir / "x.npy").string();
+  const std::string never = " --out " + (scratch() / "never_set").string();
+  expect_one_line_error(sbgm_cli(pairs + " --data.cond_set 3" + never), "data.cond_set = 3");
+  expect_one_line_error(sbgm_cli(pairs + " --model.summary set" + never), "needs data.cond_set");
+  expect_one_line_error(sbgm_cli("train --data " + (dir / "theta.npy").string() + " --data.cond_set 2" + never),
+                        "needs conditions");
   EXPECT_FALSE(fs::exists(scratch() / "never_set"));
 }

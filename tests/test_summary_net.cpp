@@ -50,10 +50,10 @@ TEST(SummaryNet, ShapesOfTheMLPAndTheCNN) {
 }
 
 // A set's summary is the same for every order of its elements and changes with an element's
-// features, which stay together: element after element, channels_ features each.
+// features, which stay together: element after element, set_element features each.
 TEST(SummaryNet, TheSetSummaryIgnoresTheElementsOrder) {
   torch::manual_seed(5);
-  SummaryNet set(summary_config(SummaryKind::Set, 2), 4 * 2);  // four points in the plane
+  SummaryNet set(summary_config(SummaryKind::Set), 4 * 2, /*set_element=*/2);  // four points in the plane
   const at::Tensor y = at::randn({3, 8});
   const at::Tensor points = y.reshape({3, 4, 2});
   const at::Tensor reordered = points.index_select(1, at::tensor({2, 0, 3, 1}, at::kLong)).reshape({3, 8});
@@ -71,7 +71,8 @@ TEST(SummaryNet, BadSeriesAreRefused) {
   EXPECT_THROW(SummaryNet(summary_config(SummaryKind::CNN, 3), 40), InvalidArgument);  // 40 is not 3 series
   EXPECT_THROW(SummaryNet(summary_config(SummaryKind::CNN, 1), 3), InvalidArgument);   // too short to pool twice
   EXPECT_THROW(SummaryNet(summary_config(SummaryKind::MLP), 0), InvalidArgument);      // no condition
-  EXPECT_THROW(SummaryNet(summary_config(SummaryKind::Set, 2), 7), InvalidArgument);   // 7 is not points of 2
+  EXPECT_THROW(SummaryNet(summary_config(SummaryKind::Set), 7, 2), InvalidArgument);   // 7 is not points of 2
+  EXPECT_THROW(SummaryNet(summary_config(SummaryKind::Set), 8), InvalidArgument);      // no element width
   NetConfig c = summary_config(SummaryKind::MLP);
   c.summary_dim = 0;
   EXPECT_THROW(c.validate(), InvalidArgument);

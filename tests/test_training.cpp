@@ -509,3 +509,35 @@ TEST(DSMLoss, LogSNRTimesKeepTheObjective) {
   EXPECT_NE(error_of([&] { check_loss_config(flow, Parameterization::Velocity, false); }).find("infinite at t = 1"),
             std::string::npos);
 }
+
+// A set's conditions (TrainConfig::cond_set) are drawn with each row's elements in an order of
+// its own: every batch row holds its own elements, each whole, and the orders vary.
+TEST(Trainer, ASetsElementsAreDrawnInRandomOrders) {
+  const int64_t n = 16, elements = 3, width = 2;
+  // row i's element e is (10 i + e, -(10 i + e)): whole, and telling its row and place apart
+  const at::Tensor label = (at::arange(n, at::kFloat).unsqueeze(1) * 10 + at::arange(elements, at::kFloat)).unsqueeze(2);
+  const at::Tensor cond = at::cat({label, -label}, 2).reshape({n, elements * width});
+  NetConfig nc;
+  nc.width = 8;
+  nc.depth = 1;
+  torch::manual_seed(0);
+  TrainConfig tc;
+  tc.steps = 6;
+  tc.batch_size = 8;
+  tc.cond_set = width;
+  Trainer trainer(make_score_net(nc, {2}, cond.size(1)), nullptr, make_sde(SDEConfig{}), Parameterization::Noise, tc,
+                  at::randn({n, 2}), cond);
+  int64_t reordered = 0;
+  for (int s = 0; s < 6; ++s) {
+    trainer.step();
+    const at::Tensor seen = trainer.last_batch_cond().reshape({8, elements, width});
+    for (int64_t r = 0; r < 8; ++r) {
+      const at::Tensor first = seen[r].select(1, 0);
+      EXPECT_TRUE(at::equal(seen[r].select(1, 1), -first));                  // each element whole
+      const int64_t row = static_cast<int64_t>(first.min().item<float>()) / 10;
+      EXPECT_TRUE(at::equal(std::get<0>(first.sort()), label[row].flatten()));  // the row's own elements
+      reordered += !at::equal(first, label[row].flatten());
+    }
+  }
+  EXPECT_GT(reordered, 24);  // 5 of 6 orders are not the given one: about 40 of 48 rows
+}

@@ -16,13 +16,7 @@ constexpr int64_t kConvChannels[2] = {16, 32};      // channels of the cnn's two
 constexpr int64_t kKernel = 5, kPool = 2;
 }  // namespace
 
-int64_t exchangeable_elements(const NetConfig& config, int64_t cond_dim) {
-  const int64_t channels = config.summary_channels;
-  if (config.summary != SummaryKind::Set || channels < 1 || cond_dim % channels != 0) return 1;
-  return cond_dim / channels;
-}
-
-SummaryNet::SummaryNet(const NetConfig& config, int64_t cond_dim) : activation_(config.activation) {
+SummaryNet::SummaryNet(const NetConfig& config, int64_t cond_dim, int64_t set_element) : activation_(config.activation) {
   if (cond_dim < 1) throw InvalidArgument("{model.summary} needs conditions: train with {data.cond}");
   int64_t features = cond_dim;
   if (config.summary == SummaryKind::CNN) {
@@ -43,10 +37,10 @@ SummaryNet::SummaryNet(const NetConfig& config, int64_t cond_dim) : activation_(
     }
     features = in * length;
   } else if (config.summary == SummaryKind::Set) {
-    channels_ = config.summary_channels;
-    if (cond_dim % channels_ != 0)
+    channels_ = set_element;
+    if (channels_ < 1 || cond_dim % channels_ != 0)
       throw InvalidArgument("model.summary = set: the condition's " + std::to_string(cond_dim) +
-                            " features are not elements of model.summary_channels = " + std::to_string(channels_) +
+                            " features are not elements of data.cond_set = " + std::to_string(channels_) +
                             " features each");
     set_ = true;
     element_->push_back(torch::nn::Linear(channels_, kHidden));

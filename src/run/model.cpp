@@ -99,13 +99,23 @@ int64_t net_condition_dim(const RunConfig& config, int64_t cond_dim) {
 
 }  // namespace
 
+int64_t condition_elements(const RunConfig& config, int64_t cond_dim) {
+  const int64_t element = config.data.cond_set;
+  if (element == 0) return 1;
+  if (cond_dim % element != 0)
+    throw InvalidArgument("data.cond_set = " + std::to_string(element) + ": the condition's " + std::to_string(cond_dim) +
+                          " features are not whole elements of " + std::to_string(element));
+  return cond_dim / element;
+}
+
 std::shared_ptr<ScoreNet> build_net(const RunConfig& config, const std::vector<int64_t>& data_shape, int64_t cond_dim) {
   torch::manual_seed(config.train.seed);
   const bool droppable = config.train.cond_dropout > 0;
   const int64_t net_cond_dim = net_condition_dim(config, cond_dim);
   auto member = [&]() -> std::shared_ptr<ScoreNet> {
     if (config.model.summary == SummaryKind::None) return make_score_net(config.model, data_shape, net_cond_dim);
-    auto summary = std::make_shared<SummaryNet>(config.model, cond_dim);  // made first: its weights draw first
+    // made first: its weights draw first
+    auto summary = std::make_shared<SummaryNet>(config.model, cond_dim, config.data.cond_set);
     auto net = make_score_net(config.model, data_shape, net_cond_dim);
     return std::make_shared<SummarizedConditionNet>(std::move(summary), std::move(net), droppable);
   };

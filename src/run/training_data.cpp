@@ -9,7 +9,6 @@
 #include "sbgm/data/dataset.hpp"
 #include "sbgm/data/image_files.hpp"
 #include "sbgm/data/toy.hpp"
-#include "sbgm/nets/summary_net.hpp"
 #include "sbgm/nets/torchscript_net.hpp"
 #include "sbgm/run/checkpoint.hpp"
 #include "sbgm/run/model.hpp"
@@ -30,11 +29,11 @@ RunConfig settle_image_range(RunConfig config) {
   return config;
 }
 
-// The conditions' standardisation: per feature, or for a set summary's exchangeable elements per
-// feature of an element, over all elements together (the same shift and scale in each).
+// The conditions' standardisation: per feature, or for a set's elements per feature of an
+// element, over all elements together (the same shift and scale in each).
 Scaling fit_condition_scaling(const RunConfig& config, const at::Tensor& cond) {
   if (!config.data.standardize || !cond.defined()) return Scaling::identity();
-  const int64_t elements = cond.dim() == 2 ? exchangeable_elements(config.model, cond.size(1)) : 1;
+  const int64_t elements = condition_elements(config, cond.numel() / cond.size(0));
   if (elements == 1) return Scaling::standardize(cond);
   const Scaling element = Scaling::standardize(cond.reshape({-1, cond.size(1) / elements}));
   return {element.shift.repeat({elements}), element.scale.repeat({elements})};
@@ -217,6 +216,10 @@ PreparedData prepare_training_data(const RunConfig& given, const TrainingData& r
   d.scaling = fitted_or_resumed(fit_scaling(config, unbounded, rows.data_name), resumed ? &resumed->scaling : nullptr,
                                 "the data");
   d.train = config.train;
+  // A set's rows are drawn with their elements in a random order, unless the network reads them
+  // in none (a set summary).
+  if (d.raw_cond.defined() && condition_elements(config, d.cond_dim) > 1 && config.model.summary != SummaryKind::Set)
+    d.train.cond_set = config.data.cond_set;
   if (d.train.dequantize) {
     if (!config.data.pixel_range(false))
       throw InvalidArgument("train.dequantize needs pixel data (data.image_range, set for IDX and CIFAR-10 files)");

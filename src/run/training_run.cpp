@@ -12,7 +12,6 @@
 #include "sbgm/nets/gaussian_baseline.hpp"
 #include "sbgm/nets/module_buffers.hpp"
 #include "sbgm/nets/score_net.hpp"
-#include "sbgm/nets/summary_net.hpp"
 #include "sbgm/run/checkpoint.hpp"
 #include "sbgm/run/model.hpp"
 #include "sbgm/run/run_defaults.hpp"
@@ -223,7 +222,7 @@ TrainRunResult train_run(const RunConfig& given_config, const TrainingData& rows
   if (!resumed)  // a resumed run's fit comes back with the buffers
     for (const auto& n : {net, ema_net})
       if (auto* baseline = dynamic_cast<GaussianBaselineNet*>(n.get()))
-        baseline->fit(d.data, d.cond, exchangeable_elements(d.config.model, d.cond_dim));
+        baseline->fit(d.data, d.cond, condition_elements(d.config, d.cond_dim));
   net->to(device);
   ema_net->to(device);
   // Dropout masks come from the global generator: each rank draws its own (the weights are

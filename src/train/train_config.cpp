@@ -17,6 +17,7 @@ void TrainConfig::validate() const {
   if (steps < 1) throw InvalidArgument("train.steps must be at least 1");
   if (schedule == LRSchedule::Auto) throw InvalidArgument("train.schedule: auto is settled by a run; a trainer needs constant or cosine");
   if (batch_size < 1) throw InvalidArgument("train.batch_size must be at least 1");
+  if (cond_set < 0) throw InvalidArgument("a set's elements must have at least one feature");
   if (!(std::isfinite(lr) && lr > 0)) throw InvalidArgument("train.lr must be positive");
   if (warmup_steps < 0) throw InvalidArgument("train.warmup_steps must not be negative");
   if (!(min_lr_ratio >= 0 && min_lr_ratio <= 1)) throw InvalidArgument("train.min_lr_ratio must lie in [0, 1]");

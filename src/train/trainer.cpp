@@ -132,6 +132,15 @@ void Trainer::next_batch() {
     batch_.copy_(at::where(flip, batch_.flip({-1}), batch_));
   }
   if (config_.dequantize) batch_.add_(noise_.uniform_(0.0, config_.level_width, gen_).narrow(0, first_row_, local_rows_));
+  if (config_.cond_set > 0 && batch_cond_.defined()) {
+    // Each row's elements in an order of its own: the sorting of uniform keys, drawn for the
+    // global batch (as every draw here) so that any number of ranks trains on the same rows.
+    const int64_t width = config_.cond_set, elements = batch_cond_.numel() / (local_rows_ * width);
+    const at::Tensor keys = at::empty({b, elements}, batch_cond_.options()).uniform_(0.0, 1.0, gen_);
+    const at::Tensor ranks = std::get<1>(keys.narrow(0, first_row_, local_rows_).sort(1));
+    const at::Tensor order = ranks.unsqueeze(2).expand({-1, -1, width});
+    batch_cond_.copy_(batch_cond_.reshape({local_rows_, elements, width}).gather(1, order).reshape(batch_cond_.sizes()));
+  }
 }
 
 at::Tensor Trainer::step() {

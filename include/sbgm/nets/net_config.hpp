@@ -77,9 +77,7 @@ struct NetConfig {
   int64_t ensemble = 1;  // networks trained side by side and averaged (nets/ensemble.hpp)
   SummaryKind summary = SummaryKind::None;  // conditions only
   int64_t summary_dim = 32;                 // features of the summary
-  // Features at one position: cnn, the condition is this many series, one after another; set,
-  // it is elements of this many features each, one element after another.
-  int64_t summary_channels = 1;
+  int64_t summary_channels = 1;             // cnn: the condition is this many series, one after another
 
   // Image networks. Their time features (the tutorial's four are replaced by sinusoidal ones of
   // `width` features) pass through a two-layer MLP to 4 * width, and a condition y is embedded

@@ -6,8 +6,8 @@
 //   cnn: the condition's features read as a series [model.summary_channels, length] (channel
 //        after channel), two blocks of a 5-tap convolution and a max-pool by 2 (16 and 32
 //        channels), then a hidden layer of 64 units: a 1-D CNN for series.
-//   set: the condition's features read as elements of model.summary_channels features each
-//        (element after element), such as iid points drawn by one simulation: each element
+//   set: the condition's features read as elements of data.cond_set features each (element
+//        after element), such as iid points drawn by one simulation: each element
 //        through the same two layers of 64 units, their mean, then a hidden layer of 64 units
 //        (DeepSets; Zaheer et al. 2017). No order of the elements changes the summary, so the
 //        network need not learn the symmetry from the data.
@@ -23,18 +23,11 @@
 
 namespace sbgm {
 
-// The exchangeable elements a condition of cond_dim features holds: cond_dim / summary_channels
-// for a set summary, 1 otherwise (and for features that are not whole elements, which the
-// summary refuses). What sees the raw condition beside the summary (the conditions'
-// standardisation, the Gaussian baseline's fit) treats the elements alike, so the model as a
-// whole is blind to their order.
-int64_t exchangeable_elements(const NetConfig& config, int64_t cond_dim);
-
 class SummaryNet final : public torch::nn::Module {
  public:
   // cond_dim: the features of one condition (checked against the kind: a cnn needs a series of
-  // at least 4 steps per channel, a set whole elements).
-  SummaryNet(const NetConfig& config, int64_t cond_dim);
+  // at least 4 steps per channel, a set whole elements of set_element features).
+  SummaryNet(const NetConfig& config, int64_t cond_dim, int64_t set_element = 0);
   // y [B, cond_dim] -> [B, summary_dim].
   at::Tensor forward(const at::Tensor& y);
 

@@ -77,6 +77,13 @@ struct Model {
 // naming data.lower / data.upper when they do not fit the shape.
 Bounds model_bounds(const RunConfig& config, const std::vector<int64_t>& data_shape);
 
+// The elements a condition of cond_dim features holds when the config declares it a set
+// (data.cond_set), 1 otherwise; InvalidArgument naming data.cond_set when the features are not
+// whole elements. What sees the condition's features one by one (its standardisation, the
+// Gaussian baseline's fit) treats a set's elements alike, so no order of them changes the model
+// beyond what its network learnt.
+int64_t condition_elements(const RunConfig& config, int64_t cond_dim);
+
 // Builds the network a config describes for conditions of cond_dim features (weights seeded from
 // config.train.seed).
 std::shared_ptr<ScoreNet> build_net(const RunConfig& config, const std::vector<int64_t>& data_shape, int64_t cond_dim);

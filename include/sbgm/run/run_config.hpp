@@ -39,6 +39,11 @@ struct DataConfig {
   // Conditions given to the network as they are or as their logarithm (data/condition_transform.hpp);
   // "auto": the run chooses from its conditions (run_defaults.hpp).
   CondTransform cond_transform = CondTransform::Auto;
+  // > 0: each condition is a set, elements of this many features one after another whose order
+  // carries nothing (iid draws of one simulation). The run then standardises the elements alike,
+  // fits the Gaussian baseline on their mean and draws each training row's elements in a random
+  // order (or model.summary = set reads them with a permutation-invariant network).
+  int64_t cond_set = 0;
 
   // The pixel range, or nothing when the data is not scaled as pixels; image_file: the data file
   // is an IDX or CIFAR-10 file (what "auto" looks at).

@@ -31,6 +31,10 @@ struct TrainConfig {
   bool dequantize = false;
   double level_width = 0.0;
   double cond_dropout = 0.0;            // P(a row trains without its condition): classifier-free guidance
+  // > 0: each condition is a set of elements of this many features (data.cond_set): every row is
+  // drawn with its elements in a random order, so the network learns that their order carries
+  // nothing (what a set's training pairs in all orders would teach it).
+  int64_t cond_set = 0;
   double ema_decay = 0.999;             // 0: no EMA (EMA weights equal the weights)
   DSMConfig loss;
   // bfloat16: the network's matrix products and convolutions run under bfloat16 autocast; the

@@ -97,6 +97,7 @@ class Trainer {
   int64_t step_count() const { return step_; }
   // The rows of the batch this rank trained on in the last step (model space, after augmentation).
   const at::Tensor& last_batch() const { return batch_; }
+  const at::Tensor& last_batch_cond() const { return batch_cond_; }
   const TrainConfig& config() const { return config_; }
   TrainState state() const;
   void restore(const TrainState& state);
