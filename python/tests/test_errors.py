@@ -69,6 +69,16 @@ def test_conditions_that_do_not_fit(tmp_path):
     assert "condition" in one_line(e)
 
 
+def test_a_set_condition_must_be_whole_elements(tmp_path):
+    x = np.random.default_rng(1).normal(size=(100, 6))  # three points in the plane
+    for config, words in [({"data.cond_set": 4}, "data.cond_set = 4"),
+                          ({"model.summary": "set"}, "needs data.cond_set")]:
+        with pytest.raises(ValueError) as e:
+            sbgm.train(GOOD, x, out=tmp_path / "run", config={**FAST, **config}, progress=False)
+        assert words in one_line(e)
+        assert not (tmp_path / "run").exists()
+
+
 def test_bad_sampling_requests(tmp_path):
     model = sbgm.gaussian_mixture([1.0], [[0.0, 0.0]], [np.eye(2)])
     for kwargs, error, words in [

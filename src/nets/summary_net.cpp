@@ -42,7 +42,6 @@ SummaryNet::SummaryNet(const NetConfig& config, int64_t cond_dim, int64_t set_el
       throw InvalidArgument("model.summary = set: the condition's " + std::to_string(cond_dim) +
                             " features are not elements of data.cond_set = " + std::to_string(channels_) +
                             " features each");
-    set_ = true;
     element_->push_back(torch::nn::Linear(channels_, kHidden));
     element_->push_back(torch::nn::Linear(kHidden, kHidden));
     features = kHidden;
@@ -59,7 +58,7 @@ SummaryNet::SummaryNet(const NetConfig& config, int64_t cond_dim, int64_t set_el
 
 at::Tensor SummaryNet::forward(const at::Tensor& y) {
   at::Tensor h = y.reshape({y.size(0), -1});
-  if (set_) {
+  if (!element_->is_empty()) {
     // [B, elements, channels]: each element through the same layers, then their mean, which no
     // order of the elements changes.
     h = h.reshape({y.size(0), -1, channels_});

@@ -225,7 +225,7 @@ const std::vector<Entry>& entries() {
     t.push_back(field<int64_t>("model.ensemble", "networks of this architecture trained side by side, each on its own part of every batch, and averaged (1: one network)", [](C& c) -> auto& { return c.model.ensemble; }));
     t.push_back(choice<SummaryKind>("model.summary", "none, or a summary network for the condition trained with the score network: mlp, cnn (1-D, for series) or set (permutation-invariant, for iid points)", [](C& c) -> auto& { return c.model.summary; }, summary_kind_from_string, to_string));
     t.push_back(field<int64_t>("model.summary_dim", "features of the condition's summary", [](C& c) -> auto& { return c.model.summary_dim; }));
-    t.push_back(field<int64_t>("model.summary_channels", "features at one position: cnn, the condition is this many series one after another; set, elements of this many features one after another", [](C& c) -> auto& { return c.model.summary_channels; }));
+    t.push_back(field<int64_t>("model.summary_channels", "cnn summary: the condition's features are this many series, one after another", [](C& c) -> auto& { return c.model.summary_channels; }));
     t.push_back(field<std::vector<int64_t>>("model.channel_mult", "unet: channel multiplier of each resolution, e.g. 1,2,2", [](C& c) -> auto& { return c.model.channel_mult; }));
     t.push_back(field<std::vector<int64_t>>("model.attention_res", "unet: feature-map sides with self-attention, e.g. 16 (empty: none)", [](C& c) -> auto& { return c.model.attention_res; }));
     t.push_back(field<double>("model.dropout", "dropout after every hidden layer of mlp, in unet residual blocks and transformer/dit/mixer MLPs", [](C& c) -> auto& { return c.model.dropout; }));

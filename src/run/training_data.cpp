@@ -33,9 +33,9 @@ RunConfig settle_image_range(RunConfig config) {
 // element, over all elements together (the same shift and scale in each).
 Scaling fit_condition_scaling(const RunConfig& config, const at::Tensor& cond) {
   if (!config.data.standardize || !cond.defined()) return Scaling::identity();
-  const int64_t elements = condition_elements(config, cond.numel() / cond.size(0));
+  const int64_t features = cond.numel() / cond.size(0), elements = condition_elements(config, features);
   if (elements == 1) return Scaling::standardize(cond);
-  const Scaling element = Scaling::standardize(cond.reshape({-1, cond.size(1) / elements}));
+  const Scaling element = Scaling::standardize(cond.reshape({-1, features / elements}));
   return {element.shift.repeat({elements}), element.scale.repeat({elements})};
 }
 

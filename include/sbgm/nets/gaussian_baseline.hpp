@@ -28,7 +28,7 @@ class GaussianBaselineNet final : public WrappedScoreNet {
                       int64_t dim, int64_t cond_dim);
   // Fits W, b and C to rows x [N, ...] with conditions y [N, cond_dim] (undefined when
   // unconditional), in the space the network is trained in. elements > 1: y is that many
-  // exchangeable elements, one after another (a set summary's), and W weighs them alike: the fit
+  // exchangeable elements, one after another (data.cond_set), and W weighs them alike: the fit
   // is linear in their mean, which is least squares over the rows with the elements in every order.
   void fit(const at::Tensor& x, const at::Tensor& y, int64_t elements = 1);
   // The baseline's output alone for x_t [B, ...] at times t [B] (what forward adds to the network's).

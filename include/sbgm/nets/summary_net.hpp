@@ -11,7 +11,7 @@
 //        through the same two layers of 64 units, their mean, then a hidden layer of 64 units
 //        (DeepSets; Zaheer et al. 2017). No order of the elements changes the summary, so the
 //        network need not learn the symmetry from the data.
-// Both use model.activation. The score network itself is unchanged; SummarizedConditionNet
+// All use model.activation. The score network itself is unchanged; SummarizedConditionNet
 // applies the summary in front of it, so samplers, likelihoods and checkpoints see one network.
 
 #include <torch/nn/modules/container/modulelist.h>
@@ -34,8 +34,7 @@ class SummaryNet final : public torch::nn::Module {
  private:
   Activation activation_;
   int64_t channels_ = 0;  // cnn: channels of the series; set: features of an element (0: mlp)
-  bool set_ = false;
-  torch::nn::ModuleList convolutions_, element_, linear_;
+  torch::nn::ModuleList convolutions_, element_, linear_;  // element_: the set's per-element layers
 };
 
 // score(x, t, summary(y)). With condition dropout (droppable) the network's condition is
