@@ -482,6 +482,10 @@ TEST(CliSummary, ASetSummaryOfIidPointsFindsTheAnalyticPosteriorInAnyOrder) {
     }
   }
   EXPECT_TRUE(at::allclose(sample("xo_reordered.npy", "post_reordered.npy"), post, 1e-4, 1e-4));
+  expect_one_line_error(sbgm_cli("sample --checkpoint " + (dir / "run").string() + " --cond " + (dir / "xo.npy").string() +
+                                 " --set-orders 2 --out " + (dir / "never.npy").string()),
+                        "blind to the elements' order already");
+  EXPECT_FALSE(fs::exists(dir / "never.npy"));
   // the condition must be whole points, and a set summary needs to know them
   const std::string pairs = "train --data " + (dir / "theta.npy").string() + " --cond " + (dir / "x.npy").string();
   const std::string never = " --out " + (scratch() / "never_set").string();
@@ -490,4 +494,56 @@ TEST(CliSummary, ASetSummaryOfIidPointsFindsTheAnalyticPosteriorInAnyOrder) {
   expect_one_line_error(sbgm_cli("train --data " + (dir / "theta.npy").string() + " --data.cond_set 2" + never),
                         "needs conditions");
   EXPECT_FALSE(fs::exists(scratch() / "never_set"));
+}
+
+TEST(CliSummary, AveragingOverTheOrdersOfASetMakesAnOrderedNetworkBlindToThem) {
+  const fs::path dir = scratch() / "set_orders";
+  fs::create_directories(dir);
+  at::Generator gen = make_generator(at::kCPU, 8);
+  const int64_t points = 3;  // 3! = 6 orders
+  const double noise = 1.0;
+  const at::Tensor theta = at::randn({4000, 2}, gen, at::kDouble);
+  const auto simulate = [&](const at::Tensor& th) {
+    return (th.unsqueeze(1) + noise * at::randn({th.size(0), points, 2}, gen, at::kDouble)).reshape({th.size(0), -1});
+  };
+  write_npy((dir / "theta.npy").string(), theta);
+  write_npy((dir / "x.npy").string(), simulate(theta));
+  const at::Tensor xo = simulate(at::tensor({0.8, -0.5, -1.0, 0.3}, at::kDouble).reshape({2, 2}));
+  write_npy((dir / "xo.npy").string(), xo);
+  write_npy((dir / "xo_reordered.npy").string(),
+            xo.reshape({2, points, 2}).index_select(1, at::tensor({2, 0, 1}, at::kLong)).reshape({2, -1}));
+  const std::string pairs = "train --data " + (dir / "theta.npy").string() + " --cond " + (dir / "x.npy").string() +
+                            " --model.width 64 --model.depth 2 --threads 1";
+  const CliResult r = sbgm_cli(pairs + " --data.cond_set 2 --steps 2000 --out " + (dir / "run").string());
+  ASSERT_EQ(r.code, 0) << r.err;
+  const auto sample = [&](const std::string& run, const std::string& cond, const std::string& flags) {
+    const fs::path out = dir / "post.npy";
+    fs::remove(out);
+    const CliResult s = sbgm_cli("sample --checkpoint " + (dir / run).string() + " --cond " + (dir / cond).string() +
+                                 " --n 2000 --seed 3 " + flags + " --out " + out.string());
+    EXPECT_EQ(s.code, 0) << s.err;
+    return read_npy(out.string(), true);
+  };
+  // over all six orders the points' order changes nothing; the posterior is the analytic one
+  const at::Tensor post = sample("run", "xo.npy", "--set-orders 6");
+  EXPECT_TRUE(at::allclose(sample("run", "xo_reordered.npy", "--set-orders 6"), post, 1e-4, 1e-4));
+  const double S = 1.0 / (1.0 + points / (noise * noise)), sd = std::sqrt(S);
+  for (int64_t m = 0; m < 2; ++m) {
+    const at::Tensor mean = xo[m].reshape({points, 2}).sum(0) * (S / (noise * noise));
+    for (int64_t i = 0; i < 2; ++i) {
+      EXPECT_NEAR(post[m].select(1, i).mean().item<double>(), mean[i].item<double>(), 0.5 * sd) << m << " " << i;
+      EXPECT_NEAR(post[m].select(1, i).std().item<double>(), sd, 0.3 * sd) << m << " " << i;
+    }
+  }
+  // without the average the network's order shows (it learnt to ignore it only nearly)
+  EXPECT_FALSE(at::allclose(sample("run", "xo_reordered.npy", ""), sample("run", "xo.npy", ""), 1e-4, 1e-4));
+  // bad counts, and a condition that is no declared set: one line, nothing written
+  const std::string never = " --out " + (dir / "never.npy").string();
+  const std::string ask = "sample --checkpoint " + (dir / "run").string() + " --cond " + (dir / "xo.npy").string();
+  expect_one_line_error(sbgm_cli(ask + " --set-orders 0" + never), "--set-orders must be at least 1");
+  ASSERT_EQ(sbgm_cli(pairs + " --steps 50 --out " + (dir / "plain").string()).code, 0);
+  expect_one_line_error(sbgm_cli("sample --checkpoint " + (dir / "plain").string() + " --cond " +
+                                 (dir / "xo.npy").string() + " --set-orders 2" + never),
+                        "no declared set (data.cond_set)");
+  EXPECT_FALSE(fs::exists(dir / "never.npy"));
 }

@@ -89,7 +89,7 @@ std::map<std::string, std::string>& setting_flags() {
       {"method", "--method"},     {"noise_std", "--noise-std"}, {"order", "--order"},
       {"precision", "--precision"}, {"out", "--out"},           {"prior", "--prior"},
       {"probes", "--probes"},     {"range", "--range"},         {"rho", "--rho"},
-      {"sampler", "--sampler"},   {"snr", "--snr"}};
+      {"sampler", "--sampler"},   {"set_orders", "--set-orders"}, {"snr", "--snr"}};
   return flags;
 }
 

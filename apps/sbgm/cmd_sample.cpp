@@ -64,6 +64,7 @@ void add_sample_command(CLI::App& app, Action& action) {
     int nproc = 1;
     std::string out, png, cond, device = "cpu", sampler, predictor = "em";
     double guidance = 0;
+    int64_t set_orders = 1;
     std::string precision = "float32";
     SolverFlags solver;
     MultistepFlags multistep;
@@ -104,6 +105,11 @@ void add_sample_command(CLI::App& app, Action& action) {
                   "training parameters");
   cmd->add_option("--guidance", opt->guidance,
                   "classifier-free guidance scale w (a model trained with train.cond_dropout): (1+w) s(x|y) - w s(x); 0: plain conditional, -1: unconditional")
+      ->capture_default_str();
+  cmd->add_option("--set-orders", opt->set_orders,
+                  "a model whose condition is a declared set (data.cond_set): average its score over this many "
+                  "orders of the set's elements (all of them when there are no more), at as many network "
+                  "evaluations")
       ->capture_default_str();
   cmd->add_option("--sampler", opt->sampler,
                   "em (reverse SDE), pc (predictor-corrector), ancestral, ode (probability flow), edm (EDM's Heun), "
@@ -163,7 +169,7 @@ void add_sample_command(CLI::App& app, Action& action) {
       const Job job = join_model_job(opt->device, opt->threads);
       const c10::Device device = parse_device(job.device);
       Model model = opt->source.load(device);
-      request.score = {opt->guidance, precision};
+      request.score = {opt->guidance, precision, opt->set_orders};
       request.comm = job.comm;
       if (!opt->cond.empty()) request.cond = load_data_file(opt->cond, 1, /*keep_double=*/true);
       check_request(model, request);  // a bad condition file or a missing iid prior fails before any work

@@ -176,6 +176,7 @@ class Model:
         eta: float = 0.0,
         order: int = 2,
         guidance: float = 0.0,
+        set_orders: int = 1,
         progress: ProgressArg = True,
     ) -> Result:
         """Draw `n` samples: shape [n, *data_shape] for an unconditional model, [M, n, *data_shape]
@@ -191,7 +192,10 @@ class Model:
         its own sampler, else the sampler's own (em 0, ddim and dpmpp2m 1). schedule (the few-step
         solvers' step times): "auto", "logsnr", "time" or "karras"; eta: ddim's share of fresh
         noise per step; order: unipc's predictor order (1-3). guidance: classifier-free guidance
-        scale for a model trained with condition dropout.
+        scale for a model trained with condition dropout. set_orders: for a model whose condition
+        is a declared set (data.cond_set) read by a network that sees its elements in order, the
+        score averaged over this many orders of the elements (all when there are no more), at as
+        many network evaluations.
         """
         single = False
         c = None
@@ -200,7 +204,7 @@ class Model:
             single = c.ndim == 1
             c = _rows(c.reshape(1, -1) if single else c, "cond")
         out = self._request("samples", n, c, seed, sampler, steps, guidance, 0, "gauss", progress, "sample",
-                            (lam, schedule, eta, order))
+                            (lam, schedule, eta, order), set_orders)
         return _like_inputs(out[0] if single else out, cond)
 
     def sample_iid(
@@ -368,13 +372,14 @@ class Model:
 
     def _request(self, kind: str, n: int, cond: Optional[np.ndarray], seed: int, sampler: Optional[str],
                  steps: Optional[int], guidance: float, draws: int, method: str, progress: ProgressArg,
-                 desc: str, solver: tuple = (None, "auto", 0.0, 2)) -> np.ndarray:
+                 desc: str, solver: tuple = (None, "auto", 0.0, 2), set_orders: int = 1) -> np.ndarray:
         _check_counts(n=n, steps=steps, seed=seed)
         with Progress(progress, desc) as report:
             lam, schedule, eta, order = solver
             samples, kept, clamped = self._core.sample(kind, int(n), cond, int(seed), sampler or "", int(steps or 0),
                                                        None if lam is None else float(lam), schedule, float(eta),
-                                                       int(order), float(guidance), int(draws), method, report)
+                                                       int(order), float(guidance), int(set_orders), int(draws),
+                                                       method, report)
         # How the draws met the prior's box (data.keep_within = reject): a warning where the model
         # all but misses the box for some condition, a line beside the progress bar otherwise.
         if clamped:

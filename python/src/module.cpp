@@ -149,8 +149,8 @@ class PyModel {
   // inside) and the samples moved onto the box.
   py::tuple sample(const std::string& kind, int64_t n, const std::optional<Array>& cond, uint64_t seed,
                    const std::string& sampler, int64_t steps, const std::optional<double>& lambda,
-                   const std::string& schedule, double eta, int64_t order, double guidance, int64_t iid_draws,
-                   const std::string& iid_method, const std::optional<py::function>& progress) {
+                   const std::string& schedule, double eta, int64_t order, double guidance, int64_t set_orders,
+                   int64_t iid_draws, const std::string& iid_method, const std::optional<py::function>& progress) {
     sbgm::SampleRequest request;
     request.kind = kind == "map"   ? sbgm::SampleRequest::Kind::Modes
                    : kind == "iid" ? sbgm::SampleRequest::Kind::IIDPosterior
@@ -165,6 +165,7 @@ class PyModel {
     request.iid.covariance_samples = iid_draws;
     if (request.kind == sbgm::SampleRequest::Kind::Modes) request.mode.starts = n;
     request.score.guidance = guidance;
+    request.score.set_orders = set_orders;
     const sbgm::SampleReport report = released(progress, [&](const sbgm::ProgressFn& progress_of) {
       return sbgm::run_sample_request(model_, request, progress_of);
     });

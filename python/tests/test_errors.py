@@ -79,6 +79,23 @@ def test_a_set_condition_must_be_whole_elements(tmp_path):
         assert not (tmp_path / "run").exists()
 
 
+def test_averaging_over_a_sets_orders(tmp_path):
+    x = np.random.default_rng(1).normal(size=(100, 6))  # three points in the plane
+    model = sbgm.train(GOOD, x, out=tmp_path / "run", config={**FAST, "data.cond_set": 2}, progress=False)
+    xo = x[:2]
+    reordered = xo.reshape(2, 3, 2)[:, [2, 0, 1]].reshape(2, 6)
+    # over all 3! orders the points' order changes nothing
+    a = model.sample(50, xo, set_orders=6, seed=1, progress=False)
+    assert np.allclose(model.sample(50, reordered, set_orders=6, seed=1, progress=False), a, atol=1e-5)
+    with pytest.raises(ValueError) as e:
+        model.sample(10, xo, set_orders=0, progress=False)
+    assert "set_orders must be at least 1" in one_line(e)
+    plain = sbgm.train(GOOD, x, out=tmp_path / "plain", config=FAST, progress=False)
+    with pytest.raises(ValueError) as e:
+        plain.sample(10, xo, set_orders=2, progress=False)
+    assert "no declared set" in one_line(e)
+
+
 def test_bad_sampling_requests(tmp_path):
     model = sbgm.gaussian_mixture([1.0], [[0.0, 0.0]], [np.eye(2)])
     for kwargs, error, words in [

@@ -22,6 +22,7 @@
 #include "sbgm/sample/euler_maruyama.hpp"
 #include "sbgm/sample/make_sampler.hpp"
 #include "sbgm/score/mixture_score.hpp"
+#include "sbgm/score/order_averaged_score.hpp"
 #include "sbgm/score/score_model.hpp"
 #include "sbgm/sde/sde.hpp"
 #include "sbgm/util/error.hpp"
@@ -36,10 +37,21 @@ std::unique_ptr<ScoreModel> Model::score_model(const ScoreOptions& options) cons
       throw InvalidArgument("{guidance} applies to trained models with condition dropout, not to a mixture");
     if (options.precision != Precision::Float32)
       throw InvalidArgument("bfloat16 applies to trained networks, not to a mixture");
+    if (options.set_orders != 1)
+      throw InvalidArgument("{set_orders} applies to trained networks whose condition is a set, not to a mixture");
     return std::make_unique<GaussianMixtureScore>(*mixture, sde);
   }
-  return std::make_unique<NetworkScore>(net, sde, config.model.output, condition_input(), options.guidance,
-                                        options.precision);
+  auto score = std::make_unique<NetworkScore>(net, sde, config.model.output, condition_input(), options.guidance,
+                                              options.precision);
+  if (options.set_orders == 1) return score;
+  if (options.set_orders < 1) throw InvalidArgument("{set_orders} must be at least 1");
+  const int64_t elements = cond_dim > 0 ? condition_elements(config, cond_dim) : 1;
+  if (elements < 2)
+    throw InvalidArgument("{set_orders} averages over the orders of a set's elements: the model's condition is no "
+                          "declared set (data.cond_set)");
+  if (config.model.summary == SummaryKind::Set)
+    throw InvalidArgument("{set_orders}: the model's set summary is blind to the elements' order already");
+  return std::make_unique<OrderAveragedScore>(std::move(score), elements, element_orders(elements, options.set_orders));
 }
 
 at::Tensor Model::to_model_space(const at::Tensor& x) const { return scaling.to_model(bounds.to_unbounded(x)); }
