@@ -435,6 +435,44 @@ TEST(CliSummary, ACnnSummaryOfARawSeriesFindsTheAnalyticPosterior) {
   EXPECT_FALSE(fs::exists(scratch() / "never_summary"));
 }
 
+// theta ~ N(0, I_2) and x `points` iid draws theta + noise eps in the plane, one after another, so
+// that p(theta | x) is N(S sum_j x_j / noise^2, S I) with S = 1 / (1 + points / noise^2). Writes
+// `rows` training pairs (theta.npy, x.npy), two observations (xo.npy) and the same points in
+// another order (xo_reordered.npy) under dir.
+struct IidPoints {
+  IidPoints(const fs::path& dir, int64_t rows, int64_t points_, double noise_, uint64_t seed,
+            const std::vector<double>& theta_o, const std::vector<int64_t>& order)
+      : points(points_), noise(noise_) {
+    at::Generator gen = make_generator(at::kCPU, seed);
+    const auto simulate = [&](const at::Tensor& th) {
+      return (th.unsqueeze(1) + noise * at::randn({th.size(0), points, 2}, gen, at::kDouble)).reshape({th.size(0), -1});
+    };
+    const at::Tensor theta = at::randn({rows, 2}, gen, at::kDouble);
+    write_npy((dir / "theta.npy").string(), theta);
+    write_npy((dir / "x.npy").string(), simulate(theta));
+    xo = simulate(at::tensor(theta_o, at::kDouble).reshape({2, 2}));
+    write_npy((dir / "xo.npy").string(), xo);
+    write_npy((dir / "xo_reordered.npy").string(),
+              xo.reshape({2, points, 2}).index_select(1, at::tensor(order, at::kLong)).reshape({2, -1}));
+  }
+  // Samples [2, n, 2] of the two observations' posteriors: their means within half a posterior sd
+  // of the exact ones, their sd within 30%.
+  void expect_posterior(const at::Tensor& post) const {
+    ASSERT_EQ(post.sizes(), (std::vector<int64_t>{2, post.size(1), 2}));
+    const double S = 1.0 / (1.0 + points / (noise * noise)), sd = std::sqrt(S);
+    for (int64_t m = 0; m < 2; ++m) {
+      const at::Tensor mean = xo[m].reshape({points, 2}).sum(0) * (S / (noise * noise));
+      for (int64_t i = 0; i < 2; ++i) {
+        EXPECT_NEAR(post[m].select(1, i).mean().item<double>(), mean[i].item<double>(), 0.5 * sd) << m << " " << i;
+        EXPECT_NEAR(post[m].select(1, i).std().item<double>(), sd, 0.3 * sd) << m << " " << i;
+      }
+    }
+  }
+  int64_t points;
+  double noise;
+  at::Tensor xo;
+};
+
 // A condition that is a set of iid points, learnt through a set summary: theta ~ N(0, I_2) and x
 // eight points theta + 1.5 eps in the plane, so that p(theta | x) is N(S sum_j x_j / 1.5^2, S I)
 // with S = 1 / (1 + 8 / 1.5^2) (sd 0.47). The samples must find it, and the same points in another
@@ -443,20 +481,7 @@ TEST(CliSummary, ACnnSummaryOfARawSeriesFindsTheAnalyticPosterior) {
 TEST(CliSummary, ASetSummaryOfIidPointsFindsTheAnalyticPosteriorInAnyOrder) {
   const fs::path dir = scratch() / "set_run";
   fs::create_directories(dir);
-  at::Generator gen = make_generator(at::kCPU, 6);
-  const int64_t points = 8;
-  const double noise = 1.5;
-  const at::Tensor theta = at::randn({6000, 2}, gen, at::kDouble);
-  const auto simulate = [&](const at::Tensor& th) {
-    return (th.unsqueeze(1) + noise * at::randn({th.size(0), points, 2}, gen, at::kDouble)).reshape({th.size(0), -1});
-  };
-  write_npy((dir / "theta.npy").string(), theta);
-  write_npy((dir / "x.npy").string(), simulate(theta));
-  const at::Tensor xo = simulate(at::tensor({0.9, -0.6, -1.1, 0.4}, at::kDouble).reshape({2, 2}));
-  const at::Tensor reordered =
-      xo.reshape({2, points, 2}).index_select(1, at::tensor({5, 2, 7, 0, 3, 6, 1, 4}, at::kLong)).reshape({2, -1});
-  write_npy((dir / "xo.npy").string(), xo);
-  write_npy((dir / "xo_reordered.npy").string(), reordered);
+  const IidPoints data(dir, 6000, 8, 1.5, 6, {0.9, -0.6, -1.1, 0.4}, {5, 2, 7, 0, 3, 6, 1, 4});
   const CliResult r = sbgm_cli("train --data " + (dir / "theta.npy").string() + " --cond " + (dir / "x.npy").string() +
                                " --out " + (dir / "run").string() +
                                " --model.summary set --data.cond_set 2 --model.width 64 --model.depth 2"
@@ -472,15 +497,8 @@ TEST(CliSummary, ASetSummaryOfIidPointsFindsTheAnalyticPosteriorInAnyOrder) {
     return read_npy(out.string(), true);
   };
   const at::Tensor post = sample("xo.npy", "post.npy");
-  ASSERT_EQ(post.sizes(), (std::vector<int64_t>{2, 2000, 2}));
-  const double S = 1.0 / (1.0 + points / (noise * noise)), sd = std::sqrt(S);
-  for (int64_t m = 0; m < 2; ++m) {
-    const at::Tensor mean = xo[m].reshape({points, 2}).sum(0) * (S / (noise * noise));
-    for (int64_t i = 0; i < 2; ++i) {
-      EXPECT_NEAR(post[m].select(1, i).mean().item<double>(), mean[i].item<double>(), 0.5 * sd) << m << " " << i;
-      EXPECT_NEAR(post[m].select(1, i).std().item<double>(), sd, 0.3 * sd) << m << " " << i;
-    }
-  }
+  ASSERT_EQ(post.size(1), 2000);
+  data.expect_posterior(post);
   EXPECT_TRUE(at::allclose(sample("xo_reordered.npy", "post_reordered.npy"), post, 1e-4, 1e-4));
   expect_one_line_error(sbgm_cli("sample --checkpoint " + (dir / "run").string() + " --cond " + (dir / "xo.npy").string() +
                                  " --set-orders 2 --out " + (dir / "never.npy").string()),
@@ -499,19 +517,7 @@ TEST(CliSummary, ASetSummaryOfIidPointsFindsTheAnalyticPosteriorInAnyOrder) {
 TEST(CliSummary, AveragingOverTheOrdersOfASetMakesAnOrderedNetworkBlindToThem) {
   const fs::path dir = scratch() / "set_orders";
   fs::create_directories(dir);
-  at::Generator gen = make_generator(at::kCPU, 8);
-  const int64_t points = 3;  // 3! = 6 orders
-  const double noise = 1.0;
-  const at::Tensor theta = at::randn({4000, 2}, gen, at::kDouble);
-  const auto simulate = [&](const at::Tensor& th) {
-    return (th.unsqueeze(1) + noise * at::randn({th.size(0), points, 2}, gen, at::kDouble)).reshape({th.size(0), -1});
-  };
-  write_npy((dir / "theta.npy").string(), theta);
-  write_npy((dir / "x.npy").string(), simulate(theta));
-  const at::Tensor xo = simulate(at::tensor({0.8, -0.5, -1.0, 0.3}, at::kDouble).reshape({2, 2}));
-  write_npy((dir / "xo.npy").string(), xo);
-  write_npy((dir / "xo_reordered.npy").string(),
-            xo.reshape({2, points, 2}).index_select(1, at::tensor({2, 0, 1}, at::kLong)).reshape({2, -1}));
+  const IidPoints data(dir, 4000, 3, 1.0, 8, {0.8, -0.5, -1.0, 0.3}, {2, 0, 1});  // 3! = 6 orders
   const std::string pairs = "train --data " + (dir / "theta.npy").string() + " --cond " + (dir / "x.npy").string() +
                             " --model.width 64 --model.depth 2 --threads 1";
   const CliResult r = sbgm_cli(pairs + " --data.cond_set 2 --steps 2000 --out " + (dir / "run").string());
@@ -527,14 +533,7 @@ TEST(CliSummary, AveragingOverTheOrdersOfASetMakesAnOrderedNetworkBlindToThem) {
   // over all six orders the points' order changes nothing; the posterior is the analytic one
   const at::Tensor post = sample("run", "xo.npy", "--set-orders 6");
   EXPECT_TRUE(at::allclose(sample("run", "xo_reordered.npy", "--set-orders 6"), post, 1e-4, 1e-4));
-  const double S = 1.0 / (1.0 + points / (noise * noise)), sd = std::sqrt(S);
-  for (int64_t m = 0; m < 2; ++m) {
-    const at::Tensor mean = xo[m].reshape({points, 2}).sum(0) * (S / (noise * noise));
-    for (int64_t i = 0; i < 2; ++i) {
-      EXPECT_NEAR(post[m].select(1, i).mean().item<double>(), mean[i].item<double>(), 0.5 * sd) << m << " " << i;
-      EXPECT_NEAR(post[m].select(1, i).std().item<double>(), sd, 0.3 * sd) << m << " " << i;
-    }
-  }
+  data.expect_posterior(post);
   // without the average the network's order shows (it learnt to ignore it only nearly)
   EXPECT_FALSE(at::allclose(sample("run", "xo_reordered.npy", ""), sample("run", "xo.npy", ""), 1e-4, 1e-4));
   // bad counts, and a condition that is no declared set: one line, nothing written
