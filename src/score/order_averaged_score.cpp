@@ -43,13 +43,13 @@ OrderAveragedScore::OrderAveragedScore(std::unique_ptr<ScoreModel> inner, int64_
   for (const auto& order : orders_)
     if (static_cast<int64_t>(order.size()) != elements_)
       throw InvalidArgument("an order of a set's elements must name each of its " + std::to_string(elements_));
+  for (const auto& order : orders_) indices_.push_back(at::tensor(order, at::kLong));
 }
 
 at::Tensor OrderAveragedScore::reordered(const at::Tensor& y, int64_t k) const {
   if (!y.defined()) throw InvalidArgument("averaging over a set's orders needs the condition");
   const int64_t rows = y.size(0), width = y.numel() / std::max<int64_t>(rows, 1) / elements_;
-  const at::Tensor index = at::tensor(orders_[k], at::TensorOptions().dtype(at::kLong).device(y.device()));
-  return y.reshape({rows, elements_, width}).index_select(1, index).reshape(y.sizes());
+  return y.reshape({rows, elements_, width}).index_select(1, indices_[k].to(y.device())).reshape(y.sizes());
 }
 
 template <typename Fn>

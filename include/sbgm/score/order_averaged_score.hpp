@@ -45,6 +45,7 @@ class OrderAveragedScore final : public ScoreModel {
   std::unique_ptr<ScoreModel> inner_;
   int64_t elements_;
   std::vector<std::vector<int64_t>> orders_;
+  std::vector<at::Tensor> indices_;  // each order as an index tensor, made once (every step uses them)
 };
 
 }  // namespace sbgm
