@@ -104,6 +104,7 @@ def test_bad_sampling_requests(tmp_path):
         (dict(n=10, sampler="magic"), ValueError, "magic"),
         (dict(n=10, cond=[[1.0]]), ValueError, "unconditional"),
         (dict(n=10, seed=-1), ValueError, "seed"),
+        (dict(n=10, set_orders=2), ValueError, "not to a mixture"),
     ]:
         with pytest.raises(error) as e:
             model.sample(progress=False, **kwargs)
