@@ -536,10 +536,33 @@ TEST(CliSummary, AveragingOverTheOrdersOfASetMakesAnOrderedNetworkBlindToThem) {
   data.expect_posterior(post);
   // without the average the network's order shows (it learnt to ignore it only nearly)
   EXPECT_FALSE(at::allclose(sample("run", "xo_reordered.npy", ""), sample("run", "xo.npy", ""), 1e-4, 1e-4));
+  // the averaged model's density (sbgm loglik, and the MAP's choice among its starts) is blind alike
+  // ten posterior draws of each observation, each row with its observation, in both orders
+  write_npy((dir / "theta_rows.npy").string(), post.narrow(1, 0, 10).reshape({20, 2}).contiguous());
+  for (const char* name : {"xo", "xo_reordered"})
+    write_npy((dir / (std::string(name) + "_rows.npy")).string(),
+              read_npy((dir / (std::string(name) + ".npy")).string(), true).repeat_interleave(10, 0));
+  const auto log_p = [&](const std::string& cond, const std::string& flags) {
+    const fs::path out = dir / "logp.npy";
+    fs::remove(out);
+    const CliResult l = sbgm_cli("loglik --checkpoint " + (dir / "run").string() + " --data " +
+                                 (dir / "theta_rows.npy").string() + " --cond " + (dir / cond).string() + " " + flags +
+                                 " --out " + out.string());
+    EXPECT_EQ(l.code, 0) << l.err;
+    return read_npy(out.string(), true);
+  };
+  const at::Tensor averaged = log_p("xo_rows.npy", "--set-orders 6");
+  EXPECT_TRUE(at::allclose(log_p("xo_reordered_rows.npy", "--set-orders 6"), averaged, 1e-6, 1e-4));
+  EXPECT_FALSE(at::allclose(log_p("xo_reordered_rows.npy", ""), log_p("xo_rows.npy", ""), 1e-6, 1e-4));
+  EXPECT_TRUE(at::isfinite(averaged).all().item<bool>());
   // bad counts, and a condition that is no declared set: one line, nothing written
   const std::string never = " --out " + (dir / "never.npy").string();
   const std::string ask = "sample --checkpoint " + (dir / "run").string() + " --cond " + (dir / "xo.npy").string();
   expect_one_line_error(sbgm_cli(ask + " --set-orders 0" + never), "--set-orders must be at least 1");
+  expect_one_line_error(sbgm_cli("loglik --checkpoint " + (dir / "run").string() + " --data " +
+                                 (dir / "theta_rows.npy").string() + " --cond " + (dir / "xo_rows.npy").string() +
+                                 " --set-orders 0" + never),
+                        "--set-orders must be at least 1");
   ASSERT_EQ(sbgm_cli(pairs + " --steps 50 --out " + (dir / "plain").string()).code, 0);
   expect_one_line_error(sbgm_cli("sample --checkpoint " + (dir / "plain").string() + " --cond " +
                                  (dir / "xo.npy").string() + " --set-orders 2" + never),

@@ -486,7 +486,9 @@ TEST(DSMLoss, LogSNRTimesKeepTheObjective) {
   }
   // The importance weights reach the manual gradient as they reach autograd's.
   at::Generator gen = make_generator(at::kCPU, 5);
-  const ProposedTimes times = times_from_uniform(*sde, at::rand({256}, gen, dbl), TimeSampling::LogSNR);
+  DSMConfig log_snr;
+  log_snr.time_sampling = TimeSampling::LogSNR;
+  const ProposedTimes times = times_from_uniform(*sde, at::rand({256}, gen, dbl), log_snr);
   ASSERT_TRUE(times.importance.defined());
   const at::Tensor z = at::normal(0.0, 1.0, x0.sizes(), gen, dbl);
   at::Tensor loss;
@@ -507,6 +509,50 @@ TEST(DSMLoss, LogSNRTimesKeepTheObjective) {
   DSMConfig flow;
   flow.time_sampling = TimeSampling::LogSNR;
   EXPECT_NE(error_of([&] { check_loss_config(flow, Parameterization::Velocity, false); }).find("infinite at t = 1"),
+            std::string::npos);
+}
+
+// EDM's noise levels: with time_sampling = lognormal, log(sigma / m) at the drawn times follows the
+// normal truncated to the path's range — its mean and standard deviation against the truncated
+// normal's closed form, on the VE path (closed-form inverse), VP (bisection) and the linear path
+// (no upper bound) — and the draws carry no importance weight.
+TEST(DSMLoss, LogNormalTimesDrawTheTruncatedNormalNoiseLevels) {
+  const auto dbl = at::TensorOptions().dtype(at::kDouble);
+  const auto phi = [](double z) { return std::exp(-0.5 * z * z) / std::sqrt(2 * M_PI); };
+  const auto cdf = [](double z) { return 0.5 * std::erfc(-z / std::sqrt(2.0)); };
+  for (SDEKind kind : {SDEKind::VE, SDEKind::VP, SDEKind::Linear}) {
+    SDEConfig sc;
+    sc.kind = kind;
+    const std::shared_ptr<const SDE> sde = make_sde(sc);
+    DSMConfig config;
+    config.time_sampling = TimeSampling::LogNormal;
+    config.log_noise_mean = -1.0;
+    config.log_noise_std = 1.5;
+    at::Generator gen = make_generator(at::kCPU, 3);
+    const ProposedTimes times = times_from_uniform(*sde, at::rand({200000}, gen, dbl), config);
+    EXPECT_FALSE(times.importance.defined());
+    ASSERT_GE(times.t.min().item<double>(), sde->t_eps());
+    ASSERT_LE(times.t.max().item<double>(), sde->T());
+    const at::Tensor log_r = (sde->marginal_std(times.t, times.t) / sde->mean_coeff(times.t, times.t)).log();
+    // N(mu, s^2) truncated to [a, b]: mean mu + s (phi(alpha) - phi(beta)) / Z, variance s^2 (1 +
+    // (alpha phi(alpha) - beta phi(beta)) / Z - ((phi(alpha) - phi(beta)) / Z)^2)
+    const double mu = -1.0, s = 1.5, a = (std::log(sde->noise_to_signal(sde->t_eps())) - mu) / s;
+    const double top = std::log(sde->noise_to_signal(sde->T()));
+    const double b = std::isfinite(top) ? (top - mu) / s : 40.0;
+    const double z = cdf(b) - cdf(a), d = (phi(a) - phi(b)) / z;
+    const double mean = mu + s * d, sd = s * std::sqrt(1 + (a * phi(a) - b * phi(b)) / z - d * d);
+    EXPECT_NEAR(log_r.mean().item<double>(), mean, 4 * sd / std::sqrt(200000.0)) << to_string(kind);
+    EXPECT_NEAR(log_r.std().item<double>(), sd, 0.01 * sd) << to_string(kind);
+    if (kind == SDEKind::VE) {
+      // the closed-form inverse agrees with the bisection every path has
+      for (double r : {1e-4, 0.03, 1.0, 20.0}) EXPECT_NEAR(sde->noise_to_signal(sde->time_of_noise_to_signal(r)), r, 1e-12 * (1 + r));
+      EXPECT_DOUBLE_EQ(sde->time_of_noise_to_signal(1e6), sde->T());
+    }
+  }
+  DSMConfig bad;
+  bad.time_sampling = TimeSampling::LogNormal;
+  bad.log_noise_std = 0;
+  EXPECT_NE(error_of([&] { check_loss_config(bad, Parameterization::Noise, true); }).find("train.log_noise_std must be positive"),
             std::string::npos);
 }
 

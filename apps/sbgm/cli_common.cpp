@@ -205,4 +205,12 @@ void add_precision_option(CLI::App& cmd, std::string& precision) {
       ->capture_default_str();
 }
 
+void add_set_orders_option(CLI::App& cmd, int64_t& set_orders) {
+  cmd.add_option("--set-orders", set_orders,
+                 "a model whose condition is a declared set (data.cond_set): average its score over this many "
+                 "orders of the set's elements (all of them when there are no more), at as many network "
+                 "evaluations")
+      ->capture_default_str();
+}
+
 }  // namespace sbgm::cli

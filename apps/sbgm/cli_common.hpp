@@ -51,6 +51,9 @@ std::string flag_for(const std::string& key);
 // --precision, for the commands that sample (never for likelihoods, which stay full precision).
 void add_precision_option(CLI::App& cmd, std::string& precision);
 
+// --set-orders, for the commands that evaluate a model whose condition may be a declared set.
+void add_set_orders_option(CLI::App& cmd, int64_t& set_orders);
+
 // Registers --section.key for every config key (and --set KEY=VALUE); apply() writes the ones given.
 class ConfigFlags {
  public:

@@ -101,6 +101,7 @@ void add_diagnose_command(CLI::App& app, Action& action) {
                   "of those, how many get a log-density through the probability-flow ODE for the highest-density "
                   "coverage (0: skip that check)")
       ->capture_default_str();
+  add_set_orders_option(*cmd, opt->config.set_orders);
   cmd->add_option("--sampler", opt->sampler,
                   "em, pc, ancestral, ode, edm, ddim, dpmpp2m, dpmpp3m or unipc; default: the run's sample.sampler");
   opt->steps_option = cmd->add_option("--steps", opt->sampling.steps, "sampler steps (default as for sbgm sample)");

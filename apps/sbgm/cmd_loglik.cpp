@@ -36,6 +36,7 @@ void add_loglik_command(CLI::App& app, Action& action) {
     CLI::Option* chunk_option = nullptr;
     CLI::Option* dequantize_range_option = nullptr;
     uint64_t seed = 0;
+    int64_t set_orders = 1;
     bool bpd = false, dequantize = false;
   };
   auto opt = std::make_shared<Options>();
@@ -80,6 +81,7 @@ void add_loglik_command(CLI::App& app, Action& action) {
   opt->chunk_option =
       cmd->add_option("--chunk", opt->chunk, "rows integrated together (default 1000, or 16 for an image network)");
   cmd->add_option("--seed", opt->seed, "seed of the Hutchinson probes")->capture_default_str();
+  add_set_orders_option(*cmd, opt->set_orders);
   cmd->add_option("--device", opt->device, "cpu or cuda")->capture_default_str();
   cmd->add_option("--threads", opt->threads, "CPU threads (0: one per core)")->capture_default_str();
   cmd->callback([&action, opt, cmd] {
@@ -130,6 +132,7 @@ void add_loglik_command(CLI::App& app, Action& action) {
       if (opt->dequantize_range_option->count() > 0)
         request.range = std::make_pair(opt->dequantize_range[0], opt->dequantize_range[1]);
       request.bits_per_dim = opt->bpd;
+      request.set_orders = opt->set_orders;
       DensityGrid grid;
       if (opt->grid > 0) {
         std::optional<std::array<double, 4>> range;

@@ -106,11 +106,7 @@ void add_sample_command(CLI::App& app, Action& action) {
   cmd->add_option("--guidance", opt->guidance,
                   "classifier-free guidance scale w (a model trained with train.cond_dropout): (1+w) s(x|y) - w s(x); 0: plain conditional, -1: unconditional")
       ->capture_default_str();
-  cmd->add_option("--set-orders", opt->set_orders,
-                  "a model whose condition is a declared set (data.cond_set): average its score over this many "
-                  "orders of the set's elements (all of them when there are no more), at as many network "
-                  "evaluations")
-      ->capture_default_str();
+  add_set_orders_option(*cmd, opt->set_orders);
   cmd->add_option("--sampler", opt->sampler,
                   "em (reverse SDE), pc (predictor-corrector), ancestral, ode (probability flow), edm (EDM's Heun), "
                   "or the few-step solvers ddim, dpmpp2m, dpmpp3m (DPM-Solver++) and unipc; default: the run's "

@@ -262,6 +262,7 @@ class Model:
         dequantize: bool = False,
         levels: Optional[int] = None,
         dequantize_range: Optional[tuple[float, float]] = None,
+        set_orders: int = 1,
         progress: ProgressArg = True,
     ) -> Result | tuple[Result, Result]:
         """log p(x) in nats for each row of `x` [N, *data_shape] (log p(x | cond) given one
@@ -279,7 +280,8 @@ class Model:
         dequantize=True: the rows are integer levels in [0, levels), each dequantised to k + u,
         and the value is the bound on the discrete log-likelihood (`sbgm loglik --dequantize`);
         levels and dequantize_range (lo, hi) default to the model's pixel levels, or 256 and
-        (0, 1) for a model of other data."""
+        (0, 1) for a model of other data. set_orders: the density of the model whose score is
+        averaged over that many orders of a set condition's elements, as in :meth:`sample`."""
         rows = _rows(x, "x", min_dim=1)
         if rows.ndim == 1:  # one row
             rows = rows.reshape(1, -1)
@@ -295,7 +297,8 @@ class Model:
             span = None if dequantize_range is None else (float(dequantize_range[0]), float(dequantize_range[1]))
             logp, std, _ = self._core.log_prob(rows, c, int(seed), float(rtol), float(atol), divergence, int(probes),
                                                int(chunk), bound, int(draws), bool(bits_per_dim), bool(dequantize),
-                                               None if levels is None else int(levels), span, report)
+                                               None if levels is None else int(levels), span, int(set_orders),
+                                               report)
         return _like_inputs((logp, std) if return_std else logp, x, cond)
 
     def inpaint(
@@ -351,6 +354,7 @@ class Model:
         order: int = 2,
         rtol: float = 1e-5,
         atol: float = 1e-5,
+        set_orders: int = 1,
         seed: int = 0,
         progress: ProgressArg = True,
     ) -> dict[str, Any]:
@@ -361,14 +365,16 @@ class Model:
         the highest-density coverage (0: skip). Returns a dict: "ranks" [S, D], "levels" (the
         credibility levels of the coverage curves), "checks" {name: {"ks_statistic", "p_value",
         "mean_coverage_gap", "verdict", "coverage"}} for "sbc theta_d", "hpd" and "tarp", and the
-        sampler and steps used (default the run's own, as in :meth:`sample`)."""
+        sampler and steps used (default the run's own, as in :meth:`sample`). set_orders: the
+        model whose score is averaged over that many orders of a set condition's elements, for the
+        samples and the log-densities alike (as in :meth:`sample`)."""
         t = _rows(theta, "theta")
         c = _rows(x, "x")
         _check_counts(n=samples, steps=steps, seed=seed, n_name="samples")
         with Progress(progress, "diagnose") as report:
             return self._core.diagnose(t, c, int(samples), int(hpd_samples), sampler or "", int(steps or 0),
                                        None if lam is None else float(lam), schedule, float(eta), int(order),
-                                       float(rtol), float(atol), int(seed), report)
+                                       float(rtol), float(atol), int(set_orders), int(seed), report)
 
     def _request(self, kind: str, n: int, cond: Optional[np.ndarray], seed: int, sampler: Optional[str],
                  steps: Optional[int], guidance: float, draws: int, method: str, progress: ProgressArg,

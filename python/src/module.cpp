@@ -175,7 +175,7 @@ class PyModel {
   py::tuple log_prob(const Array& x, const std::optional<Array>& cond, uint64_t seed, double rtol, double atol,
                      const std::string& divergence, int64_t probes, int64_t chunk, const std::string& bound,
                      int64_t draws, bool bits_per_dim, bool dequantize, const std::optional<int64_t>& levels,
-                     const std::optional<std::pair<double, double>>& dequantize_range,
+                     const std::optional<std::pair<double, double>>& dequantize_range, int64_t set_orders,
                      const std::optional<py::function>& progress) {
     sbgm::LikelihoodRequest request;
     request.config.method = sbgm::likelihood_method_from_string(bound);
@@ -193,6 +193,7 @@ class PyModel {
     request.dequantize = dequantize;
     request.levels = levels;
     request.range = dequantize_range;
+    request.set_orders = set_orders;
     sbgm::resolve_likelihood(model_, request).validate();
     const sbgm::LikelihoodReport report = released(progress, [&](const sbgm::ProgressFn& progress_of) {
       return sbgm::run_likelihood_request(model_, request, progress_of);
@@ -223,7 +224,7 @@ class PyModel {
   // ranks [S, D] and checks {name: {ks_statistic, p_value, mean_coverage_gap, verdict, coverage}}.
   py::dict diagnose(const Array& theta, const Array& x, int64_t samples, int64_t hpd_samples, const std::string& sampler,
                     int64_t steps, const std::optional<double>& lambda, const std::string& schedule, double eta,
-                    int64_t order, double rtol, double atol, uint64_t seed,
+                    int64_t order, double rtol, double atol, int64_t set_orders, uint64_t seed,
                     const std::optional<py::function>& progress) {
     sbgm::DiagnoseRequest request;
     request.theta = as_tensor(theta);
@@ -232,6 +233,7 @@ class PyModel {
     request.config.hpd_samples = hpd_samples;
     request.config.likelihood.solver.rtol = rtol;
     request.config.likelihood.solver.atol = atol;
+    request.config.set_orders = set_orders;
     request.sampler = sampler;
     request.sampling = sampler_options(steps, lambda, schedule, eta, order);
     request.steps_given = steps != 0;

@@ -87,9 +87,19 @@ def test_averaging_over_a_sets_orders(tmp_path):
     # over all 3! orders the points' order changes nothing
     a = model.sample(50, xo, set_orders=6, seed=1, progress=False)
     assert np.allclose(model.sample(50, reordered, set_orders=6, seed=1, progress=False), a, atol=1e-5)
+    # and so is the averaged model's density
+    rows = a[0][:5]
+    lp = model.log_prob(rows, xo[0], set_orders=6, progress=False)
+    assert np.all(np.isfinite(lp))
+    assert np.allclose(model.log_prob(rows, reordered[0], set_orders=6, progress=False), lp, atol=1e-4)
     with pytest.raises(ValueError) as e:
         model.sample(10, xo, set_orders=0, progress=False)
     assert "set_orders must be at least 1" in one_line(e)
+    for ask in (lambda: model.log_prob(rows, xo[0], set_orders=0, progress=False),
+                lambda: model.diagnose(GOOD[:4], x[:4], samples=10, hpd_samples=5, set_orders=0, progress=False)):
+        with pytest.raises(ValueError) as e:
+            ask()
+        assert "set_orders must be at least 1" in one_line(e)
     plain = sbgm.train(GOOD, x, out=tmp_path / "plain", config=FAST, progress=False)
     with pytest.raises(ValueError) as e:
         plain.sample(10, xo, set_orders=2, progress=False)

@@ -39,7 +39,9 @@ CalibrationReport diagnose_model(const Model& model, Sampler& sampler, const at:
   report.samples = config.samples;
   report.hpd_samples = config.hpd_samples;
   const at::Tensor truth = theta.to(at::kDouble);
-  const at::Tensor samples = sample_model_given(model, sampler, x, config.samples, seed, progress).to(at::kDouble);
+  ScoreOptions score;
+  score.set_orders = config.set_orders;
+  const at::Tensor samples = sample_model_given(model, sampler, x, config.samples, seed, progress, score).to(at::kDouble);
   report.ranks = sbc_ranks(samples, truth);
   const at::Tensor u = rank_fractions(report.ranks, config.samples);
   for (int64_t d = 0; d < dim; ++d) {
@@ -51,7 +53,9 @@ CalibrationReport diagnose_model(const Model& model, Sampler& sampler, const at:
     const int64_t k = config.hpd_samples;
     const at::Tensor rows = at::cat({truth, samples.narrow(1, 0, k).reshape({sims * k, dim})});
     const at::Tensor conds = at::cat({x, x.repeat_interleave(k, 0)});
-    const at::Tensor log_p = model_log_likelihood_unnormalised(model, rows, config.likelihood, seed, progress, conds).log_prob;
+    const at::Tensor log_p = model_log_likelihood_unnormalised(model, rows, config.likelihood, seed, progress, conds,
+                                                                     Communicator(), config.set_orders)
+                                     .log_prob;
     const at::Tensor h = hpd_fractions(log_p.narrow(0, sims, sims * k).reshape({sims, k}), log_p.narrow(0, 0, sims));
     report.checks.push_back(calibration_check("hpd", h, h));
   }

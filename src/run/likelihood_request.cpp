@@ -52,7 +52,7 @@ LikelihoodReport run_likelihood_request(const Model& model, const LikelihoodRequ
     log_jacobian = d.log_jacobian(x.numel() / x.size(0));
   }
   const LikelihoodResult r = model_log_likelihood(model, x, report.config, request.seed, progress, request.cond,
-                                                    request.comm);
+                                                    request.comm, request.set_orders);
   report.stats = r.stats;
   report.log_prob = r.log_prob + log_jacobian;
   const double dims = static_cast<double>(x.numel() / x.size(0));

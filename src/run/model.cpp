@@ -426,10 +426,19 @@ at::Tensor model_rows(const Model& model, const at::Tensor& x) {
   return x;
 }
 
+namespace {
+// A density is the model's own: full precision and unguided, the orders averaged if asked.
+ScoreOptions likelihood_score(int64_t set_orders) {
+  ScoreOptions options;
+  options.set_orders = set_orders;
+  return options;
+}
+}  // namespace
+
 LikelihoodResult model_log_likelihood_unnormalised(const Model& model, const at::Tensor& x_given,
                                                    const LikelihoodConfig& config, uint64_t seed,
                                                    const ProgressFn& progress, const at::Tensor& cond,
-                                                   const Communicator& comm) {
+                                                   const Communicator& comm, int64_t set_orders) {
   const at::Tensor x = model_rows(model, x_given);
   const std::vector<int64_t> shape(x.sizes().begin() + 1, x.sizes().end());
   if (shape != model.data_shape)
@@ -438,7 +447,7 @@ LikelihoodResult model_log_likelihood_unnormalised(const Model& model, const at:
   if (config.method != LikelihoodMethod::ODE) require_path_score(model, "the variational bound");
   const at::Tensor y = model.cond_dim > 0 || cond.defined() ? model_conditions(model, cond, x.size(0)) : at::Tensor();
   const c10::Device device = model.device;
-  auto score = model.score_model();  // full precision, unguided
+  auto score = model.score_model(likelihood_score(set_orders));
   LikelihoodResult r = log_likelihood(*score, *model.sde, model.to_model_space(x.to(model.dtype)).to(device, model.dtype),
                                       y, config, make_generator(device, seed), progress, comm);
   // Outside the bounds the density is zero.
@@ -455,8 +464,8 @@ constexpr double kSupportTolerance = 1e-3;
 
 LikelihoodResult model_log_likelihood(const Model& model, const at::Tensor& x, const LikelihoodConfig& config,
                                       uint64_t seed, const ProgressFn& progress, const at::Tensor& cond,
-                                      const Communicator& comm) {
-  LikelihoodResult r = model_log_likelihood_unnormalised(model, x, config, seed, progress, cond, comm);
+                                      const Communicator& comm, int64_t set_orders) {
+  LikelihoodResult r = model_log_likelihood_unnormalised(model, x, config, seed, progress, cond, comm, set_orders);
   if (model.support.none()) return r;
   // Z(y) per distinct condition, from kSupportDraws draws of the model given it.
   const int64_t n = r.log_prob.numel();
@@ -470,7 +479,7 @@ LikelihoodResult model_log_likelihood(const Model& model, const at::Tensor& x, c
   // what m draws resolve (Z's error sqrt((1 - Z) / (Z m)), 0.01-0.03). For the 2 x 32 transformer
   // on gaussian_linear_uniform the whole `sbgm loglik` of one condition took 8.9 s against 37 s
   // at the default 1e-5, its log p 0.003 nats from the tight one's.
-  auto score = model.score_model();
+  auto score = model.score_model(likelihood_score(set_orders));
   SamplerOptions ode;
   ode.kind = SamplerKind::ProbabilityFlow;
   ode.solver = config.solver;

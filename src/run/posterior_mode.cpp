@@ -92,7 +92,8 @@ at::Tensor model_mode(const Model& model, Sampler& sampler, const at::Tensor& co
   const at::Tensor conds =
       cond.defined() ? (cond.dim() <= 1 ? cond.reshape({1, -1}) : cond.reshape({m, -1})).repeat_interleave(k, 0) : at::Tensor();
   const at::Tensor log_p =
-      model_log_likelihood_unnormalised(model, ends, config.likelihood, seed, progress, conds, comm).log_prob;
+      model_log_likelihood_unnormalised(model, ends, config.likelihood, seed, progress, conds, comm, options.set_orders)
+          .log_prob;
   const at::Tensor best = log_p.reshape({m, k}).argmax(1) + at::arange(m, at::kLong) * k;
   return ends.index_select(0, best);
 }

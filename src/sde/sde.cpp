@@ -2,6 +2,7 @@
 
 #include <ATen/ATen.h>
 
+#include <algorithm>
 #include <cmath>
 #include <stdexcept>
 
@@ -154,6 +155,10 @@ class VESDE final : public LinearSDE<VESDE> {
   template <class T> T m(const T& t) const { return fn::one_like(t); }
   template <class T> T s(const T& t) const {
     return smin_ * fn::sqrt(fn::expm1((2.0 * log_ratio_) * t));
+  }
+  double time_of_noise_to_signal(double r) const override {
+    if (!(r > 0)) return 0.0;
+    return std::min(T(), std::log1p((r / smin_) * (r / smin_)) / (2.0 * log_ratio_));
   }
 
  private:

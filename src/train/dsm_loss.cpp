@@ -2,6 +2,9 @@
 
 #include <ATen/ATen.h>
 
+#include <algorithm>
+#include <cmath>
+
 #include "sbgm/nets/score_net.hpp"
 #include "sbgm/sde/sde.hpp"
 #include "sbgm/train/optimal_transport.hpp"
@@ -20,19 +23,41 @@ LossWeighting loss_weighting_from_string(const std::string& s) {
 }
 
 namespace {
-constexpr EnumNames<TimeSampling, 2> kTimeSamplingNames{{{TimeSampling::Uniform, "uniform"}, {TimeSampling::LogSNR, "logsnr"}}};
+constexpr EnumNames<TimeSampling, 3> kTimeSamplingNames{
+    {{TimeSampling::Uniform, "uniform"}, {TimeSampling::LogSNR, "logsnr"}, {TimeSampling::LogNormal, "lognormal"}}};
 }  // namespace
 std::string to_string(TimeSampling s) { return enum_to_string(s, kTimeSamplingNames); }
 TimeSampling time_sampling_from_string(const std::string& s) { return enum_from_string(s, kTimeSamplingNames, "time sampling"); }
 
+namespace {
+
+// The inverse CDF of log(sigma / m) ~ N(mean, std^2) truncated to [log r(t_eps), log r(T)] at u,
+// mapped to t by the path's noise-to-signal ratio r (the linear path's r(T) is infinite: no upper
+// truncation there).
+at::Tensor log_normal_noise_times(const SDE& sde, const at::Tensor& u, const DSMConfig& config) {
+  const double mean = config.log_noise_mean, sd = config.log_noise_std;
+  const auto cdf = [&](double r) { return 0.5 * std::erfc(-(std::log(r) - mean) / (sd * std::sqrt(2.0))); };
+  const double lo = cdf(sde.noise_to_signal(sde.t_eps())), hi = cdf(sde.noise_to_signal(sde.T()));
+  const at::Tensor log_r = at::special_ndtri((u.to(at::kDouble).cpu() * (hi - lo) + lo).clamp(1e-300, 1 - 1e-16)) * sd + mean;
+  at::Tensor t = at::empty_like(log_r);
+  const double* lp = log_r.data_ptr<double>();
+  double* tp = t.data_ptr<double>();
+  for (int64_t i = 0; i < t.numel(); ++i) tp[i] = std::clamp(sde.time_of_noise_to_signal(std::exp(lp[i])), sde.t_eps(), sde.T());
+  return t.to(u.options());
+}
+
+}  // namespace
+
 void check_loss_config(const DSMConfig& config, Parameterization output, bool conditional) {
   const bool flow = output == Parameterization::Velocity;
-  if (flow && config.time_sampling != TimeSampling::Uniform)
+  if (flow && config.time_sampling == TimeSampling::LogSNR)
     throw InvalidArgument("train.time_sampling = " + to_string(config.time_sampling) +
                           " draws t by the log-SNR, which the linear path of flow matching has infinite at t = 1");
   if (flow && config.weighting != LossWeighting::Sigma2)
     throw InvalidArgument("train.weighting = " + to_string(config.weighting) +
                           " weights the score-matching loss; flow matching (model.objective = flow) is unweighted");
+  if (config.time_sampling == TimeSampling::LogNormal && !(config.log_noise_std > 0))
+    throw InvalidArgument("train.log_noise_std must be positive, got " + std::to_string(config.log_noise_std));
   if (config.ot_coupling && !flow)
     throw InvalidArgument("train.ot_coupling pairs data and noise for flow matching (model.objective = flow); score "
                           "matching needs independent noise");
@@ -41,8 +66,9 @@ void check_loss_config(const DSMConfig& config, Parameterization output, bool co
                           "unconditional data only");
 }
 
-ProposedTimes times_from_uniform(const SDE& sde, const at::Tensor& u, TimeSampling proposal) {
-  if (proposal == TimeSampling::Uniform) return {u * (sde.T() - sde.t_eps()) + sde.t_eps(), at::Tensor()};
+ProposedTimes times_from_uniform(const SDE& sde, const at::Tensor& u, const DSMConfig& config) {
+  if (config.time_sampling == TimeSampling::Uniform) return {u * (sde.T() - sde.t_eps()) + sde.t_eps(), at::Tensor()};
+  if (config.time_sampling == TimeSampling::LogNormal) return {log_normal_noise_times(sde, u, config), at::Tensor()};
   // The uniform density 1 / (T - t_eps) over the proposal's, 1 / |dt/du|.
   const LogSNRTimes times = log_snr_times(sde, u);
   return {times.t, times.dt_du / (sde.T() - sde.t_eps())};
@@ -122,7 +148,7 @@ at::Tensor dsm_loss(ScoreNet& net, Parameterization output, const SDE& sde, cons
                     const at::Tensor& x0, const at::Tensor& y, at::Generator gen) {
   at::Tensor u = at::rand({x0.size(0)}, gen, x0.options());
   if (config.stratified_time) u = (at::arange(x0.size(0), x0.options()) + u) / static_cast<double>(x0.size(0));
-  const ProposedTimes times = times_from_uniform(sde, u, config.time_sampling);
+  const ProposedTimes times = times_from_uniform(sde, u, config);
   at::Tensor z = at::normal(0.0, 1.0, x0.sizes(), gen, x0.options());
   if (config.ot_coupling) z = ot_paired_noise(x0, z);
   return dsm_loss(net, output, sde, config.weighting, x0, y, times.t, z, times.importance);

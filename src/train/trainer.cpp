@@ -160,7 +160,7 @@ bool Trainer::step(bool stop_requested, at::Tensor& loss_out) {
   if (config_.loss.stratified_time) {
     t_.add_(at::arange(config_.batch_size, t_.options())).div_(static_cast<double>(config_.batch_size));
   }
-  const ProposedTimes times = times_from_uniform(*sde_, t_, config_.loss.time_sampling);
+  const ProposedTimes times = times_from_uniform(*sde_, t_, config_.loss);
   z_.normal_(0.0, 1.0, gen_);
   const at::Tensor t = times.t.narrow(0, first_row_, local_rows_);
   const at::Tensor importance = times.importance.defined() ? times.importance.narrow(0, first_row_, local_rows_) : at::Tensor();

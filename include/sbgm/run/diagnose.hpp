@@ -22,6 +22,9 @@ struct DiagnoseConfig {
   int64_t samples = 1000;     // L posterior samples per simulation (SBC and TARP)
   int64_t hpd_samples = 100;  // of those, how many get a log-density for the HPD check (0: none)
   LikelihoodConfig likelihood;
+  // > 1: the model whose score is averaged over that many orders of a set condition's elements
+  // (ScoreOptions::set_orders), for its samples and its log-densities alike.
+  int64_t set_orders = 1;
 
   void validate() const;
 };

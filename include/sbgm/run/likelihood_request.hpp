@@ -38,6 +38,9 @@ struct LikelihoodRequest {
   std::optional<int64_t> levels;
   std::optional<std::pair<double, double>> range;
   bool bits_per_dim = false;  // -log p / (D ln 2) instead of nats
+  // > 1: the density of the model whose score is averaged over that many orders of a set
+  // condition's elements (ScoreOptions::set_orders).
+  int64_t set_orders = 1;
   Communicator comm;  // the processes that share the rows (this one alone by default)
 };
 

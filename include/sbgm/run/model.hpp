@@ -174,15 +174,17 @@ struct LikelihoodResult;
 // A model with a support is normalised by the share Z(y) of its draws that fall inside it,
 // estimated from kSupportDraws draws for each distinct condition: log p = log q - log Z, its
 // Monte-Carlo error sqrt((1 - Z) / (Z m)) joined to the standard error (no draw inside counts
-// as half a draw: Z = 1 / (2m), its error 1.4 nats).
+// as half a draw: Z = 1 / (2m), its error 1.4 nats). set_orders > 1: the density of the model
+// whose score is averaged over that many orders of a set condition's elements (ScoreOptions).
 LikelihoodResult model_log_likelihood(const Model& model, const at::Tensor& x, const LikelihoodConfig& config,
                                       uint64_t seed, const ProgressFn& progress = {}, const at::Tensor& cond = {},
-                                      const Communicator& comm = Communicator());
+                                      const Communicator& comm = Communicator(), int64_t set_orders = 1);
 // The same without that normalisation: log q(x | y) within the support. Enough to compare rows of
 // one condition (Z is the same for them), at no extra cost.
 LikelihoodResult model_log_likelihood_unnormalised(const Model& model, const at::Tensor& x, const LikelihoodConfig& config,
                                                    uint64_t seed, const ProgressFn& progress = {},
-                                                   const at::Tensor& cond = {}, const Communicator& comm = Communicator());
+                                                   const at::Tensor& cond = {}, const Communicator& comm = Communicator(),
+                                                   int64_t set_orders = 1);
 constexpr int64_t kSupportDraws = 1000;
 
 }  // namespace sbgm

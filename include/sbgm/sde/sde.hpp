@@ -79,8 +79,9 @@ class SDE {
 
   // sigma(t) / m(t): the noise level of x_t / m(t) = x_0 + (sigma/m) z (EDM's sigma). Increasing in t.
   double noise_to_signal(double t) const { return marginal_std(t) / mean_coeff(t); }
-  // The time in [0, T] at which noise_to_signal reaches r (r beyond noise_to_signal(T) gives T).
-  double time_of_noise_to_signal(double r) const;
+  // The time in [0, T] at which noise_to_signal reaches r (r beyond noise_to_signal(T) gives T):
+  // by bisection, or in closed form where a path overrides it (training draws one per sample).
+  virtual double time_of_noise_to_signal(double r) const;
 
   // x_t = m(t) x0 + sigma(t) z for per-sample t.
   at::Tensor perturb(const at::Tensor& x0, const at::Tensor& t, const at::Tensor& z) const;

@@ -29,8 +29,11 @@ LossWeighting loss_weighting_from_string(const std::string& s);
 // (2021) and Huang et al. (2021) for the likelihood weighting, under which that weighting's
 // per-sample weight is constant (the same objective as with uniform t, with less variance).
 // Every sample is weighted by (uniform density) / (proposal density), so the objective of each
-// weighting is the same under both.
-enum class TimeSampling { Uniform, LogSNR };
+// weighting is the same under both. LogNormal is EDM's noise-level distribution (Karras et al.
+// 2022; on the linear path of flow matching, the logit-normal t of Esser et al. 2024): the noise
+// level sigma / m drawn log-normal, truncated to the path's range, and not reweighted — it changes
+// the objective, putting the training where the noise is comparable to the data's structure.
+enum class TimeSampling { Uniform, LogSNR, LogNormal };
 std::string to_string(TimeSampling s);
 TimeSampling time_sampling_from_string(const std::string& s);
 
@@ -38,6 +41,8 @@ struct DSMConfig {
   LossWeighting weighting = LossWeighting::Sigma2;
   TimeSampling time_sampling = TimeSampling::Uniform;
   bool stratified_time = false;  // one t per stratum of [t_eps, T] instead of i.i.d. uniform
+  // TimeSampling::LogNormal: log(sigma / m) ~ N(mean, std^2) (EDM's P_mean and P_std).
+  double log_noise_mean = -1.2, log_noise_std = 1.2;
   // Flow matching of unconditional data: pair each batch's rows with its noise by minibatch
   // optimal transport (train/optimal_transport.hpp) instead of independently.
   bool ot_coupling = false;
@@ -47,12 +52,13 @@ struct DSMConfig {
 // (on conditional data or not): the likelihood weighting and minibatch OT belong to one objective.
 void check_loss_config(const DSMConfig& config, Parameterization output, bool conditional);
 
-// Times from u ~ U[0, 1) by the proposal (u itself may be stratified) and each one's importance
-// weight, the uniform density over the proposal's ([B]; undefined for the uniform proposal).
+// Times from u ~ U[0, 1) by config's time_sampling (u itself may be stratified) and each one's
+// importance weight, the uniform density over the proposal's ([B]; undefined for the uniform and
+// log-normal draws, which are not reweighted).
 struct ProposedTimes {
   at::Tensor t, importance;
 };
-ProposedTimes times_from_uniform(const SDE& sde, const at::Tensor& u, TimeSampling proposal);
+ProposedTimes times_from_uniform(const SDE& sde, const at::Tensor& u, const DSMConfig& config);
 
 // The loss for a batch x0 (and conditions y, or undefined) with the given times and noise; each
 // sample's term times importance[b] when that is defined (times_from_uniform).
