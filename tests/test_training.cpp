@@ -554,6 +554,10 @@ TEST(DSMLoss, LogNormalTimesDrawTheTruncatedNormalNoiseLevels) {
   bad.log_noise_std = 0;
   EXPECT_NE(error_of([&] { check_loss_config(bad, Parameterization::Noise, true); }).find("train.log_noise_std must be positive"),
             std::string::npos);
+  bad.log_noise_std = 1;
+  bad.log_noise_mean = std::nan("");
+  EXPECT_NE(error_of([&] { check_loss_config(bad, Parameterization::Noise, true); }).find("train.log_noise_mean must be finite"),
+            std::string::npos);
 }
 
 // A set's conditions (TrainConfig::cond_set) are drawn with each row's elements in an order of
