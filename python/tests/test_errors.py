@@ -79,6 +79,16 @@ def test_a_set_condition_must_be_whole_elements(tmp_path):
         assert not (tmp_path / "run").exists()
 
 
+def test_log_normal_noise_levels_need_a_positive_finite_spread(tmp_path):
+    for config, words in [({"train.log_noise_std": 0.0}, "train.log_noise_std must be positive and finite"),
+                          ({"train.log_noise_mean": float("inf")}, "train.log_noise_mean")]:
+        with pytest.raises(ValueError) as e:
+            sbgm.train(GOOD, out=tmp_path / "run", config={**FAST, "train.time_sampling": "lognormal", **config},
+                       progress=False)
+        assert words in one_line(e)
+        assert not (tmp_path / "run").exists()
+
+
 def test_averaging_over_a_sets_orders(tmp_path):
     x = np.random.default_rng(1).normal(size=(100, 6))  # three points in the plane
     model = sbgm.train(GOOD, x, out=tmp_path / "run", config={**FAST, "data.cond_set": 2}, progress=False)

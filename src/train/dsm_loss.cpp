@@ -56,10 +56,11 @@ void check_loss_config(const DSMConfig& config, Parameterization output, bool co
   if (flow && config.weighting != LossWeighting::Sigma2)
     throw InvalidArgument("train.weighting = " + to_string(config.weighting) +
                           " weights the score-matching loss; flow matching (model.objective = flow) is unweighted");
-  if (config.time_sampling == TimeSampling::LogNormal && !(config.log_noise_std > 0 && std::isfinite(config.log_noise_std)))
-    throw InvalidArgument("train.log_noise_std must be positive and finite, got " + std::to_string(config.log_noise_std));
-  if (config.time_sampling == TimeSampling::LogNormal && !std::isfinite(config.log_noise_mean))
-    throw InvalidArgument("train.log_noise_mean must be finite");
+  if (config.time_sampling == TimeSampling::LogNormal) {
+    if (!(config.log_noise_std > 0 && std::isfinite(config.log_noise_std)))
+      throw InvalidArgument("train.log_noise_std must be positive and finite, got " + std::to_string(config.log_noise_std));
+    if (!std::isfinite(config.log_noise_mean)) throw InvalidArgument("train.log_noise_mean must be finite");
+  }
   if (config.ot_coupling && !flow)
     throw InvalidArgument("train.ot_coupling pairs data and noise for flow matching (model.objective = flow); score "
                           "matching needs independent noise");
