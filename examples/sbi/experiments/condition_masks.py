@@ -144,6 +144,9 @@ def main():
     torch.manual_seed(a.seed)
     rng = np.random.default_rng(a.seed)
     run = Path(a.run_dir)
+    for f in ("theta.npy", "x.npy", "observations.npy", "reference.npy"):
+        if not (run / f).is_file():
+            sys.exit(f"condition_masks.py: {run / f} is missing (a folder examples/sbi/run.sh wrote)")
     theta, x = np.load(run / "theta.npy"), np.load(run / "x.npy")
     observations, reference = np.load(run / "observations.npy"), np.load(run / "reference.npy")
     joint = np.concatenate([theta, x], 1).astype(np.float32)

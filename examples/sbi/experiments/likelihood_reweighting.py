@@ -5,7 +5,7 @@ so that q is their density), and the likelihood is either the task's exact one (
 reweighting could go) or sbgm's conditional model of x given θ (`sbgm train --data x.npy --cond
 theta.npy`, log p through `sbgm loglik`): the likelihood direction that NLE learns and a joint
 model would learn besides the posterior. Uses the sbgm command only; sbgm itself does not use this
-file. slcp only (its exact likelihood is sbibm.py's; its prior is the box [-3, 3]^5).
+file. slcp only (its exact likelihood and prior are sbibm.py's).
 
     python3 likelihood_reweighting.py RUN_DIR POSTERIOR_RUN LIKELIHOOD_RUN OBS[,OBS...] [--n N]
 
@@ -45,6 +45,9 @@ def main():
     a = ap.parse_args()
     task = sbibm.get_task("slcp")
     run = Path(a.run_dir)
+    for f in ("observations.npy", "reference.npy"):
+        if not (run / f).is_file():
+            sys.exit(f"likelihood_reweighting.py: {run / f} is missing (a folder examples/sbi/run.sh slcp wrote)")
     observations, reference = np.load(run / "observations.npy"), np.load(run / "reference.npy")
     rng = np.random.default_rng(0)
 
@@ -65,10 +68,11 @@ def main():
              str(d / "theta.npy"), "--out", str(d / "log_lik.npy"))
         theta, log_q, learnt = np.load(d / "theta.npy"), np.load(d / "log_q.npy"), np.load(d / "log_lik.npy")
         exact = task.log_likelihood(theta, observations[k])
-        inside = np.all(np.abs(theta) <= 3, 1)
+        log_prior = task.log_prior(theta)
+        inside = np.isfinite(log_prior)
         result = dict(obs=k, raw=float(sbibm.c2st(reference[k], theta[:10000], fast=True)))
         for name, log_lik in (("exact", exact), ("learnt", learnt)):
-            draws, ess = resample(theta, np.where(inside, log_lik - log_q, -np.inf), rng)
+            draws, ess = resample(theta, np.where(inside, log_lik + log_prior - log_q, -np.inf), rng)
             result[name] = float(sbibm.c2st(reference[k], draws, fast=True))
             result[name + "_ess"] = round(ess)
         result["rank_correlation"] = float(stats.spearmanr(learnt[inside], exact[inside])[0])
