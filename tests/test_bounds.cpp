@@ -8,6 +8,7 @@
 #include <cmath>
 #include <functional>
 #include <limits>
+#include <tuple>
 
 #include "sbgm/data/bounds.hpp"
 #include "sbgm/data/gaussian_mixture.hpp"
@@ -15,6 +16,7 @@
 #include "sbgm/run/inpaint.hpp"
 #include "sbgm/run/model.hpp"
 #include "sbgm/sample/edm_heun.hpp"
+#include "sbgm/score/score_model.hpp"
 #include "sbgm/sde/sde.hpp"
 #include "sbgm/util/error.hpp"
 
@@ -244,6 +246,71 @@ TEST(Bounds, AModelKeptWithinItsSupportByRejection) {
   const LikelihoodResult lost = model_log_likelihood(model, points.narrow(0, 0, 1), tight, 0, {}, far);
   EXPECT_TRUE(std::isfinite(lost.log_prob[0].item<double>()));
   EXPECT_GT(lost.std_error[0].item<double>(), 1.0);
+}
+
+// Draws with their log-density from the same truncated conditional Gaussian: each draw's log p is
+// the Gaussian's less log Z(y), Z from the first draws where a condition has kSupportDraws of
+// them and from draws of its own where it has fewer, the error bar as reported. A bounded model's
+// draws carry the map's log-Jacobian as its log-likelihood does, and a draw moved onto the box
+// has no density (NaN).
+TEST(Bounds, DrawsWithTheirLogDensityUnderASupport) {
+  const double mu[2] = {0.5, -1.0}, sd[2] = {0.6, 0.8};
+  const GaussianMixture gaussian(at::ones({1}, at::kDouble), at::tensor({mu[0], mu[1]}, at::kDouble).reshape({1, 2}),
+                                 at::diag(at::tensor({sd[0] * sd[0], sd[1] * sd[1]}, at::kDouble)).reshape({1, 2, 2}),
+                                 at::tensor({1.0, 0.0}, at::kDouble).reshape({1, 2, 1}));
+  Model model = mixture_model(gaussian, SDEConfig{});
+  model.set_box(Bounds::from_lists({-1}, {1}, 2), KeepWithin::Reject);
+  const auto Phi = [](double z) { return 0.5 * std::erfc(-z / std::sqrt(2.0)); };
+  const auto mass_inside = [&](double y) {
+    double z = 1;
+    for (int d = 0; d < 2; ++d) {
+      const double m = mu[d] + (d == 0 ? y : 0.0);
+      z *= Phi((1 - m) / sd[d]) - Phi((-1 - m) / sd[d]);
+    }
+    return z;
+  };
+  const auto score = model.score_model();
+  LikelihoodConfig config;
+  config.solver.rtol = config.solver.atol = 1e-6;
+  // Condition 0.0 with 1,500 draws (Z from them), 0.8 with 20 (Z from draws of its own).
+  const at::Tensor y = at::cat({at::zeros({1500, 1}, at::kDouble), at::full({20, 1}, 0.8, at::kDouble)});
+  SupportStats stats;
+  const ModelDraws d = sample_model_with_density(model, *score, config, y.size(0), y, 4, {}, &stats);
+  EXPECT_TRUE(model.inside(d.x).all().item<bool>());
+  EXPECT_GT(stats.outside, 0);
+  for (const auto& [begin, rows, cond, m] : {std::tuple{0, 1500, 0.0, 1500.0}, std::tuple{1500, 20, 0.8, double(kSupportDraws)}}) {
+    const double z = mass_inside(cond);
+    const GaussianMixture shifted(gaussian.weights(), gaussian.means() + at::tensor({cond, 0.0}, at::kDouble), gaussian.covs());
+    const at::Tensor x = d.x.narrow(0, begin, rows);
+    const at::Tensor exact = shifted.log_prob(x).to(at::kDouble) - std::log(z);
+    const double expected_error = std::sqrt((1 - z) / (z * m));
+    const at::Tensor error = d.std_error.narrow(0, begin, rows);
+    EXPECT_NEAR(error.min().item<double>(), expected_error, 0.2 * expected_error) << "condition " << cond;
+    EXPECT_NEAR(error.max().item<double>(), error.min().item<double>(), 1e-12) << "one Z per condition";
+    // p_T is taken as N(0, I): the ODE's density is the Gaussian's to within hundredths, off by a
+    // common log Z error.
+    const at::Tensor diff = d.log_prob.narrow(0, begin, rows) - exact;
+    EXPECT_NEAR(diff.mean().item<double>(), 0.0, 4 * expected_error + 0.03) << "condition " << cond;
+    EXPECT_LT((diff - diff.mean()).abs().max().item<double>(), 0.03) << "condition " << cond;
+  }
+  // The normalised log-likelihood of the same points, for the first condition, agrees.
+  const LikelihoodResult back = model_log_likelihood(model, d.x.narrow(0, 0, 5), config, 0, {}, y.narrow(0, 0, 5));
+  EXPECT_LT((back.log_prob - d.log_prob.narrow(0, 0, 5)).abs().max().item<double>(),
+            4 * std::hypot(back.std_error[0].item<double>(), d.std_error[0].item<double>()) + 1e-3);
+
+  // A condition whose draws almost all fall outside: moved onto the box, no density.
+  const ModelDraws lost = sample_model_with_density(model, *score, config, 200, at::full({200, 1}, 6.0, at::kDouble), 4);
+  EXPECT_TRUE(at::isnan(lost.log_prob).all().item<bool>());
+  EXPECT_TRUE(model.inside(lost.x).all().item<bool>());
+
+  // A box mapped onto unbounded space: the draws' log p is the Gaussian's at their logits plus
+  // the map's log-Jacobian.
+  const GaussianMixture plain(gaussian.weights(), gaussian.means(), gaussian.covs());
+  Model mapped = mixture_model(plain, SDEConfig{});
+  mapped.bounds = Bounds::from_lists({-1}, {1}, 2);
+  const ModelDraws b = sample_model_with_density(mapped, *mapped.score_model(), config, 50, at::Tensor(), 2);
+  const at::Tensor expected = plain.log_prob(mapped.bounds.to_unbounded(b.x)) + mapped.bounds.log_abs_det_jacobian(b.x);
+  EXPECT_LT((b.log_prob - expected).abs().max().item<double>(), 0.03);
 }
 
 TEST(Bounds, ClampMovesEachFeatureOntoItsBox) {

@@ -15,6 +15,7 @@
 #include "sbgm/score/mixture_score.hpp"
 #include "sbgm/score/score_model.hpp"
 #include "sbgm/sde/sde.hpp"
+#include "sbgm/util/error.hpp"
 #include "sbgm/util/runtime.hpp"
 
 using namespace sbgm;
@@ -128,6 +129,57 @@ TEST(Likelihood, HutchinsonAgreesWithExactWithinItsStandardError) {
     EXPECT_LT((p.log_prob - r.log_prob).abs().max().item<double>(), 1e-3) << to_string(noise);
     EXPECT_LT((p.std_error - r.std_error).abs().max().item<double>(), 1e-3) << to_string(noise);
   }
+}
+
+// Draws with their density: the ODE run down from the prior carries log q of each draw, which
+// is the forward solve's log p at that draw (the same flow, integrated the other way), the exact
+// diffused mixture's once p_T is the exact one, and the draws are the ODE sampler's own.
+TEST_P(LikelihoodEverySDE, DrawsCarryTheirOwnLogDensity) {
+  auto sde = sde_of(GetParam());
+  GaussianMixtureScore score(two_d_mixture(), sde);
+  for (bool per_row : {false, true}) {
+    LikelihoodConfig c;
+    c.solver.rtol = c.solver.atol = 1e-8;
+    c.solver.per_row = per_row;
+    c.chunk_size = 16;
+    const DrawsWithDensity d =
+        draw_with_log_likelihood(score, *sde, {2}, 40, at::Tensor(), c, make_generator(at::kCPU, 6), kDouble);
+    ASSERT_EQ(d.x.sizes(), (std::vector<int64_t>{40, 2}));
+    EXPECT_TRUE(at::equal(d.std_error, at::zeros_like(d.std_error)));
+    const LikelihoodResult back = log_likelihood(score, *sde, d.x, at::Tensor(), c, make_generator(at::kCPU, 0));
+    EXPECT_LT((d.log_prob - back.log_prob).abs().max().item<double>(), 1e-5) << "per row " << per_row;
+    // With the exact p_T at the end the forward solve reaches, the chain is the mixture's density.
+    const at::Tensor exact_chain =
+        d.log_prob - sde->prior_log_prob(back.x_T).to(at::kDouble) + score.log_prob(back.x_T, sde->T()).to(at::kDouble);
+    const at::Tensor truth = score.log_prob(d.x, sde->t_eps()).to(at::kDouble);
+    EXPECT_LT((exact_chain - truth).abs().max().item<double>(), 1e-4) << "per row " << per_row;
+    // The same prior draws (chunk by chunk, one generator) as the ODE sampler's, taken to the same end.
+    ProbabilityFlowSampler sampler(c.solver);
+    DrawConfig draw;
+    draw.n = 40;
+    draw.chunk_size = c.chunk_size;
+    const at::Tensor x = draw_samples(sampler, score, *sde, {2}, draw, at::Tensor(), make_generator(at::kCPU, 6), kDouble);
+    EXPECT_LT((x - d.x).abs().max().item<double>(), 1e-5) << "per row " << per_row;
+  }
+}
+
+// With Hutchinson's divergence the draws' log q is estimated within its standard error, and the
+// variational bound, which gives no density of draws, is refused.
+TEST(Likelihood, DrawsWithHutchinsonsDivergence) {
+  auto sde = sde_of(SDEKind::VP);
+  GaussianMixtureScore score(two_d_mixture(), sde);
+  LikelihoodConfig h;
+  h.divergence = DivergenceKind::Hutchinson;
+  h.probes = 64;
+  const DrawsWithDensity d =
+      draw_with_log_likelihood(score, *sde, {2}, 10, at::Tensor(), h, make_generator(at::kCPU, 2), kDouble);
+  EXPECT_TRUE((d.std_error > 0).all().item<bool>());
+  const LikelihoodResult e = log_likelihood(score, *sde, d.x, at::Tensor(), LikelihoodConfig{}, make_generator(at::kCPU, 0));
+  EXPECT_LT(((d.log_prob - e.log_prob).abs() / d.std_error).max().item<double>(), 5.0);
+  LikelihoodConfig bound;
+  bound.method = LikelihoodMethod::ELBO;
+  EXPECT_THROW(draw_with_log_likelihood(score, *sde, {2}, 10, at::Tensor(), bound, make_generator(at::kCPU, 2), kDouble),
+               InvalidArgument);
 }
 
 // Deterministic sampling through the probability-flow ODE reproduces Gaussian moments.

@@ -1,5 +1,6 @@
 #include <ATen/ATen.h>
 
+#include <cmath>
 #include <cstdio>
 #include <iostream>
 
@@ -55,6 +56,17 @@ std::vector<PathPanel> trajectory_panels(const Model& model, const SamplerOption
   return panels;
 }
 
+// The samples' mean log-density, an estimate of minus the model's entropy (of the mixture over
+// the conditions given), with its standard error over the samples.
+void print_log_prob_summary(const SampleReport& report) {
+  const at::Tensor values = report.log_prob.masked_select(at::isfinite(report.log_prob));
+  const int64_t rows = values.numel();
+  if (rows == 0) return;
+  std::cout << "log p of the samples: mean " << values.mean().item<double>() << " nats";
+  if (rows > 1) std::cout << " +- " << values.std().item<double>() / std::sqrt(double(rows)) << " (standard error)";
+  std::cout << "\n";
+}
+
 }  // namespace
 
 void add_sample_command(CLI::App& app, Action& action) {
@@ -62,7 +74,8 @@ void add_sample_command(CLI::App& app, Action& action) {
   struct Options {
     ModelSource source;
     int nproc = 1;
-    std::string out, png, cond, device = "cpu", sampler, predictor = "em";
+    std::string out, png, cond, device = "cpu", sampler, predictor = "em", log_prob, divergence = "exact";
+    int64_t probes = 1;
     double guidance = 0;
     int64_t set_orders = 1;
     std::string precision = "float32";
@@ -89,6 +102,13 @@ void add_sample_command(CLI::App& app, Action& action) {
                 "write the mode instead of samples (the MAP estimate of p(theta | x) for each condition, [M, ...]): "
                 "gradient ascent along the score from N posterior samples, the end point of highest log-density kept");
   cmd->add_option("--cond", opt->cond, "conditional model: conditions .npy/.csv [M, C]; n samples for each row");
+  cmd->add_option("--log-prob", opt->log_prob,
+                  "also write each sample's log-density in nats, .npy [n] ([M, n] with --cond): the density of the "
+                  "probability-flow ODE's draws, had in the same solve (the sampler must be ode, the default with "
+                  "this flag), for importance weights p / q");
+  cmd->add_option("--divergence", opt->divergence, "with --log-prob: exact or hutchinson")->capture_default_str();
+  cmd->add_option("--probes", opt->probes, "with --log-prob --divergence hutchinson: probes, fixed through each solve")
+      ->capture_default_str();
   cmd->add_flag("--iid", opt->iid,
                 "the rows of --cond are independent observations of one parameter: n samples of p(theta | all of "
                 "them), [n, ...], composed from the model of p(theta | x)");
@@ -136,6 +156,7 @@ void add_sample_command(CLI::App& app, Action& action) {
       if (opt->threads < 0) throw InvalidArgument("--threads must not be negative");
       check_output_path(opt->out, ".npy");
       if (!opt->png.empty()) check_output_path(opt->png, ".png");
+      if (!opt->log_prob.empty()) check_output_path(opt->log_prob, ".npy");
       if (opt->trajectories < 0) throw InvalidArgument("--trajectories must not be negative");
       if (opt->trajectories > 0 && opt->png.empty()) throw InvalidArgument("--trajectories needs --png FILE.png");
       if (opt->map && (!opt->png.empty() || opt->guidance != 0))
@@ -152,6 +173,9 @@ void add_sample_command(CLI::App& app, Action& action) {
       request.sampler = opt->sampler;
       request.sampling = opt->sampling;
       request.steps_given = opt->steps_option->count() > 0;
+      request.log_prob = !opt->log_prob.empty();
+      request.divergence = divergence_from_string(opt->divergence);
+      request.probes = opt->probes;
       request.iid.method = iid_method_from_string(opt->iid_method);
       request.iid.covariance_samples = opt->iid_draws;
       if (!opt->prior.empty()) request.iid.prior = std::make_shared<const GaussianMixture>(read_gaussian_mixture(opt->prior));
@@ -188,6 +212,10 @@ void add_sample_command(CLI::App& app, Action& action) {
       if (!job.comm.is_root()) return 0;  // rank 0 writes what every rank holds
       check_finite(samples, "the samples (the model diverged)");
       write_npy(opt->out, samples);
+      if (request.log_prob) {
+        write_npy(opt->log_prob, report.log_prob);
+        print_log_prob_summary(report);
+      }
       if (const std::string kept = report.support.summary(); !kept.empty()) std::cout << kept << "\n";
       const bool images = is_image_shape(model.data_shape);
       const std::unique_ptr<Sampler> sampler = make_sampler(sampling);

@@ -83,59 +83,123 @@ void LikelihoodConfig::validate() const {
   if (chunk_size < 1) throw InvalidArgument("likelihood chunk size must be at least 1");
 }
 
+namespace {
+
+// One chunk's augmented ODE [x, Delta_1..P] solved from t0 to t1, starting from x [rows, ...] and
+// Delta = 0; probes drawn from the chunk's generator when the divergence is Hutchinson's.
+struct AugmentedEnd {
+  at::Tensor x;      // [rows, ...] at t1
+  at::Tensor delta;  // [rows, P] float64: the integral of the divergence from t0 to t1
+};
+AugmentedEnd solve_augmented(ScoreModel& model, const SDE& sde, const at::Tensor& x, const at::Tensor& y,
+                             const LikelihoodConfig& config, const RowChunk& c, double t0, double t1,
+                             at::Tensor& stats) {
+  model.forget_kept_state();  // each chunk's values depend on its rows only
+  const int64_t d = x.numel() / c.rows;
+  const at::Tensor probes = config.divergence == DivergenceKind::Hutchinson
+                                ? draw_probes(config, {config.probes, c.rows, d}, c.gen, x.options())
+                                : at::Tensor();
+  AugmentedFlow flow(model, sde, x.sizes().vec(), y, probes);
+  const at::Tensor state0 = at::cat({x.reshape({c.rows, d}), at::zeros({c.rows, flow.accumulators()}, x.options())}, 1);
+  SolveStats s;
+  const at::Tensor state1 =
+      config.solver.per_row
+          ? odeint_rowwise(std::cref(flow), state0, t0, t1, config.solver, &s)
+          : odeint([&](double t, const at::Tensor& state) { return flow(at::full({c.rows}, t, state.options()), state); },
+                   state0, t0, t1, config.solver, &s);
+  stats += at::tensor({static_cast<double>(s.accepted), static_cast<double>(s.rejected),
+                       static_cast<double>(s.function_evals), static_cast<double>(s.row_evals)},
+                      stats.options());
+  return {state1.narrow(1, 0, d).reshape(x.sizes()), state1.narrow(1, d, flow.accumulators()).to(at::kDouble)};
+}
+
+// Solver statistics summed over chunks (stats [4], as solve_augmented adds them) and then ranks.
+SolveStats total_stats(at::Tensor stats, const Communicator& comm) {
+  comm.all_reduce_sum({stats});
+  const at::Tensor totals = stats.cpu();
+  SolveStats s;
+  s.accepted = static_cast<int64_t>(totals[0].item<double>());
+  s.rejected = static_cast<int64_t>(totals[1].item<double>());
+  s.function_evals = static_cast<int64_t>(totals[2].item<double>());
+  s.row_evals = static_cast<int64_t>(totals[3].item<double>());
+  return s;
+}
+
+// A chunk's log p = log p_T + the divergence's integral from t_eps to T, estimated by the mean of
+// its P accumulators [rows, P], with the standard error of that mean (zero for one).
+void write_estimate(at::Tensor& log_prob, at::Tensor& std_error, const RowChunk& c, const at::Tensor& prior,
+                    const at::Tensor& integral) {
+  log_prob.narrow(0, c.local_start, c.rows).copy_(prior + integral.mean(1));
+  if (integral.size(1) > 1)
+    std_error.narrow(0, c.local_start, c.rows).copy_(integral.std(1) / std::sqrt(integral.size(1)));
+}
+
+}  // namespace
+
 LikelihoodResult log_likelihood(ScoreModel& model, const SDE& sde, const at::Tensor& x, const at::Tensor& y,
                                 const LikelihoodConfig& config, at::Generator gen, const ProgressFn& progress,
                                 const Communicator& comm) {
   config.validate();
   if (config.method != LikelihoodMethod::ODE) return variational_bound(model, sde, x, y, config, gen, progress, comm);
   if (x.dim() < 2 || x.size(0) < 1) throw InvalidArgument("points must have shape [N, ...] with N >= 1");
-  const int64_t n = x.size(0), d = x.numel() / n;
-  const RowChunks chunks(n, config.chunk_size, gen, x.options(), comm);
+  const RowChunks chunks(x.size(0), config.chunk_size, gen, x.options(), comm);
   const int64_t local = chunks.local_rows();
   at::Tensor log_prob = at::empty({local}, x.options().dtype(at::kDouble));
   at::Tensor std_error = at::zeros({local}, x.options().dtype(at::kDouble));
   at::Tensor x_T_local = at::empty_like(x.narrow(0, chunks.local_begin(), local));
-  // Solver statistics, summed over chunks and then over ranks.
   at::Tensor stats = at::zeros({4}, x.options().dtype(at::kDouble));
   chunks.for_each(
       [&](const RowChunk& c) {
-        model.forget_kept_state();  // each chunk's values depend on its rows only
-        const at::Tensor xc = x.narrow(0, c.start, c.rows);
-        std::vector<int64_t> shape = xc.sizes().vec();
-        const at::Tensor probes = config.divergence == DivergenceKind::Hutchinson
-                                      ? draw_probes(config, {config.probes, c.rows, d}, c.gen, x.options())
-                                      : at::Tensor();
-        AugmentedFlow flow(model, sde, shape, y.defined() ? y.narrow(0, c.start, c.rows) : at::Tensor(), probes);
-        const at::Tensor state0 =
-            at::cat({xc.reshape({c.rows, d}), at::zeros({c.rows, flow.accumulators()}, x.options())}, 1);
-        SolveStats s;
-        const at::Tensor state1 =
-            config.solver.per_row
-                ? odeint_rowwise(std::cref(flow), state0, sde.t_eps(), sde.T(), config.solver, &s)
-                : odeint([&](double t, const at::Tensor& state) { return flow(at::full({c.rows}, t, state.options()), state); },
-                         state0, sde.t_eps(), sde.T(), config.solver, &s);
-        stats += at::tensor({static_cast<double>(s.accepted), static_cast<double>(s.rejected),
-                             static_cast<double>(s.function_evals), static_cast<double>(s.row_evals)},
-                            stats.options());
-        const at::Tensor x_T = state1.narrow(1, 0, d).reshape(shape);
-        const at::Tensor delta = state1.narrow(1, d, flow.accumulators()).to(at::kDouble);
-        const at::Tensor prior = sde.prior_log_prob(x_T).to(at::kDouble);
-        log_prob.narrow(0, c.local_start, c.rows).copy_(prior + delta.mean(1));
-        if (flow.accumulators() > 1)
-          std_error.narrow(0, c.local_start, c.rows).copy_(delta.std(1) / std::sqrt(flow.accumulators()));
-        x_T_local.narrow(0, c.local_start, c.rows).copy_(x_T);
+        const AugmentedEnd end = solve_augmented(model, sde, x.narrow(0, c.start, c.rows),
+                                                 y.defined() ? y.narrow(0, c.start, c.rows) : at::Tensor(), config, c,
+                                                 sde.t_eps(), sde.T(), stats);
+        write_estimate(log_prob, std_error, c, sde.prior_log_prob(end.x).to(at::kDouble), end.delta);
+        x_T_local.narrow(0, c.local_start, c.rows).copy_(end.x);
       },
       progress);
-  comm.all_reduce_sum({stats});
   LikelihoodResult result;
   result.log_prob = chunks.gather(log_prob);
   result.std_error = chunks.gather(std_error);
   result.x_T = chunks.gather(x_T_local);
-  const at::Tensor totals = stats.cpu();
-  result.stats.accepted = static_cast<int64_t>(totals[0].item<double>());
-  result.stats.rejected = static_cast<int64_t>(totals[1].item<double>());
-  result.stats.function_evals = static_cast<int64_t>(totals[2].item<double>());
-  result.stats.row_evals = static_cast<int64_t>(totals[3].item<double>());
+  result.stats = total_stats(stats, comm);
+  return result;
+}
+
+DrawsWithDensity draw_with_log_likelihood(ScoreModel& model, const SDE& sde, const std::vector<int64_t>& sample_shape,
+                                          int64_t n, const at::Tensor& y, const LikelihoodConfig& config,
+                                          at::Generator gen, const at::TensorOptions& options,
+                                          const ProgressFn& progress, const Communicator& comm) {
+  config.validate();
+  if (config.method != LikelihoodMethod::ODE)
+    throw InvalidArgument("the density of draws is the probability-flow ODE's: not had from the variational bound");
+  if (n < 1) throw InvalidArgument("the number of samples must be at least 1");
+  if (y.defined() && y.size(0) != n)
+    throw InvalidArgument("got " + std::to_string(y.size(0)) + " condition rows for " + std::to_string(n) + " samples");
+  const RowChunks chunks(n, config.chunk_size, gen, options, comm);
+  const int64_t local = chunks.local_rows();
+  std::vector<int64_t> local_shape{local};
+  local_shape.insert(local_shape.end(), sample_shape.begin(), sample_shape.end());
+  at::Tensor x_local = at::empty(local_shape, options);
+  at::Tensor log_prob = at::empty({local}, options.dtype(at::kDouble));
+  at::Tensor std_error = at::zeros({local}, options.dtype(at::kDouble));
+  at::Tensor stats = at::zeros({4}, options.dtype(at::kDouble));
+  chunks.for_each(
+      [&](const RowChunk& c) {
+        std::vector<int64_t> shape{c.rows};
+        shape.insert(shape.end(), sample_shape.begin(), sample_shape.end());
+        const at::Tensor x_T = sde.prior_sample(shape, c.gen, options);  // before the probes, as draw_samples draws
+        const AugmentedEnd end = solve_augmented(model, sde, x_T, y.defined() ? y.narrow(0, c.start, c.rows) : at::Tensor(),
+                                                 config, c, sde.T(), sde.t_eps(), stats);
+        // Integrated downwards, the accumulators hold minus the integral from t_eps to T.
+        write_estimate(log_prob, std_error, c, sde.prior_log_prob(x_T).to(at::kDouble), -end.delta);
+        x_local.narrow(0, c.local_start, c.rows).copy_(end.x.detach());
+      },
+      progress);
+  DrawsWithDensity result;
+  result.x = chunks.gather(x_local);
+  result.log_prob = chunks.gather(log_prob);
+  result.std_error = chunks.gather(std_error);
+  result.stats = total_stats(stats, comm);
   return result;
 }
 

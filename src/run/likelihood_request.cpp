@@ -13,9 +13,7 @@ namespace sbgm {
 
 LikelihoodConfig resolve_likelihood(const Model& model, const LikelihoodRequest& request) {
   LikelihoodConfig config = request.config;
-  if (config.chunk_size == 0)
-    config.chunk_size = !model.analytic() && is_image_net(model.config.model.kind) ? kImageLikelihoodChunkRows
-                                                                                   : LikelihoodConfig{}.chunk_size;
+  if (config.chunk_size == 0) config.chunk_size = likelihood_chunk_rows(model);
   return config;
 }
 

@@ -255,6 +255,37 @@ at::Tensor draw_in_data_space(const Model& model, ScoreModel& score, Sampler& sa
   return model.to_data_space(x).cpu();
 }
 
+// Draws in data space and, where asked for, their log-density q there (the model's, before any
+// normalisation by the support) with its standard error.
+struct Draws {
+  at::Tensor x, log_prob, std_error;
+  // Rows `to` of these draws become the rows `from` of other draws.
+  void take(const at::Tensor& to, const Draws& other, const at::Tensor& from) {
+    x.index_copy_(0, to, other.x.index_select(0, from));
+    if (!log_prob.defined()) return;
+    log_prob.index_copy_(0, to, other.log_prob.index_select(0, from));
+    std_error.index_copy_(0, to, other.std_error.index_select(0, from));
+  }
+};
+// n draws for the conditions y ([n, C] or undefined) with a generator seeded with seed.
+using DrawFn = std::function<Draws(int64_t n, const at::Tensor& y, uint64_t seed)>;
+
+// The probability-flow ODE's draws with their log-density, mapped into data space (the maps'
+// log-Jacobian added, as for model_log_likelihood_unnormalised).
+Draws draw_with_density_in_data_space(const Model& model, ScoreModel& score, const LikelihoodConfig& config, int64_t n,
+                                      const at::Tensor& y, uint64_t seed, const ProgressFn& progress,
+                                      const Communicator& comm) {
+  const c10::Device device = model.device;
+  const DrawsWithDensity d =
+      draw_with_log_likelihood(score, *model.sde, model.data_shape, n, y, config, make_generator(device, seed),
+                               at::TensorOptions().device(device).dtype(model.dtype), progress, comm);
+  Draws draws;
+  draws.x = model.to_data_space(d.x).cpu();
+  draws.log_prob = d.log_prob.cpu() + model.log_abs_det_jacobian(draws.x).to(at::kDouble);
+  draws.std_error = d.std_error.cpu();
+  return draws;
+}
+
 // A generator seed of its own for each further round of draws.
 uint64_t round_seed(uint64_t seed, uint64_t round) { return seed ^ (0x9E3779B97F4A7C15ULL * round); }
 
@@ -264,6 +295,7 @@ struct ConditionGroups {
   at::Tensor group;  // [n] long
   at::Tensor first;  // [groups] long
   int64_t count() const { return first.numel(); }
+  at::Tensor sizes() const { return at::bincount(group, {}, count()).to(at::kDouble); }
 };
 ConditionGroups condition_groups(const at::Tensor& y, int64_t n) {
   if (!y.defined()) return {at::zeros({n}, at::kLong), at::zeros({1}, at::kLong)};
@@ -274,16 +306,23 @@ ConditionGroups condition_groups(const at::Tensor& y, int64_t n) {
   return {inverse, first};
 }
 
-// Rows x [n, ...] whose rows outside the support are drawn again (sample_model_with).
-at::Tensor redraw_outside(const Model& model, ScoreModel& score, Sampler& sampler, at::Tensor x, const at::Tensor& y,
-                          uint64_t seed, const ProgressFn& progress, SupportStats* report, const Communicator& comm) {
+// How many of each group's rows the mask [n] holds: [groups] float64.
+at::Tensor count_per_group(const ConditionGroups& groups, const at::Tensor& mask) {
+  return at::zeros({groups.count()}, at::kDouble).index_add_(0, groups.group, mask.to(at::kDouble));
+}
+
+// First draws whose rows outside the support are drawn again (sample_model_with). Rows given up
+// on are moved onto the box; they are no draws of the model, so their log-density is NaN.
+Draws redraw_outside(const Model& model, const DrawFn& draw, Draws first, const at::Tensor& y, uint64_t seed,
+                     SupportStats* report) {
+  at::Tensor& x = first.x;
   const int64_t n = x.size(0);
   const at::Tensor in = model.support.inside(x);
   // The rows of a condition whose first draws all but miss the support would spend a hundred
   // times the sampling and still miss: they go onto the box at once.
   const ConditionGroups groups = condition_groups(y, n);
-  const at::Tensor kept = at::zeros({groups.count()}, at::kDouble).index_add_(0, groups.group, in.to(at::kDouble));
-  const at::Tensor sizes = at::bincount(groups.group, {}, groups.count()).to(at::kDouble);
+  const at::Tensor kept = count_per_group(groups, in);
+  const at::Tensor sizes = groups.sizes();
   const at::Tensor starved = ((kept * kMostDrawsPerSample < sizes) & (sizes >= kMostDrawsPerSample)).index_select(0, groups.group);
   const at::Tensor share = in.to(at::kDouble).mean();
   const double acceptance = std::max(share.item<double>(), 1.0 / kMostDrawsPerSample);
@@ -309,18 +348,23 @@ at::Tensor redraw_outside(const Model& model, ScoreModel& score, Sampler& sample
     used += copies;
     if (report) report->redraws += k * copies;
     const at::Tensor rows_y = y.defined() ? y.index_select(0, outside.to(y.device())).repeat_interleave(copies, 0) : y;
-    const at::Tensor draws =
-        draw_in_data_space(model, score, sampler, k * copies, rows_y, round_seed(seed, round), progress, comm);
-    const at::Tensor hits = model.support.inside(draws).reshape({k, copies});
+    const Draws more = draw(k * copies, rows_y, round_seed(seed, round));
+    const at::Tensor hits = model.support.inside(more.x).reshape({k, copies});
     const at::Tensor found = hits.any(1);
     // The first copy inside: a draw from the model given the support.
     const at::Tensor pick = at::arange(k, at::kLong) * copies + hits.to(at::kInt).argmax(1);
-    x.index_copy_(0, outside.masked_select(found), draws.index_select(0, pick.masked_select(found)));
+    first.take(outside.masked_select(found), more, pick.masked_select(found));
     outside = outside.masked_select(~found);
   }
-  if (given_up.numel() > 0) x.index_copy_(0, given_up, model.support.clamp(x.index_select(0, given_up)));
+  if (given_up.numel() > 0) {
+    x.index_copy_(0, given_up, model.support.clamp(x.index_select(0, given_up)));
+    if (first.log_prob.defined()) {
+      first.log_prob.index_fill_(0, given_up, std::numeric_limits<double>::quiet_NaN());
+      first.std_error.index_fill_(0, given_up, std::numeric_limits<double>::quiet_NaN());
+    }
+  }
   if (report) report->clamped += given_up.numel();
-  return x;
+  return first;
 }
 
 }  // namespace
@@ -346,9 +390,80 @@ std::string SupportStats::summary() const {
 
 at::Tensor sample_model_with(const Model& model, ScoreModel& score, Sampler& sampler, int64_t n, const at::Tensor& y,
                              uint64_t seed, const ProgressFn& progress, SupportStats* report, const Communicator& comm) {
-  const at::Tensor x = draw_in_data_space(model, score, sampler, n, y, seed, progress, comm);
-  if (model.support.none()) return x;
-  return redraw_outside(model, score, sampler, x, y, seed, progress, report, comm);
+  const DrawFn draw = [&](int64_t rows, const at::Tensor& rows_y, uint64_t s) {
+    Draws draws;
+    draws.x = draw_in_data_space(model, score, sampler, rows, rows_y, s, progress, comm);
+    return draws;
+  };
+  Draws first = draw(n, y, seed);
+  if (model.support.none()) return first.x;
+  return redraw_outside(model, draw, std::move(first), y, seed, report).x;
+}
+
+namespace {
+
+// The adaptive solver's tolerance for the draws that estimate Z (below).
+constexpr double kSupportTolerance = 1e-3;
+
+// How many of kSupportDraws draws of the probability-flow ODE given each condition of group_y
+// ([g, C] in model space, or undefined for one group) fall inside the model's support: [g]
+// float64. Z is the mass inside of the density that log q is, the ODE's: drawn by that ODE. Its
+// tolerance need not be the likelihood's: a draw moved by the solver's error (relative
+// kSupportTolerance) changes sides only within that distance of the box's faces, far below what
+// m draws resolve (Z's error sqrt((1 - Z) / (Z m)), 0.01-0.03). For the 2 x 32 transformer on
+// gaussian_linear_uniform the whole `sbgm loglik` of one condition took 8.9 s against 37 s at the
+// default 1e-5, its log p 0.003 nats from the tight one's.
+at::Tensor support_hits(const Model& model, ScoreModel& score, const SolverConfig& solver, const at::Tensor& group_y,
+                        int64_t groups, uint64_t seed, const ProgressFn& progress, const Communicator& comm) {
+  const int64_t m = kSupportDraws;
+  SamplerOptions ode;
+  ode.kind = SamplerKind::ProbabilityFlow;
+  ode.solver = solver;
+  ode.solver.rtol = std::max(solver.rtol, kSupportTolerance);
+  ode.solver.atol = std::max(solver.atol, kSupportTolerance);
+  ode.steps = solver.steps;
+  auto sampler = make_sampler(ode);
+  const at::Tensor draws_y = group_y.defined() ? group_y.repeat_interleave(m, 0) : group_y;
+  const at::Tensor draws =
+      draw_in_data_space(model, score, *sampler, groups * m, draws_y, round_seed(seed, 0x5a), progress, comm);
+  return model.support.inside(draws).reshape({groups, m}).to(at::kDouble).sum(1);
+}
+
+// log q - log Z(y) for rows whose group's draws had `hits` of `draws` inside the support (both
+// [groups]), Z's Monte-Carlo error sqrt((1 - Z) / (Z m)) joined to the standard error. No draw
+// inside counts as half a draw: Z = 1 / (2m), its error 1.4 nats for m = 1000.
+void normalise_by_support(at::Tensor& log_prob, at::Tensor& std_error, const at::Tensor& hits, const at::Tensor& draws,
+                          const at::Tensor& group) {
+  const at::Tensor z_groups = hits.clamp_min(0.5) / draws;
+  const at::Tensor z = z_groups.index_select(0, group), m = draws.index_select(0, group);
+  log_prob = log_prob - at::log(z).to(log_prob.dtype());
+  std_error = at::sqrt(std_error.to(at::kDouble).square() + (1 - z) / (z * m)).to(std_error.dtype());
+}
+
+}  // namespace
+
+ModelDraws sample_model_with_density(const Model& model, ScoreModel& score, const LikelihoodConfig& config, int64_t n,
+                                     const at::Tensor& y, uint64_t seed, const ProgressFn& progress,
+                                     SupportStats* report, const Communicator& comm) {
+  const DrawFn draw = [&](int64_t rows, const at::Tensor& rows_y, uint64_t s) {
+    return draw_with_density_in_data_space(model, score, config, rows, rows_y, s, progress, comm);
+  };
+  Draws first = draw(n, y, seed);
+  if (model.support.none()) return {first.x, first.log_prob, first.std_error};
+  // Z(y) from the first draws, which are draws of q itself; a condition with fewer of them than
+  // model_log_likelihood takes gets that many draws of its own.
+  const ConditionGroups groups = condition_groups(y, n);
+  at::Tensor hits = count_per_group(groups, model.support.inside(first.x));
+  at::Tensor draws = groups.sizes();
+  const at::Tensor few = (draws < static_cast<double>(kSupportDraws)).nonzero().squeeze(1);
+  if (few.numel() > 0) {
+    const at::Tensor few_y = y.defined() ? y.index_select(0, groups.first.index_select(0, few).to(y.device())) : y;
+    hits.index_copy_(0, few, support_hits(model, score, config.solver, few_y, few.numel(), seed, progress, comm));
+    draws.index_fill_(0, few, static_cast<double>(kSupportDraws));
+  }
+  Draws kept = redraw_outside(model, draw, std::move(first), y, seed, report);
+  normalise_by_support(kept.log_prob, kept.std_error, hits, draws, groups.group);
+  return {kept.x, kept.log_prob, kept.std_error};
 }
 
 namespace {
@@ -435,6 +550,11 @@ ScoreOptions likelihood_score(int64_t set_orders) {
 }
 }  // namespace
 
+int64_t likelihood_chunk_rows(const Model& model) {
+  return !model.analytic() && is_image_net(model.config.model.kind) ? kImageLikelihoodChunkRows
+                                                                    : LikelihoodConfig{}.chunk_size;
+}
+
 LikelihoodResult model_log_likelihood_unnormalised(const Model& model, const at::Tensor& x_given,
                                                    const LikelihoodConfig& config, uint64_t seed,
                                                    const ProgressFn& progress, const at::Tensor& cond,
@@ -457,10 +577,6 @@ LikelihoodResult model_log_likelihood_unnormalised(const Model& model, const at:
   return r;
 }
 
-namespace {
-// The adaptive solver's tolerance for the draws that estimate Z (below).
-constexpr double kSupportTolerance = 1e-3;
-}  // namespace
 
 LikelihoodResult model_log_likelihood(const Model& model, const at::Tensor& x, const LikelihoodConfig& config,
                                       uint64_t seed, const ProgressFn& progress, const at::Tensor& cond,
@@ -471,30 +587,11 @@ LikelihoodResult model_log_likelihood(const Model& model, const at::Tensor& x, c
   const int64_t n = r.log_prob.numel();
   const at::Tensor y = model.cond_dim > 0 ? model_conditions(model, cond, n) : at::Tensor();
   const ConditionGroups groups = condition_groups(y, n);
-  const int64_t m = kSupportDraws;
-  const at::Tensor draws_y = y.defined() ? y.index_select(0, groups.first.to(y.device())).repeat_interleave(m, 0) : y;
-  // Z is the mass inside of the density log q is, the probability-flow ODE's: drawn by that ODE.
-  // Its tolerance need not be the likelihood's: a draw moved by the solver's error (relative
-  // kSupportTolerance) changes sides only within that distance of the box's faces, far below
-  // what m draws resolve (Z's error sqrt((1 - Z) / (Z m)), 0.01-0.03). For the 2 x 32 transformer
-  // on gaussian_linear_uniform the whole `sbgm loglik` of one condition took 8.9 s against 37 s
-  // at the default 1e-5, its log p 0.003 nats from the tight one's.
+  const at::Tensor group_y = y.defined() ? y.index_select(0, groups.first.to(y.device())) : y;
   auto score = model.score_model(likelihood_score(set_orders));
-  SamplerOptions ode;
-  ode.kind = SamplerKind::ProbabilityFlow;
-  ode.solver = config.solver;
-  ode.solver.rtol = std::max(config.solver.rtol, kSupportTolerance);
-  ode.solver.atol = std::max(config.solver.atol, kSupportTolerance);
-  ode.steps = config.solver.steps;
-  auto sampler = make_sampler(ode);
-  const at::Tensor draws = draw_in_data_space(model, *score, *sampler, groups.count() * m, draws_y,
-                                              round_seed(seed, 0x5a), progress, comm);
-  // No draw inside: half a draw's worth, with the large error that comes with it.
-  const at::Tensor inside_draws = model.support.inside(draws).reshape({groups.count(), m}).to(at::kDouble).sum(1);
-  const at::Tensor z = inside_draws.clamp_min(0.5).div(static_cast<double>(m)).index_select(0, groups.group);
-  r.log_prob = r.log_prob - at::log(z).to(r.log_prob.dtype());
-  const at::Tensor z_error2 = (1 - z) / (z * static_cast<double>(m));
-  r.std_error = at::sqrt(r.std_error.to(at::kDouble).square() + z_error2).to(r.std_error.dtype());
+  const at::Tensor hits = support_hits(model, *score, config.solver, group_y, groups.count(), seed, progress, comm);
+  normalise_by_support(r.log_prob, r.std_error, hits, at::full({groups.count()}, static_cast<double>(kSupportDraws), at::kDouble),
+                       groups.group);
   return r;
 }
 

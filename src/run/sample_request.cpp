@@ -8,6 +8,7 @@
 #include "sbgm/data/toy.hpp"
 #include "sbgm/run/model.hpp"
 #include "sbgm/run/run_defaults.hpp"
+#include "sbgm/score/score_model.hpp"
 #include "sbgm/util/error.hpp"
 #include "sbgm/util/runtime.hpp"
 
@@ -15,7 +16,9 @@ namespace sbgm {
 
 SamplerOptions resolve_sampling(const Model& model, const SampleRequest& request) {
   const std::optional<SamplerKind> asked =
-      request.sampler.empty() ? std::nullopt : std::optional(sampler_kind_from_string(request.sampler));
+      !request.sampler.empty() ? std::optional(sampler_kind_from_string(request.sampler))
+      : request.log_prob       ? std::optional(SamplerKind::ProbabilityFlow)
+                               : std::nullopt;
   const SamplerOptions chosen = sampling_for(model.config, model.cond_dim, asked);
   SamplerOptions options = request.sampling;
   options.kind = chosen.kind;
@@ -47,7 +50,46 @@ void check_request(const Model& model, const SampleRequest& request) {
   // conditional model fails in the sampling below, before any work.
   if (request.cond.defined()) model_conditions(model, request.cond, request.cond.size(0));
   if (request.kind == Kind::IIDPosterior) iid_prior_source(model, request.iid);  // a prior must be had
+  if (request.log_prob) {
+    if (request.kind != Kind::Samples)
+      throw InvalidArgument("log-densities come with samples only: an iid posterior's composed score and a mode have none");
+    if (sampling.kind != SamplerKind::ProbabilityFlow)
+      throw InvalidArgument("the samples' log-densities are those of the probability-flow ODE's draws: ask for the ode "
+                            "sampler, not " + to_string(sampling.kind));
+    if (request.score.precision != Precision::Float32)
+      throw InvalidArgument("log-densities are computed in the model's own precision, not bfloat16");
+    if (request.probes < 1) throw InvalidArgument("probes must be at least 1, got " + std::to_string(request.probes));
+  }
 }
+
+namespace {
+
+// Samples with their log-densities (SampleRequest::log_prob), shaped as the samples alone are.
+void draw_with_density(const Model& model, const SampleRequest& request, const SamplerOptions& sampling,
+                       const ProgressFn& progress, SampleReport& report) {
+  const at::Tensor& cond = request.cond;
+  const int64_t m = !cond.defined() ? 1 : cond.dim() <= 1 ? 1 : cond.size(0), n = request.n;
+  // No conditions for a conditional model: model_conditions says so.
+  const at::Tensor y = cond.defined() || model.cond_dim > 0 ? model_conditions(model, cond, m).repeat_interleave(n, 0)
+                                                            : at::Tensor();
+  LikelihoodConfig config;
+  config.solver = sampling.solver;
+  config.solver.steps = sampling.steps;  // a fixed-step solver's, as the ode sampler takes them
+  config.divergence = request.divergence;
+  config.probes = request.probes;
+  config.chunk_size = likelihood_chunk_rows(model);
+  const std::unique_ptr<ScoreModel> score = model.score_model(request.score);
+  ModelDraws d = sample_model_with_density(model, *score, config, m * n, y, request.seed, progress, &report.support,
+                                           request.comm);
+  std::vector<int64_t> shape{n};
+  if (cond.defined()) shape.insert(shape.begin(), m);
+  report.log_prob = d.log_prob.reshape(shape);
+  report.log_prob_std_error = d.std_error.reshape(shape);
+  shape.insert(shape.end(), model.data_shape.begin(), model.data_shape.end());
+  report.samples = d.x.reshape(shape);
+}
+
+}  // namespace
 
 SampleReport run_sample_request(const Model& model, const SampleRequest& request, const ProgressFn& progress) {
   check_request(model, request);
@@ -63,6 +105,10 @@ SampleReport run_sample_request(const Model& model, const SampleRequest& request
                                         request.score, &report.support, request.comm);
       break;
     case SampleRequest::Kind::Samples:
+      if (request.log_prob) {
+        draw_with_density(model, request, resolve_sampling(model, request), progress, report);
+        break;
+      }
       report.samples = request.cond.defined() ? sample_model_given(model, *sampler, request.cond, request.n, request.seed,
                                                                    progress, request.score, &report.support, request.comm)
                                               : sample_model(model, *sampler, request.n, request.seed, progress,

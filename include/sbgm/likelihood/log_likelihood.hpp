@@ -11,6 +11,7 @@
 
 #include <functional>
 #include <string>
+#include <vector>
 
 #include "sbgm/dist/communicator.hpp"
 #include "sbgm/solvers/ode.hpp"
@@ -75,5 +76,24 @@ at::Tensor draw_probes(const LikelihoodConfig& config, at::IntArrayRef shape, at
 LikelihoodResult log_likelihood(ScoreModel& model, const SDE& sde, const at::Tensor& x, const at::Tensor& y,
                                 const LikelihoodConfig& config, at::Generator gen, const ProgressFn& progress = {},
                                 const Communicator& comm = Communicator());
+
+// The same flow run the other way: n draws of the model by the probability-flow ODE with their
+// log-density. Prior draws x_T are integrated from T down to t_eps together with the divergence,
+// so that log q(x) = log p_T(x_T) - (the divergence's integral from T down to t_eps) is the
+// density of the draws x themselves — the pushforward of the prior by the flow that made them,
+// had in the one solve (to the solver's tolerance, as the forward solve has it), not by sampling
+// and integrating back. sample_shape, y ([n, ...] or undefined), chunks, ranks, progress and
+// probes as log_likelihood; each chunk draws its prior rows from its generator before its
+// probes, as draw_samples does. config.method must be ODE.
+struct DrawsWithDensity {
+  at::Tensor x;          // [n, ...sample_shape] at t_eps
+  at::Tensor log_prob;   // [n] float64: log q(x) in nats
+  at::Tensor std_error;  // [n] Hutchinson's standard error; zeros when exact
+  SolveStats stats;
+};
+DrawsWithDensity draw_with_log_likelihood(ScoreModel& model, const SDE& sde, const std::vector<int64_t>& sample_shape,
+                                          int64_t n, const at::Tensor& y, const LikelihoodConfig& config,
+                                          at::Generator gen, const at::TensorOptions& options,
+                                          const ProgressFn& progress = {}, const Communicator& comm = Communicator());
 
 }  // namespace sbgm

@@ -144,6 +144,24 @@ at::Tensor sample_model_with(const Model& model, ScoreModel& score, Sampler& sam
                              uint64_t seed, const ProgressFn& progress = {}, SupportStats* report = nullptr,
                              const Communicator& comm = Communicator());
 constexpr int64_t kMostDrawsPerSample = 100;
+struct LikelihoodConfig;
+// Draws of a model with the log-density of each in data space.
+struct ModelDraws {
+  at::Tensor x;          // [n, ...] in data space
+  at::Tensor log_prob;   // [n] float64: log p(x | y) in nats, the density the draws have
+  at::Tensor std_error;  // [n] its standard error (Hutchinson's, and the support's share; zeros where exact)
+};
+// n draws of the probability-flow ODE (config.solver, divergence and chunks as for a likelihood)
+// with their log-density in one solve (likelihood/log_likelihood.hpp, draw_with_log_likelihood):
+// the density of the flow that made them, with the given score (guided or not), the maps'
+// log-Jacobian included — so that a draw can be weighted by p / q in importance sampling. A model
+// with a support draws again as sample_model_with does; the draws kept have density q / Z(y), Z
+// the share of the first draws inside for each distinct condition (from kSupportDraws draws of
+// its own where a condition has fewer first draws), its error joined to the standard error.
+// Rows moved onto the box are no draws of the model: NaN.
+ModelDraws sample_model_with_density(const Model& model, ScoreModel& score, const LikelihoodConfig& config, int64_t n,
+                                     const at::Tensor& y, uint64_t seed, const ProgressFn& progress = {},
+                                     SupportStats* report = nullptr, const Communicator& comm = Communicator());
 // n samples in data space drawn with the given sampler (an unconditional model).
 at::Tensor sample_model(const Model& model, Sampler& sampler, int64_t n, uint64_t seed, const ProgressFn& progress = {},
                         const ScoreOptions& score = {}, SupportStats* report = nullptr, const Communicator& comm = Communicator());
@@ -166,8 +184,9 @@ at::Tensor model_rows(const Model& model, const at::Tensor& x);
 constexpr int64_t kImageChunkRows = 256;
 // Rows an image network's likelihood integrates at once (autograd keeps its activations).
 constexpr int64_t kImageLikelihoodChunkRows = 16;
+// Rows a model's likelihood integrates at once by default: 16 for an image network, else 1,000.
+int64_t likelihood_chunk_rows(const Model& model);
 
-struct LikelihoodConfig;
 struct LikelihoodResult;
 // log p(x) (log p(x | y) for conditions cond, one row per row of x or a single row for all) in
 // nats for rows of x in data space (the scaling's log-Jacobian included); -inf outside the bounds.

@@ -9,6 +9,7 @@
 #include <cstdint>
 #include <string>
 
+#include "sbgm/likelihood/log_likelihood.hpp"
 #include "sbgm/run/iid_posterior.hpp"
 #include "sbgm/run/model.hpp"
 #include "sbgm/run/posterior_mode.hpp"
@@ -33,15 +34,24 @@ struct SampleRequest {
   IIDConfig iid;
   ModeConfig mode;
   ScoreOptions score;  // guidance and the network's precision
-  Communicator comm;   // the processes that share the rows (this one alone by default)
+  // Samples only: each sample's log-density too, the density of the probability-flow ODE's draws
+  // had in the same solve (sample_model_with_density), for importance weights p / q. The sampler
+  // must be the ODE ("ode"; the default when none is named); the divergence exact or Hutchinson's
+  // with `probes` probes.
+  bool log_prob = false;
+  DivergenceKind divergence = DivergenceKind::Exact;
+  int64_t probes = 1;
+  Communicator comm;  // the processes that share the rows (this one alone by default)
 };
 
-// The sampler options a request comes to for this model: the named sampler (or the run's) with
-// the request's steps or the run's default for that sampler. InvalidArgument for an unknown name.
+// The sampler options a request comes to for this model: the named sampler (or the run's; the
+// ODE for a request of log-densities) with the request's steps or the run's default for that
+// sampler. InvalidArgument for an unknown name.
 SamplerOptions resolve_sampling(const Model& model, const SampleRequest& request);
 
 // Checks the request against the model before any work: n >= 1, steps >= 1, conditions of the
-// width the model takes (and finite), an iid prior to be had. InvalidArgument naming the problem.
+// width the model takes (and finite), an iid prior to be had, log-densities asked of samples drawn
+// by the ODE in full precision. InvalidArgument naming the problem.
 void check_request(const Model& model, const SampleRequest& request);
 
 struct SampleReport {
@@ -49,6 +59,9 @@ struct SampleReport {
   // posterior, [M, ...] modes; in data space.
   at::Tensor samples;
   SupportStats support;  // how the samples met the model's support (none for modes, which keep to it)
+  // With log_prob: [n] or [M, n] float64, log p of each sample in nats (NaN for a sample moved
+  // onto the support's box), and its standard error; undefined otherwise.
+  at::Tensor log_prob, log_prob_std_error;
 };
 
 // Runs the request (after check_request).
