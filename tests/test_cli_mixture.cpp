@@ -112,6 +112,42 @@ TEST(CliMixture, LinearPathLoglikAndSamples) {
   }
 }
 
+// `sample --log-prob`: each draw's log-density from the ODE that drew it (the ODE by default with
+// the flag), equal to `loglik` of the draws integrated the other way and to the mixture's own
+// density up to the prior mismatch; [M, n] for M conditions. A sampler whose draws have no such
+// density, or a request without draws of its own, is refused with one line, nothing written.
+TEST(CliMixture, SamplesWithTheirLogDensity) {
+  const fs::path& dir = oracle_dir();
+  const GaussianMixture mixture = read_gaussian_mixture((dir / "gmm.npz").string());
+  const fs::path x = scratch() / "lp_samples.npy", lp = scratch() / "lp_values.npy", ll = scratch() / "lp_loglik.npy";
+  const std::string gmm = "--gmm " + (dir / "gmm.npz").string() + " --threads 1 ";
+  CliResult r = sbgm_cli("sample " + gmm + "--n 500 --seed 2 --out " + x.string() + " --log-prob " + lp.string());
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_NE(r.out.find("log p of the samples: mean"), std::string::npos) << r.out;
+  const at::Tensor samples = read_npy(x.string(), true), log_p = read_npy(lp.string(), true);
+  ASSERT_EQ(log_p.sizes(), (std::vector<int64_t>{500}));
+  EXPECT_EQ(log_p.scalar_type(), at::kDouble);
+  r = sbgm_cli("loglik " + gmm + "--data " + x.string() + " --out " + ll.string());
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_LT((read_npy(ll.string(), true) - log_p).abs().max().item<double>(), 2e-3);
+  EXPECT_LT((mixture.log_prob(samples) - log_p).abs().max().item<double>(), 0.05);
+  // Hutchinson's estimate, unbiased: its mean over the draws within a few hundredths.
+  r = sbgm_cli("sample " + gmm + "--n 500 --seed 2 --out " + x.string() + " --log-prob " + lp.string() +
+               " --sampler ode --divergence hutchinson --probes 4");
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_NEAR((read_npy(lp.string(), true) - log_p).mean().item<double>(), 0.0, 0.05);
+  for (const fs::path& f : {x, lp}) fs::remove(f);
+  for (const auto& [flags, needle] :
+       {std::pair{"--sampler em", "ask for the ode sampler"}, std::pair{"--map", "come with samples only"},
+        std::pair{"--divergence laplace", "divergence"}, std::pair{"--divergence hutchinson --probes 0", "probes"}}) {
+    expect_one_line_error(sbgm_cli("sample " + gmm + "--n 10 --out " + x.string() + " --log-prob " + lp.string() + " " + flags),
+                          needle);
+    EXPECT_FALSE(fs::exists(x) || fs::exists(lp)) << flags;
+  }
+  expect_one_line_error(sbgm_cli("sample " + gmm + "--n 10 --out " + x.string() + " --log-prob " + (scratch() / "lp.txt").string()),
+                        ".npy");
+}
+
 TEST(CliMixture, InfoDescribesTheMixture) {
   const CliResult r = sbgm_cli("info --gmm " + (oracle_dir() / "gmm.npz").string() + " --sde ve --sigma-max 20");
   ASSERT_EQ(r.code, 0) << r.err;

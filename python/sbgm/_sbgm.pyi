@@ -14,8 +14,9 @@ class Model:
     config_toml: str
     def sample(self, kind: str, n: int, cond: Optional[np.ndarray], seed: int, sampler: str, steps: int,
                lam: Optional[float], schedule: str, eta: float, order: int,
-               guidance: float, set_orders: int, iid_draws: int, iid_method: str,
-               progress: Optional[Callable[[int, int], None]]) -> tuple[np.ndarray, str, int]: ...
+               guidance: float, set_orders: int, iid_draws: int, iid_method: str, log_prob: bool,
+               divergence: str, probes: int, progress: Optional[Callable[[int, int], None]]
+               ) -> tuple[np.ndarray, Optional[np.ndarray], Optional[np.ndarray], str, int]: ...
     def log_prob(self, x: np.ndarray, cond: Optional[np.ndarray], seed: int, rtol: float, atol: float,
                  divergence: str, probes: int, chunk: int, bound: str, draws: int, bits_per_dim: bool,
                  dequantize: bool, levels: Optional[int], dequantize_range: Optional[tuple[float, float]],

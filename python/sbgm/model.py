@@ -177,10 +177,22 @@ class Model:
         order: int = 2,
         guidance: float = 0.0,
         set_orders: int = 1,
+        log_prob: bool = False,
+        divergence: str = "exact",
+        probes: int = 1,
+        return_std: bool = False,
         progress: ProgressArg = True,
-    ) -> Result:
+    ) -> Result | tuple[Result, ...]:
         """Draw `n` samples: shape [n, *data_shape] for an unconditional model, [M, n, *data_shape]
         for M condition rows `cond` [M, cond_dim] (a single row [cond_dim] gives [n, ...]).
+
+        log_prob=True: also each sample's log-density in nats ([n], or [M, n]), returned as
+        (samples, log_prob): the density of the probability-flow ODE's draws, had in the same
+        solve — what importance weights p / q need. The sampler must be "ode" (the default with
+        log_prob). divergence: "exact" or "hutchinson" with `probes` probes; return_std=True also
+        returns each value's standard error (Hutchinson's, and for a model kept within its prior's
+        box the share of draws inside, by which the density is normalised; NaN marks a sample moved
+        onto the box, which has none).
 
         sampler: "em" (reverse SDE), "pc", "ancestral", "ode" (probability flow), "edm", or the
         few-step solvers "ddim", "dpmpp2m", "dpmpp3m" (DPM-Solver++) and "unipc" (one network
@@ -203,9 +215,14 @@ class Model:
             c = _as_numpy(cond)
             single = c.ndim == 1
             c = _rows(c.reshape(1, -1) if single else c, "cond")
-        out = self._request("samples", n, c, seed, sampler, steps, guidance, 0, "gauss", progress, "sample",
-                            (lam, schedule, eta, order), set_orders)
-        return _like_inputs(out[0] if single else out, cond)
+        if return_std and not log_prob:
+            raise ValueError("return_std goes with log_prob=True")
+        got = self._request("samples", n, c, seed, sampler, steps, guidance, 0, "gauss", progress, "sample",
+                            (lam, schedule, eta, order), set_orders, (bool(log_prob), divergence, int(probes)))
+        out = got[:3 if return_std else 2] if log_prob else (got,)
+        if single:
+            out = tuple(o[0] for o in out)
+        return _like_inputs(out if log_prob else out[0], cond)
 
     def sample_iid(
         self,
@@ -378,21 +395,24 @@ class Model:
 
     def _request(self, kind: str, n: int, cond: Optional[np.ndarray], seed: int, sampler: Optional[str],
                  steps: Optional[int], guidance: float, draws: int, method: str, progress: ProgressArg,
-                 desc: str, solver: tuple = (None, "auto", 0.0, 2), set_orders: int = 1) -> np.ndarray:
+                 desc: str, solver: tuple = (None, "auto", 0.0, 2), set_orders: int = 1,
+                 density: tuple = (False, "exact", 1)) -> Any:
+        """The samples alone, or with density (log_prob, divergence, probes) asked for, (samples,
+        log_prob, std)."""
         _check_counts(n=n, steps=steps, seed=seed)
         with Progress(progress, desc) as report:
             lam, schedule, eta, order = solver
-            samples, kept, clamped = self._core.sample(kind, int(n), cond, int(seed), sampler or "", int(steps or 0),
-                                                       None if lam is None else float(lam), schedule, float(eta),
-                                                       int(order), float(guidance), int(set_orders), int(draws),
-                                                       method, report)
+            samples, logp, std, kept, clamped = self._core.sample(
+                kind, int(n), cond, int(seed), sampler or "", int(steps or 0), None if lam is None else float(lam),
+                schedule, float(eta), int(order), float(guidance), int(set_orders), int(draws), method, *density,
+                report)
         # How the draws met the prior's box (data.keep_within = reject): a warning where the model
         # all but misses the box for some condition, a line beside the progress bar otherwise.
         if clamped:
             warnings.warn(kept, UserWarning, stacklevel=3)
         elif kept and progress is True:
             sys.stderr.write(kept + "\n")
-        return samples
+        return (samples, logp, std) if density[0] else samples
 
 
 def load(path: str | os.PathLike, *, ema: bool = True) -> Model:

@@ -145,12 +145,14 @@ class PyModel {
  public:
   explicit PyModel(sbgm::Model model) : model_(std::move(model)) {}
 
-  // The samples, how they met the model's support (one line, empty if every first draw was
-  // inside) and the samples moved onto the box.
+  // The samples, their log-densities and standard errors (None unless asked for), how they met the
+  // model's support (one line, empty if every first draw was inside) and the samples moved onto
+  // the box.
   py::tuple sample(const std::string& kind, int64_t n, const std::optional<Array>& cond, uint64_t seed,
                    const std::string& sampler, int64_t steps, const std::optional<double>& lambda,
                    const std::string& schedule, double eta, int64_t order, double guidance, int64_t set_orders,
-                   int64_t iid_draws, const std::string& iid_method, const std::optional<py::function>& progress) {
+                   int64_t iid_draws, const std::string& iid_method, bool log_prob, const std::string& divergence,
+                   int64_t probes, const std::optional<py::function>& progress) {
     sbgm::SampleRequest request;
     request.kind = kind == "map"   ? sbgm::SampleRequest::Kind::Modes
                    : kind == "iid" ? sbgm::SampleRequest::Kind::IIDPosterior
@@ -166,10 +168,17 @@ class PyModel {
     if (request.kind == sbgm::SampleRequest::Kind::Modes) request.mode.starts = n;
     request.score.guidance = guidance;
     request.score.set_orders = set_orders;
+    request.log_prob = log_prob;
+    request.divergence = sbgm::divergence_from_string(divergence);
+    request.probes = probes;
     const sbgm::SampleReport report = released(progress, [&](const sbgm::ProgressFn& progress_of) {
       return sbgm::run_sample_request(model_, request, progress_of);
     });
-    return py::make_tuple(to_numpy(report.samples), report.support.summary(), report.support.clamped);
+    const auto optional_array = [](const at::Tensor& t) -> py::object {
+      return t.defined() ? py::object(to_numpy(t)) : py::object(py::none());
+    };
+    return py::make_tuple(to_numpy(report.samples), optional_array(report.log_prob),
+                          optional_array(report.log_prob_std_error), report.support.summary(), report.support.clamped);
   }
 
   py::tuple log_prob(const Array& x, const std::optional<Array>& cond, uint64_t seed, double rtol, double atol,

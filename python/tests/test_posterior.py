@@ -44,6 +44,21 @@ def test_log_prob_and_map(estimator):
     np.testing.assert_allclose(mode, 0.8 * x_o, atol=0.1)
 
 
+def test_samples_with_their_log_density(estimator):
+    """Posterior draws with their log q: the analytic posterior's density to what the network
+    learnt, and log_prob's value at the same draws; [M, n] for M observations."""
+    x_o = np.array([0.5, -1.0])
+    s, logq = estimator.sample(300, x=x_o, log_prob=True, progress=False)
+    assert s.shape == (300, 2) and logq.shape == (300,)
+    d = s - 0.8 * x_o
+    exact = -np.log(2 * np.pi * 0.2) - (d ** 2).sum(1) / (2 * 0.2)
+    assert np.abs(logq - exact).mean() < 0.15
+    np.testing.assert_allclose(estimator.log_prob(s[:10], x=x_o, progress=False), logq[:10], atol=0.02)
+    both, both_logq = estimator.sample(50, x=np.stack([x_o, -x_o]), log_prob=True, progress=False)
+    assert both.shape == (2, 50, 2) and both_logq.shape == (2, 50)
+    assert np.all(np.isfinite(both_logq))
+
+
 def test_iid_observations(estimator):
     rng = np.random.default_rng(5)
     truth = np.array([0.3, -0.2])
@@ -117,6 +132,13 @@ def test_a_uniform_priors_box_is_found_by_default(tmp_path, capsys):
     with pytest.warns(UserWarning, match="moved onto the box"):  # far beyond anything trained on
         far = est.sample(100, x=[40.0], progress=False)
     assert far.min() >= lower and far.max() <= upper
+    # Their log-densities: normalised by the share of draws inside (its error in the standard
+    # error), NaN for the samples moved onto the box, which the model never drew.
+    _, logq, std = est.sample(1000, x=[0.95], log_prob=True, return_std=True, progress=False)
+    assert np.all(np.isfinite(logq)) and np.all(std > 0)
+    with pytest.warns(UserWarning, match="moved onto the box"):
+        _, lost = est.sample(100, x=[40.0], log_prob=True, progress=False)
+    assert np.all(np.isnan(lost))
 
 
 def test_a_temporary_directory_by_default():
