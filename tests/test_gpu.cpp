@@ -18,6 +18,7 @@
 #include "sbgm/run/checkpoint.hpp"
 #include "sbgm/run/model.hpp"
 #include "sbgm/run/training_run.hpp"
+#include "sbgm/score/score_model.hpp"
 #include "sbgm/sde/sde.hpp"
 #include "sbgm/train/dsm_loss.hpp"
 #include "sbgm/util/autocast.hpp"
@@ -148,6 +149,11 @@ TEST(Gpu, LikelihoodAndSamplesOfTheExactScoreMatchTheCpu) {
   const at::Tensor s = sample_model(gpu, 4000, 500, 3).cpu().to(at::kDouble);
   const at::Tensor shares = at::bincount(ring.responsibilities(s).argmax(1), {}, 8).to(at::kDouble) / s.size(0);
   for (int k = 0; k < 8; ++k) EXPECT_NEAR(shares[k].item<double>(), 0.125, 0.03) << "mode " << k;
+  // Draws with their log-density: on the GPU the same prior draws (the chunks' generators are the
+  // device's, so not the CPU's), each log q the forward likelihood of its draw on the CPU.
+  const ModelDraws d = sample_model_with_density(gpu, *gpu.score_model(), lc, 300, at::Tensor(), 4);
+  const at::Tensor back = model_log_likelihood(cpu, d.x, lc, 0).log_prob;
+  EXPECT_LT((d.log_prob - back).abs().max().item<double>(), 1e-3);
 }
 
 // The CLI with --device cuda: train (bfloat16), sample, and a likelihood equal to the CPU's.
