@@ -25,6 +25,21 @@ using namespace sbgm;
 namespace {
 constexpr double kInf = std::numeric_limits<double>::infinity();
 
+// A conditional Gaussian of independent features, mean (0.5 + y, -1) and sds 0.6 and 0.8, and
+// its exact model kept within [-1, 1]^2 by rejection.
+constexpr double kTruncatedMean[2] = {0.5, -1.0}, kTruncatedSd[2] = {0.6, 0.8};
+GaussianMixture truncated_gaussian() {
+  const double(&mu)[2] = kTruncatedMean, (&sd)[2] = kTruncatedSd;
+  return GaussianMixture(at::ones({1}, at::kDouble), at::tensor({mu[0], mu[1]}, at::kDouble).reshape({1, 2}),
+                         at::diag(at::tensor({sd[0] * sd[0], sd[1] * sd[1]}, at::kDouble)).reshape({1, 2, 2}),
+                         at::tensor({1.0, 0.0}, at::kDouble).reshape({1, 2, 1}));
+}
+Model truncated_gaussian_model() {
+  Model model = mixture_model(truncated_gaussian(), SDEConfig{});
+  model.set_box(Bounds::from_lists({-1}, {1}, 2), KeepWithin::Reject);
+  return model;
+}
+
 // One feature of each kind: [-1, 2], [0.5, inf), (-inf, 3], unbounded.
 Bounds four_kinds() { return Bounds::from_lists({-1, 0.5, -kInf, -kInf}, {2, kInf, 3, kInf}, 4); }
 
@@ -163,13 +178,9 @@ TEST(Bounds, ABoundedModelSamplesInsideWithExactLogDensities) {
 // truncated Gaussian's (moments in closed form), its log-densities the Gaussian's less log Z(y),
 // the mass inside, estimated per distinct condition with the error bar it reports.
 TEST(Bounds, AModelKeptWithinItsSupportByRejection) {
-  // Independent features: mean (0.5 + y, -1), sds 0.6 and 0.8.
-  const double mu[2] = {0.5, -1.0}, sd[2] = {0.6, 0.8};
-  const GaussianMixture gaussian(at::ones({1}, at::kDouble), at::tensor({mu[0], mu[1]}, at::kDouble).reshape({1, 2}),
-                                 at::diag(at::tensor({sd[0] * sd[0], sd[1] * sd[1]}, at::kDouble)).reshape({1, 2, 2}),
-                                 at::tensor({1.0, 0.0}, at::kDouble).reshape({1, 2, 1}));
-  Model model = mixture_model(gaussian, SDEConfig{});
-  model.set_box(Bounds::from_lists({-1}, {1}, 2), KeepWithin::Reject);
+  const double(&mu)[2] = kTruncatedMean, (&sd)[2] = kTruncatedSd;
+  const GaussianMixture gaussian = truncated_gaussian();
+  Model model = truncated_gaussian_model();
   ASSERT_TRUE(model.bounds.none());
 
   const auto phi = [](double z) { return std::exp(-0.5 * z * z) / std::sqrt(2 * M_PI); };
@@ -254,12 +265,9 @@ TEST(Bounds, AModelKeptWithinItsSupportByRejection) {
 // draws carry the map's log-Jacobian as its log-likelihood does, and a draw moved onto the box
 // has no density (NaN).
 TEST(Bounds, DrawsWithTheirLogDensityUnderASupport) {
-  const double mu[2] = {0.5, -1.0}, sd[2] = {0.6, 0.8};
-  const GaussianMixture gaussian(at::ones({1}, at::kDouble), at::tensor({mu[0], mu[1]}, at::kDouble).reshape({1, 2}),
-                                 at::diag(at::tensor({sd[0] * sd[0], sd[1] * sd[1]}, at::kDouble)).reshape({1, 2, 2}),
-                                 at::tensor({1.0, 0.0}, at::kDouble).reshape({1, 2, 1}));
-  Model model = mixture_model(gaussian, SDEConfig{});
-  model.set_box(Bounds::from_lists({-1}, {1}, 2), KeepWithin::Reject);
+  const double(&mu)[2] = kTruncatedMean, (&sd)[2] = kTruncatedSd;
+  const GaussianMixture gaussian = truncated_gaussian();
+  Model model = truncated_gaussian_model();
   const auto Phi = [](double z) { return 0.5 * std::erfc(-z / std::sqrt(2.0)); };
   const auto mass_inside = [&](double y) {
     double z = 1;

@@ -113,26 +113,43 @@ AugmentedEnd solve_augmented(ScoreModel& model, const SDE& sde, const at::Tensor
   return {state1.narrow(1, 0, d).reshape(x.sizes()), state1.narrow(1, d, flow.accumulators()).to(at::kDouble)};
 }
 
-// Solver statistics summed over chunks (stats [4], as solve_augmented adds them) and then ranks.
-SolveStats total_stats(at::Tensor stats, const Communicator& comm) {
-  comm.all_reduce_sum({stats});
-  const at::Tensor totals = stats.cpu();
-  SolveStats s;
-  s.accepted = static_cast<int64_t>(totals[0].item<double>());
-  s.rejected = static_cast<int64_t>(totals[1].item<double>());
-  s.function_evals = static_cast<int64_t>(totals[2].item<double>());
-  s.row_evals = static_cast<int64_t>(totals[3].item<double>());
-  return s;
-}
+// One rank's log p estimates, chunk by chunk, with the solver's statistics; gathered at the end.
+class Estimates {
+ public:
+  Estimates(const RowChunks& chunks, const at::TensorOptions& options)
+      : chunks_(chunks),
+        log_prob_(at::empty({chunks.local_rows()}, options.dtype(at::kDouble))),
+        std_error_(at::zeros({chunks.local_rows()}, options.dtype(at::kDouble))),
+        stats_(at::zeros({4}, options.dtype(at::kDouble))) {}
 
-// A chunk's log p = log p_T + the divergence's integral from t_eps to T, estimated by the mean of
-// its P accumulators [rows, P], with the standard error of that mean (zero for one).
-void write_estimate(at::Tensor& log_prob, at::Tensor& std_error, const RowChunk& c, const at::Tensor& prior,
-                    const at::Tensor& integral) {
-  log_prob.narrow(0, c.local_start, c.rows).copy_(prior + integral.mean(1));
-  if (integral.size(1) > 1)
-    std_error.narrow(0, c.local_start, c.rows).copy_(integral.std(1) / std::sqrt(integral.size(1)));
-}
+  // Statistics summed over chunks (as solve_augmented adds them) and then ranks.
+  at::Tensor& stats() { return stats_; }
+
+  // A chunk's log p = log p_T + the divergence's integral from t_eps to T, estimated by the mean
+  // of its P accumulators [rows, P], with the standard error of that mean (zero for one).
+  void write(const RowChunk& c, const at::Tensor& prior, const at::Tensor& integral) {
+    log_prob_.narrow(0, c.local_start, c.rows).copy_(prior + integral.mean(1));
+    if (integral.size(1) > 1)
+      std_error_.narrow(0, c.local_start, c.rows).copy_(integral.std(1) / std::sqrt(integral.size(1)));
+  }
+
+  // Every row's values on every rank, into a result's log_prob, std_error and stats.
+  template <class Result>
+  void gather_into(Result& result) {
+    result.log_prob = chunks_.gather(log_prob_);
+    result.std_error = chunks_.gather(std_error_);
+    chunks_.comm().all_reduce_sum({stats_});
+    const at::Tensor totals = stats_.cpu();
+    result.stats.accepted = static_cast<int64_t>(totals[0].item<double>());
+    result.stats.rejected = static_cast<int64_t>(totals[1].item<double>());
+    result.stats.function_evals = static_cast<int64_t>(totals[2].item<double>());
+    result.stats.row_evals = static_cast<int64_t>(totals[3].item<double>());
+  }
+
+ private:
+  const RowChunks& chunks_;
+  at::Tensor log_prob_, std_error_, stats_;
+};
 
 }  // namespace
 
@@ -143,25 +160,20 @@ LikelihoodResult log_likelihood(ScoreModel& model, const SDE& sde, const at::Ten
   if (config.method != LikelihoodMethod::ODE) return variational_bound(model, sde, x, y, config, gen, progress, comm);
   if (x.dim() < 2 || x.size(0) < 1) throw InvalidArgument("points must have shape [N, ...] with N >= 1");
   const RowChunks chunks(x.size(0), config.chunk_size, gen, x.options(), comm);
-  const int64_t local = chunks.local_rows();
-  at::Tensor log_prob = at::empty({local}, x.options().dtype(at::kDouble));
-  at::Tensor std_error = at::zeros({local}, x.options().dtype(at::kDouble));
-  at::Tensor x_T_local = at::empty_like(x.narrow(0, chunks.local_begin(), local));
-  at::Tensor stats = at::zeros({4}, x.options().dtype(at::kDouble));
+  Estimates estimates(chunks, x.options());
+  at::Tensor x_T_local = at::empty_like(x.narrow(0, chunks.local_begin(), chunks.local_rows()));
   chunks.for_each(
       [&](const RowChunk& c) {
         const AugmentedEnd end = solve_augmented(model, sde, x.narrow(0, c.start, c.rows),
                                                  y.defined() ? y.narrow(0, c.start, c.rows) : at::Tensor(), config, c,
-                                                 sde.t_eps(), sde.T(), stats);
-        write_estimate(log_prob, std_error, c, sde.prior_log_prob(end.x).to(at::kDouble), end.delta);
+                                                 sde.t_eps(), sde.T(), estimates.stats());
+        estimates.write(c, sde.prior_log_prob(end.x).to(at::kDouble), end.delta);
         x_T_local.narrow(0, c.local_start, c.rows).copy_(end.x);
       },
       progress);
   LikelihoodResult result;
-  result.log_prob = chunks.gather(log_prob);
-  result.std_error = chunks.gather(std_error);
+  estimates.gather_into(result);
   result.x_T = chunks.gather(x_T_local);
-  result.stats = total_stats(stats, comm);
   return result;
 }
 
@@ -176,30 +188,25 @@ DrawsWithDensity draw_with_log_likelihood(ScoreModel& model, const SDE& sde, con
   if (y.defined() && y.size(0) != n)
     throw InvalidArgument("got " + std::to_string(y.size(0)) + " condition rows for " + std::to_string(n) + " samples");
   const RowChunks chunks(n, config.chunk_size, gen, options, comm);
-  const int64_t local = chunks.local_rows();
-  std::vector<int64_t> local_shape{local};
+  Estimates estimates(chunks, options);
+  std::vector<int64_t> local_shape{chunks.local_rows()};
   local_shape.insert(local_shape.end(), sample_shape.begin(), sample_shape.end());
   at::Tensor x_local = at::empty(local_shape, options);
-  at::Tensor log_prob = at::empty({local}, options.dtype(at::kDouble));
-  at::Tensor std_error = at::zeros({local}, options.dtype(at::kDouble));
-  at::Tensor stats = at::zeros({4}, options.dtype(at::kDouble));
   chunks.for_each(
       [&](const RowChunk& c) {
         std::vector<int64_t> shape{c.rows};
         shape.insert(shape.end(), sample_shape.begin(), sample_shape.end());
         const at::Tensor x_T = sde.prior_sample(shape, c.gen, options);  // before the probes, as draw_samples draws
         const AugmentedEnd end = solve_augmented(model, sde, x_T, y.defined() ? y.narrow(0, c.start, c.rows) : at::Tensor(),
-                                                 config, c, sde.T(), sde.t_eps(), stats);
+                                                 config, c, sde.T(), sde.t_eps(), estimates.stats());
         // Integrated downwards, the accumulators hold minus the integral from t_eps to T.
-        write_estimate(log_prob, std_error, c, sde.prior_log_prob(x_T).to(at::kDouble), -end.delta);
+        estimates.write(c, sde.prior_log_prob(x_T).to(at::kDouble), -end.delta);
         x_local.narrow(0, c.local_start, c.rows).copy_(end.x.detach());
       },
       progress);
   DrawsWithDensity result;
+  estimates.gather_into(result);
   result.x = chunks.gather(x_local);
-  result.log_prob = chunks.gather(log_prob);
-  result.std_error = chunks.gather(std_error);
-  result.stats = total_stats(stats, comm);
   return result;
 }
 
