@@ -86,7 +86,8 @@ class PosteriorEstimator:
                **sampling: Any) -> Result:
         """n posterior samples at the observation x: [n, P] for one observation [D], [M, n, P] for M
         observations [M, D] each on its own, or with iid=True [n, P] of p(theta | all M of them).
-        Further keywords (sampler, steps) as in Model.sample."""
+        Further keywords (sampler, steps, log_prob, ...) as in Model.sample: log_prob=True returns
+        (samples, log_prob), each sample's log q(theta | x) from the ODE that drew it."""
         model = self._fitted()
         if iid:
             return model.sample_iid(n, x, seed=seed, progress=progress, **sampling)
