@@ -374,6 +374,16 @@ TEST(Distributed, SamplesAndLikelihoodsDoNotDependOnTheNumberOfProcesses) {
     // The summary (rank 0's) counts every rank's function evaluations.
     EXPECT_EQ(r.out, r2.out);
   }
+  // Draws with their log-density: 2,500 rows in three likelihood chunks of 1,000, two on rank 0.
+  const fs::path d1 = scratch() / "dp_d1.npy", d2 = scratch() / "dp_d2.npy";
+  const fs::path q1 = scratch() / "dp_q1.npy", q2 = scratch() / "dp_q2.npy";
+  const std::string draws = "sample --n 2500 --sampler ode --rtol 1e-3 --atol 1e-3" + ck;
+  r = sbgm_cli(draws + " --out " + d1.string() + " --log-prob " + q1.string());
+  ASSERT_EQ(r.code, 0) << r.err;
+  r = sbgm_cli(draws + " --nproc 2 --out " + d2.string() + " --log-prob " + q2.string());
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_TRUE(at::allclose(read_npy(d1.string()), read_npy(d2.string()), 1e-5, 1e-6));
+  EXPECT_TRUE(at::allclose(read_npy(q1.string(), true), read_npy(q2.string(), true), 1e-6, 1e-6));
   // Inpainting: 20 rows x 3 samples in 8 chunks of 8, 4 chunks per rank.
   const fs::path mask = scratch() / "dp_mask.npy", i1 = scratch() / "dp_i1.npy", i2 = scratch() / "dp_i2.npy";
   write_npy(mask.string(), at::tensor({1.0, 0.0}, at::kDouble));
