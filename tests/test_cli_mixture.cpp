@@ -146,6 +146,8 @@ TEST(CliMixture, SamplesWithTheirLogDensity) {
   }
   expect_one_line_error(sbgm_cli("sample " + gmm + "--n 10 --out " + x.string() + " --log-prob " + (scratch() / "lp.txt").string()),
                         ".npy");
+  expect_one_line_error(sbgm_cli("sample " + gmm + "--n 10 --out " + x.string() + " --probes 4"), "apply to --log-prob only");
+  EXPECT_FALSE(fs::exists(x));
 }
 
 TEST(CliMixture, InfoDescribesTheMixture) {

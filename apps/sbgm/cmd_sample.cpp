@@ -86,6 +86,8 @@ void add_sample_command(CLI::App& app, Action& action) {
     uint64_t seed = 0;
     CLI::Option* steps_option = nullptr;
     CLI::Option* n_option = nullptr;
+    CLI::Option* divergence_option = nullptr;
+    CLI::Option* probes_option = nullptr;
     bool map = false, iid = false;
     std::string iid_method = "gauss", prior;
     int64_t iid_draws = IIDConfig{}.covariance_samples;
@@ -106,9 +108,11 @@ void add_sample_command(CLI::App& app, Action& action) {
                   "also write each sample's log-density in nats, .npy [n] ([M, n] with --cond): the density of the "
                   "probability-flow ODE's draws, had in the same solve (the sampler must be ode, the default with "
                   "this flag), for importance weights p / q");
-  cmd->add_option("--divergence", opt->divergence, "with --log-prob: exact or hutchinson")->capture_default_str();
-  cmd->add_option("--probes", opt->probes, "with --log-prob --divergence hutchinson: probes, fixed through each solve")
-      ->capture_default_str();
+  opt->divergence_option =
+      cmd->add_option("--divergence", opt->divergence, "with --log-prob: exact or hutchinson")->capture_default_str();
+  opt->probes_option =
+      cmd->add_option("--probes", opt->probes, "with --log-prob --divergence hutchinson: probes, fixed through each solve")
+          ->capture_default_str();
   cmd->add_flag("--iid", opt->iid,
                 "the rows of --cond are independent observations of one parameter: n samples of p(theta | all of "
                 "them), [n, ...], composed from the model of p(theta | x)");
@@ -164,6 +168,8 @@ void add_sample_command(CLI::App& app, Action& action) {
       if (opt->iid && opt->cond.empty()) throw InvalidArgument("--iid needs the observations (--cond FILE, one row each)");
       if (opt->iid && (opt->map || opt->trajectories > 0)) throw InvalidArgument("--iid draws samples: it takes neither --map nor --trajectories");
       if (!opt->iid && !opt->prior.empty()) throw InvalidArgument("--prior applies to --iid only");
+      if (opt->log_prob.empty() && (opt->divergence_option->count() > 0 || opt->probes_option->count() > 0))
+        throw InvalidArgument("--divergence and --probes apply to --log-prob only");
       SampleRequest request;
       request.kind = opt->map ? SampleRequest::Kind::Modes
                      : opt->iid ? SampleRequest::Kind::IIDPosterior
