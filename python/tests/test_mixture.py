@@ -67,6 +67,10 @@ def test_samples_come_with_their_exact_log_density():
         model.sample(10, sampler="em", log_prob=True, progress=False)
     with pytest.raises(ValueError, match="return_std goes with log_prob"):
         model.sample(10, return_std=True, progress=False)
+    with pytest.raises(ValueError, match="probes must be at least 1"):
+        model.sample(10, log_prob=True, divergence="hutchinson", probes=0, progress=False)
+    with pytest.raises(ValueError, match="divergence"):
+        model.sample(10, log_prob=True, divergence="laplace", progress=False)
 
 
 def test_variational_bound_is_tight_for_the_exact_score():

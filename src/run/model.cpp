@@ -505,12 +505,16 @@ at::Tensor sample_model(const Model& model, Sampler& sampler, int64_t n, uint64_
   return draw_from_model(model, sampler, n, at::Tensor(), seed, progress, score, report, comm);
 }
 
+at::Tensor conditions_of_samples(const Model& model, const at::Tensor& cond, int64_t n) {
+  if (n < 1) throw InvalidArgument("the number of samples per condition must be at least 1");
+  return model_conditions(model, cond, cond.dim() <= 1 ? 1 : cond.size(0)).repeat_interleave(n, 0);
+}
+
 at::Tensor sample_model_given(const Model& model, Sampler& sampler, const at::Tensor& cond, int64_t n, uint64_t seed,
                               const ProgressFn& progress, const ScoreOptions& score, SupportStats* report,
                               const Communicator& comm) {
-  if (n < 1) throw InvalidArgument("the number of samples per condition must be at least 1");
-  const int64_t m = cond.dim() <= 1 ? 1 : cond.size(0);
-  const at::Tensor y = model_conditions(model, cond, m).repeat_interleave(n, 0);
+  const at::Tensor y = conditions_of_samples(model, cond, n);
+  const int64_t m = y.size(0) / n;
   std::vector<int64_t> shape{m, n};
   shape.insert(shape.end(), model.data_shape.begin(), model.data_shape.end());
   return draw_from_model(model, sampler, m * n, y, seed, progress, score, report, comm).reshape(shape);

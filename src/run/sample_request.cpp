@@ -68,10 +68,10 @@ namespace {
 void draw_with_density(const Model& model, const SampleRequest& request, const SamplerOptions& sampling,
                        const ProgressFn& progress, SampleReport& report) {
   const at::Tensor& cond = request.cond;
-  const int64_t m = !cond.defined() ? 1 : cond.dim() <= 1 ? 1 : cond.size(0), n = request.n;
+  const int64_t n = request.n;
   // No conditions for a conditional model: model_conditions says so.
-  const at::Tensor y = cond.defined() || model.cond_dim > 0 ? model_conditions(model, cond, m).repeat_interleave(n, 0)
-                                                            : at::Tensor();
+  const at::Tensor y = cond.defined() || model.cond_dim > 0 ? conditions_of_samples(model, cond, n) : at::Tensor();
+  const int64_t m = y.defined() ? y.size(0) / n : 1;
   LikelihoodConfig config;
   config.solver = sampling.solver;
   config.solver.steps = sampling.steps;  // a fixed-step solver's, as the ode sampler takes them
@@ -79,8 +79,8 @@ void draw_with_density(const Model& model, const SampleRequest& request, const S
   config.probes = request.probes;
   config.chunk_size = likelihood_chunk_rows(model);
   const std::unique_ptr<ScoreModel> score = model.score_model(request.score);
-  ModelDraws d = sample_model_with_density(model, *score, config, m * n, y, request.seed, progress, &report.support,
-                                           request.comm);
+  const ModelDraws d = sample_model_with_density(model, *score, config, m * n, y, request.seed, progress, &report.support,
+                                                 request.comm);
   std::vector<int64_t> shape{n};
   if (cond.defined()) shape.insert(shape.begin(), m);
   report.log_prob = d.log_prob.reshape(shape);

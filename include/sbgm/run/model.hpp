@@ -167,6 +167,9 @@ at::Tensor sample_model(const Model& model, Sampler& sampler, int64_t n, uint64_
                         const ScoreOptions& score = {}, SupportStats* report = nullptr, const Communicator& comm = Communicator());
 // The same with Euler-Maruyama in `steps` steps.
 at::Tensor sample_model(const Model& model, int64_t n, int64_t steps, uint64_t seed, const ProgressFn& progress = {});
+// The model-space conditions of n samples for each of the M conditions cond [M, ...] (or one,
+// [...]; data space): [M n, cond_dim], each row repeated n times (model_conditions' errors).
+at::Tensor conditions_of_samples(const Model& model, const at::Tensor& cond, int64_t n);
 // n samples for each of the M conditions cond [M, ...] (data space): [M, n, ...sample_shape].
 at::Tensor sample_model_given(const Model& model, Sampler& sampler, const at::Tensor& cond, int64_t n, uint64_t seed,
                               const ProgressFn& progress = {}, const ScoreOptions& score = {},
