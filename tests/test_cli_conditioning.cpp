@@ -555,7 +555,7 @@ TEST(CliSummary, AveragingOverTheOrdersOfASetMakesAnOrderedNetworkBlindToThem) {
   EXPECT_TRUE(at::allclose(log_p("xo_reordered_rows.npy", "--set-orders 6"), averaged, 1e-6, 1e-4));
   EXPECT_FALSE(at::allclose(log_p("xo_reordered_rows.npy", ""), log_p("xo_rows.npy", ""), 1e-6, 1e-4));
   EXPECT_TRUE(at::isfinite(averaged).all().item<bool>());
-  // bad counts, and a condition that is no declared set: one line, nothing written
+  // bad counts, and a condition that is no set: one line, nothing written
   const std::string never = " --out " + (dir / "never.npy").string();
   const std::string ask = "sample --checkpoint " + (dir / "run").string() + " --cond " + (dir / "xo.npy").string();
   expect_one_line_error(sbgm_cli(ask + " --set-orders 0" + never), "--set-orders must be at least 1");
@@ -563,9 +563,10 @@ TEST(CliSummary, AveragingOverTheOrdersOfASetMakesAnOrderedNetworkBlindToThem) {
                                  (dir / "theta_rows.npy").string() + " --cond " + (dir / "xo_rows.npy").string() +
                                  " --set-orders 0" + never),
                         "--set-orders must be at least 1");
-  ASSERT_EQ(sbgm_cli(pairs + " --steps 50 --out " + (dir / "plain").string()).code, 0);
+  // (iid points are found to be a set by default: data.cond_set 0 says they are none)
+  ASSERT_EQ(sbgm_cli(pairs + " --data.cond_set 0 --steps 50 --out " + (dir / "plain").string()).code, 0);
   expect_one_line_error(sbgm_cli("sample --checkpoint " + (dir / "plain").string() + " --cond " +
                                  (dir / "xo.npy").string() + " --set-orders 2" + never),
-                        "no declared set (data.cond_set)");
+                        "no set (data.cond_set)");
   EXPECT_FALSE(fs::exists(dir / "never.npy"));
 }

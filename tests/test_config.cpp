@@ -79,7 +79,7 @@ TEST(RunConfig, ValidateRejectsImpossibleValues) {
   pc.set("sample.lambda", "0.5");
   EXPECT_THROW(pc.validate(), InvalidArgument);
   invalid("train.ema_decay", "1");
-  invalid("data.cond_set", "-1");
+  invalid("data.cond_set", "-2");  // -1 is how auto is held: refused by the parser
   invalid("data.file", "x.npy");  // both a dataset and a file
   invalid("model.candidates", "none,mlp");  // names that are no candidate, twice, none at all
   invalid("model.candidates", "gaussian,gaussian");

@@ -110,10 +110,10 @@ def test_averaging_over_a_sets_orders(tmp_path):
         with pytest.raises(ValueError) as e:
             ask()
         assert "set_orders must be at least 1" in one_line(e)
-    plain = sbgm.train(GOOD, x, out=tmp_path / "plain", config=FAST, progress=False)
+    plain = sbgm.train(GOOD, x, out=tmp_path / "plain", config={**FAST, "data.cond_set": 0}, progress=False)
     with pytest.raises(ValueError) as e:
         plain.sample(10, xo, set_orders=2, progress=False)
-    assert "no declared set" in one_line(e)
+    assert "no set (data.cond_set)" in one_line(e)
 
 
 def test_bad_sampling_requests(tmp_path):

@@ -48,7 +48,7 @@ std::unique_ptr<ScoreModel> Model::score_model(const ScoreOptions& options) cons
   const int64_t elements = cond_dim > 0 ? condition_elements(config, cond_dim) : 1;
   if (elements < 2)
     throw InvalidArgument("{set_orders} averages over the orders of a set's elements: the model's condition is no "
-                          "declared set (data.cond_set)");
+                          "set (data.cond_set)");
   if (config.model.summary == SummaryKind::Set)
     throw InvalidArgument("{set_orders}: the model's set summary is blind to the elements' order already");
   return std::make_unique<OrderAveragedScore>(std::move(score), elements, element_orders(elements, options.set_orders));
@@ -113,7 +113,7 @@ int64_t net_condition_dim(const RunConfig& config, int64_t cond_dim) {
 
 int64_t condition_elements(const RunConfig& config, int64_t cond_dim) {
   const int64_t element = config.data.cond_set;
-  if (element == 0) return 1;
+  if (element <= 0) return 1;  // no set, or not settled yet (auto)
   if (cond_dim % element != 0)
     throw InvalidArgument("data.cond_set = " + std::to_string(element) + ": the condition's " + std::to_string(cond_dim) +
                           " features are not whole elements of " + std::to_string(element));

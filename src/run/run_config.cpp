@@ -178,7 +178,7 @@ const std::vector<Entry>& entries() {
     t.push_back(field<std::vector<double>>("data.upper", "upper bounds of the data's features: one for all or one per feature, inf for none (empty: unbounded)", [](C& c) -> auto& { return c.data.upper; }));
     t.push_back(choice<BoundsRule>("data.bounds", "none: the bounds of data.lower / data.upper only; find: the bounds the training rows show (a prior's box support; data/bounds.hpp), written to data.lower / data.upper where those are empty; auto: find for a posterior (conditional vectors), none otherwise", [](C& c) -> auto& { return c.data.bounds; }, bounds_rule_from_string, to_string));
     t.push_back(choice<KeepWithin>("data.keep_within", "how samples are kept within data.lower / data.upper: map (the network models the data through the box's logit map) or reject (it models them as they are; samples outside are drawn again, and log p is normalised by the share kept); auto: reject for the bounds a run finds (data.bounds), map for those it is given", [](C& c) -> auto& { return c.data.keep_within; }, keep_within_from_string, to_string));
-    t.push_back(field<int64_t>("data.cond_set", "0, or the features of one element when each condition is a set of elements (iid draws) whose order carries nothing", [](C& c) -> auto& { return c.data.cond_set; }));
+    t.push_back(auto_field<int64_t>("data.cond_set", "0, or the features of one element when each condition is a set of elements (iid draws) whose order carries nothing (auto: for a posterior the smallest such elements its training pairs show, their moments the same in every order; else 0)", [](C& c) -> auto& { return c.data.cond_set; }, kAutoCount));
     t.push_back(choice<CondTransform>("data.cond_transform", "none, or log: the conditions' logarithm (every value must be positive) is standardised and given to the network; auto: log for positive, heavy-tailed conditions", [](C& c) -> auto& { return c.data.cond_transform; }, cond_transform_from_string, to_string));
     Entry sde_type = choice<SDEKind>("sde.type", "vp, subvp, ve, cosine, or linear (flow matching's straight path x_t = (1 - t) x_0 + t z); auto: the run chooses from its data and objective", [](C& c) -> auto& { return c.sde.kind; }, sde_kind_from_string, to_string);
     sde_type.set = [set = sde_type.set](C& c, const std::string& text) {
@@ -405,9 +405,10 @@ void RunConfig::validate() const {
   if (train.cond_dropout > 0 && data.cond.empty()) throw InvalidArgument("{train.cond_dropout} needs conditions ({data.cond})");
   if (data.cond_transform == CondTransform::Log && data.cond.empty())
     throw InvalidArgument("{data.cond_transform} = log needs conditions ({data.cond})");
-  if (data.cond_set < 0 || data.cond_set > 65536) throw InvalidArgument("data.cond_set must be in [0, 65536]");
+  if ((data.cond_set < 0 && data.cond_set != kAutoCount) || data.cond_set > 65536)
+    throw InvalidArgument("data.cond_set must be auto or in [0, 65536]");
   if (data.cond_set > 0 && data.cond.empty()) throw InvalidArgument("{data.cond_set} needs conditions ({data.cond})");
-  if (model.summary == SummaryKind::Set && data.cond_set == 0)
+  if (model.summary == SummaryKind::Set && data.cond_set <= 0)
     throw InvalidArgument("model.summary = set needs data.cond_set: the features of one element of the condition");
   if (data.bounds == BoundsRule::Find && is_image_net(model.kind))
     throw InvalidArgument("data.bounds = find looks for bounds in vectors; an image network's pixels have data.image_range");

@@ -75,7 +75,8 @@ const std::vector<std::string>& auto_keys() {
   static const std::vector<std::string> keys{"sde.type",       "model.baseline",       "train.steps",
                                              "train.schedule", "train.validation_fraction", "train.patience",
                                              "train.validate_every", "sample.sampler", "sample.steps", "sample.lambda", "data.cond_transform",
-                                             "model.input_scaling", "data.bounds", "data.keep_within", "model.candidates"};
+                                             "model.input_scaling", "data.bounds", "data.keep_within", "model.candidates",
+                                             "data.cond_set"};
   return keys;
 }
 
@@ -144,6 +145,8 @@ RunConfig settle_auto_keys(RunConfig config, const DataFacts& facts) {
     d.upper = facts.found.upper_list();
   }
   if (d.keep_within == KeepWithin::Auto) d.keep_within = found ? KeepWithin::Reject : KeepWithin::Map;
+  // Conditions whose elements the pairs show to be exchangeable are read as a set (header).
+  if (d.cond_set == kAutoCount) d.cond_set = posterior ? facts.cond_set : 0;
   const bool flow = objective_of(config.model.output) == Objective::Flow;
   if (config.sde_auto) config.sde.kind = flow ? SDEKind::Linear : posterior ? SDEKind::VE : SDEKind::VP;
   config.sde_auto = false;

@@ -4,9 +4,11 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdio>
 
 #include "sbgm/data/condition_transform.hpp"
 #include "sbgm/data/dataset.hpp"
+#include "sbgm/data/exchangeable_elements.hpp"
 #include "sbgm/data/image_files.hpp"
 #include "sbgm/data/toy.hpp"
 #include "sbgm/nets/torchscript_net.hpp"
@@ -116,6 +118,16 @@ std::string found_bounds_text(const Bounds& found) {
          " on one); samples are kept within it (data.lower, data.upper, data.keep_within in config.toml)";
 }
 
+// What data.cond_set = auto found, said before training.
+std::string found_set_text(const ExchangeabilityTest& set, int64_t cond_dim) {
+  char p[32];
+  std::snprintf(p, sizeof p, "%.2g", set.p_value);
+  return "data.cond_set: the conditions' " + std::to_string(cond_dim) + " features are " +
+         std::to_string(cond_dim / set.width) + " elements of " + std::to_string(set.width) +
+         " whose order carries nothing (their moments agree in every order: p = " + p +
+         "); training rows are shown in random orders (data.cond_set in config.toml; 0 turns it off)";
+}
+
 // The training rows' mean and covariance in the model's space, for data of at most
 // kMomentFeatures features (undefined otherwise).
 void fit_moments(PreparedData& d) {
@@ -196,7 +208,15 @@ PreparedData prepare_training_data(const RunConfig& given, const TrainingData& r
   DataFacts facts{d.raw.size(0), d.cond_dim, log_symmetrises(d.raw_cond)};
   if (looks_for_bounds(given, d.cond_dim)) {
     facts.found = Bounds::find(d.raw);
-    if (!facts.found.none()) d.found_bounds = found_bounds_text(facts.found);
+    if (!facts.found.none()) d.found.push_back(found_bounds_text(facts.found));
+  }
+  if (given.data.cond_set == kAutoCount && is_posterior(given, d.cond_dim)) {
+    // Tested on the conditions as the network will see them (their log where it symmetrises them:
+    // the moments of heavy tails are poor estimates); a log, feature by feature, keeps a set a set.
+    const ExchangeabilityTest set = find_set_elements(
+        d.raw, facts.cond_log_symmetrises ? transform_conditions(CondTransform::Log, d.raw_cond) : d.raw_cond);
+    facts.cond_set = set.width;
+    if (set.tested) d.found.push_back(found_set_text(set, d.cond_dim));
   }
   d.config = settle_auto_keys(given, facts);
   validate_for_rows(d.config, rows);

@@ -240,7 +240,7 @@ TrainRunResult train_run(const RunConfig& given_config, const TrainingData& rows
   std::optional<RunDirectory> dir;
   if (root) {
     dir.emplace(run_dir, message);
-    if (!d.found_bounds.empty()) message(d.found_bounds);
+    for (const std::string& found : d.found) message(found);
     if (resumed) message("resuming " + run_dir + " from step " + std::to_string(resumed->state.step));
     dir->write_config(d.config);
     dir->start_loss_log(resumed ? resumed->state.step : 0);

@@ -42,8 +42,9 @@ struct DataConfig {
   // > 0: each condition is a set, elements of this many features one after another whose order
   // carries nothing (iid draws of one simulation). The run then standardises the elements alike,
   // fits the Gaussian baseline on their mean and draws each training row's elements in a random
-  // order (or model.summary = set reads them with a permutation-invariant network).
-  int64_t cond_set = 0;
+  // order (or model.summary = set reads them with a permutation-invariant network). "auto"
+  // (kAutoCount): a posterior's run tests its pairs for such elements (data/exchangeable_elements.hpp).
+  int64_t cond_set = -1;
 
   // The pixel range, or nothing when the data is not scaled as pixels; image_file: the data file
   // is an IDX or CIFAR-10 file (what "auto" looks at).

@@ -8,6 +8,7 @@
 #include <ATen/core/Tensor.h>
 
 #include <string>
+#include <vector>
 
 #include "sbgm/data/bounds.hpp"
 #include "sbgm/run/run_config.hpp"
@@ -41,7 +42,7 @@ struct PreparedData : ModelSpec {
   at::Tensor raw, raw_cond;      // data space as given: images [N, C, H, W], conditions flat [N, C]
   at::Tensor data, cond;         // the training rows in the model's space, on config.device
   at::Tensor held_out, held_out_cond;  // the rows train.validation_fraction keeps back (or undefined)
-  std::string found_bounds;      // what data.bounds = find found, to say (empty when nothing)
+  std::vector<std::string> found;  // what the run found in its rows (data.bounds, data.cond_set), to say
 };
 
 // Prepares the rows for the config (from config_for_rows). For a resumed run, resumed is its
