@@ -10,6 +10,7 @@
 #include <limits>
 #include <tuple>
 
+#include "error_of.hpp"
 #include "sbgm/data/bounds.hpp"
 #include "sbgm/data/gaussian_mixture.hpp"
 #include "sbgm/likelihood/log_likelihood.hpp"
@@ -319,6 +320,46 @@ TEST(Bounds, DrawsWithTheirLogDensityUnderASupport) {
   const ModelDraws b = sample_model_with_density(mapped, *mapped.score_model(), config, 50, at::Tensor(), 2);
   const at::Tensor expected = plain.log_prob(mapped.bounds.to_unbounded(b.x)) + mapped.bounds.log_abs_det_jacobian(b.x);
   EXPECT_LT((b.log_prob - expected).abs().max().item<double>(), 0.03);
+}
+
+// More draws for the box's share Z (support_draws) shrink its error, which every row of a condition
+// shares, as 1 / sqrt(m): the error reported is Z's binomial one and the log-density stays within
+// it of the exact truncated Gaussian's. Both for log p of given points and for draws whose
+// condition has fewer rows than the draws asked for.
+TEST(Bounds, MoreSupportDrawsShrinkTheSharedErrorOfZ) {
+  const double(&mu)[2] = kTruncatedMean, (&sd)[2] = kTruncatedSd;
+  const GaussianMixture gaussian = truncated_gaussian();
+  Model model = truncated_gaussian_model();
+  const auto Phi = [](double z) { return 0.5 * std::erfc(-z / std::sqrt(2.0)); };
+  const double cond = 0.8;
+  double z = 1;
+  for (int d = 0; d < 2; ++d) {
+    const double m = mu[d] + (d == 0 ? cond : 0.0);
+    z *= Phi((1 - m) / sd[d]) - Phi((-1 - m) / sd[d]);
+  }
+  const GaussianMixture shifted(gaussian.weights(), gaussian.means() + at::tensor({cond, 0.0}, at::kDouble), gaussian.covs());
+  const at::Tensor points = at::tensor({0.2, -0.4, 0.9, -0.8}, at::kDouble).reshape({2, 2});
+  const at::Tensor y = at::full({2, 1}, cond, at::kDouble);
+  LikelihoodConfig config;
+  config.solver.rtol = config.solver.atol = 1e-6;
+  const at::Tensor exact = shifted.log_prob(points).to(at::kDouble) - std::log(z);
+  for (const int64_t m : {int64_t{100}, int64_t{20000}}) {
+    const LikelihoodResult r = model_log_likelihood(model, points, config, 0, {}, y, {}, 1, m);
+    const double expected_error = std::sqrt((1 - z) / (z * static_cast<double>(m)));
+    EXPECT_NEAR(r.std_error[0].item<double>(), expected_error, 0.2 * expected_error) << m << " draws";
+    EXPECT_LT((r.log_prob - exact).abs().max().item<double>(), 4 * expected_error + 0.03) << m << " draws";
+  }
+  // 50 draws of the condition and 5,000 for Z: Z from 5,000 draws of its own.
+  const auto score = model.score_model();
+  const ModelDraws d = sample_model_with_density(model, *score, config, 50, at::full({50, 1}, cond, at::kDouble), 3, {},
+                                                 nullptr, Communicator(), 5000);
+  const double expected_error = std::sqrt((1 - z) / (z * 5000.0));
+  EXPECT_NEAR(d.std_error.min().item<double>(), expected_error, 0.2 * expected_error);
+  EXPECT_NEAR((d.log_prob - (shifted.log_prob(d.x).to(at::kDouble) - std::log(z))).mean().item<double>(), 0.0,
+              4 * expected_error + 0.03);
+  for (const int64_t bad : {int64_t{0}, kMostSupportDraws + 1})
+    EXPECT_EQ(error_of([&] { model_log_likelihood(model, points, config, 0, {}, y, {}, 1, bad); }),
+              "support_draws must be in [1, 10000000], got " + std::to_string(bad));
 }
 
 TEST(Bounds, ClampMovesEachFeatureOntoItsBox) {

@@ -120,6 +120,23 @@ TEST(CliBounds, APosteriorRunFindsThePriorsBoxByDefault) {
                  (second >= written.data.lower[1]) & (second <= written.data.upper[1]))
                     .all()
                     .item<bool>());
+    // log p of a few draws: normalised by the box's share, from --support-draws draws per
+    // condition (its error against the draws: tests/test_bounds.cpp); a mapped model has no share
+    // to estimate.
+    const fs::path rows = dir / ("found_rows_" + keep + ".npy"), lp = dir / ("found_lp_" + keep + ".npy");
+    write_npy(rows.string(), at::stack({post[0][0], post[1][0]}).contiguous());  // one per row of xo
+    const std::string loglik = "loglik --checkpoint " + run.string() + " --cond " + (dir / "xo.npy").string() +
+                               " --data " + rows.string() + " --out " + lp.string();
+    if (keep == "map") {
+      expect_one_line_error(sbgm_cli(loglik + " --support-draws 2000"), "--support-draws estimate the share");
+      EXPECT_FALSE(fs::exists(lp));
+      continue;
+    }
+    const CliResult l = sbgm_cli(loglik + " --support-draws 2000");
+    ASSERT_EQ(l.code, 0) << l.err;
+    EXPECT_TRUE(at::isfinite(read_npy(lp.string(), true)).all().item<bool>());
+    fs::remove(lp);
+    expect_one_line_error(sbgm_cli(loglik + " --support-draws 0"), "--support-draws must be in [1, 10000000], got 0");
   }
 
   const fs::path unbounded = dir / "unbounded";

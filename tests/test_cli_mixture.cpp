@@ -147,6 +147,11 @@ TEST(CliMixture, SamplesWithTheirLogDensity) {
   expect_one_line_error(sbgm_cli("sample " + gmm + "--n 10 --out " + x.string() + " --log-prob " + (scratch() / "lp.txt").string()),
                         ".npy");
   expect_one_line_error(sbgm_cli("sample " + gmm + "--n 10 --out " + x.string() + " --probes 4"), "apply to --log-prob only");
+  expect_one_line_error(sbgm_cli("sample " + gmm + "--n 10 --out " + x.string() + " --support-draws 500"),
+                        "--support-draws go with the samples' log-densities (--log-prob)");
+  expect_one_line_error(sbgm_cli("sample " + gmm + "--n 10 --out " + x.string() + " --log-prob " + lp.string() +
+                                 " --support-draws 500"),
+                        "this model has no such box");
   EXPECT_FALSE(fs::exists(x));
 }
 

@@ -10,6 +10,7 @@
 #include <iostream>
 
 #include "job.hpp"
+#include "sbgm/run/model.hpp"
 #include "sbgm/run/sample_request.hpp"
 #include "sbgm/util/error.hpp"
 
@@ -89,7 +90,8 @@ std::map<std::string, std::string>& setting_flags() {
       {"method", "--method"},     {"noise_std", "--noise-std"}, {"order", "--order"},
       {"precision", "--precision"}, {"out", "--out"},           {"prior", "--prior"},
       {"probes", "--probes"},     {"range", "--range"},         {"rho", "--rho"},
-      {"sampler", "--sampler"},   {"set_orders", "--set-orders"}, {"snr", "--snr"}};
+      {"sampler", "--sampler"},   {"set_orders", "--set-orders"}, {"snr", "--snr"},
+      {"support_draws", "--support-draws"}, {"log_prob", "--log-prob"}};
   return flags;
 }
 
@@ -202,6 +204,16 @@ void add_precision_option(CLI::App& cmd, std::string& precision) {
   cmd.add_option("--precision", precision,
                  "float32, or bfloat16: the network's products and convolutions under autocast (trained networks; "
                  "faster where the hardware has bfloat16, at bfloat16's rounding)")
+      ->capture_default_str();
+}
+
+CLI::Option* add_support_draws_option(CLI::App& cmd, int64_t& draws) {
+  draws = kSupportDraws;
+  return cmd
+      .add_option("--support-draws", draws,
+                  "a model kept within its box by rejection: the draws per condition that estimate the share inside, "
+                  "which normalises log p (its error, shared by all rows of a condition, shrinks as one over the root "
+                  "of this)")
       ->capture_default_str();
 }
 

@@ -53,6 +53,8 @@ void add_precision_option(CLI::App& cmd, std::string& precision);
 
 // --set-orders, for the commands that evaluate a model whose condition may be a declared set.
 void add_set_orders_option(CLI::App& cmd, int64_t& set_orders);
+// --support-draws (run/model.hpp, kSupportDraws by default); the option, to tell whether it was given.
+CLI::Option* add_support_draws_option(CLI::App& cmd, int64_t& draws);
 
 // Registers --section.key for every config key (and --set KEY=VALUE); apply() writes the ones given.
 class ConfigFlags {

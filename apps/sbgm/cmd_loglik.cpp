@@ -36,7 +36,8 @@ void add_loglik_command(CLI::App& app, Action& action) {
     CLI::Option* chunk_option = nullptr;
     CLI::Option* dequantize_range_option = nullptr;
     uint64_t seed = 0;
-    int64_t set_orders = 1;
+    int64_t set_orders = 1, support_draws = 0;
+    CLI::Option* support_draws_option = nullptr;
     bool bpd = false, dequantize = false;
   };
   auto opt = std::make_shared<Options>();
@@ -82,6 +83,7 @@ void add_loglik_command(CLI::App& app, Action& action) {
       cmd->add_option("--chunk", opt->chunk, "rows integrated together (default 1000, or 16 for an image network)");
   cmd->add_option("--seed", opt->seed, "seed of the Hutchinson probes")->capture_default_str();
   add_set_orders_option(*cmd, opt->set_orders);
+  opt->support_draws_option = add_support_draws_option(*cmd, opt->support_draws);
   cmd->add_option("--device", opt->device, "cpu or cuda")->capture_default_str();
   cmd->add_option("--threads", opt->threads, "CPU threads (0: one per core)")->capture_default_str();
   cmd->callback([&action, opt, cmd] {
@@ -133,6 +135,7 @@ void add_loglik_command(CLI::App& app, Action& action) {
         request.range = std::make_pair(opt->dequantize_range[0], opt->dequantize_range[1]);
       request.bits_per_dim = opt->bpd;
       request.set_orders = opt->set_orders;
+      if (opt->support_draws_option->count() > 0) request.support_draws = opt->support_draws;
       DensityGrid grid;
       if (opt->grid > 0) {
         std::optional<std::array<double, 4>> range;

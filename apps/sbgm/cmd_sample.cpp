@@ -88,6 +88,8 @@ void add_sample_command(CLI::App& app, Action& action) {
     CLI::Option* n_option = nullptr;
     CLI::Option* divergence_option = nullptr;
     CLI::Option* probes_option = nullptr;
+    int64_t support_draws = 0;
+    CLI::Option* support_draws_option = nullptr;
     bool map = false, iid = false;
     std::string iid_method = "gauss", prior;
     int64_t iid_draws = IIDConfig{}.covariance_samples;
@@ -113,6 +115,7 @@ void add_sample_command(CLI::App& app, Action& action) {
   opt->probes_option =
       cmd->add_option("--probes", opt->probes, "with --log-prob --divergence hutchinson: probes, fixed through each solve")
           ->capture_default_str();
+  opt->support_draws_option = add_support_draws_option(*cmd, opt->support_draws);
   cmd->add_flag("--iid", opt->iid,
                 "the rows of --cond are independent observations of one parameter: n samples of p(theta | all of "
                 "them), [n, ...], composed from the model of p(theta | x)");
@@ -182,6 +185,7 @@ void add_sample_command(CLI::App& app, Action& action) {
       request.log_prob = !opt->log_prob.empty();
       request.divergence = divergence_from_string(opt->divergence);
       request.probes = opt->probes;
+      if (opt->support_draws_option->count() > 0) request.support_draws = opt->support_draws;
       request.iid.method = iid_method_from_string(opt->iid_method);
       request.iid.covariance_samples = opt->iid_draws;
       if (!opt->prior.empty()) request.iid.prior = std::make_shared<const GaussianMixture>(read_gaussian_mixture(opt->prior));

@@ -180,6 +180,7 @@ class Model:
         log_prob: bool = False,
         divergence: str = "exact",
         probes: int = 1,
+        support_draws: Optional[int] = None,
         return_std: bool = False,
         progress: ProgressArg = True,
     ) -> Result | tuple[Result, ...]:
@@ -192,7 +193,9 @@ class Model:
         log_prob). divergence: "exact" or "hutchinson" with `probes` probes; return_std=True also
         returns each value's standard error (Hutchinson's, and for a model kept within its prior's
         box the share of draws inside, by which the density is normalised; NaN marks a sample moved
-        onto the box, which has none).
+        onto the box, which has none). support_draws: for such a model, the draws per condition
+        that estimate that share where a condition has fewer samples (default 1000); its error is
+        shared by all of a condition's samples and shrinks as 1 / sqrt(support_draws).
 
         sampler: "em" (reverse SDE), "pc", "ancestral", "ode" (probability flow), "edm", or the
         few-step solvers "ddim", "dpmpp2m", "dpmpp3m" (DPM-Solver++) and "unipc" (one network
@@ -217,8 +220,9 @@ class Model:
             c = _rows(c.reshape(1, -1) if single else c, "cond")
         if return_std and not log_prob:
             raise ValueError("return_std goes with log_prob=True")
+        draws = None if support_draws is None else int(support_draws)
         got = self._request("samples", n, c, seed, sampler, steps, guidance, 0, "gauss", progress, "sample",
-                            (lam, schedule, eta, order), set_orders, (bool(log_prob), divergence, int(probes)))
+                            (lam, schedule, eta, order), set_orders, (bool(log_prob), divergence, int(probes), draws))
         out = got[:3 if return_std else 2] if log_prob else (got,)
         if single:
             out = tuple(o[0] for o in out)
@@ -280,6 +284,7 @@ class Model:
         levels: Optional[int] = None,
         dequantize_range: Optional[tuple[float, float]] = None,
         set_orders: int = 1,
+        support_draws: Optional[int] = None,
         progress: ProgressArg = True,
     ) -> Result | tuple[Result, Result]:
         """log p(x) in nats for each row of `x` [N, *data_shape] (log p(x | cond) given one
@@ -298,7 +303,11 @@ class Model:
         and the value is the bound on the discrete log-likelihood (`sbgm loglik --dequantize`);
         levels and dequantize_range (lo, hi) default to the model's pixel levels, or 256 and
         (0, 1) for a model of other data. set_orders: the density of the model whose score is
-        averaged over that many orders of a set condition's elements, as in :meth:`sample`."""
+        averaged over that many orders of a set condition's elements, as in :meth:`sample`.
+        support_draws: for a model kept within its prior's box by rejection, the draws per
+        condition that estimate the share inside, which normalises log p (default 1000; its error,
+        in the standard error, is shared by the rows of one condition and shrinks as
+        1 / sqrt(support_draws))."""
         rows = _rows(x, "x", min_dim=1)
         if rows.ndim == 1:  # one row
             rows = rows.reshape(1, -1)
@@ -315,7 +324,7 @@ class Model:
             logp, std, _ = self._core.log_prob(rows, c, int(seed), float(rtol), float(atol), divergence, int(probes),
                                                int(chunk), bound, int(draws), bool(bits_per_dim), bool(dequantize),
                                                None if levels is None else int(levels), span, int(set_orders),
-                                               report)
+                                               None if support_draws is None else int(support_draws), report)
         return _like_inputs((logp, std) if return_std else logp, x, cond)
 
     def inpaint(
@@ -396,9 +405,9 @@ class Model:
     def _request(self, kind: str, n: int, cond: Optional[np.ndarray], seed: int, sampler: Optional[str],
                  steps: Optional[int], guidance: float, draws: int, method: str, progress: ProgressArg,
                  desc: str, solver: tuple = (None, "auto", 0.0, 2), set_orders: int = 1,
-                 density: tuple = (False, "exact", 1)) -> Any:
-        """The samples alone, or with density (log_prob, divergence, probes) asked for, (samples,
-        log_prob, std)."""
+                 density: tuple = (False, "exact", 1, None)) -> Any:
+        """The samples alone, or with density (log_prob, divergence, probes, support_draws) asked
+        for, (samples, log_prob, std)."""
         _check_counts(n=n, steps=steps, seed=seed)
         with Progress(progress, desc) as report:
             lam, schedule, eta, order = solver

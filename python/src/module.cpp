@@ -152,7 +152,8 @@ class PyModel {
                    const std::string& sampler, int64_t steps, const std::optional<double>& lambda,
                    const std::string& schedule, double eta, int64_t order, double guidance, int64_t set_orders,
                    int64_t iid_draws, const std::string& iid_method, bool log_prob, const std::string& divergence,
-                   int64_t probes, const std::optional<py::function>& progress) {
+                   int64_t probes, const std::optional<int64_t>& support_draws,
+                   const std::optional<py::function>& progress) {
     sbgm::SampleRequest request;
     request.kind = kind == "map"   ? sbgm::SampleRequest::Kind::Modes
                    : kind == "iid" ? sbgm::SampleRequest::Kind::IIDPosterior
@@ -171,6 +172,7 @@ class PyModel {
     request.log_prob = log_prob;
     request.divergence = sbgm::divergence_from_string(divergence);
     request.probes = probes;
+    request.support_draws = support_draws;
     const sbgm::SampleReport report = released(progress, [&](const sbgm::ProgressFn& progress_of) {
       return sbgm::run_sample_request(model_, request, progress_of);
     });
@@ -185,7 +187,7 @@ class PyModel {
                      const std::string& divergence, int64_t probes, int64_t chunk, const std::string& bound,
                      int64_t draws, bool bits_per_dim, bool dequantize, const std::optional<int64_t>& levels,
                      const std::optional<std::pair<double, double>>& dequantize_range, int64_t set_orders,
-                     const std::optional<py::function>& progress) {
+                     const std::optional<int64_t>& support_draws, const std::optional<py::function>& progress) {
     sbgm::LikelihoodRequest request;
     request.config.method = sbgm::likelihood_method_from_string(bound);
     request.config.draws = draws;
@@ -203,6 +205,7 @@ class PyModel {
     request.levels = levels;
     request.range = dequantize_range;
     request.set_orders = set_orders;
+    request.support_draws = support_draws;
     sbgm::resolve_likelihood(model_, request).validate();
     const sbgm::LikelihoodReport report = released(progress, [&](const sbgm::ProgressFn& progress_of) {
       return sbgm::run_likelihood_request(model_, request, progress_of);

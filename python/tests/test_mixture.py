@@ -71,6 +71,13 @@ def test_samples_come_with_their_exact_log_density():
         model.sample(10, log_prob=True, divergence="hutchinson", probes=0, progress=False)
     with pytest.raises(ValueError, match="divergence"):
         model.sample(10, log_prob=True, divergence="laplace", progress=False)
+    # a mixture has no box whose share draws could estimate
+    with pytest.raises(ValueError, match="no such box"):
+        model.sample(10, log_prob=True, support_draws=500, progress=False)
+    with pytest.raises(ValueError, match="support_draws go with the samples' log-densities"):
+        model.sample(10, support_draws=500, progress=False)
+    with pytest.raises(ValueError, match="no such box"):
+        model.log_prob(x[:3], support_draws=500, progress=False)
 
 
 def test_variational_bound_is_tight_for_the_exact_score():

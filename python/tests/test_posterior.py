@@ -139,6 +139,16 @@ def test_a_uniform_priors_box_is_found_by_default(tmp_path, capsys):
     with pytest.warns(UserWarning, match="moved onto the box"):
         _, lost = est.sample(100, x=[40.0], log_prob=True, progress=False)
     assert np.all(np.isnan(lost))
+    # More draws for that share shrink its error, shared by the rows of a condition, as 1 / sqrt(m).
+    rows = s[:3]
+    _, few = est.model.log_prob(rows, [0.95], return_std=True, support_draws=100, progress=False)
+    _, many = est.model.log_prob(rows, [0.95], return_std=True, support_draws=10000, progress=False)
+    assert np.allclose(few, few[0]) and 6 < few[0] / many[0] < 16
+    _, _, std_own = est.sample(20, x=[0.95], log_prob=True, return_std=True, support_draws=4000, progress=False)
+    assert 1.6 < np.mean(std) / std_own[0] < 2.5  # Z from the request's 1,000 draws, then from 4,000 of its own (2)
+    for bad in (0, 10 ** 8):
+        with pytest.raises(ValueError, match=r"support_draws must be in \[1, 10000000\]"):
+            est.model.log_prob(rows, [0.95], support_draws=bad, progress=False)
 
 
 def test_a_temporary_directory_by_default():

@@ -49,8 +49,9 @@ LikelihoodReport run_likelihood_request(const Model& model, const LikelihoodRequ
     x = d.apply(x, make_generator(c10::kCPU, request.seed + 1));
     log_jacobian = d.log_jacobian(x.numel() / x.size(0));
   }
-  const LikelihoodResult r = model_log_likelihood(model, x, report.config, request.seed, progress, request.cond,
-                                                    request.comm, request.set_orders);
+  const LikelihoodResult r =
+      model_log_likelihood(model, x, report.config, request.seed, progress, request.cond, request.comm,
+                           request.set_orders, support_draws_of(model, request.support_draws));
   report.stats = r.stats;
   report.log_prob = r.log_prob + log_jacobian;
   const double dims = static_cast<double>(x.numel() / x.size(0));

@@ -400,12 +400,27 @@ at::Tensor sample_model_with(const Model& model, ScoreModel& score, Sampler& sam
   return redraw_outside(model, draw, std::move(first), y, seed, report).x;
 }
 
+int64_t support_draws_of(const Model& model, const std::optional<int64_t>& asked) {
+  if (!asked) return kSupportDraws;
+  if (model.support.none())
+    throw InvalidArgument("{support_draws} estimate the share of a model's draws inside its box (data.keep_within = "
+                          "reject); this model has no such box");
+  check_support_draws(*asked);
+  return *asked;
+}
+
+void check_support_draws(int64_t draws) {
+  if (draws < 1 || draws > kMostSupportDraws)
+    throw InvalidArgument("{support_draws} must be in [1, " + std::to_string(kMostSupportDraws) + "], got " +
+                          std::to_string(draws));
+}
+
 namespace {
 
 // The adaptive solver's tolerance for the draws that estimate Z (below).
 constexpr double kSupportTolerance = 1e-3;
 
-// How many of kSupportDraws draws of the probability-flow ODE given each condition of group_y
+// How many of m draws of the probability-flow ODE given each condition of group_y
 // ([g, C] in model space, or undefined for one group) fall inside the model's support: [g]
 // float64. Z is the mass inside of the density that log q is, the ODE's: drawn by that ODE. Its
 // tolerance need not be the likelihood's: a draw moved by the solver's error (relative
@@ -414,8 +429,7 @@ constexpr double kSupportTolerance = 1e-3;
 // gaussian_linear_uniform the whole `sbgm loglik` of one condition took 8.9 s against 37 s at the
 // default 1e-5, its log p 0.003 nats from the tight one's.
 at::Tensor support_hits(const Model& model, ScoreModel& score, const SolverConfig& solver, const at::Tensor& group_y,
-                        int64_t groups, uint64_t seed, const ProgressFn& progress, const Communicator& comm) {
-  const int64_t m = kSupportDraws;
+                        int64_t groups, int64_t m, uint64_t seed, const ProgressFn& progress, const Communicator& comm) {
   SamplerOptions ode;
   ode.kind = SamplerKind::ProbabilityFlow;
   ode.solver = solver;
@@ -444,7 +458,8 @@ void normalise_by_support(at::Tensor& log_prob, at::Tensor& std_error, const at:
 
 ModelDraws sample_model_with_density(const Model& model, ScoreModel& score, const LikelihoodConfig& config, int64_t n,
                                      const at::Tensor& y, uint64_t seed, const ProgressFn& progress,
-                                     SupportStats* report, const Communicator& comm) {
+                                     SupportStats* report, const Communicator& comm, int64_t support_draws) {
+  check_support_draws(support_draws);
   const DrawFn draw = [&](int64_t rows, const at::Tensor& rows_y, uint64_t s) {
     return draw_with_density_in_data_space(model, score, config, rows, rows_y, s, progress, comm);
   };
@@ -455,11 +470,12 @@ ModelDraws sample_model_with_density(const Model& model, ScoreModel& score, cons
   const ConditionGroups groups = condition_groups(y, n);
   at::Tensor hits = count_per_group(groups, model.support.inside(first.x));
   at::Tensor draws = groups.sizes();
-  const at::Tensor few = (draws < static_cast<double>(kSupportDraws)).nonzero().squeeze(1);
+  const at::Tensor few = (draws < static_cast<double>(support_draws)).nonzero().squeeze(1);
   if (few.numel() > 0) {
     const at::Tensor few_y = y.defined() ? y.index_select(0, groups.first.index_select(0, few).to(y.device())) : y;
-    hits.index_copy_(0, few, support_hits(model, score, config.solver, few_y, few.numel(), seed, progress, comm));
-    draws.index_fill_(0, few, static_cast<double>(kSupportDraws));
+    hits.index_copy_(0, few,
+                     support_hits(model, score, config.solver, few_y, few.numel(), support_draws, seed, progress, comm));
+    draws.index_fill_(0, few, static_cast<double>(support_draws));
   }
   Draws kept = redraw_outside(model, draw, std::move(first), y, seed, report);
   normalise_by_support(kept.log_prob, kept.std_error, hits, draws, groups.group);
@@ -584,18 +600,20 @@ LikelihoodResult model_log_likelihood_unnormalised(const Model& model, const at:
 
 LikelihoodResult model_log_likelihood(const Model& model, const at::Tensor& x, const LikelihoodConfig& config,
                                       uint64_t seed, const ProgressFn& progress, const at::Tensor& cond,
-                                      const Communicator& comm, int64_t set_orders) {
+                                      const Communicator& comm, int64_t set_orders, int64_t support_draws) {
+  check_support_draws(support_draws);
   LikelihoodResult r = model_log_likelihood_unnormalised(model, x, config, seed, progress, cond, comm, set_orders);
   if (model.support.none()) return r;
-  // Z(y) per distinct condition, from kSupportDraws draws of the model given it.
+  // Z(y) per distinct condition, from support_draws draws of the model given it.
   const int64_t n = r.log_prob.numel();
   const at::Tensor y = model.cond_dim > 0 ? model_conditions(model, cond, n) : at::Tensor();
   const ConditionGroups groups = condition_groups(y, n);
   const at::Tensor group_y = y.defined() ? y.index_select(0, groups.first.to(y.device())) : y;
   auto score = model.score_model(likelihood_score(set_orders));
-  const at::Tensor hits = support_hits(model, *score, config.solver, group_y, groups.count(), seed, progress, comm);
-  normalise_by_support(r.log_prob, r.std_error, hits, at::full({groups.count()}, static_cast<double>(kSupportDraws), at::kDouble),
-                       groups.group);
+  const at::Tensor hits =
+      support_hits(model, *score, config.solver, group_y, groups.count(), support_draws, seed, progress, comm);
+  normalise_by_support(r.log_prob, r.std_error, hits,
+                       at::full({groups.count()}, static_cast<double>(support_draws), at::kDouble), groups.group);
   return r;
 }
 

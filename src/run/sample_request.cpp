@@ -59,6 +59,9 @@ void check_request(const Model& model, const SampleRequest& request) {
     if (request.score.precision != Precision::Float32)
       throw InvalidArgument("log-densities are computed in the model's own precision, not bfloat16");
     if (request.probes < 1) throw InvalidArgument("probes must be at least 1, got " + std::to_string(request.probes));
+    support_draws_of(model, request.support_draws);
+  } else if (request.support_draws) {
+    throw InvalidArgument("{support_draws} go with the samples' log-densities ({log_prob})");
   }
 }
 
@@ -80,7 +83,7 @@ void draw_with_density(const Model& model, const SampleRequest& request, const S
   config.chunk_size = likelihood_chunk_rows(model);
   const std::unique_ptr<ScoreModel> score = model.score_model(request.score);
   const ModelDraws d = sample_model_with_density(model, *score, config, m * n, y, request.seed, progress, &report.support,
-                                                 request.comm);
+                                                 request.comm, support_draws_of(model, request.support_draws));
   std::vector<int64_t> shape{n};
   if (cond.defined()) shape.insert(shape.begin(), m);
   report.log_prob = d.log_prob.reshape(shape);

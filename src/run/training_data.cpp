@@ -211,8 +211,8 @@ PreparedData prepare_training_data(const RunConfig& given, const TrainingData& r
     if (!facts.found.none()) d.found.push_back(found_bounds_text(facts.found));
   }
   if (given.data.cond_set == kAutoCount && is_posterior(given, d.cond_dim)) {
-    // Tested on the conditions as the network will see them (their log where it symmetrises them:
-    // the moments of heavy tails are poor estimates); a log, feature by feature, keeps a set a set.
+    // Tested on the conditions' log where it symmetrises them (the moments of heavy tails are poor
+    // estimates); a log, feature by feature, keeps a set a set.
     const ExchangeabilityTest set = find_set_elements(
         d.raw, facts.cond_log_symmetrises ? transform_conditions(CondTransform::Log, d.raw_cond) : d.raw_cond);
     facts.cond_set = set.width;

@@ -41,6 +41,9 @@ struct LikelihoodRequest {
   // > 1: the density of the model whose score is averaged over that many orders of a set
   // condition's elements (ScoreOptions::set_orders).
   int64_t set_orders = 1;
+  // A model with a support: the draws per condition that estimate its share Z (model_log_likelihood;
+  // unset: kSupportDraws). Refused for a model without one.
+  std::optional<int64_t> support_draws;
   Communicator comm;  // the processes that share the rows (this one alone by default)
 };
 

@@ -7,6 +7,7 @@
 #include <c10/core/ScalarType.h>
 
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -133,6 +134,17 @@ void require_path_score(const Model& model, const std::string& what);
 // each takes a run of whole chunks of the rows (each chunk with its own seed) and every rank gets
 // all rows back, in order and equal to a one-process run's. The default is this process alone.
 
+// A model with a support (kept within a box by rejection) normalises its densities by Z(y), the
+// share of its draws given y that fall inside, estimated from this many draws per condition by
+// default (support_draws below), and at most kMostSupportDraws.
+constexpr int64_t kSupportDraws = 1000;
+constexpr int64_t kMostSupportDraws = 10000000;
+// InvalidArgument unless 1 <= draws <= kMostSupportDraws ({support_draws}).
+void check_support_draws(int64_t draws);
+// The draws a request asks for (kSupportDraws when it names none), checked; InvalidArgument for a
+// number asked of a model without a support.
+int64_t support_draws_of(const Model& model, const std::optional<int64_t>& asked);
+
 // n samples in data space drawn with the given score (a composition built on the model's own,
 // such as an iid posterior's) through the model's SDE, shape and maps; y: one model-space
 // condition per row, or undefined. A model with a support draws every sample outside it again,
@@ -156,12 +168,13 @@ struct ModelDraws {
 // the density of the flow that made them, with the given score (guided or not), the maps'
 // log-Jacobian included — so that a draw can be weighted by p / q in importance sampling. A model
 // with a support draws again as sample_model_with does; the draws kept have density q / Z(y), Z
-// the share of the first draws inside for each distinct condition (from kSupportDraws draws of
+// the share of the first draws inside for each distinct condition (from support_draws draws of
 // its own where a condition has fewer first draws), its error joined to the standard error.
 // Rows moved onto the box are no draws of the model: NaN.
 ModelDraws sample_model_with_density(const Model& model, ScoreModel& score, const LikelihoodConfig& config, int64_t n,
                                      const at::Tensor& y, uint64_t seed, const ProgressFn& progress = {},
-                                     SupportStats* report = nullptr, const Communicator& comm = Communicator());
+                                     SupportStats* report = nullptr, const Communicator& comm = Communicator(),
+                                     int64_t support_draws = kSupportDraws);
 // n samples in data space drawn with the given sampler (an unconditional model).
 at::Tensor sample_model(const Model& model, Sampler& sampler, int64_t n, uint64_t seed, const ProgressFn& progress = {},
                         const ScoreOptions& score = {}, SupportStats* report = nullptr, const Communicator& comm = Communicator());
@@ -194,19 +207,20 @@ struct LikelihoodResult;
 // log p(x) (log p(x | y) for conditions cond, one row per row of x or a single row for all) in
 // nats for rows of x in data space (the scaling's log-Jacobian included); -inf outside the bounds.
 // A model with a support is normalised by the share Z(y) of its draws that fall inside it,
-// estimated from kSupportDraws draws for each distinct condition: log p = log q - log Z, its
+// estimated from m = support_draws draws for each distinct condition: log p = log q - log Z, its
 // Monte-Carlo error sqrt((1 - Z) / (Z m)) joined to the standard error (no draw inside counts
-// as half a draw: Z = 1 / (2m), its error 1.4 nats). set_orders > 1: the density of the model
-// whose score is averaged over that many orders of a set condition's elements (ScoreOptions).
+// as half a draw: Z = 1 / (2m), its error 1.4 nats for m = 1000). That error is shared by every
+// row of one condition: more draws shrink it as 1 / sqrt(m). set_orders > 1: the density of the
+// model whose score is averaged over that many orders of a set condition's elements (ScoreOptions).
 LikelihoodResult model_log_likelihood(const Model& model, const at::Tensor& x, const LikelihoodConfig& config,
                                       uint64_t seed, const ProgressFn& progress = {}, const at::Tensor& cond = {},
-                                      const Communicator& comm = Communicator(), int64_t set_orders = 1);
+                                      const Communicator& comm = Communicator(), int64_t set_orders = 1,
+                                      int64_t support_draws = kSupportDraws);
 // The same without that normalisation: log q(x | y) within the support. Enough to compare rows of
 // one condition (Z is the same for them), at no extra cost.
 LikelihoodResult model_log_likelihood_unnormalised(const Model& model, const at::Tensor& x, const LikelihoodConfig& config,
                                                    uint64_t seed, const ProgressFn& progress = {},
                                                    const at::Tensor& cond = {}, const Communicator& comm = Communicator(),
                                                    int64_t set_orders = 1);
-constexpr int64_t kSupportDraws = 1000;
 
 }  // namespace sbgm

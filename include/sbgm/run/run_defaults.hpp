@@ -45,8 +45,9 @@
 // A posterior whose conditions are elements of w features that are exchangeable given θ (iid
 // draws: slcp's four points) reads them as a set (data.cond_set = w): the pairs are tested for it,
 // the smallest such w taken (find_set_elements, data/exchangeable_elements.hpp; facts.cond_set).
-// Shown in random orders while training, slcp gave C2ST 0.716 against 0.760 at 10^4 pairs and 0.876
-// against 0.948 at 10^3; no other sbibm task's conditions pass the test (docs/sbi.md).
+// Shown in random orders while training, slcp gave C2ST 0.715 against 0.760 at 10^4 pairs and 0.877
+// against 0.948 at 10^3 (fast C2ST, seed 0); no other sbibm task's conditions pass the test at
+// 10^3 to 10^5 pairs (docs/sbi.md, "Sets found in the pairs").
 //
 // Sampling: a conditional model of vectors (a posterior p(theta | x)) is sampled along the
 // reverse SDE (sample.lambda = 0) by DPM-Solver++ 2M in 50 steps (Euler-Maruyama at 200 steps was

@@ -7,6 +7,7 @@
 #include <ATen/core/Tensor.h>
 
 #include <cstdint>
+#include <optional>
 #include <string>
 
 #include "sbgm/likelihood/log_likelihood.hpp"
@@ -41,6 +42,10 @@ struct SampleRequest {
   bool log_prob = false;
   DivergenceKind divergence = DivergenceKind::Exact;
   int64_t probes = 1;
+  // With log_prob, a model with a support: the draws per condition that estimate its share Z where
+  // the request's own are fewer (sample_model_with_density; unset: kSupportDraws). Refused for a
+  // model without one, and without log_prob.
+  std::optional<int64_t> support_draws;
   Communicator comm;  // the processes that share the rows (this one alone by default)
 };
 
