@@ -15,6 +15,7 @@
 #include "sbgm/data/gaussian_mixture.hpp"
 #include "sbgm/likelihood/log_likelihood.hpp"
 #include "sbgm/run/inpaint.hpp"
+#include "sbgm/run/likelihood_request.hpp"
 #include "sbgm/run/model.hpp"
 #include "sbgm/sample/edm_heun.hpp"
 #include "sbgm/score/score_model.hpp"
@@ -348,7 +349,18 @@ TEST(Bounds, MoreSupportDrawsShrinkTheSharedErrorOfZ) {
     const double expected_error = std::sqrt((1 - z) / (z * static_cast<double>(m)));
     EXPECT_NEAR(r.std_error[0].item<double>(), expected_error, 0.2 * expected_error) << m << " draws";
     EXPECT_LT((r.log_prob - exact).abs().max().item<double>(), 4 * expected_error + 0.03) << m << " draws";
+    // Both rows share that error: their mean keeps it whole (the divergence is exact).
+    EXPECT_NEAR(mean_standard_error(r), r.std_error[0].item<double>(), 1e-12) << m << " draws";
   }
+  // Own errors average away over the rows, a shared one does not: two groups of two rows, own
+  // errors 0.3 and shared ones 0.1 (group 0) and 0.2 (group 1).
+  LikelihoodResult mixed;
+  mixed.shared_error = at::tensor({0.1, 0.1, 0.2, 0.2}, at::kDouble);
+  mixed.shared_group = at::tensor({0, 0, 1, 1}, at::kLong);
+  mixed.std_error = at::hypot(at::full({4}, 0.3, at::kDouble), mixed.shared_error);
+  EXPECT_NEAR(mean_standard_error(mixed), std::sqrt(4 * 0.09 + 0.2 * 0.2 + 0.4 * 0.4) / 4, 1e-12);
+  mixed.shared_error = at::Tensor();
+  EXPECT_NEAR(mean_standard_error(mixed), std::sqrt(mixed.std_error.square().sum().item<double>()) / 4, 1e-12);
   // 50 draws of the condition and 5,000 for Z: Z from 5,000 draws of its own.
   const auto score = model.score_model();
   const ModelDraws d = sample_model_with_density(model, *score, config, 50, at::full({50, 1}, cond, at::kDouble), 3, {},

@@ -132,10 +132,20 @@ TEST(CliBounds, APosteriorRunFindsThePriorsBoxByDefault) {
       EXPECT_FALSE(fs::exists(lp));
       continue;
     }
-    const CliResult l = sbgm_cli(loglik + " --support-draws 2000");
-    ASSERT_EQ(l.code, 0) << l.err;
-    EXPECT_TRUE(at::isfinite(read_npy(lp.string(), true)).all().item<bool>());
-    fs::remove(lp);
+    // The printed mean keeps Z's error, shared by the rows of a condition: a hundred times the
+    // draws, a tenth of it.
+    const auto mean_error = [&](const std::string& draws) {
+      const CliResult l = sbgm_cli(loglik + " --support-draws " + draws);
+      EXPECT_EQ(l.code, 0) << l.err;
+      EXPECT_TRUE(at::isfinite(read_npy(lp.string(), true)).all().item<bool>());
+      fs::remove(lp);
+      EXPECT_NE(l.out.find("from " + draws + " per condition, its error shared"), std::string::npos) << l.out;
+      const size_t at = l.out.find("+- ");
+      return at == std::string::npos ? -1.0 : std::stod(l.out.substr(at + 3));
+    };
+    const double few = mean_error("100"), many = mean_error("10000");
+    EXPECT_GT(many, 0);
+    EXPECT_NEAR(few / many, 10.0, 3.5);
     expect_one_line_error(sbgm_cli(loglik + " --support-draws 0"), "--support-draws must be in [1, 10000000], got 0");
   }
 

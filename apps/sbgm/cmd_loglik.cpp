@@ -165,10 +165,16 @@ void add_loglik_command(CLI::App& app, Action& action) {
                   << " draws per row, " << to_string(lc.time) << " times)\n";
         return 0;
       }
-      if (lc.divergence == DivergenceKind::Hutchinson && lc.probes == 1) {
+      const bool hutchinson = lc.divergence == DivergenceKind::Hutchinson, boxed = !model.support.none();
+      if (hutchinson && lc.probes == 1)
         std::cout << " (Hutchinson with 1 probe: --probes 2 or more also estimates its standard error)";
-      } else if (lc.divergence == DivergenceKind::Hutchinson) {
-        std::cout << " +- " << r.mean_std_error << " (Hutchinson standard error of the mean, " << lc.probes << " probes)";
+      if ((hutchinson && lc.probes > 1) || boxed) {
+        std::cout << " +- " << r.mean_std_error << " (standard error of the mean: ";
+        if (hutchinson && lc.probes > 1) std::cout << "Hutchinson's, " << lc.probes << " probes" << (boxed ? "; " : "");
+        if (boxed)
+          std::cout << "the box's share of draws inside, from " << request.support_draws.value_or(kSupportDraws)
+                    << " per condition, its error shared by the condition's rows";
+        std::cout << ")";
       }
       std::cout << "; " << static_cast<double>(r.stats.row_evals) / static_cast<double>(rows)
                 << " function evaluations per point (" << r.stats.function_evals << " batched), " << r.stats.accepted

@@ -59,8 +59,20 @@ LikelihoodReport run_likelihood_request(const Model& model, const LikelihoodRequ
   report.value = request.bits_per_dim ? -report.log_prob / units : report.log_prob;
   report.std_error = r.std_error / units;
   report.mean = report.value.mean().item<double>();
-  report.mean_std_error = (report.std_error.pow(2).sum().sqrt() / static_cast<double>(x.size(0))).item<double>();
+  report.mean_std_error = mean_standard_error(r) / units;
   return report;
+}
+
+double mean_standard_error(const LikelihoodResult& r) {
+  const int64_t n = r.std_error.numel();
+  if (n == 0) return 0;
+  const at::Tensor total = r.std_error.to(at::kDouble).square();
+  if (!r.shared_error.defined()) return std::sqrt(total.sum().item<double>()) / static_cast<double>(n);
+  const at::Tensor shared = r.shared_error.to(at::kDouble).cpu(), group = r.shared_group.to(at::kLong).cpu();
+  const at::Tensor own = (total - shared.square()).clamp_min(0);
+  // The rows of a group share one error: their sum moves by its sum over them.
+  const at::Tensor per_group = at::zeros({group.max().item<int64_t>() + 1}, at::kDouble).index_add_(0, group, shared);
+  return std::sqrt(own.sum().item<double>() + per_group.square().sum().item<double>()) / static_cast<double>(n);
 }
 
 DensityGrid density_grid(const Model& model, int64_t g, const std::optional<std::array<double, 4>>& range,

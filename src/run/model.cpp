@@ -446,12 +446,15 @@ at::Tensor support_hits(const Model& model, ScoreModel& score, const SolverConfi
 // log q - log Z(y) for rows whose group's draws had `hits` of `draws` inside the support (both
 // [groups]), Z's Monte-Carlo error sqrt((1 - Z) / (Z m)) joined to the standard error. No draw
 // inside counts as half a draw: Z = 1 / (2m), its error 1.4 nats for m = 1000.
-void normalise_by_support(at::Tensor& log_prob, at::Tensor& std_error, const at::Tensor& hits, const at::Tensor& draws,
-                          const at::Tensor& group) {
+// Returns Z's error per row.
+at::Tensor normalise_by_support(at::Tensor& log_prob, at::Tensor& std_error, const at::Tensor& hits,
+                                const at::Tensor& draws, const at::Tensor& group) {
   const at::Tensor z_groups = hits.clamp_min(0.5) / draws;
   const at::Tensor z = z_groups.index_select(0, group), m = draws.index_select(0, group);
+  const at::Tensor z_error = at::sqrt((1 - z) / (z * m));
   log_prob = log_prob - at::log(z).to(log_prob.dtype());
-  std_error = at::sqrt(std_error.to(at::kDouble).square() + (1 - z) / (z * m)).to(std_error.dtype());
+  std_error = at::hypot(std_error.to(at::kDouble), z_error).to(std_error.dtype());
+  return z_error;
 }
 
 }  // namespace
@@ -612,8 +615,10 @@ LikelihoodResult model_log_likelihood(const Model& model, const at::Tensor& x, c
   auto score = model.score_model(likelihood_score(set_orders));
   const at::Tensor hits =
       support_hits(model, *score, config.solver, group_y, groups.count(), support_draws, seed, progress, comm);
-  normalise_by_support(r.log_prob, r.std_error, hits,
-                       at::full({groups.count()}, static_cast<double>(support_draws), at::kDouble), groups.group);
+  r.shared_error = normalise_by_support(r.log_prob, r.std_error, hits,
+                                        at::full({groups.count()}, static_cast<double>(support_draws), at::kDouble),
+                                        groups.group);
+  r.shared_group = groups.group;
   return r;
 }
 

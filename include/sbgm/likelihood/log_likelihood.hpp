@@ -61,6 +61,10 @@ struct LikelihoodResult {
   at::Tensor log_prob;    // [N] nats, float64 (ELBO: the bound)
   at::Tensor std_error;   // [N] standard error of the Hutchinson (ELBO: Monte-Carlo) estimate; zeros when exact
   at::Tensor x_T;         // [N, ...] the points at t = T (ODE only)
+  // Where rows share an error (a model's support normalises them by one estimate per condition;
+  // run/model.hpp): that part of std_error per row, and each row's group [N] (int64); undefined
+  // otherwise.
+  at::Tensor shared_error, shared_group;
   SolveStats stats;       // summed over chunks
 };
 

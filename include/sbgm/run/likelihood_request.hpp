@@ -52,10 +52,15 @@ struct LikelihoodReport {
   at::Tensor value;      // [N] what was asked for: log_prob, or bits per dimension
   at::Tensor std_error;  // [N] its standard error in the same units (zeros where exact)
   double mean = 0;       // over the rows
-  double mean_std_error = 0;
+  double mean_std_error = 0;  // mean's (mean_standard_error)
   LikelihoodConfig config;  // as settled
   SolveStats stats;
 };
+
+// The standard error of the mean of r's rows: each row's own error independent, an error rows share
+// (a support's Z, one per condition) counted once for all the rows that share it — so the mean of
+// many points of one observation keeps Z's error, which no number of points averages away.
+double mean_standard_error(const LikelihoodResult& r);
 
 // The likelihood settings a request comes to for this model (chunk_size settled).
 LikelihoodConfig resolve_likelihood(const Model& model, const LikelihoodRequest& request);
