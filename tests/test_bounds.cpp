@@ -38,7 +38,7 @@ GaussianMixture truncated_gaussian() {
 }
 Model truncated_gaussian_model() {
   Model model = mixture_model(truncated_gaussian(), SDEConfig{});
-  model.set_box(Bounds::from_lists({-1}, {1}, 2), KeepWithin::Reject);
+  model.set_box(use_box(Bounds::from_lists({-1}, {1}, 2), KeepWithin::Reject));
   return model;
 }
 

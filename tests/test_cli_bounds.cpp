@@ -146,6 +146,22 @@ TEST(CliBounds, APosteriorRunFindsThePriorsBoxByDefault) {
     const double few = mean_error("100"), many = mean_error("10000");
     EXPECT_GT(many, 0);
     EXPECT_NEAR(few / many, 10.0, 3.5);
+    // So does the mean log p of samples drawn with their density: the spread of the values over
+    // sqrt(n), and Z's error (from the 200 first draws of each condition, or 10,000 of its own).
+    const auto sample_error = [&](const std::string& draws) {
+      const fs::path s = dir / "lp_samples.npy", l = dir / "lp_values.npy";
+      const CliResult r = sbgm_cli("sample --checkpoint " + run.string() + " --cond " + (dir / "xo.npy").string() +
+                                   " --n 200 --out " + s.string() + " --log-prob " + l.string() + " --support-draws " + draws);
+      EXPECT_EQ(r.code, 0) << r.err;
+      EXPECT_NE(r.out.find("counted once a condition"), std::string::npos) << r.out;
+      const at::Tensor values = read_npy(l.string(), true).to(at::kDouble).flatten();
+      const double spread = values.std().item<double>() / std::sqrt(static_cast<double>(values.numel()));
+      const size_t at = r.out.find("+- ");
+      const double printed = at == std::string::npos ? -1.0 : std::stod(r.out.substr(at + 3));
+      EXPECT_GE(printed, spread * (1 - 1e-6)) << r.out;
+      return printed;
+    };
+    EXPECT_GT(sample_error("100"), sample_error("10000"));
     expect_one_line_error(sbgm_cli(loglik + " --support-draws 0"), "--support-draws must be in [1, 10000000], got 0");
   }
 

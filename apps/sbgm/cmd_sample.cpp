@@ -57,14 +57,12 @@ std::vector<PathPanel> trajectory_panels(const Model& model, const SamplerOption
 }
 
 // The samples' mean log-density, an estimate of minus the model's entropy (of the mixture over
-// the conditions given), with its standard error over the samples.
+// the conditions given), with its standard error (SampleReport).
 void print_log_prob_summary(const SampleReport& report) {
-  const at::Tensor values = report.log_prob.masked_select(at::isfinite(report.log_prob));
-  const int64_t rows = values.numel();
-  if (rows == 0) return;
-  std::cout << "log p of the samples: mean " << values.mean().item<double>() << " nats";
-  if (rows > 1) std::cout << " +- " << values.std().item<double>() / std::sqrt(double(rows)) << " (standard error)";
-  std::cout << "\n";
+  if (std::isnan(report.mean_log_prob)) return;
+  std::cout << "log p of the samples: mean " << report.mean_log_prob << " nats +- " << report.mean_log_prob_std_error
+            << " (standard error" << (report.support.rows > 0 ? "; the box's share of draws inside counted once a condition" : "")
+            << ")\n";
 }
 
 }  // namespace

@@ -201,6 +201,30 @@ def test_log_normal_conditions_are_taken_as_logs(tmp_path):
         est.sample(10, x=[-1.0], progress=False)
 
 
+def test_log_normal_parameters_are_modelled_as_logs(tmp_path):
+    """theta drawn from a log-normal prior (log theta ~ N(0, 0.5^2)) with x = log theta + 0.5 z: the
+    run models log theta by itself, every sample is positive, and the posterior of log theta is the
+    analytic N(x / 2, 1/8); log_prob includes the log's Jacobian. Parameters that are not positive
+    are a ValueError when the log is asked for."""
+    rng = np.random.default_rng(6)
+    log_theta = 0.5 * rng.normal(size=(4000, 1))
+    x = log_theta + 0.5 * rng.normal(size=log_theta.shape)
+    est = sbgm.PosteriorEstimator(tmp_path / "logtheta", config={"train.steps": 3000, "model.baseline": "none", **SMALL})
+    est.fit(np.exp(log_theta), x, progress=False)
+    assert est.model.config["data.transform"] == "log"
+    s = est.sample(4000, x=[0.6], progress=False)
+    assert (s > 0).all()
+    np.testing.assert_allclose(np.log(s).mean(), 0.3, atol=0.06)
+    np.testing.assert_allclose(np.log(s).std(), np.sqrt(1 / 8), rtol=0.15)
+    t = np.array([[np.exp(0.3)], [np.exp(-0.1)]])
+    u = np.log(t[:, 0])
+    exact = -0.5 * np.log(2 * np.pi / 8) - (u - 0.3) ** 2 * 4 - u
+    np.testing.assert_allclose(est.log_prob(t, x=[0.6], progress=False), exact, atol=0.2)
+    signed = sbgm.PosteriorEstimator(tmp_path / "signed", config={"train.steps": 10, "data.transform": "log", **SMALL})
+    with pytest.raises(ValueError, match="is not positive"):
+        signed.fit(log_theta, x, progress=False)
+
+
 def test_the_candidates_name_the_networks(tmp_path):
     """model.candidates: the transformer trained beside the MLP and the one with the lower held-out
     loss kept, its config recording the list; a name that is no candidate is a ValueError."""

@@ -68,11 +68,17 @@ double mean_standard_error(const LikelihoodResult& r) {
   if (n == 0) return 0;
   const at::Tensor total = r.std_error.to(at::kDouble).square();
   if (!r.shared_error.defined()) return std::sqrt(total.sum().item<double>()) / static_cast<double>(n);
-  const at::Tensor shared = r.shared_error.to(at::kDouble).cpu(), group = r.shared_group.to(at::kLong).cpu();
-  const at::Tensor own = (total - shared.square()).clamp_min(0);
+  const at::Tensor own = (total - r.shared_error.to(at::kDouble).cpu().square()).clamp_min(0);
+  return std::hypot(std::sqrt(own.sum().item<double>()) / static_cast<double>(n),
+                    shared_error_of_mean(r.shared_error, r.shared_group, n));
+}
+
+double shared_error_of_mean(const at::Tensor& shared_error, const at::Tensor& shared_group, int64_t n) {
+  if (n == 0 || shared_error.numel() == 0) return 0;
+  const at::Tensor shared = shared_error.to(at::kDouble).cpu(), group = shared_group.to(at::kLong).cpu();
   // The rows of a group share one error: their sum moves by its sum over them.
   const at::Tensor per_group = at::zeros({group.max().item<int64_t>() + 1}, at::kDouble).index_add_(0, group, shared);
-  return std::sqrt(own.sum().item<double>() + per_group.square().sum().item<double>()) / static_cast<double>(n);
+  return std::sqrt(per_group.square().sum().item<double>()) / static_cast<double>(n);
 }
 
 DensityGrid density_grid(const Model& model, int64_t g, const std::optional<std::array<double, 4>>& range,

@@ -76,10 +76,9 @@ at::Tensor Model::inside(const at::Tensor& x) const {
   return bounds.inside(rows) & support.inside(rows);
 }
 
-void Model::set_box(const Bounds& box, KeepWithin keep) {
-  const BoxUse use = use_box(box, keep);
-  bounds = use.mapped;
-  support = use.rejected;
+void Model::set_box(const BoxUse& box) {
+  bounds = box.mapped;
+  support = box.rejected;
 }
 
 ConditionInput Model::condition_input() const { return {cond_dim, !mixture && config.train.cond_dropout > 0}; }
@@ -97,8 +96,16 @@ void Model::set_dtype(at::ScalarType t) {
   if (net) net->to(t);
 }
 
-Bounds model_bounds(const RunConfig& config, const std::vector<int64_t>& data_shape) {
-  return Bounds::from_lists(config.data.lower, config.data.upper, c10::multiply_integers(data_shape));
+BoxUse model_box(const RunConfig& config, const std::vector<int64_t>& data_shape) {
+  const int64_t features = c10::multiply_integers(data_shape);
+  BoxUse use = use_box(Bounds::from_lists(config.data.lower, config.data.upper, features), config.data.keep_within);
+  if (config.data.transform != FeatureTransform::Log) return use;
+  if (!use.mapped.none())
+    throw InvalidArgument("data.transform = log is the map of a lower bound 0, and data.lower / data.upper are mapped "
+                          "as well (data.keep_within = map): keep the box by rejection (data.keep_within = reject), or "
+                          "give the bounds alone (data.transform = none)");
+  use.mapped = Bounds::from_lists({0.0}, {}, features);
+  return use;
 }
 
 namespace {
@@ -150,7 +157,7 @@ Model model_with(const ModelSpec& spec, std::shared_ptr<ScoreNet> net, int64_t s
   m.config = spec.config;
   m.data_shape = spec.data_shape;
   m.cond_dim = spec.cond_dim;
-  m.set_box(model_bounds(spec.config, spec.data_shape), spec.config.data.keep_within);
+  m.set_box(model_box(spec.config, spec.data_shape));
   m.scaling = spec.scaling;
   m.cond_scaling = spec.cond_scaling;
   m.data_mean = spec.data_mean;
@@ -467,7 +474,7 @@ ModelDraws sample_model_with_density(const Model& model, ScoreModel& score, cons
     return draw_with_density_in_data_space(model, score, config, rows, rows_y, s, progress, comm);
   };
   Draws first = draw(n, y, seed);
-  if (model.support.none()) return {first.x, first.log_prob, first.std_error};
+  if (model.support.none()) return {first.x, first.log_prob, first.std_error, {}, {}};
   // Z(y) from the first draws, which are draws of q itself; a condition with fewer of them than
   // model_log_likelihood takes gets that many draws of its own.
   const ConditionGroups groups = condition_groups(y, n);
@@ -481,8 +488,8 @@ ModelDraws sample_model_with_density(const Model& model, ScoreModel& score, cons
     draws.index_fill_(0, few, static_cast<double>(support_draws));
   }
   Draws kept = redraw_outside(model, draw, std::move(first), y, seed, report);
-  normalise_by_support(kept.log_prob, kept.std_error, hits, draws, groups.group);
-  return {kept.x, kept.log_prob, kept.std_error};
+  const at::Tensor shared = normalise_by_support(kept.log_prob, kept.std_error, hits, draws, groups.group);
+  return {kept.x, kept.log_prob, kept.std_error, shared, groups.group};
 }
 
 namespace {

@@ -179,7 +179,8 @@ const std::vector<Entry>& entries() {
     t.push_back(choice<BoundsRule>("data.bounds", "none: the bounds of data.lower / data.upper only; find: the bounds the training rows show (a prior's box support; data/bounds.hpp), written to data.lower / data.upper where those are empty; auto: find for a posterior (conditional vectors), none otherwise", [](C& c) -> auto& { return c.data.bounds; }, bounds_rule_from_string, to_string));
     t.push_back(choice<KeepWithin>("data.keep_within", "how samples are kept within data.lower / data.upper: map (the network models the data through the box's logit map) or reject (it models them as they are; samples outside are drawn again, and log p is normalised by the share kept); auto: reject for the bounds a run finds (data.bounds), map for those it is given", [](C& c) -> auto& { return c.data.keep_within; }, keep_within_from_string, to_string));
     t.push_back(auto_field<int64_t>("data.cond_set", "0, or the features of one element when each condition is a set of elements (iid draws) whose order carries nothing (auto: for a posterior the smallest such elements its training pairs show, their moments the same in every order; else 0)", [](C& c) -> auto& { return c.data.cond_set; }, kAutoCount));
-    t.push_back(choice<CondTransform>("data.cond_transform", "none, or log: the conditions' logarithm (every value must be positive) is standardised and given to the network; auto: log for positive, heavy-tailed conditions", [](C& c) -> auto& { return c.data.cond_transform; }, cond_transform_from_string, to_string));
+    t.push_back(choice<FeatureTransform>("data.transform", "none, or log: the network models the data's logarithm (every value must be positive; samples stay positive, log p carries the log's Jacobian); auto: log for a posterior's parameters that are positive and right-skewed with a near-symmetric log (a log-normal prior), where no bounds are given", [](C& c) -> auto& { return c.data.transform; }, feature_transform_from_string, to_string));
+    t.push_back(choice<FeatureTransform>("data.cond_transform", "none, or log: the conditions' logarithm (every value must be positive) is standardised and given to the network; auto: log for positive, heavy-tailed conditions", [](C& c) -> auto& { return c.data.cond_transform; }, feature_transform_from_string, to_string));
     Entry sde_type = choice<SDEKind>("sde.type", "vp, subvp, ve, cosine, or linear (flow matching's straight path x_t = (1 - t) x_0 + t z); auto: the run chooses from its data and objective", [](C& c) -> auto& { return c.sde.kind; }, sde_kind_from_string, to_string);
     sde_type.set = [set = sde_type.set](C& c, const std::string& text) {
       c.sde_auto = text == "auto";
@@ -403,7 +404,7 @@ void RunConfig::validate() const {
   if (data.levels < 2) throw InvalidArgument("data.levels must be at least 2");
   data.pixel_range(false);  // checks the text
   if (train.cond_dropout > 0 && data.cond.empty()) throw InvalidArgument("{train.cond_dropout} needs conditions ({data.cond})");
-  if (data.cond_transform == CondTransform::Log && data.cond.empty())
+  if (data.cond_transform == FeatureTransform::Log && data.cond.empty())
     throw InvalidArgument("{data.cond_transform} = log needs conditions ({data.cond})");
   if ((data.cond_set < 0 && data.cond_set != kAutoCount) || data.cond_set > 65536)
     throw InvalidArgument("data.cond_set must be auto or in [0, 65536]");

@@ -76,7 +76,7 @@ const std::vector<std::string>& auto_keys() {
                                              "train.schedule", "train.validation_fraction", "train.patience",
                                              "train.validate_every", "sample.sampler", "sample.steps", "sample.lambda", "data.cond_transform",
                                              "model.input_scaling", "data.bounds", "data.keep_within", "model.candidates",
-                                             "data.cond_set"};
+                                             "data.cond_set", "data.transform"};
   return keys;
 }
 
@@ -133,12 +133,17 @@ RunConfig settle_auto_keys(RunConfig config, const DataFacts& facts) {
     const int64_t quarter = (t.steps / 4 + interval - 1) / interval, epochs = (kPatienceEpochs * epoch + interval - 1) / interval;
     t.patience = held_out ? std::max(quarter, epochs) : 0;
   }
-  if (config.data.cond_transform == CondTransform::Auto)
-    config.data.cond_transform = conditional && facts.cond_log_symmetrises ? CondTransform::Log : CondTransform::None;
+  if (config.data.cond_transform == FeatureTransform::Auto)
+    config.data.cond_transform = conditional && facts.cond_log_symmetrises ? FeatureTransform::Log : FeatureTransform::None;
   SampleConfig& s = config.sample;
   const bool posterior = is_posterior(config, facts.cond_dim);
   DataConfig& d = config.data;
   if (d.bounds == BoundsRule::Auto) d.bounds = posterior ? BoundsRule::Find : BoundsRule::None;
+  // Parameters of a log-normal-like prior are modelled as their log (header), unless the user
+  // gave bounds: those state the support.
+  if (d.transform == FeatureTransform::Auto)
+    d.transform = posterior && d.lower.empty() && d.upper.empty() && facts.log_symmetrises ? FeatureTransform::Log
+                                                                                           : FeatureTransform::None;
   const bool found = d.bounds == BoundsRule::Find && d.lower.empty() && d.upper.empty() && !facts.found.none();
   if (found) {
     d.lower = facts.found.lower_list();

@@ -6,6 +6,7 @@
 #include "sbgm/data/dataset.hpp"
 #include "sbgm/data/gaussian_mixture.hpp"
 #include "sbgm/data/toy.hpp"
+#include "sbgm/run/likelihood_request.hpp"
 #include "sbgm/run/model.hpp"
 #include "sbgm/run/run_defaults.hpp"
 #include "sbgm/score/score_model.hpp"
@@ -88,6 +89,18 @@ void draw_with_density(const Model& model, const SampleRequest& request, const S
   if (cond.defined()) shape.insert(shape.begin(), m);
   report.log_prob = d.log_prob.reshape(shape);
   report.log_prob_std_error = d.std_error.reshape(shape);
+  const at::Tensor finite = at::isfinite(d.log_prob);
+  const at::Tensor values = d.log_prob.masked_select(finite);
+  const int64_t rows = values.numel();
+  if (rows > 0) {
+    report.mean_log_prob = values.mean().item<double>();
+    const double spread = rows > 1 ? values.std().item<double>() / std::sqrt(static_cast<double>(rows)) : 0.0;
+    const double shared =
+        d.shared_error.defined()
+            ? shared_error_of_mean(d.shared_error.masked_select(finite), d.shared_group.masked_select(finite), rows)
+            : 0.0;
+    report.mean_log_prob_std_error = std::hypot(spread, shared);
+  }
   shape.insert(shape.end(), model.data_shape.begin(), model.data_shape.end());
   report.samples = d.x.reshape(shape);
 }

@@ -6,7 +6,7 @@
 #include <cmath>
 #include <cstdio>
 
-#include "sbgm/data/condition_transform.hpp"
+#include "sbgm/data/feature_transform.hpp"
 #include "sbgm/data/dataset.hpp"
 #include "sbgm/data/exchangeable_elements.hpp"
 #include "sbgm/data/image_files.hpp"
@@ -206,6 +206,9 @@ PreparedData prepare_training_data(const RunConfig& given, const TrainingData& r
   }
 
   DataFacts facts{d.raw.size(0), d.cond_dim, log_symmetrises(d.raw_cond)};
+  // θ is looked at only where the choice is the run's (a posterior, no bounds given).
+  facts.log_symmetrises = given.data.transform == FeatureTransform::Auto && is_posterior(given, d.cond_dim) &&
+                          given.data.lower.empty() && given.data.upper.empty() && log_symmetrises(d.raw);
   if (looks_for_bounds(given, d.cond_dim)) {
     facts.found = Bounds::find(d.raw);
     if (!facts.found.none()) d.found.push_back(found_bounds_text(facts.found));
@@ -214,7 +217,7 @@ PreparedData prepare_training_data(const RunConfig& given, const TrainingData& r
     // Tested on the conditions' log where it symmetrises them (the moments of heavy tails are poor
     // estimates); a log, feature by feature, keeps a set a set.
     const ExchangeabilityTest set = find_set_elements(
-        d.raw, facts.cond_log_symmetrises ? transform_conditions(CondTransform::Log, d.raw_cond) : d.raw_cond);
+        d.raw, facts.cond_log_symmetrises ? transform_conditions(FeatureTransform::Log, d.raw_cond) : d.raw_cond);
     facts.cond_set = set.width;
     if (set.tested) d.found.push_back(found_set_text(set, d.cond_dim));
   }
@@ -224,15 +227,24 @@ PreparedData prepare_training_data(const RunConfig& given, const TrainingData& r
   if (resumed) check_resumable(*resumed, config, d.data_shape, d.cond_dim);
 
   // Bounded features are modelled through the bounds' bijection (data/bounds.hpp), or as they are
-  // and their samples outside the box drawn again (data.keep_within).
-  d.box = model_bounds(config, d.data_shape);
-  if (!d.box.none()) {
+  // and their samples outside the box drawn again (data.keep_within); the data's log is the map
+  // of a lower bound 0.
+  d.box = model_box(config, d.data_shape);
+  const bool logs = config.data.transform == FeatureTransform::Log;
+  if (!d.box.mapped.none() || !d.box.rejected.none()) {
     if (config.data.pixel_range(false))
-      throw InvalidArgument("data.lower / data.upper do not apply to pixel data (data.image_range)");
-    const std::string outside = d.box.first_outside(d.raw);
-    if (!outside.empty()) throw InvalidArgument(rows.data_name + ": " + outside + " (data.lower / data.upper)");
+      throw InvalidArgument(std::string(logs ? "data.transform = log does" : "data.lower / data.upper do") +
+                            " not apply to pixel data (data.image_range)");
+    if (logs) {
+      const std::string bad = first_not_positive(d.raw);
+      if (!bad.empty()) throw InvalidArgument(rows.data_name + ": " + bad + " is not positive (data.transform = log)");
+    }
+    for (const Bounds* box : {&d.box.mapped, &d.box.rejected}) {
+      const std::string outside = box->none() ? "" : box->first_outside(d.raw);
+      if (!outside.empty()) throw InvalidArgument(rows.data_name + ": " + outside + " (data.lower / data.upper)");
+    }
   }
-  const at::Tensor unbounded = use_box(d.box, config.data.keep_within).mapped.to_unbounded(d.raw);
+  const at::Tensor unbounded = d.box.mapped.to_unbounded(d.raw);
   d.scaling = fitted_or_resumed(fit_scaling(config, unbounded, rows.data_name), resumed ? &resumed->scaling : nullptr,
                                 "the data");
   d.train = config.train;
@@ -246,7 +258,7 @@ PreparedData prepare_training_data(const RunConfig& given, const TrainingData& r
     d.train.level_width = 1.0 / d.scaling.scale.flatten()[0].item<double>();
   }
   // The conditions as the network's standardisation sees them (their log for positive, heavy-tailed
-  // ones; data/condition_transform.hpp). raw_cond stays as given: the model applies the transform
+  // ones; data/feature_transform.hpp). raw_cond stays as given: the model applies the transform
   // itself to whatever conditions it is handed (model_conditions).
   at::Tensor net_cond = d.raw_cond;
   try {

@@ -61,6 +61,9 @@ struct LikelihoodReport {
 // (a support's Z, one per condition) counted once for all the rows that share it — so the mean of
 // many points of one observation keeps Z's error, which no number of points averages away.
 double mean_standard_error(const LikelihoodResult& r);
+// The part of the standard error of a mean over n rows that the rows share: each group's shared
+// errors [N] (float64, shared_group [N] int64) summed, the groups' sums added in quadrature, / n.
+double shared_error_of_mean(const at::Tensor& shared_error, const at::Tensor& shared_group, int64_t n);
 
 // The likelihood settings a request comes to for this model (chunk_size settled).
 LikelihoodConfig resolve_likelihood(const Model& model, const LikelihoodRequest& request);

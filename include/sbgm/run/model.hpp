@@ -59,8 +59,8 @@ struct Model {
   at::Tensor log_abs_det_jacobian(const at::Tensor& x) const;
   // [N]: true for the rows x in data space that lie within the model's bounds (all, for none).
   at::Tensor inside(const at::Tensor& x) const;
-  // Takes the box a config gives (model_bounds) the way the config keeps within it.
-  void set_box(const Bounds& box, KeepWithin keep);
+  // Takes the bounds a config gives (model_box).
+  void set_box(const BoxUse& box);
   // Whether the score the network gives is its path's: not for a flow model trained with
   // minibatch optimal transport (train.ot_coupling), whose coupled pairs carry the data along
   // other marginals than the Gaussian path's. Its velocity's ODE is then the model: the samplers
@@ -74,9 +74,11 @@ struct Model {
   void set_dtype(at::ScalarType dtype);
 };
 
-// The box bounds a config gives samples of this shape (none for most runs); InvalidArgument
-// naming data.lower / data.upper when they do not fit the shape.
-Bounds model_bounds(const RunConfig& config, const std::vector<int64_t>& data_shape);
+// The bounds a config gives samples of this shape as a model uses them (both none for most runs):
+// the box of data.lower / data.upper mapped or kept by rejection (data.keep_within), and the
+// data's log (data.transform = log) as the map of a lower bound 0 on every feature. InvalidArgument
+// naming the keys when the bounds do not fit the shape, or when the log and a mapped box meet.
+BoxUse model_box(const RunConfig& config, const std::vector<int64_t>& data_shape);
 
 // The elements a condition of cond_dim features holds when the config declares it a set
 // (data.cond_set), 1 otherwise; InvalidArgument naming data.cond_set when the features are not
@@ -162,6 +164,9 @@ struct ModelDraws {
   at::Tensor x;          // [n, ...] in data space
   at::Tensor log_prob;   // [n] float64: log p(x | y) in nats, the density the draws have
   at::Tensor std_error;  // [n] its standard error (Hutchinson's, and the support's share; zeros where exact)
+  // With a support: the support's share's part of std_error [n], which the draws of one condition
+  // share, and each draw's condition group [n] (int64); undefined otherwise.
+  at::Tensor shared_error, shared_group;
 };
 // n draws of the probability-flow ODE (config.solver, divergence and chunks as for a likelihood)
 // with their log-density in one solve (likelihood/log_likelihood.hpp, draw_with_log_likelihood):

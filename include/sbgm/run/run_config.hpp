@@ -10,7 +10,7 @@
 #include <vector>
 
 #include "sbgm/data/bounds.hpp"
-#include "sbgm/data/condition_transform.hpp"
+#include "sbgm/data/feature_transform.hpp"
 #include "sbgm/nets/net_config.hpp"
 #include "sbgm/sde/sde.hpp"
 #include "sbgm/train/train_config.hpp"
@@ -36,9 +36,12 @@ struct DataConfig {
   // How samples are kept within the bounds: through the bijection of data/bounds.hpp, or by
   // drawing again those that fall outside (run/model.hpp). "auto": the run chooses.
   KeepWithin keep_within = KeepWithin::Auto;
-  // Conditions given to the network as they are or as their logarithm (data/condition_transform.hpp);
+  // Conditions given to the network as they are or as their logarithm (data/feature_transform.hpp);
   // "auto": the run chooses from its conditions (run_defaults.hpp).
-  CondTransform cond_transform = CondTransform::Auto;
+  FeatureTransform cond_transform = FeatureTransform::Auto;
+  // The data modelled as they are or as their logarithm, through the map of a lower bound 0 on
+  // every feature (data/feature_transform.hpp); "auto": the run chooses from its rows.
+  FeatureTransform transform = FeatureTransform::Auto;
   // > 0: each condition is a set, elements of this many features one after another whose order
   // carries nothing (iid draws of one simulation). The run then standardises the elements alike,
   // fits the Gaussian baseline on their mean and draws each training row's elements in a random

@@ -7,6 +7,7 @@
 #include <ATen/core/Tensor.h>
 
 #include <cstdint>
+#include <limits>
 #include <optional>
 #include <string>
 
@@ -67,6 +68,10 @@ struct SampleReport {
   // With log_prob: [n] or [M, n] float64, log p of each sample in nats (NaN for a sample moved
   // onto the support's box), and its standard error; undefined otherwise.
   at::Tensor log_prob, log_prob_std_error;
+  // With log_prob: the mean of the finite log p (an estimate of minus the model's entropy, over the
+  // conditions given) and its standard error — the values' spread over √n, and a support's Z,
+  // shared by one condition's samples, counted once for them (mean_standard_error); NaN without.
+  double mean_log_prob = std::numeric_limits<double>::quiet_NaN(), mean_log_prob_std_error = 0;
 };
 
 // Runs the request (after check_request).

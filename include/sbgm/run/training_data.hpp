@@ -38,7 +38,7 @@ RunConfig config_for_rows(const RunConfig& config, const TrainingData& rows);
 // keys settled, the shapes, the scalings and the moments; beside it what training needs.
 struct PreparedData : ModelSpec {
   TrainConfig train;             // config.train with the dequantisation width of pixel data
-  Bounds box;                    // data.lower / data.upper (none for most runs)
+  BoxUse box;                    // the bounds of data.lower / data.upper and data.transform (none for most runs)
   at::Tensor raw, raw_cond;      // data space as given: images [N, C, H, W], conditions flat [N, C]
   at::Tensor data, cond;         // the training rows in the model's space, on config.device
   at::Tensor held_out, held_out_cond;  // the rows train.validation_fraction keeps back (or undefined)

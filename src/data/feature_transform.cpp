@@ -1,4 +1,4 @@
-#include "sbgm/data/condition_transform.hpp"
+#include "sbgm/data/feature_transform.hpp"
 
 #include <ATen/ATen.h>
 
@@ -10,8 +10,8 @@
 namespace sbgm {
 namespace {
 
-constexpr EnumNames<CondTransform, 3> kNames{
-    {{CondTransform::Auto, "auto"}, {CondTransform::None, "none"}, {CondTransform::Log, "log"}}};
+constexpr EnumNames<FeatureTransform, 3> kNames{
+    {{FeatureTransform::Auto, "auto"}, {FeatureTransform::None, "none"}, {FeatureTransform::Log, "log"}}};
 
 // A right tail this heavy (a log-normal's with σ = 0.5 has skewness 1.75) is what the log is for;
 // a normal or uniform feature (skewness 0) keeps its values.
@@ -30,8 +30,8 @@ double mean_abs_skewness(const at::Tensor& x) {
 
 }  // namespace
 
-std::string to_string(CondTransform v) { return enum_to_string(v, kNames); }
-CondTransform cond_transform_from_string(const std::string& s) { return enum_from_string(s, kNames, "condition transform"); }
+std::string to_string(FeatureTransform v) { return enum_to_string(v, kNames); }
+FeatureTransform feature_transform_from_string(const std::string& s) { return enum_from_string(s, kNames, "transform"); }
 
 bool log_symmetrises(const at::Tensor& rows) {
   if (!rows.defined() || rows.size(0) < 3) return false;
@@ -43,17 +43,21 @@ bool log_symmetrises(const at::Tensor& rows) {
   return raw > kSkewed && mean_abs_skewness(at::log(x)) < raw / 2;
 }
 
-at::Tensor transform_conditions(CondTransform transform, const at::Tensor& rows) {
-  if (transform != CondTransform::Log) return rows;
+std::string first_not_positive(const at::Tensor& rows) {
   const at::Tensor flat = rows.reshape({rows.size(0), -1});
   const at::Tensor bad = (flat <= 0).logical_or(at::isnan(flat)).nonzero();
-  if (bad.size(0) > 0) {
-    const int64_t row = bad[0][0].item<int64_t>(), feature = bad[0][1].item<int64_t>();
-    std::ostringstream msg;
-    msg << "condition row " << row << ", feature " << feature << " = " << flat[row][feature].item<double>()
-        << " is not positive, but the model takes the log of its conditions (data.cond_transform = log)";
-    throw InvalidArgument(msg.str());
-  }
+  if (bad.size(0) == 0) return "";
+  const int64_t row = bad[0][0].item<int64_t>(), feature = bad[0][1].item<int64_t>();
+  std::ostringstream msg;
+  msg << "row " << row << ", feature " << feature << " = " << flat[row][feature].item<double>();
+  return msg.str();
+}
+
+at::Tensor transform_conditions(FeatureTransform transform, const at::Tensor& rows) {
+  if (transform != FeatureTransform::Log) return rows;
+  const std::string bad = first_not_positive(rows);
+  if (!bad.empty())
+    throw InvalidArgument("condition " + bad + " is not positive, but the model takes the log of its conditions (data.cond_transform = log)");
   return at::log(rows);
 }
 
