@@ -39,6 +39,9 @@ def test_bad_training_rows(tmp_path, data, error, words):
     ({"data.file": "x.npy"}, "data.file"),
     ({"data.bounds": "box"}, "data.bounds"),
     ({"data.keep_within": "clip"}, "data.keep_within"),
+    ({"data.cond_set": -2}, "data.cond_set must be auto or in [0, 65536]"),
+    ({"data.cond_set": "pairs"}, "data.cond_set"),
+    ({"data.transform": "exp"}, "unknown transform 'exp'"),
 ])
 def test_bad_config(tmp_path, config, words):
     with pytest.raises(ValueError) as e:
