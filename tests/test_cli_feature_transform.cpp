@@ -38,6 +38,22 @@ TEST(FeatureTransform, TheLogIsChosenForPositiveHeavyTailedConditionsOnly) {
   EXPECT_FALSE(log_symmetrises(at::ones({100, 2})));
 }
 
+TEST(FeatureTransform, TheLogOfTheDataIsChosenWhereAGaussianFitsItBetter) {
+  at::Generator gen = make_generator(at::kCPU, 5);
+  const at::Tensor normal = at::randn({1000, 2}, gen);
+  // sir's prior: log-normal with sigma 0.5 and 0.2.
+  EXPECT_TRUE(log_fits_better(at::exp(normal * at::tensor({0.5, 0.2}, at::kFloat) + at::tensor({-0.9f, -2.1f}))));
+  EXPECT_TRUE(log_fits_better(-at::log(at::rand({1000, 2}, gen))));  // exponential
+  EXPECT_FALSE(log_fits_better(normal + 10));
+  EXPECT_FALSE(log_fits_better(at::rand({1000, 2}, gen) + 1));  // U(1, 2)
+  EXPECT_FALSE(log_fits_better(at::rand({1000, 2}, gen)));      // U(0, 1): its log is skewed
+  EXPECT_FALSE(log_fits_better(normal));                        // not positive
+  at::Tensor constant = at::exp(0.5 * normal);
+  constant.select(1, 1).fill_(3);  // left out, not a division by zero
+  EXPECT_TRUE(log_fits_better(constant));
+  EXPECT_FALSE(log_fits_better(at::ones({100, 2})));
+}
+
 TEST(FeatureTransform, TheTransformAndWhatItRefuses) {
   const at::Tensor x = at::tensor({1.0, 2.0, 4.0, 8.0}).reshape({2, 2});
   EXPECT_TRUE(at::allclose(transform_conditions(FeatureTransform::Log, x), at::log(x)));
@@ -70,7 +86,7 @@ TEST(FeatureTransform, TheDataTransformSettlesFromThePosteriorsParameters) {
   RunConfig c;
   EXPECT_EQ(c.get("data.transform"), "auto");
   DataFacts log_normal{1000, 3};
-  log_normal.log_symmetrises = true;
+  log_normal.log_fits_better = true;
   EXPECT_EQ(settle_auto_keys(c, log_normal).data.transform, FeatureTransform::Log);
   EXPECT_EQ(settle_auto_keys(c, DataFacts{1000, 3}).data.transform, FeatureTransform::None);
   DataFacts unconditional = log_normal;

@@ -142,7 +142,7 @@ RunConfig settle_auto_keys(RunConfig config, const DataFacts& facts) {
   // Parameters of a log-normal-like prior are modelled as their log (header), unless the user
   // gave bounds: those state the support.
   if (d.transform == FeatureTransform::Auto)
-    d.transform = posterior && d.lower.empty() && d.upper.empty() && facts.log_symmetrises ? FeatureTransform::Log
+    d.transform = posterior && d.lower.empty() && d.upper.empty() && facts.log_fits_better ? FeatureTransform::Log
                                                                                            : FeatureTransform::None;
   const bool found = d.bounds == BoundsRule::Find && d.lower.empty() && d.upper.empty() && !facts.found.none();
   if (found) {

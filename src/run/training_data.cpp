@@ -207,8 +207,8 @@ PreparedData prepare_training_data(const RunConfig& given, const TrainingData& r
 
   DataFacts facts{d.raw.size(0), d.cond_dim, log_symmetrises(d.raw_cond)};
   // θ is looked at only where the choice is the run's (a posterior, no bounds given).
-  facts.log_symmetrises = given.data.transform == FeatureTransform::Auto && is_posterior(given, d.cond_dim) &&
-                          given.data.lower.empty() && given.data.upper.empty() && log_symmetrises(d.raw);
+  facts.log_fits_better = given.data.transform == FeatureTransform::Auto && is_posterior(given, d.cond_dim) &&
+                          given.data.lower.empty() && given.data.upper.empty() && log_fits_better(d.raw);
   if (looks_for_bounds(given, d.cond_dim)) {
     facts.found = Bounds::find(d.raw);
     if (!facts.found.none()) d.found.push_back(found_bounds_text(facts.found));

@@ -31,9 +31,10 @@
 //
 // Conditions that are all positive and heavy-tailed (log_symmetrises) are given to the network as
 // their logarithm (data.cond_transform; data/feature_transform.hpp); other conditions as they are.
-// A posterior's parameters that pass the same test (a log-normal prior: sir's, lotka_volterra's)
-// are modelled as their log where the user gives no bounds (data.transform; facts.log_symmetrises),
-// as `--lower 0` would map them: every sample positive, the prior Gaussian in the network's space.
+// A posterior's parameters that are positive and closer to Gaussian as their log (a log-normal
+// prior: sir's, lotka_volterra's; log_fits_better) are modelled as their log where the user gives
+// no bounds (data.transform; facts.log_fits_better), as `--lower 0` would map them: every sample
+// positive, the prior Gaussian in the network's space.
 //
 // A posterior looks for the box of its prior in its training parameters (data.bounds = find,
 // Bounds::find; the bounds found are settled into data.lower / data.upper, facts.found) and keeps
@@ -80,7 +81,7 @@ struct DataFacts {
   bool cond_log_symmetrises = false;  // the conditions are positive and heavy-tailed (log_symmetrises)
   Bounds found{};        // the bounds the training rows show (Bounds::find; none: none, or not looked for)
   int64_t cond_set = 0;  // the width of the exchangeable elements the conditions show (0: none, or not looked for)
-  bool log_symmetrises = false;  // the data are positive and right-skewed, their log near symmetric (log_symmetrises)
+  bool log_fits_better = false;  // the data are positive and a Gaussian fits their log better (log_fits_better)
 };
 
 // Whether the model of this config (conditions of cond_dim features) is a posterior: conditional
