@@ -7,6 +7,7 @@
 
 #include <cmath>
 #include <filesystem>
+#include <limits>
 
 #include "cli_harness.hpp"
 #include "error_of.hpp"
@@ -52,6 +53,8 @@ TEST(FeatureTransform, TheLogOfTheDataIsChosenWhereAGaussianFitsItBetter) {
   constant.select(1, 1).fill_(3);  // left out, not a division by zero
   EXPECT_TRUE(log_fits_better(constant));
   EXPECT_FALSE(log_fits_better(at::ones({100, 2})));
+  EXPECT_EQ(log_fit_statistic(normal), -std::numeric_limits<double>::infinity());
+  EXPECT_GT(log_fit_statistic(at::exp(0.5 * normal)), 5.0);  // sir's and lotka_volterra's: 8–14 at 1000 rows
 }
 
 TEST(FeatureTransform, TheTransformAndWhatItRefuses) {
@@ -193,6 +196,9 @@ const fs::path& log_normal_parameters_run() {
                                  " --out " + (dir / "run").string() +
                                  " --steps 3000 --model.width 64 --model.depth 2 --model.baseline none --sample.n 50 --threads 1");
     EXPECT_EQ(r.code, 0) << r.err;
+    EXPECT_NE((r.out + r.err).find("data.transform: the training rows are positive and closer to Gaussian as their logs"),
+              std::string::npos)
+        << r.out << r.err;
     return dir;
   }();
   return run;

@@ -3,6 +3,7 @@
 #include <ATen/ATen.h>
 
 #include <cmath>
+#include <limits>
 #include <sstream>
 
 #include "sbgm/util/enum_names.hpp"
@@ -54,9 +55,12 @@ std::string first_not_positive(const at::Tensor& rows) {
   return msg.str();
 }
 
-bool log_fits_better(const at::Tensor& rows) {
-  if (!rows.defined() || rows.size(0) < 3) return false;
-  if (!(rows > 0).all().item<bool>()) return false;
+bool log_fits_better(const at::Tensor& rows) { return log_fit_statistic(rows) > kLogFitsBetter; }
+
+double log_fit_statistic(const at::Tensor& rows) {
+  constexpr double kNone = -std::numeric_limits<double>::infinity();
+  if (!rows.defined() || rows.size(0) < 3) return kNone;
+  if (!(rows > 0).all().item<bool>()) return kNone;
   const at::Tensor x = rows.reshape({rows.size(0), -1}).to(at::kDouble), u = at::log(x);
   // Each feature's Gaussian fit (maximum likelihood) and its log-density per row, constants cancelled.
   const auto log_density = [](const at::Tensor& v, const at::Tensor& varies) {
@@ -64,11 +68,11 @@ bool log_fits_better(const at::Tensor& rows) {
     return -0.5 * at::log(var) - 0.5 * (v - v.mean(0)).square() / var;
   };
   const at::Tensor varies = (x.var(0, false) > 0) & (u.var(0, false) > 0);
-  if (!varies.any().item<bool>()) return false;
+  if (!varies.any().item<bool>()) return kNone;
   const at::Tensor d = ((log_density(u, varies) - u) - log_density(x, varies)).masked_fill(~varies, 0).sum(1);
   const double sd = d.std().item<double>();
-  if (!(sd > 0)) return false;
-  return d.mean().item<double>() / (sd / std::sqrt(static_cast<double>(d.size(0)))) > kLogFitsBetter;
+  if (!(sd > 0)) return kNone;
+  return d.mean().item<double>() / (sd / std::sqrt(static_cast<double>(d.size(0))));
 }
 
 at::Tensor transform_conditions(FeatureTransform transform, const at::Tensor& rows) {

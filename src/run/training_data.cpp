@@ -118,6 +118,14 @@ std::string found_bounds_text(const Bounds& found) {
          " on one); samples are kept within it (data.lower, data.upper, data.keep_within in config.toml)";
 }
 
+// What data.transform = auto found, said before training.
+std::string found_log_text(double z) {
+  char text[32];
+  std::snprintf(text, sizeof text, "%.1f", z);
+  return std::string("data.transform: the training rows are positive and closer to Gaussian as their logs (Vuong's z = ") +
+         text + "); the network models their log, so samples stay positive (data.transform in config.toml; none turns it off)";
+}
+
 // What data.cond_set = auto found, said before training.
 std::string found_set_text(const ExchangeabilityTest& set, int64_t cond_dim) {
   char p[32];
@@ -207,8 +215,12 @@ PreparedData prepare_training_data(const RunConfig& given, const TrainingData& r
 
   DataFacts facts{d.raw.size(0), d.cond_dim, log_symmetrises(d.raw_cond)};
   // θ is looked at only where the choice is the run's (a posterior, no bounds given).
-  facts.log_fits_better = given.data.transform == FeatureTransform::Auto && is_posterior(given, d.cond_dim) &&
-                          given.data.lower.empty() && given.data.upper.empty() && log_fits_better(d.raw);
+  if (given.data.transform == FeatureTransform::Auto && is_posterior(given, d.cond_dim) && given.data.lower.empty() &&
+      given.data.upper.empty()) {
+    const double z = log_fit_statistic(d.raw);
+    facts.log_fits_better = z > kLogFitsBetter;
+    if (facts.log_fits_better) d.found.push_back(found_log_text(z));
+  }
   if (looks_for_bounds(given, d.cond_dim)) {
     facts.found = Bounds::find(d.raw);
     if (!facts.found.none()) d.found.push_back(found_bounds_text(facts.found));

@@ -42,6 +42,9 @@ bool log_symmetrises(const at::Tensor& rows);
 // σ = 0.1) in half to nine tenths at 500–1000 rows, all at 10^4.
 bool log_fits_better(const at::Tensor& rows);
 constexpr double kLogFitsBetter = 1.96;
+// Vuong's statistic of log_fits_better (the mean difference over its standard error), or -inf
+// where the rows are not all positive or nothing varies.
+double log_fit_statistic(const at::Tensor& rows);
 
 // Rows [N, ...]: the first value that is not positive (NaN included) described for an error
 // ("row 3, feature 2 = -1"), or "" when every value is positive.
