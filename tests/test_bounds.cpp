@@ -68,6 +68,9 @@ TEST(Bounds, RoundTripsAndStaysInside) {
   // Any u, however far out, comes back within the bounds; points on a bound map to finite u.
   const at::Tensor far = at::tensor({-200.0, -200.0, -200.0, -200.0, 200.0, 200.0, 200.0, 200.0}, at::kDouble).reshape({2, 4});
   EXPECT_TRUE(b.inside(b.to_bounded(far)).all().item<bool>());
+  // ...and finite: the exp of an open side stops at the type's largest value (float32 overflows at 89).
+  EXPECT_TRUE(at::isfinite(b.to_bounded(far.to(at::kFloat))).all().item<bool>());
+  EXPECT_TRUE(at::isfinite(b.to_bounded(far * 5)).all().item<bool>());
   const at::Tensor on_bounds = at::tensor({-1.0, 0.5, 3.0, 0.0, 2.0, 0.5, 3.0, 0.0}, at::kDouble).reshape({2, 4});
   EXPECT_TRUE(at::isfinite(b.to_unbounded(on_bounds)).all().item<bool>());
   // float32 rows keep their dtype; no bounds is the identity.

@@ -220,7 +220,12 @@ at::Tensor Bounds::to_bounded(const at::Tensor& u) const {
   const at::Tensor x = at::where(p.both, p.lo + p.width * at::sigmoid(r),
                                  at::where(p.lower_only, p.lo + at::exp(r),
                                            at::where(p.upper_only, p.hi - at::exp(-r), r)));
-  return inside_in_precision(*this, x, u.scalar_type()).reshape(u.sizes());
+  // The exp of an open side overflows u's type where u is far out (a barely trained model's
+  // draws): the type's largest finite value stands for it, so a sample is never infinite.
+  const double most = u.scalar_type() == at::kDouble ? std::numeric_limits<double>::max()
+                      : u.scalar_type() == at::kHalf ? 65504.0
+                                                     : static_cast<double>(std::numeric_limits<float>::max());
+  return inside_in_precision(*this, x.clamp(-most, most), u.scalar_type()).reshape(u.sizes());
 }
 
 at::Tensor Bounds::log_abs_det_jacobian(const at::Tensor& x) const {
