@@ -263,9 +263,14 @@ TEST(CheckpointFile, AKeyTheFileDoesNotNameKeepsItsOldMeaning) {
   const auto at = config.find("input_scaling = \"unit\"\n");
   ASSERT_NE(at, std::string::npos) << config;
   config.erase(at, std::string("input_scaling = \"unit\"\n").size());
+  // data.transform too: a file without it models its data as they are.
+  const auto transform = config.find("\ntransform = \"none\"\n");
+  ASSERT_NE(transform, std::string::npos) << config;
+  config.erase(transform + 1, std::string("transform = \"none\"\n").size());
   f.metadata.erase("crc32");
   write_tensor_file(file.string(), f);
   EXPECT_EQ(load_checkpoint(run.string()).config.model.input_scaling, InputScaling::None);
+  EXPECT_EQ(load_checkpoint(run.string()).config.data.transform, FeatureTransform::None);
   EXPECT_EQ(sbgm_cli("sample --checkpoint " + run.string() + " --cond " + x.string() + " --n 5 --out " +
                      (scratch() / "is.npy").string()).code, 0);
   EXPECT_EQ(sbgm_cli("train --out " + run.string() + " --resume --steps 14 --threads 1 --sample.n 10").code, 0);

@@ -37,6 +37,7 @@ Checkpoint load_legacy_checkpoint(const std::string& path) {
     // the file), one written before model.baseline existed had none, and none had a set condition.
     c.config.train.validate_every = 0;
     c.config.data.cond_set = 0;
+    c.config.data.transform = FeatureTransform::None;
     c.config.sample.sampler = "em";
     c.config.model.baseline = Baseline::None;
     c.config.model.input_scaling = InputScaling::None;
