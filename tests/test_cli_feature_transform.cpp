@@ -125,20 +125,26 @@ TEST(FeatureTransform, TheDataLogIsTheMapOfALowerBoundZero) {
 
 namespace {
 
+// Writes theta.npy, x.npy and xo.npy in dir and trains a small posterior on them in dir/run.
+CliResult train_small_posterior(const fs::path& dir, const at::Tensor& theta, const at::Tensor& x, const at::Tensor& xo) {
+  fs::create_directories(dir);
+  write_npy((dir / "theta.npy").string(), theta);
+  write_npy((dir / "x.npy").string(), x);
+  write_npy((dir / "xo.npy").string(), xo);
+  return sbgm_cli("train --data " + (dir / "theta.npy").string() + " --cond " + (dir / "x.npy").string() + " --out " +
+                  (dir / "run").string() +
+                  " --steps 3000 --model.width 64 --model.depth 2 --model.baseline none --sample.n 50 --threads 1");
+}
+
 // theta ~ N(0, I_2), x = exp(2 theta + 0.5 z): log x is linear-Gaussian in theta, so the posterior
 // is N(8 log x / 17, 1/17) per feature (sd 0.243), while x itself spans four decades.
 const fs::path& log_normal_run() {
   static const fs::path run = [] {
     const fs::path dir = scratch() / "cond_transform_run";
-    fs::create_directories(dir);
     at::Generator gen = make_generator(at::kCPU, 8);
     const at::Tensor theta = at::randn({4000, 2}, gen);
-    write_npy((dir / "theta.npy").string(), theta);
-    write_npy((dir / "x.npy").string(), at::exp(2 * theta + 0.5 * at::randn({4000, 2}, gen)));
-    write_npy((dir / "xo.npy").string(), at::exp(at::tensor({1.0f, -1.0f, 3.0f, 0.0f})).reshape({2, 2}));
-    const CliResult r = sbgm_cli("train --data " + (dir / "theta.npy").string() + " --cond " + (dir / "x.npy").string() +
-                                 " --out " + (dir / "run").string() +
-                                 " --steps 3000 --model.width 64 --model.depth 2 --model.baseline none --sample.n 50 --threads 1");
+    const CliResult r = train_small_posterior(dir, theta, at::exp(2 * theta + 0.5 * at::randn({4000, 2}, gen)),
+                                              at::exp(at::tensor({1.0f, -1.0f, 3.0f, 0.0f})).reshape({2, 2}));
     EXPECT_EQ(r.code, 0) << r.err;
     return dir;
   }();
@@ -186,15 +192,10 @@ namespace {
 const fs::path& log_normal_parameters_run() {
   static const fs::path run = [] {
     const fs::path dir = scratch() / "data_transform_run";
-    fs::create_directories(dir);
     at::Generator gen = make_generator(at::kCPU, 9);
     const at::Tensor log_theta = 0.5 * at::randn({4000, 2}, gen);
-    write_npy((dir / "theta.npy").string(), at::exp(log_theta));
-    write_npy((dir / "x.npy").string(), log_theta + 0.5 * at::randn({4000, 2}, gen));
-    write_npy((dir / "xo.npy").string(), at::tensor({0.8f, -0.4f}).reshape({1, 2}));
-    const CliResult r = sbgm_cli("train --data " + (dir / "theta.npy").string() + " --cond " + (dir / "x.npy").string() +
-                                 " --out " + (dir / "run").string() +
-                                 " --steps 3000 --model.width 64 --model.depth 2 --model.baseline none --sample.n 50 --threads 1");
+    const CliResult r = train_small_posterior(dir, at::exp(log_theta), log_theta + 0.5 * at::randn({4000, 2}, gen),
+                                              at::tensor({0.8f, -0.4f}).reshape({1, 2}));
     EXPECT_EQ(r.code, 0) << r.err;
     EXPECT_NE((r.out + r.err).find("data.transform: the training rows are positive and closer to Gaussian as their logs"),
               std::string::npos)

@@ -223,6 +223,10 @@ def test_log_normal_parameters_are_modelled_as_logs(tmp_path):
     signed = sbgm.PosteriorEstimator(tmp_path / "signed", config={"train.steps": 10, "data.transform": "log", **SMALL})
     with pytest.raises(ValueError, match="is not positive"):
         signed.fit(log_theta, x, progress=False)
+    boxed = sbgm.PosteriorEstimator(tmp_path / "boxed", upper=100.0,
+                                    config={"train.steps": 10, "data.transform": "log", **SMALL})
+    with pytest.raises(ValueError, match="is the map of a lower bound 0"):
+        boxed.fit(np.exp(log_theta), x, progress=False)
 
 
 def test_the_candidates_name_the_networks(tmp_path):
