@@ -34,13 +34,12 @@ Checkpoint load_legacy_checkpoint(const std::string& path) {
     if (read(in, "format_version").item<int64_t>() != 1) throw IOError(path + ": not an sbgm checkpoint of format 1");
     // A checkpoint written before train.validate_every existed validated at every log step, one
     // written before sample.sampler existed sampled with Euler-Maruyama (its steps are kept in
-    // the file), one written before model.baseline existed had none, and none had a set condition.
+    // the file), one written before model.baseline existed had none, and none had a set condition
+    // or the keys of config_for_earlier_files().
+    c.config = config_for_earlier_files();
     c.config.train.validate_every = 0;
-    c.config.data.cond_set = 0;
-    c.config.data.transform = FeatureTransform::None;
     c.config.sample.sampler = "em";
     c.config.model.baseline = Baseline::None;
-    c.config.model.input_scaling = InputScaling::None;
     c.config.merge_toml(tensor_text(read(in, "config")), path + " (config)");
     const at::Tensor shape = read(in, "data_shape");
     c.data_shape.assign(shape.data_ptr<int64_t>(), shape.data_ptr<int64_t>() + shape.numel());

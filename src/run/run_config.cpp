@@ -338,6 +338,14 @@ void RunConfig::merge_toml(const std::string& text, const std::string& origin) {
                           to_string(model.output) + " (velocity is the flow objective's output; score and noise the score objective's)");
 }
 
+RunConfig config_for_earlier_files() {
+  RunConfig config;
+  config.model.input_scaling = InputScaling::None;
+  config.data.cond_set = 0;
+  config.data.transform = FeatureTransform::None;
+  return config;
+}
+
 void RunConfig::merge_toml_file(const std::string& path) {
   std::ifstream in(path);
   if (!in) throw IOError(path + ": cannot open config file");

@@ -103,9 +103,7 @@ ModelSpec read_spec(const File& file) {
   if (config == file.contents.metadata.end()) throw IOError(file.path + ": the checkpoint has no config");
   try {
     // A key the file does not name has the meaning it had before the key existed.
-    spec.config.model.input_scaling = InputScaling::None;
-    spec.config.data.cond_set = 0;
-    spec.config.data.transform = FeatureTransform::None;
+    spec.config = config_for_earlier_files();
     spec.config.merge_toml(config->second, file.path + " (config)");
     spec.config.sde.validate();
     spec.config.model.validate();

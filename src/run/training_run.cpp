@@ -101,7 +101,9 @@ RunConfig resume_config(const std::string& run_dir) {
   if (!std::filesystem::exists(checkpoint_path(run_dir))) {
     const std::string asked = run_dir + "/" + kRunConfigFile;
     if (std::filesystem::exists(asked)) {
-      RunConfig config;
+      // Written before data.cond_set and data.transform existed, it does not name them, and its
+      // candidates were trained without (read as config_for_earlier_files()).
+      RunConfig config = config_for_earlier_files();
       config.merge_toml_file(asked);
       return config;
     }

@@ -105,4 +105,10 @@ struct RunConfig {
   void validate() const;
 };
 
+// The config a file written by an earlier version is merged into: the keys added since the first
+// checkpoints hold the meaning they had before they existed (model.input_scaling none,
+// data.cond_set 0, data.transform none), so a checkpoint or a run's saved config that does not
+// name them reads, samples and resumes as it did, and is not settled anew by today's defaults.
+RunConfig config_for_earlier_files();
+
 }  // namespace sbgm
