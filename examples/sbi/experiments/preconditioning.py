@@ -78,8 +78,9 @@ def main():
     ap.add_argument("--local", action="store_true", help="residual: s(x) from a regression of the log-squared residuals")
     ap.add_argument("--fast-c2st", action="store_true")
     ap.add_argument("--sbgm", default=os.environ.get("SBGM", "sbgm"))
-    ap.add_argument("train_args", nargs="*", help="after --: more sbgm train arguments")
-    a = ap.parse_args()
+    argv = sys.argv[1:]
+    cut = argv.index("--") if "--" in argv else len(argv)
+    a, train_args = ap.parse_args(argv[:cut]), argv[cut + 1:]   # after --: more sbgm train arguments
     run = Path(a.run_dir)
     theta, x = np.load(run / "theta.npy").astype(np.float64), np.load(run / "x.npy").astype(np.float64)
     obs = np.load(run / "observations.npy").astype(np.float64)
@@ -119,7 +120,7 @@ def main():
 
     model = out / "run"
     t0 = time.time()
-    subprocess.run([a.sbgm, "train", "--data", data, "--cond", out / "x.npy", "--out", model, *a.train_args],
+    subprocess.run([a.sbgm, "train", "--data", data, "--cond", out / "x.npy", "--out", model, *train_args],
                    check=True)
     train_s = time.time() - t0
     t0 = time.time()
