@@ -101,8 +101,8 @@ RunConfig resume_config(const std::string& run_dir) {
   if (!std::filesystem::exists(checkpoint_path(run_dir))) {
     const std::string asked = run_dir + "/" + kRunConfigFile;
     if (std::filesystem::exists(asked)) {
-      // Written before data.cond_set and data.transform existed, it does not name them, and its
-      // candidates were trained without (read as config_for_earlier_files()).
+      // One written before data.cond_set and data.transform existed does not name them; its
+      // candidates were trained without them, as config_for_earlier_files() reads it.
       RunConfig config = config_for_earlier_files();
       config.merge_toml_file(asked);
       return config;

@@ -14,8 +14,8 @@
 //
 // The model of a posterior (conditional vectors) uses the VE SDE: at 10^4 pairs it beat VP on
 // Gaussian-linear (fast C2ST 0.637 against 0.669), two moons (exact, 0.524 against 0.528) and the
-// Gaussian mixture (exact, 0.534 against 0.556). Other runs keep VP. model.baseline (a network on a linear-Gaussian fit
-// of the pairs, nets/gaussian_baseline.hpp) is chosen by training: a posterior run with held-out
+// Gaussian mixture (exact, 0.534 against 0.556). Other runs keep VP. model.baseline (a network on a
+// linear-Gaussian fit of the pairs, nets/gaussian_baseline.hpp) is chosen by training: a posterior run with held-out
 // pairs trains the network with the fit and without it and keeps the one with the lower held-out
 // loss (train_run; the fit is best where the posterior is near Gaussian — Gaussian-linear 0.516
 // against 0.579 — and harmful where it has fine structure — two moons 0.544 against 0.521;
@@ -44,7 +44,8 @@
 // either but bends the geometry of posteriors well inside the box (two moons 0.521 -> 0.534,
 // slcp 0.76 -> 0.80), where dropping the draws outside changes nothing. Bounds the user gives are
 // mapped (data.keep_within = map): they state a support whose map may suit the parameters (the
-// log map of lotka_volterra's positive, log-normal parameters: 0.861 -> 0.824, exact C2ST; docs/sbi.md).
+// log map of lotka_volterra's positive, log-normal parameters: 0.861 -> 0.824, exact C2ST;
+// docs/sbi.md).
 //
 // A posterior whose conditions are elements of w features that are exchangeable given θ (iid
 // draws: slcp's four points) reads them as a set (data.cond_set = w): the pairs are tested for it,
