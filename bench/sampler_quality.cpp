@@ -113,7 +113,7 @@ std::vector<Row> samplers() {
   // The few-step solvers (one evaluation per step) on each step schedule.
   for (SamplerKind kind : {SamplerKind::DDIM, SamplerKind::DPMSolverPP2M, SamplerKind::DPMSolverPP3M, SamplerKind::UniPC})
     for (int64_t k : {10, 20})
-      for (StepSchedule schedule : {StepSchedule::LogSNR, StepSchedule::Time, StepSchedule::Karras})
+      for (StepSchedule schedule : {StepSchedule::LogSNR, StepSchedule::Time, StepSchedule::Karras, StepSchedule::Adaptive})
         add(to_string(kind) + " " + std::to_string(k) + " " + to_string(schedule), kind, k,
             [schedule](SamplerOptions& o) { o.multistep.schedule = schedule; });
   // {schedule}: the schedule these rows leave to the path (logsnr; time on a flow model's linear path).
@@ -128,6 +128,11 @@ std::vector<Row> samplers() {
       std::snprintf(name, sizeof name, "lambda %.2f: dpmpp2m %lld {schedule}", lambda, static_cast<long long>(k));
       add(name, SamplerKind::DPMSolverPP2M, k, [lambda](SamplerOptions& o) { o.lambda = lambda; });
     }
+    std::snprintf(name, sizeof name, "lambda %.2f: dpmpp2m 20 adaptive", lambda);
+    add(name, SamplerKind::DPMSolverPP2M, 20, [lambda](SamplerOptions& o) {
+      o.lambda = lambda;
+      o.multistep.schedule = StepSchedule::Adaptive;
+    });
   }
   return rows;
 }
@@ -197,7 +202,7 @@ int run(int argc, char** argv) {
     if (!chosen(row.name)) continue;
     try {
       check_sampler_fits(row.options.kind, *model.sde);  // a flow path: the ODE and the multistep solvers
-      if (is_multistep(row.options.kind)) step_times(*model.sde, row.options.multistep.schedule, row.options.steps);
+      if (is_multistep(row.options.kind)) check_step_schedule(*model.sde, row.options.multistep.schedule, row.options.steps);
     } catch (const std::exception&) {
       continue;
     }

@@ -63,7 +63,8 @@ TEST_P(CliMixtureEverySDE, SamplersDrawTheMixture) {
   for (const std::string sampler : {"em --steps 500", "ode --rtol 1e-5 --atol 1e-5", "pc --steps 200", "pc --predictor ancestral --steps 200",
                                    "ancestral --steps 300", "edm --steps 50", "edm --steps 50 --churn 10", "ddim --steps 200",
                                    "ddim --steps 200 --eta 1", "dpmpp2m --steps 50", "dpmpp2m --schedule karras --steps 50",
-                                   "dpmpp3m --steps 30", "unipc --schedule time --steps 50", "unipc --order 3 --steps 30"}) {
+                                   "dpmpp3m --steps 30", "unipc --schedule time --steps 50", "unipc --order 3 --steps 30",
+                                   "dpmpp2m --schedule adaptive --steps 20"}) {
     const fs::path out = scratch() / ("mixture_samples_" + sde + ".npy");
     const CliResult r = sbgm_cli(std::string("sample --gmm ") + (dir / "gmm.npz").string() + " --sde " + sde +
                                  " --n 3000 --seed 3 --threads 1 --out " + out.string() + " --sampler " + sampler);
@@ -80,7 +81,8 @@ INSTANTIATE_TEST_SUITE_P(All, CliMixtureEverySDE, ::testing::ValuesIn(kSDEs));
 // The linear path of flow matching: its exact velocity's log-likelihood equals the oracle's
 // independent solve, and the mixture's own density to the t_eps blur (its prior is exact at
 // t = 1); the ODE and the multistep solvers sample the mixture; every other sampler is refused
-// with one line, nothing written, as are the schedules that need a finite noise level at t = T.
+// with one line, nothing written, as are the schedules that need a finite noise level at t = T
+// (logsnr, karras, adaptive).
 TEST(CliMixture, LinearPathLoglikAndSamples) {
   const fs::path& dir = oracle_dir();
   const fs::path out = scratch() / "ll_linear.npy";
@@ -102,7 +104,7 @@ TEST(CliMixture, LinearPathLoglikAndSamples) {
     EXPECT_NEAR(mixture.log_prob(read_npy(samples.string(), true)).mean().item<double>(), truth, 0.08) << sampler;
     fs::remove(samples);
   }
-  for (const char* schedule : {"logsnr", "karras"}) {
+  for (const char* schedule : {"logsnr", "karras", "adaptive"}) {
     expect_one_line_error(sbgm_cli(sample + " --sampler dpmpp2m --schedule " + schedule), "use the time schedule");
     EXPECT_FALSE(fs::exists(samples)) << schedule;
   }

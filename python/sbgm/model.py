@@ -205,7 +205,7 @@ class Model:
         a posterior). lam: em, ddim and dpmpp2m follow the plug-in reverse SDE of this lambda, 0
         (the reverse SDE) to 1 (the probability-flow ODE); default the run's (sample.lambda) with
         its own sampler, else the sampler's own (em 0, ddim and dpmpp2m 1). schedule (the few-step
-        solvers' step times): "auto", "logsnr", "time" or "karras"; eta: ddim's share of fresh
+        solvers' step times): "auto", "logsnr", "time", "karras" or "adaptive"; eta: ddim's share of fresh
         noise per step; order: unipc's predictor order (1-3). guidance: classifier-free guidance
         scale for a model trained with condition dropout. set_orders: for a model whose condition
         is a declared set (data.cond_set) read by a network that sees its elements in order, the

@@ -106,9 +106,9 @@ def test_samplers_by_name_and_progress_callback():
 
 
 def test_few_step_solver_options():
-    """lam, schedule, eta and order reach the samplers: the reverse SDE by dpmpp2m (lam 0) draws
-    the mixture's moments; the same seed with lam 1 (the ODE) draws other samples; bad values are
-    ValueErrors naming the option."""
+    """lam, schedule, eta and order reach the samplers: the reverse SDE by dpmpp2m (lam 0) and
+    unipc on the adaptive schedule draw the mixture's moments; the same seed with lam 1 (the ODE)
+    draws other samples; bad values are ValueErrors naming the option."""
     model = sbgm.gaussian_mixture(W, MU, COV)
     mean = W @ MU
     cov = sum(w * (c + np.outer(m - mean, m - mean)) for w, m, c in zip(W, MU, COV))
@@ -119,6 +119,9 @@ def test_few_step_solver_options():
     y = model.sample(500, sampler="ddim", steps=30, eta=1.0, schedule="time", progress=False)
     z = model.sample(500, sampler="unipc", steps=10, order=3, schedule="karras", progress=False)
     assert np.isfinite(y).all() and np.isfinite(z).all()
+    a = model.sample(4000, sampler="unipc", steps=20, schedule="adaptive", seed=2, progress=False)
+    assert np.all(np.abs(a.mean(0) - mean) < 5 * np.sqrt(np.diag(cov) / 4000) + 0.02)
+    np.testing.assert_allclose(np.cov(a.T), cov, rtol=0.1, atol=0.03)
     with pytest.raises(ValueError, match="lam must lie in"):
         model.sample(10, sampler="dpmpp2m", lam=1.5, progress=False)
     with pytest.raises(ValueError, match="lam applies to"):

@@ -39,7 +39,7 @@ void check_request(const Model& model, const SampleRequest& request) {
   make_sampler(sampling);
   check_sampler_fits(sampling.kind, *model.sde);
   if (!follows_the_ode(sampling)) require_path_score(model, "the " + to_string(sampling.kind) + " sampler (with fresh noise)");
-  if (is_multistep(sampling.kind)) step_times(*model.sde, sampling.multistep.schedule, sampling.steps, sampling.multistep.rho);
+  if (is_multistep(sampling.kind)) check_step_schedule(*model.sde, sampling.multistep.schedule, sampling.steps, sampling.multistep.rho);
   if (request.kind == Kind::IIDPosterior && !model.sde->has_reverse_sde())
     throw InvalidArgument("an iid posterior composes scores, which on the " + to_string(model.sde->kind()) +
                           " path of a flow model have no velocity at t = T: not available for flow models");

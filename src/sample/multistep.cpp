@@ -2,7 +2,9 @@
 
 #include <ATen/ATen.h>
 
+#include <algorithm>
 #include <cmath>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -143,6 +145,13 @@ void MultistepConfig::validate() const {
   if (lambda < 1 && method != MultistepMethod::DDIM && method != MultistepMethod::DPMSolverPP2M)
     throw InvalidArgument("{lambda} below 1 applies to the em, ddim and dpmpp2m samplers only");
   if (lambda < 1 && eta > 0) throw InvalidArgument("give ddim either {eta} or {lambda}, not both");
+  adaptive.validate();
+}
+
+void AdaptiveSchedule::validate() const {
+  if (pilot_rows < 1) throw InvalidArgument("the adaptive schedule's pilot needs at least 1 row");
+  if (pilot_steps < 4) throw InvalidArgument("the adaptive schedule's pilot needs at least 4 steps");
+  if (!(floor > 0 && floor <= 1)) throw InvalidArgument("the adaptive schedule's floor must lie in (0, 1]");
 }
 
 MultistepSampler::MultistepSampler(MultistepConfig config) : config_(config) { config_.validate(); }
@@ -157,12 +166,17 @@ at::Tensor denoised_estimate(ScoreModel& model, const SDE& sde, const at::Tensor
   return model.velocity(x, t_buffer, y, sde).sub_(x, ds / sigma).div_(dm - ds * m / sigma);
 }
 
-at::Tensor MultistepSampler::run(ScoreModel& model, const SDE& sde, at::Tensor x, const at::Tensor& y,
-                                 at::Generator gen, const StepFn& on_step) {
-  at::NoGradGuard no_grad;  // every SDE serves: the solvers need m(t) and sigma(t) alone
-  const std::vector<double> times = step_times(sde, config_.schedule, config_.steps, config_.rho);
+namespace {
+
+// Called with each denoised estimate the solver makes, and the lambda it was made at.
+using EstimateFn = std::function<void(double lambda, const at::Tensor& x0)>;
+
+// The multistep solve of config's method over the given times (T first).
+at::Tensor integrate(const MultistepConfig& config, ScoreModel& model, const SDE& sde, at::Tensor x, const at::Tensor& y,
+                     const std::vector<double>& times, at::Generator gen, const StepFn& on_step,
+                     const EstimateFn& on_estimate) {
   const at::Tensor t_buffer = at::empty({x.size(0)}, x.options());
-  const int64_t steps = config_.steps, top = highest_order(config_);
+  const int64_t steps = static_cast<int64_t>(times.size()) - 1, top = highest_order(config);
   std::vector<Estimate> history;  // newest first, at most `top`
   at::Tensor x_prev;              // unipc: the state the last predictor started from
   int64_t last_order = 0;
@@ -171,7 +185,8 @@ at::Tensor MultistepSampler::run(ScoreModel& model, const SDE& sde, at::Tensor x
     const double lambda_s = half_log_snr(sde, s);
     Step st{half_log_snr(sde, t) - lambda_s, sde.marginal_std(t) / sde.marginal_std(s), sde.mean_coeff(t)};
     const at::Tensor x0 = denoised_estimate(model, sde, x, y, t_buffer, s);
-    if (config_.method == MultistepMethod::UniPC && i > 0 && std::isfinite(history[0].lambda)) {
+    if (on_estimate) on_estimate(lambda_s, x0);
+    if (config.method == MultistepMethod::UniPC && i > 0 && std::isfinite(history[0].lambda)) {
       // UniC: redo the last step with the estimate at its end, which the next step needs anyway
       // (not the linear path's first step, from lambda = -inf, where no polynomial in lambda fits).
       const double t_prev = times[i - 1];
@@ -185,26 +200,26 @@ at::Tensor MultistepSampler::run(ScoreModel& model, const SDE& sde, at::Tensor x
     int64_t order = 0;
     while (order < static_cast<int64_t>(history.size()) && std::isfinite(history[order].lambda)) ++order;
     order = std::max<int64_t>(1, std::min(order, top));
-    if (config_.lower_order_final && (steps < kLowerOrderFinalBelow || i + 1 == steps)) order = std::min(order, steps - i);
-    switch (config_.method) {
+    if (config.lower_order_final && (steps < kLowerOrderFinalBelow || i + 1 == steps)) order = std::min(order, steps - i);
+    switch (config.method) {
       case MultistepMethod::DDIM:
-        if (config_.eta > 0) {
+        if (config.eta > 0) {
           // Of sigma_t's noise, the share c is drawn afresh (not on the last step, which ends at
           // the mean) and the rest carried from x_s.
           const double sigma_t = sde.marginal_std(t), sigma_s = sde.marginal_std(s);
-          const double c = config_.eta * sigma_t * std::sqrt(-std::expm1(-2 * st.h));
+          const double c = config.eta * sigma_t * std::sqrt(-std::expm1(-2 * st.h));
           const at::Tensor eps = (x - x0 * sde.mean_coeff(s)) / sigma_s;
           x = x0 * st.m_t + eps * std::sqrt(std::max(sigma_t * sigma_t - c * c, 0.0));
           if (i + 1 < steps) x.add_(at::normal(0.0, 1.0, x.sizes(), gen, x.options()), c);
-        } else if (config_.lambda < 1) {
-          x = plug_in_sde_step(x, history, 1, st, sde.marginal_std(t), config_.lambda, i + 1 < steps, gen);
+        } else if (config.lambda < 1) {
+          x = plug_in_sde_step(x, history, 1, st, sde.marginal_std(t), config.lambda, i + 1 < steps, gen);
         } else {
           x = dpmpp_step(x, history, 1, st);
         }
         break;
       case MultistepMethod::DPMSolverPP2M:
       case MultistepMethod::DPMSolverPP3M:
-        x = config_.lambda < 1 ? plug_in_sde_step(x, history, order, st, sde.marginal_std(t), config_.lambda,
+        x = config.lambda < 1 ? plug_in_sde_step(x, history, order, st, sde.marginal_std(t), config.lambda,
                                                   i + 1 < steps, gen)
                                : dpmpp_step(x, history, order, st);
         break;
@@ -217,6 +232,75 @@ at::Tensor MultistepSampler::run(ScoreModel& model, const SDE& sde, at::Tensor x
     if (on_step) on_step(t, x);
   }
   return x;
+}
+
+}  // namespace
+
+at::Tensor MultistepSampler::run(ScoreModel& model, const SDE& sde, at::Tensor x, const at::Tensor& y,
+                                 at::Generator gen, const StepFn& on_step) {
+  at::NoGradGuard no_grad;  // every SDE serves: the solvers need m(t) and sigma(t) alone
+  const std::vector<double> times =
+      resolve_schedule(config_.schedule, sde) == StepSchedule::Adaptive
+          ? adaptive_step_times(model, sde, x, y, config_.steps, config_.adaptive)
+          : step_times(sde, config_.schedule, config_.steps, config_.rho);
+  return integrate(config_, model, sde, std::move(x), y, times, std::move(gen), on_step, {});
+}
+
+std::vector<double> adaptive_step_times(ScoreModel& model, const SDE& sde, const at::Tensor& x_T, const at::Tensor& y,
+                                        int64_t steps, const AdaptiveSchedule& options) {
+  check_step_schedule(sde, StepSchedule::Adaptive, steps);
+  options.validate();
+  at::NoGradGuard no_grad;
+  MultistepConfig pilot;  // DPM-Solver++ 2M on the probability flow
+  pilot.steps = options.pilot_steps;
+  const std::vector<double> grid = step_times(sde, StepSchedule::LogSNR, options.pilot_steps);
+  const int64_t rows = std::min<int64_t>(x_T.size(0), options.pilot_rows);
+  // The bend m(t) RMS d^2 x0_hat / d lambda^2 at the pilot's interior nodes, from the last
+  // three estimates (the three-point second difference, for any spacing).
+  std::vector<double> lambdas, bend;
+  std::vector<at::Tensor> last;
+  const EstimateFn measure = [&](double lambda, const at::Tensor& x0) {
+    lambdas.push_back(lambda);
+    last.push_back(x0);
+    if (last.size() < 3) return;
+    if (last.size() > 3) last.erase(last.begin());
+    const size_t j = lambdas.size() - 2;
+    const double h0 = lambdas[j] - lambdas[j - 1], h1 = lambdas[j + 1] - lambdas[j];
+    const at::Tensor second = ((last[2] - last[1]) / h1 - (last[1] - last[0]) / h0) * (2 / (h0 + h1));
+    bend.push_back(sde.mean_coeff(grid[j]) * second.pow(2).mean().sqrt().item<double>());
+  };
+  integrate(pilot, model, sde, x_T.narrow(0, 0, rows).clone(), y.defined() ? y.narrow(0, 0, rows) : y, grid,
+            at::Generator(), {}, measure);
+  // The density of steps at every node of the grid (the ends take their neighbours' values;
+  // the last node, t_eps, was not evaluated), floored, and its running integral in lambda.
+  const size_t nodes = grid.size();
+  std::vector<double> density(nodes), lambda(nodes);
+  for (size_t j = 0; j < nodes; ++j) {
+    lambda[j] = half_log_snr(sde, grid[j]);
+    const size_t k = std::clamp<size_t>(j, 1, bend.size()) - 1;  // bend[k] is at node k + 1
+    density[j] = std::cbrt(std::max(bend[k], 0.0));
+  }
+  double mean = 0;
+  for (size_t j = 1; j < nodes; ++j) mean += 0.5 * (density[j] + density[j - 1]) * (lambda[j] - lambda[j - 1]);
+  mean /= lambda.back() - lambda.front();
+  if (!(mean > 0) || !std::isfinite(mean))  // the estimate does not bend (or is not finite): even steps
+    return step_times(sde, StepSchedule::LogSNR, steps);
+  for (double& d : density) d = std::max(d, options.floor * mean);
+  std::vector<double> cumulative(nodes, 0.0);
+  for (size_t j = 1; j < nodes; ++j)
+    cumulative[j] = cumulative[j - 1] + 0.5 * (density[j] + density[j - 1]) * (lambda[j] - lambda[j - 1]);
+  // Equal shares of the integral between the steps, by linear interpolation in lambda.
+  std::vector<double> times(steps + 1);
+  size_t j = 1;
+  for (int64_t i = 1; i < steps; ++i) {
+    const double level = cumulative.back() * double(i) / double(steps);
+    while (cumulative[j] < level) ++j;
+    const double w = (level - cumulative[j - 1]) / (cumulative[j] - cumulative[j - 1]);
+    times[i] = sde.time_of_noise_to_signal(std::exp(-(lambda[j - 1] + w * (lambda[j] - lambda[j - 1]))));
+  }
+  times.front() = sde.T();
+  times.back() = sde.t_eps();
+  return times;
 }
 
 }  // namespace sbgm

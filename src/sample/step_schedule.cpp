@@ -10,10 +10,11 @@
 
 namespace sbgm {
 namespace {
-constexpr EnumNames<StepSchedule, 4> kScheduleNames{{{StepSchedule::Auto, "auto"},
+constexpr EnumNames<StepSchedule, 5> kScheduleNames{{{StepSchedule::Auto, "auto"},
                                                      {StepSchedule::LogSNR, "logsnr"},
                                                      {StepSchedule::Time, "time"},
-                                                     {StepSchedule::Karras, "karras"}}};
+                                                     {StepSchedule::Karras, "karras"},
+                                                     {StepSchedule::Adaptive, "adaptive"}}};
 }  // namespace
 
 std::string to_string(StepSchedule schedule) { return enum_to_string(schedule, kScheduleNames); }
@@ -26,14 +27,21 @@ StepSchedule resolve_schedule(StepSchedule schedule, const SDE& sde) {
   return sde.kind() == SDEKind::Linear ? StepSchedule::Time : StepSchedule::LogSNR;
 }
 
-std::vector<double> step_times(const SDE& sde, StepSchedule schedule, int64_t steps, double rho) {
+void check_step_schedule(const SDE& sde, StepSchedule schedule, int64_t steps, double rho) {
   if (steps < 1) throw InvalidArgument("sampler steps must be at least 1");
   if (!(rho > 0) || !std::isfinite(rho)) throw InvalidArgument("{rho} (karras schedule) must be positive");
   schedule = resolve_schedule(schedule, sde);
-  const double top = sde.noise_to_signal(sde.T()), bottom = sde.noise_to_signal(sde.t_eps());
-  if (schedule != StepSchedule::Time && !std::isfinite(top))
+  if (schedule != StepSchedule::Time && !std::isfinite(sde.noise_to_signal(sde.T())))
     throw InvalidArgument("the " + to_string(schedule) + " schedule spaces noise levels, which are infinite at t = T on the " +
                           to_string(sde.kind()) + " path: use the time schedule");
+}
+
+std::vector<double> step_times(const SDE& sde, StepSchedule schedule, int64_t steps, double rho) {
+  check_step_schedule(sde, schedule, steps, rho);
+  schedule = resolve_schedule(schedule, sde);
+  if (schedule == StepSchedule::Adaptive)
+    throw InvalidArgument("the adaptive schedule is found from the model: use adaptive_step_times");
+  const double top = sde.noise_to_signal(sde.T()), bottom = sde.noise_to_signal(sde.t_eps());
   std::vector<double> times(steps + 1);
   const at::Tensor grid = at::linspace(0.0, 1.0, steps + 1, at::TensorOptions().dtype(at::kDouble));
   const at::Tensor log_snr = schedule == StepSchedule::LogSNR ? log_snr_times(sde, grid).t : at::Tensor();
@@ -52,6 +60,7 @@ std::vector<double> step_times(const SDE& sde, StepSchedule schedule, int64_t st
         break;
       }
       case StepSchedule::Auto:
+      case StepSchedule::Adaptive:
         break;
     }
   }

@@ -30,6 +30,23 @@ namespace sbgm {
 
 enum class MultistepMethod { DDIM, DPMSolverPP2M, DPMSolverPP3M, UniPC };
 
+// The adaptive step schedule (StepSchedule::Adaptive), found from the model before each run. A
+// pilot solve of the probability flow (DPM-Solver++ 2M, pilot_steps steps uniform in lambda) from
+// the first pilot_rows of the run's prior draws measures how the model's denoised estimate bends
+// along the path; the steps are then placed so that each carries the same share of a second-order
+// step's local error, m(t) h^3 |d^2 x0_hat / d lambda^2| (equidistribution: a density of steps in
+// lambda proportional to (m RMS d^2 x0_hat / d lambda^2)^(1/3)), and at least floor times the
+// mean density everywhere, so that no stretch of noise levels is skipped. Where x0_hat is
+// nearly constant (the highest noise levels) steps are few; where the data's structure forms,
+// many. The pilot costs pilot_rows * pilot_steps evaluations a run, on top of the steps.
+struct AdaptiveSchedule {
+  int64_t pilot_rows = 256;
+  int64_t pilot_steps = 100;
+  double floor = 0.1;
+
+  void validate() const;  // InvalidArgument naming the bad option
+};
+
 struct MultistepConfig {
   MultistepMethod method = MultistepMethod::DPMSolverPP2M;
   int64_t steps = 20;  // network evaluations
@@ -39,6 +56,7 @@ struct MultistepConfig {
   double lambda = 1.0;   // ddim, dpmpp2m: the plug-in reverse SDE's lambda (1: the ODE)
   int64_t order = 2;     // unipc: the predictor's order p (1-3)
   bool lower_order_final = true;
+  AdaptiveSchedule adaptive;  // schedule adaptive
 
   void validate() const;  // InvalidArgument naming the bad option
 };
@@ -54,6 +72,12 @@ class MultistepSampler final : public Sampler {
  private:
   MultistepConfig config_;
 };
+
+// The adaptive schedule's steps + 1 decreasing times from T to t_eps for this model, these prior
+// draws x_T and conditions y (rows of y beside rows of x_T, or undefined). InvalidArgument on the
+// linear path, whose lambda is -inf at t = T.
+std::vector<double> adaptive_step_times(ScoreModel& model, const SDE& sde, const at::Tensor& x_T, const at::Tensor& y,
+                                        int64_t steps, const AdaptiveSchedule& options = {});
 
 // The model's denoised estimate E[x0 | x_t = x] (data prediction): from the score where the SDE
 // has one, from the velocity on the linear path (x0 = (v - sigma'/sigma x) / (m' - sigma' m / sigma)).

@@ -4,7 +4,9 @@
 // - logsnr: uniform in the half log-SNR lambda(t) = log(m(t) / sigma(t)), the variable in which
 //   the exponential integrators are written (DPM-Solver's choice for unconditional models);
 // - time: uniform in t (the flow-matching path's natural grid; DPM-Solver's for guided images);
-// - karras: EDM's noise levels sigma / m spaced uniformly in (sigma / m)^(1/rho).
+// - karras: EDM's noise levels sigma / m spaced uniformly in (sigma / m)^(1/rho);
+// - adaptive: found from the model by the multistep samplers (multistep.hpp,
+//   adaptive_step_times): steps placed where the solver's local error is, in lambda.
 // The linear path's lambda is -inf at t = T (m(T) = 0), so only the time schedule starts there.
 
 #include <cstdint>
@@ -15,16 +17,19 @@ namespace sbgm {
 
 class SDE;
 
-enum class StepSchedule { Auto, LogSNR, Time, Karras };
-std::string to_string(StepSchedule schedule);  // auto, logsnr, time, karras
+enum class StepSchedule { Auto, LogSNR, Time, Karras, Adaptive };
+std::string to_string(StepSchedule schedule);  // auto, logsnr, time, karras, adaptive
 StepSchedule step_schedule_from_string(const std::string& name);
 
 // What auto means for this SDE: logsnr for the diffusions, time for the linear path.
 StepSchedule resolve_schedule(StepSchedule schedule, const SDE& sde);
 
+// InvalidArgument for steps < 1, rho <= 0, or a schedule the SDE cannot start (logsnr, karras
+// or adaptive on the linear path): what a request checks before a model runs.
+void check_step_schedule(const SDE& sde, StepSchedule schedule, int64_t steps, double rho = 7.0);
+
 // steps + 1 decreasing times from T to t_eps (exactly those two at the ends). rho: the karras
-// schedule's curvature. InvalidArgument for steps < 1, rho <= 0, or a schedule the SDE cannot
-// start (logsnr or karras on the linear path).
+// schedule's curvature. Throws as check_step_schedule, and for adaptive, which needs the model.
 std::vector<double> step_times(const SDE& sde, StepSchedule schedule, int64_t steps, double rho = 7.0);
 
 }  // namespace sbgm
