@@ -56,7 +56,7 @@ struct MultistepConfig {
   double lambda = 1.0;   // ddim, dpmpp2m: the plug-in reverse SDE's lambda (1: the ODE)
   int64_t order = 2;     // unipc: the predictor's order p (1-3)
   bool lower_order_final = true;
-  AdaptiveSchedule adaptive;  // schedule adaptive
+  AdaptiveSchedule adaptive;  // the pilot of schedule = adaptive
 
   void validate() const;  // InvalidArgument naming the bad option
 };
