@@ -255,17 +255,19 @@ std::vector<double> adaptive_step_times(ScoreModel& model, const SDE& sde, const
   pilot.steps = options.pilot_steps;
   const std::vector<double> grid = step_times(sde, StepSchedule::LogSNR, options.pilot_steps);
   const int64_t rows = std::min<int64_t>(x_T.size(0), options.pilot_rows);
+  const size_t nodes = grid.size();
+  std::vector<double> lambda(nodes);
+  for (size_t j = 0; j < nodes; ++j) lambda[j] = half_log_snr(sde, grid[j]);
   // The bend m(t) RMS d^2 x0_hat / d lambda^2 at the pilot's interior nodes, from the last
   // three estimates (the three-point second difference, for any spacing).
-  std::vector<double> lambdas, bend;
+  std::vector<double> bend;
   std::vector<at::Tensor> last;
-  const EstimateFn measure = [&](double lambda, const at::Tensor& x0) {
-    lambdas.push_back(lambda);
+  const EstimateFn measure = [&](double, const at::Tensor& x0) {
     last.push_back(x0);
     if (last.size() < 3) return;
     if (last.size() > 3) last.erase(last.begin());
-    const size_t j = lambdas.size() - 2;
-    const double h0 = lambdas[j] - lambdas[j - 1], h1 = lambdas[j + 1] - lambdas[j];
+    const size_t j = bend.size() + 1;  // the middle one of the three
+    const double h0 = lambda[j] - lambda[j - 1], h1 = lambda[j + 1] - lambda[j];
     const at::Tensor second = ((last[2] - last[1]) / h1 - (last[1] - last[0]) / h0) * (2 / (h0 + h1));
     bend.push_back(sde.mean_coeff(grid[j]) * second.pow(2).mean().sqrt().item<double>());
   };
@@ -273,22 +275,21 @@ std::vector<double> adaptive_step_times(ScoreModel& model, const SDE& sde, const
             at::Generator(), {}, measure);
   // The density of steps at every node of the grid (the ends take their neighbours' values;
   // the last node, t_eps, was not evaluated), floored, and its running integral in lambda.
-  const size_t nodes = grid.size();
-  std::vector<double> density(nodes), lambda(nodes);
+  std::vector<double> density(nodes);
   for (size_t j = 0; j < nodes; ++j) {
-    lambda[j] = half_log_snr(sde, grid[j]);
     const size_t k = std::clamp<size_t>(j, 1, bend.size()) - 1;  // bend[k] is at node k + 1
     density[j] = std::cbrt(std::max(bend[k], 0.0));
   }
-  double mean = 0;
-  for (size_t j = 1; j < nodes; ++j) mean += 0.5 * (density[j] + density[j - 1]) * (lambda[j] - lambda[j - 1]);
-  mean /= lambda.back() - lambda.front();
+  const auto running_integral = [&] {
+    std::vector<double> c(nodes, 0.0);
+    for (size_t j = 1; j < nodes; ++j) c[j] = c[j - 1] + 0.5 * (density[j] + density[j - 1]) * (lambda[j] - lambda[j - 1]);
+    return c;
+  };
+  const double mean = running_integral().back() / (lambda.back() - lambda.front());
   if (!(mean > 0) || !std::isfinite(mean))  // the estimate does not bend (or is not finite): even steps
     return step_times(sde, StepSchedule::LogSNR, steps);
   for (double& d : density) d = std::max(d, options.floor * mean);
-  std::vector<double> cumulative(nodes, 0.0);
-  for (size_t j = 1; j < nodes; ++j)
-    cumulative[j] = cumulative[j - 1] + 0.5 * (density[j] + density[j - 1]) * (lambda[j] - lambda[j - 1]);
+  const std::vector<double> cumulative = running_integral();
   // Equal shares of the integral between the steps, by linear interpolation in lambda.
   std::vector<double> times(steps + 1);
   size_t j = 1;
