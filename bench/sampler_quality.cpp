@@ -134,6 +134,21 @@ std::vector<Row> samplers() {
       o.multistep.schedule = StepSchedule::Adaptive;
     });
   }
+  // Restart sampling: the deterministic solve, restarted `times` times between two noise levels
+  // (docs/samplers.md, "Restart sampling").
+  struct RestartRow {
+    int64_t steps;
+    Restart restart;
+  };
+  for (const RestartRow& r : {RestartRow{10, {2, 4, 0.2, 2.0}}, RestartRow{12, {1, 4, 0.1, 0.5}},
+                              RestartRow{20, {2, 8, 0.05, 0.5}}, RestartRow{20, {2, 8, 0.1, 1.0}},
+                              RestartRow{20, {2, 8, 0.2, 2.0}}, RestartRow{20, {4, 5, 0.2, 2.0}}}) {
+    char name[96];
+    std::snprintf(name, sizeof name, "restart unipc %lld + %lldx%lld in [%.2f, %.2f]", static_cast<long long>(r.steps),
+                  static_cast<long long>(r.restart.times), static_cast<long long>(r.restart.steps), r.restart.low,
+                  r.restart.high);
+    add(name, SamplerKind::UniPC, r.steps, [r](SamplerOptions& o) { o.multistep.restart = r.restart; });
+  }
   return rows;
 }
 

@@ -325,3 +325,73 @@ TEST(PlugInReverseSDE, BadLambdaIsRefused) {
   EXPECT_NE(error(SamplerKind::DDIM, 0.5, 0.5).find("not both"), std::string::npos);
   EXPECT_EQ(error(SamplerKind::DDIM, 1.0, 0.5), "");  // lambda 1 is the ODE: eta alone decides
 }
+
+namespace {
+
+std::unique_ptr<Sampler> restarted(SamplerKind kind, int64_t steps, Restart restart) {
+  SamplerOptions o;
+  o.kind = kind;
+  o.steps = steps;
+  o.multistep.restart = restart;
+  return make_sampler(o);
+}
+
+}  // namespace
+
+// Restart sampling's noise is the forward process's exact transition from the low noise level to
+// the high one, so with the exact score the restarts keep the mixture's moments, on the
+// diffusions and on the linear path; and it costs the restarts' steps on top of the run's.
+TEST(Restart, KeepsTheMixturesMoments) {
+  for (SDEKind kind : {SDEKind::VP, SDEKind::SubVP, SDEKind::VE, SDEKind::Linear}) {
+    MixtureCase g(kind);
+    const auto [mean, cov] = g.moments();
+    const at::Tensor x_T = g.prior_draws(20000, 3);
+    for (SamplerKind k : {SamplerKind::DPMSolverPP2M, SamplerKind::UniPC}) {
+      auto s = restarted(k, 20, Restart{2, 5, 0.1, 1.0});
+      EXPECT_EQ(static_cast<MultistepSampler&>(*s).evaluations(), 30);
+      const at::Tensor got = s->run(*g.score, *g.sde, x_T.clone(), at::Tensor(), make_generator(at::kCPU, 5), {});
+      EXPECT_LT(moment_distance(got, mean, cov), 0.05) << to_string(k) << " on " << to_string(kind);
+    }
+  }
+}
+
+// What restarts are for: an error the flow carries (here prior draws 1.5 times too wide, which
+// an exact flow maps to samples that are wrong at the end) is contracted by each restart's
+// noise, while a deterministic solve keeps it whatever its steps.
+TEST(Restart, ContractsAnErrorTheFlowCarries) {
+  MixtureCase g(SDEKind::VP);
+  const auto [mean, cov] = g.moments();
+  const at::Tensor x_T = g.prior_draws(20000, 9) * 1.5;
+  auto run = [&](Sampler& s) {
+    return moment_distance(s.run(*g.score, *g.sde, x_T.clone(), at::Tensor(), make_generator(at::kCPU, 2), {}), mean, cov);
+  };
+  auto flow = solver(SamplerKind::UniPC, 60);
+  const double carried = run(*flow);
+  EXPECT_GT(carried, 0.1);  // the error is there to be contracted
+  double last = carried;
+  for (int64_t times : {1, 3}) {
+    auto s = restarted(SamplerKind::UniPC, 60, Restart{times, 20, 0.1, 2.0});
+    const double error = run(*s);
+    EXPECT_LT(error, 0.7 * last) << times << " restarts";
+    last = error;
+  }
+}
+
+TEST(Restart, BadOptionsAreRefused) {
+  auto make = [](SamplerKind kind, Restart r, double lambda = 1, double eta = 0) {
+    SamplerOptions o;
+    o.kind = kind;
+    o.steps = 10;
+    o.multistep.restart = r;
+    o.multistep.eta = eta;
+    if (lambda < 1) o.lambda = lambda;
+    return error_of([&] { make_sampler(o); });
+  };
+  EXPECT_NE(make(SamplerKind::UniPC, Restart{-1, 4, 0.1, 1}).find("must not be negative"), std::string::npos);
+  EXPECT_NE(make(SamplerKind::UniPC, Restart{1, 0, 0.1, 1}).find("restart_steps must be at least 1"), std::string::npos);
+  EXPECT_NE(make(SamplerKind::UniPC, Restart{1, 4, 0, 1}).find("must be positive"), std::string::npos);
+  EXPECT_NE(make(SamplerKind::UniPC, Restart{1, 4, 0.5, 0.5}).find("above the low one"), std::string::npos);
+  EXPECT_NE(make(SamplerKind::DPMSolverPP2M, Restart{1, 4, 0.1, 1}, 0.5).find("deterministic solvers"), std::string::npos);
+  EXPECT_NE(make(SamplerKind::DDIM, Restart{1, 4, 0.1, 1}, 1, 1).find("deterministic solvers"), std::string::npos);
+  EXPECT_EQ(make(SamplerKind::DPMSolverPP2M, Restart{0, 4, 0.1, 1}, 0.5), "");  // no restarts: any lambda
+}

@@ -90,6 +90,7 @@ std::map<std::string, std::string>& setting_flags() {
       {"method", "--method"},     {"noise_std", "--noise-std"}, {"order", "--order"},
       {"precision", "--precision"}, {"out", "--out"},           {"prior", "--prior"},
       {"probes", "--probes"},     {"range", "--range"},         {"rho", "--rho"},
+      {"restarts", "--restarts"}, {"restart_steps", "--restart-steps"}, {"restart_range", "--restart-range"},
       {"sampler", "--sampler"},   {"set_orders", "--set-orders"}, {"snr", "--snr"},
       {"support_draws", "--support-draws"}, {"log_prob", "--log-prob"}};
   return flags;
@@ -171,6 +172,16 @@ void MultistepFlags::add_to(CLI::App& cmd) {
       ->capture_default_str();
   cmd.add_option("--order", config.order, "unipc: the predictor's order (1-3; the corrector adds one)")
       ->capture_default_str();
+  cmd.add_option("--restarts", config.restart.times,
+                 "ddim, dpmpp2m, dpmpp3m, unipc on the flow: restart sampling, times the noise is raised from sigma/m = "
+                 "low back to high and solved down again (--restart-range, --restart-steps; each costs its steps)")
+      ->capture_default_str();
+  cmd.add_option("--restart-steps", config.restart.steps, "steps of each restart's solve")->capture_default_str();
+  cmd.add_option("--restart-range", restart_range,
+                 "LOW,HIGH: the noise-to-signal ratios sigma/m between which the restarts go")
+      ->delimiter(',')
+      ->expected(2)
+      ->capture_default_str();
   lambda_option = cmd.add_option("--lambda", lambda,
                                  "em, ddim, dpmpp2m: the plug-in reverse SDE dx = [f - (1 - lambda/2) g^2 s] dt + "
                                  "sqrt(1 - lambda) g dw, from 0 (the reverse SDE; em's default) to 1 (the "
@@ -181,6 +192,8 @@ void MultistepFlags::apply(SamplerOptions& options) const {
   options.multistep = config;
   options.multistep.schedule = step_schedule_from_string(schedule);
   options.multistep.rho = options.edm.rho;
+  options.multistep.restart.low = restart_range[0];
+  options.multistep.restart.high = restart_range[1];
   if (lambda_option->count() > 0) options.lambda = lambda;
 }
 

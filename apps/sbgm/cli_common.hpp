@@ -7,6 +7,7 @@
 #include <functional>
 #include <map>
 #include <string>
+#include <vector>
 
 #include "sbgm/run/model.hpp"
 #include "sbgm/run/run_config.hpp"
@@ -81,11 +82,13 @@ struct SolverFlags {
   SolverConfig resolve() const;
 };
 
-// The multistep solvers' flags (ddim, dpmpp2m, dpmpp3m, unipc): --schedule, --eta, --order, and
+// The multistep solvers' flags (ddim, dpmpp2m, dpmpp3m, unipc): --schedule, --eta, --order, the
+// restarts' --restarts, --restart-steps and --restart-range, and
 // the plug-in reverse SDE's --lambda (also em's). The karras schedule's curvature is --rho, shared
 // with edm.
 struct MultistepFlags {
   std::string schedule = "auto";
+  std::vector<double> restart_range{Restart{}.low, Restart{}.high};
   MultistepConfig config;
   double lambda = 0;
   CLI::Option* lambda_option = nullptr;

@@ -72,6 +72,8 @@ bool follows_the_ode(const SamplerOptions& o) {
 std::unique_ptr<Sampler> make_sampler(const SamplerOptions& o) {
   if (o.lambda && !takes_lambda(o.kind))
     throw InvalidArgument("{lambda} applies to the em, ddim and dpmpp2m samplers only");
+  if (o.multistep.restart.times > 0 && !is_multistep(o.kind))
+    throw InvalidArgument("{restarts} apply to the ddim, dpmpp2m, dpmpp3m and unipc samplers only");
   switch (o.kind) {
     case SamplerKind::EulerMaruyama:
       return std::make_unique<EulerMaruyama>(EulerMaruyamaConfig{o.steps, true, o.lambda.value_or(0.0)});

@@ -146,6 +146,17 @@ void MultistepConfig::validate() const {
     throw InvalidArgument("{lambda} below 1 applies to the em, ddim and dpmpp2m samplers only");
   if (lambda < 1 && eta > 0) throw InvalidArgument("give ddim either {eta} or {lambda}, not both");
   adaptive.validate();
+  restart.validate();
+  if (restart.times > 0 && (lambda < 1 || eta > 0))
+    throw InvalidArgument("{restarts} apply to the deterministic solvers (no {lambda} below 1, no {eta}): their noise is the restarts'");
+}
+
+void Restart::validate() const {
+  if (times < 0) throw InvalidArgument("{restarts} must not be negative");
+  if (steps < 1) throw InvalidArgument("{restart_steps} must be at least 1");
+  if (!(low > 0) || !std::isfinite(low)) throw InvalidArgument("{restart_range}: the low noise level must be positive");
+  if (!(high > low) || !std::isfinite(high))
+    throw InvalidArgument("{restart_range}: the high noise level must be finite and above the low one");
 }
 
 void AdaptiveSchedule::validate() const {
@@ -234,6 +245,48 @@ at::Tensor integrate(const MultistepConfig& config, ScoreModel& model, const SDE
   return x;
 }
 
+// steps + 1 times from t_high down to t_low, uniform in lambda (in t on the linear path, whose
+// schedule is time).
+std::vector<double> restart_times(const SDE& sde, double t_high, double t_low, int64_t steps) {
+  const bool in_time = resolve_schedule(StepSchedule::Auto, sde) == StepSchedule::Time;
+  const auto coordinate = [&](double t) { return in_time ? t : half_log_snr(sde, t); };
+  const double from = coordinate(t_high), to = coordinate(t_low);
+  std::vector<double> times(steps + 1);
+  for (int64_t i = 0; i <= steps; ++i) {
+    const double v = from + (to - from) * double(i) / double(steps);
+    times[i] = in_time ? v : sde.time_of_noise_to_signal(std::exp(-v));
+  }
+  times.front() = t_high;
+  times.back() = t_low;
+  return times;
+}
+
+// integrate over times with config.restart's restarts (Restart, header) at the first of the
+// times whose sigma / m is at most restart.low.
+at::Tensor integrate_with_restarts(const MultistepConfig& config, ScoreModel& model, const SDE& sde, at::Tensor x,
+                                   const at::Tensor& y, const std::vector<double>& times, at::Generator gen,
+                                   const StepFn& on_step) {
+  const Restart& restart = config.restart;
+  size_t j = 1;
+  while (j + 1 < times.size() && sde.noise_to_signal(times[j]) > restart.low) ++j;
+  const double t_low = times[j], t_high = sde.time_of_noise_to_signal(restart.high);
+  if (!(t_high > t_low))
+    throw InvalidArgument("{restart_range}: the high noise level is not above the level where the restarts start");
+  const double m_low = sde.mean_coeff(t_low), sigma_low = sde.marginal_std(t_low);
+  const double m_high = sde.mean_coeff(t_high), sigma_high = sde.marginal_std(t_high);
+  const double carried = m_high / m_low;
+  const double added = std::sqrt(std::max(sigma_high * sigma_high - std::pow(carried * sigma_low, 2), 0.0));
+  const std::vector<double> down = restart_times(sde, t_high, t_low, restart.steps);
+  x = integrate(config, model, sde, std::move(x), y, {times.begin(), times.begin() + j + 1}, gen, on_step, {});
+  for (int64_t k = 0; k < restart.times; ++k) {
+    x = x * carried + at::normal(0.0, 1.0, x.sizes(), gen, x.options()) * added;
+    if (on_step) on_step(t_high, x);
+    x = integrate(config, model, sde, std::move(x), y, down, gen, on_step, {});
+  }
+  if (j + 1 == times.size()) return x;
+  return integrate(config, model, sde, std::move(x), y, {times.begin() + j, times.end()}, std::move(gen), on_step, {});
+}
+
 }  // namespace
 
 at::Tensor MultistepSampler::run(ScoreModel& model, const SDE& sde, at::Tensor x, const at::Tensor& y,
@@ -243,6 +296,8 @@ at::Tensor MultistepSampler::run(ScoreModel& model, const SDE& sde, at::Tensor x
       resolve_schedule(config_.schedule, sde) == StepSchedule::Adaptive
           ? adaptive_step_times(model, sde, x, y, config_.steps, config_.adaptive)
           : step_times(sde, config_.schedule, config_.steps, config_.rho);
+  if (config_.restart.times > 0)
+    return integrate_with_restarts(config_, model, sde, std::move(x), y, times, std::move(gen), on_step);
   return integrate(config_, model, sde, std::move(x), y, times, std::move(gen), on_step, {});
 }
 
