@@ -128,11 +128,17 @@ std::vector<Row> samplers() {
       std::snprintf(name, sizeof name, "lambda %.2f: dpmpp2m %lld {schedule}", lambda, static_cast<long long>(k));
       add(name, SamplerKind::DPMSolverPP2M, k, [lambda](SamplerOptions& o) { o.lambda = lambda; });
     }
-    std::snprintf(name, sizeof name, "lambda %.2f: dpmpp2m 20 adaptive", lambda);
-    add(name, SamplerKind::DPMSolverPP2M, 20, [lambda](SamplerOptions& o) {
-      o.lambda = lambda;
-      o.multistep.schedule = StepSchedule::Adaptive;
-    });
+    for (int64_t k : {10, 20, 50}) {
+      std::snprintf(name, sizeof name, "lambda %.2f: unipc %lld {schedule}", lambda, static_cast<long long>(k));
+      add(name, SamplerKind::UniPC, k, [lambda](SamplerOptions& o) { o.lambda = lambda; });
+    }
+    for (SamplerKind kind : {SamplerKind::DPMSolverPP2M, SamplerKind::UniPC}) {
+      std::snprintf(name, sizeof name, "lambda %.2f: %s 20 adaptive", lambda, to_string(kind).c_str());
+      add(name, kind, 20, [lambda](SamplerOptions& o) {
+        o.lambda = lambda;
+        o.multistep.schedule = StepSchedule::Adaptive;
+      });
+    }
   }
   // Restart sampling: the deterministic solve, restarted `times` times between two noise levels
   // (docs/samplers.md, "Restart sampling").

@@ -114,7 +114,7 @@ TEST(CliFlow, WhatAFlowModelCannotDoIsOneLine) {
   // Trained with minibatch optimal transport, the model's marginals are not the path's, so the
   // score derived from its velocity is not theirs: no sampler that draws fresh noise along it, no
   // variational bound (measured: such draws land far off the data, docs/flow_matching.md).
-  for (const char* sampler : {"dpmpp2m --lambda 0", "ddim --eta 1", "ddim --lambda 0.5"})
+  for (const char* sampler : {"dpmpp2m --lambda 0", "ddim --eta 1", "ddim --lambda 0.5", "unipc --lambda 0.5"})
     expect_one_line_error(sbgm_cli("sample" + ck + " --sampler " + sampler + to), "uses the path's score");
   expect_one_line_error(sbgm_cli("loglik" + ck + " --bound elbo-dsm --data " + (dir / "x.npy").string() + to),
                         "the variational bound uses the path's score");

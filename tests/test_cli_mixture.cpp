@@ -259,7 +259,7 @@ TEST(CliMixture, SampleDrawsTrajectories) {
   EXPECT_EQ(bytes.substr(1, 3), "PNG");
   // The plug-in SDE's panel takes the lambda asked for (and the ODE's panel none), for em and for
   // a few-step solver alike.
-  for (const char* sampler : {"em --lambda 0.8", "dpmpp2m --lambda 0.3"}) {
+  for (const char* sampler : {"em --lambda 0.8", "dpmpp2m --lambda 0.3", "unipc --lambda 0.5"}) {
     fs::remove(png);
     const CliResult l = sbgm_cli("sample --gmm " + (dir / "gmm.npz").string() + " --n 50 --trajectories 4 --png " +
                                  png.string() + " --out " + out.string() + " --threads 1 --sampler " + sampler);

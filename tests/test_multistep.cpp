@@ -299,6 +299,9 @@ TEST(PlugInReverseSDE, EveryLambdaDrawsTheMixture) {
     o.steps = 50;
     x = make_sampler(o)->run(*g.score, *g.sde, x_T.clone(), at::Tensor(), make_generator(at::kCPU, 2), {});
     EXPECT_LT(moment_distance(x, mean, cov), 0.05) << "dpmpp2m 50, lambda " << lambda;
+    o.kind = SamplerKind::UniPC;
+    x = make_sampler(o)->run(*g.score, *g.sde, x_T.clone(), at::Tensor(), make_generator(at::kCPU, 2), {});
+    EXPECT_LT(moment_distance(x, mean, cov), 0.05) << "unipc 50, lambda " << lambda;
   }
   SamplerOptions ancestral, plug_in;
   ancestral.kind = plug_in.kind = SamplerKind::DDIM;
@@ -308,6 +311,58 @@ TEST(PlugInReverseSDE, EveryLambdaDrawsTheMixture) {
   const at::Tensor a = make_sampler(ancestral)->run(*g.score, *g.sde, x_T.clone(), at::Tensor(), make_generator(at::kCPU, 4), {});
   const at::Tensor b = make_sampler(plug_in)->run(*g.score, *g.sde, x_T.clone(), at::Tensor(), make_generator(at::kCPU, 4), {});
   EXPECT_LT((a - b).abs().max().item<double>(), 1e-9);
+}
+
+// UniPC's corrector on the plug-in reverse SDE (SA-Solver's predictor-corrector with UniPC's
+// weights) lowers the weak error: on a Gaussian, whose exact x0_hat is linear in x, the drawn
+// covariance's error against the exact marginal at t_eps falls by more than 3.5 times from 20 to
+// 40 steps (measured 4.1 at lambda 0, 4.4 at 0.5; DPM-Solver++ 2M at the same lambda 2.9 and 3.0)
+// and is below DPM-Solver++ 2M's at 40 steps. 400,000 draws: the covariance's Monte-Carlo error,
+// about 0.0007, is a tenth of the errors compared.
+TEST(PlugInReverseSDE, UniPCsCorrectorLowersTheWeakError) {
+  const at::Tensor cov = at::tensor({0.30, 0.12, 0.12, 0.10}, kDouble).reshape({1, 2, 2});
+  MixtureCase g(SDEKind::VP, GaussianMixture(at::ones({1}, kDouble), at::tensor({0.5, -1.0}, kDouble).reshape({1, 2}), cov));
+  const double t = g.sde->t_eps(), m = g.sde->mean_coeff(t), sigma = g.sde->marginal_std(t);
+  const at::Tensor marginal = cov[0] * (m * m) + at::eye(2, kDouble) * (sigma * sigma);
+  const at::Tensor x_T = g.prior_draws(400000, 21);
+  for (double lambda : {0.0, 0.5}) {
+    auto error = [&](SamplerKind kind, int64_t steps) {
+      SamplerOptions o;
+      o.kind = kind;
+      o.steps = steps;
+      o.lambda = lambda;
+      const at::Tensor x = make_sampler(o)->run(*g.score, *g.sde, x_T.clone(), at::Tensor(), make_generator(at::kCPU, 8), {});
+      const at::Tensor centered = x - x.mean(0);
+      return (centered.t().matmul(centered) / (x.size(0) - 1) - marginal).abs().max().item<double>();
+    };
+    const double unipc20 = error(SamplerKind::UniPC, 20), unipc40 = error(SamplerKind::UniPC, 40);
+    const double dpmpp20 = error(SamplerKind::DPMSolverPP2M, 20), dpmpp40 = error(SamplerKind::DPMSolverPP2M, 40);
+    EXPECT_GT(unipc20 / unipc40, 3.5) << "lambda " << lambda << ": unipc " << unipc20 << " at 20 steps, " << unipc40 << " at 40";
+    EXPECT_GT(unipc20 / unipc40, dpmpp20 / dpmpp40) << "lambda " << lambda;
+    EXPECT_LT(unipc40, dpmpp40) << "lambda " << lambda;
+  }
+}
+
+// As lambda tends to 1 the plug-in UniPC step (kappa h in place of h, x_s decayed, noise) becomes
+// the flow's UniPC step: what differs is the noise, sqrt(1 - lambda) a step, so the draws'
+// distance to the flow's falls tenfold for every hundredfold smaller 1 - lambda (amplified ~100
+// times where the flow splits the draws between the components).
+TEST(PlugInReverseSDE, UniPCTendsToTheFlowsUniPC) {
+  MixtureCase g(SDEKind::VP);
+  const at::Tensor x_T = g.prior_draws(500, 12);
+  SamplerOptions o;
+  o.kind = SamplerKind::UniPC;
+  o.steps = 20;
+  const at::Tensor flow = make_sampler(o)->run(*g.score, *g.sde, x_T.clone(), at::Tensor(), make_generator(at::kCPU, 1), {});
+  auto distance = [&](double gap) {
+    o.lambda = 1 - gap;
+    const at::Tensor x = make_sampler(o)->run(*g.score, *g.sde, x_T.clone(), at::Tensor(), make_generator(at::kCPU, 1), {});
+    return (x - flow).abs().max().item<double>();
+  };
+  const double d10 = distance(1e-10), d12 = distance(1e-12), d14 = distance(1e-14);
+  EXPECT_NEAR(d10 / d12, 10, 1) << d10 << " " << d12;
+  EXPECT_NEAR(d12 / d14, 10, 1) << d12 << " " << d14;
+  EXPECT_LT(d14, 1e-4);
 }
 
 TEST(PlugInReverseSDE, BadLambdaIsRefused) {
@@ -320,8 +375,9 @@ TEST(PlugInReverseSDE, BadLambdaIsRefused) {
   };
   EXPECT_NE(error(SamplerKind::EulerMaruyama, 1.5).find("[0, 1]"), std::string::npos);
   EXPECT_NE(error(SamplerKind::DPMSolverPP2M, -0.1).find("[0, 1]"), std::string::npos);
-  EXPECT_NE(error(SamplerKind::UniPC, 0.5).find("em, ddim and dpmpp2m samplers only"), std::string::npos);
-  EXPECT_NE(error(SamplerKind::ProbabilityFlow, 0.5).find("em, ddim and dpmpp2m samplers only"), std::string::npos);
+  EXPECT_EQ(error(SamplerKind::UniPC, 0.5), "");
+  EXPECT_NE(error(SamplerKind::DPMSolverPP3M, 0.5).find("em, ddim, dpmpp2m and unipc samplers only"), std::string::npos);
+  EXPECT_NE(error(SamplerKind::ProbabilityFlow, 0.5).find("em, ddim, dpmpp2m and unipc samplers only"), std::string::npos);
   EXPECT_NE(error(SamplerKind::DDIM, 0.5, 0.5).find("not both"), std::string::npos);
   EXPECT_EQ(error(SamplerKind::DDIM, 1.0, 0.5), "");  // lambda 1 is the ODE: eta alone decides
 }

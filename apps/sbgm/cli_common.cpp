@@ -183,9 +183,9 @@ void MultistepFlags::add_to(CLI::App& cmd) {
       ->expected(2)
       ->capture_default_str();
   lambda_option = cmd.add_option("--lambda", lambda,
-                                 "em, ddim, dpmpp2m: the plug-in reverse SDE dx = [f - (1 - lambda/2) g^2 s] dt + "
+                                 "em, ddim, dpmpp2m, unipc: the plug-in reverse SDE dx = [f - (1 - lambda/2) g^2 s] dt + "
                                  "sqrt(1 - lambda) g dw, from 0 (the reverse SDE; em's default) to 1 (the "
-                                 "probability-flow ODE; the default of ddim and dpmpp2m)");
+                                 "probability-flow ODE; the default of ddim, dpmpp2m and unipc)");
 }
 
 void MultistepFlags::apply(SamplerOptions& options) const {

@@ -202,9 +202,9 @@ class Model:
         evaluation per step); default the run's own (sample.sampler in its config). steps: that
         sampler's steps (edm: noise levels); default the run's for its own kind of sampler, else
         18 for edm, 20 for the few-step solvers (50 for a posterior), 1000 for the others (200 for
-        a posterior). lam: em, ddim and dpmpp2m follow the plug-in reverse SDE of this lambda, 0
-        (the reverse SDE) to 1 (the probability-flow ODE); default the run's (sample.lambda) with
-        its own sampler, else the sampler's own (em 0, ddim and dpmpp2m 1). schedule (the few-step
+        a posterior). lam: em, ddim, dpmpp2m and unipc follow the plug-in reverse SDE of this
+        lambda, 0 (the reverse SDE) to 1 (the probability-flow ODE); default the run's
+        (sample.lambda) with its own sampler, else the sampler's own (em 0, the others 1). schedule (the few-step
         solvers' step times): "auto", "logsnr", "time", "karras" or "adaptive"; eta: ddim's share of fresh
         noise per step; order: unipc's predictor order (1-3). guidance: classifier-free guidance
         scale for a model trained with condition dropout. set_orders: for a model whose condition

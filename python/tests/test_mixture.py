@@ -106,9 +106,9 @@ def test_samplers_by_name_and_progress_callback():
 
 
 def test_few_step_solver_options():
-    """lam, schedule, eta and order reach the samplers: the reverse SDE by dpmpp2m (lam 0) and
-    unipc on the adaptive schedule draw the mixture's moments; the same seed with lam 1 (the ODE)
-    draws other samples; bad values are ValueErrors naming the option."""
+    """lam, schedule, eta and order reach the samplers: the reverse SDE by dpmpp2m and by unipc
+    (lam 0) and unipc on the adaptive schedule draw the mixture's moments; the same seed with lam
+    1 (the ODE) draws other samples; bad values are ValueErrors naming the option."""
     model = sbgm.gaussian_mixture(W, MU, COV)
     mean = W @ MU
     cov = sum(w * (c + np.outer(m - mean, m - mean)) for w, m, c in zip(W, MU, COV))
@@ -116,6 +116,9 @@ def test_few_step_solver_options():
     assert np.all(np.abs(x.mean(0) - mean) < 5 * np.sqrt(np.diag(cov) / 4000) + 0.02)
     np.testing.assert_allclose(np.cov(x.T), cov, rtol=0.1, atol=0.03)
     assert not np.array_equal(x, model.sample(4000, sampler="dpmpp2m", steps=50, lam=1.0, seed=1, progress=False))
+    u = model.sample(4000, sampler="unipc", steps=30, lam=0.0, seed=3, progress=False)
+    assert np.all(np.abs(u.mean(0) - mean) < 5 * np.sqrt(np.diag(cov) / 4000) + 0.02)
+    np.testing.assert_allclose(np.cov(u.T), cov, rtol=0.1, atol=0.03)
     y = model.sample(500, sampler="ddim", steps=30, eta=1.0, schedule="time", progress=False)
     z = model.sample(500, sampler="unipc", steps=10, order=3, schedule="karras", progress=False)
     assert np.isfinite(y).all() and np.isfinite(z).all()

@@ -267,7 +267,7 @@ const std::vector<Entry>& entries() {
     t.push_back(field<int64_t>("train.eval_every", "steps between evaluation sample pictures (0: off)", [](C& c) -> auto& { return c.train.eval_every; }));
     t.push_back(field<std::string>("sample.sampler", "the sampler used when none is asked for: em, pc, ancestral, ode, edm, ddim, dpmpp2m, dpmpp3m or unipc", [](C& c) -> auto& { return c.sample.sampler; }));
     t.push_back(auto_field<int64_t>("sample.steps", "that sampler's steps (edm: noise levels)", [](C& c) -> auto& { return c.sample.steps; }, kAutoCount));
-    t.push_back(auto_field<double>("sample.lambda", "em, ddim, dpmpp2m: the plug-in reverse SDE dx = [f - (1 - lambda/2) g^2 s] dt + sqrt(1 - lambda) g dw that sample.sampler follows, 0 (the reverse SDE) to 1 (the probability-flow ODE); the other samplers follow their own (0: pc, ancestral; 1: ode, edm, dpmpp3m, unipc)", [](C& c) -> auto& { return c.sample.lambda; }, kAutoLambda));
+    t.push_back(auto_field<double>("sample.lambda", "em, ddim, dpmpp2m, unipc: the plug-in reverse SDE dx = [f - (1 - lambda/2) g^2 s] dt + sqrt(1 - lambda) g dw that sample.sampler follows, 0 (the reverse SDE) to 1 (the probability-flow ODE); the other samplers follow their own (0: pc, ancestral; 1: ode, edm, dpmpp3m)", [](C& c) -> auto& { return c.sample.lambda; }, kAutoLambda));
     t.push_back(field<int64_t>("sample.n", "samples drawn at the end of training and at each evaluation", [](C& c) -> auto& { return c.sample.n; }));
     t.push_back(field<std::string>("run.device", "cpu, cuda or cuda:N", [](C& c) -> auto& { return c.device; }));
     t.push_back(field<int64_t>("run.threads", "CPU threads per process (0: the cores shared among this machine's processes)", [](C& c) -> auto& { return c.threads; }));
@@ -439,7 +439,7 @@ void RunConfig::validate() const {
   const SamplerKind kind = sampler_kind_from_string(settled.sample.sampler);
   if (!(settled.sample.lambda >= 0 && settled.sample.lambda <= 1)) throw InvalidArgument("sample.lambda must lie in [0, 1]");
   if (!takes_lambda(kind) && settled.sample.lambda != own_lambda(kind))
-    throw InvalidArgument("sample.lambda applies to the em, ddim and dpmpp2m samplers only (sample.sampler = " +
+    throw InvalidArgument("sample.lambda applies to the em, ddim, dpmpp2m and unipc samplers only (sample.sampler = " +
                           settled.sample.sampler + ")");
   SamplerOptions run_sampling;
   run_sampling.kind = kind;

@@ -36,7 +36,8 @@ void check_sampler_fits(SamplerKind kind, const SDE& sde) {
 }
 
 bool takes_lambda(SamplerKind kind) {
-  return kind == SamplerKind::EulerMaruyama || kind == SamplerKind::DDIM || kind == SamplerKind::DPMSolverPP2M;
+  return kind == SamplerKind::EulerMaruyama || kind == SamplerKind::DDIM || kind == SamplerKind::DPMSolverPP2M ||
+         kind == SamplerKind::UniPC;
 }
 
 double own_lambda(SamplerKind kind) {
@@ -46,19 +47,19 @@ double own_lambda(SamplerKind kind) {
 }
 
 const char* const samplers_that_follow_the_ode =
-    "ode; em, ddim (eta 0) or dpmpp2m at lambda 1; dpmpp3m; unipc; edm without churn";
+    "ode; em, ddim (eta 0), dpmpp2m or unipc at lambda 1; dpmpp3m; edm without churn";
 
 bool follows_the_ode(const SamplerOptions& o) {
   const double lambda = o.lambda.value_or(is_multistep(o.kind) ? o.multistep.lambda : own_lambda(o.kind));
   switch (o.kind) {
     case SamplerKind::ProbabilityFlow:
     case SamplerKind::DPMSolverPP3M:
-    case SamplerKind::UniPC:
       return true;
     case SamplerKind::EDMHeun:
       return o.edm.churn == 0;
     case SamplerKind::EulerMaruyama:
     case SamplerKind::DPMSolverPP2M:
+    case SamplerKind::UniPC:
       return lambda == 1;
     case SamplerKind::DDIM:
       return lambda == 1 && o.multistep.eta == 0;
@@ -71,7 +72,7 @@ bool follows_the_ode(const SamplerOptions& o) {
 
 std::unique_ptr<Sampler> make_sampler(const SamplerOptions& o) {
   if (o.lambda && !takes_lambda(o.kind))
-    throw InvalidArgument("{lambda} applies to the em, ddim and dpmpp2m samplers only");
+    throw InvalidArgument("{lambda} applies to the em, ddim, dpmpp2m and unipc samplers only");
   if (o.multistep.restart.times > 0 && !is_multistep(o.kind))
     throw InvalidArgument("{restarts} apply to the ddim, dpmpp2m, dpmpp3m and unipc samplers only");
   switch (o.kind) {

@@ -38,12 +38,30 @@ struct Estimate {
 };
 
 // One step from s to t of the exponential integrator whose x0_hat is a polynomial in lambda:
-// x_t = (sigma_t / sigma_s) x_s + m_t [(1 - e^-h) c0 + sum_k w_k c_k]. Held as the pieces that
-// every method shares.
+// x_t = ratio x_s + m_t [(1 - e^(-kappa h)) c0 + sum_k w_k c_k]. Held as the pieces that every
+// method shares. On the probability flow kappa = 1 and ratio = sigma_t / sigma_s.
 struct Step {
-  double h, ratio, m_t;  // lambda_t - lambda_s, sigma_t / sigma_s, m(t)
-  double phi1() const { return -std::expm1(-h); }  // 1 - e^-h, the weight of a constant x0_hat
+  double h, ratio, m_t;  // lambda_t - lambda_s, the weight of x_s, m(t)
+  double kappa = 1;      // the plug-in reverse SDE's 2 - lambda
+  double phi1() const { return -std::expm1(-kappa * h); }  // the weight of a constant x0_hat
 };
+
+// The step of the plug-in reverse SDE of this lambda (header) that the probability flow's step
+// st becomes: its drift integral m_t kappa int e^(-kappa (lambda_t - l)) x0_hat(l) dl is the
+// flow's with h scaled by kappa (substitute v = kappa l), so every method's weights carry over
+// with kappa h in place of h and the nodes where they were; x_s decays by e^(-(1 - lambda) h)
+// more, and the step adds noise (add_plug_in_noise).
+Step plug_in_step(Step st, double lambda) {
+  st.ratio *= std::exp(-(1 - lambda) * st.h);
+  st.kappa = 2 - lambda;
+  return st;
+}
+
+// The plug-in reverse SDE's noise over a step of h in lambda ending at sigma_t, times z.
+void add_plug_in_noise(at::Tensor& x, const at::Tensor& z, double sigma_t, double lambda, double h) {
+  const double spread = sigma_t * std::sqrt(-std::expm1(-2 * (1 - lambda) * h));
+  if (z.defined() && spread > 0) x.add_(z, spread);
+}
 
 // UniPC's weights rho for the differences D_k = (x0_k - x0_0) / r_k at the nodes r_k = (lambda_k -
 // lambda_0) / h (Zhao et al. 2023, B(h) = e^-h - 1, "bh2"): the solution of R rho = b with
@@ -68,15 +86,15 @@ std::vector<double> unipc_weights(const std::vector<double>& nodes, double h) {
 
 // sum_k rho_k (x0_k - x0_0) / r_k over the history's older estimates (history[0] is x0_0), plus
 // rho_last (new - x0_0) when the corrector brings the estimate at the step's end.
-at::Tensor unipc_sum(const std::vector<Estimate>& history, int64_t order, double h, const at::Tensor& at_end) {
+at::Tensor unipc_sum(const std::vector<Estimate>& history, int64_t order, const Step& st, const at::Tensor& at_end) {
   const bool corrector = at_end.defined();
   std::vector<double> nodes;
-  for (int64_t k = 1; k < order; ++k) nodes.push_back((history[k].lambda - history[0].lambda) / h);
+  for (int64_t k = 1; k < order; ++k) nodes.push_back((history[k].lambda - history[0].lambda) / st.h);
   if (corrector) nodes.push_back(1.0);
   if (nodes.empty()) return at::Tensor();
   // The simplified weights of UniPC for the lowest orders: UniP-2 is then DPM-Solver++ 2M and
   // UniC-1 the trapezoidal rule.
-  const std::vector<double> rho = nodes.size() == 1 ? std::vector<double>{0.5} : unipc_weights(nodes, h);
+  const std::vector<double> rho = nodes.size() == 1 ? std::vector<double>{0.5} : unipc_weights(nodes, st.kappa * st.h);
   at::Tensor sum = at::zeros_like(history[0].x0);
   for (int64_t k = 1; k < order; ++k) sum.add_(history[k].x0 - history[0].x0, rho[k - 1] / nodes[k - 1]);
   if (corrector) sum.add_(at_end - history[0].x0, rho.back());
@@ -87,13 +105,14 @@ at::Tensor unipc_sum(const std::vector<Estimate>& history, int64_t order, double
 at::Tensor unipc_step(const at::Tensor& x_s, const std::vector<Estimate>& history, int64_t order, const Step& st,
                       const at::Tensor& at_end) {
   at::Tensor x = x_s * st.ratio + history[0].x0 * (st.m_t * st.phi1());
-  const at::Tensor sum = unipc_sum(history, order, st.h, at_end);
-  // - m_t B(h) sum with B(h) = e^-h - 1 = -phi1.
+  const at::Tensor sum = unipc_sum(history, order, st, at_end);
+  // - m_t B(kappa h) sum with B(kappa h) = e^(-kappa h) - 1 = -phi1.
   if (sum.defined()) x.add_(sum, st.m_t * st.phi1());
   return x;
 }
 
-// DPM-Solver++'s multistep step of the given order from s (history[0]) to t.
+// DPM-Solver++'s multistep step of the given order from s (history[0]) to t (order 3 on the
+// probability flow only).
 at::Tensor dpmpp_step(const at::Tensor& x_s, const std::vector<Estimate>& history, int64_t order, const Step& st) {
   const at::Tensor& e0 = history[0].x0;
   at::Tensor x = x_s * st.ratio + e0 * (st.m_t * st.phi1());
@@ -121,15 +140,19 @@ at::Tensor dpmpp_step(const at::Tensor& x_s, const std::vector<Estimate>& histor
 // reduces at lambda = 1). noise: whether to draw the step's noise (not on the last step).
 at::Tensor plug_in_sde_step(const at::Tensor& x_s, const std::vector<Estimate>& history, int64_t order, const Step& st,
                             double sigma_t, double lambda, bool noise, at::Generator gen) {
-  const double kappa = 2 - lambda, phi = -std::expm1(-kappa * st.h);
-  const at::Tensor& e0 = history[0].x0;
-  at::Tensor x = x_s * (st.ratio * std::exp(-(1 - lambda) * st.h)) + e0 * (st.m_t * phi);
-  if (order == 2) {
-    const double r = (history[0].lambda - history[1].lambda) / st.h;
-    x.add_(e0 - history[1].x0, st.m_t * phi / (2 * r));
-  }
-  const double spread = sigma_t * std::sqrt(-std::expm1(-2 * (1 - lambda) * st.h));
-  if (noise && spread > 0) x.add_(at::normal(0.0, 1.0, x.sizes(), gen, x.options()), spread);
+  at::Tensor x = dpmpp_step(x_s, history, order, plug_in_step(st, lambda));
+  if (noise) add_plug_in_noise(x, at::normal(0.0, 1.0, x.sizes(), gen, x.options()), sigma_t, lambda, st.h);
+  return x;
+}
+
+// UniPC on the plug-in reverse SDE of this lambda < 1 (the stochastic predictor-corrector of
+// SA-Solver, Xue et al. 2023, with UniPC's weights): the predictor (at_end undefined) and the
+// corrector add the same draw z (undefined on the last step), so the corrector redoes the
+// predictor's step, noise and all, with one more node.
+at::Tensor plug_in_unipc_step(const at::Tensor& x_s, const std::vector<Estimate>& history, int64_t order, const Step& st,
+                              double sigma_t, double lambda, const at::Tensor& z, const at::Tensor& at_end) {
+  at::Tensor x = unipc_step(x_s, history, order, plug_in_step(st, lambda), at_end);
+  add_plug_in_noise(x, z, sigma_t, lambda, st.h);
   return x;
 }
 
@@ -142,8 +165,8 @@ void MultistepConfig::validate() const {
   if (eta > 0 && method != MultistepMethod::DDIM) throw InvalidArgument("{eta} applies to the ddim sampler only");
   if (order < 1 || order > 3) throw InvalidArgument("{order} (unipc) must be 1, 2 or 3");
   if (!(lambda >= 0 && lambda <= 1)) throw InvalidArgument("{lambda} must lie in [0, 1]");
-  if (lambda < 1 && method != MultistepMethod::DDIM && method != MultistepMethod::DPMSolverPP2M)
-    throw InvalidArgument("{lambda} below 1 applies to the em, ddim and dpmpp2m samplers only");
+  if (lambda < 1 && method == MultistepMethod::DPMSolverPP3M)
+    throw InvalidArgument("{lambda} below 1 applies to the em, ddim, dpmpp2m and unipc samplers only");
   if (lambda < 1 && eta > 0) throw InvalidArgument("give ddim either {eta} or {lambda}, not both");
   adaptive.validate();
   restart.validate();
@@ -190,6 +213,7 @@ at::Tensor integrate(const MultistepConfig& config, ScoreModel& model, const SDE
   const int64_t steps = static_cast<int64_t>(times.size()) - 1, top = highest_order(config);
   std::vector<Estimate> history;  // newest first, at most `top`
   at::Tensor x_prev;              // unipc: the state the last predictor started from
+  at::Tensor z_prev;              // unipc with lambda < 1: the noise the last predictor drew
   int64_t last_order = 0;
   for (int64_t i = 0; i < steps; ++i) {
     const double s = times[i], t = times[i + 1];
@@ -202,7 +226,9 @@ at::Tensor integrate(const MultistepConfig& config, ScoreModel& model, const SDE
       // (not the linear path's first step, from lambda = -inf, where no polynomial in lambda fits).
       const double t_prev = times[i - 1];
       Step back{lambda_s - history[0].lambda, sde.marginal_std(s) / sde.marginal_std(t_prev), sde.mean_coeff(s)};
-      x = unipc_step(x_prev, history, last_order, back, x0);
+      x = config.lambda < 1 ? plug_in_unipc_step(x_prev, history, last_order, back, sde.marginal_std(s), config.lambda,
+                                                 z_prev, x0)
+                            : unipc_step(x_prev, history, last_order, back, x0);
     }
     history.insert(history.begin(), Estimate{lambda_s, x0});
     if (static_cast<int64_t>(history.size()) > top) history.pop_back();
@@ -236,7 +262,12 @@ at::Tensor integrate(const MultistepConfig& config, ScoreModel& model, const SDE
         break;
       case MultistepMethod::UniPC:
         x_prev = x;
-        x = unipc_step(x, history, order, st, at::Tensor());
+        if (config.lambda < 1) {
+          z_prev = i + 1 < steps ? at::normal(0.0, 1.0, x.sizes(), gen, x.options()) : at::Tensor();
+          x = plug_in_unipc_step(x, history, order, st, sde.marginal_std(t), config.lambda, z_prev, at::Tensor());
+        } else {
+          x = unipc_step(x, history, order, st, at::Tensor());
+        }
         break;
     }
     last_order = order;

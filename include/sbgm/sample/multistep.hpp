@@ -17,7 +17,10 @@
 //   lambda = 0 is SDE-DPM-Solver++ (the reverse SDE), lambda = 1 the ODE;
 // - unipc: UniPC (Zhao et al. 2023), the UniP predictor of order p (UniP-2 is DPM-Solver++ 2M)
 //   followed by the UniC corrector, which reuses the evaluation at the new point that the next
-//   step needs anyway and raises the order to p + 1. The last step is not corrected.
+//   step needs anyway and raises the order to p + 1. The last step is not corrected. With lambda
+//   < 1 the same on the plug-in reverse SDE (SA-Solver's stochastic predictor-corrector, Xue et
+//   al. 2023, with UniPC's weights): the drift integral is the flow's with h scaled by kappa, so
+//   the weights carry over with kappa h, and predictor and corrector add the same noise.
 // Everything is in terms of m(t) and sigma(t) alone, so one code serves VP, SubVP, cosine, VE
 // and the linear path of flow matching (whose velocity gives x0_hat = x - t v). With fewer than
 // 15 steps the last steps fall back to lower orders, as DPM-Solver++ and UniPC do: at the
@@ -72,7 +75,7 @@ struct MultistepConfig {
   StepSchedule schedule = StepSchedule::Auto;
   double rho = 7.0;      // karras schedule
   double eta = 0.0;      // ddim: 0 deterministic, 1 ancestral
-  double lambda = 1.0;   // ddim, dpmpp2m: the plug-in reverse SDE's lambda (1: the ODE)
+  double lambda = 1.0;   // ddim, dpmpp2m, unipc: the plug-in reverse SDE's lambda (1: the ODE)
   int64_t order = 2;     // unipc: the predictor's order p (1-3)
   bool lower_order_final = true;
   AdaptiveSchedule adaptive;  // the pilot of schedule = adaptive
