@@ -1,7 +1,7 @@
 // Sample quality against network evaluations for every sampler (docs/samplers.md).
 //
 //   sbgm_bench_samplers (--checkpoint RUN_DIR | --gmm-dataset NAME [--sde KIND]) --dataset NAME [--n N]
-//                       [--threads T] [--seeds K] [--only PREFIX[,PREFIX...]]
+//                       [--threads T] [--seeds K] [--only PREFIX[,PREFIX...]]   (PREFIX: of the names as printed)
 //
 // The model is a trained run, or the exact diffused mixture of a toy dataset (ring8, bimodal1d,
 // or anisoSEED: a random mixture of six anisotropic Gaussians)
@@ -220,13 +220,17 @@ int run(int argc, char** argv) {
               truth ? summary({mean_logp(other)}, "%.3f").c_str() : "–");
   auto inner = model.score_model();
   for (const Row& row : samplers()) {
-    if (!chosen(row.name)) continue;
     try {
       check_sampler_fits(row.options.kind, *model.sde);  // a flow path: the ODE and the multistep solvers
       if (is_multistep(row.options.kind)) check_step_schedule(*model.sde, row.options.multistep.schedule, row.options.steps);
     } catch (const std::exception&) {
       continue;
     }
+    // The name as printed ({schedule} filled in), which is what --only matches.
+    std::string label = row.name;
+    if (const auto at = label.find("{schedule}"); at != std::string::npos)
+      label.replace(at, 10, to_string(resolve_schedule(row.options.multistep.schedule, *model.sde)));
+    if (!chosen(label)) continue;
     CountingScore counted(*inner);
     auto sampler = make_sampler(row.options);
     DrawConfig draw;
@@ -243,9 +247,6 @@ int run(int argc, char** argv) {
       distances.push_back(energy_distance(x, held_out));
       if (truth) logps.push_back(mean_logp(x));
     }
-    std::string label = row.name;
-    if (const auto at = label.find("{schedule}"); at != std::string::npos)
-      label.replace(at, 10, to_string(resolve_schedule(row.options.multistep.schedule, *model.sde)));
     std::printf("| %s | %lld | %s | %s | %.2f |\n", label.c_str(), static_cast<long long>(counted.calls / (n * seeds)),
                 summary(distances, "%.4f").c_str(), truth ? summary(logps, "%.3f").c_str() : "–", secs / static_cast<double>(seeds));
     std::fflush(stdout);
