@@ -140,6 +140,26 @@ std::vector<Row> samplers() {
       });
     }
   }
+  // The plug-in reverse SDE with an ODE range: the flow on the middle noise levels, the noise
+  // above and below (docs/samplers.md, "An ODE range").
+  struct OdeRangeRow {
+    SamplerKind kind;
+    int64_t steps;
+    double lambda, low, high;
+  };
+  for (const OdeRangeRow& r : {OdeRangeRow{SamplerKind::UniPC, 20, 0, 0.3, 1}, OdeRangeRow{SamplerKind::UniPC, 20, 0, 0.2, 1},
+                               OdeRangeRow{SamplerKind::UniPC, 20, 0, 0.3, 3}, OdeRangeRow{SamplerKind::UniPC, 20, 0.5, 0.3, 1},
+                               OdeRangeRow{SamplerKind::DPMSolverPP2M, 20, 0, 0.3, 1}, OdeRangeRow{SamplerKind::UniPC, 15, 0, 0.3, 1},
+                               OdeRangeRow{SamplerKind::UniPC, 10, 0, 0.3, 1}, OdeRangeRow{SamplerKind::UniPC, 50, 0, 0.3, 1}}) {
+    char name[96];
+    std::snprintf(name, sizeof name, "lambda %.2f ode-range %g..%g: %s %lld {schedule}", r.lambda, r.low, r.high,
+                  to_string(r.kind).c_str(), static_cast<long long>(r.steps));
+    add(name, r.kind, r.steps, [r](SamplerOptions& o) {
+      o.lambda = r.lambda;
+      o.multistep.ode_low = r.low;
+      o.multistep.ode_high = r.high;
+    });
+  }
   // Restart sampling: the deterministic solve, restarted `times` times between two noise levels
   // (docs/samplers.md, "Restart sampling").
   struct RestartRow {

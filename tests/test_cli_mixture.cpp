@@ -64,7 +64,8 @@ TEST_P(CliMixtureEverySDE, SamplersDrawTheMixture) {
                                    "ancestral --steps 300", "edm --steps 50", "edm --steps 50 --churn 10", "ddim --steps 200",
                                    "ddim --steps 200 --eta 1", "dpmpp2m --steps 50", "dpmpp2m --schedule karras --steps 50",
                                    "dpmpp3m --steps 30", "unipc --schedule time --steps 50", "unipc --order 3 --steps 30",
-                                   "dpmpp2m --schedule adaptive --steps 20", "unipc --steps 20 --restarts 2 --restart-steps 5"}) {
+                                   "dpmpp2m --schedule adaptive --steps 20", "unipc --steps 20 --restarts 2 --restart-steps 5",
+                                   "unipc --steps 30 --lambda 0 --ode-range 0.3,1"}) {
     const fs::path out = scratch() / ("mixture_samples_" + sde + ".npy");
     const CliResult r = sbgm_cli(std::string("sample --gmm ") + (dir / "gmm.npz").string() + " --sde " + sde +
                                  " --n 3000 --seed 3 --threads 1 --out " + out.string() + " --sampler " + sampler);
@@ -203,6 +204,12 @@ TEST(CliMixture, BadMixtureInputs) {
   expect_one_line_error(sbgm_cli(sample + " --sampler unipc --restarts 1 --restart-steps 0"), "--restart-steps must be at least 1");
   expect_one_line_error(sbgm_cli(sample + " --sampler dpmpp2m --restarts 1 --lambda 0.5"),
                         "--restarts apply to the deterministic solvers (no --lambda below 1, no --eta)");
+  expect_one_line_error(sbgm_cli(sample + " --sampler unipc --lambda 0 --ode-range 1,0.3"),
+                        "--ode-range: the low noise level must not be negative and the high one must lie above it");
+  expect_one_line_error(sbgm_cli(sample + " --sampler unipc --ode-range 0.3,1"), "--ode-range applies with --lambda below 1");
+  expect_one_line_error(sbgm_cli(sample + " --sampler em --ode-range 0.3,1"),
+                        "--ode-range applies to the ddim, dpmpp2m and unipc samplers only");
+  expect_one_line_error(sbgm_cli(sample + " --sampler unipc --lambda 0 --ode-range 0.3"), "--ode-range");
   expect_one_line_error(sbgm_cli(sample + " --sampler dpmpp3m --schedule cosine"), "unknown step schedule");
   expect_one_line_error(sbgm_cli(sample + " --sampler dpmpp3m --schedule karras --rho -1"), "--rho");
   expect_one_line_error(sbgm_cli(sample + " --precision bfloat16"), "bfloat16 applies to trained networks");

@@ -5,6 +5,9 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <optional>
+#include <utility>
+#include <vector>
 
 #include "error_of.hpp"
 #include "sbgm/sample/make_sampler.hpp"
@@ -365,6 +368,45 @@ TEST(PlugInReverseSDE, UniPCTendsToTheFlowsUniPC) {
   EXPECT_LT(d14, 1e-4);
 }
 
+// An ODE range takes the steps that start at sigma / m inside it onto the flow: with the range
+// reaching above T the run is the flow's solve step for step down to the range's low end, and
+// noisy below it; with the range in the middle it still draws the mixture; a range over every
+// step is the ODE's run and one over none the plain plug-in run, draw for draw.
+TEST(PlugInReverseSDE, AnODERangeFollowsTheFlowThere) {
+  MixtureCase g(SDEKind::VP);
+  const auto [mean, cov] = g.moments();
+  const at::Tensor x_T = g.prior_draws(20000, 13);
+  for (SamplerKind kind : {SamplerKind::DPMSolverPP2M, SamplerKind::UniPC}) {
+    using Path = std::vector<std::pair<double, at::Tensor>>;
+    auto run = [&](std::optional<double> lambda, double low, double high, Path* path = nullptr) {
+      SamplerOptions o;
+      o.kind = kind;
+      o.steps = 50;
+      o.lambda = lambda;
+      o.multistep.ode_low = low;
+      o.multistep.ode_high = high;
+      const StepFn record = [&](double t, const at::Tensor& x) { path->emplace_back(t, x.clone()); };
+      return make_sampler(o)->run(*g.score, *g.sde, x_T.clone(), at::Tensor(), make_generator(at::kCPU, 5),
+                                  path ? record : StepFn());
+    };
+    Path flow_path, ranged_path;
+    const at::Tensor flow = run(std::nullopt, 0, 0, &flow_path);
+    const at::Tensor ranged = run(0.0, 0.3, 1e300, &ranged_path);
+    ASSERT_EQ(flow_path.size(), ranged_path.size());
+    int64_t same = 0;  // step i starts where step i - 1 ended (the first at T)
+    for (size_t i = 0; i < flow_path.size() && g.sde->noise_to_signal(i == 0 ? g.sde->T() : flow_path[i - 1].first) >= 0.3; ++i) {
+      EXPECT_EQ((flow_path[i].second - ranged_path[i].second).abs().max().item<double>(), 0.0) << to_string(kind) << ", step " << i;
+      ++same;
+    }
+    EXPECT_GT(same, 20) << to_string(kind);
+    EXPECT_LT(same, 50) << to_string(kind);
+    EXPECT_GT((flow - ranged).abs().max().item<double>(), 0.1) << to_string(kind) << ": no noise below the range";
+    EXPECT_LT(moment_distance(run(0.0, 0.3, 1.0), mean, cov), 0.05) << to_string(kind);
+    EXPECT_TRUE(at::equal(run(0.0, 0, 1e300), flow)) << to_string(kind);
+    EXPECT_TRUE(at::equal(run(0.0, 1e6, 1e7), run(0.0, 0, 0))) << to_string(kind);
+  }
+}
+
 TEST(PlugInReverseSDE, BadLambdaIsRefused) {
   auto error = [](SamplerKind kind, double lambda, double eta = 0) {
     SamplerOptions o;
@@ -380,6 +422,19 @@ TEST(PlugInReverseSDE, BadLambdaIsRefused) {
   EXPECT_NE(error(SamplerKind::ProbabilityFlow, 0.5).find("em, ddim, dpmpp2m and unipc samplers only"), std::string::npos);
   EXPECT_NE(error(SamplerKind::DDIM, 0.5, 0.5).find("not both"), std::string::npos);
   EXPECT_EQ(error(SamplerKind::DDIM, 1.0, 0.5), "");  // lambda 1 is the ODE: eta alone decides
+  auto range_error = [](SamplerKind kind, std::optional<double> lambda, double low, double high) {
+    SamplerOptions o;
+    o.kind = kind;
+    o.lambda = lambda;
+    o.multistep.ode_low = low;
+    o.multistep.ode_high = high;
+    return error_of([&] { make_sampler(o); });
+  };
+  EXPECT_EQ(range_error(SamplerKind::UniPC, 0.0, 0.3, 1), "");
+  EXPECT_NE(range_error(SamplerKind::UniPC, 0.0, 1, 0.3).find("ode_range: the low noise level"), std::string::npos);
+  EXPECT_NE(range_error(SamplerKind::DDIM, 0.0, -1, 0.3).find("ode_range: the low noise level"), std::string::npos);
+  EXPECT_NE(range_error(SamplerKind::DPMSolverPP2M, std::nullopt, 0.3, 1).find("ode_range applies with lambda below 1"), std::string::npos);
+  EXPECT_NE(range_error(SamplerKind::EulerMaruyama, 0.0, 0.3, 1).find("ddim, dpmpp2m and unipc samplers only"), std::string::npos);
 }
 
 namespace {

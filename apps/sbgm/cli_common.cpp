@@ -91,6 +91,7 @@ std::map<std::string, std::string>& setting_flags() {
       {"precision", "--precision"}, {"out", "--out"},           {"prior", "--prior"},
       {"probes", "--probes"},     {"range", "--range"},         {"rho", "--rho"},
       {"restarts", "--restarts"}, {"restart_steps", "--restart-steps"}, {"restart_range", "--restart-range"},
+      {"ode_range", "--ode-range"},
       {"sampler", "--sampler"},   {"set_orders", "--set-orders"}, {"snr", "--snr"},
       {"support_draws", "--support-draws"}, {"log_prob", "--log-prob"}};
   return flags;
@@ -186,6 +187,11 @@ void MultistepFlags::add_to(CLI::App& cmd) {
                                  "em, ddim, dpmpp2m, unipc: the plug-in reverse SDE dx = [f - (1 - lambda/2) g^2 s] dt + "
                                  "sqrt(1 - lambda) g dw, from 0 (the reverse SDE; em's default) to 1 (the "
                                  "probability-flow ODE; the default of ddim, dpmpp2m and unipc)");
+  cmd.add_option("--ode-range", ode_range,
+                 "LOW,HIGH: ddim, dpmpp2m, unipc with --lambda below 1: the steps that start at noise-to-signal ratios "
+                 "sigma/m in [LOW, HIGH] follow the probability-flow ODE instead (noise above and below; none by default)")
+      ->delimiter(',')
+      ->expected(2);
 }
 
 void MultistepFlags::apply(SamplerOptions& options) const {
@@ -194,6 +200,8 @@ void MultistepFlags::apply(SamplerOptions& options) const {
   options.multistep.rho = options.edm.rho;
   options.multistep.restart.low = restart_range[0];
   options.multistep.restart.high = restart_range[1];
+  options.multistep.ode_low = ode_range[0];
+  options.multistep.ode_high = ode_range[1];
   if (lambda_option->count() > 0) options.lambda = lambda;
 }
 

@@ -84,11 +84,12 @@ struct SolverFlags {
 
 // The multistep solvers' flags (ddim, dpmpp2m, dpmpp3m, unipc): --schedule, --eta, --order, the
 // restarts' --restarts, --restart-steps and --restart-range, and
-// the plug-in reverse SDE's --lambda (also em's). The karras schedule's curvature is --rho, shared
+// the plug-in reverse SDE's --lambda (also em's) and --ode-range. The karras schedule's curvature is --rho, shared
 // with edm.
 struct MultistepFlags {
   std::string schedule = "auto";
   std::vector<double> restart_range{Restart{}.low, Restart{}.high};
+  std::vector<double> ode_range{MultistepConfig{}.ode_low, MultistepConfig{}.ode_high};
   MultistepConfig config;
   double lambda = 0;
   CLI::Option* lambda_option = nullptr;

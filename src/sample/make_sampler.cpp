@@ -75,6 +75,8 @@ std::unique_ptr<Sampler> make_sampler(const SamplerOptions& o) {
     throw InvalidArgument("{lambda} applies to the em, ddim, dpmpp2m and unipc samplers only");
   if (o.multistep.restart.times > 0 && !is_multistep(o.kind))
     throw InvalidArgument("{restarts} apply to the ddim, dpmpp2m, dpmpp3m and unipc samplers only");
+  if (o.multistep.has_ode_range() && !is_multistep(o.kind))
+    throw InvalidArgument("{ode_range} applies to the ddim, dpmpp2m and unipc samplers only");
   switch (o.kind) {
     case SamplerKind::EulerMaruyama:
       return std::make_unique<EulerMaruyama>(EulerMaruyamaConfig{o.steps, true, o.lambda.value_or(0.0)});

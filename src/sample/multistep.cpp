@@ -31,6 +31,12 @@ int64_t highest_order(const MultistepConfig& c) {
 
 double half_log_snr(const SDE& sde, double t) { return -std::log(sde.noise_to_signal(t)); }
 
+// The lambda of the step that starts at s: 1 (the ODE) inside config's ODE range, config's outside.
+double step_lambda(const MultistepConfig& c, const SDE& sde, double s) {
+  const double ratio = sde.noise_to_signal(s);
+  return c.has_ode_range() && ratio >= c.ode_low && ratio <= c.ode_high ? 1.0 : c.lambda;
+}
+
 // A visited point: its lambda and the model's denoised estimate there.
 struct Estimate {
   double lambda;
@@ -168,6 +174,9 @@ void MultistepConfig::validate() const {
   if (lambda < 1 && method == MultistepMethod::DPMSolverPP3M)
     throw InvalidArgument("{lambda} below 1 applies to the em, ddim, dpmpp2m and unipc samplers only");
   if (lambda < 1 && eta > 0) throw InvalidArgument("give ddim either {eta} or {lambda}, not both");
+  if (has_ode_range() && !(ode_low >= 0 && ode_high > ode_low))
+    throw InvalidArgument("{ode_range}: the low noise level must not be negative and the high one must lie above it");
+  if (has_ode_range() && lambda == 1) throw InvalidArgument("{ode_range} applies with {lambda} below 1");
   adaptive.validate();
   restart.validate();
   if (restart.times > 0 && (lambda < 1 || eta > 0))
@@ -215,8 +224,9 @@ at::Tensor integrate(const MultistepConfig& config, ScoreModel& model, const SDE
   at::Tensor x_prev;              // unipc: the state the last predictor started from
   at::Tensor z_prev;              // unipc with lambda < 1: the noise the last predictor drew
   int64_t last_order = 0;
+  double last_lambda = 1;
   for (int64_t i = 0; i < steps; ++i) {
-    const double s = times[i], t = times[i + 1];
+    const double s = times[i], t = times[i + 1], lambda = step_lambda(config, sde, s);
     const double lambda_s = half_log_snr(sde, s);
     Step st{half_log_snr(sde, t) - lambda_s, sde.marginal_std(t) / sde.marginal_std(s), sde.mean_coeff(t)};
     const at::Tensor x0 = denoised_estimate(model, sde, x, y, t_buffer, s);
@@ -226,9 +236,9 @@ at::Tensor integrate(const MultistepConfig& config, ScoreModel& model, const SDE
       // (not the linear path's first step, from lambda = -inf, where no polynomial in lambda fits).
       const double t_prev = times[i - 1];
       Step back{lambda_s - history[0].lambda, sde.marginal_std(s) / sde.marginal_std(t_prev), sde.mean_coeff(s)};
-      x = config.lambda < 1 ? plug_in_unipc_step(x_prev, history, last_order, back, sde.marginal_std(s), config.lambda,
-                                                 z_prev, x0)
-                            : unipc_step(x_prev, history, last_order, back, x0);
+      x = last_lambda < 1 ? plug_in_unipc_step(x_prev, history, last_order, back, sde.marginal_std(s), last_lambda,
+                                               z_prev, x0)
+                          : unipc_step(x_prev, history, last_order, back, x0);
     }
     history.insert(history.begin(), Estimate{lambda_s, x0});
     if (static_cast<int64_t>(history.size()) > top) history.pop_back();
@@ -248,29 +258,29 @@ at::Tensor integrate(const MultistepConfig& config, ScoreModel& model, const SDE
           const at::Tensor eps = (x - x0 * sde.mean_coeff(s)) / sigma_s;
           x = x0 * st.m_t + eps * std::sqrt(std::max(sigma_t * sigma_t - c * c, 0.0));
           if (i + 1 < steps) x.add_(at::normal(0.0, 1.0, x.sizes(), gen, x.options()), c);
-        } else if (config.lambda < 1) {
-          x = plug_in_sde_step(x, history, 1, st, sde.marginal_std(t), config.lambda, i + 1 < steps, gen);
+        } else if (lambda < 1) {
+          x = plug_in_sde_step(x, history, 1, st, sde.marginal_std(t), lambda, i + 1 < steps, gen);
         } else {
           x = dpmpp_step(x, history, 1, st);
         }
         break;
       case MultistepMethod::DPMSolverPP2M:
       case MultistepMethod::DPMSolverPP3M:
-        x = config.lambda < 1 ? plug_in_sde_step(x, history, order, st, sde.marginal_std(t), config.lambda,
-                                                  i + 1 < steps, gen)
-                               : dpmpp_step(x, history, order, st);
+        x = lambda < 1 ? plug_in_sde_step(x, history, order, st, sde.marginal_std(t), lambda, i + 1 < steps, gen)
+                       : dpmpp_step(x, history, order, st);
         break;
       case MultistepMethod::UniPC:
         x_prev = x;
-        if (config.lambda < 1) {
+        if (lambda < 1) {
           z_prev = i + 1 < steps ? at::normal(0.0, 1.0, x.sizes(), gen, x.options()) : at::Tensor();
-          x = plug_in_unipc_step(x, history, order, st, sde.marginal_std(t), config.lambda, z_prev, at::Tensor());
+          x = plug_in_unipc_step(x, history, order, st, sde.marginal_std(t), lambda, z_prev, at::Tensor());
         } else {
           x = unipc_step(x, history, order, st, at::Tensor());
         }
         break;
     }
     last_order = order;
+    last_lambda = lambda;
     if (on_step) on_step(t, x);
   }
   return x;
