@@ -119,6 +119,17 @@ def _check_counts(*, n: int, steps: Optional[int], seed: int, n_name: str = "n")
         raise ValueError(f"seed must not be negative, got {seed}")
 
 
+def _ode_range(r: Optional[tuple[float, float]]) -> Optional[tuple[float, float]]:
+    """An ODE range as the library takes it: two numbers (low, high), or None."""
+    if r is None:
+        return None
+    try:
+        low, high = (float(v) for v in r)
+    except (TypeError, ValueError):
+        raise ValueError(f"ode_range must be two numbers (low, high), got {r!r}") from None
+    return low, high
+
+
 class Model:
     """A trained score model (or an analytic one) ready to sample from and evaluate.
 
@@ -175,6 +186,7 @@ class Model:
         schedule: str = "auto",
         eta: float = 0.0,
         order: int = 2,
+        ode_range: Optional[tuple[float, float]] = None,
         guidance: float = 0.0,
         set_orders: int = 1,
         log_prob: bool = False,
@@ -206,7 +218,10 @@ class Model:
         lambda, 0 (the reverse SDE) to 1 (the probability-flow ODE); default the run's
         (sample.lambda) with its own sampler, else the sampler's own (em 0, the others 1). schedule (the few-step
         solvers' step times): "auto", "logsnr", "time", "karras" or "adaptive"; eta: ddim's share of fresh
-        noise per step; order: unipc's predictor order (1-3). guidance: classifier-free guidance
+        noise per step; order: unipc's predictor order (1-3); ode_range: (low, high) with lam below 1, the
+        steps that start at a noise-to-signal ratio sigma/m in [low, high] follow the probability-flow
+        ODE instead (the noise above and below; unipc, steps=20, lam=0, ode_range=(0.3, 1) matched
+        1000-step Euler-Maruyama on the 2-D sets of docs/samplers.md). guidance: classifier-free guidance
         scale for a model trained with condition dropout. set_orders: for a model whose condition
         is a declared set (data.cond_set) read by a network that sees its elements in order, the
         score averaged over this many orders of the elements (all when there are no more), at as
@@ -222,7 +237,7 @@ class Model:
             raise ValueError("return_std goes with log_prob=True")
         draws = None if support_draws is None else int(support_draws)
         got = self._request("samples", n, c, seed, sampler, steps, guidance, 0, "gauss", progress, "sample",
-                            (lam, schedule, eta, order), set_orders, (bool(log_prob), divergence, int(probes), draws))
+                            (lam, schedule, eta, order, _ode_range(ode_range)), set_orders, (bool(log_prob), divergence, int(probes), draws))
         out = got[:3 if return_std else 2] if log_prob else (got,)
         if single:
             out = tuple(o[0] for o in out)
@@ -341,6 +356,7 @@ class Model:
         schedule: str = "auto",
         eta: float = 0.0,
         order: int = 2,
+        ode_range: Optional[tuple[float, float]] = None,
         seed: int = 0,
         progress: ProgressArg = True,
     ) -> Result:
@@ -352,7 +368,7 @@ class Model:
         noise_std > 0. method: "moments" (Tweedie moment projection, exact for Gaussian data),
         "replace" (exact observations only, Euler-Maruyama) or "noise-level" (denoising from the
         time whose noise is the observation's); default as `sbgm inpaint` chooses (moments up to
-        256 features). sampler, steps, lam, schedule, eta, order: as in :meth:`sample`, with
+        256 features). sampler, steps, lam, schedule, eta, order, ode_range: as in :meth:`sample`, with
         Euler-Maruyama ("em") unless named."""
         rows = _rows(observed, "observed", min_dim=1)
         m = None
@@ -362,7 +378,7 @@ class Model:
         with Progress(progress, "inpaint") as report:
             out = self._core.inpaint(rows, m, float(noise_std), int(n), method or "", sampler, int(steps or 0),
                                      None if lam is None else float(lam), schedule, float(eta), int(order),
-                                     int(seed), report)
+                                     _ode_range(ode_range), int(seed), report)
         return _like_inputs(out, observed, mask)
 
     def diagnose(
@@ -378,6 +394,7 @@ class Model:
         schedule: str = "auto",
         eta: float = 0.0,
         order: int = 2,
+        ode_range: Optional[tuple[float, float]] = None,
         rtol: float = 1e-5,
         atol: float = 1e-5,
         set_orders: int = 1,
@@ -400,20 +417,20 @@ class Model:
         with Progress(progress, "diagnose") as report:
             return self._core.diagnose(t, c, int(samples), int(hpd_samples), sampler or "", int(steps or 0),
                                        None if lam is None else float(lam), schedule, float(eta), int(order),
-                                       float(rtol), float(atol), int(set_orders), int(seed), report)
+                                       _ode_range(ode_range), float(rtol), float(atol), int(set_orders), int(seed), report)
 
     def _request(self, kind: str, n: int, cond: Optional[np.ndarray], seed: int, sampler: Optional[str],
                  steps: Optional[int], guidance: float, draws: int, method: str, progress: ProgressArg,
-                 desc: str, solver: tuple = (None, "auto", 0.0, 2), set_orders: int = 1,
+                 desc: str, solver: tuple = (None, "auto", 0.0, 2, None), set_orders: int = 1,
                  density: tuple = (False, "exact", 1, None)) -> Any:
         """The samples alone, or with density (log_prob, divergence, probes, support_draws) asked
         for, (samples, log_prob, std)."""
         _check_counts(n=n, steps=steps, seed=seed)
         with Progress(progress, desc) as report:
-            lam, schedule, eta, order = solver
+            lam, schedule, eta, order, ode_range = solver
             samples, logp, std, kept, clamped = self._core.sample(
                 kind, int(n), cond, int(seed), sampler or "", int(steps or 0), None if lam is None else float(lam),
-                schedule, float(eta), int(order), float(guidance), int(set_orders), int(draws), method, *density,
+                schedule, float(eta), int(order), ode_range, float(guidance), int(set_orders), int(draws), method, *density,
                 report)
         # How the draws met the prior's box (data.keep_within = reject): a warning where the model
         # all but misses the box for some condition, a line beside the progress bar otherwise.

@@ -23,6 +23,8 @@
 #include <map>
 #include <optional>
 #include <string>
+#include <tuple>
+#include <utility>
 #include <vector>
 
 #include "sbgm/data/dataset.hpp"
@@ -127,16 +129,20 @@ auto released(const std::optional<py::function>& progress, Work&& work) {
   return work(report);
 }
 
+// The ODE range (low, high) of the few-step solvers on a plug-in reverse SDE; none: (0, 0).
+using OdeRange = std::optional<std::pair<double, double>>;
+
 // The sampler options every sampling call takes: steps (0: the run's), lambda (none: the run's or
-// the sampler's own) and the few-step solvers' schedule, eta and order.
+// the sampler's own) and the few-step solvers' schedule, eta, order and ODE range.
 sbgm::SamplerOptions sampler_options(int64_t steps, const std::optional<double>& lambda, const std::string& schedule,
-                                     double eta, int64_t order) {
+                                     double eta, int64_t order, const OdeRange& ode_range) {
   sbgm::SamplerOptions options;
   options.steps = steps;
   options.lambda = lambda;
   options.multistep.schedule = sbgm::step_schedule_from_string(schedule);
   options.multistep.eta = eta;
   options.multistep.order = order;
+  if (ode_range) std::tie(options.multistep.ode_low, options.multistep.ode_high) = *ode_range;
   return options;
 }
 
@@ -150,7 +156,8 @@ class PyModel {
   // the box.
   py::tuple sample(const std::string& kind, int64_t n, const std::optional<Array>& cond, uint64_t seed,
                    const std::string& sampler, int64_t steps, const std::optional<double>& lambda,
-                   const std::string& schedule, double eta, int64_t order, double guidance, int64_t set_orders,
+                   const std::string& schedule, double eta, int64_t order, const OdeRange& ode_range, double guidance,
+                   int64_t set_orders,
                    int64_t iid_draws, const std::string& iid_method, bool log_prob, const std::string& divergence,
                    int64_t probes, const std::optional<int64_t>& support_draws,
                    const std::optional<py::function>& progress) {
@@ -163,7 +170,7 @@ class PyModel {
     request.seed = seed;
     request.sampler = sampler;
     request.steps_given = steps != 0;
-    request.sampling = sampler_options(steps, lambda, schedule, eta, order);
+    request.sampling = sampler_options(steps, lambda, schedule, eta, order, ode_range);
     request.iid.method = sbgm::iid_method_from_string(iid_method);
     request.iid.covariance_samples = iid_draws;
     if (request.kind == sbgm::SampleRequest::Kind::Modes) request.mode.starts = n;
@@ -216,7 +223,7 @@ class PyModel {
   py::array inpaint(const Array& observed, const std::optional<Array>& mask, double noise_std, int64_t n,
                     const std::string& method, const std::string& sampler, int64_t steps,
                     const std::optional<double>& lambda, const std::string& schedule, double eta, int64_t order,
-                    uint64_t seed, const std::optional<py::function>& progress) {
+                    const OdeRange& ode_range, uint64_t seed, const std::optional<py::function>& progress) {
     sbgm::InpaintRequest request;
     request.observed = as_tensor(observed);
     request.mask = optional_tensor(mask);
@@ -224,7 +231,7 @@ class PyModel {
     request.n = n;
     if (!method.empty()) request.method = sbgm::inverse_method_from_string(method);
     request.sampler = sampler;
-    request.sampling = sampler_options(steps, lambda, schedule, eta, order);
+    request.sampling = sampler_options(steps, lambda, schedule, eta, order, ode_range);
     request.steps_given = steps != 0;
     request.seed = seed;
     return to_numpy(released(progress, [&](const sbgm::ProgressFn& report) {
@@ -236,7 +243,7 @@ class PyModel {
   // ranks [S, D] and checks {name: {ks_statistic, p_value, mean_coverage_gap, verdict, coverage}}.
   py::dict diagnose(const Array& theta, const Array& x, int64_t samples, int64_t hpd_samples, const std::string& sampler,
                     int64_t steps, const std::optional<double>& lambda, const std::string& schedule, double eta,
-                    int64_t order, double rtol, double atol, int64_t set_orders, uint64_t seed,
+                    int64_t order, const OdeRange& ode_range, double rtol, double atol, int64_t set_orders, uint64_t seed,
                     const std::optional<py::function>& progress) {
     sbgm::DiagnoseRequest request;
     request.theta = as_tensor(theta);
@@ -247,7 +254,7 @@ class PyModel {
     request.config.likelihood.solver.atol = atol;
     request.config.set_orders = set_orders;
     request.sampler = sampler;
-    request.sampling = sampler_options(steps, lambda, schedule, eta, order);
+    request.sampling = sampler_options(steps, lambda, schedule, eta, order, ode_range);
     request.steps_given = steps != 0;
     request.seed = seed;
     const sbgm::Diagnosis d = released(progress, [&](const sbgm::ProgressFn& report) {

@@ -106,8 +106,9 @@ def test_samplers_by_name_and_progress_callback():
 
 
 def test_few_step_solver_options():
-    """lam, schedule, eta and order reach the samplers: the reverse SDE by dpmpp2m and by unipc
-    (lam 0) and unipc on the adaptive schedule draw the mixture's moments; the same seed with lam
+    """lam, schedule, eta, order and ode_range reach the samplers: the reverse SDE by dpmpp2m and
+    by unipc (lam 0, also with an ODE range) and unipc on the adaptive schedule draw the mixture's
+    moments; the same seed with lam
     1 (the ODE) draws other samples; bad values are ValueErrors naming the option."""
     model = sbgm.gaussian_mixture(W, MU, COV)
     mean = W @ MU
@@ -125,6 +126,19 @@ def test_few_step_solver_options():
     a = model.sample(4000, sampler="unipc", steps=20, schedule="adaptive", seed=2, progress=False)
     assert np.all(np.abs(a.mean(0) - mean) < 5 * np.sqrt(np.diag(cov) / 4000) + 0.02)
     np.testing.assert_allclose(np.cov(a.T), cov, rtol=0.1, atol=0.03)
+    r = model.sample(4000, sampler="unipc", steps=30, lam=0.0, ode_range=(0.3, 1.0), seed=3, progress=False)
+    assert np.all(np.abs(r.mean(0) - mean) < 5 * np.sqrt(np.diag(cov) / 4000) + 0.02)
+    np.testing.assert_allclose(np.cov(r.T), cov, rtol=0.1, atol=0.03)
+    assert not np.array_equal(r, u)
+    # A range over every step is the ODE's run (the same prior draws, no noise left).
+    np.testing.assert_array_equal(model.sample(500, sampler="unipc", lam=0.0, ode_range=(0.0, 1e300), seed=3, progress=False),
+                                  model.sample(500, sampler="unipc", seed=3, progress=False))
+    with pytest.raises(ValueError, match="ode_range applies with lam below 1"):
+        model.sample(10, sampler="unipc", ode_range=(0.3, 1.0), progress=False)
+    with pytest.raises(ValueError, match="ode_range: the low noise level"):
+        model.sample(10, sampler="unipc", lam=0.0, ode_range=(1.0, 0.3), progress=False)
+    with pytest.raises(ValueError, match="ode_range must be two numbers"):
+        model.sample(10, sampler="unipc", lam=0.0, ode_range=(0.3,), progress=False)
     with pytest.raises(ValueError, match="lam must lie in"):
         model.sample(10, sampler="dpmpp2m", lam=1.5, progress=False)
     with pytest.raises(ValueError, match="lam applies to"):
