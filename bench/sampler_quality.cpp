@@ -156,8 +156,7 @@ std::vector<Row> samplers() {
                   to_string(r.kind).c_str(), static_cast<long long>(r.steps));
     add(name, r.kind, r.steps, [r](SamplerOptions& o) {
       o.lambda = r.lambda;
-      o.multistep.ode_low = r.low;
-      o.multistep.ode_high = r.high;
+      o.multistep.ode_range = std::pair{r.low, r.high};
     });
   }
   // Restart sampling: the deterministic solve, restarted `times` times between two noise levels

@@ -378,20 +378,20 @@ TEST(PlugInReverseSDE, AnODERangeFollowsTheFlowThere) {
   const at::Tensor x_T = g.prior_draws(20000, 13);
   for (SamplerKind kind : {SamplerKind::DPMSolverPP2M, SamplerKind::UniPC}) {
     using Path = std::vector<std::pair<double, at::Tensor>>;
-    auto run = [&](std::optional<double> lambda, double low, double high, Path* path = nullptr) {
+    using Range = std::optional<std::pair<double, double>>;
+    auto run = [&](std::optional<double> lambda, Range range, Path* path = nullptr) {
       SamplerOptions o;
       o.kind = kind;
       o.steps = 50;
       o.lambda = lambda;
-      o.multistep.ode_low = low;
-      o.multistep.ode_high = high;
+      o.multistep.ode_range = range;
       const StepFn record = [&](double t, const at::Tensor& x) { path->emplace_back(t, x.clone()); };
       return make_sampler(o)->run(*g.score, *g.sde, x_T.clone(), at::Tensor(), make_generator(at::kCPU, 5),
                                   path ? record : StepFn());
     };
     Path flow_path, ranged_path;
-    const at::Tensor flow = run(std::nullopt, 0, 0, &flow_path);
-    const at::Tensor ranged = run(0.0, 0.3, 1e300, &ranged_path);
+    const at::Tensor flow = run(std::nullopt, std::nullopt, &flow_path);
+    const at::Tensor ranged = run(0.0, std::pair{0.3, 1e300}, &ranged_path);
     ASSERT_EQ(flow_path.size(), ranged_path.size());
     int64_t same = 0;  // step i starts where step i - 1 ended (the first at T)
     for (size_t i = 0; i < flow_path.size() && g.sde->noise_to_signal(i == 0 ? g.sde->T() : flow_path[i - 1].first) >= 0.3; ++i) {
@@ -401,9 +401,9 @@ TEST(PlugInReverseSDE, AnODERangeFollowsTheFlowThere) {
     EXPECT_GT(same, 20) << to_string(kind);
     EXPECT_LT(same, 50) << to_string(kind);
     EXPECT_GT((flow - ranged).abs().max().item<double>(), 0.1) << to_string(kind) << ": no noise below the range";
-    EXPECT_LT(moment_distance(run(0.0, 0.3, 1.0), mean, cov), 0.05) << to_string(kind);
-    EXPECT_TRUE(at::equal(run(0.0, 0, 1e300), flow)) << to_string(kind);
-    EXPECT_TRUE(at::equal(run(0.0, 1e6, 1e7), run(0.0, 0, 0))) << to_string(kind);
+    EXPECT_LT(moment_distance(run(0.0, std::pair{0.3, 1.0}), mean, cov), 0.05) << to_string(kind);
+    EXPECT_TRUE(at::equal(run(0.0, std::pair{0.0, 1e300}), flow)) << to_string(kind);
+    EXPECT_TRUE(at::equal(run(0.0, std::pair{1e6, 1e7}), run(0.0, std::nullopt))) << to_string(kind);
   }
 }
 
@@ -426,8 +426,7 @@ TEST(PlugInReverseSDE, BadLambdaIsRefused) {
     SamplerOptions o;
     o.kind = kind;
     o.lambda = lambda;
-    o.multistep.ode_low = low;
-    o.multistep.ode_high = high;
+    o.multistep.ode_range = std::pair{low, high};
     return error_of([&] { make_sampler(o); });
   };
   EXPECT_EQ(range_error(SamplerKind::UniPC, 0.0, 0.3, 1), "");

@@ -200,8 +200,7 @@ void MultistepFlags::apply(SamplerOptions& options) const {
   options.multistep.rho = options.edm.rho;
   options.multistep.restart.low = restart_range[0];
   options.multistep.restart.high = restart_range[1];
-  options.multistep.ode_low = ode_range[0];
-  options.multistep.ode_high = ode_range[1];
+  if (ode_range.size() == 2) options.multistep.ode_range = std::pair{ode_range[0], ode_range[1]};
   if (lambda_option->count() > 0) options.lambda = lambda;
 }
 

@@ -89,7 +89,7 @@ struct SolverFlags {
 struct MultistepFlags {
   std::string schedule = "auto";
   std::vector<double> restart_range{Restart{}.low, Restart{}.high};
-  std::vector<double> ode_range{MultistepConfig{}.ode_low, MultistepConfig{}.ode_high};
+  std::vector<double> ode_range;  // empty: none
   MultistepConfig config;
   double lambda = 0;
   CLI::Option* lambda_option = nullptr;

@@ -23,7 +23,6 @@
 #include <map>
 #include <optional>
 #include <string>
-#include <tuple>
 #include <utility>
 #include <vector>
 
@@ -129,7 +128,7 @@ auto released(const std::optional<py::function>& progress, Work&& work) {
   return work(report);
 }
 
-// The ODE range (low, high) of the few-step solvers on a plug-in reverse SDE; none: (0, 0).
+// The ODE range (low, high) of the few-step solvers on a plug-in reverse SDE, or none.
 using OdeRange = std::optional<std::pair<double, double>>;
 
 // The sampler options every sampling call takes: steps (0: the run's), lambda (none: the run's or
@@ -142,7 +141,7 @@ sbgm::SamplerOptions sampler_options(int64_t steps, const std::optional<double>&
   options.multistep.schedule = sbgm::step_schedule_from_string(schedule);
   options.multistep.eta = eta;
   options.multistep.order = order;
-  if (ode_range) std::tie(options.multistep.ode_low, options.multistep.ode_high) = *ode_range;
+  options.multistep.ode_range = ode_range;
   return options;
 }
 

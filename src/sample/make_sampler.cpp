@@ -75,7 +75,7 @@ std::unique_ptr<Sampler> make_sampler(const SamplerOptions& o) {
     throw InvalidArgument("{lambda} applies to the em, ddim, dpmpp2m and unipc samplers only");
   if (o.multistep.restart.times > 0 && !is_multistep(o.kind))
     throw InvalidArgument("{restarts} apply to the ddim, dpmpp2m, dpmpp3m and unipc samplers only");
-  if (o.multistep.has_ode_range() && !is_multistep(o.kind))
+  if (o.multistep.ode_range && !is_multistep(o.kind))
     throw InvalidArgument("{ode_range} applies to the ddim, dpmpp2m and unipc samplers only");
   switch (o.kind) {
     case SamplerKind::EulerMaruyama:

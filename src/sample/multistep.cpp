@@ -34,7 +34,7 @@ double half_log_snr(const SDE& sde, double t) { return -std::log(sde.noise_to_si
 // The lambda of the step that starts at s: 1 (the ODE) inside config's ODE range, config's outside.
 double step_lambda(const MultistepConfig& c, const SDE& sde, double s) {
   const double ratio = sde.noise_to_signal(s);
-  return c.has_ode_range() && ratio >= c.ode_low && ratio <= c.ode_high ? 1.0 : c.lambda;
+  return c.ode_range && ratio >= c.ode_range->first && ratio <= c.ode_range->second ? 1.0 : c.lambda;
 }
 
 // A visited point: its lambda and the model's denoised estimate there.
@@ -174,9 +174,9 @@ void MultistepConfig::validate() const {
   if (lambda < 1 && method == MultistepMethod::DPMSolverPP3M)
     throw InvalidArgument("{lambda} below 1 applies to the em, ddim, dpmpp2m and unipc samplers only");
   if (lambda < 1 && eta > 0) throw InvalidArgument("give ddim either {eta} or {lambda}, not both");
-  if (has_ode_range() && !(ode_low >= 0 && ode_high > ode_low))
+  if (ode_range && !(ode_range->first >= 0 && ode_range->second > ode_range->first))
     throw InvalidArgument("{ode_range}: the low noise level must not be negative and the high one must lie above it");
-  if (has_ode_range() && lambda == 1) throw InvalidArgument("{ode_range} applies with {lambda} below 1");
+  if (ode_range && lambda == 1) throw InvalidArgument("{ode_range} applies with {lambda} below 1");
   adaptive.validate();
   restart.validate();
   if (restart.times > 0 && (lambda < 1 || eta > 0))

@@ -21,7 +21,7 @@
 //   < 1 the same on the plug-in reverse SDE (SA-Solver's stochastic predictor-corrector, Xue et
 //   al. 2023, with UniPC's weights): the drift integral is the flow's with h scaled by kappa, so
 //   the weights carry over with kappa h, and predictor and corrector add the same noise.
-//   An ODE range [ode_low, ode_high] of noise-to-signal ratios sigma / m takes the steps that
+//   An ODE range [low, high] of noise-to-signal ratios sigma / m takes the steps that
 //   start inside it off the plug-in SDE onto the ODE (lambda = 1): the noise stays where it
 //   helps, above the range (where it corrects the mixture of modes) and below it (where it
 //   sharpens them), and the middle levels, where the modes separate and the SDE's doubled drift
@@ -32,6 +32,9 @@
 // and the linear path of flow matching (whose velocity gives x0_hat = x - t v). With fewer than
 // 15 steps the last steps fall back to lower orders, as DPM-Solver++ and UniPC do: at the
 // smallest noise levels the estimates' differences are mostly network error.
+
+#include <optional>
+#include <utility>
 
 #include "sbgm/sample/sampler.hpp"
 #include "sbgm/sample/step_schedule.hpp"
@@ -83,10 +86,8 @@ struct MultistepConfig {
   double rho = 7.0;      // karras schedule
   double eta = 0.0;      // ddim: 0 deterministic, 1 ancestral
   double lambda = 1.0;   // ddim, dpmpp2m, unipc: the plug-in reverse SDE's lambda (1: the ODE)
-  // lambda < 1: the steps that start at sigma / m in [ode_low, ode_high] follow the ODE instead;
-  // none by default (0, 0).
-  double ode_low = 0.0, ode_high = 0.0;
-  bool has_ode_range() const { return ode_low != 0 || ode_high != 0; }
+  // lambda < 1: the steps that start at sigma / m in [low, high] follow the ODE instead; none by default.
+  std::optional<std::pair<double, double>> ode_range;
   int64_t order = 2;     // unipc: the predictor's order p (1-3)
   bool lower_order_final = true;
   AdaptiveSchedule adaptive;  // the pilot of schedule = adaptive
