@@ -2,6 +2,7 @@
 //
 //   sbgm_bench_samplers (--checkpoint RUN_DIR | --gmm-dataset NAME [--sde KIND]) --dataset NAME [--n N]
 //                       [--threads T] [--seeds K] [--only PREFIX[,PREFIX...]]   (PREFIX: of the names as printed)
+//   sbgm_bench_samplers --dataset anisoSEED --write-training-data FILE.npy [--n N]
 //
 // The model is a trained run, or the exact diffused mixture of a toy dataset (ring8, bimodal1d,
 // or anisoSEED: a random mixture of six anisotropic Gaussians)
@@ -12,7 +13,9 @@
 // mean log-density of the samples under it, each as the mean over the seeds ± its standard error
 // (one seed's figure varies by more than the differences between good samplers). Evaluations are
 // counted by wrapping the score model. The first row measures two independent held-out sets
-// against each other: the floor of the metric at this N.
+// against each other: the floor of the metric at this N. --write-training-data writes N draws of
+// the dataset (seed 777, apart from the held-out sets' and the samplers') to train a network on,
+// for the random mixtures that `sbgm train --dataset` does not know.
 // Prints a Markdown table.
 
 #include <ATen/ATen.h>
@@ -30,6 +33,7 @@
 #include "sbgm/data/gaussian_mixture.hpp"
 #include "sbgm/data/toy.hpp"
 #include "sbgm/eval/metrics.hpp"
+#include "sbgm/io/npy.hpp"
 #include "sbgm/run/model.hpp"
 #include "sbgm/sample/make_sampler.hpp"
 #include "sbgm/score/score_model.hpp"
@@ -196,13 +200,21 @@ int run(int argc, char** argv) {
   };
   const int64_t seeds = bench_int_arg(argc, argv, "--seeds", 1);
   configure_threads(static_cast<int>(bench_int_arg(argc, argv, "--threads", 0)));
-  if (checkpoint.empty() == gmm_dataset.empty() || dataset.empty() || seeds < 1) {
-    std::fprintf(stderr, "usage: sbgm_bench_samplers (--checkpoint RUN_DIR | --gmm-dataset NAME) --dataset NAME [--n N] [--seeds K >= 1] [--only PREFIX[,PREFIX...]]\n");
+  const bool writing = !bench_arg(argc, argv, "--write-training-data", "").empty();
+  if ((checkpoint.empty() == gmm_dataset.empty() && !writing) || dataset.empty() || seeds < 1) {
+    std::fprintf(stderr, "usage: sbgm_bench_samplers (--checkpoint RUN_DIR | --gmm-dataset NAME) --dataset NAME [--n N] [--seeds K >= 1] [--only PREFIX[,PREFIX...]]\n       sbgm_bench_samplers --dataset NAME --write-training-data FILE.npy [--n N]\n");
     return 2;
   }
   const bool aniso = dataset.rfind("aniso", 0) == 0;
   const std::optional<GaussianMixture> truth =
       aniso ? std::optional(random_anisotropic_mixture(std::stoull("0" + dataset.substr(5)))) : toy_dataset_mixture(dataset);
+  auto draws = [&](uint64_t seed) {
+    return (aniso ? truth->sample(n, make_generator(at::kCPU, seed)) : make_toy_dataset(dataset, n, seed)).to(at::kDouble);
+  };
+  if (const std::string file = bench_arg(argc, argv, "--write-training-data", ""); !file.empty()) {
+    write_npy(file, draws(777).to(at::kFloat));
+    return 0;
+  }
   Model model;
   if (!checkpoint.empty()) {
     model = load_model(checkpoint);
@@ -212,9 +224,6 @@ int run(int argc, char** argv) {
     path.kind = sde_kind_from_string(bench_arg(argc, argv, "--sde", "vp"));
     model = mixture_model(*truth, path);
   }
-  auto draws = [&](uint64_t seed) {
-    return (aniso ? truth->sample(n, make_generator(at::kCPU, seed)) : make_toy_dataset(dataset, n, seed)).to(at::kDouble);
-  };
   const at::Tensor held_out = draws(12345), other = draws(54321);
   auto mean_logp = [&](const at::Tensor& x) { return truth->log_prob(x).mean().item<double>(); };
   // "mean ± standard error" over the seeds (just the value for one seed).
