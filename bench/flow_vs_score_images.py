@@ -2,6 +2,8 @@
 
     python3 bench/flow_vs_score_images.py [--runs DIR] [--data DIR] [--steps 1500] [--width 16]
                                           [--test 100] [--samples 500] [--threads 2]
+                                          [--objectives score,flow] [--only "PREFIX;..."] [--seeds 1]
+                                          [--no-loglik]
 
 Needs Debian's dataset-fashion-mnist (/usr/share/datasets/fashion-mnist, or --data). Trains (unless
 already there) two UNets on the same budget — examples/images/fashion_mnist_unet.toml cut to a CPU's
@@ -15,6 +17,10 @@ model on the VP SDE and a flow model on the linear path — and measures:
   images (Hutchinson, one fixed probe, the same dequantisation noise) with dopri5 at rtol = atol =
   1e-2, 1e-3, 1e-4 against a tight solve (1e-6): mean |error| in bits/dim and network evaluations
   per image.
+
+--objectives, --only (sampler names starting with one of the prefixes) and --no-loglik run a part of
+it; --seeds N draws each sampler's images with seeds 1..N and gives the energy distance's mean ± its
+standard error over them.
 
 Prints Markdown tables.
 """
@@ -38,7 +44,11 @@ SAMPLERS = {
               ("dpmpp2m 20", 20, ["--sampler", "dpmpp2m", "--steps", "20"]),
               ("dpmpp2m 20, lambda 0", 20, ["--sampler", "dpmpp2m", "--steps", "20", "--lambda", "0"]),
               ("unipc 20", 20, ["--sampler", "unipc", "--steps", "20"]),
-              ("unipc 10", 10, ["--sampler", "unipc", "--steps", "10"])],
+              ("unipc 10", 10, ["--sampler", "unipc", "--steps", "10"]),
+              ("unipc 20, lambda 0", 20, ["--sampler", "unipc", "--steps", "20", "--lambda", "0"])]
+             + [(f"unipc 20, lambda 0, ode-range {r}", 20,
+                 ["--sampler", "unipc", "--steps", "20", "--lambda", "0", "--ode-range", r])
+                for r in ("0.3,1", "0.3,3", "1,10", "0.3,10", "3,30", "0.03,0.3")],
     "flow": [("ode heun 10", 20, ["--sampler", "ode", "--solver", "heun", "--steps", "10"]),
              ("ode euler 20", 20, ["--sampler", "ode", "--solver", "euler", "--steps", "20"]),
              ("ode euler 10", 10, ["--sampler", "ode", "--solver", "euler", "--steps", "10"]),
@@ -83,7 +93,15 @@ def main():
     p.add_argument("--test", type=int, default=100)
     p.add_argument("--samples", type=int, default=500)
     p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--objectives", default=",".join(OBJECTIVES))
+    p.add_argument("--only", default="", help="sampler names starting with one of these, separated by semicolons")
+    p.add_argument("--seeds", type=int, default=1)
+    p.add_argument("--no-loglik", action="store_true")
     a = p.parse_args()
+    objectives = a.objectives.split(",")
+    if not set(objectives) <= set(OBJECTIVES):
+        sys.exit(f"--objectives: choose among {', '.join(OBJECTIVES)}")
+    prefixes = [q.strip() for q in a.only.split(";") if q.strip()] if a.only else [""]
     train_file = os.path.join(a.data, "train-images-idx3-ubyte.gz")
     test_file = os.path.join(a.data, "t10k-images-idx3-ubyte.gz")
     for f in (train_file, test_file):
@@ -93,7 +111,8 @@ def main():
     threads = ["--threads", str(a.threads)]
 
     ckpts = {}
-    for objective, flags in OBJECTIVES.items():
+    for objective in objectives:
+        flags = OBJECTIVES[objective]
         out = os.path.join(a.runs, objective)
         if not os.path.exists(os.path.join(out, "checkpoint.safetensors")):
             run([SBGM, "train", "--config", os.path.join(ROOT, "examples", "images", "fashion_mnist_unet.toml"),
@@ -112,12 +131,21 @@ def main():
     with tempfile.TemporaryDirectory() as tmp:
         for objective, ckpt in ckpts.items():
             for name, evals, flags in SAMPLERS[objective]:
-                out = os.path.join(tmp, "samples.npy")
-                png = os.path.join(a.runs, f"{objective}_{re.sub('[^a-z0-9]+', '_', name)}.png")
-                run([SBGM, "sample", "--checkpoint", ckpt, "--n", str(a.samples), "--seed", "1", "--out", out,
-                     "--png", png] + threads + flags)
-                x = np.clip(np.load(out).astype(np.float64), 0, 255) / 255  # samples come back as pixel levels
-                print(f"| {objective} | {name} | {evals} | {energy_distance(x, reference):.3f} |", flush=True)
+                if not any(name.startswith(q) for q in prefixes):
+                    continue
+                distances = []
+                for seed in range(1, a.seeds + 1):
+                    out = os.path.join(tmp, "samples.npy")
+                    png = os.path.join(a.runs, f"{objective}_{re.sub('[^a-z0-9]+', '_', name)}.png")
+                    run([SBGM, "sample", "--checkpoint", ckpt, "--n", str(a.samples), "--seed", str(seed),
+                         "--out", out] + (["--png", png] if seed == 1 else []) + threads + flags)
+                    x = np.clip(np.load(out).astype(np.float64), 0, 255) / 255  # samples come back as pixel levels
+                    distances.append(energy_distance(x, reference))
+                spread = f" ± {np.std(distances, ddof=1) / np.sqrt(len(distances)):.3f}" if len(distances) > 1 else ""
+                print(f"| {objective} | {name} | {evals} | {np.mean(distances):.3f}{spread} |", flush=True)
+                print(f"{objective} {name}: seeds 1..{a.seeds}: {' '.join(f'{d:.4f}' for d in distances)}", file=sys.stderr)
+        if a.no_loglik:
+            return
 
         # Likelihoods: the first --test test images as levels 0..255.
         points = os.path.join(tmp, "test.npy")
