@@ -200,8 +200,8 @@ int run(int argc, char** argv) {
   };
   const int64_t seeds = bench_int_arg(argc, argv, "--seeds", 1);
   configure_threads(static_cast<int>(bench_int_arg(argc, argv, "--threads", 0)));
-  const bool writing = !bench_arg(argc, argv, "--write-training-data", "").empty();
-  if ((checkpoint.empty() == gmm_dataset.empty() && !writing) || dataset.empty() || seeds < 1) {
+  const std::string training_data = bench_arg(argc, argv, "--write-training-data", "");
+  if ((checkpoint.empty() == gmm_dataset.empty() && training_data.empty()) || dataset.empty() || seeds < 1) {
     std::fprintf(stderr, "usage: sbgm_bench_samplers (--checkpoint RUN_DIR | --gmm-dataset NAME) --dataset NAME [--n N] [--seeds K >= 1] [--only PREFIX[,PREFIX...]]\n       sbgm_bench_samplers --dataset NAME --write-training-data FILE.npy [--n N]\n");
     return 2;
   }
@@ -211,8 +211,8 @@ int run(int argc, char** argv) {
   auto draws = [&](uint64_t seed) {
     return (aniso ? truth->sample(n, make_generator(at::kCPU, seed)) : make_toy_dataset(dataset, n, seed)).to(at::kDouble);
   };
-  if (const std::string file = bench_arg(argc, argv, "--write-training-data", ""); !file.empty()) {
-    write_npy(file, draws(777).to(at::kFloat));
+  if (!training_data.empty()) {
+    write_npy(training_data, draws(777).to(at::kFloat));
     return 0;
   }
   Model model;
