@@ -264,6 +264,48 @@ TEST(AdaptiveSchedule, BadOptionsAreRefused) {
   EXPECT_EQ(step_schedule_from_string("adaptive"), StepSchedule::Adaptive);
 }
 
+// Given times (MultistepConfig::times) replace the schedule's: the karras schedule's own times
+// given to a solver on the logsnr schedule make the karras run, step for step, and with the
+// plug-in SDE's noise too; times that do not fit are refused.
+TEST(Multistep, GivenTimesReplaceTheSchedule) {
+  MixtureCase g(SDEKind::VP);
+  const at::Tensor x_T = g.prior_draws(500, 3);
+  const std::vector<double> karras = step_times(*g.sde, StepSchedule::Karras, 12);
+  for (std::optional<double> lambda : {std::optional<double>(), std::optional<double>(0.0)}) {
+    auto run = [&](StepSchedule schedule, std::vector<double> times) {
+      SamplerOptions o;
+      o.kind = SamplerKind::UniPC;
+      o.steps = 12;
+      o.lambda = lambda;
+      o.multistep.schedule = schedule;
+      o.multistep.times = std::move(times);
+      std::vector<double> visited;
+      const at::Tensor x = make_sampler(o)->run(*g.score, *g.sde, x_T.clone(), at::Tensor(), make_generator(at::kCPU, 9),
+                                                [&](double t, const at::Tensor&) { visited.push_back(t); });
+      return std::pair{x, visited};
+    };
+    const auto [want, want_times] = run(StepSchedule::Karras, {});
+    const auto [got, got_times] = run(StepSchedule::LogSNR, karras);
+    EXPECT_TRUE(at::equal(got, want));
+    EXPECT_EQ(got_times, want_times);
+    EXPECT_FALSE(at::equal(run(StepSchedule::LogSNR, {}).first, want));
+  }
+  auto refusal = [&](std::vector<double> times, int64_t steps = 12) {
+    SamplerOptions o;
+    o.kind = SamplerKind::DPMSolverPP2M;
+    o.steps = steps;
+    o.multistep.times = std::move(times);
+    return error_of([&] { make_sampler(o)->run(*g.score, *g.sde, x_T.clone(), at::Tensor(), make_generator(at::kCPU, 9), {}); });
+  };
+  EXPECT_NE(refusal(karras, 11).find("13 given for 11 steps"), std::string::npos);
+  std::vector<double> swapped = karras;
+  std::swap(swapped[3], swapped[4]);
+  EXPECT_NE(refusal(swapped).find("finite and decreasing"), std::string::npos);
+  std::vector<double> short_of_t_eps = karras;
+  short_of_t_eps.back() = 2 * g.sde->t_eps();
+  EXPECT_NE(refusal(short_of_t_eps).find("from the SDE's T to its t_eps"), std::string::npos);
+}
+
 TEST(Multistep, BadOptionsAreRefused) {
   auto make = [](SamplerKind kind, auto&& edit) {
     SamplerOptions o;

@@ -177,6 +177,14 @@ void MultistepConfig::validate() const {
   if (ode_range && !(ode_range->first >= 0 && ode_range->second > ode_range->first))
     throw InvalidArgument("{ode_range}: the low noise level must not be negative and the high one must lie above it");
   if (ode_range && lambda == 1) throw InvalidArgument("{ode_range} applies with {lambda} below 1");
+  if (!times.empty()) {
+    if (static_cast<int64_t>(times.size()) != steps + 1)
+      throw InvalidArgument("{times}: " + std::to_string(times.size()) + " given for " + std::to_string(steps) +
+                            " steps, which need " + std::to_string(steps + 1));
+    for (size_t i = 0; i < times.size(); ++i)
+      if (!std::isfinite(times[i]) || (i > 0 && !(times[i] < times[i - 1])))
+        throw InvalidArgument("{times} must be finite and decreasing");
+  }
   adaptive.validate();
   restart.validate();
   if (restart.times > 0 && (lambda < 1 || eta > 0))
@@ -333,8 +341,11 @@ at::Tensor integrate_with_restarts(const MultistepConfig& config, ScoreModel& mo
 at::Tensor MultistepSampler::run(ScoreModel& model, const SDE& sde, at::Tensor x, const at::Tensor& y,
                                  at::Generator gen, const StepFn& on_step) {
   at::NoGradGuard no_grad;  // every SDE serves: the solvers need m(t) and sigma(t) alone
+  if (!config_.times.empty() && (config_.times.front() != sde.T() || config_.times.back() != sde.t_eps()))
+    throw InvalidArgument("{times} must run from the SDE's T to its t_eps");
   const std::vector<double> times =
-      resolve_schedule(config_.schedule, sde) == StepSchedule::Adaptive
+      !config_.times.empty() ? config_.times
+      : resolve_schedule(config_.schedule, sde) == StepSchedule::Adaptive
           ? adaptive_step_times(model, sde, x, y, config_.steps, config_.adaptive)
           : step_times(sde, config_.schedule, config_.steps, config_.rho);
   if (config_.restart.times > 0)

@@ -35,6 +35,7 @@
 
 #include <optional>
 #include <utility>
+#include <vector>
 
 #include "sbgm/sample/sampler.hpp"
 #include "sbgm/sample/step_schedule.hpp"
@@ -91,6 +92,9 @@ struct MultistepConfig {
   int64_t order = 2;     // unipc: the predictor's order p (1-3)
   bool lower_order_final = true;
   AdaptiveSchedule adaptive;  // the pilot of schedule = adaptive
+  // Given times in place of the schedule's: steps + 1 of them, decreasing from T to t_eps (a
+  // schedule made elsewhere, e.g. fitted to a model); empty: the schedule's.
+  std::vector<double> times;
   Restart restart;            // the ODE's solvers (lambda 1, eta 0): restarts at low noise levels
 
   void validate() const;  // InvalidArgument naming the bad option
