@@ -2,6 +2,7 @@
 //
 //   sbgm_bench_samplers (--checkpoint RUN_DIR | --gmm-dataset NAME [--sde KIND]) --dataset NAME [--n N]
 //                       [--threads T] [--seeds K] [--only PREFIX[,PREFIX...]]   (PREFIX: of the names as printed)
+//                       [--fit-data FILE.npy [--fit-rows N] [--fit-nodes G] [--fit-ratio R]]   (the "fitted" rows)
 //   sbgm_bench_samplers --dataset anisoSEED --write-training-data FILE.npy [--n N]
 //
 // The model is a trained run, or the exact diffused mixture of a toy dataset (ring8, bimodal1d,
@@ -26,10 +27,12 @@
 #include <cstdio>
 #include <cstring>
 #include <exception>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "bench_args.hpp"
+#include "fitted_schedule.hpp"
 #include "sbgm/data/gaussian_mixture.hpp"
 #include "sbgm/data/toy.hpp"
 #include "sbgm/eval/metrics.hpp"
@@ -66,6 +69,7 @@ class CountingScore final : public ScoreModel {
 struct Row {
   std::string name;
   SamplerOptions options;
+  bool fitted = false;  // on the schedule fitted to the model (--fit-data; fitted_schedule.hpp)
 };
 
 // A random 2-D mixture of six anisotropic Gaussians (--gmm-dataset anisoSEED): means uniform in
@@ -87,12 +91,12 @@ GaussianMixture random_anisotropic_mixture(uint64_t seed) {
 
 std::vector<Row> samplers() {
   std::vector<Row> rows;
-  auto add = [&](const std::string& name, SamplerKind kind, int64_t steps, auto&& tweak) {
+  auto add = [&](const std::string& name, SamplerKind kind, int64_t steps, auto&& tweak, bool fitted = false) {
     SamplerOptions o;
     o.kind = kind;
     o.steps = steps;
     tweak(o);
-    rows.push_back({name, o});
+    rows.push_back({name, o, fitted});
   };
   auto none = [](SamplerOptions&) {};
   for (int64_t k : {1000, 200, 100, 50}) add("em " + std::to_string(k), SamplerKind::EulerMaruyama, k, none);
@@ -120,6 +124,8 @@ std::vector<Row> samplers() {
       for (StepSchedule schedule : {StepSchedule::LogSNR, StepSchedule::Time, StepSchedule::Karras, StepSchedule::Adaptive})
         add(to_string(kind) + " " + std::to_string(k) + " " + to_string(schedule), kind, k,
             [schedule](SamplerOptions& o) { o.multistep.schedule = schedule; });
+  for (SamplerKind kind : {SamplerKind::DDIM, SamplerKind::DPMSolverPP2M, SamplerKind::DPMSolverPP3M, SamplerKind::UniPC})
+    for (int64_t k : {10, 20}) add(to_string(kind) + " " + std::to_string(k) + " fitted", kind, k, none, true);
   // {schedule}: the schedule these rows leave to the path (logsnr; time on a flow model's linear path).
   add("ddim 50 {schedule}", SamplerKind::DDIM, 50, none);
   add("ddim 100 {schedule}, eta 1", SamplerKind::DDIM, 100, [](SamplerOptions& o) { o.multistep.eta = 1; });
@@ -136,13 +142,17 @@ std::vector<Row> samplers() {
       std::snprintf(name, sizeof name, "lambda %.2f: unipc %lld {schedule}", lambda, static_cast<long long>(k));
       add(name, SamplerKind::UniPC, k, [lambda](SamplerOptions& o) { o.lambda = lambda; });
     }
-    for (SamplerKind kind : {SamplerKind::DPMSolverPP2M, SamplerKind::UniPC}) {
-      std::snprintf(name, sizeof name, "lambda %.2f: %s 20 adaptive", lambda, to_string(kind).c_str());
-      add(name, kind, 20, [lambda](SamplerOptions& o) {
-        o.lambda = lambda;
-        o.multistep.schedule = StepSchedule::Adaptive;
-      });
-    }
+    std::snprintf(name, sizeof name, "lambda %.2f: ddim 20 {schedule}", lambda);
+    add(name, SamplerKind::DDIM, 20, [lambda](SamplerOptions& o) { o.lambda = lambda; });
+    for (SamplerKind kind : {SamplerKind::DDIM, SamplerKind::DPMSolverPP2M, SamplerKind::UniPC})
+      for (const char* schedule : {"adaptive", "fitted"}) {
+        std::snprintf(name, sizeof name, "lambda %.2f: %s 20 %s", lambda, to_string(kind).c_str(), schedule);
+        const bool fitted = std::string(schedule) == "fitted";
+        add(name, kind, 20, [lambda, fitted](SamplerOptions& o) {
+          o.lambda = lambda;
+          if (!fitted) o.multistep.schedule = StepSchedule::Adaptive;
+        }, fitted);
+      }
   }
   // The plug-in reverse SDE with an ODE range: the flow on the middle noise levels, the noise
   // above and below (docs/samplers.md, "An ODE range").
@@ -154,15 +164,16 @@ std::vector<Row> samplers() {
   for (const OdeRangeRow& r : {OdeRangeRow{SamplerKind::UniPC, 20, 0, 0.3, 1}, OdeRangeRow{SamplerKind::UniPC, 20, 0, 0.2, 1},
                                OdeRangeRow{SamplerKind::UniPC, 20, 0, 0.3, 3}, OdeRangeRow{SamplerKind::UniPC, 20, 0.5, 0.3, 1},
                                OdeRangeRow{SamplerKind::DPMSolverPP2M, 20, 0, 0.3, 1}, OdeRangeRow{SamplerKind::UniPC, 15, 0, 0.3, 1},
-                               OdeRangeRow{SamplerKind::UniPC, 10, 0, 0.3, 1}, OdeRangeRow{SamplerKind::UniPC, 50, 0, 0.3, 1}}) {
-    char name[96];
-    std::snprintf(name, sizeof name, "lambda %.2f ode-range %g..%g: %s %lld {schedule}", r.lambda, r.low, r.high,
-                  to_string(r.kind).c_str(), static_cast<long long>(r.steps));
-    add(name, r.kind, r.steps, [r](SamplerOptions& o) {
-      o.lambda = r.lambda;
-      o.multistep.ode_range = std::pair{r.low, r.high};
-    });
-  }
+                               OdeRangeRow{SamplerKind::UniPC, 10, 0, 0.3, 1}, OdeRangeRow{SamplerKind::UniPC, 50, 0, 0.3, 1}})
+    for (bool fitted : {false, true}) {
+      char name[96];
+      std::snprintf(name, sizeof name, "lambda %.2f ode-range %g..%g: %s %lld %s", r.lambda, r.low, r.high,
+                    to_string(r.kind).c_str(), static_cast<long long>(r.steps), fitted ? "fitted" : "{schedule}");
+      add(name, r.kind, r.steps, [r](SamplerOptions& o) {
+        o.lambda = r.lambda;
+        o.multistep.ode_range = std::pair{r.low, r.high};
+      }, fitted);
+    }
   // Restart sampling: the deterministic solve, restarted `times` times between two noise levels
   // (docs/samplers.md, "Restart sampling").
   struct RestartRow {
@@ -247,7 +258,26 @@ int run(int argc, char** argv) {
   std::printf("| held-out data (floor) | – | %.4f | %s | – |\n", energy_distance(other, held_out),
               truth ? summary({mean_logp(other)}, "%.3f").c_str() : "–");
   auto inner = model.score_model();
-  for (const Row& row : samplers()) {
+  // The fitted schedule's step costs (fitted_schedule.hpp), from draws of the data (--fit-data FILE,
+  // in the data's units; the first --fit-rows of them), on a grid of --fit-nodes noise levels;
+  // --fit-ratio bounds the ratio of successive steps (default: none).
+  std::optional<bench::StepCosts> step_costs;
+  const double fit_ratio = std::stod(bench_arg(argc, argv, "--fit-ratio", "inf"));
+  if (const std::string fit_data = bench_arg(argc, argv, "--fit-data", ""); !fit_data.empty()) {
+    const at::Tensor data = model.scaling.to_model(read_npy(fit_data).to(model.dtype));
+    const int64_t rows = std::min<int64_t>(data.size(0), bench_int_arg(argc, argv, "--fit-rows", 4096));
+    step_costs = bench::measure_step_costs(*inner, *model.sde, data.narrow(0, 0, rows),
+                                           bench_int_arg(argc, argv, "--fit-nodes", 200), make_generator(at::kCPU, 999));
+    std::printf("fitted schedule of 20 steps, sigma / m:");
+    for (double t : bench::fitted_step_times(*step_costs, *model.sde, 20, fit_ratio))
+      std::printf(" %.3g", model.sde->noise_to_signal(t));
+    std::printf("\n\n");
+  }
+  for (Row row : samplers()) {
+    if (row.fitted) {
+      if (!step_costs) continue;
+      row.options.multistep.times = bench::fitted_step_times(*step_costs, *model.sde, row.options.steps, fit_ratio);
+    }
     try {
       check_sampler_fits(row.options.kind, *model.sde);  // a flow path: the ODE and the multistep solvers
       if (is_multistep(row.options.kind)) check_step_schedule(*model.sde, row.options.multistep.schedule, row.options.steps);
