@@ -38,6 +38,9 @@ struct StepCosts {
 // The step costs of model on sde at `nodes` nodes from the rows x0 ([N, F], the model's space).
 inline StepCosts measure_step_costs(ScoreModel& model, const SDE& sde, const at::Tensor& x0, int64_t nodes,
                                     at::Generator gen) {
+  if (nodes < 3) throw std::runtime_error("the fitted schedule's grid needs at least 3 noise levels");
+  if (!std::isfinite(sde.noise_to_signal(sde.T())))
+    throw std::runtime_error("the fitted schedule spaces noise levels, which are infinite at t = T on this path");
   at::NoGradGuard no_grad;
   StepCosts out;
   const double top = -std::log(sde.noise_to_signal(sde.T())), bottom = -std::log(sde.noise_to_signal(sde.t_eps()));

@@ -27,6 +27,7 @@
 #include <cstdio>
 #include <cstring>
 #include <exception>
+#include <map>
 #include <optional>
 #include <string>
 #include <vector>
@@ -251,12 +252,6 @@ int run(int argc, char** argv) {
     }
     return out;
   };
-  std::printf("model: %s; dataset %s; %lld samples per sampler and seed, %lld seed(s)\n\n",
-              checkpoint.empty() ? ("exact " + gmm_dataset).c_str() : checkpoint.c_str(), dataset.c_str(),
-              static_cast<long long>(n), static_cast<long long>(seeds));
-  std::printf("| sampler | evaluations | energy distance | mean true log p | seconds per seed |\n|---|---|---|---|---|\n");
-  std::printf("| held-out data (floor) | – | %.4f | %s | – |\n", energy_distance(other, held_out),
-              truth ? summary({mean_logp(other)}, "%.3f").c_str() : "–");
   auto inner = model.score_model();
   // The fitted schedule's step costs (fitted_schedule.hpp), from draws of the data (--fit-data FILE,
   // in the data's units; the first --fit-rows of them), on a grid of --fit-nodes noise levels;
@@ -268,16 +263,27 @@ int run(int argc, char** argv) {
     const int64_t rows = std::min<int64_t>(data.size(0), bench_int_arg(argc, argv, "--fit-rows", 4096));
     step_costs = bench::measure_step_costs(*inner, *model.sde, data.narrow(0, 0, rows),
                                            bench_int_arg(argc, argv, "--fit-nodes", 200), make_generator(at::kCPU, 999));
+  }
+  std::printf("model: %s; dataset %s; %lld samples per sampler and seed, %lld seed(s)\n\n",
+              checkpoint.empty() ? ("exact " + gmm_dataset).c_str() : checkpoint.c_str(), dataset.c_str(),
+              static_cast<long long>(n), static_cast<long long>(seeds));
+  std::map<int64_t, std::vector<double>> fitted_times;  // by steps: each schedule is found once
+  const auto fitted_for = [&](int64_t steps) -> const std::vector<double>& {
+    auto found = fitted_times.find(steps);
+    if (found == fitted_times.end())
+      found = fitted_times.emplace(steps, bench::fitted_step_times(*step_costs, *model.sde, steps, fit_ratio)).first;
+    return found->second;
+  };
+  if (step_costs) {
     std::printf("fitted schedule of 20 steps, sigma / m:");
-    for (double t : bench::fitted_step_times(*step_costs, *model.sde, 20, fit_ratio))
-      std::printf(" %.3g", model.sde->noise_to_signal(t));
+    for (double t : fitted_for(20)) std::printf(" %.3g", model.sde->noise_to_signal(t));
     std::printf("\n\n");
   }
+  std::printf("| sampler | evaluations | energy distance | mean true log p | seconds per seed |\n|---|---|---|---|---|\n");
+  std::printf("| held-out data (floor) | – | %.4f | %s | – |\n", energy_distance(other, held_out),
+              truth ? summary({mean_logp(other)}, "%.3f").c_str() : "–");
   for (Row row : samplers()) {
-    if (row.fitted) {
-      if (!step_costs) continue;
-      row.options.multistep.times = bench::fitted_step_times(*step_costs, *model.sde, row.options.steps, fit_ratio);
-    }
+    if (row.fitted && !step_costs) continue;
     try {
       check_sampler_fits(row.options.kind, *model.sde);  // a flow path: the ODE and the multistep solvers
       if (is_multistep(row.options.kind)) check_step_schedule(*model.sde, row.options.multistep.schedule, row.options.steps);
@@ -289,6 +295,7 @@ int run(int argc, char** argv) {
     if (const auto at = label.find("{schedule}"); at != std::string::npos)
       label.replace(at, 10, to_string(resolve_schedule(row.options.multistep.schedule, *model.sde)));
     if (!chosen(label)) continue;
+    if (row.fitted) row.options.multistep.times = fitted_for(row.options.steps);
     CountingScore counted(*inner);
     auto sampler = make_sampler(row.options);
     DrawConfig draw;
